@@ -1,0 +1,77 @@
+"""affix's HTTP face. :func:`create_app` builds a WSGI app from explicit collaborators."""
+import falcon
+import falcon.media
+
+from app.attachments import AttachmentService
+from app.auth import Authenticator
+from app.content_types import ContentSniffer
+from app.errors import HAL_JSON, handle_unexpected, serialize_error
+from app.resources.attachments import (
+    AttachmentContentResource, AttachmentResource, AttachmentsResource,
+)
+from app.resources.root import RootResource
+from app.resources.users import UserResource
+from app.settings import Settings
+from plugins.manager import create_plugin_manager, upload_permissions
+from storage.blobs import open_blob_store
+from storage.database import open_database
+from storage.models import Catalog, utc_now
+
+INSTANCE_NAME = "affix"
+
+
+class DatabaseSession:
+    """Falcon middleware: one database connection per request, closed however it ends."""
+
+    def __init__(self, database):
+        self.database = database
+
+    def process_request(self, req, resp):
+        self.database.connect(reuse_if_open=True)
+
+    def process_response(self, req, resp, resource, req_succeeded):
+        if not self.database.is_closed():
+            self.database.close()
+
+
+def open_catalog(settings: Settings) -> Catalog:
+    """The settings' database with its schema in place."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    catalog = Catalog(open_database(settings.database_url))
+    catalog.create_schema()
+    return catalog
+
+
+def create_app(settings: Settings | None = None, *, plugin_manager=None, clock=utc_now):
+    """The affix WSGI app. Reads the environment only when no ``settings`` are given; every
+    collaborator is made here and handed to the resources that need it."""
+    settings = Settings.from_environ() if settings is None else settings
+    plugin_manager = create_plugin_manager() if plugin_manager is None else plugin_manager
+    catalog = open_catalog(settings)
+    service = AttachmentService(
+        catalog, open_blob_store(settings.storage_url), ContentSniffer(), clock
+    )
+
+    app = falcon.App(
+        media_type=HAL_JSON,
+        middleware=[DatabaseSession(catalog.database), Authenticator(catalog)],
+    )
+    json_handler = falcon.media.JSONHandler()
+    app.req_options.media_handlers[HAL_JSON] = json_handler
+    app.resp_options.media_handlers[HAL_JSON] = json_handler
+    app.set_error_serializer(serialize_error)
+    app.add_error_handler(Exception, handle_unexpected)
+
+    app.add_route("/api/v3", RootResource(INSTANCE_NAME))
+    app.add_route(
+        "/api/v3/attachments",
+        AttachmentsResource(
+            service, upload_permissions(plugin_manager), settings.max_attachment_size
+        ),
+    )
+    app.add_route("/api/v3/attachments/{attachment_id:int}", AttachmentResource(service))
+    content = AttachmentContentResource(service)
+    app.add_route("/api/v3/attachments/{attachment_id:int}/download", content)
+    app.add_route("/api/v3/attachments/{attachment_id:int}/content", content)
+    app.add_route("/api/v3/users/{user_id:int}", UserResource(catalog))
+    return app

@@ -1,0 +1,209 @@
+"""The ``affix`` command: run the server and manage users, keys, projects, roles, members.
+
+Every command reads the same settings as the server (``AFFIX_*`` environment variables) and
+fails with one line on stderr and a non-zero exit status on bad input.
+"""
+import argparse
+import re
+import sys
+
+import peewee
+from gunicorn.app.base import BaseApplication
+
+from app import create_app, open_catalog
+from app.auth import issue_api_key
+from app.settings import Settings, SettingsError
+from storage.models import utc_now
+
+DEFAULT_BIND = "127.0.0.1:8000"
+_PERMISSION_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+class CommandError(Exception):
+    """Bad input to a command; its message is the one line the user sees."""
+
+
+class AffixServer(BaseApplication):
+    """gunicorn with gthread workers: a sync worker would be killed by its timeout in the middle
+    of a slow upload. The app is created in each worker, after the fork."""
+
+    def __init__(self, settings, options):
+        self.settings = settings
+        self.options = options
+        super().__init__()
+
+    def load_config(self):
+        for name, value in self.options.items():
+            self.cfg.set(name, value)
+
+    def load(self):
+        return create_app(self.settings)
+
+
+def _user(catalog, login):
+    user = catalog.User.get_or_none(catalog.User.login == login)
+    if user is None:
+        raise CommandError(f"no user with the login {login!r}")
+    return user
+
+
+def ensure_admin(catalog, out, bind):
+    """On the first start with an empty database: an admin user, whose key is printed once."""
+    with catalog.database.connection_context(), catalog.database.atomic():
+        if catalog.User.select().exists():
+            return
+        admin = catalog.User.create(login="admin", name="Admin", admin=True)
+        key = issue_api_key(catalog, admin, utc_now())
+    host = bind if not bind.startswith("0.0.0.0:") else "127.0.0.1:" + bind.split(":", 1)[1]
+    print(
+        "affix: created the admin user 'admin'. Its API key is shown only this once:\n"
+        f"  {key}\n"
+        "Upload a file with it:\n"
+        f"  curl -u apikey:{key} -F 'metadata={{\"fileName\":\"cat.png\"}};type=application/json'"
+        f" -F 'file=@cat.png' http://{host}/api/v3/attachments",
+        file=out, flush=True,
+    )
+
+
+def cmd_serve(args, settings, out):
+    catalog = open_catalog(settings)
+    ensure_admin(catalog, out, args.bind)
+    AffixServer(settings, {
+        "bind": args.bind,
+        "workers": args.workers,
+        "threads": args.threads,
+        "worker_class": "gthread",
+    }).run()
+
+
+def cmd_user_add(args, settings, out):
+    catalog = open_catalog(settings)
+    with catalog.database.connection_context():
+        try:
+            user = catalog.User.create(
+                login=args.login, name=args.name or args.login, admin=args.admin
+            )
+        except peewee.IntegrityError:
+            raise CommandError(f"a user with the login {args.login!r} already exists") from None
+    print(f"created user {user.login!r} (id {user.id})", file=out)
+
+
+def cmd_apikey_create(args, settings, out):
+    catalog = open_catalog(settings)
+    with catalog.database.connection_context():
+        key = issue_api_key(catalog, _user(catalog, args.login), utc_now())
+    # alone on stdout, so that scripts can capture it
+    print(key, file=out)
+
+
+def cmd_project_add(args, settings, out):
+    catalog = open_catalog(settings)
+    with catalog.database.connection_context():
+        try:
+            project = catalog.Project.create(
+                identifier=args.identifier, name=args.name or args.identifier
+            )
+        except peewee.IntegrityError:
+            raise CommandError(f"a project {args.identifier!r} already exists") from None
+    print(f"created project {project.identifier!r} (id {project.id})", file=out)
+
+
+def cmd_role_add(args, settings, out):
+    bad = [name for name in args.permissions if not _PERMISSION_NAME.match(name)]
+    if bad:
+        raise CommandError(
+            f"not a permission name: {bad[0]!r} (lower-case letters, digits and underscores)"
+        )
+    catalog = open_catalog(settings)
+    with catalog.database.connection_context(), catalog.database.atomic():
+        try:
+            role = catalog.Role.create(name=args.name)
+        except peewee.IntegrityError:
+            raise CommandError(f"a role {args.name!r} already exists") from None
+        for permission in dict.fromkeys(args.permissions):
+            catalog.RolePermission.create(role=role, permission=permission)
+    print(f"created role {role.name!r} with {', '.join(dict.fromkeys(args.permissions))}",
+          file=out)
+
+
+def cmd_member_add(args, settings, out):
+    catalog = open_catalog(settings)
+    with catalog.database.connection_context(), catalog.database.atomic():
+        user = _user(catalog, args.login)
+        project = catalog.Project.get_or_none(catalog.Project.identifier == args.project)
+        if project is None:
+            raise CommandError(f"no project {args.project!r}")
+        role = catalog.Role.get_or_none(catalog.Role.name == args.role)
+        if role is None:
+            raise CommandError(f"no role {args.role!r}")
+        try:
+            catalog.Membership.create(user=user, project=project, role=role)
+        except peewee.IntegrityError:
+            raise CommandError(
+                f"{args.login!r} already has the role {args.role!r} in {args.project!r}"
+            ) from None
+    print(f"{args.login!r} is now {args.role!r} in {args.project!r}", file=out)
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(prog="affix", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = commands.add_parser("serve", help="run the server under gunicorn")
+    serve.add_argument("--bind", default=DEFAULT_BIND, help="HOST:PORT (default %(default)s)")
+    serve.add_argument("--workers", type=int, default=2, help="processes (default 2)")
+    serve.add_argument("--threads", type=int, default=8, help="threads per process (default 8)")
+    serve.set_defaults(handler=cmd_serve)
+
+    user = commands.add_parser("user", help="manage users").add_subparsers(
+        dest="action", required=True, metavar="ACTION")
+    user_add = user.add_parser("add", help="create a user")
+    user_add.add_argument("login")
+    user_add.add_argument("--name", help="display name (default: the login)")
+    user_add.add_argument("--admin", action="store_true", help="make the user an admin")
+    user_add.set_defaults(handler=cmd_user_add)
+
+    apikey = commands.add_parser("apikey", help="manage API keys").add_subparsers(
+        dest="action", required=True, metavar="ACTION")
+    apikey_create = apikey.add_parser("create", help="create a key and print it once")
+    apikey_create.add_argument("login")
+    apikey_create.set_defaults(handler=cmd_apikey_create)
+
+    project = commands.add_parser("project", help="manage projects").add_subparsers(
+        dest="action", required=True, metavar="ACTION")
+    project_add = project.add_parser("add", help="create a project")
+    project_add.add_argument("identifier")
+    project_add.add_argument("--name", help="display name (default: the identifier)")
+    project_add.set_defaults(handler=cmd_project_add)
+
+    role = commands.add_parser("role", help="manage roles").add_subparsers(
+        dest="action", required=True, metavar="ACTION")
+    role_add = role.add_parser("add", help="create a role holding permissions")
+    role_add.add_argument("name")
+    role_add.add_argument("permissions", nargs="+", metavar="PERMISSION")
+    role_add.set_defaults(handler=cmd_role_add)
+
+    member = commands.add_parser("member", help="manage memberships").add_subparsers(
+        dest="action", required=True, metavar="ACTION")
+    member_add = member.add_parser("add", help="give a user a role in a project")
+    member_add.add_argument("login")
+    member_add.add_argument("project")
+    member_add.add_argument("role")
+    member_add.set_defaults(handler=cmd_member_add)
+    return parser
+
+
+def main(argv=None, environ=None, out=None):
+    args = build_parser().parse_args(argv)
+    out = sys.stdout if out is None else out
+    try:
+        settings = Settings.from_environ(environ)
+        args.handler(args, settings, out)
+    except (CommandError, SettingsError) as error:
+        print(f"affix: error: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,61 @@
+"""What an upload is (sniffed from its bytes) and how it may be served.
+
+The client's word on a content type is never used: libmagic decides from the first bytes. Since
+libmagic cannot tell every active format (it calls an HTML fragment ``text/plain``), what is
+served inline is decided by an allow-list, not by what the sniffing says is dangerous.
+"""
+import dataclasses
+
+import magic
+
+# Formats a browser renders without running anything the upload could contain.
+INLINE_TYPES = frozenset({
+    "image/png", "image/jpeg", "image/gif", "image/webp", "image/bmp", "image/avif",
+    "application/pdf",
+    "video/mp4", "video/webm", "video/ogg", "video/quicktime",
+})
+OCTET_STREAM = "application/octet-stream"
+# libmagic's names for "no bytes" and for non-text data, where no charset applies
+_NOT_TEXT_ENCODINGS = {"binary", "unknown-8bit", ""}
+
+
+@dataclasses.dataclass(frozen=True)
+class Sniffed:
+    content_type: str
+    charset: str | None
+
+
+class ContentSniffer:
+    """libmagic, asked for a MIME type and a text encoding. python-magic serialises calls to one
+    libmagic handle with a lock, so one sniffer serves every thread of a worker."""
+
+    def __init__(self):
+        self._types = magic.Magic(mime=True)
+        self._encodings = magic.Magic(mime_encoding=True)
+
+    def sniff(self, head: bytes) -> Sniffed:
+        if not head:
+            return Sniffed(OCTET_STREAM, None)
+        content_type = self._types.from_buffer(head)
+        charset = None
+        if content_type.startswith("text/"):
+            encoding = self._encodings.from_buffer(head)
+            charset = None if encoding in _NOT_TEXT_ENCODINGS else encoding
+        return Sniffed(content_type, charset)
+
+
+@dataclasses.dataclass(frozen=True)
+class Presentation:
+    """The Content-Type header and disposition a stored attachment is served with."""
+
+    content_type: str
+    inline: bool
+
+
+def presentation(content_type: str, charset: str | None) -> Presentation:
+    if content_type in INLINE_TYPES:
+        return Presentation(content_type, True)
+    if content_type.startswith("text/"):
+        # any text, HTML included, is shown as plain text: never interpreted by the browser
+        return Presentation(f"text/plain; charset={charset or 'utf-8'}", True)
+    return Presentation(OCTET_STREAM, False)

@@ -1,0 +1,95 @@
+"""Serving blob bytes: Content-Disposition for any file name, and single byte ranges."""
+import re
+import urllib.parse
+
+import falcon
+
+from app.errors import ApiError
+
+STREAM_CHUNK_SIZE = 1024 * 1024
+_RANGE = re.compile(r"^\s*bytes\s*=\s*(\d*)\s*-\s*(\d*)\s*$")
+# what a quoted-string in a header may carry as is; everything else becomes "_"
+_UNSAFE_IN_QUOTED = re.compile(r'[^\x20-\x7e]|["\\]')
+
+
+def content_disposition(inline: bool, file_name: str) -> str:
+    """RFC 6266: an ASCII ``filename`` for old clients, the exact name in ``filename*``.
+
+    Neither can break the header: the ASCII form has every control character, quote and
+    non-ASCII character replaced, the extended form is percent-encoded.
+    """
+    kind = "inline" if inline else "attachment"
+    ascii_name = _UNSAFE_IN_QUOTED.sub("_", file_name)
+    encoded = urllib.parse.quote(file_name, safe="")
+    return f"{kind}; filename=\"{ascii_name}\"; filename*=UTF-8''{encoded}"
+
+
+def requested_range(header, size):
+    """The (first, last) byte positions of a single-range request, or None to send it all.
+
+    Several ranges, or a header we cannot read, are answered with the whole body, which RFC 9110
+    allows; a range that lies wholly past the end is refused with 416.
+    """
+    if not header:
+        return None
+    match = _RANGE.match(header)
+    if not match:
+        return None
+    first_text, last_text = match.groups()
+    if not first_text:
+        if not last_text:
+            return None
+        suffix = int(last_text)
+        if suffix == 0 or size == 0:
+            raise _unsatisfiable(size)
+        return max(size - suffix, 0), size - 1
+    first = int(first_text)
+    if last_text and int(last_text) < first:
+        # "bytes=5-3" is not a valid range: ignored, like any unreadable header
+        return None
+    if first >= size:
+        raise _unsatisfiable(size)
+    last = size - 1 if not last_text else min(int(last_text), size - 1)
+    return first, last
+
+
+def _unsatisfiable(size):
+    return ApiError(
+        falcon.HTTP_416, "InvalidRequestBody", "The requested range cannot be satisfied.",
+        headers={"Content-Range": f"bytes */{size}"},
+    )
+
+
+def _read_range(blob_file, first, length):
+    try:
+        blob_file.seek(first)
+        remaining = length
+        while remaining:
+            chunk = blob_file.read(min(STREAM_CHUNK_SIZE, remaining))
+            if not chunk:
+                break
+            remaining -= len(chunk)
+            yield chunk
+    finally:
+        blob_file.close()
+
+
+def send_blob(req, resp, blob_file, size, presentation, file_name):
+    """Answer with the blob's bytes (the whole of them or one requested range)."""
+    resp.content_type = presentation.content_type
+    resp.set_header("Content-Disposition", content_disposition(presentation.inline, file_name))
+    resp.set_header("X-Content-Type-Options", "nosniff")
+    resp.set_header("Accept-Ranges", "bytes")
+    try:
+        byte_range = requested_range(req.get_header("Range"), size)
+    except ApiError:
+        blob_file.close()
+        raise
+    if byte_range is None:
+        # a real file lets the server use wsgi.file_wrapper (sendfile)
+        resp.set_stream(blob_file, size)
+        return
+    first, last = byte_range
+    resp.status = falcon.HTTP_206
+    resp.set_header("Content-Range", f"bytes {first}-{last}/{size}")
+    resp.set_stream(_read_range(blob_file, first, last - first + 1), last - first + 1)

@@ -1,0 +1,97 @@
+"""HAL errors: every error affix answers is ``application/hal+json`` in OpenProject's shape."""
+import json
+import logging
+
+import falcon
+
+HAL_JSON = "application/hal+json"
+URN_PREFIX = "urn:openproject-org:api:v3:errors:"
+
+log = logging.getLogger(__name__)
+
+
+class ApiError(falcon.HTTPError):
+    """An error with an OpenProject error identifier and a message meant for the client."""
+
+    def __init__(self, status, identifier, message, *, attribute=None, headers=None,
+                 embedded_errors=None):
+        super().__init__(status, title=identifier, description=message, headers=headers)
+        self.identifier = identifier
+        self.message = message
+        self.attribute = attribute
+        self.embedded_errors = embedded_errors
+
+    def to_hal(self) -> dict:
+        body = {
+            "_type": "Error",
+            "errorIdentifier": URN_PREFIX + self.identifier,
+            "message": self.message,
+        }
+        if self.attribute is not None:
+            body["_embedded"] = {"details": {"attribute": self.attribute}}
+        if self.embedded_errors:
+            body["_embedded"] = {"errors": [error.to_hal() for error in self.embedded_errors]}
+        return body
+
+
+def invalid_request_body(message):
+    return ApiError(falcon.HTTP_400, "InvalidRequestBody", message)
+
+
+def property_violation(attribute, message):
+    return ApiError(falcon.HTTP_422, "PropertyConstraintViolation", message, attribute=attribute)
+
+
+def property_violations(errors):
+    """One 422 for one property error, MultipleErrors wrapping each for several."""
+    if len(errors) == 1:
+        return errors[0]
+    return ApiError(
+        falcon.HTTP_422, "MultipleErrors", "Multiple field constraints have been violated.",
+        embedded_errors=errors,
+    )
+
+
+def not_found(message="The requested resource could not be found."):
+    return ApiError(falcon.HTTP_404, "NotFound", message)
+
+
+def missing_permission():
+    return ApiError(
+        falcon.HTTP_403, "MissingPermission", "You are not authorized to access this resource."
+    )
+
+
+# Falcon raises its own errors for routing and protocol problems; they get OpenProject's
+# identifiers and messages here so that no error escapes the HAL shape.
+_FALCON_STATUS_ERRORS = {
+    400: ("InvalidRequestBody", "The request could not be parsed."),
+    404: ("NotFound", "The requested resource could not be found."),
+    405: ("NotImplemented", "The requested HTTP method is not allowed for this resource."),
+    411: ("InvalidRequestBody", "The request needs a Content-Length or chunked encoding."),
+    413: ("PropertyConstraintViolation", "The request body is too large."),
+    416: ("InvalidRequestBody", "The requested range cannot be satisfied."),
+}
+
+
+def _as_api_error(error: falcon.HTTPError) -> ApiError:
+    if isinstance(error, ApiError):
+        return error
+    identifier, message = _FALCON_STATUS_ERRORS.get(
+        error.status_code, ("InternalServerError", "An internal error has occurred.")
+    )
+    return ApiError(error.status, identifier, message)
+
+
+def serialize_error(req, resp, error):
+    """Falcon error serializer: HAL for every client, whatever it accepts."""
+    resp.content_type = HAL_JSON
+    resp.text = json.dumps(_as_api_error(error).to_hal())
+
+
+def handle_unexpected(req, resp, error, params):
+    """Any exception nobody caught: logged with its trace, answered as a bare HAL 500."""
+    log.exception("unhandled error in %s %s", req.method, req.path)
+    raise ApiError(
+        falcon.HTTP_500, "InternalServerError", "An internal error has occurred."
+    ) from error

@@ -1,0 +1,1 @@
+"""Falcon resources: one class per URI template."""

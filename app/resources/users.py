@@ -1,0 +1,17 @@
+"""``/api/v3/users/{id}``."""
+from app import representers
+from app.errors import not_found
+
+
+class UserResource:
+    def __init__(self, catalog):
+        self.catalog = catalog
+
+    def on_get(self, req, resp, user_id):
+        record = self.catalog.User.get_or_none(self.catalog.User.id == user_id)
+        if record is None:
+            raise not_found("The specified user does not exist.")
+        viewer = req.context.user
+        resp.media = representers.user(
+            req.root_path, record, show_login=viewer.admin or viewer.id == record.id
+        )

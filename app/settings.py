@@ -1,0 +1,63 @@
+"""Configuration: environment variables read once into one settings object."""
+import dataclasses
+import os
+from pathlib import Path
+
+DEFAULT_MAX_ATTACHMENT_SIZE = 5 * 1024 * 1024
+DEFAULT_GRACE_PERIOD_MINUTES = 180
+
+
+class SettingsError(ValueError):
+    """A setting has a value affix cannot use; the message names the variable."""
+
+
+def _positive_int(environ, name, default) -> int:
+    raw = environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a whole number, not {raw!r}") from None
+    if value <= 0:
+        raise SettingsError(f"{name} must be greater than 0, not {raw!r}")
+    return value
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    data_dir: Path
+    database_url: str
+    storage_url: str
+    max_attachment_size: int = DEFAULT_MAX_ATTACHMENT_SIZE
+    grace_period_minutes: int = DEFAULT_GRACE_PERIOD_MINUTES
+
+    @classmethod
+    def for_data_dir(cls, data_dir, **overrides) -> "Settings":
+        """Embedded defaults: an SQLite file and a blob folder inside ``data_dir``."""
+        data_dir = Path(data_dir).absolute()
+        values = {
+            "database_url": f"sqlite:///{data_dir / 'affix.sqlite3'}",
+            "storage_url": str(data_dir / "blobs"),
+        }
+        values.update(overrides)
+        return cls(data_dir=data_dir, **values)
+
+    @classmethod
+    def from_environ(cls, environ=None) -> "Settings":
+        environ = os.environ if environ is None else environ
+        overrides = {
+            "max_attachment_size": _positive_int(
+                environ, "AFFIX_MAX_ATTACHMENT_SIZE", DEFAULT_MAX_ATTACHMENT_SIZE
+            ),
+            "grace_period_minutes": _positive_int(
+                environ, "AFFIX_GRACE_PERIOD", DEFAULT_GRACE_PERIOD_MINUTES
+            ),
+        }
+        for field, variable in (
+            ("database_url", "AFFIX_DATABASE_URL"),
+            ("storage_url", "AFFIX_STORAGE_URL"),
+        ):
+            if environ.get(variable):
+                overrides[field] = environ[variable]
+        return cls.for_data_dir(environ.get("AFFIX_DATA_DIR") or "var", **overrides)

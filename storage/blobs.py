@@ -1,0 +1,85 @@
+"""Blob stores: where attachment bytes live.
+
+An upload is written into a *staged* blob, invisible to readers. ``commit`` makes it permanent
+under a key that the store chooses (never derived from client input); ``discard`` removes it. So
+a failed upload leaves nothing behind, and a crash mid-upload leaves only staging debris.
+"""
+import os
+import secrets
+from pathlib import Path
+
+STAGING_DIR = ".staging"
+
+
+def new_storage_key() -> str:
+    """A random, content-independent key, fanned out over two directory levels."""
+    token = secrets.token_hex(16)
+    return f"{token[:2]}/{token[2:4]}/{token}"
+
+
+def _fsync_directory(path: Path):
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class StagedLocalBlob:
+    """A blob being written into the staging folder of a :class:`LocalBlobStore`."""
+
+    def __init__(self, store: "LocalBlobStore"):
+        self._store = store
+        self.path = store.staging / secrets.token_hex(16)
+        self._file = open(self.path, "xb")
+
+    def write(self, data: bytes):
+        self._file.write(data)
+
+    def commit(self) -> str:
+        """Make the blob durable and permanent; returns its storage key."""
+        self._file.flush()
+        os.fsync(self._file.fileno())
+        self._file.close()
+        key = new_storage_key()
+        target = self._store.path_of(key)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.rename(self.path, target)
+        # the rename is durable only once the directory entry is
+        _fsync_directory(target.parent)
+        return key
+
+    def discard(self):
+        self._file.close()
+        self.path.unlink(missing_ok=True)
+
+
+class LocalBlobStore:
+    """Blobs as files in a folder on the local disk."""
+
+    def __init__(self, root):
+        self.root = Path(root)
+        self.staging = self.root / STAGING_DIR
+        self.staging.mkdir(parents=True, exist_ok=True)
+
+    def stage(self) -> StagedLocalBlob:
+        return StagedLocalBlob(self)
+
+    def path_of(self, key: str) -> Path:
+        return self.root / key
+
+    def open(self, key: str):
+        """A binary file object of the blob, for reading."""
+        return open(self.path_of(key), "rb")
+
+    def delete(self, key: str):
+        self.path_of(key).unlink(missing_ok=True)
+
+
+def open_blob_store(url: str):
+    """The blob store for ``url``: a plain path or ``file://`` URL names a local folder."""
+    if url.startswith("file://"):
+        return LocalBlobStore(url[len("file://"):])
+    if "://" in url:
+        raise ValueError(f"unsupported storage URL {url!r}: use a folder path or file:// URL")
+    return LocalBlobStore(url)

@@ -1,0 +1,119 @@
+"""The metadata schema.
+
+Model classes are made per database by :class:`Catalog` rather than bound to a module-level
+database, so two affix apps in one process (different databases) never share state.
+"""
+import datetime
+
+import peewee
+
+
+class Catalog:
+    """The model classes of one database, and the queries the service needs from them."""
+
+    def __init__(self, database: peewee.Database):
+        self.database = database
+
+        class Base(peewee.Model):
+            pass
+
+        Base._meta.set_database(database)
+
+        class User(Base):
+            login = peewee.CharField(max_length=255, unique=True)
+            name = peewee.CharField(max_length=255)
+            admin = peewee.BooleanField(default=False)
+            locked = peewee.BooleanField(default=False)
+
+            class Meta:
+                table_name = "users"
+
+        class ApiKey(Base):
+            user = peewee.ForeignKeyField(User, backref="api_keys", on_delete="CASCADE")
+            # sha256 of the key: keys are random 256-bit secrets, so a fast hash is enough and
+            # the plain key is never stored
+            key_hash = peewee.CharField(max_length=64, unique=True)
+            created_at = peewee.DateTimeField()
+
+            class Meta:
+                table_name = "api_keys"
+
+        class Project(Base):
+            identifier = peewee.CharField(max_length=100, unique=True)
+            name = peewee.CharField(max_length=255)
+
+            class Meta:
+                table_name = "projects"
+
+        class Role(Base):
+            name = peewee.CharField(max_length=255, unique=True)
+
+            class Meta:
+                table_name = "roles"
+
+        class RolePermission(Base):
+            role = peewee.ForeignKeyField(Role, backref="permissions", on_delete="CASCADE")
+            permission = peewee.CharField(max_length=255)
+
+            class Meta:
+                table_name = "role_permissions"
+                indexes = ((("role", "permission"), True),)
+
+        class Membership(Base):
+            user = peewee.ForeignKeyField(User, backref="memberships", on_delete="CASCADE")
+            project = peewee.ForeignKeyField(Project, backref="memberships", on_delete="CASCADE")
+            role = peewee.ForeignKeyField(Role, backref="memberships", on_delete="CASCADE")
+
+            class Meta:
+                table_name = "memberships"
+                indexes = ((("user", "project", "role"), True),)
+
+        class Attachment(Base):
+            file_name = peewee.TextField()
+            file_size = peewee.BigIntegerField()
+            content_type = peewee.CharField(max_length=255)
+            # the text encoding libmagic found, for serving text with a charset
+            charset = peewee.CharField(max_length=64, null=True)
+            md5 = peewee.CharField(max_length=32)
+            description = peewee.TextField(default="")
+            author = peewee.ForeignKeyField(User, backref="attachments", on_delete="RESTRICT")
+            container_type = peewee.CharField(max_length=100, null=True)
+            container_id = peewee.IntegerField(null=True)
+            status = peewee.CharField(max_length=32, default="uploaded")
+            storage_key = peewee.CharField(max_length=255, unique=True)
+            created_at = peewee.DateTimeField()
+
+            class Meta:
+                table_name = "attachments"
+                indexes = ((("container_type", "container_id"), False),)
+
+        self.User = User
+        self.ApiKey = ApiKey
+        self.Project = Project
+        self.Role = Role
+        self.RolePermission = RolePermission
+        self.Membership = Membership
+        self.Attachment = Attachment
+        self.models = [User, ApiKey, Project, Role, RolePermission, Membership, Attachment]
+
+    def create_schema(self):
+        with self.database.connection_context():
+            self.database.create_tables(self.models, safe=True)
+
+    def user_holds_any(self, user, permissions) -> bool:
+        """Whether a role of ``user`` in at least one project holds one of ``permissions``."""
+        query = (
+            self.RolePermission.select()
+            .join(self.Role)
+            .join(self.Membership)
+            .where(
+                (self.Membership.user == user)
+                & (self.RolePermission.permission.in_(list(permissions)))
+            )
+        )
+        return query.exists()
+
+
+def utc_now() -> datetime.datetime:
+    """The default clock: naive UTC, as every timestamp in the database is."""
+    return datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
