@@ -73,6 +73,9 @@ def cmd_serve(args, settings, out):
         "workers": args.workers,
         "threads": args.threads,
         "worker_class": "gthread",
+        # gunicorn's runtime-control socket is one fixed path per user: two servers on one
+        # machine would fight over it, and affix needs none of what it offers
+        "control_socket_disable": True,
     }).run()
 
 

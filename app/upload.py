@@ -11,7 +11,9 @@ from email.message import Message
 
 import falcon
 from streaming_form_data import StreamingFormDataParser
-from streaming_form_data.parser import ParseFailedException, UnexpectedPartException
+from streaming_form_data.parser import (
+    ParseFailedException, UnexpectedPartException, parse_content_boundary,
+)
 from streaming_form_data.targets import BaseTarget
 
 from app.errors import ApiError, invalid_request_body, property_violation, property_violations
@@ -24,6 +26,10 @@ METADATA_LIMIT = 64 * 1024
 SNIFF_SIZE = 8 * 1024
 DESCRIPTION_LIMIT = 255
 PART_NAMES = ("metadata", "file")
+
+
+def not_multipart():
+    return invalid_request_body("The request body is not valid multipart/form-data.")
 
 
 def file_too_large(limit):
@@ -125,7 +131,24 @@ def check_content_type(content_type):
         raise invalid_request_body("The multipart/form-data Content-Type has no boundary.")
 
 
-def _feed(parser, req):
+class _TailKeeper:
+    """The last bytes of the body, enough to see whether it ends with the closing delimiter."""
+
+    def __init__(self, closing_delimiter):
+        self.closing_delimiter = closing_delimiter
+        # room for the delimiter, its CRLF and a short epilogue
+        self._keep = len(closing_delimiter) + 256
+        self._tail = b""
+
+    def add(self, chunk):
+        self._tail = (self._tail + chunk[-self._keep:])[-self._keep:]
+
+    @property
+    def closed(self) -> bool:
+        return self.closing_delimiter in self._tail
+
+
+def _feed(parser, req, tail):
     """Feed the whole body to ``parser``; the body's length is checked against the header."""
     expected = req.content_length
     # with a Content-Length, bounded_stream never blocks reading past the body; without one
@@ -137,6 +160,7 @@ def _feed(parser, req):
         if not chunk:
             break
         received += len(chunk)
+        tail.add(chunk)
         parser.data_received(chunk)
     if expected is not None and received < expected:
         raise invalid_request_body(
@@ -145,23 +169,31 @@ def _feed(parser, req):
 
 
 def _parse_body(req, metadata, blob):
-    parser = StreamingFormDataParser(headers={"Content-Type": req.content_type}, strict=True)
+    headers = {"Content-Type": req.content_type}
+    parser = StreamingFormDataParser(headers=headers, strict=True)
     parser.register("metadata", metadata)
     parser.register("file", blob)
+    tail = _TailKeeper(b"\r\n--" + parse_content_boundary(headers) + b"--")
     try:
-        _feed(parser, req)
+        _feed(parser, req, tail)
     except UnexpectedPartException as error:
         raise invalid_request_body(
             f"The part '{error.part_name}' is not expected: send exactly the parts "
             "'metadata' and 'file'."
         ) from None
     except (ParseFailedException, UnicodeDecodeError):
-        raise invalid_request_body("The request body is not valid multipart/form-data.") from None
+        raise not_multipart() from None
+    # streaming-form-data does not report a body cut short before the closing boundary: the
+    # delimiter is looked for in the body's tail, and a part that started but never finished
+    # is caught below (that delimiter could also stand inside the file's own bytes)
+    if not tail.closed:
+        if not (metadata.started or blob.started):
+            # nothing the parser could recognise, such as bare-LF line endings
+            raise not_multipart()
+        raise invalid_request_body("The request body ended before the closing boundary.")
     for target in (metadata, blob):
         if not target.started:
             raise invalid_request_body(f"The request is missing the '{target.name}' part.")
-    # streaming-form-data does not report a body cut short before the closing boundary: a part
-    # that started but never finished is the only sign
     if not (metadata.finished and blob.finished):
         raise invalid_request_body("The request body ended before the closing boundary.")
 
