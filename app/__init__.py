@@ -2,15 +2,23 @@
 import falcon
 import falcon.media
 
+from app.allowlist import Allowlist
 from app.attachments import AttachmentService
 from app.auth import Authenticator
+from app.containers import WORK_PACKAGES, ContainerTypes
 from app.content_types import ContentSniffer
 from app.errors import HAL_JSON, handle_unexpected, serialize_error
+from app.permissions import Permissions
 from app.resources.attachments import (
     AttachmentContentResource, AttachmentResource, AttachmentsResource,
+    ContainerAttachmentsResource,
 )
+from app.resources.projects import ProjectResource
 from app.resources.root import RootResource
 from app.resources.users import UserResource
+from app.resources.work_packages import (
+    ProjectWorkPackagesResource, WorkPackageResource, WorkPackages, WorkPackagesResource,
+)
 from app.settings import Settings
 from plugins.manager import create_plugin_manager, upload_permissions
 from storage.blobs import open_blob_store
@@ -48,9 +56,13 @@ def create_app(settings: Settings | None = None, *, plugin_manager=None, clock=u
     settings = Settings.from_environ() if settings is None else settings
     plugin_manager = create_plugin_manager() if plugin_manager is None else plugin_manager
     catalog = open_catalog(settings)
+    container_types = ContainerTypes([WORK_PACKAGES])
     service = AttachmentService(
-        catalog, open_blob_store(settings.storage_url), ContentSniffer(), clock
+        catalog, open_blob_store(settings.storage_url), ContentSniffer(), clock,
+        Permissions(catalog, upload_permissions(plugin_manager)), container_types,
+        Allowlist(settings.allowlist),
     )
+    work_packages = WorkPackages(service)
 
     app = falcon.App(
         media_type=HAL_JSON,
@@ -64,14 +76,22 @@ def create_app(settings: Settings | None = None, *, plugin_manager=None, clock=u
 
     app.add_route("/api/v3", RootResource(INSTANCE_NAME))
     app.add_route(
-        "/api/v3/attachments",
-        AttachmentsResource(
-            service, upload_permissions(plugin_manager), settings.max_attachment_size
-        ),
+        "/api/v3/attachments", AttachmentsResource(service, settings.max_attachment_size)
     )
     app.add_route("/api/v3/attachments/{attachment_id:int}", AttachmentResource(service))
     content = AttachmentContentResource(service)
     app.add_route("/api/v3/attachments/{attachment_id:int}/download", content)
     app.add_route("/api/v3/attachments/{attachment_id:int}/content", content)
     app.add_route("/api/v3/users/{user_id:int}", UserResource(catalog))
+    app.add_route("/api/v3/projects/{project_id:int}", ProjectResource(catalog))
+    app.add_route("/api/v3/projects/{project_id:int}/work_packages",
+                  ProjectWorkPackagesResource(work_packages))
+    app.add_route("/api/v3/work_packages", WorkPackagesResource(work_packages))
+    # the same field name as the container routes below, which share this path level
+    app.add_route("/api/v3/work_packages/{container_id:int}", WorkPackageResource(work_packages))
+    for kind in container_types:
+        app.add_route(
+            f"/api/v3/{kind.segment}/{{container_id:int}}/attachments",
+            ContainerAttachmentsResource(service, kind, settings.max_attachment_size),
+        )
     return app

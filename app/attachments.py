@@ -1,28 +1,44 @@
-"""Attachments as the service sees them: committing an upload, finding, deleting."""
-from app.errors import not_found
+"""Attachments as the service sees them: committing an upload, finding, claiming, deleting."""
+import falcon
+
+from app.errors import ApiError, not_found, property_violation
 
 NOT_FOUND_MESSAGE = "The specified attachment does not exist."
 
 
+def rejected_by_filter(content_type):
+    return property_violation(
+        "contentType",
+        f"The file was rejected by an automatic filter. '{content_type}' is not allowed for "
+        "upload.",
+    )
+
+
 class AttachmentService:
-    def __init__(self, catalog, blob_store, sniffer, clock):
+    def __init__(self, catalog, blob_store, sniffer, clock, permissions, container_types,
+                 allowlist):
         self.catalog = catalog
         self.blob_store = blob_store
         self.sniffer = sniffer
         self.clock = clock
+        self.permissions = permissions
+        self.container_types = container_types
+        self.allowlist = allowlist
 
-    def commit(self, upload, author):
+    def commit(self, upload, author, container_type=None, container=None):
         """Make a received upload permanent: its blob and its row, both or neither.
 
         The blob is made durable first (outside any database lock); the row follows in one
         transaction. If the row cannot be written the blob is deleted again, so a failure leaves
         nothing; only a crash between the two can leave an unreferenced blob.
         """
-        sniffed = self.sniffer.sniff(upload.head)
         storage_key = None
         try:
+            sniffed = self.sniffer.sniff(upload.head)
+            if not self.allowlist.allows(sniffed.content_type, upload.file_name):
+                raise rejected_by_filter(sniffed.content_type)
             storage_key = upload.staged_blob.commit()
-            with self.catalog.database.atomic():
+            with self.catalog.write_transaction():
                 return self.catalog.Attachment.create(
                     file_name=upload.file_name,
                     file_size=upload.size,
@@ -31,6 +47,8 @@ class AttachmentService:
                     md5=upload.md5,
                     description=upload.description,
                     author=author,
+                    container_type=container_type.name if container_type else None,
+                    container_id=container.id if container else None,
                     status="uploaded",
                     storage_key=storage_key,
                     created_at=self.clock(),
@@ -42,6 +60,25 @@ class AttachmentService:
                 self.blob_store.delete(storage_key)
             raise
 
+    def container_of(self, record):
+        """(container type, container) of a claimed attachment; (None, None) otherwise."""
+        if record.container_type is None:
+            return None, None
+        kind = self.container_types.named(record.container_type)
+        return kind, kind.find(self.catalog, record.container_id)
+
+    def _may(self, user, record, action) -> bool:
+        kind, container = self.container_of(record)
+        if kind is None:
+            # a containerless attachment belongs to its author alone
+            return record.author_id == user.id
+        if container is None:
+            return False
+        return self.permissions.allowed(user, getattr(kind, action), kind.project_of(container))
+
+    def may_delete(self, user, record) -> bool:
+        return self._may(user, record, "delete")
+
     def find_visible(self, user, attachment_id):
         """The attachment if ``user`` may see it; 404 otherwise, so that nobody can learn that
         someone else's attachment exists."""
@@ -52,18 +89,56 @@ class AttachmentService:
             .where(Attachment.id == attachment_id)
             .first()
         )
-        if record is None or not self._may_see(user, record):
+        if record is None or not self._may(user, record, "view"):
             raise not_found(NOT_FOUND_MESSAGE)
         return record
 
-    @staticmethod
-    def _may_see(user, record) -> bool:
-        # a containerless attachment belongs to its author alone
-        return record.container_type is None and record.author_id == user.id
+    def of_container(self, kind, container):
+        Attachment = self.catalog.Attachment
+        return list(
+            Attachment.select(Attachment, self.catalog.User)
+            .join(self.catalog.User)
+            .where((Attachment.container_type == kind.name)
+                   & (Attachment.container_id == container.id))
+            .order_by(Attachment.id)
+        )
 
-    def delete(self, record):
+    def delete(self, user, record):
         """Remove the row, then the blob: a failure in between leaves an unreferenced blob,
         never a row whose bytes are gone."""
-        with self.catalog.database.atomic():
+        if not self.may_delete(user, record):
+            raise ApiError(
+                falcon.HTTP_403, "MissingPermission", "You are not allowed to delete this attachment."
+            )
+        with self.catalog.write_transaction():
             record.delete_instance()
         self.blob_store.delete(record.storage_key)
+
+    def claim(self, user, attachment_ids, kind, container):
+        """Claim the author's containerless attachments for ``container``.
+
+        Call inside the transaction that creates or changes the container, after checking that
+        ``user`` may add attachments to it: a failed claim raises and so undoes the container's
+        change. Each claim is one conditional UPDATE, so of two claims racing for the same
+        attachment exactly one changes a row, on any database.
+        """
+        Attachment = self.catalog.Attachment
+        for attachment_id in attachment_ids:
+            claimed = (
+                Attachment.update(container_type=kind.name, container_id=container.id)
+                .where((Attachment.id == attachment_id)
+                       & (Attachment.author == user)
+                       & (Attachment.container_type.is_null()))
+                .execute()
+            )
+            if claimed:
+                continue
+            record = Attachment.get_or_none(Attachment.id == attachment_id)
+            if record is not None and (record.container_type, record.container_id) == (
+                    kind.name, container.id):
+                # clients send the whole list back: what the container has already is no claim
+                continue
+            if record is None or record.author_id != user.id:
+                # another user's attachment is reported like a missing one: it must not leak
+                raise property_violation("attachments", "Attachments does not exist.")
+            raise property_violation("attachments", "Attachments cannot be changed.")

@@ -4,6 +4,7 @@ Every command reads the same settings as the server (``AFFIX_*`` environment var
 fails with one line on stderr and a non-zero exit status on bad input.
 """
 import argparse
+import datetime
 import re
 import sys
 
@@ -13,6 +14,8 @@ from gunicorn.app.base import BaseApplication
 from app import create_app, open_catalog
 from app.auth import issue_api_key
 from app.settings import Settings, SettingsError
+from storage.blobs import open_blob_store
+from storage.cleanup import remove_unclaimed
 from storage.models import utc_now
 
 DEFAULT_BIND = "127.0.0.1:8000"
@@ -148,6 +151,17 @@ def cmd_member_add(args, settings, out):
     print(f"{args.login!r} is now {args.role!r} in {args.project!r}", file=out)
 
 
+def cmd_cleanup(args, settings, out):
+    catalog = open_catalog(settings)
+    grace_period = datetime.timedelta(minutes=settings.grace_period_minutes)
+    with catalog.database.connection_context():
+        removed = remove_unclaimed(
+            catalog, open_blob_store(settings.storage_url), utc_now() - grace_period
+        )
+    print(f"removed {removed} unclaimed attachment{'' if removed == 1 else 's'} older than "
+          f"{settings.grace_period_minutes} minutes", file=out)
+
+
 def build_parser():
     parser = argparse.ArgumentParser(prog="affix", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -193,6 +207,10 @@ def build_parser():
     member_add.add_argument("project")
     member_add.add_argument("role")
     member_add.set_defaults(handler=cmd_member_add)
+
+    cleanup = commands.add_parser(
+        "cleanup", help="delete uploads still unclaimed after AFFIX_GRACE_PERIOD minutes")
+    cleanup.set_defaults(handler=cmd_cleanup)
     return parser
 
 

@@ -65,12 +65,13 @@ def missing_permission():
 # Falcon raises its own errors for routing and protocol problems; they get OpenProject's
 # identifiers and messages here so that no error escapes the HAL shape.
 _FALCON_STATUS_ERRORS = {
-    400: ("InvalidRequestBody", "The request could not be parsed."),
+    # falcon's own 400s come from parsing JSON bodies
+    400: ("InvalidRequestBody", "The request could not be parsed as JSON."),
     404: ("NotFound", "The requested resource could not be found."),
     405: ("NotImplemented", "The requested HTTP method is not allowed for this resource."),
     411: ("InvalidRequestBody", "The request needs a Content-Length or chunked encoding."),
     413: ("PropertyConstraintViolation", "The request body is too large."),
-    416: ("InvalidRequestBody", "The requested range cannot be satisfied."),
+    415: ("TypeNotSupported", "Expected CONTENT-TYPE to be application/json."),
 }
 
 

@@ -32,9 +32,27 @@ def user_path(base, user_id) -> str:
     return f"{base}{API}/users/{user_id}"
 
 
-def attachment(base, record) -> dict:
+def container_path(base, kind, container_id) -> str:
+    return f"{base}{API}/{kind.segment}/{container_id}"
+
+
+def project_path(base, project_id) -> str:
+    return f"{base}{API}/projects/{project_id}"
+
+
+def attachment(base, record, *, container_link, may_delete) -> dict:
+    """``container_link`` is the container's link object, ``{"href": None}`` when unclaimed."""
     self_href = attachment_path(base, record.id)
     download = f"{self_href}/download"
+    links = {
+        "self": {"href": self_href, "title": record.file_name},
+        "author": {"href": user_path(base, record.author.id), "title": record.author.name},
+        "container": container_link,
+        "staticDownloadLocation": {"href": download},
+        "downloadLocation": {"href": download},
+    }
+    if may_delete:
+        links["delete"] = {"href": self_href, "method": "delete"}
     return {
         "_type": "Attachment",
         "id": record.id,
@@ -48,13 +66,52 @@ def attachment(base, record) -> dict:
         "digest": {"algorithm": "md5", "hash": record.md5},
         "createdAt": timestamp(record.created_at),
         "status": record.status,
+        "_links": links,
+    }
+
+
+def collection(self_href, elements) -> dict:
+    return {
+        "_type": "Collection",
+        "total": len(elements),
+        "count": len(elements),
+        "_embedded": {"elements": elements},
+        "_links": {"self": {"href": self_href}},
+    }
+
+
+def work_package(base, record, attachments, *, may_add_attachments) -> dict:
+    """``attachments`` is the already rendered collection of the work package's attachments."""
+    self_href = f"{base}{API}/work_packages/{record.id}"
+    links = {
+        "self": {"href": self_href, "title": record.subject},
+        "project": {"href": project_path(base, record.project.id), "title": record.project.name},
+        "author": {"href": user_path(base, record.author.id), "title": record.author.name},
+        "attachments": {"href": f"{self_href}/attachments"},
+    }
+    if may_add_attachments:
+        links["addAttachment"] = {"href": f"{self_href}/attachments", "method": "post"}
+    return {
+        "_type": "WorkPackage",
+        "id": record.id,
+        "subject": record.subject,
+        "createdAt": timestamp(record.created_at),
+        "updatedAt": timestamp(record.updated_at),
+        "_links": links,
+        "_embedded": {"attachments": attachments},
+    }
+
+
+def project(base, record) -> dict:
+    self_href = project_path(base, record.id)
+    return {
+        "_type": "Project",
+        "id": record.id,
+        "identifier": record.identifier,
+        "name": record.name,
         "_links": {
-            "self": {"href": self_href, "title": record.file_name},
-            "author": {"href": user_path(base, record.author.id), "title": record.author.name},
-            "container": {"href": None},
-            "staticDownloadLocation": {"href": download},
-            "downloadLocation": {"href": download},
-            "delete": {"href": self_href, "method": "delete"},
+            "self": {"href": self_href, "title": record.name},
+            "createWorkPackage": {"href": f"{self_href}/work_packages", "method": "post"},
         },
     }
 

@@ -3,6 +3,8 @@ import dataclasses
 import os
 from pathlib import Path
 
+from app.allowlist import parse_allowlist
+
 DEFAULT_MAX_ATTACHMENT_SIZE = 5 * 1024 * 1024
 DEFAULT_GRACE_PERIOD_MINUTES = 180
 
@@ -31,6 +33,8 @@ class Settings:
     storage_url: str
     max_attachment_size: int = DEFAULT_MAX_ATTACHMENT_SIZE
     grace_period_minutes: int = DEFAULT_GRACE_PERIOD_MINUTES
+    # exact MIME types and *.ext patterns; empty allows every file
+    allowlist: tuple = ()
 
     @classmethod
     def for_data_dir(cls, data_dir, **overrides) -> "Settings":
@@ -54,6 +58,10 @@ class Settings:
                 environ, "AFFIX_GRACE_PERIOD", DEFAULT_GRACE_PERIOD_MINUTES
             ),
         }
+        try:
+            overrides["allowlist"] = parse_allowlist(environ.get("AFFIX_ALLOWLIST", ""))
+        except ValueError as error:
+            raise SettingsError(f"AFFIX_ALLOWLIST: {error}") from None
         for field, variable in (
             ("database_url", "AFFIX_DATABASE_URL"),
             ("storage_url", "AFFIX_STORAGE_URL"),

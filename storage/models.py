@@ -68,6 +68,16 @@ class Catalog:
                 table_name = "memberships"
                 indexes = ((("user", "project", "role"), True),)
 
+        class WorkPackage(Base):
+            project = peewee.ForeignKeyField(Project, backref="work_packages", on_delete="CASCADE")
+            subject = peewee.CharField(max_length=255)
+            author = peewee.ForeignKeyField(User, backref="work_packages", on_delete="RESTRICT")
+            created_at = peewee.DateTimeField()
+            updated_at = peewee.DateTimeField()
+
+            class Meta:
+                table_name = "work_packages"
+
         class Attachment(Base):
             file_name = peewee.TextField()
             file_size = peewee.BigIntegerField()
@@ -93,24 +103,36 @@ class Catalog:
         self.Role = Role
         self.RolePermission = RolePermission
         self.Membership = Membership
+        self.WorkPackage = WorkPackage
         self.Attachment = Attachment
-        self.models = [User, ApiKey, Project, Role, RolePermission, Membership, Attachment]
+        self.models = [
+            User, ApiKey, Project, Role, RolePermission, Membership, WorkPackage, Attachment,
+        ]
+
+    def write_transaction(self):
+        """A transaction that takes the write lock at its start on SQLite.
+
+        SQLite's default deferred transaction that reads and then writes fails at once
+        (SQLITE_BUSY, no waiting) when another writer committed in between; taking the lock
+        first makes concurrent writers queue instead. Other databases lock rows as they go.
+        """
+        if isinstance(self.database, peewee.SqliteDatabase):
+            return self.database.atomic("IMMEDIATE")
+        return self.database.atomic()
 
     def create_schema(self):
         with self.database.connection_context():
             self.database.create_tables(self.models, safe=True)
 
-    def user_holds_any(self, user, permissions) -> bool:
-        """Whether a role of ``user`` in at least one project holds one of ``permissions``."""
-        query = (
-            self.RolePermission.select()
-            .join(self.Role)
-            .join(self.Membership)
-            .where(
-                (self.Membership.user == user)
-                & (self.RolePermission.permission.in_(list(permissions)))
-            )
+    def user_holds_any(self, user, permissions, project=None) -> bool:
+        """Whether a role of ``user`` holds one of ``permissions``: in ``project``, or in at
+        least one project when none is named."""
+        condition = (self.Membership.user == user) & (
+            self.RolePermission.permission.in_(list(permissions))
         )
+        if project is not None:
+            condition &= self.Membership.project == project
+        query = self.RolePermission.select().join(self.Role).join(self.Membership).where(condition)
         return query.exists()
 
 

@@ -1,33 +1,43 @@
-"""``/api/v3/attachments`` and the resources below it."""
+"""``/api/v3/attachments``, the resources below it, and the attachments of a container."""
 import falcon
 
 from app import representers
 from app.content_types import presentation
 from app.downloads import send_blob
-from app.errors import missing_permission
+from app.errors import missing_permission, not_found
 from app.upload import receive_upload
 
 
-def may_upload(user, catalog, upload_permissions) -> bool:
-    return user.admin or catalog.user_holds_any(user, upload_permissions)
+def render_attachment(req, service, record) -> dict:
+    kind, container = service.container_of(record)
+    if kind is None:
+        container_link = {"href": None}
+    else:
+        container_link = {
+            "href": representers.container_path(req.root_path, kind, container.id),
+            "title": kind.title_of(container),
+        }
+    return representers.attachment(
+        req.root_path, record, container_link=container_link,
+        may_delete=service.may_delete(req.context.user, record),
+    )
 
 
 class AttachmentsResource:
     """Containerless uploads."""
 
-    def __init__(self, service, upload_permissions, max_attachment_size):
+    def __init__(self, service, max_attachment_size):
         self.service = service
-        self.upload_permissions = upload_permissions
         self.max_attachment_size = max_attachment_size
 
     def on_post(self, req, resp):
         user = req.context.user
         # before a single byte of the body is read: a refused client costs us nothing
-        if not may_upload(user, self.service.catalog, self.upload_permissions):
+        if not self.service.permissions.may_upload(user):
             raise missing_permission()
         upload = receive_upload(req, self.service.blob_store, self.max_attachment_size)
         record = self.service.commit(upload, user)
-        resp.media = representers.attachment(req.root_path, record)
+        resp.media = render_attachment(req, self.service, record)
 
 
 class AttachmentResource:
@@ -36,11 +46,11 @@ class AttachmentResource:
 
     def on_get(self, req, resp, attachment_id):
         record = self.service.find_visible(req.context.user, attachment_id)
-        resp.media = representers.attachment(req.root_path, record)
+        resp.media = render_attachment(req, self.service, record)
 
     def on_delete(self, req, resp, attachment_id):
         record = self.service.find_visible(req.context.user, attachment_id)
-        self.service.delete(record)
+        self.service.delete(req.context.user, record)
         resp.status = falcon.HTTP_204
 
 
@@ -56,3 +66,37 @@ class AttachmentContentResource:
             req, resp, self.service.blob_store.open(record.storage_key), record.file_size,
             presentation(record.content_type, record.charset), record.file_name,
         )
+
+
+class ContainerAttachmentsResource:
+    """``/api/v3/<segment>/{id}/attachments``: list a container's attachments, upload into it."""
+
+    def __init__(self, service, kind, max_attachment_size):
+        self.service = service
+        self.kind = kind
+        self.max_attachment_size = max_attachment_size
+
+    def _visible_container(self, user, container_id):
+        container = self.kind.find(self.service.catalog, container_id)
+        if container is None or not self.service.permissions.allowed(
+                user, self.kind.view, self.kind.project_of(container)):
+            raise not_found()
+        return container
+
+    def on_get(self, req, resp, container_id):
+        container = self._visible_container(req.context.user, container_id)
+        elements = [
+            render_attachment(req, self.service, record)
+            for record in self.service.of_container(self.kind, container)
+        ]
+        resp.media = representers.collection(req.root_path + req.path, elements)
+
+    def on_post(self, req, resp, container_id):
+        user = req.context.user
+        container = self._visible_container(user, container_id)
+        if not self.service.permissions.allowed(
+                user, self.kind.add, self.kind.project_of(container)):
+            raise missing_permission()
+        upload = receive_upload(req, self.service.blob_store, self.max_attachment_size)
+        record = self.service.commit(upload, user, self.kind, container)
+        resp.media = render_attachment(req, self.service, record)

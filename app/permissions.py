@@ -1,0 +1,15 @@
+"""Who may do what: admins everything, everybody else what their roles in a project hold."""
+
+
+class Permissions:
+    def __init__(self, catalog, upload_permissions):
+        self.catalog = catalog
+        self.upload_permissions = upload_permissions
+
+    def may_upload(self, user) -> bool:
+        """Whether ``user`` may upload without a container: any project will do."""
+        return user.admin or self.catalog.user_holds_any(user, self.upload_permissions)
+
+    def allowed(self, user, permissions, project) -> bool:
+        """Whether ``user`` holds one of ``permissions`` in ``project``."""
+        return user.admin or self.catalog.user_holds_any(user, permissions, project)
