@@ -74,17 +74,18 @@ def _read_range(blob_file, first, length):
         blob_file.close()
 
 
-def send_blob(req, resp, blob_file, size, presentation, file_name):
-    """Answer with the blob's bytes (the whole of them or one requested range)."""
+def send_blob(req, resp, open_blob, size, presentation, file_name):
+    """Answer with the blob's bytes (the whole of them or one requested range).
+
+    The range is checked before anything else is set: a 416 must not go out with the file's
+    Content-Disposition, nor leave a blob open.
+    """
+    byte_range = requested_range(req.get_header("Range"), size)
     resp.content_type = presentation.content_type
     resp.set_header("Content-Disposition", content_disposition(presentation.inline, file_name))
     resp.set_header("X-Content-Type-Options", "nosniff")
     resp.set_header("Accept-Ranges", "bytes")
-    try:
-        byte_range = requested_range(req.get_header("Range"), size)
-    except ApiError:
-        blob_file.close()
-        raise
+    blob_file = open_blob()
     if byte_range is None:
         # a real file lets the server use wsgi.file_wrapper (sendfile)
         resp.set_stream(blob_file, size)

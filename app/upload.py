@@ -202,8 +202,10 @@ def parse_metadata(raw: bytes):
     """The file name and description of a metadata part; 400 or 422 when they are unusable."""
     try:
         document = json.loads(raw)
+        # JSON may escape lone surrogates (\ud800), which no database can store as text
+        json.dumps(document, ensure_ascii=False).encode("utf-8")
     except ValueError:
-        # covers bad UTF-8 too: UnicodeDecodeError is a ValueError
+        # covers bad UTF-8 and lone surrogates too: Unicode errors are ValueErrors
         raise invalid_request_body("The request could not be parsed as JSON.") from None
     if not isinstance(document, dict):
         raise invalid_request_body("The request could not be parsed as JSON.")

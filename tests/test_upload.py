@@ -178,6 +178,10 @@ REFUSALS = {
     "metadata not UTF-8": (
         part("metadata", b'{"fileName": "\xff"}') + part("file", b"x") + b"--b0undary--\r\n",
         TYPE, 400, "InvalidRequestBody", "The request could not be parsed as JSON.", None),
+    "metadata with a lone surrogate": (
+        part("metadata", b'{"fileName": "a\\ud800.txt"}') + part("file", b"x")
+        + b"--b0undary--\r\n",
+        TYPE, 400, "InvalidRequestBody", "The request could not be parsed as JSON.", None),
     "metadata not an object": (
         part("metadata", b'["a.txt"]') + part("file", b"x") + b"--b0undary--\r\n",
         TYPE, 400, "InvalidRequestBody", "The request could not be parsed as JSON.", None),

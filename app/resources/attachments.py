@@ -63,8 +63,9 @@ class AttachmentContentResource:
     def on_get(self, req, resp, attachment_id):
         record = self.service.find_visible(req.context.user, attachment_id)
         send_blob(
-            req, resp, self.service.blob_store.open(record.storage_key), record.file_size,
-            presentation(record.content_type, record.charset), record.file_name,
+            req, resp, lambda: self.service.blob_store.open(record.storage_key),
+            record.file_size, presentation(record.content_type, record.charset),
+            record.file_name,
         )
 
 
