@@ -54,6 +54,16 @@ def upload_body(metadata=b'{"fileName": "cat.png"}', file=b"hello", file_first=F
     return multipart(parts)
 
 
+def hal_error(identifier, message, attribute=None) -> dict:
+    """The exact HAL body of an error."""
+    body = {"_type": "Error",
+            "errorIdentifier": "urn:openproject-org:api:v3:errors:" + identifier,
+            "message": message}
+    if attribute is not None:
+        body["_embedded"] = {"details": {"attribute": attribute}}
+    return body
+
+
 def basic_auth(key) -> str:
     return "Basic " + base64.b64encode(f"apikey:{key}".encode()).decode()
 

@@ -24,12 +24,11 @@ import requests
 
 from app import open_catalog
 from app.settings import Settings
-from conftest import Stored, basic_auth, upload_body
+from conftest import Stored, basic_auth, hal_error, upload_body
 
 # the server runs the code that sits next to these tests, whatever else is installed
 REPO_ROOT = Path(__file__).resolve().parents[1]
 HOST = "127.0.0.1"
-URN = "urn:openproject-org:api:v3:errors:"
 KiB = 1024
 MiB = 1024 * KiB
 # for the tests that are not about the limit: far above every file they send
@@ -323,10 +322,7 @@ def read_response(sock) -> RawResponse:
 def assert_error(response, status, identifier, message, attribute=None):
     assert response.status == status
     assert response.headers["Content-Type"] == "application/hal+json"
-    expected = {"_type": "Error", "errorIdentifier": URN + identifier, "message": message}
-    if attribute is not None:
-        expected["_embedded"] = {"details": {"attribute": attribute}}
-    assert response.document == expected
+    assert response.document == hal_error(identifier, message, attribute)
 
 
 def assert_no_errors_logged(server):

@@ -8,7 +8,7 @@ import peewee
 
 import pytest
 
-from conftest import SMALL_LIMIT, multipart, png_bytes, upload_body
+from conftest import SMALL_LIMIT, hal_error, multipart, png_bytes, upload_body
 
 URN = "urn:openproject-org:api:v3:errors:"
 
@@ -24,10 +24,7 @@ def post(client, people, body_and_type, login="ada", **headers):
 def assert_error(response, status, identifier, message, attribute=None):
     assert response.status_code == status
     assert response.headers["content-type"] == "application/hal+json"
-    expected = {"_type": "Error", "errorIdentifier": URN + identifier, "message": message}
-    if attribute is not None:
-        expected["_embedded"] = {"details": {"attribute": attribute}}
-    assert response.json == expected
+    assert response.json == hal_error(identifier, message, attribute)
 
 
 def test_upload_answers_the_seed_body_and_stores_row_and_blob(client, people, stored):

@@ -90,7 +90,8 @@ class WorkPackages:
                 user, WORK_PACKAGES.add, work_package.project),
         )
 
-    def create(self, req, project):
+    def create(self, req, resp, project):
+        """Create a work package in ``project`` from the request and answer 201 with it."""
         user = req.context.user
         if not self.permissions.allowed(user, {ADD}, project):
             raise missing_permission()
@@ -107,7 +108,8 @@ class WorkPackages:
             )
             # creating the work package is what permits adding attachments to it here
             self.service.claim(user, attachment_ids, WORK_PACKAGES, work_package)
-        return work_package
+        resp.status = falcon.HTTP_201
+        resp.media = self.render(req, work_package)
 
 
 def _project_from_links(catalog, document):
@@ -130,9 +132,7 @@ class WorkPackagesResource:
 
     def on_post(self, req, resp):
         project = _project_from_links(self.work_packages.catalog, _document(req))
-        work_package = self.work_packages.create(req, project)
-        resp.status = falcon.HTTP_201
-        resp.media = self.work_packages.render(req, work_package)
+        self.work_packages.create(req, resp, project)
 
 
 class ProjectWorkPackagesResource:
@@ -146,9 +146,7 @@ class ProjectWorkPackagesResource:
         project = catalog.Project.get_or_none(catalog.Project.id == project_id)
         if project is None:
             raise not_found("The specified project does not exist.")
-        work_package = self.work_packages.create(req, project)
-        resp.status = falcon.HTTP_201
-        resp.media = self.work_packages.render(req, work_package)
+        self.work_packages.create(req, resp, project)
 
 
 class WorkPackageResource:
