@@ -2,6 +2,7 @@
 import falcon
 
 from app.errors import ApiError, not_found, property_violation
+from storage.models import is_valid_id
 
 NOT_FOUND_MESSAGE = "The specified attachment does not exist."
 
@@ -83,11 +84,9 @@ class AttachmentService:
         """The attachment if ``user`` may see it; 404 otherwise, so that nobody can learn that
         someone else's attachment exists."""
         Attachment = self.catalog.Attachment
-        record = (
-            Attachment.select(Attachment, self.catalog.User)
-            .join(self.catalog.User)
-            .where(Attachment.id == attachment_id)
-            .first()
+        record = self.catalog.by_id(
+            Attachment.select(Attachment, self.catalog.User).join(self.catalog.User),
+            Attachment, attachment_id,
         )
         if record is None or not self._may(user, record, "view"):
             raise not_found(NOT_FOUND_MESSAGE)
@@ -124,6 +123,8 @@ class AttachmentService:
         """
         Attachment = self.catalog.Attachment
         for attachment_id in attachment_ids:
+            if not is_valid_id(attachment_id):
+                raise property_violation("attachments", "Attachments does not exist.")
             claimed = (
                 Attachment.update(container_type=kind.name, container_id=container.id)
                 .where((Attachment.id == attachment_id)
@@ -133,7 +134,7 @@ class AttachmentService:
             )
             if claimed:
                 continue
-            record = Attachment.get_or_none(Attachment.id == attachment_id)
+            record = self.catalog.get(Attachment, attachment_id)
             if record is not None and (record.container_type, record.container_id) == (
                     kind.name, container.id):
                 # clients send the whole list back: what the container has already is no claim

@@ -27,9 +27,7 @@ class ContainerType:
 WORK_PACKAGES = ContainerType(
     name="WorkPackage",
     segment="work_packages",
-    find=lambda catalog, container_id: catalog.WorkPackage.get_or_none(
-        catalog.WorkPackage.id == container_id
-    ),
+    find=lambda catalog, container_id: catalog.get(catalog.WorkPackage, container_id),
     project_of=lambda work_package: work_package.project,
     title_of=lambda work_package: work_package.subject,
     view=frozenset({"view_work_packages"}),

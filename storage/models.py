@@ -7,6 +7,14 @@ import datetime
 
 import peewee
 
+# ids are 64-bit integers in every database we support; a larger number names no row, and
+# asking a driver for it raises instead of finding nothing
+MAX_ID = 2**63 - 1
+
+
+def is_valid_id(record_id) -> bool:
+    return 0 < record_id <= MAX_ID
+
 
 class Catalog:
     """The model classes of one database, and the queries the service needs from them."""
@@ -108,6 +116,17 @@ class Catalog:
         self.models = [
             User, ApiKey, Project, Role, RolePermission, Membership, WorkPackage, Attachment,
         ]
+
+    @staticmethod
+    def by_id(query, model, record_id):
+        """The row of ``query`` (a select on ``model``) with ``record_id``, or None."""
+        if not is_valid_id(record_id):
+            return None
+        return query.where(model.id == record_id).first()
+
+    def get(self, model, record_id):
+        """The ``model`` row with ``record_id``, or None."""
+        return self.by_id(model.select(), model, record_id)
 
     def write_transaction(self):
         """A transaction that takes the write lock at its start on SQLite.

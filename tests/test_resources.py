@@ -70,13 +70,17 @@ def test_another_users_attachment_does_not_exist_for_them(
     assert stored.snapshot() == before
 
 
+@pytest.mark.parametrize("missing_id", [999, 0, 2**63, 10**30])
 @pytest.mark.parametrize(
     "method, path", ATTACHMENT_REQUESTS.values(), ids=ATTACHMENT_REQUESTS.keys()
 )
-def test_a_nonexistent_attachment_is_not_found(client, people, stored, method, path):
+def test_a_nonexistent_attachment_is_not_found(
+        client, people, stored, method, path, missing_id):
     upload(client, people)
     before = stored.snapshot()
-    response = client.simulate_request(method, path.format(id=999), headers=people.auth("ada"))
+    response = client.simulate_request(
+        method, path.format(id=missing_id), headers=people.auth("ada")
+    )
     assert_error(response, 404, "NotFound", NOT_FOUND)
     assert stored.snapshot() == before
 

@@ -9,7 +9,7 @@ class ProjectResource:
 
     def on_get(self, req, resp, project_id):
         user = req.context.user
-        project = self.catalog.Project.get_or_none(self.catalog.Project.id == project_id)
+        project = self.catalog.get(self.catalog.Project, project_id)
         is_member = project is not None and self.catalog.Membership.select().where(
             (self.catalog.Membership.user == user) & (self.catalog.Membership.project == project)
         ).exists()

@@ -8,7 +8,7 @@ class UserResource:
         self.catalog = catalog
 
     def on_get(self, req, resp, user_id):
-        record = self.catalog.User.get_or_none(self.catalog.User.id == user_id)
+        record = self.catalog.get(self.catalog.User, user_id)
         if record is None:
             raise not_found("The specified user does not exist.")
         viewer = req.context.user

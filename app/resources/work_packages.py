@@ -14,8 +14,8 @@ from app.resources.attachments import render_attachment
 VIEW, ADD, EDIT = "view_work_packages", "add_work_packages", "edit_work_packages"
 SUBJECT_LIMIT = 255
 # hrefs are accepted with or without the prefix the app is mounted at
-_ATTACHMENT_HREF = re.compile(r"/api/v3/attachments/(\d+)/?$")
-_PROJECT_HREF = re.compile(r"/api/v3/projects/(\d+)/?$")
+_ATTACHMENT_HREF = re.compile(r"/api/v3/attachments/([0-9]+)/?\Z")
+_PROJECT_HREF = re.compile(r"/api/v3/projects/([0-9]+)/?\Z")
 
 
 def _document(req) -> dict:
@@ -118,7 +118,7 @@ def _project_from_links(catalog, document):
     match = _PROJECT_HREF.search(href) if isinstance(href, str) else None
     if match is None:
         raise property_violation("project", "Project can't be blank.")
-    project = catalog.Project.get_or_none(catalog.Project.id == int(match.group(1)))
+    project = catalog.get(catalog.Project, int(match.group(1)))
     if project is None:
         raise property_violation("project", "Project does not exist.")
     return project
@@ -143,7 +143,7 @@ class ProjectWorkPackagesResource:
 
     def on_post(self, req, resp, project_id):
         catalog = self.work_packages.catalog
-        project = catalog.Project.get_or_none(catalog.Project.id == project_id)
+        project = catalog.get(catalog.Project, project_id)
         if project is None:
             raise not_found("The specified project does not exist.")
         self.work_packages.create(req, resp, project)
