@@ -2,10 +2,9 @@
 import falcon
 import falcon.media
 
-from app.allowlist import Allowlist
+from app.allowlist import Allowlist, AllowlistPolicy
 from app.attachments import AttachmentService
 from app.auth import Authenticator
-from app.containers import WORK_PACKAGES, ContainerTypes
 from app.content_types import ContentSniffer
 from app.errors import HAL_JSON, handle_unexpected, serialize_error
 from app.permissions import Permissions
@@ -20,7 +19,8 @@ from app.resources.work_packages import (
     ProjectWorkPackagesResource, WorkPackageResource, WorkPackages, WorkPackagesResource,
 )
 from app.settings import Settings
-from plugins.manager import create_plugin_manager, upload_permissions
+from plugins.builtin import WORK_PACKAGE
+from plugins.manager import container_types, create_plugin_manager, upload_permissions
 from storage.blobs import open_blob_store
 from storage.database import open_database
 from storage.models import Catalog, utc_now
@@ -54,15 +54,16 @@ def create_app(settings: Settings | None = None, *, plugin_manager=None, clock=u
     """The affix WSGI app. Reads the environment only when no ``settings`` are given; every
     collaborator is made here and handed to the resources that need it."""
     settings = Settings.from_environ() if settings is None else settings
-    plugin_manager = create_plugin_manager() if plugin_manager is None else plugin_manager
+    if plugin_manager is None:
+        plugin_manager = create_plugin_manager(disabled=settings.disabled_plugins)
+    if settings.allowlist:
+        plugin_manager.register(AllowlistPolicy(Allowlist(settings.allowlist)), name="allowlist")
     catalog = open_catalog(settings)
-    container_types = ContainerTypes([WORK_PACKAGES])
+    kinds = container_types(plugin_manager, catalog)
     service = AttachmentService(
         catalog, open_blob_store(settings.storage_url), ContentSniffer(), clock,
-        Permissions(catalog, upload_permissions(plugin_manager)), container_types,
-        Allowlist(settings.allowlist),
+        Permissions(catalog, upload_permissions(plugin_manager)), kinds, plugin_manager,
     )
-    work_packages = WorkPackages(service)
 
     app = falcon.App(
         media_type=HAL_JSON,
@@ -84,12 +85,16 @@ def create_app(settings: Settings | None = None, *, plugin_manager=None, clock=u
     app.add_route("/api/v3/attachments/{attachment_id:int}/content", content)
     app.add_route("/api/v3/users/{user_id:int}", UserResource(catalog))
     app.add_route("/api/v3/projects/{project_id:int}", ProjectResource(catalog))
-    app.add_route("/api/v3/projects/{project_id:int}/work_packages",
-                  ProjectWorkPackagesResource(work_packages))
-    app.add_route("/api/v3/work_packages", WorkPackagesResource(work_packages))
-    # the same field name as the container routes below, which share this path level
-    app.add_route("/api/v3/work_packages/{container_id:int}", WorkPackageResource(work_packages))
-    for kind in container_types:
+    if WORK_PACKAGE in kinds:
+        # work packages are affix's own API only while the built-in plugin provides the type
+        work_packages = WorkPackages(service)
+        app.add_route("/api/v3/projects/{project_id:int}/work_packages",
+                      ProjectWorkPackagesResource(work_packages))
+        app.add_route("/api/v3/work_packages", WorkPackagesResource(work_packages))
+        # the same field name as the container routes below, which share this path level
+        app.add_route("/api/v3/work_packages/{container_id:int}",
+                      WorkPackageResource(work_packages))
+    for kind in kinds:
         app.add_route(
             f"/api/v3/{kind.segment}/{{container_id:int}}/attachments",
             ContainerAttachmentsResource(service, kind, settings.max_attachment_size),

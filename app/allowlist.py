@@ -1,5 +1,7 @@
-"""The upload allowlist: which files may be uploaded at all."""
+"""The upload allowlist: which files may be uploaded at all, as an upload policy."""
 import re
+
+from plugins import hookimpl
 
 _MIME_TYPE = re.compile(r"^[a-z0-9][a-z0-9!#$&^_.+-]*/[a-z0-9][a-z0-9!#$&^_.+-]*$")
 _EXTENSION_PATTERN = re.compile(r"^\*\.[^\s/*.][^\s/*]*$")
@@ -31,3 +33,17 @@ class Allowlist:
             return True
         name = file_name.lower()
         return any(name.endswith(extension) for extension in self.extensions)
+
+
+class AllowlistPolicy:
+    """The allowlist as a plugin on the ``affix_validate_upload`` hook."""
+
+    def __init__(self, allowlist: Allowlist):
+        self.allowlist = allowlist
+
+    @hookimpl
+    def affix_validate_upload(self, upload):
+        if not self.allowlist.allows(upload.content_type, upload.file_name):
+            return (f"The file was rejected by an automatic filter. '{upload.content_type}' is "
+                    "not allowed for upload.")
+        return None

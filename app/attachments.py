@@ -2,29 +2,24 @@
 import falcon
 
 from app.errors import ApiError, not_found, property_violation
+from plugins.manager import Events, upload_rejection
+from plugins.uploads import UploadCandidate
 from storage.models import is_valid_id
 
 NOT_FOUND_MESSAGE = "The specified attachment does not exist."
 
 
-def rejected_by_filter(content_type):
-    return property_violation(
-        "contentType",
-        f"The file was rejected by an automatic filter. '{content_type}' is not allowed for "
-        "upload.",
-    )
-
-
 class AttachmentService:
     def __init__(self, catalog, blob_store, sniffer, clock, permissions, container_types,
-                 allowlist):
+                 plugin_manager):
         self.catalog = catalog
         self.blob_store = blob_store
         self.sniffer = sniffer
         self.clock = clock
         self.permissions = permissions
         self.container_types = container_types
-        self.allowlist = allowlist
+        self.plugin_manager = plugin_manager
+        self.events = Events(plugin_manager)
 
     def commit(self, upload, author, container_type=None, container=None):
         """Make a received upload permanent: its blob and its row, both or neither.
@@ -36,11 +31,17 @@ class AttachmentService:
         storage_key = None
         try:
             sniffed = self.sniffer.sniff(upload.head)
-            if not self.allowlist.allows(sniffed.content_type, upload.file_name):
-                raise rejected_by_filter(sniffed.content_type)
+            candidate = UploadCandidate(
+                file_name=upload.file_name, description=upload.description, size=upload.size,
+                md5=upload.md5, content_type=sniffed.content_type, head=upload.head,
+                container_type=container_type.name if container_type else None,
+            )
+            rejection = upload_rejection(self.plugin_manager, candidate, author)
+            if rejection is not None:
+                raise property_violation("file", rejection)
             storage_key = upload.staged_blob.commit()
             with self.catalog.write_transaction():
-                return self.catalog.Attachment.create(
+                record = self.catalog.Attachment.create(
                     file_name=upload.file_name,
                     file_size=upload.size,
                     content_type=sniffed.content_type,
@@ -60,13 +61,15 @@ class AttachmentService:
             else:
                 self.blob_store.delete(storage_key)
             raise
+        self.events.created(record, author)
+        return record
 
     def container_of(self, record):
         """(container type, container) of a claimed attachment; (None, None) otherwise."""
         if record.container_type is None:
             return None, None
         kind = self.container_types.named(record.container_type)
-        return kind, kind.find(self.catalog, record.container_id)
+        return kind, kind.find(record.container_id)
 
     def _may(self, user, record, action) -> bool:
         kind, container = self.container_of(record)
@@ -112,29 +115,45 @@ class AttachmentService:
         with self.catalog.write_transaction():
             record.delete_instance()
         self.blob_store.delete(record.storage_key)
+        self.events.deleted(record, user)
 
-    def claim(self, user, attachment_ids, kind, container):
-        """Claim the author's containerless attachments for ``container``.
+    def claim_for(self, user, attachment_ids, kind, change_container):
+        """Create or change a container and claim attachments for it, in one transaction.
 
-        Call inside the transaction that creates or changes the container, after checking that
-        ``user`` may add attachments to it: a failed claim raises and so undoes the container's
-        change. Each claim is one conditional UPDATE, so of two claims racing for the same
-        attachment exactly one changes a row, on any database.
+        ``change_container()`` runs inside the transaction and returns the container; the
+        caller has checked that ``user`` may add attachments to it. A failed claim raises and so
+        undoes the container's change. Plugins hear of the claims once they are committed.
+        """
+        with self.catalog.write_transaction():
+            container = change_container()
+            claimed = self._claim(user, attachment_ids, kind, container)
+        for record in claimed:
+            self.events.claimed(record, container, user)
+        return container
+
+    def _claim(self, user, attachment_ids, kind, container):
+        """Claim the author's containerless attachments for ``container``; returns the rows
+        newly claimed.
+
+        Each claim is one conditional UPDATE, so of two claims racing for the same attachment
+        exactly one changes a row, on any database.
         """
         Attachment = self.catalog.Attachment
+        claimed = []
         for attachment_id in attachment_ids:
             if not is_valid_id(attachment_id):
                 raise property_violation("attachments", "Attachments does not exist.")
-            claimed = (
+            updated = (
                 Attachment.update(container_type=kind.name, container_id=container.id)
                 .where((Attachment.id == attachment_id)
                        & (Attachment.author == user)
                        & (Attachment.container_type.is_null()))
                 .execute()
             )
-            if claimed:
-                continue
             record = self.catalog.get(Attachment, attachment_id)
+            if updated:
+                claimed.append(record)
+                continue
             if record is not None and (record.container_type, record.container_id) == (
                     kind.name, container.id):
                 # clients send the whole list back: what the container has already is no claim
@@ -143,3 +162,4 @@ class AttachmentService:
                 # another user's attachment is reported like a missing one: it must not leak
                 raise property_violation("attachments", "Attachments does not exist.")
             raise property_violation("attachments", "Attachments cannot be changed.")
+        return claimed

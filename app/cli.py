@@ -5,7 +5,7 @@ fails with one line on stderr and a non-zero exit status on bad input.
 """
 import argparse
 import datetime
-import re
+import difflib
 import sys
 
 import peewee
@@ -14,12 +14,12 @@ from gunicorn.app.base import BaseApplication
 from app import create_app, open_catalog
 from app.auth import issue_api_key
 from app.settings import Settings, SettingsError
+from plugins.manager import PluginError, container_types, create_plugin_manager, known_permissions
 from storage.blobs import open_blob_store
 from storage.cleanup import remove_unclaimed
 from storage.models import utc_now
 
 DEFAULT_BIND = "127.0.0.1:8000"
-_PERMISSION_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
 
 class CommandError(Exception):
@@ -68,7 +68,13 @@ def ensure_admin(catalog, out, bind):
     )
 
 
+def _plugin_manager(settings):
+    return create_plugin_manager(disabled=settings.disabled_plugins)
+
+
 def cmd_serve(args, settings, out):
+    # a broken plugin stops the start here, with one message, rather than in every worker
+    _plugin_manager(settings)
     catalog = open_catalog(settings)
     ensure_admin(catalog, out, args.bind)
     AffixServer(settings, {
@@ -115,12 +121,16 @@ def cmd_project_add(args, settings, out):
 
 
 def cmd_role_add(args, settings, out):
-    bad = [name for name in args.permissions if not _PERMISSION_NAME.match(name)]
-    if bad:
-        raise CommandError(
-            f"not a permission name: {bad[0]!r} (lower-case letters, digits and underscores)"
-        )
     catalog = open_catalog(settings)
+    manager = _plugin_manager(settings)
+    with catalog.database.connection_context():
+        known = known_permissions(manager, container_types(manager, catalog))
+    for name in args.permissions:
+        if name not in known:
+            close = difflib.get_close_matches(name, known, n=3, cutoff=0.6)
+            hint = (f"did you mean {', '.join(close)}?" if close
+                    else f"known permissions: {', '.join(sorted(known))}")
+            raise CommandError(f"unknown permission {name!r}; {hint}")
     with catalog.database.connection_context(), catalog.database.atomic():
         try:
             role = catalog.Role.create(name=args.name)
@@ -160,6 +170,11 @@ def cmd_cleanup(args, settings, out):
         )
     print(f"removed {removed} unclaimed attachment{'' if removed == 1 else 's'} older than "
           f"{settings.grace_period_minutes} minutes", file=out)
+
+
+def cmd_plugins(args, settings, out):
+    for name, distribution, version, hooks in _plugin_manager(settings).listing():
+        print(f"{name} ({distribution} {version}): {', '.join(hooks) or 'no hooks'}", file=out)
 
 
 def build_parser():
@@ -211,6 +226,10 @@ def build_parser():
     cleanup = commands.add_parser(
         "cleanup", help="delete uploads still unclaimed after AFFIX_GRACE_PERIOD minutes")
     cleanup.set_defaults(handler=cmd_cleanup)
+
+    plugins = commands.add_parser(
+        "plugins", help="list the loaded plugins, their distributions and their hooks")
+    plugins.set_defaults(handler=cmd_plugins)
     return parser
 
 
@@ -220,7 +239,7 @@ def main(argv=None, environ=None, out=None):
     try:
         settings = Settings.from_environ(environ)
         args.handler(args, settings, out)
-    except (CommandError, SettingsError) as error:
+    except (CommandError, SettingsError, PluginError) as error:
         print(f"affix: error: {error}", file=sys.stderr)
         return 1
     return 0

@@ -1,6 +1,7 @@
 """Configuration: environment variables read once into one settings object."""
 import dataclasses
 import os
+import re
 from pathlib import Path
 
 from app.allowlist import parse_allowlist
@@ -35,6 +36,8 @@ class Settings:
     grace_period_minutes: int = DEFAULT_GRACE_PERIOD_MINUTES
     # exact MIME types and *.ext patterns; empty allows every file
     allowlist: tuple = ()
+    # entry-point names of installed plugins not to load
+    disabled_plugins: tuple = ()
 
     @classmethod
     def for_data_dir(cls, data_dir, **overrides) -> "Settings":
@@ -58,6 +61,9 @@ class Settings:
                 environ, "AFFIX_GRACE_PERIOD", DEFAULT_GRACE_PERIOD_MINUTES
             ),
         }
+        overrides["disabled_plugins"] = tuple(
+            name for name in re.split(r"[,\s]+", environ.get("AFFIX_DISABLE_PLUGINS", "")) if name
+        )
         try:
             overrides["allowlist"] = parse_allowlist(environ.get("AFFIX_ALLOWLIST", ""))
         except ValueError as error:

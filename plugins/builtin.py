@@ -1,8 +1,35 @@
 """affix's own behaviour, registered through the same hooks as any third-party plugin."""
 from plugins import hookimpl
+from plugins.containers import ContainerType
+
+VIEW_WORK_PACKAGES = "view_work_packages"
+ADD_WORK_PACKAGES = "add_work_packages"
+EDIT_WORK_PACKAGES = "edit_work_packages"
+ADD_WORK_PACKAGE_ATTACHMENTS = "add_work_package_attachments"
+WORK_PACKAGE = "WorkPackage"
 
 
 @hookimpl
 def affix_upload_permissions():
     # OpenProject's own list: anyone who may edit or add content somewhere may upload
-    return ["edit_work_packages", "add_work_packages", "edit_messages", "edit_wiki_pages"]
+    return [EDIT_WORK_PACKAGES, ADD_WORK_PACKAGES, "edit_messages", "edit_wiki_pages"]
+
+
+@hookimpl
+def affix_permissions():
+    return [VIEW_WORK_PACKAGES, ADD_WORK_PACKAGES, EDIT_WORK_PACKAGES,
+            ADD_WORK_PACKAGE_ATTACHMENTS]
+
+
+@hookimpl
+def affix_container_types(catalog):
+    return [ContainerType(
+        name=WORK_PACKAGE,
+        segment="work_packages",
+        find=lambda work_package_id: catalog.get(catalog.WorkPackage, work_package_id),
+        project_of=lambda work_package: work_package.project,
+        title_of=lambda work_package: work_package.subject,
+        view=frozenset({VIEW_WORK_PACKAGES}),
+        add=frozenset({EDIT_WORK_PACKAGES, ADD_WORK_PACKAGE_ATTACHMENTS}),
+        delete=frozenset({EDIT_WORK_PACKAGES}),
+    )]

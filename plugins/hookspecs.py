@@ -1,4 +1,13 @@
-"""The hooks a plugin can implement. Each docstring is the plugin author's reference."""
+"""The hooks a plugin can implement. Each docstring is the plugin author's reference.
+
+A plugin builds its marker from affix's project name and implements any of these by name::
+
+    from pluggy import HookimplMarker
+
+    hookimpl = HookimplMarker("affix")
+
+Every hook's arguments are optional: declare only those you use.
+"""
 from plugins import hookspec
 
 
@@ -11,11 +20,117 @@ def affix_upload_permissions():
 
     Example::
 
-        from pluggy import HookimplMarker
-
-        hookimpl = HookimplMarker("affix")
-
         @hookimpl
         def affix_upload_permissions():
             return ["edit_meetings"]
+    """
+
+
+@hookspec
+def affix_permissions():
+    """Return the permission names your plugin introduces.
+
+    ``affix role add`` accepts only known permission names, so that a misspelt one is refused
+    with the close matches. The names a plugin's container types and upload permissions use are
+    known without being listed here; list any others your plugin checks.
+
+    Example::
+
+        @hookimpl
+        def affix_permissions():
+            return ["view_meetings", "edit_meetings"]
+    """
+
+
+@hookspec
+def affix_container_types(catalog):
+    """Return container types (:class:`plugins.containers.ContainerType`, or any object with
+    the same attributes) that attachments can be claimed for.
+
+    Each type gets ``GET`` and ``POST /api/v3/<segment>/{id}/attachments``: the list of a
+    container's attachments, an upload straight into it, and (with a JSON body naming
+    ``_links.attachments``) claiming uploads for it. ``catalog`` is the app's database
+    catalogue: a plugin that keeps its containers in tables of its own binds its models to
+    ``catalog.database`` and creates them here, and looks projects up in ``catalog.Project``.
+
+    Example::
+
+        from plugins.containers import ContainerType
+
+        @hookimpl
+        def affix_container_types(catalog):
+            meetings = define_meeting_model(catalog.database)
+            catalog.database.create_tables([meetings], safe=True)
+            return [ContainerType(
+                name="Meeting", segment="meetings",
+                find=lambda meeting_id: meetings.get_or_none(meetings.id == meeting_id),
+                project_of=lambda meeting: catalog.Project.get_by_id(meeting.project_id),
+                title_of=lambda meeting: meeting.title,
+                view=frozenset({"view_meetings"}), add=frozenset({"edit_meetings"}),
+                delete=frozenset({"edit_meetings"}),
+            )]
+    """
+
+
+@hookspec
+def affix_validate_upload(upload, user):
+    """Accept or reject an upload after it is fully received and before it is stored.
+
+    ``upload`` is a :class:`plugins.uploads.UploadCandidate` (file name, size, md5, sniffed
+    content type, first bytes, container type); ``user`` is the uploader (``login``, ``admin``).
+    Return None to accept, or a message to reject: the client gets 422
+    PropertyConstraintViolation with that message, and nothing is stored. Every policy must
+    accept. A policy that raises fails the upload with a 500 (logged with the plugin's name):
+    an upload a policy could not check is never stored.
+
+    Example::
+
+        @hookimpl
+        def affix_validate_upload(upload):
+            if upload.file_name.lower().endswith(".exe"):
+                return "Executables are not accepted."
+    """
+
+
+@hookspec
+def affix_attachment_created(attachment, user):
+    """Called after an upload is stored (row and bytes committed).
+
+    For integrations: webhooks, search indexing, audit logs. ``attachment`` is the stored row
+    (``id``, ``file_name``, ``file_size``, ``content_type``, ``md5``, ``container_type``,
+    ``container_id``). An exception is logged and changes nothing: the upload stays stored and
+    the client gets its answer.
+
+    Example::
+
+        @hookimpl
+        def affix_attachment_created(attachment, user):
+            audit.info("%s uploaded %s", user.login, attachment.file_name)
+    """
+
+
+@hookspec
+def affix_attachment_claimed(attachment, container, user):
+    """Called after ``user`` claimed ``attachment`` for ``container`` and the claim committed.
+
+    An exception is logged and changes nothing.
+
+    Example::
+
+        @hookimpl
+        def affix_attachment_claimed(attachment, container):
+            index.add(attachment.id, container.id)
+    """
+
+
+@hookspec
+def affix_attachment_deleted(attachment, user):
+    """Called after an attachment is deleted (row and bytes gone); ``attachment`` is the row as
+    it was. An exception is logged and changes nothing.
+
+    Example::
+
+        @hookimpl
+        def affix_attachment_deleted(attachment):
+            index.remove(attachment.id)
     """

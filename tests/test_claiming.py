@@ -812,7 +812,7 @@ class TestAllowlist:
         assert_error(
             response, 422, "PropertyConstraintViolation",
             f"The file was rejected by an automatic filter. '{content_type}' is not allowed "
-            "for upload.", "contentType")
+            "for upload.", "file")
         # no row, no blob, and nothing left in staging
         assert stored.snapshot() == ([], {})
         assert containers(catalog) == {}

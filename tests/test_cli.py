@@ -157,10 +157,21 @@ def test_role_add_creates_a_role_with_each_permission_once(environ, cli_catalog)
     assert roles(cli_catalog) == {"developer": ["edit_work_packages", "view_work_packages"]}
 
 
-def test_role_add_with_a_bad_permission_name_creates_nothing(environ, cli_catalog, capsys):
-    assert_refused(capsys, environ, ["role", "add", "developer", "edit_work_packages", "Edit-WP"],
-                   "not a permission name: 'Edit-WP' "
-                   "(lower-case letters, digits and underscores)")
+BUILT_IN_PERMISSIONS = (
+    "add_work_package_attachments, add_work_packages, edit_messages, edit_wiki_pages, "
+    "edit_work_packages, view_work_packages"
+)
+
+
+@pytest.mark.parametrize("permission, message", [
+    ("edit_work_package", "unknown permission 'edit_work_package'; did you mean "
+                          "edit_work_packages, add_work_packages, view_work_packages?"),
+    ("Edit-WP", f"unknown permission 'Edit-WP'; known permissions: {BUILT_IN_PERMISSIONS}"),
+])
+def test_role_add_with_an_unknown_permission_creates_nothing(
+        environ, cli_catalog, capsys, permission, message):
+    assert_refused(capsys, environ, ["role", "add", "developer", "edit_work_packages", permission],
+                   message)
     with cli_catalog.database.connection_context():
         assert cli_catalog.RolePermission.select().count() == 0
     assert roles(cli_catalog) == {}

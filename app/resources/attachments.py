@@ -5,6 +5,7 @@ from app import representers
 from app.content_types import presentation
 from app.downloads import send_blob
 from app.errors import missing_permission, not_found
+from app.links import attachment_ids, json_document, links_of
 from app.upload import receive_upload
 
 
@@ -70,7 +71,8 @@ class AttachmentContentResource:
 
 
 class ContainerAttachmentsResource:
-    """``/api/v3/<segment>/{id}/attachments``: list a container's attachments, upload into it."""
+    """``/api/v3/<segment>/{id}/attachments``: list a container's attachments, upload into it,
+    or (with a JSON body naming ``_links.attachments``) claim uploads for it."""
 
     def __init__(self, service, kind, max_attachment_size):
         self.service = service
@@ -78,19 +80,22 @@ class ContainerAttachmentsResource:
         self.max_attachment_size = max_attachment_size
 
     def _visible_container(self, user, container_id):
-        container = self.kind.find(self.service.catalog, container_id)
+        container = self.kind.find(container_id)
         if container is None or not self.service.permissions.allowed(
                 user, self.kind.view, self.kind.project_of(container)):
             raise not_found()
         return container
 
-    def on_get(self, req, resp, container_id):
-        container = self._visible_container(req.context.user, container_id)
+    def _collection(self, req, container):
         elements = [
             render_attachment(req, self.service, record)
             for record in self.service.of_container(self.kind, container)
         ]
-        resp.media = representers.collection(req.root_path + req.path, elements)
+        return representers.collection(req.root_path + req.path, elements)
+
+    def on_get(self, req, resp, container_id):
+        container = self._visible_container(req.context.user, container_id)
+        resp.media = self._collection(req, container)
 
     def on_post(self, req, resp, container_id):
         user = req.context.user
@@ -98,6 +103,11 @@ class ContainerAttachmentsResource:
         if not self.service.permissions.allowed(
                 user, self.kind.add, self.kind.project_of(container)):
             raise missing_permission()
+        if req.content_type and req.content_type.split(";")[0].strip() == "application/json":
+            claims = attachment_ids(links_of(json_document(req))) or []
+            self.service.claim_for(user, claims, self.kind, lambda: container)
+            resp.media = self._collection(req, container)
+            return
         upload = receive_upload(req, self.service.blob_store, self.max_attachment_size)
         record = self.service.commit(upload, user, self.kind, container)
         resp.media = render_attachment(req, self.service, record)

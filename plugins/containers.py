@@ -1,0 +1,50 @@
+"""Container types: the resources attachments can be claimed for."""
+import dataclasses
+from typing import Callable
+
+
+@dataclasses.dataclass(frozen=True)
+class ContainerType:
+    """What affix needs to know of one kind of container.
+
+    ``name`` is stored with each claimed attachment (keep it stable); ``segment`` is the API path
+    segment, so that the type's containers are ``/api/v3/<segment>/{id}``; ``find(id)`` returns
+    the container with that id or None; ``project_of(container)`` and ``title_of(container)``
+    read one. A user may see a container's attachments with one of the ``view`` permissions,
+    upload into it and claim for it with one of ``add``, and delete its attachments with one of
+    ``delete``, each held in the container's project.
+    """
+
+    name: str
+    segment: str
+    find: Callable
+    project_of: Callable
+    title_of: Callable
+    view: frozenset
+    add: frozenset
+    delete: frozenset
+
+    def permissions(self) -> frozenset:
+        return self.view | self.add | self.delete
+
+
+class ContainerTypes:
+    """The container types of one app, by stored name and by path segment."""
+
+    def __init__(self, types):
+        self._by_name = {}
+        self._by_segment = {}
+        for kind in types:
+            for index, key in ((self._by_name, kind.name), (self._by_segment, kind.segment)):
+                if key in index:
+                    raise ValueError(f"two container types claim {key!r}")
+                index[key] = kind
+
+    def named(self, name) -> ContainerType:
+        return self._by_name[name]
+
+    def __contains__(self, name) -> bool:
+        return name in self._by_name
+
+    def __iter__(self):
+        return iter(self._by_name.values())
