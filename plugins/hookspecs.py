@@ -59,12 +59,13 @@ def affix_container_types(catalog):
 
         @hookimpl
         def affix_container_types(catalog):
-            meetings = define_meeting_model(catalog.database)
-            catalog.database.create_tables([meetings], safe=True)
+            Meeting = meeting_model(catalog.database)
+            with catalog.database.connection_context():
+                catalog.database.create_tables([Meeting], safe=True)
             return [ContainerType(
                 name="Meeting", segment="meetings",
-                find=lambda meeting_id: meetings.get_or_none(meetings.id == meeting_id),
-                project_of=lambda meeting: catalog.Project.get_by_id(meeting.project_id),
+                find=lambda meeting_id: Meeting.get_or_none(Meeting.id == meeting_id),
+                project_of=lambda meeting: catalog.get(catalog.Project, meeting.project_id),
                 title_of=lambda meeting: meeting.title,
                 view=frozenset({"view_meetings"}), add=frozenset({"edit_meetings"}),
                 delete=frozenset({"edit_meetings"}),
