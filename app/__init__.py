@@ -4,7 +4,7 @@ import falcon.media
 
 from app.allowlist import Allowlist, AllowlistPolicy
 from app.attachments import AttachmentService
-from app.auth import Authenticator
+from app.auth import Authenticator, TrustRemoteUser
 from app.content_types import ContentSniffer
 from app.errors import HAL_JSON, handle_unexpected, serialize_error
 from app.permissions import Permissions
@@ -52,12 +52,18 @@ def open_catalog(settings: Settings) -> Catalog:
 
 def create_app(settings: Settings | None = None, *, plugin_manager=None, clock=utc_now):
     """The affix WSGI app. Reads the environment only when no ``settings`` are given; every
-    collaborator is made here and handed to the resources that need it."""
+    collaborator is made here and handed to the resources that need it.
+
+    A ``plugin_manager`` passed in belongs to this app from then on: the built-in policies the
+    settings ask for (the allowlist, trusting ``REMOTE_USER``) are registered on it.
+    """
     settings = Settings.from_environ() if settings is None else settings
     if plugin_manager is None:
         plugin_manager = create_plugin_manager(disabled=settings.disabled_plugins)
     if settings.allowlist:
         plugin_manager.register(AllowlistPolicy(Allowlist(settings.allowlist)), name="allowlist")
+    if settings.trust_remote_user:
+        plugin_manager.register(TrustRemoteUser(), name="remote-user")
     catalog = open_catalog(settings)
     kinds = container_types(plugin_manager, catalog)
     service = AttachmentService(
@@ -67,7 +73,12 @@ def create_app(settings: Settings | None = None, *, plugin_manager=None, clock=u
 
     app = falcon.App(
         media_type=HAL_JSON,
-        middleware=[DatabaseSession(catalog.database), Authenticator(catalog)],
+        middleware=[
+            DatabaseSession(catalog.database),
+            Authenticator(
+                catalog, lambda req: plugin_manager.hook.affix_authenticate(request=req)
+            ),
+        ],
     )
     json_handler = falcon.media.JSONHandler()
     app.req_options.media_handlers[HAL_JSON] = json_handler

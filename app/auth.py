@@ -8,6 +8,7 @@ import secrets
 import falcon
 
 from app.errors import ApiError
+from plugins import hookimpl
 
 REALM = 'Basic realm="affix"'
 
@@ -60,15 +61,42 @@ def presented_key(authorization):
 
 
 class Authenticator:
-    """Falcon middleware: resolves ``req.context.user`` before any resource that needs it."""
+    """Falcon middleware: resolves ``req.context.user`` before any resource.
 
-    def __init__(self, catalog):
+    The host's identity comes first (plugins on ``affix_authenticate``, such as the trusted
+    ``REMOTE_USER``), then affix's own API keys. An identity nobody vouches for falls through
+    to the API key and then to 401: there is never a default user.
+    """
+
+    def __init__(self, catalog, host_identity):
         self.catalog = catalog
+        # request -> login named by the host, or None
+        self.host_identity = host_identity
 
     def process_resource(self, req, resp, resource, params):
         req.context.user = None
-        if resource is None or not getattr(resource, "auth_required", True):
+        if resource is None:
+            # no route: the 404 needs nobody's identity
             return
+        user = self._host_user(req) or self._api_key_user(req)
+        if user.locked:
+            raise _wrong_credentials()
+        req.context.user = user
+
+    def _host_user(self, req):
+        login = self.host_identity(req)
+        if not isinstance(login, str) or not login.strip():
+            return None
+        User = self.catalog.User
+        user = User.get_or_none(User.login == login)
+        if user is None:
+            # a user the host knows is created on first sight; get_or_create settles the race
+            # of two first requests
+            with self.catalog.write_transaction():
+                user, _ = User.get_or_create(login=login, defaults={"name": login})
+        return user
+
+    def _api_key_user(self, req):
         key = presented_key(req.get_header("Authorization"))
         if key is None:
             raise _unauthenticated()
@@ -83,6 +111,17 @@ class Authenticator:
         # itself free of timing differences
         if api_key is None or not hmac.compare_digest(api_key.key_hash, digest):
             raise _wrong_credentials()
-        if api_key.user.locked:
-            raise _wrong_credentials()
-        req.context.user = api_key.user
+        return api_key.user
+
+
+class TrustRemoteUser:
+    """The built-in, opt-in plugin (``AFFIX_TRUST_REMOTE_USER``) that believes the
+    ``REMOTE_USER`` an authenticating proxy or the host app put in the WSGI environ.
+
+    Only for deployments where nothing but that proxy or host can reach affix: whoever can set
+    the variable is whoever they say.
+    """
+
+    @hookimpl
+    def affix_authenticate(self, request):
+        return request.env.get("REMOTE_USER")

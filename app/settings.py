@@ -27,6 +27,15 @@ def _positive_int(environ, name, default) -> int:
     return value
 
 
+def _flag(environ, name) -> bool:
+    raw = environ.get(name, "").strip().lower()
+    if raw in ("", "0", "false", "no", "off"):
+        return False
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    raise SettingsError(f"{name} must be 1 or 0 (true or false), not {raw!r}")
+
+
 @dataclasses.dataclass(frozen=True)
 class Settings:
     data_dir: Path
@@ -38,6 +47,8 @@ class Settings:
     allowlist: tuple = ()
     # entry-point names of installed plugins not to load
     disabled_plugins: tuple = ()
+    # believe the REMOTE_USER of the WSGI environ (behind an authenticating proxy only)
+    trust_remote_user: bool = False
 
     @classmethod
     def for_data_dir(cls, data_dir, **overrides) -> "Settings":
@@ -61,6 +72,7 @@ class Settings:
                 environ, "AFFIX_GRACE_PERIOD", DEFAULT_GRACE_PERIOD_MINUTES
             ),
         }
+        overrides["trust_remote_user"] = _flag(environ, "AFFIX_TRUST_REMOTE_USER")
         overrides["disabled_plugins"] = tuple(
             name for name in re.split(r"[,\s]+", environ.get("AFFIX_DISABLE_PLUGINS", "")) if name
         )

@@ -11,6 +11,26 @@ Every hook's arguments are optional: declare only those you use.
 from plugins import hookspec
 
 
+@hookspec(firstresult=True)
+def affix_authenticate(request):
+    """Name the user of ``request`` from the host's own identity; return a login or None.
+
+    For affix embedded in a larger WSGI site, or behind an authenticating proxy: read a session
+    cookie, a header the proxy sets, or the WSGI environ (``request.env``, ``request.cookies``,
+    ``request.get_header(...)``; ``request`` is a Falcon request). Plugins are asked in turn
+    until one names a login; that user is matched in affix's user table by login, or created
+    on first sight (a locked user is refused). Return None when you cannot tell: affix then
+    checks its own API keys, and answers 401 without one. Only name a user you have verified.
+
+    Example::
+
+        @hookimpl
+        def affix_authenticate(request):
+            session = host_sessions.get(request.cookies.get("session"))
+            return session.login if session else None
+    """
+
+
 @hookspec
 def affix_upload_permissions():
     """Return permission names that authorise uploading an attachment without a container.
