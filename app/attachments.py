@@ -72,6 +72,9 @@ class AttachmentService:
         return kind, kind.find(record.container_id)
 
     def _may(self, user, record, action) -> bool:
+        if record.container_type is not None and record.container_type not in self.container_types:
+            # its container type's plugin is gone: nobody can tell who may see it
+            return False
         kind, container = self.container_of(record)
         if kind is None:
             # a containerless attachment belongs to its author alone

@@ -11,5 +11,8 @@ class Permissions:
         return user.admin or self.catalog.user_holds_any(user, self.upload_permissions)
 
     def allowed(self, user, permissions, project) -> bool:
-        """Whether ``user`` holds one of ``permissions`` in ``project``."""
-        return user.admin or self.catalog.user_holds_any(user, permissions, project)
+        """Whether ``user`` holds one of ``permissions`` in ``project``; a container whose
+        project is gone (None) is left to admins, never widened to any project."""
+        if user.admin:
+            return True
+        return project is not None and self.catalog.user_holds_any(user, permissions, project)

@@ -24,9 +24,6 @@ class ContainerType:
     add: frozenset
     delete: frozenset
 
-    def permissions(self) -> frozenset:
-        return self.view | self.add | self.delete
-
 
 class ContainerTypes:
     """The container types of one app, by stored name and by path segment."""

@@ -105,7 +105,7 @@ def known_permissions(manager, kinds) -> frozenset:
     """Every permission name the installation knows: declared, or used by an upload permission
     or a container type."""
     declared = _flatten(manager.hook.affix_permissions())
-    used = frozenset().union(*(kind.permissions() for kind in kinds))
+    used = frozenset().union(*(kind.view | kind.add | kind.delete for kind in kinds))
     return declared | upload_permissions(manager) | used
 
 

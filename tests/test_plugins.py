@@ -140,5 +140,5 @@ def test_installed_plugin_is_loaded_through_its_entry_point(
     # found as the distribution declares it: its entry-point name, its project name
     plugin = manager.get_plugin("meetings")
     assert plugin is sys.modules[MEETINGS_MODULE]
-    assert manager.origins["meetings"] == ("affix-meetings", "0.1.0")
+    assert manager.origins["meetings"] == ("affix-meetings", "0.2.0")
     assert upload_permissions(manager) == BUILTIN_PERMISSIONS | {"edit_meetings"}
