@@ -20,7 +20,9 @@ from app.resources.work_packages import (
 )
 from app.settings import Settings
 from plugins.builtin import WORK_PACKAGE
-from plugins.manager import container_types, create_plugin_manager, upload_permissions
+from plugins.manager import (
+    container_types, create_plugin_manager, host_login, upload_permissions,
+)
 from storage.blobs import open_blob_store
 from storage.database import open_database
 from storage.models import Catalog, utc_now
@@ -75,9 +77,7 @@ def create_app(settings: Settings | None = None, *, plugin_manager=None, clock=u
         media_type=HAL_JSON,
         middleware=[
             DatabaseSession(catalog.database),
-            Authenticator(
-                catalog, lambda req: plugin_manager.hook.affix_authenticate(request=req)
-            ),
+            Authenticator(catalog, lambda req: host_login(plugin_manager, req)),
         ],
     )
     json_handler = falcon.media.JSONHandler()

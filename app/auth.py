@@ -85,7 +85,7 @@ class Authenticator:
 
     def _host_user(self, req):
         login = self.host_identity(req)
-        if not isinstance(login, str) or not login.strip():
+        if login is None:
             return None
         User = self.catalog.User
         user = User.get_or_none(User.login == login)

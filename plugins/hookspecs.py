@@ -11,7 +11,7 @@ Every hook's arguments are optional: declare only those you use.
 from plugins import hookspec
 
 
-@hookspec(firstresult=True)
+@hookspec
 def affix_authenticate(request):
     """Name the user of ``request`` from the host's own identity; return a login or None.
 

@@ -109,6 +109,19 @@ def known_permissions(manager, kinds) -> frozenset:
     return declared | upload_permissions(manager) | used
 
 
+def host_login(manager, request):
+    """The first login a plugin names for ``request``, or None.
+
+    Plugins are asked in pluggy's order until one gives a non-blank string: an answer that names
+    nobody (None, "", anything else) leaves the next plugin its say, which pluggy's
+    ``firstresult`` would not (it stops at the first answer that is not None)."""
+    for implementation in reversed(manager.hook.affix_authenticate.get_hookimpls()):
+        login = _call(implementation, request=request)
+        if isinstance(login, str) and login.strip():
+            return login
+    return None
+
+
 def upload_rejection(manager, upload, user):
     """The first message by which a policy rejects ``upload``, or None when all accept.
 
