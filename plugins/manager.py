@@ -31,7 +31,9 @@ class PluginManager(pluggy.PluginManager):
             self.register(plugin, name=name)
             self.check_pending()
         except pluggy.PluginValidationError as error:
-            raise PluginError(f"{describe(name, origin)} cannot be used: {error}") from None
+            # pluggy's message spans lines; start-up errors are one line
+            detail = " ".join(str(error).split())
+            raise PluginError(f"{describe(name, origin)} cannot be used: {detail}") from None
 
     def load_entry_points(self):
         """Every plugin that an installed distribution declares in the ``affix`` group, except
