@@ -14,17 +14,13 @@ import sqlite3
 import subprocess
 import sys
 import sysconfig
-import time
 from pathlib import Path
 
 import pytest
 import requests
 
 from conftest import basic_auth, hal_error, upload_body
-from test_server import (
-    HOST, POLL_INTERVAL, REPO_ROOT, STARTUP_TIMEOUT, WORKERS, announced_api_key,
-    answers_requests, booted_worker_pids, free_port, stop,
-)
+from test_server import HOST, REPO_ROOT, WORKERS, await_startup, free_port, stop
 
 MEETINGS_SOURCE = REPO_ROOT / "tests" / "plugin_packages" / "affix-meetings"
 DISTRIBUTION = "affix-meetings"
@@ -175,29 +171,10 @@ def serving(environment, data_dir, api_key=None, **settings):
             stdin=subprocess.DEVNULL, stdout=stdout, stderr=stderr, start_new_session=True,
         )
     try:
-        key = await_ready(process, port, stdout_path, stderr_path, api_key)
+        key = await_startup(process, port, stdout_path, stderr_path, api_key)
         yield Server(port, key, stdout_path)
     finally:
         stop(process)
-
-
-def await_ready(process, port, stdout_path, stderr_path, api_key) -> str:
-    """The key the server answered to, once all its workers have booted."""
-    deadline = time.monotonic() + STARTUP_TIMEOUT
-    while True:
-        if process.poll() is not None:
-            problem = f"exited with status {process.returncode} while starting"
-            break
-        key = api_key or announced_api_key(stdout_path)
-        booted = booted_worker_pids(stderr_path.read_text(errors="replace"))
-        if key and len(booted) == WORKERS and answers_requests(port, key):
-            return key
-        if time.monotonic() > deadline:
-            problem = f"did not come up within {STARTUP_TIMEOUT} s"
-            break
-        time.sleep(POLL_INTERVAL)
-    pytest.fail(f"affix serve {problem}.\nstdout:\n{stdout_path.read_text()}\n"
-                f"stderr:\n{stderr_path.read_text(errors='replace')}")
 
 
 # --- the data: a member who may only edit meetings, and a meeting --------------------------------

@@ -122,10 +122,10 @@ def answers_requests(port, api_key) -> bool:
     return response.status_code == 200
 
 
-def await_startup(process, port, stdout_path, stderr_path) -> str:
-    """The admin's API key, once the server answers and all its workers have booted."""
+def await_startup(process, port, stdout_path, stderr_path, api_key=None) -> str:
+    """The key the server answered to, once all its workers have booted: ``api_key``, or the
+    admin's key announced on a first start."""
     deadline = time.monotonic() + STARTUP_TIMEOUT
-    api_key = None
     while True:
         if process.poll() is not None:
             problem = f"exited with status {process.returncode} while starting"

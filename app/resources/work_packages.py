@@ -17,6 +17,15 @@ SUBJECT_LIMIT = 255
 _PROJECT_HREF = re.compile(r"/api/v3/projects/([0-9]+)/?\Z")
 
 
+def _change_request(req, subject_required):
+    """The request's JSON document, checked, and the attachment ids it claims."""
+    document = json_document(req)
+    errors = _subject_errors(document, subject_required)
+    if errors:
+        raise property_violations(errors)
+    return document, attachment_ids(links_of(document)) or []
+
+
 def _subject_errors(document, required):
     if "subject" not in document and not required:
         return []
@@ -64,11 +73,7 @@ class WorkPackages:
         user = req.context.user
         if not self.permissions.allowed(user, {ADD}, project):
             raise missing_permission()
-        document = json_document(req)
-        errors = _subject_errors(document, required=True)
-        if errors:
-            raise property_violations(errors)
-        claims = attachment_ids(links_of(document)) or []
+        document, claims = _change_request(req, subject_required=True)
         now = self.service.clock()
         # creating the work package is what permits adding attachments to it here
         work_package = self.service.claim_for(
@@ -134,11 +139,7 @@ class WorkPackageResource:
         work_package = self.work_packages.visible(user, container_id)
         if not service.permissions.allowed(user, {EDIT}, work_package.project):
             raise missing_permission()
-        document = json_document(req)
-        errors = _subject_errors(document, required=False)
-        if errors:
-            raise property_violations(errors)
-        claims = attachment_ids(links_of(document)) or []
+        document, claims = _change_request(req, subject_required=False)
 
         def change():
             if "subject" in document:
