@@ -445,20 +445,31 @@ def bench_large_uploads(servers, pool, size, runs):
     payload = Payload(pool, size)
     payload.md5  # computed before any timing
     say(f"\n[1] one {size // MiB} MiB upload, {runs} runs each (after one unrecorded warm-up)")
-    results = {server.name: {"mbps": [], "cpu": []} for server in servers}
     warm_up = Payload(pool, min(size, 16 * MiB))
     for server in servers:
         _, document = upload(server, warm_up)
         check_upload(server, warm_up, document)
         forget_uploads(server, document)
+
+    def one_upload(server):
+        elapsed, document = upload(server, payload)
+        check_upload(server, payload, document)
+        forget_uploads(server, document)
+        return elapsed
+
+    return timed_transfers(servers, runs, size, one_upload)
+
+
+def timed_transfers(servers, runs, size, transfer):
+    """Medians of MB/s and worker CPU per GiB, ``transfer(server)`` returning its seconds, run
+    on the servers in alternation."""
+    results = {server.name: {"mbps": [], "cpu": []} for server in servers}
     for number, order in alternating(servers, runs):
         for server in order:
             pids = server.worker_pids()
             cpu_before = cpu_seconds(pids)
-            elapsed, document = upload(server, payload)
+            elapsed = transfer(server)
             cpu = cpu_seconds(pids) - cpu_before
-            check_upload(server, payload, document)
-            forget_uploads(server, document)
             mbps = size / MB / elapsed
             results[server.name]["mbps"].append(mbps)
             results[server.name]["cpu"].append(cpu / (size / GiB))
@@ -624,19 +635,9 @@ def bench_downloads(servers, pool, size, runs):
         download(server, paths[server.name], size, digest)
         if digest.hexdigest() != payload.md5:
             raise BenchError(f"{server.name} served other bytes than were stored")
-    results = {server.name: {"mbps": [], "cpu": []} for server in servers}
-    for number, order in alternating(servers, runs):
-        for server in order:
-            pids = server.worker_pids()
-            cpu_before = cpu_seconds(pids)
-            elapsed = download(server, paths[server.name], size)
-            cpu = cpu_seconds(pids) - cpu_before
-            mbps = size / MB / elapsed
-            results[server.name]["mbps"].append(mbps)
-            results[server.name]["cpu"].append(cpu / (size / GiB))
-            say(f"    run {number + 1} {server.name:8} {elapsed:7.2f} s  {mbps:8.1f} MB/s  "
-                f"worker CPU {cpu:6.2f} s")
-    return summarise(results)
+    return timed_transfers(
+        servers, runs, size, lambda server: download(server, paths[server.name], size)
+    )
 
 
 # --- the run -----------------------------------------------------------------------------------
