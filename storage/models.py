@@ -7,6 +7,8 @@ import datetime
 
 import peewee
 
+from storage.database import release_connections
+
 # ids are 64-bit integers in every database we support; a larger number names no row, and
 # asking a driver for it raises instead of finding nothing
 MAX_ID = 2**63 - 1
@@ -142,6 +144,7 @@ class Catalog:
     def create_schema(self):
         with self.database.connection_context():
             self.database.create_tables(self.models, safe=True)
+        release_connections(self.database)
 
     def user_holds_any(self, user, permissions, project=None) -> bool:
         """Whether a role of ``user`` holds one of ``permissions``: in ``project``, or in at
