@@ -26,22 +26,23 @@ class Sniffed:
 
 
 class ContentSniffer:
-    """libmagic, asked for a MIME type and a text encoding. python-magic serialises calls to one
-    libmagic handle with a lock, so one sniffer serves every thread of a worker."""
+    """libmagic, asked for a MIME type and a text encoding in one call (each call costs up to
+    3 ms on text). python-magic serialises calls to one libmagic handle with a lock, so one
+    sniffer serves every thread of a worker."""
 
     def __init__(self):
-        self._types = magic.Magic(mime=True)
-        self._encodings = magic.Magic(mime_encoding=True)
+        self._magic = magic.Magic(mime=True, mime_encoding=True)
 
     def sniff(self, head: bytes) -> Sniffed:
         if not head:
             return Sniffed(OCTET_STREAM, None)
-        content_type = self._types.from_buffer(head)
-        charset = None
-        if content_type.startswith("text/"):
-            encoding = self._encodings.from_buffer(head)
-            charset = None if encoding in _NOT_TEXT_ENCODINGS else encoding
-        return Sniffed(content_type, charset)
+        # "text/plain; charset=us-ascii"
+        content_type, _, parameter = self._magic.from_buffer(head).partition(";")
+        content_type = content_type.strip()
+        encoding = parameter.strip().removeprefix("charset=")
+        if not content_type.startswith("text/") or encoding in _NOT_TEXT_ENCODINGS:
+            return Sniffed(content_type, None)
+        return Sniffed(content_type, encoding)
 
 
 @dataclasses.dataclass(frozen=True)
