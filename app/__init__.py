@@ -6,7 +6,7 @@ from app.allowlist import Allowlist, AllowlistPolicy
 from app.attachments import AttachmentService
 from app.auth import Authenticator, TrustRemoteUser
 from app.content_types import ContentSniffer
-from app.errors import HAL_JSON, handle_unexpected, serialize_error
+from app.errors import HAL_JSON, install_error_handlers
 from app.permissions import Permissions
 from app.resources.attachments import (
     AttachmentContentResource, AttachmentResource, AttachmentsResource,
@@ -83,8 +83,7 @@ def create_app(settings: Settings | None = None, *, plugin_manager=None, clock=u
     json_handler = falcon.media.JSONHandler()
     app.req_options.media_handlers[HAL_JSON] = json_handler
     app.resp_options.media_handlers[HAL_JSON] = json_handler
-    app.set_error_serializer(serialize_error)
-    app.add_error_handler(Exception, handle_unexpected)
+    install_error_handlers(app)
 
     app.add_route("/api/v3", RootResource(INSTANCE_NAME))
     app.add_route(

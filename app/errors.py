@@ -1,8 +1,10 @@
 """HAL errors: every error affix answers is ``application/hal+json`` in OpenProject's shape."""
+import errno
 import json
 import logging
 
 import falcon
+import peewee
 
 HAL_JSON = "application/hal+json"
 URN_PREFIX = "urn:openproject-org:api:v3:errors:"
@@ -96,3 +98,33 @@ def handle_unexpected(req, resp, error, params):
     raise ApiError(
         falcon.HTTP_500, "InternalServerError", "An internal error has occurred."
     ) from error
+
+
+def handle_storage_error(req, resp, error, params):
+    """A full disk is the operator's to fix, and the client's to retry later: 507. Any other
+    I/O error is a fault like any other."""
+    if error.errno in (errno.ENOSPC, errno.EDQUOT):
+        log.error("storage full in %s %s: %s", req.method, req.path, error)
+        raise ApiError(
+            falcon.HTTP_507, "InsufficientStorage",
+            "There is not enough storage space left to store the file.",
+        ) from error
+    handle_unexpected(req, resp, error, params)
+
+
+def handle_database_error(req, resp, error, params):
+    """The database locked for too long or out of reach: 503, worth retrying."""
+    log.error("database unavailable in %s %s: %s", req.method, req.path, error)
+    raise ApiError(
+        falcon.HTTP_503, "ServiceUnavailable",
+        "The service is temporarily unavailable. Please try again later.",
+        headers={"Retry-After": "5"},
+    ) from error
+
+
+def install_error_handlers(app):
+    """Every error HAL, every failure mapped to what a client can do about it."""
+    app.set_error_serializer(serialize_error)
+    app.add_error_handler(Exception, handle_unexpected)
+    app.add_error_handler(OSError, handle_storage_error)
+    app.add_error_handler((peewee.OperationalError, peewee.InterfaceError), handle_database_error)

@@ -1,7 +1,9 @@
 """The Create Attachment contract through falcon.testing: success and every refusal, with what
 is stored asserted after each."""
+import errno
 import hashlib
 import json
+import os
 import re
 
 import peewee
@@ -272,15 +274,60 @@ def test_failure_while_reading_the_body_discards_the_staged_blob(
     assert stored.snapshot() == earlier
 
 
-def test_database_failure_at_commit_removes_the_committed_blob(
-        client, people, stored, earlier, monkeypatch):
+UNAVAILABLE = ("ServiceUnavailable",
+               "The service is temporarily unavailable. Please try again later.")
+
+
+@pytest.mark.parametrize("failure", ["database is locked", "disk I/O error"])
+def test_database_failure_at_commit_is_503_and_removes_the_committed_blob(
+        client, people, stored, earlier, monkeypatch, failure):
     def failing_save(*args, **kwargs):
-        raise peewee.OperationalError("disk I/O error")
+        raise peewee.OperationalError(failure)
 
     # the row's insert is the only save on the upload path
     monkeypatch.setattr(peewee.Model, "save", failing_save)
     response = post(client, people, upload_body(file=b"lost"))
-    assert_error(response, 500, "InternalServerError", "An internal error has occurred.")
+    assert_error(response, 503, *UNAVAILABLE)
+    assert response.headers["retry-after"] == "5"
+    assert stored.snapshot() == earlier
+
+
+def test_database_out_of_reach_is_503_before_anything_is_read(
+        client, people, stored, earlier, monkeypatch):
+    def refuse(*args, **kwargs):
+        raise peewee.OperationalError("unable to open database file")
+
+    monkeypatch.setattr(peewee.Database, "connect", refuse)
+    response = post(client, people, upload_body(file=b"lost"))
+    monkeypatch.undo()
+    assert_error(response, 503, *UNAVAILABLE)
+    assert stored.snapshot() == earlier
+
+
+def fail_blob_writes(monkeypatch, error_number):
+    """Staged blobs whose writes fail with ``error_number``, as a full or broken disk does
+    in the middle of an upload (the staged file exists by then)."""
+    from storage.blobs import StagedLocalBlob
+
+    def write(blob, data):
+        raise OSError(error_number, os.strerror(error_number))
+
+    monkeypatch.setattr(StagedLocalBlob, "write", write)
+
+
+@pytest.mark.parametrize("error_number, status, identifier, message", [
+    (errno.ENOSPC, 507, "InsufficientStorage",
+     "There is not enough storage space left to store the file."),
+    (errno.EDQUOT, 507, "InsufficientStorage",
+     "There is not enough storage space left to store the file."),
+    (errno.EIO, 500, "InternalServerError", "An internal error has occurred."),
+])
+def test_storage_failing_mid_upload_leaves_nothing(
+        client, people, stored, earlier, monkeypatch, error_number, status, identifier,
+        message):
+    fail_blob_writes(monkeypatch, error_number)
+    response = post(client, people, upload_body(file=b"z" * 1000))
+    assert_error(response, status, identifier, message)
     assert stored.snapshot() == earlier
 
 
