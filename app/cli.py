@@ -77,6 +77,10 @@ def cmd_serve(args, settings, out):
     _plugin_manager(settings)
     catalog = open_catalog(settings)
     ensure_admin(catalog, out, args.bind)
+    swept = open_blob_store(settings.storage_url).sweep_staging()
+    if swept:
+        print(f"affix: removed {swept} partial upload{'' if swept == 1 else 's'} left in staging "
+              "by an earlier stop", file=out, flush=True)
     AffixServer(settings, {
         "bind": args.bind,
         "workers": args.workers,

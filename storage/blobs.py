@@ -62,6 +62,17 @@ class LocalBlobStore:
         self.staging = self.root / STAGING_DIR
         self.staging.mkdir(parents=True, exist_ok=True)
 
+    def sweep_staging(self) -> int:
+        """Remove what uploads cut short by a crash left in staging; returns how many.
+
+        Only safe while no upload is running: ``affix serve`` calls it before any worker starts.
+        """
+        swept = 0
+        for path in self.staging.iterdir():
+            path.unlink(missing_ok=True)
+            swept += 1
+        return swept
+
     def stage(self) -> StagedLocalBlob:
         return StagedLocalBlob(self)
 

@@ -3,11 +3,13 @@
 import hashlib
 import io
 import re
+from pathlib import Path
 
 import falcon.testing
 import pytest
 
 from app import create_app, open_catalog
+from app import cli
 from app.cli import ensure_admin, main
 from app.settings import Settings
 from conftest import basic_auth
@@ -256,3 +258,37 @@ def test_ensure_admin_does_nothing_once_there_is_a_user(cli_catalog):
     ensure_admin(cli_catalog, out, "127.0.0.1:8123")
     assert out.getvalue() == ""
     assert (users(cli_catalog), key_hashes(cli_catalog)) == before
+
+
+class RecordingServer:
+    """Stands in for gunicorn: records that serving would start, and what was left then."""
+
+    started_with = None
+
+    def __init__(self, settings, options):
+        self.settings = settings
+
+    def run(self):
+        RecordingServer.started_with = sorted(
+            path.name for path in (Path(self.settings.storage_url) / ".staging").iterdir()
+        )
+
+
+def test_serve_sweeps_staging_debris_before_the_workers_start(environ, monkeypatch, tmp_path):
+    settings = Settings.from_environ(environ)
+    staging = Path(settings.storage_url) / ".staging"
+    staging.mkdir(parents=True)
+    for name in ("cut-short-1", "cut-short-2"):
+        (staging / name).write_bytes(b"half an upload")
+    committed = Path(settings.storage_url) / "ab" / "cd" / "abcd-kept"
+    committed.parent.mkdir(parents=True)
+    committed.write_bytes(b"a whole upload")
+    monkeypatch.setattr(cli, "AffixServer", RecordingServer)
+    out = io.StringIO()
+
+    assert main(["serve"], environ=environ, out=out) == 0
+    assert RecordingServer.started_with == []
+    assert committed.read_bytes() == b"a whole upload"
+    assert out.getvalue().splitlines()[-1] == (
+        "affix: removed 2 partial uploads left in staging by an earlier stop"
+    )
