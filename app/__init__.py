@@ -7,6 +7,7 @@ from app.attachments import AttachmentService
 from app.auth import Authenticator, TrustRemoteUser
 from app.content_types import ContentSniffer
 from app.errors import HAL_JSON, install_error_handlers
+from app.openapi import OpenApiResource
 from app.permissions import Permissions
 from app.resources.attachments import (
     AttachmentContentResource, AttachmentResource, AttachmentsResource,
@@ -86,6 +87,7 @@ def create_app(settings: Settings | None = None, *, plugin_manager=None, clock=u
     install_error_handlers(app)
 
     app.add_route("/api/v3", RootResource(INSTANCE_NAME))
+    app.add_route("/api/v3/spec.json", OpenApiResource(kinds))
     app.add_route(
         "/api/v3/attachments", AttachmentsResource(service, settings.max_attachment_size)
     )

@@ -1,0 +1,253 @@
+"""The OpenAPI document of affix's own API, served at ``/api/v3/spec.json``.
+
+Built per request from the container types the app has, with the prefix the app is mounted at
+as its server, so that it describes exactly the API this app answers.
+"""
+from plugins.builtin import WORK_PACKAGE
+
+HAL = "application/hal+json"
+ERROR_STATUSES = {
+    "400": "The request body is malformed.",
+    "401": "No, or wrong, credentials.",
+    "403": "The user lacks the permission.",
+    "404": "No such resource, or one the user may not see.",
+    "406": "No Content-Type.",
+    "415": "An unsupported Content-Type.",
+    "416": "The requested range lies past the end of the file.",
+    "422": "A property is invalid.",
+    "503": "The database is unavailable; retry later.",
+    "507": "The storage is full.",
+}
+
+
+def _ref(name):
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _hal(schema_name, description="OK"):
+    return {"description": description, "content": {HAL: {"schema": _ref(schema_name)}}}
+
+
+def _errors(*statuses):
+    return {status: {"description": ERROR_STATUSES[status],
+                     "content": {HAL: {"schema": _ref("Error")}}}
+            for status in ("401",) + statuses}
+
+
+def _id(name):
+    return {"name": name, "in": "path", "required": True,
+            "schema": {"type": "integer", "minimum": 1}}
+
+
+def _operation(summary, responses, parameters=(), body=None):
+    operation = {"summary": summary, "responses": responses}
+    if parameters:
+        operation["parameters"] = list(parameters)
+    if body is not None:
+        operation["requestBody"] = body
+    return operation
+
+
+UPLOAD_BODY = {
+    "required": True,
+    "content": {"multipart/form-data": {
+        "schema": {
+            "type": "object",
+            "required": ["metadata", "file"],
+            "properties": {
+                "metadata": {"type": "string",
+                             "description": 'JSON: {"fileName": "…", "description": "…"}'},
+                "file": {"type": "string", "format": "binary"},
+            },
+        },
+    }},
+}
+CLAIM_BODY = {"required": True, "content": {"application/json": {"schema": _ref("Claim")}}}
+WORK_PACKAGE_BODY = {"required": True,
+                     "content": {"application/json": {"schema": _ref("WorkPackageWrite")}}}
+LINK = {"type": "object", "properties": {"href": {"type": ["string", "null"]},
+                                         "title": {"type": "string"},
+                                         "method": {"type": "string"}}}
+SCHEMAS = {
+    "Link": LINK,
+    "Error": {
+        "type": "object", "required": ["_type", "errorIdentifier", "message"],
+        "properties": {"_type": {"const": "Error"}, "errorIdentifier": {"type": "string"},
+                       "message": {"type": "string"}, "_embedded": {"type": "object"}},
+    },
+    "Formattable": {
+        "type": "object", "required": ["format", "raw", "html"],
+        "properties": {"format": {"const": "plain"}, "raw": {"type": "string"},
+                       "html": {"type": "string"}},
+    },
+    "Attachment": {
+        "type": "object",
+        "required": ["_type", "id", "fileName", "fileSize", "description", "contentType",
+                     "digest", "createdAt", "_links"],
+        "properties": {
+            "_type": {"const": "Attachment"}, "id": {"type": "integer"},
+            "title": {"type": "string"}, "fileName": {"type": "string"},
+            "fileSize": {"type": "integer", "minimum": 0},
+            "filesize": {"type": "integer", "minimum": 0},
+            "description": _ref("Formattable"), "contentType": {"type": "string"},
+            "digest": {"type": "object", "properties": {"algorithm": {"const": "md5"},
+                                                        "hash": {"type": "string"}}},
+            "createdAt": {"type": "string", "format": "date-time"},
+            "status": {"type": "string"},
+            "_links": {"type": "object", "additionalProperties": _ref("Link")},
+        },
+    },
+    "Collection": {
+        "type": "object", "required": ["_type", "total", "count", "_embedded"],
+        "properties": {
+            "_type": {"const": "Collection"}, "total": {"type": "integer"},
+            "count": {"type": "integer"},
+            "_embedded": {"type": "object", "properties": {
+                "elements": {"type": "array", "items": _ref("Attachment")}}},
+        },
+    },
+    "Claim": {
+        "type": "object", "required": ["_links"],
+        "properties": {"_links": {"type": "object", "properties": {
+            "attachments": {"type": "array", "items": _ref("Link")}}}},
+    },
+    "WorkPackageWrite": {
+        "type": "object",
+        "properties": {"subject": {"type": "string", "maxLength": 255},
+                       "_links": {"type": "object", "properties": {
+                           "project": _ref("Link"),
+                           "attachments": {"type": "array", "items": _ref("Link")}}}},
+    },
+    "WorkPackage": {
+        "type": "object", "required": ["_type", "id", "subject", "_links", "_embedded"],
+        "properties": {"_type": {"const": "WorkPackage"}, "id": {"type": "integer"},
+                       "subject": {"type": "string"},
+                       "createdAt": {"type": "string", "format": "date-time"},
+                       "updatedAt": {"type": "string", "format": "date-time"},
+                       "_links": {"type": "object"}, "_embedded": {"type": "object"}},
+    },
+    "Project": {
+        "type": "object", "required": ["_type", "id", "identifier", "name"],
+        "properties": {"_type": {"const": "Project"}, "id": {"type": "integer"},
+                       "identifier": {"type": "string"}, "name": {"type": "string"},
+                       "_links": {"type": "object"}},
+    },
+    "User": {
+        "type": "object", "required": ["_type", "id", "name"],
+        "properties": {"_type": {"const": "User"}, "id": {"type": "integer"},
+                       "name": {"type": "string"}, "login": {"type": "string"},
+                       "admin": {"type": "boolean"}, "status": {"type": "string"},
+                       "_links": {"type": "object"}},
+    },
+    "Root": {"type": "object", "required": ["_type", "_links"],
+             "properties": {"_type": {"const": "Root"}, "instanceName": {"type": "string"},
+                            "_links": {"type": "object"}}},
+}
+
+
+def _attachment_paths():
+    attachment = [_id("id")]
+    content = _operation(
+        "The attachment's bytes (single byte ranges answered 206)",
+        {"200": {"description": "The bytes", "content": {"*/*": {}}},
+         "206": {"description": "One byte range", "content": {"*/*": {}}},
+         **_errors("404", "416")},
+        attachment,
+    )
+    return {
+        "/api/v3": {"get": _operation("The API root", {"200": _hal("Root"), **_errors()})},
+        "/api/v3/spec.json": {"get": {"summary": "This document", "security": [],
+                                      "responses": {"200": {"description": "OpenAPI 3.1"}}}},
+        "/api/v3/attachments": {"post": _operation(
+            "Upload an attachment without a container",
+            {"200": _hal("Attachment"), **_errors("400", "403", "406", "415", "422", "503",
+                                                  "507")},
+            body=UPLOAD_BODY,
+        )},
+        "/api/v3/attachments/{id}": {
+            "get": _operation("An attachment", {"200": _hal("Attachment"), **_errors("404")},
+                              attachment),
+            "delete": _operation("Delete an attachment",
+                                 {"204": {"description": "Deleted"}, **_errors("403", "404")},
+                                 attachment),
+        },
+        "/api/v3/attachments/{id}/download": {"get": content},
+        "/api/v3/attachments/{id}/content": {"get": content},
+        "/api/v3/users/{id}": {"get": _operation("A user", {"200": _hal("User"),
+                                                            **_errors("404")}, [_id("id")])},
+        "/api/v3/projects/{id}": {"get": _operation(
+            "A project", {"200": _hal("Project"), **_errors("404")}, [_id("id")])},
+    }
+
+
+def _work_package_paths():
+    created = {"201": _hal("WorkPackage", "Created"), **_errors("400", "403", "422")}
+    return {
+        "/api/v3/work_packages": {"post": _operation(
+            "Create a work package, claiming attachments", created, body=WORK_PACKAGE_BODY)},
+        "/api/v3/projects/{id}/work_packages": {"post": _operation(
+            "Create a work package in a project", {**created, **_errors("404")}, [_id("id")],
+            WORK_PACKAGE_BODY)},
+        "/api/v3/work_packages/{id}": {
+            "get": _operation("A work package", {"200": _hal("WorkPackage"), **_errors("404")},
+                              [_id("id")]),
+            "patch": _operation("Change a work package, claiming attachments",
+                                {"200": _hal("WorkPackage"), **_errors("400", "403", "404",
+                                                                       "422")},
+                                [_id("id")], WORK_PACKAGE_BODY),
+        },
+    }
+
+
+def _container_paths(kind):
+    return {f"/api/v3/{kind.segment}/{{id}}/attachments": {
+        "get": _operation(f"The attachments of a {kind.name}",
+                          {"200": _hal("Collection"), **_errors("404")}, [_id("id")]),
+        "post": _operation(
+            f"Upload into a {kind.name} (multipart) or claim uploads for it (JSON)",
+            {"200": {"description": "The attachment (upload) or the collection (claim)",
+                     "content": {HAL: {"schema": {"oneOf": [_ref("Attachment"),
+                                                            _ref("Collection")]}}}},
+             **_errors("400", "403", "404", "406", "415", "422", "503", "507")},
+            [_id("id")],
+            {"required": True, "content": {**UPLOAD_BODY["content"],
+                                           **CLAIM_BODY["content"]}},
+        ),
+    }}
+
+
+def openapi_document(base, container_types) -> dict:
+    paths = _attachment_paths()
+    if WORK_PACKAGE in container_types:
+        paths.update(_work_package_paths())
+    for kind in container_types:
+        paths.update(_container_paths(kind))
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "affix", "version": "3",
+                 "description": "Attachments for OpenProject's API v3."},
+        "servers": [{"url": base or "/"}],
+        "security": [{"apiKey": []}, {"bearer": []}],
+        "paths": paths,
+        "components": {
+            "schemas": SCHEMAS,
+            "securitySchemes": {
+                "apiKey": {"type": "http", "scheme": "basic",
+                           "description": "user name `apikey`, the API key as password"},
+                "bearer": {"type": "http", "scheme": "bearer"},
+            },
+        },
+    }
+
+
+class OpenApiResource:
+    """Public: a client needs the document before it has a key."""
+
+    auth_required = False
+
+    def __init__(self, container_types):
+        self.container_types = container_types
+
+    def on_get(self, req, resp):
+        resp.content_type = "application/json"
+        resp.media = openapi_document(req.root_path, self.container_types)
