@@ -1,0 +1,28 @@
+"""schemathesis drives a live server from affix's own OpenAPI document: no request it makes may
+get a 5xx, and every answer must match the document (status, content type, body schema)."""
+import subprocess
+import sys
+
+from test_server import server  # noqa: F401  (the fixture: a real affix serve on loopback)
+from test_server import start_server  # noqa: F401
+
+CHECKS = ",".join([
+    "not_a_server_error",
+    "status_code_conformance",
+    "content_type_conformance",
+    "response_schema_conformance",
+])
+# fixed, so that CI runs the same requests every time
+SEED = "20261128"
+
+
+def test_no_request_schemathesis_makes_gets_a_server_error(server):  # noqa: F811
+    result = subprocess.run(
+        [sys.executable, "-m", "schemathesis.cli", "run", server.url("/api/v3/spec.json"),
+         "--header", f"Authorization: Bearer {server.api_key}",
+         "--checks", CHECKS, "--max-examples", "15", "--seed", SEED, "--no-color"],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
+    assert "passed" in result.stdout
+    assert "Traceback" not in server.stderr()
