@@ -7,13 +7,12 @@ the size limit; memory stays constant whatever the size. Anything wrong with the
 import dataclasses
 import hashlib
 import json
+import re
 from email.message import Message
 
 import falcon
 from streaming_form_data import StreamingFormDataParser
-from streaming_form_data.parser import (
-    ParseFailedException, UnexpectedPartException, parse_content_boundary,
-)
+from streaming_form_data.parser import ParseFailedException, UnexpectedPartException
 from streaming_form_data.targets import BaseTarget
 
 from app.errors import ApiError, invalid_request_body, property_violation, property_violations
@@ -21,6 +20,11 @@ from app.errors import ApiError, invalid_request_body, property_violation, prope
 # Large reads keep the per-chunk overhead (parser calls, hashing calls) small: 64 KiB reads cost
 # twice as much CPU per byte as 1 MiB reads on our machines.
 READ_CHUNK_SIZE = 1024 * 1024
+# reads shorter than this are gathered before parsing: per-call overhead, and answers that do
+# not depend on how the bytes arrived
+MIN_FEED_SIZE = 64 * 1024
+# RFC 2046 allows bytes after the closing delimiter; nobody needs many
+EPILOGUE_LIMIT = 64 * 1024
 METADATA_LIMIT = 64 * 1024
 # libmagic needs only the first few KiB to recognise a format
 SNIFF_SIZE = 8 * 1024
@@ -114,9 +118,13 @@ class ReceivedUpload:
     staged_blob: object
 
 
-def check_content_type(content_type):
-    """406 without a Content-Type, 415 for anything but multipart/form-data, 400 without a
-    boundary."""
+# RFC 2046: 1 to 70 of these characters, the last not a space
+_BOUNDARY = re.compile(r"[0-9A-Za-z'()+_,\-./:=? ]{0,69}[0-9A-Za-z'()+_,\-./:=?]")
+
+
+def multipart_boundary(content_type) -> bytes:
+    """The boundary of a multipart/form-data Content-Type: 406 without a Content-Type, 415 for
+    anything but multipart/form-data, 400 without a boundary RFC 2046 allows."""
     if not content_type:
         raise ApiError(falcon.HTTP_406, "MissingContentType", "Missing content-type header.")
     message = Message()
@@ -127,55 +135,103 @@ def check_content_type(content_type):
             "Expected CONTENT-TYPE to be multipart/form-data but got "
             f"{message.get_content_type()}.",
         )
-    if not message.get_boundary():
+    boundary = message.get_boundary()
+    if not boundary:
         raise invalid_request_body("The multipart/form-data Content-Type has no boundary.")
+    if not _BOUNDARY.fullmatch(boundary):
+        raise invalid_request_body("The multipart/form-data boundary is not valid.")
+    return boundary.encode("ascii")
 
 
-class _TailKeeper:
-    """The last bytes of the body, enough to see whether it ends with the closing delimiter."""
+class _ClosingDelimiter:
+    """Finds the end of the multipart body proper: the first closing delimiter.
 
-    def __init__(self, closing_delimiter):
-        self.closing_delimiter = closing_delimiter
-        # room for the delimiter, its CRLF and a short epilogue
-        self._keep = len(closing_delimiter) + 256
-        self._tail = b""
+    What follows it (an epilogue) is read but never given to the parser: streaming-form-data's
+    reading of an epilogue depends on where the reads end, and the answer must not.
+    """
 
-    def add(self, chunk):
-        self._tail = (self._tail + chunk[-self._keep:])[-self._keep:]
+    def __init__(self, boundary: bytes):
+        self._delimiter = b"\r\n--" + boundary + b"--"
+        self._carry = b""
+        self.found = False
 
-    @property
-    def closed(self) -> bool:
-        return self.closing_delimiter in self._tail
+    def body_part_of(self, chunk: bytes) -> bytes:
+        """The bytes of ``chunk`` up to the end of the closing delimiter; all of them before
+        it was found, none after."""
+        if self.found:
+            return b""
+        overlap = len(self._delimiter) - 1
+        # a delimiter that straddles the previous chunk and this one, then one inside this one
+        at = (self._carry + chunk[:overlap]).find(self._delimiter)
+        if at >= 0:
+            end = at - len(self._carry) + len(self._delimiter)
+        else:
+            at = chunk.find(self._delimiter)
+            end = at + len(self._delimiter) if at >= 0 else None
+        if end is None:
+            self._carry = (self._carry + chunk[-overlap:])[-overlap:]
+            return chunk
+        self.found = True
+        return chunk[:end]
 
 
-def _feed(parser, req, tail):
-    """Feed the whole body to ``parser``; the body's length is checked against the header."""
+def _body_chunks(req):
+    """The request body in chunks of at least :data:`MIN_FEED_SIZE` bytes (but the last).
+
+    Reads ``req.stream`` itself, never more than Content-Length says: Falcon's bounded stream
+    counts the bytes asked for, not those a short read returned, and so stops early; and with
+    no Content-Length (chunked) it reads nothing. Short reads, as a socket may give, are
+    gathered up so that the parser sees the same chunks however the bytes arrived.
+    """
     expected = req.content_length
-    # with a Content-Length, bounded_stream never blocks reading past the body; without one
-    # (chunked), it would read nothing, so the raw stream is read to its end instead
-    stream = req.bounded_stream if expected is not None else req.stream
     received = 0
-    while True:
-        chunk = stream.read(READ_CHUNK_SIZE)
+    gathered = []
+    gathered_size = 0
+    while expected is None or received < expected:
+        wanted = READ_CHUNK_SIZE if expected is None else min(READ_CHUNK_SIZE, expected - received)
+        chunk = req.stream.read(wanted)
         if not chunk:
             break
         received += len(chunk)
-        tail.add(chunk)
-        parser.data_received(chunk)
+        gathered.append(chunk)
+        gathered_size += len(chunk)
+        if gathered_size >= MIN_FEED_SIZE:
+            yield gathered[0] if len(gathered) == 1 else b"".join(gathered)
+            gathered.clear()
+            gathered_size = 0
+    if gathered:
+        yield b"".join(gathered)
     if expected is not None and received < expected:
         raise invalid_request_body(
             f"The request body ended after {received} of {expected} bytes."
         )
 
 
-def _parse_body(req, metadata, blob):
-    headers = {"Content-Type": req.content_type}
+def _feed(parser, req, closing):
+    """Feed the body proper to ``parser``, and read (and bound) what follows it."""
+    epilogue_size = 0
+    for chunk in _body_chunks(req):
+        body_part = closing.body_part_of(chunk)
+        if body_part:
+            parser.data_received(body_part)
+        epilogue_size += len(chunk) - len(body_part)
+        if epilogue_size > EPILOGUE_LIMIT:
+            raise invalid_request_body(
+                f"The request body goes on for more than {EPILOGUE_LIMIT} bytes after its "
+                "closing boundary."
+            )
+
+
+def _parse_body(req, boundary, metadata, blob):
+    # the boundary, quoted, so that the parser (which reads the header its own way) finds
+    # exactly the one checked above
+    headers = {"Content-Type": f'multipart/form-data; boundary="{boundary.decode()}"'}
     parser = StreamingFormDataParser(headers=headers, strict=True)
     parser.register("metadata", metadata)
     parser.register("file", blob)
-    tail = _TailKeeper(b"\r\n--" + parse_content_boundary(headers) + b"--")
+    closing = _ClosingDelimiter(boundary)
     try:
-        _feed(parser, req, tail)
+        _feed(parser, req, closing)
     except UnexpectedPartException as error:
         raise invalid_request_body(
             f"The part '{error.part_name}' is not expected: send exactly the parts "
@@ -184,9 +240,9 @@ def _parse_body(req, metadata, blob):
     except (ParseFailedException, UnicodeDecodeError):
         raise not_multipart() from None
     # streaming-form-data does not report a body cut short before the closing boundary: the
-    # delimiter is looked for in the body's tail, and a part that started but never finished
-    # is caught below (that delimiter could also stand inside the file's own bytes)
-    if not tail.closed:
+    # closing delimiter must have been seen, and a part that started but never finished is
+    # caught below
+    if not closing.found:
         if not (metadata.started or blob.started):
             # nothing the parser could recognise, such as bare-LF line endings
             raise not_multipart()
@@ -237,12 +293,12 @@ def receive_upload(req, blob_store, max_size) -> ReceivedUpload:
     On any failure the staged blob is discarded before the error propagates; on success the
     caller owns the staged blob and must commit or discard it.
     """
-    check_content_type(req.content_type)
+    boundary = multipart_boundary(req.content_type)
     staged_blob = blob_store.stage()
     try:
         metadata = MetadataTarget()
         blob = BlobTarget(staged_blob, max_size)
-        _parse_body(req, metadata, blob)
+        _parse_body(req, boundary, metadata, blob)
         file_name, description = parse_metadata(metadata.value)
     except BaseException:
         staged_blob.discard()

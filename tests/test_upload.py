@@ -137,6 +137,16 @@ REFUSALS = {
     "multipart without boundary": (
         GOOD_BODY, "multipart/form-data", 400, "InvalidRequestBody",
         "The multipart/form-data Content-Type has no boundary.", None),
+    "boundary of characters RFC 2046 does not allow": (
+        GOOD_BODY.replace(b"b0undary", b"b0und\xc3\xa4ry"),
+        "multipart/form-data; boundary=b0und\u00e4ry", 400, "InvalidRequestBody",
+        "The multipart/form-data boundary is not valid.", None),
+    "boundary longer than 70 characters": (
+        GOOD_BODY.replace(b"b0undary", b"b" * 71), f"multipart/form-data; boundary={'b' * 71}",
+        400, "InvalidRequestBody", "The multipart/form-data boundary is not valid.", None),
+    "more than 64 KiB after the closing boundary": (
+        GOOD_BODY + b"e" * (64 * 1024 - 1), TYPE, 400, "InvalidRequestBody",
+        "The request body goes on for more than 65536 bytes after its closing boundary.", None),
     "not multipart at all": (
         b"this is not a multipart body", TYPE, 400, "InvalidRequestBody",
         "The request body is not valid multipart/form-data.", None),
@@ -221,6 +231,15 @@ def test_refused_upload_leaves_everything_as_it_was(client, people, stored, earl
     response = post(client, people, (body, content_type))
     assert_error(response, status, identifier, message, attribute)
     assert stored.snapshot() == earlier
+
+
+def test_an_epilogue_up_to_64_kib_is_allowed_and_never_stored(client, people, stored):
+    # RFC 2046: what follows the closing delimiter is to be ignored; here "\r\n" and then more
+    response = post(client, people, (GOOD_BODY + b"e" * (64 * 1024 - 2), TYPE))
+    assert response.status_code == 200, response.json
+    assert response.json["fileSize"] == len(b"some bytes")
+    [(_, _, _, _, key)] = stored.rows()
+    assert stored.files() == {key: b"some bytes"}
 
 
 def test_missing_content_type_is_406(client, people, stored, earlier):
