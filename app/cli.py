@@ -17,9 +17,12 @@ from app.settings import Settings, SettingsError
 from plugins.manager import PluginError, container_types, create_plugin_manager, known_permissions
 from storage.blobs import open_blob_store
 from storage.cleanup import remove_unclaimed
+from storage.orphans import find_orphans, remove_orphans
 from storage.models import utc_now
 
 DEFAULT_BIND = "127.0.0.1:8000"
+# a day: longer than any upload lasts, so a blob whose row is about to be written is never taken
+DEFAULT_GC_MIN_AGE_MINUTES = 24 * 60
 
 
 class CommandError(Exception):
@@ -176,6 +179,19 @@ def cmd_cleanup(args, settings, out):
           f"{settings.grace_period_minutes} minutes", file=out)
 
 
+def cmd_gc(args, settings, out):
+    catalog = open_catalog(settings)
+    cutoff = utc_now() - datetime.timedelta(minutes=args.min_age)
+    collect = find_orphans if args.dry_run else remove_orphans
+    with catalog.database.connection_context():
+        orphans = collect(catalog, open_blob_store(settings.storage_url), cutoff)
+    verb = "would remove" if args.dry_run else "removed"
+    for key in orphans:
+        print(f"{verb} {key}", file=out)
+    print(f"{verb} {len(orphans)} blob{'' if len(orphans) == 1 else 's'} without an attachment, "
+          f"older than {args.min_age} minutes", file=out)
+
+
 def cmd_plugins(args, settings, out):
     for name, distribution, version, hooks in _plugin_manager(settings).listing():
         print(f"{name} ({distribution} {version}): {', '.join(hooks) or 'no hooks'}", file=out)
@@ -230,6 +246,15 @@ def build_parser():
     cleanup = commands.add_parser(
         "cleanup", help="delete uploads still unclaimed after AFFIX_GRACE_PERIOD minutes")
     cleanup.set_defaults(handler=cmd_cleanup)
+
+    gc = commands.add_parser(
+        "gc", help="delete stored blobs that no attachment references (left by a crash)")
+    gc.add_argument(
+        "--min-age", type=int, default=DEFAULT_GC_MIN_AGE_MINUTES, metavar="MINUTES",
+        help="only blobs older than this, which must exceed the longest upload "
+             "(default %(default)s)")
+    gc.add_argument("--dry-run", action="store_true", help="list them, delete nothing")
+    gc.set_defaults(handler=cmd_gc)
 
     plugins = commands.add_parser(
         "plugins", help="list the loaded plugins, their distributions and their hooks")

@@ -4,6 +4,7 @@ An upload is written into a *staged* blob, invisible to readers. ``commit`` make
 under a key that the store chooses (never derived from client input); ``discard`` removes it. So
 a failed upload leaves nothing behind, and a crash mid-upload leaves only staging debris.
 """
+import datetime
 import os
 import secrets
 from pathlib import Path
@@ -85,6 +86,22 @@ class LocalBlobStore:
 
     def delete(self, key: str):
         self.path_of(key).unlink(missing_ok=True)
+
+    def stored_blobs(self):
+        """(key, last modified as naive UTC) of every committed blob; staging is not listed."""
+        for path in self.root.rglob("*"):
+            relative = path.relative_to(self.root)
+            if relative.parts[0] == STAGING_DIR:
+                continue
+            try:
+                if not path.is_file():
+                    continue
+                mtime = path.stat().st_mtime
+            except FileNotFoundError:
+                # deleted while we looked: nothing to collect
+                continue
+            modified = datetime.datetime.fromtimestamp(mtime, datetime.UTC)
+            yield relative.as_posix(), modified.replace(tzinfo=None)
 
 
 def open_blob_store(url: str):

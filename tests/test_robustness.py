@@ -7,10 +7,10 @@ stored with exactly its bytes, every deleted one is gone, and nothing else is on
 Crashes: a worker SIGKILLed in the middle of an upload; the whole server SIGKILLed between
 uploads, in the middle of uploads, and while an upload whose blob is committed waits for the
 database to write its row. Every acknowledged attachment survives intact, the cut-off upload
-leaves no row (nor, but in the last case, a committed blob), and the next ``affix serve`` sweeps
-what was left in staging before its workers start.
+leaves no row (nor, but in the last case, a committed blob, which ``affix gc`` removes), and the
+next ``affix serve`` sweeps what was left in staging before its workers start.
 
-Two tests marked xfail pin down what these runs found and is not fixed yet.
+One test marked xfail pins down what these runs found and is not fixed yet.
 """
 import collections
 import contextlib
@@ -482,18 +482,25 @@ def test_the_whole_server_killed_before_an_upload_has_its_row_keeps_no_row_for_i
     assert_served(server, after)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "a blob committed (renamed out of staging) whose row was never written stays on disk "
-    "for ever: the start sweeps staging only (storage/blobs.py, app/cli.py)"))
-def test_a_blob_left_without_its_row_by_a_crash_is_removed_by_the_next_start(
+def test_a_blob_left_without_its_row_by_a_crash_is_removed_by_affix_gc(
         affix, unfinished_uploads):
     server = affix(CRASH_LIMIT).start()
     uploads = upload_all(server, some_files(seed=33))
+    before = server.committed_keys()
     kill_while_a_committed_blob_waits_for_its_row(server, unfinished_uploads)
+    [orphan] = server.committed_keys() - before
+
+    # the default minimum age spares it: it could be an upload about to write its row
+    assert server.cli("gc") == (
+        "removed 0 blobs without an attachment, older than 1440 minutes\n")
+    # with the server down, nothing is in flight
+    assert server.cli("gc", "--min-age", "0") == (
+        f"removed {orphan}\nremoved 1 blob without an attachment, older than 0 minutes\n")
+    assert_intact(server, uploads)
 
     server.start()
-
     assert_intact(server, uploads)
+    assert_served(server, uploads)
 
 
 # --- load ----------------------------------------------------------------------------------------
