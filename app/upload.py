@@ -16,6 +16,7 @@ from streaming_form_data.parser import ParseFailedException, UnexpectedPartExcep
 from streaming_form_data.targets import BaseTarget
 
 from app.errors import ApiError, invalid_request_body, property_violation, property_violations
+from storage.write_behind import WriteBehind
 
 # Large reads keep the per-chunk overhead (parser calls, hashing calls) small: 64 KiB reads cost
 # twice as much CPU per byte as 1 MiB reads on our machines.
@@ -294,7 +295,7 @@ def receive_upload(req, blob_store, max_size) -> ReceivedUpload:
     caller owns the staged blob and must commit or discard it.
     """
     boundary = multipart_boundary(req.content_type)
-    staged_blob = blob_store.stage()
+    staged_blob = WriteBehind(blob_store.stage(), direct_size=READ_CHUNK_SIZE)
     try:
         metadata = MetadataTarget()
         blob = BlobTarget(staged_blob, max_size)

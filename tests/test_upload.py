@@ -1,16 +1,19 @@
 """The Create Attachment contract through falcon.testing: success and every refusal, with what
 is stored asserted after each."""
+import dataclasses
 import errno
 import hashlib
 import json
 import os
 import re
 
+import falcon.testing
 import peewee
 
 import pytest
 
-from conftest import SMALL_LIMIT, hal_error, multipart, png_bytes, upload_body
+from app import create_app
+from conftest import FROZEN_NOW, SMALL_LIMIT, hal_error, multipart, png_bytes, upload_body
 
 URN = "urn:openproject-org:api:v3:errors:"
 
@@ -348,6 +351,45 @@ def test_storage_failing_mid_upload_leaves_nothing(
     response = post(client, people, upload_body(file=b"z" * 1000))
     assert_error(response, status, identifier, message)
     assert stored.snapshot() == earlier
+
+
+@pytest.fixture
+def large_client(settings, plugin_manager, app):
+    """A second app on the same store whose limit lets a file span several chunks."""
+    roomy = dataclasses.replace(settings, max_attachment_size=8 * 1024 * 1024)
+    return falcon.testing.TestClient(
+        create_app(roomy, plugin_manager=plugin_manager, clock=lambda: FROZEN_NOW))
+
+
+def test_storage_failing_on_the_writer_thread_of_a_large_upload_leaves_nothing(
+        large_client, people, stored, earlier, monkeypatch):
+    # past its first chunk a file is written on a thread of its own: the failure must still
+    # reach the request, and the staged blob still be discarded
+    from storage.blobs import StagedLocalBlob
+    original_write = StagedLocalBlob.write
+    written = {}
+
+    def write(blob, data):
+        written[blob] = written.get(blob, 0) + len(data)
+        if written[blob] > 2 * 1024 * 1024:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        original_write(blob, data)
+
+    monkeypatch.setattr(StagedLocalBlob, "write", write)
+    response = post(large_client, people, upload_body(file=os.urandom(5 * 1024 * 1024)))
+    assert_error(response, 507, "InsufficientStorage",
+                 "There is not enough storage space left to store the file.")
+    assert stored.snapshot() == earlier
+
+
+def test_a_large_upload_written_behind_is_stored_exactly(large_client, people, stored):
+    content = os.urandom(5 * 1024 * 1024 + 17)
+    response = post(large_client, people, upload_body(file=content))
+    assert response.status_code == 200, response.json
+    assert response.json["digest"]["hash"] == hashlib.md5(content).hexdigest()
+    [(_, _, size, _, key)] = stored.rows()
+    assert size == len(content)
+    assert stored.files() == {key: content}
 
 
 def test_file_names_are_data_never_paths(client, people, stored):
