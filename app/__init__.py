@@ -70,7 +70,7 @@ def create_app(settings: Settings | None = None, *, plugin_manager=None, clock=u
     catalog = open_catalog(settings)
     kinds = container_types(plugin_manager, catalog)
     service = AttachmentService(
-        catalog, open_blob_store(settings.storage_url), ContentSniffer(), clock,
+        catalog, open_blob_store(settings.storage_url, settings.s3), ContentSniffer(), clock,
         Permissions(catalog, upload_permissions(plugin_manager)), kinds, plugin_manager,
     )
 

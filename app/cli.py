@@ -80,7 +80,7 @@ def cmd_serve(args, settings, out):
     _plugin_manager(settings)
     catalog = open_catalog(settings)
     ensure_admin(catalog, out, args.bind)
-    swept = open_blob_store(settings.storage_url).sweep_staging()
+    swept = open_blob_store(settings.storage_url, settings.s3).sweep_staging()
     if swept:
         print(f"affix: removed {swept} partial upload{'' if swept == 1 else 's'} left in staging "
               "by an earlier stop", file=out, flush=True)
@@ -173,7 +173,7 @@ def cmd_cleanup(args, settings, out):
     grace_period = datetime.timedelta(minutes=settings.grace_period_minutes)
     with catalog.database.connection_context():
         removed = remove_unclaimed(
-            catalog, open_blob_store(settings.storage_url), utc_now() - grace_period
+            catalog, open_blob_store(settings.storage_url, settings.s3), utc_now() - grace_period
         )
     print(f"removed {removed} unclaimed attachment{'' if removed == 1 else 's'} older than "
           f"{settings.grace_period_minutes} minutes", file=out)
@@ -184,7 +184,7 @@ def cmd_gc(args, settings, out):
     cutoff = utc_now() - datetime.timedelta(minutes=args.min_age)
     collect = find_orphans if args.dry_run else remove_orphans
     with catalog.database.connection_context():
-        orphans = collect(catalog, open_blob_store(settings.storage_url), cutoff)
+        orphans = collect(catalog, open_blob_store(settings.storage_url, settings.s3), cutoff)
     verb = "would remove" if args.dry_run else "removed"
     for key in orphans:
         print(f"{verb} {key}", file=out)

@@ -5,6 +5,7 @@ import re
 from pathlib import Path
 
 from app.allowlist import parse_allowlist
+from storage.s3 import ADDRESSING_STYLES, MAX_URL_EXPIRY, S3Options, parse_s3_url
 
 DEFAULT_MAX_ATTACHMENT_SIZE = 5 * 1024 * 1024
 DEFAULT_GRACE_PERIOD_MINUTES = 180
@@ -36,6 +37,49 @@ def _flag(environ, name) -> bool:
     raise SettingsError(f"{name} must be 1 or 0 (true or false), not {raw!r}")
 
 
+def _check_storage_url(url):
+    """Checked now rather than when the first worker opens the store."""
+    if url is None or "://" not in url or url.startswith("file://"):
+        return
+    if not url.startswith("s3://"):
+        raise SettingsError(
+            f"AFFIX_STORAGE_URL must be a folder, a file:// URL or s3://bucket/prefix, "
+            f"not {url!r}")
+    try:
+        parse_s3_url(url)
+    except ValueError as error:
+        raise SettingsError(f"AFFIX_STORAGE_URL: {error}") from None
+
+
+def _s3_options(environ) -> S3Options:
+    def value(name):
+        return environ.get(name, "").strip() or None
+
+    endpoint_url = value("AFFIX_S3_ENDPOINT_URL")
+    if endpoint_url is not None and not re.fullmatch(r"https?://[^/\s]+/?", endpoint_url):
+        raise SettingsError(
+            f"AFFIX_S3_ENDPOINT_URL must be http://host[:port] or https://host[:port], "
+            f"not {endpoint_url!r}")
+    access_key_id = value("AFFIX_S3_ACCESS_KEY_ID")
+    secret_access_key = value("AFFIX_S3_SECRET_ACCESS_KEY")
+    if (access_key_id is None) != (secret_access_key is None):
+        raise SettingsError("AFFIX_S3_ACCESS_KEY_ID and AFFIX_S3_SECRET_ACCESS_KEY go together: "
+                            "set both, or neither to use boto3's own credential chain")
+    addressing_style = value("AFFIX_S3_ADDRESSING_STYLE")
+    if addressing_style is not None and addressing_style not in ADDRESSING_STYLES:
+        raise SettingsError(f"AFFIX_S3_ADDRESSING_STYLE must be one of "
+                            f"{', '.join(ADDRESSING_STYLES)}, not {addressing_style!r}")
+    url_expiry = _positive_int(environ, "AFFIX_S3_URL_EXPIRY", S3Options.url_expiry)
+    if url_expiry > MAX_URL_EXPIRY:
+        raise SettingsError(f"AFFIX_S3_URL_EXPIRY must be at most {MAX_URL_EXPIRY} seconds "
+                            f"(seven days, what S3 signs for), not {url_expiry}")
+    return S3Options(
+        endpoint_url=endpoint_url, region=value("AFFIX_S3_REGION"),
+        access_key_id=access_key_id, secret_access_key=secret_access_key,
+        addressing_style=addressing_style, url_expiry=url_expiry,
+    )
+
+
 @dataclasses.dataclass(frozen=True)
 class Settings:
     data_dir: Path
@@ -49,6 +93,8 @@ class Settings:
     disabled_plugins: tuple = ()
     # believe the REMOTE_USER of the WSGI environ (behind an authenticating proxy only)
     trust_remote_user: bool = False
+    # how to reach the bucket when storage_url is s3://bucket/prefix
+    s3: S3Options = S3Options()
 
     @classmethod
     def for_data_dir(cls, data_dir, **overrides) -> "Settings":
@@ -86,4 +132,6 @@ class Settings:
         ):
             if environ.get(variable):
                 overrides[field] = environ[variable]
+        _check_storage_url(overrides.get("storage_url"))
+        overrides["s3"] = _s3_options(environ)
         return cls.for_data_dir(environ.get("AFFIX_DATA_DIR") or "var", **overrides)

@@ -87,6 +87,10 @@ class LocalBlobStore:
     def delete(self, key: str):
         self.path_of(key).unlink(missing_ok=True)
 
+    def download_url(self, key, content_type, content_disposition):
+        """None: a local blob has no URL of its own; the app serves its bytes."""
+        return None
+
     def stored_blobs(self):
         """(key, last modified as naive UTC) of every committed blob; staging is not listed."""
         for path in self.root.rglob("*"):
@@ -104,10 +108,17 @@ class LocalBlobStore:
             yield relative.as_posix(), modified.replace(tzinfo=None)
 
 
-def open_blob_store(url: str):
-    """The blob store for ``url``: a plain path or ``file://`` URL names a local folder."""
+def open_blob_store(url: str, s3_options=None):
+    """The blob store for ``url``: a plain path or ``file://`` URL names a local folder,
+    ``s3://bucket/prefix`` a bucket reached with ``s3_options`` (a :class:`storage.s3.S3Options`).
+    """
     if url.startswith("file://"):
         return LocalBlobStore(url[len("file://"):])
+    if url.startswith("s3://"):
+        # imported here: boto3 is needed only by those who store in S3
+        from storage.s3 import S3BlobStore, S3Options
+        return S3BlobStore(url, s3_options or S3Options())
     if "://" in url:
-        raise ValueError(f"unsupported storage URL {url!r}: use a folder path or file:// URL")
+        raise ValueError(f"unsupported storage URL {url!r}: use a folder path, a file:// URL "
+                         "or s3://bucket/prefix")
     return LocalBlobStore(url)

@@ -1,0 +1,236 @@
+"""Blobs as objects in an S3-compatible bucket, under a prefix (``s3://bucket/prefix``).
+
+An upload streams into a multipart upload, one part of at least :data:`PART_SIZE` bytes at a
+time, so a worker holds at most one part per upload; a file smaller than one part is one
+PutObject at commit. Nothing is visible in the bucket before ``commit``: a multipart upload
+becomes an object only when it is completed, and only ``commit`` completes it. ``discard``
+aborts it; one that nobody commits or discards (a worker killed mid-upload, a bug) stays
+pending, invisible, until :meth:`S3BlobStore.sweep_staging` aborts it. No finalizer ever
+completes it (streaming-form-data's S3Target does, with whatever arrived).
+
+boto3 is an optional dependency (the ``s3`` extra): this module imports without it, so that
+settings can be read anywhere, and the store says what is missing when it is opened.
+"""
+import dataclasses
+import datetime
+import logging
+import urllib.parse
+
+from storage.blobs import new_storage_key
+
+try:
+    import boto3
+    import botocore.config
+    import botocore.exceptions
+except ImportError:  # pragma: no cover - only without the s3 extra
+    boto3 = None
+
+log = logging.getLogger(__name__)
+
+# S3's minimum for every part but the last is 5 MiB; 8 MiB is what the AWS CLI uses
+PART_SIZE = 8 * 1024 * 1024
+# several nodes share a bucket: only a multipart upload this old is surely nobody's anymore
+DEFAULT_STAGING_MAX_AGE = datetime.timedelta(days=1)
+DEFAULT_URL_EXPIRY = 3600
+# SigV4 pre-signed URLs live at most seven days
+MAX_URL_EXPIRY = 7 * 24 * 3600
+ADDRESSING_STYLES = ("path", "virtual")
+# keys per listing request: S3's own maximum
+LIST_PAGE_SIZE = 1000
+
+
+@dataclasses.dataclass(frozen=True)
+class S3Options:
+    """How to reach the bucket. ``None`` leaves a value to boto3's own configuration chain
+    (environment, ``~/.aws``, instance roles)."""
+
+    endpoint_url: str | None = None
+    region: str | None = None
+    access_key_id: str | None = None
+    # never in a repr: settings get logged and printed
+    secret_access_key: str | None = dataclasses.field(default=None, repr=False)
+    # "path" for most S3-compatible servers (MinIO, Ceph, moto); None lets boto3 choose
+    addressing_style: str | None = None
+    url_expiry: int = DEFAULT_URL_EXPIRY
+
+
+def parse_s3_url(url: str) -> tuple:
+    """(bucket, prefix) of ``s3://bucket/prefix``; the prefix has no slash at either end."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme != "s3" or not parts.netloc:
+        raise ValueError(f"{url!r} is not an S3 URL of the form s3://bucket/prefix")
+    if parts.query or parts.fragment:
+        raise ValueError(f"{url!r}: an S3 URL takes no query or fragment")
+    return parts.netloc, parts.path.strip("/")
+
+
+def naive_utc(moment: datetime.datetime) -> datetime.datetime:
+    return moment.astimezone(datetime.UTC).replace(tzinfo=None)
+
+
+def utc_now() -> datetime.datetime:
+    return naive_utc(datetime.datetime.now(datetime.UTC))
+
+
+def s3_client(options: S3Options):
+    if boto3 is None:
+        raise ValueError("S3 storage needs boto3: install affix with the s3 extra "
+                         "(pip install 'affix[s3]')")
+    config = botocore.config.Config(
+        s3={"addressing_style": options.addressing_style or "auto"},
+        # pre-signed URLs too: boto3 would sign some with the deprecated SigV2
+        signature_version="s3v4",
+        # S3-compatible servers that predate flexible checksums refuse their headers; TCP and
+        # TLS already protect the bytes in transit, and the md5 is computed once, upstream
+        request_checksum_calculation="when_required",
+        response_checksum_validation="when_required",
+    )
+    # a session of its own: boto3's default session is global state, and not thread-safe
+    session = boto3.session.Session()
+    return session.client(
+        "s3", endpoint_url=options.endpoint_url, region_name=options.region,
+        aws_access_key_id=options.access_key_id,
+        aws_secret_access_key=options.secret_access_key, config=config,
+    )
+
+
+class StagedS3Blob:
+    """A blob being written: bytes gather in one part's buffer; each full part goes into the
+    multipart upload, which is started by the first full part."""
+
+    def __init__(self, store: "S3BlobStore"):
+        self._store = store
+        self.storage_key = new_storage_key()
+        self.object_key = store.object_key(self.storage_key)
+        self.upload_id = None
+        self._parts = []
+        self._buffer = bytearray()
+        self._commit_attempted = False
+
+    def write(self, data: bytes):
+        self._buffer += data
+        if len(self._buffer) >= PART_SIZE:
+            self._upload_part()
+
+    def _upload_part(self):
+        client, bucket = self._store.client, self._store.bucket
+        if self.upload_id is None:
+            self.upload_id = client.create_multipart_upload(
+                Bucket=bucket, Key=self.object_key)["UploadId"]
+        number = len(self._parts) + 1
+        answer = client.upload_part(
+            Bucket=bucket, Key=self.object_key, UploadId=self.upload_id, PartNumber=number,
+            Body=bytes(self._buffer),
+        )
+        self._parts.append({"PartNumber": number, "ETag": answer["ETag"]})
+        self._buffer.clear()
+
+    def commit(self) -> str:
+        """Make the object visible, whole; returns its storage key."""
+        self._commit_attempted = True
+        client, bucket = self._store.client, self._store.bucket
+        if self.upload_id is None:
+            client.put_object(Bucket=bucket, Key=self.object_key, Body=bytes(self._buffer))
+        else:
+            if self._buffer:
+                self._upload_part()
+            client.complete_multipart_upload(
+                Bucket=bucket, Key=self.object_key, UploadId=self.upload_id,
+                MultipartUpload={"Parts": self._parts},
+            )
+        self._buffer.clear()
+        return self.storage_key
+
+    def discard(self):
+        """Abort the multipart upload; after a failed commit, also remove an object the
+        server may have completed although its answer never arrived.
+
+        Best effort: it runs while another error is on its way to the client, which must not
+        be replaced by this one. What it cannot abort, the staging sweep will.
+        """
+        self._buffer.clear()
+        client, bucket = self._store.client, self._store.bucket
+        try:
+            if self.upload_id is not None:
+                try:
+                    client.abort_multipart_upload(
+                        Bucket=bucket, Key=self.object_key, UploadId=self.upload_id)
+                except client.exceptions.NoSuchUpload:
+                    pass
+            if self._commit_attempted:
+                client.delete_object(Bucket=bucket, Key=self.object_key)
+        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError):
+            log.exception("could not abort the upload of s3://%s/%s (upload id %s); the "
+                          "staging sweep will", bucket, self.object_key, self.upload_id)
+
+
+class S3BlobStore:
+    """Blobs as objects named ``<prefix>/<storage key>`` in one bucket."""
+
+    def __init__(self, url: str, options: S3Options = S3Options(), clock=utc_now):
+        self.bucket, self.prefix = parse_s3_url(url)
+        self.options = options
+        self.client = s3_client(options)
+        self.clock = clock
+
+    def object_key(self, storage_key: str) -> str:
+        return f"{self.prefix}/{storage_key}" if self.prefix else storage_key
+
+    @property
+    def _listing_prefix(self) -> str:
+        return f"{self.prefix}/" if self.prefix else ""
+
+    def stage(self) -> StagedS3Blob:
+        return StagedS3Blob(self)
+
+    def delete(self, key: str):
+        self.client.delete_object(Bucket=self.bucket, Key=self.object_key(key))
+
+    def download_url(self, key: str, content_type: str, content_disposition: str) -> str:
+        """A pre-signed GET of the object that answers with these headers."""
+        return self.client.generate_presigned_url(
+            "get_object",
+            Params={
+                "Bucket": self.bucket, "Key": self.object_key(key),
+                "ResponseContentType": content_type,
+                "ResponseContentDisposition": content_disposition,
+            },
+            ExpiresIn=self.options.url_expiry,
+        )
+
+    def stored_blobs(self):
+        """(key, last modified as naive UTC) of every object under the prefix. Pending
+        multipart uploads are no objects, so they are not listed."""
+        pages = self.client.get_paginator("list_objects_v2").paginate(
+            Bucket=self.bucket, Prefix=self._listing_prefix,
+            PaginationConfig={"PageSize": LIST_PAGE_SIZE})
+        start = len(self._listing_prefix)
+        for page in pages:
+            for item in page.get("Contents", ()):
+                yield item["Key"][start:], naive_utc(item["LastModified"])
+
+    def sweep_staging(self, cutoff: datetime.datetime | None = None) -> int:
+        """Abort multipart uploads under the prefix initiated before ``cutoff`` (naive UTC;
+        default :data:`DEFAULT_STAGING_MAX_AGE` ago); returns how many.
+
+        Other nodes may be uploading into the same bucket right now, so unlike a local
+        staging folder, only uploads older than any upload can last are taken.
+        """
+        if cutoff is None:
+            cutoff = self.clock() - DEFAULT_STAGING_MAX_AGE
+        pages = self.client.get_paginator("list_multipart_uploads").paginate(
+            Bucket=self.bucket, Prefix=self._listing_prefix,
+            PaginationConfig={"PageSize": LIST_PAGE_SIZE})
+        aborted = 0
+        for page in pages:
+            for upload in page.get("Uploads", ()):
+                if naive_utc(upload["Initiated"]) >= cutoff:
+                    continue
+                try:
+                    self.client.abort_multipart_upload(
+                        Bucket=self.bucket, Key=upload["Key"], UploadId=upload["UploadId"])
+                except self.client.exceptions.NoSuchUpload:
+                    # completed or aborted by its own node meanwhile
+                    continue
+                aborted += 1
+        return aborted
