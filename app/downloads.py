@@ -4,6 +4,7 @@ import urllib.parse
 
 import falcon
 
+from app.content_types import presentation
 from app.errors import ApiError
 
 STREAM_CHUNK_SIZE = 1024 * 1024
@@ -22,6 +23,17 @@ def content_disposition(inline: bool, file_name: str) -> str:
     ascii_name = _UNSAFE_IN_QUOTED.sub("_", file_name)
     encoded = urllib.parse.quote(file_name, safe="")
     return f"{kind}; filename=\"{ascii_name}\"; filename*=UTF-8''{encoded}"
+
+
+def store_download_url(blob_store, record):
+    """A URL where the blob store itself serves ``record``'s bytes (an S3 pre-signed GET),
+    with the Content-Type and Content-Disposition that :func:`send_blob` would send; None
+    when the store has no such URL and the app serves the bytes."""
+    served = presentation(record.content_type, record.charset)
+    return blob_store.download_url(
+        record.storage_key, served.content_type,
+        content_disposition(served.inline, record.file_name),
+    )
 
 
 def requested_range(header, size):

@@ -148,9 +148,12 @@ SCHEMAS = {
 def _attachment_paths():
     attachment = [_id("id")]
     content = _operation(
-        "The attachment's bytes (single byte ranges answered 206)",
+        "The attachment's bytes (single byte ranges answered 206), or with S3 storage a "
+        "redirect to a pre-signed URL of them",
         {"200": {"description": "The bytes", "content": {"*/*": {}}},
          "206": {"description": "One byte range", "content": {"*/*": {}}},
+         "302": {"description": "S3 storage: Location is a pre-signed URL of the bytes",
+                 "headers": {"Location": {"schema": {"type": "string"}}}},
          **_errors("404", "416")},
         attachment,
     )

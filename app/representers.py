@@ -40,8 +40,10 @@ def project_path(base, project_id) -> str:
     return f"{base}{API}/projects/{project_id}"
 
 
-def attachment(base, record, *, container_link, may_delete) -> dict:
-    """``container_link`` is the container's link object, ``{"href": None}`` when unclaimed."""
+def attachment(base, record, *, container_link, may_delete, download_url=None) -> dict:
+    """``container_link`` is the container's link object, ``{"href": None}`` when unclaimed;
+    ``download_url`` is where the storage serves the bytes itself (a pre-signed URL), if
+    anywhere."""
     self_href = attachment_path(base, record.id)
     download = f"{self_href}/download"
     links = {
@@ -49,7 +51,7 @@ def attachment(base, record, *, container_link, may_delete) -> dict:
         "author": {"href": user_path(base, record.author.id), "title": record.author.name},
         "container": container_link,
         "staticDownloadLocation": {"href": download},
-        "downloadLocation": {"href": download},
+        "downloadLocation": {"href": download_url or download},
     }
     if may_delete:
         links["delete"] = {"href": self_href, "method": "delete"}

@@ -157,7 +157,8 @@ def stop(process):
 
 
 @contextlib.contextmanager
-def running_server(run_dir: Path, max_attachment_size):
+def running_server(run_dir: Path, max_attachment_size, extra_environ=None):
+    """A server with its data in ``run_dir``; ``extra_environ`` adds settings (AFFIX_*)."""
     data_dir = run_dir / "data"
     stdout_path, stderr_path = run_dir / "server.stdout", run_dir / "server.stderr"
     port = free_port()
@@ -166,6 +167,7 @@ def running_server(run_dir: Path, max_attachment_size):
                if not name.startswith("AFFIX_")}
     environ.update(AFFIX_DATA_DIR=str(data_dir),
                    AFFIX_MAX_ATTACHMENT_SIZE=str(max_attachment_size))
+    environ.update(extra_environ or {})
     with open(stdout_path, "wb") as stdout, open(stderr_path, "wb") as stderr:
         process = subprocess.Popen(
             [sys.executable, "-m", "app.cli", "serve", "--bind", f"{HOST}:{port}",

@@ -3,7 +3,7 @@ import falcon
 
 from app import representers
 from app.content_types import presentation
-from app.downloads import send_blob
+from app.downloads import send_blob, store_download_url
 from app.errors import missing_permission, not_found
 from app.links import attachment_ids, json_document, links_of
 from app.upload import receive_upload
@@ -21,6 +21,7 @@ def render_attachment(req, service, record) -> dict:
     return representers.attachment(
         req.root_path, record, container_link=container_link,
         may_delete=service.may_delete(req.context.user, record),
+        download_url=store_download_url(service.blob_store, record),
     )
 
 
@@ -56,13 +57,20 @@ class AttachmentResource:
 
 
 class AttachmentContentResource:
-    """The bytes, served at both ``/download`` (the spec's link) and ``/content`` (OpenProject's)."""
+    """The bytes, at both ``/download`` (the spec's link) and ``/content`` (OpenProject's); a
+    redirect to a pre-signed URL where the blob store serves them itself."""
 
     def __init__(self, service):
         self.service = service
 
     def on_get(self, req, resp, attachment_id):
         record = self.service.find_visible(req.context.user, attachment_id)
+        url = store_download_url(self.service.blob_store, record)
+        if url is not None:
+            # signed afresh on every request: a URL handed out earlier may have expired
+            resp.status = falcon.HTTP_302
+            resp.location = url
+            return
         send_blob(
             req, resp, lambda: self.service.blob_store.open(record.storage_key),
             record.file_size, presentation(record.content_type, record.charset),

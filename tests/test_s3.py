@@ -1,0 +1,520 @@
+"""S3-compatible storage against a real S3 server on loopback (moto's): uploads stream into
+multipart uploads, a refused upload leaves neither an object nor a pending upload nor a row,
+downloads are redirects to pre-signed URLs that answer with the right headers, deletion removes
+the object, and the listing and sweeping a garbage collector needs."""
+import dataclasses
+import datetime
+import gc
+import hashlib
+import io
+import json
+import random
+import re
+import weakref
+
+import falcon.testing
+import peewee
+import pytest
+import requests
+from botocore.stub import Stubber
+
+from app import create_app
+from app.settings import Settings, SettingsError
+from conftest import FROZEN_NOW, SMALL_LIMIT, Stored, hal_error, png_bytes, upload_body
+from moto_server import s3_bucket, s3_environ, s3_options, s3_server  # noqa: F401 (fixtures)
+from storage.blobs import open_blob_store
+from storage.orphans import find_orphans
+from storage.s3 import PART_SIZE, S3BlobStore, S3Options
+from test_server import HIGH_LIMIT, REQUEST_TIMEOUT, running_server
+
+MiB = 1024 * 1024
+PREFIX = "blobs"
+STORAGE_KEY = re.compile(r"[0-9a-f]{2}/[0-9a-f]{2}/[0-9a-f]{32}")
+# above one part, so that every refusal below comes after a part went into a multipart upload
+PAST_ONE_PART = PART_SIZE + MiB
+
+
+def random_bytes(size, seed=0) -> bytes:
+    return random.Random(seed).randbytes(size)
+
+
+def md5(data) -> str:
+    return hashlib.md5(data).hexdigest()
+
+
+@pytest.fixture
+def settings(tmp_path, s3_bucket):
+    """conftest's app, client, catalog and people, storing in a bucket of their own."""
+    return Settings.for_data_dir(
+        tmp_path / "data", max_attachment_size=SMALL_LIMIT, storage_url=s3_bucket.url(PREFIX),
+        s3=s3_bucket.options,
+    )
+
+
+@pytest.fixture
+def rows(catalog):
+    return Stored(catalog, None).rows
+
+
+def client_with_limit(settings, plugin_manager, limit):
+    app = create_app(dataclasses.replace(settings, max_attachment_size=limit),
+                     plugin_manager=plugin_manager, clock=lambda: FROZEN_NOW)
+    return falcon.testing.TestClient(app)
+
+
+def post(client, people, body_and_type, **kwargs):
+    body, content_type = body_and_type
+    return client.simulate_post(
+        "/api/v3/attachments", body=body,
+        headers={**people.auth("ada"), "Content-Type": content_type, **kwargs.pop("headers", {})},
+        **kwargs,
+    )
+
+
+def object_key(storage_key) -> str:
+    return f"{PREFIX}/{storage_key}"
+
+
+# --- uploads and downloads ---------------------------------------------------------------------
+
+@pytest.mark.parametrize("file_name, content, content_type, disposition", [
+    ("cat.png", png_bytes(), "image/png",
+     "inline; filename=\"cat.png\"; filename*=UTF-8''cat.png"),
+    ("page.html", b"<p>hello</p>\n", "text/plain; charset=us-ascii",
+     "inline; filename=\"page.html\"; filename*=UTF-8''page.html"),
+    ("Ünïcode \"report\".bin", bytes(range(256)), "application/octet-stream",
+     "attachment; filename=\"_n_code _report_.bin\"; "
+     "filename*=UTF-8''%C3%9Cn%C3%AFcode%20%22report%22.bin"),
+])
+def test_an_upload_is_an_object_served_by_a_redirect_to_a_presigned_url(
+        client, people, rows, s3_bucket, file_name, content, content_type, disposition):
+    response = post(client, people, upload_body(json.dumps({"fileName": file_name}).encode(),
+                                                content))
+    assert response.status_code == 200, response.json
+    document = response.json
+    [(attachment_id, stored_name, size, digest, storage_key)] = rows()
+    assert (stored_name, size, digest) == (file_name, len(content), md5(content))
+    assert STORAGE_KEY.fullmatch(storage_key)
+    assert s3_bucket.objects() == {object_key(storage_key): content}
+    assert s3_bucket.pending_uploads() == []
+
+    links = document["_links"]
+    static = f"/api/v3/attachments/{attachment_id}/download"
+    assert links["staticDownloadLocation"] == {"href": static}
+    presigned = links["downloadLocation"]["href"]
+    assert presigned.startswith(
+        f"{s3_bucket.endpoint_url}/{s3_bucket.name}/{object_key(storage_key)}?")
+    for path in ("download", "content"):
+        redirect = client.simulate_get(f"/api/v3/attachments/{attachment_id}/{path}",
+                                       headers=people.auth("ada"))
+        assert redirect.status_code == 302
+        assert redirect.content == b""
+        assert redirect.headers["location"].startswith(
+            f"{s3_bucket.endpoint_url}/{s3_bucket.name}/{object_key(storage_key)}?")
+    for url in (presigned, redirect.headers["location"]):
+        served = requests.get(url, timeout=REQUEST_TIMEOUT)
+        assert served.status_code == 200
+        assert served.content == content
+        assert served.headers["Content-Type"] == content_type
+        assert served.headers["Content-Disposition"] == disposition
+
+
+def test_a_download_of_someone_elses_attachment_is_404_without_a_url(client, people):
+    response = post(client, people, upload_body())
+    attachment_id = response.json["id"]
+    refused = client.simulate_get(f"/api/v3/attachments/{attachment_id}/download",
+                                  headers=people.auth("bob"))
+    assert refused.status_code == 404
+    assert "location" not in refused.headers
+    assert refused.json == hal_error("NotFound", "The specified attachment does not exist.")
+
+
+def test_an_upload_of_several_parts_is_stored_exactly(
+        settings, plugin_manager, people, rows, s3_bucket, monkeypatch):
+    from storage.s3 import StagedS3Blob
+    part_sizes = []
+    upload_part = StagedS3Blob._upload_part
+
+    def recording_upload_part(staged):
+        part_sizes.append(len(staged._buffer))
+        upload_part(staged)
+
+    monkeypatch.setattr(StagedS3Blob, "_upload_part", recording_upload_part)
+    content = random_bytes(17 * MiB)
+    client = client_with_limit(settings, plugin_manager, 32 * MiB)
+    response = post(client, people, upload_body(file=content))
+    assert response.status_code == 200, response.json
+    assert response.json["digest"] == {"algorithm": "md5", "hash": md5(content)}
+    [(_, _, size, digest, storage_key)] = rows()
+    assert (size, digest) == (len(content), md5(content))
+    assert s3_bucket.objects() == {object_key(storage_key): content}
+    assert s3_bucket.pending_uploads() == []
+    # every part but the last at least PART_SIZE, and no part holds more than one more read
+    assert len(part_sizes) == 3
+    assert all(PART_SIZE <= size <= PART_SIZE + MiB for size in part_sizes[:-1])
+    assert sum(part_sizes) == len(content)
+    head = s3_bucket.client.head_object(Bucket=s3_bucket.name, Key=object_key(storage_key))
+    assert head["ETag"].endswith('-3"')
+
+
+def test_an_empty_file_is_an_empty_object(client, people, rows, s3_bucket):
+    response = post(client, people, upload_body(file=b""))
+    assert response.status_code == 200, response.json
+    [(_, _, _, _, storage_key)] = rows()
+    assert s3_bucket.objects() == {object_key(storage_key): b""}
+
+
+def test_deleting_an_attachment_deletes_its_object(client, people, rows, s3_bucket):
+    kept = post(client, people, upload_body(file=b"kept")).json["id"]
+    gone = post(client, people, upload_body(file=b"gone")).json["id"]
+    response = client.simulate_delete(f"/api/v3/attachments/{gone}", headers=people.auth("ada"))
+    assert response.status_code == 204
+    [(attachment_id, _, _, _, storage_key)] = rows()
+    assert attachment_id == kept
+    assert s3_bucket.objects() == {object_key(storage_key): b"kept"}
+
+
+# --- refusals leave nothing --------------------------------------------------------------------
+
+def refused_body_cases():
+    content = random_bytes(PAST_ONE_PART, seed=1)
+    body, content_type = upload_body(file=content)
+    metadata_last, metadata_last_type = upload_body(b"{not json", content, file_first=True)
+    return {
+        "cut short before the closing boundary": (
+            dict(body=body[:-100]), content_type,
+            (400, "InvalidRequestBody", "The request body ended before the closing boundary.")),
+        "client gone: fewer bytes than Content-Length": (
+            dict(body=body[:PAST_ONE_PART], headers={"Content-Length": str(len(body))}),
+            content_type,
+            (400, "InvalidRequestBody",
+             f"The request body ended after {PAST_ONE_PART} of {len(body)} bytes.")),
+        "client gone: connection reset": (
+            dict(extras={"wsgi.input": BrokenConnection(body[:PAST_ONE_PART])}), content_type,
+            (500, "InternalServerError", "An internal error has occurred.")),
+        "bad metadata after the file": (
+            dict(body=metadata_last), metadata_last_type,
+            (400, "InvalidRequestBody", "The request could not be parsed as JSON.")),
+    }
+
+
+class BrokenConnection(io.RawIOBase):
+    """A request body that delivers its first bytes, then fails as a reset connection does."""
+
+    def __init__(self, first):
+        self.remaining = io.BytesIO(first)
+
+    def readable(self):
+        return True
+
+    def readinto(self, buffer):
+        count = self.remaining.readinto(buffer)
+        if not count:
+            raise OSError("connection reset by peer")
+        return count
+
+
+@pytest.fixture
+def earlier(client, people, rows, s3_bucket):
+    """An attachment stored before the refused upload, which must stay untouched."""
+    assert post(client, people, upload_body(file=b"earlier")).status_code == 200
+    return rows(), s3_bucket.objects()
+
+
+@pytest.fixture
+def parts_sent(monkeypatch):
+    """How many parts went into multipart uploads: a refusal after one shows that what was
+    sent is aborted, not merely never started."""
+    from storage.s3 import StagedS3Blob
+    sent = []
+    upload_part = StagedS3Blob._upload_part
+
+    def counting_upload_part(staged):
+        upload_part(staged)
+        sent.append(staged.upload_id)
+
+    monkeypatch.setattr(StagedS3Blob, "_upload_part", counting_upload_part)
+    return sent
+
+
+def assert_nothing_left(rows, s3_bucket, earlier):
+    assert (rows(), s3_bucket.objects()) == earlier
+    assert s3_bucket.pending_uploads() == []
+
+
+@pytest.mark.parametrize("case", list(refused_body_cases()))
+def test_a_refused_body_leaves_no_object_no_pending_upload_and_no_row(
+        settings, plugin_manager, people, rows, s3_bucket, earlier, parts_sent, case):
+    request, content_type, (status, identifier, message) = refused_body_cases()[case]
+    client = client_with_limit(settings, plugin_manager, 32 * MiB)
+    headers = {**people.auth("ada"), "Content-Type": content_type, **request.pop("headers", {})}
+    response = client.simulate_post("/api/v3/attachments", headers=headers, **request)
+    assert (response.status_code, response.json) == (status, hal_error(identifier, message))
+    assert len(parts_sent) == 1
+    assert_nothing_left(rows, s3_bucket, earlier)
+
+
+def test_a_file_over_the_limit_leaves_nothing(settings, plugin_manager, people, rows,
+                                              s3_bucket, earlier, parts_sent):
+    limit = PAST_ONE_PART
+    client = client_with_limit(settings, plugin_manager, limit)
+    response = post(client, people, upload_body(file=random_bytes(limit + 1)))
+    assert response.status_code == 422
+    assert response.json == hal_error(
+        "PropertyConstraintViolation", f"File is too large (maximum size is {limit} Bytes).",
+        "fileSize")
+    assert len(parts_sent) == 1
+    assert_nothing_left(rows, s3_bucket, earlier)
+
+
+@pytest.mark.parametrize("size", [10, PAST_ONE_PART])
+def test_a_database_error_at_the_row_insert_removes_the_completed_object(
+        settings, plugin_manager, people, rows, s3_bucket, earlier, monkeypatch, size):
+    client = client_with_limit(settings, plugin_manager, 32 * MiB)
+
+    def failing_save(*args, **kwargs):
+        raise peewee.OperationalError("database is locked")
+
+    # the row's insert is the only save on the upload path
+    monkeypatch.setattr(peewee.Model, "save", failing_save)
+    response = post(client, people, upload_body(file=random_bytes(size)))
+    monkeypatch.undo()
+    assert response.status_code == 503
+    assert_nothing_left(rows, s3_bucket, earlier)
+
+
+def test_a_failed_commit_leaves_nothing(settings, plugin_manager, people, rows, s3_bucket,
+                                        earlier, parts_sent, monkeypatch):
+    """The object store failing as the upload completes: the upload is aborted, and an object
+    the store may have completed all the same is removed."""
+    client = client_with_limit(settings, plugin_manager, 32 * MiB)
+    from storage.s3 import StagedS3Blob
+    commit = StagedS3Blob.commit
+
+    def commit_then_fail(staged):
+        commit(staged)
+        raise ConnectionError("the answer to CompleteMultipartUpload never came")
+
+    monkeypatch.setattr(StagedS3Blob, "commit", commit_then_fail)
+    response = post(client, people, upload_body(file=random_bytes(PAST_ONE_PART)))
+    assert response.status_code == 500
+    assert len(parts_sent) == 2
+    assert_nothing_left(rows, s3_bucket, earlier)
+
+
+def test_a_staged_blob_nobody_commits_never_becomes_an_object(s3_bucket):
+    store = open_blob_store(s3_bucket.url(PREFIX), s3_bucket.options)
+    staged = store.stage()
+    staged.write(random_bytes(PAST_ONE_PART))
+    key = staged.object_key
+    collected = weakref.ref(staged)
+    del staged
+    gc.collect()
+    assert collected() is None
+    assert s3_bucket.objects() == {}
+    # pending, invisible, until the sweep aborts it
+    assert s3_bucket.pending_uploads() == [key]
+    assert store.sweep_staging(cutoff=datetime.datetime.now(datetime.UTC).replace(
+        tzinfo=None) + datetime.timedelta(minutes=1)) == 1
+    assert s3_bucket.pending_uploads() == []
+
+
+# --- listing for a garbage collector, sweeping abandoned uploads --------------------------------
+
+def naive_utc_now():
+    return datetime.datetime.now(datetime.UTC).replace(tzinfo=None)
+
+
+def test_stored_blobs_lists_committed_objects_under_the_prefix_only(s3_bucket, monkeypatch):
+    monkeypatch.setattr("storage.s3.LIST_PAGE_SIZE", 2)
+    store = open_blob_store(s3_bucket.url(PREFIX), s3_bucket.options)
+    before = naive_utc_now().replace(microsecond=0)
+    keys = set()
+    for number in range(5):
+        staged = store.stage()
+        staged.write(f"blob {number}".encode())
+        keys.add(staged.commit())
+    after = naive_utc_now()
+    pending = store.stage()
+    pending.write(random_bytes(PAST_ONE_PART))
+    for foreign in ("other/ab/cd/x", f"{PREFIX}x/ab/cd/y", "loose"):
+        s3_bucket.client.put_object(Bucket=s3_bucket.name, Key=foreign, Body=b"not ours")
+    listed = list(store.stored_blobs())
+    assert {key for key, _ in listed} == keys
+    assert len(listed) == len(keys)
+    for _, last_modified in listed:
+        assert last_modified.tzinfo is None
+        assert before <= last_modified <= after
+    pending.discard()
+
+
+def test_orphans_are_found_among_objects(client, people, rows, catalog, s3_bucket):
+    assert post(client, people, upload_body(file=b"has a row")).status_code == 200
+    store = open_blob_store(s3_bucket.url(PREFIX), s3_bucket.options)
+    staged = store.stage()
+    staged.write(b"a crash left me without a row")
+    orphan = staged.commit()
+    with catalog.database.connection_context():
+        cutoff = naive_utc_now() + datetime.timedelta(minutes=1)
+        assert find_orphans(catalog, store, cutoff) == [orphan]
+        assert find_orphans(catalog, store, cutoff - datetime.timedelta(days=1)) == []
+
+
+def test_the_sweep_aborts_pending_uploads_under_the_prefix_only(s3_bucket, monkeypatch):
+    monkeypatch.setattr("storage.s3.LIST_PAGE_SIZE", 2)
+    store = open_blob_store(s3_bucket.url(PREFIX), s3_bucket.options)
+    neighbour = open_blob_store(s3_bucket.url("elsewhere"), s3_bucket.options)
+    ours, theirs = [], []
+    for staging_store, staged in ((store, ours), (store, ours), (store, ours),
+                                  (neighbour, theirs)):
+        blob = staging_store.stage()
+        blob.write(random_bytes(PART_SIZE))
+        staged.append(blob.object_key)
+    long_ago = datetime.datetime(2000, 1, 1)
+    assert store.sweep_staging(cutoff=long_ago) == 0
+    assert sorted(s3_bucket.pending_uploads()) == sorted(ours + theirs)
+    assert store.sweep_staging(cutoff=naive_utc_now() + datetime.timedelta(minutes=1)) == 3
+    assert s3_bucket.pending_uploads() == theirs
+
+
+def stubbed_store(now):
+    """A store whose S3 answers are scripted (moto dates every multipart upload in 2010)."""
+    store = S3BlobStore("s3://bucket/prefix", S3Options(
+        endpoint_url="http://127.0.0.1:9", region="us-east-1", access_key_id="key",
+        secret_access_key="secret", addressing_style="path"), clock=lambda: now)
+    return store, Stubber(store.client)
+
+
+def test_the_sweep_leaves_uploads_younger_than_the_safe_age_alone():
+    now = datetime.datetime(2026, 3, 1, 12, 0, 0)
+    store, stubber = stubbed_store(now)
+    initiated = {
+        "two days": now - datetime.timedelta(days=2),
+        "a day and a second": now - datetime.timedelta(days=1, seconds=1),
+        "exactly a day": now - datetime.timedelta(days=1),
+        "an hour": now - datetime.timedelta(hours=1),
+    }
+    stubber.add_response(
+        "list_multipart_uploads",
+        {"Uploads": [
+            {"Key": f"prefix/{age}", "UploadId": age,
+             "Initiated": moment.replace(tzinfo=datetime.UTC)}
+            for age, moment in initiated.items()
+        ]},
+        {"Bucket": "bucket", "Prefix": "prefix/", "MaxUploads": 1000},
+    )
+    for age in ("two days", "a day and a second"):
+        stubber.add_response(
+            "abort_multipart_upload", {},
+            {"Bucket": "bucket", "Key": f"prefix/{age}", "UploadId": age})
+    with stubber:
+        assert store.sweep_staging() == 2
+    stubber.assert_no_pending_responses()
+
+
+def test_the_sweep_counts_no_upload_that_finished_meanwhile():
+    now = datetime.datetime(2026, 3, 1, 12, 0, 0)
+    store, stubber = stubbed_store(now)
+    stubber.add_response(
+        "list_multipart_uploads",
+        {"Uploads": [{"Key": "prefix/a", "UploadId": "a",
+                      "Initiated": datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)}]},
+        {"Bucket": "bucket", "Prefix": "prefix/", "MaxUploads": 1000},
+    )
+    stubber.add_client_error("abort_multipart_upload", "NoSuchUpload", http_status_code=404)
+    with stubber:
+        assert store.sweep_staging() == 0
+
+
+# --- settings ----------------------------------------------------------------------------------
+
+def test_s3_settings_come_from_the_environment():
+    settings = Settings.from_environ({
+        "AFFIX_STORAGE_URL": "s3://bucket/some/prefix",
+        "AFFIX_S3_ENDPOINT_URL": "https://s3.example.org:9000",
+        "AFFIX_S3_REGION": "eu-central-1",
+        "AFFIX_S3_ACCESS_KEY_ID": "id",
+        "AFFIX_S3_SECRET_ACCESS_KEY": "very secret",
+        "AFFIX_S3_ADDRESSING_STYLE": "path",
+        "AFFIX_S3_URL_EXPIRY": "600",
+    })
+    assert settings.storage_url == "s3://bucket/some/prefix"
+    assert settings.s3 == S3Options(
+        endpoint_url="https://s3.example.org:9000", region="eu-central-1", access_key_id="id",
+        secret_access_key="very secret", addressing_style="path", url_expiry=600)
+    assert "very secret" not in repr(settings)
+
+
+def test_unset_s3_settings_leave_boto3_its_own_chain():
+    assert Settings.from_environ({"AFFIX_STORAGE_URL": "s3://bucket"}).s3 == S3Options(
+        endpoint_url=None, region=None, access_key_id=None, secret_access_key=None,
+        addressing_style=None, url_expiry=3600)
+
+
+@pytest.mark.parametrize("environ, message", [
+    ({"AFFIX_STORAGE_URL": "s3:///prefix"},
+     "AFFIX_STORAGE_URL: 's3:///prefix' is not an S3 URL of the form s3://bucket/prefix"),
+    ({"AFFIX_STORAGE_URL": "gs://bucket"},
+     "AFFIX_STORAGE_URL must be a folder, a file:// URL or s3://bucket/prefix, not 'gs://bucket'"),
+    ({"AFFIX_S3_ENDPOINT_URL": "127.0.0.1:9000"},
+     "AFFIX_S3_ENDPOINT_URL must be http://host[:port] or https://host[:port], "
+     "not '127.0.0.1:9000'"),
+    ({"AFFIX_S3_ACCESS_KEY_ID": "id"},
+     "AFFIX_S3_ACCESS_KEY_ID and AFFIX_S3_SECRET_ACCESS_KEY go together: set both, or neither "
+     "to use boto3's own credential chain"),
+    ({"AFFIX_S3_ADDRESSING_STYLE": "dns"},
+     "AFFIX_S3_ADDRESSING_STYLE must be one of path, virtual, not 'dns'"),
+    ({"AFFIX_S3_URL_EXPIRY": "soon"}, "AFFIX_S3_URL_EXPIRY must be a whole number, not 'soon'"),
+    ({"AFFIX_S3_URL_EXPIRY": "604801"},
+     "AFFIX_S3_URL_EXPIRY must be at most 604800 seconds (seven days, what S3 signs for), "
+     "not 604801"),
+])
+def test_bad_s3_settings_are_refused_with_the_variable_named(environ, message):
+    with pytest.raises(SettingsError) as refused:
+        Settings.from_environ(environ)
+    assert str(refused.value) == message
+
+
+def test_presigned_urls_expire_as_configured(s3_bucket):
+    store = open_blob_store(s3_bucket.url(PREFIX), s3_options(s3_bucket.endpoint_url,
+                                                              url_expiry=600))
+    url = store.download_url("ab/cd/ef", "image/png", "inline; filename=\"a.png\"")
+    assert "X-Amz-Expires=600&" in url
+    assert "X-Amz-Algorithm=AWS4-HMAC-SHA256" in url
+
+
+# --- a real server -----------------------------------------------------------------------------
+
+def test_a_real_server_stores_in_s3_and_redirects_downloads(tmp_path, s3_bucket):
+    environ = {**s3_environ(s3_bucket.endpoint_url), "AFFIX_STORAGE_URL": s3_bucket.url(PREFIX)}
+    content = random_bytes(PAST_ONE_PART, seed=7)
+    with running_server(tmp_path, HIGH_LIMIT, environ) as server:
+        body, content_type = upload_body(b'{"fileName": "big.bin"}', content)
+        response = requests.post(server.url("/api/v3/attachments"), data=body,
+                                 headers={**server.auth, "Content-Type": content_type},
+                                 timeout=REQUEST_TIMEOUT)
+        assert response.status_code == 200, response.text
+        attachment_id = response.json()["id"]
+        [(_, _, size, digest, storage_key)] = server.stored.rows()
+        assert (size, digest) == (len(content), md5(content))
+        assert s3_bucket.objects() == {object_key(storage_key): content}
+        assert s3_bucket.pending_uploads() == []
+
+        downloaded = requests.get(server.url(f"/api/v3/attachments/{attachment_id}/download"),
+                                  headers=server.auth, timeout=REQUEST_TIMEOUT)
+        [redirect] = downloaded.history
+        assert redirect.status_code == 302
+        assert redirect.headers["Content-Length"] == "0"
+        assert redirect.headers["Location"].startswith(f"{s3_bucket.endpoint_url}/")
+        # the API key stays with affix: requests drops it on the way to another port
+        assert "Authorization" not in downloaded.request.headers
+        assert downloaded.status_code == 200
+        assert downloaded.content == content
+        assert downloaded.headers["Content-Disposition"] == (
+            "attachment; filename=\"big.bin\"; filename*=UTF-8''big.bin")
+
+        deleted = requests.delete(server.url(f"/api/v3/attachments/{attachment_id}"),
+                                  headers=server.auth, timeout=REQUEST_TIMEOUT)
+        assert deleted.status_code == 204
+        assert s3_bucket.objects() == {}
+        assert "Traceback" not in server.stderr()
