@@ -120,7 +120,8 @@ class StagedS3Blob:
         number = len(self._parts) + 1
         answer = client.upload_part(
             Bucket=bucket, Key=self.object_key, UploadId=self.upload_id, PartNumber=number,
-            Body=bytes(self._buffer),
+            # the buffer itself, not a copy of it: one part's memory per upload
+            Body=self._buffer,
         )
         self._parts.append({"PartNumber": number, "ETag": answer["ETag"]})
         self._buffer.clear()
@@ -130,7 +131,7 @@ class StagedS3Blob:
         self._commit_attempted = True
         client, bucket = self._store.client, self._store.bucket
         if self.upload_id is None:
-            client.put_object(Bucket=bucket, Key=self.object_key, Body=bytes(self._buffer))
+            client.put_object(Bucket=bucket, Key=self.object_key, Body=self._buffer)
         else:
             if self._buffer:
                 self._upload_part()

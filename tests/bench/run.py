@@ -230,16 +230,17 @@ def _announced_api_key(stdout_path, process) -> str:
 
 
 @contextlib.contextmanager
-def affix_server(run_dir: Path, workers, threads, max_size):
+def affix_server(run_dir: Path, workers, threads, max_size, name="affix", extra_environ=None):
+    """``name`` starts with "affix"; ``extra_environ`` adds settings (AFFIX_*)."""
     port = free_port()
     environ = clean_environ(AFFIX_DATA_DIR=str(run_dir / "data"),
-                            AFFIX_MAX_ATTACHMENT_SIZE=str(max_size))
+                            AFFIX_MAX_ATTACHMENT_SIZE=str(max_size), **(extra_environ or {}))
     command = [sys.executable, "-m", "app.cli", "serve", "--bind", f"{HOST}:{port}",
                "--workers", str(workers), "--threads", str(threads)]
     with _spawn("affix", command, environ, run_dir) as (process, stdout_path, stderr_path):
         api_key = _announced_api_key(stdout_path, process)
         server = Server(
-            "affix", process, port, workers, stdout_path, stderr_path,
+            name, process, port, workers, stdout_path, stderr_path,
             ready_path="/api/v3", upload_path="/api/v3/attachments",
             headers={"Authorization": "Basic " + b64encode(f"apikey:{api_key}".encode()).decode()},
         )
@@ -263,6 +264,11 @@ def baseline_server(run_dir: Path, workers, threads):
                         ready_path="/", upload_path="/upload", files_dir=files_dir)
         _await_ready(server)
         yield server
+
+
+def is_affix(server: Server) -> bool:
+    """affix (whatever its storage) rather than the baseline."""
+    return server.name.startswith("affix")
 
 
 # --- talking to the servers --------------------------------------------------------------------
@@ -293,7 +299,7 @@ def upload(server: Server, payload: Payload, connection=None):
 
 
 def check_upload(server, payload, document):
-    if server.name == "affix":
+    if is_affix(server):
         got = (document["fileSize"], document["digest"]["hash"])
         expected = (payload.size, payload.md5)
     else:
@@ -306,7 +312,7 @@ def check_upload(server, payload, document):
 
 def forget_uploads(server, document):
     """Remove what an upload stored, so that the disk does not fill up between runs."""
-    if server.name == "affix":
+    if is_affix(server):
         connection = server.connection()
         try:
             connection.request("DELETE", f"/api/v3/attachments/{document['id']}",
@@ -407,8 +413,8 @@ def verdict(value, target, at_least=True) -> str:
     return "yes" if (value >= target if at_least else value <= target) else "NO"
 
 
-def print_table(rows, title):
-    headers = Row("scenario", "affix", "baseline", "affix/base", "target", "met")
+def print_table(rows, title, headers=Row("scenario", "affix", "baseline", "affix/base",
+                                         "target", "met")):
     table = [headers, *rows]
     widths = [max(len(getattr(row, field.name)) for row in table)
               for field in dataclasses.fields(Row)]
@@ -623,7 +629,7 @@ def bench_downloads(servers, pool, size, runs):
     payload = Payload(pool, size)
     paths = {}
     for server in servers:
-        if server.name == "affix":
+        if is_affix(server):
             _, document = upload(server, payload)
             check_upload(server, payload, document)
             paths[server.name] = document["_links"]["downloadLocation"]["href"]
