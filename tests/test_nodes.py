@@ -1,0 +1,253 @@
+"""Several affix nodes behind one address: two real servers (``affix serve``, gunicorn each, on
+ports of their own and data dirs of their own) sharing one database (a PostgreSQL database in
+the PostgreSQL run, one SQLite file in the SQLite run) and one S3 bucket (moto on loopback).
+
+What one node stores, the other serves, claims and deletes; two claims of one attachment through
+both nodes at the same moment have one winner; ``affix cleanup`` run beside node B while node A
+takes uploads and claims loses nothing that was claimed.
+"""
+import concurrent.futures
+import contextlib
+import dataclasses
+import datetime
+import io
+import os
+import subprocess
+import sys
+import threading
+
+import pytest
+import requests
+
+from app import open_catalog
+from app.cli import main as affix
+from conftest import basic_auth
+from moto_server import s3_bucket, s3_environ, s3_server  # noqa: F401 (fixtures)
+from storage.models import utc_now
+from test_server import (
+    HOST, REPO_ROOT, REQUEST_TIMEOUT, await_startup, free_port, md5, multipart_upload, stop,
+)
+
+WORKERS = 2
+THREADS = 4
+PREFIX = "blobs"
+RACE_ROUNDS = 10
+RACE_TIMEOUT = 60
+COMMAND_TIMEOUT = 60
+GRACE_PERIOD_MINUTES = 60
+DOES_NOT_EXIST = "Attachments does not exist."
+CANNOT_BE_CHANGED = "Attachments cannot be changed."
+
+
+@dataclasses.dataclass
+class Node:
+    name: str
+    port: int
+    api_key: str
+
+    @property
+    def auth(self) -> dict:
+        return {"Authorization": basic_auth(self.api_key)}
+
+    def url(self, path) -> str:
+        return f"http://{HOST}:{self.port}{path}"
+
+    def get(self, path, **kwargs):
+        return requests.get(self.url(path), headers=self.auth, timeout=REQUEST_TIMEOUT, **kwargs)
+
+    def upload(self, file_name, content) -> dict:
+        body, content_type = multipart_upload(file_name, content)
+        response = requests.post(
+            self.url("/api/v3/attachments"), data=body,
+            headers={**self.auth, "Content-Type": content_type}, timeout=REQUEST_TIMEOUT)
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    def create_work_package(self, project_id, subject, attachment_ids):
+        return requests.post(
+            self.url(f"/api/v3/projects/{project_id}/work_packages"),
+            json={"subject": subject, "_links": {"attachments": [
+                {"href": f"/api/v3/attachments/{attachment_id}"}
+                for attachment_id in attachment_ids]}},
+            headers=self.auth, timeout=REQUEST_TIMEOUT)
+
+    def delete(self, attachment_id):
+        return requests.delete(self.url(f"/api/v3/attachments/{attachment_id}"),
+                               headers=self.auth, timeout=REQUEST_TIMEOUT)
+
+
+@dataclasses.dataclass
+class Cluster:
+    a: Node
+    b: Node
+    environ: dict
+    bucket: object
+    project_id: int
+    catalog: object
+
+    def object_of(self, attachment_id):
+        """The bytes of the attachment's object, or None when the bucket has none."""
+        record = self.catalog.Attachment.get_or_none(self.catalog.Attachment.id == attachment_id)
+        if record is None:
+            return None
+        return self.bucket.objects().get(f"{PREFIX}/{record.storage_key}")
+
+    def stored_keys(self) -> set:
+        Attachment = self.catalog.Attachment
+        return {f"{PREFIX}/{row.storage_key}" for row in Attachment.select(Attachment.storage_key)}
+
+    def cleanup_on_b(self) -> str:
+        """``affix cleanup`` as cron runs it beside node B: a process of its own."""
+        result = subprocess.run(
+            [sys.executable, "-m", "app.cli", "cleanup"], cwd=REPO_ROOT,
+            env={**self.environ, "AFFIX_DATA_DIR": str(self.environ["NODE_B_DATA_DIR"])},
+            stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=COMMAND_TIMEOUT)
+        assert result.returncode == 0, result.stderr
+        return result.stdout
+
+
+def start_node(stack, name, run_dir, environ, api_key=None) -> Node:
+    run_dir.mkdir(parents=True)
+    port = free_port()
+    stdout_path, stderr_path = run_dir / "stdout", run_dir / "stderr"
+    with open(stdout_path, "wb") as stdout, open(stderr_path, "wb") as stderr:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "app.cli", "serve", "--bind", f"{HOST}:{port}",
+             "--workers", str(WORKERS), "--threads", str(THREADS)],
+            cwd=REPO_ROOT, env={**environ, "AFFIX_DATA_DIR": str(run_dir / "data")},
+            stdin=subprocess.DEVNULL, stdout=stdout, stderr=stderr, start_new_session=True)
+    stack.callback(stop, process)
+    # the first node to start creates the admin and announces its key; the second finds it
+    return Node(name, port, await_startup(process, port, stdout_path, stderr_path, api_key))
+
+
+@pytest.fixture
+def cluster(tmp_path, databases, s3_bucket):
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    database_url = databases.settings(shared).database_url
+    environ = {name: value for name, value in os.environ.items()
+               if not name.startswith(("AFFIX_", "AWS_"))}
+    environ.update(s3_environ(s3_bucket.endpoint_url), AFFIX_DATABASE_URL=database_url,
+                   AFFIX_STORAGE_URL=s3_bucket.url(PREFIX),
+                   AFFIX_GRACE_PERIOD=str(GRACE_PERIOD_MINUTES),
+                   NODE_B_DATA_DIR=str(tmp_path / "b" / "data"))
+    with contextlib.ExitStack() as stack:
+        a = start_node(stack, "A", tmp_path / "a", environ)
+        b = start_node(stack, "B", tmp_path / "b", environ, api_key=a.api_key)
+        assert affix(["project", "add", "demo"], environ=environ, out=io.StringIO()) == 0
+        catalog = open_catalog(databases.settings(shared, database_url=database_url))
+        stack.callback(catalog.database.close)
+        with catalog.database.connection_context():
+            project_id = catalog.Project.get(catalog.Project.identifier == "demo").id
+        yield Cluster(a, b, environ, s3_bucket, project_id, catalog)
+
+
+def assert_served(node, attachment_id, content):
+    """The attachment through ``node``: its document, and its bytes behind the redirect."""
+    document = node.get(f"/api/v3/attachments/{attachment_id}").json()
+    assert document["digest"]["hash"] == md5(content)
+    redirect = node.get(f"/api/v3/attachments/{attachment_id}/download", allow_redirects=False)
+    assert redirect.status_code == 302, redirect.text
+    fetched = requests.get(redirect.headers["Location"], timeout=REQUEST_TIMEOUT)
+    assert fetched.status_code == 200
+    assert fetched.content == content
+
+
+def test_what_node_a_stores_node_b_serves_claims_and_deletes(cluster):
+    content = os.urandom(300_000)
+    attachment_id = cluster.a.upload("report.bin", content)["id"]
+
+    assert_served(cluster.b, attachment_id, content)
+    claim = cluster.b.create_work_package(cluster.project_id, "Report", [attachment_id])
+    assert claim.status_code == 201, claim.text
+    work_package_id = claim.json()["id"]
+    listed = cluster.a.get(f"/api/v3/work_packages/{work_package_id}/attachments").json()
+    assert [element["id"] for element in listed["_embedded"]["elements"]] == [attachment_id]
+    with cluster.catalog.database.connection_context():
+        assert cluster.object_of(attachment_id) == content
+
+        assert cluster.b.delete(attachment_id).status_code == 204
+        assert cluster.a.get(f"/api/v3/attachments/{attachment_id}").status_code == 404
+        assert cluster.object_of(attachment_id) is None
+        assert cluster.bucket.objects() == {}
+        assert cluster.bucket.pending_uploads() == []
+
+
+def race(*calls):
+    barrier = threading.Barrier(len(calls), timeout=RACE_TIMEOUT)
+
+    def released(call):
+        barrier.wait()
+        return call()
+
+    with concurrent.futures.ThreadPoolExecutor(len(calls)) as pool:
+        futures = [pool.submit(released, call) for call in calls]
+        return [future.result(timeout=RACE_TIMEOUT) for future in futures]
+
+
+def test_two_claims_through_both_nodes_at_once_have_one_winner(cluster):
+    for round_number in range(RACE_ROUNDS):
+        attachment_id = cluster.a.upload(f"race-{round_number}.txt", b"contested")["id"]
+        responses = race(*(
+            lambda node=node: node.create_work_package(cluster.project_id, f"{node.name} {round_number}",
+                                     [attachment_id])
+            for node in (cluster.a, cluster.b)))
+        statuses = sorted(response.status_code for response in responses)
+        assert statuses == [201, 422], [response.text for response in responses]
+        winner, loser = sorted(responses, key=lambda response: response.status_code)
+        assert loser.json()["message"] == CANNOT_BE_CHANGED
+        document = cluster.b.get(f"/api/v3/attachments/{attachment_id}").json()
+        assert document["_links"]["container"]["href"] == (
+            f"/api/v3/work_packages/{winner.json()['id']}")
+
+
+def test_cleanup_beside_node_b_loses_nothing_node_a_claimed(cluster):
+    # uploads old enough for cleanup, of which node A claims every other one while cleanup runs
+    old = {cluster.a.upload(f"old-{n}.bin", os.urandom(1000 + n))["id"]: n for n in range(16)}
+    contents = {}
+    with cluster.catalog.database.connection_context():
+        Attachment = cluster.catalog.Attachment
+        for attachment_id in old:
+            contents[attachment_id] = cluster.object_of(attachment_id)
+        Attachment.update(created_at=utc_now() - datetime.timedelta(days=1)).where(
+            Attachment.id.in_(list(old))).execute()
+
+    claims = {}
+    fresh = {}
+
+    def node_a_at_work():
+        for attachment_id in list(old)[::2]:
+            claims[attachment_id] = cluster.a.create_work_package(
+                cluster.project_id, f"claims {attachment_id}", [attachment_id])
+            content = os.urandom(2000)
+            fresh[cluster.a.upload("fresh.bin", content)["id"]] = content
+
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        at_work = pool.submit(node_a_at_work)
+        reports = [cluster.cleanup_on_b() for _ in range(3)]
+        at_work.result(timeout=RACE_TIMEOUT)
+    removed = sum(int(report.split()[1]) for report in reports)
+
+    with cluster.catalog.database.connection_context():
+        survivors = 0
+        for attachment_id, claim in claims.items():
+            if claim.status_code == 201:
+                # claimed: intact, and served with its bytes
+                survivors += 1
+                assert cluster.object_of(attachment_id) == contents[attachment_id]
+                assert_served(cluster.b, attachment_id, contents[attachment_id])
+            else:
+                # cleanup came first: gone whole, and the claim said so
+                assert (claim.status_code, claim.json()["message"]) == (422, DOES_NOT_EXIST)
+                assert cluster.object_of(attachment_id) is None
+        for attachment_id in list(old)[1::2]:
+            # never claimed: gone whole
+            assert cluster.catalog.Attachment.get_or_none(
+                cluster.catalog.Attachment.id == attachment_id) is None
+        for attachment_id, content in fresh.items():
+            assert cluster.object_of(attachment_id) == content
+        assert removed == len(old) - survivors
+        # no object without its row, no row without its object, nothing half-uploaded
+        assert set(cluster.bucket.objects()) == cluster.stored_keys()
+        assert cluster.bucket.pending_uploads() == []
