@@ -26,6 +26,7 @@ from plugins.manager import (
 )
 from storage.blobs import open_blob_store
 from storage.database import open_database
+from storage.migrations import migrate
 from storage.models import Catalog, utc_now
 
 INSTANCE_NAME = "affix"
@@ -45,11 +46,17 @@ class DatabaseSession:
             self.database.close()
 
 
-def open_catalog(settings: Settings) -> Catalog:
-    """The settings' database with its schema in place."""
+def connect_catalog(settings: Settings) -> Catalog:
+    """The settings' database, its schema as it is."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    catalog = Catalog(open_database(settings.database_url))
-    catalog.create_schema()
+    return Catalog(open_database(settings.database_url))
+
+
+def open_catalog(settings: Settings) -> Catalog:
+    """The settings' database with its schema brought up to date: an embedded affix needs no
+    set-up, and checking a database that is up to date costs one query."""
+    catalog = connect_catalog(settings)
+    migrate(catalog.database)
     return catalog
 
 

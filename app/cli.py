@@ -11,12 +11,13 @@ import sys
 import peewee
 from gunicorn.app.base import BaseApplication
 
-from app import create_app, open_catalog
+from app import connect_catalog, create_app, open_catalog
 from app.auth import issue_api_key
 from app.settings import Settings, SettingsError
 from plugins.manager import PluginError, container_types, create_plugin_manager, known_permissions
 from storage.blobs import open_blob_store
 from storage.cleanup import remove_unclaimed
+from storage.migrations import LATEST_VERSION, MigrationError, migrate
 from storage.orphans import find_orphans, remove_orphans
 from storage.models import utc_now
 
@@ -192,6 +193,14 @@ def cmd_gc(args, settings, out):
           f"older than {args.min_age} minutes", file=out)
 
 
+def cmd_migrate(args, settings, out):
+    applied = migrate(connect_catalog(settings).database)
+    for migration in applied:
+        print(f"applied migration {migration.version}: {migration.description}", file=out)
+    print(f"the database schema is {'now' if applied else 'already'} at version {LATEST_VERSION}",
+          file=out)
+
+
 def cmd_plugins(args, settings, out):
     for name, distribution, version, hooks in _plugin_manager(settings).listing():
         print(f"{name} ({distribution} {version}): {', '.join(hooks) or 'no hooks'}", file=out)
@@ -256,6 +265,10 @@ def build_parser():
     gc.add_argument("--dry-run", action="store_true", help="list them, delete nothing")
     gc.set_defaults(handler=cmd_gc)
 
+    migrate_command = commands.add_parser(
+        "migrate", help="bring the database's schema up to date (every start does it too)")
+    migrate_command.set_defaults(handler=cmd_migrate)
+
     plugins = commands.add_parser(
         "plugins", help="list the loaded plugins, their distributions and their hooks")
     plugins.set_defaults(handler=cmd_plugins)
@@ -268,7 +281,7 @@ def main(argv=None, environ=None, out=None):
     try:
         settings = Settings.from_environ(environ)
         args.handler(args, settings, out)
-    except (CommandError, SettingsError, PluginError) as error:
+    except (CommandError, SettingsError, PluginError, MigrationError) as error:
         print(f"affix: error: {error}", file=sys.stderr)
         return 1
     return 0

@@ -19,6 +19,12 @@ SQLITE_PRAGMAS = {
 # same-thread check does not apply.
 SQLITE_POOL = {"max_connections": None, "stale_timeout": 600, "check_same_thread": False}
 
+# A PostgreSQL connection costs a process on the server and round trips to open: pooled too,
+# one per thread. One idle for 5 minutes is replaced rather than reused: firewalls and servers
+# drop idle connections, and a dropped one would fail the request that picks it up.
+POSTGRES_POOL = {"max_connections": None, "stale_timeout": 300}
+POSTGRES_SCHEMES = ("postgres:", "postgresql:")
+
 
 def open_database(url: str):
     """A peewee database for ``url`` that connects only when asked to.
@@ -30,6 +36,9 @@ def open_database(url: str):
     if url.startswith("sqlite:"):
         url = "sqlite+pool:" + url[len("sqlite:"):]
         params.update(SQLITE_POOL, pragmas=SQLITE_PRAGMAS)
+    elif url.startswith(POSTGRES_SCHEMES):
+        url = "postgresql+pool:" + url.split(":", 1)[1]
+        params.update(POSTGRES_POOL)
     return connect(url, **params)
 
 

@@ -7,8 +7,6 @@ import datetime
 
 import peewee
 
-from storage.database import release_connections
-
 # ids are 64-bit integers in every database we support; a larger number names no row, and
 # asking a driver for it raises instead of finding nothing
 MAX_ID = 2**63 - 1
@@ -25,7 +23,7 @@ class Catalog:
         self.database = database
 
         class Base(peewee.Model):
-            pass
+            id = peewee.BigAutoField()
 
         Base._meta.set_database(database)
 
@@ -98,7 +96,7 @@ class Catalog:
             description = peewee.TextField(default="")
             author = peewee.ForeignKeyField(User, backref="attachments", on_delete="RESTRICT")
             container_type = peewee.CharField(max_length=100, null=True)
-            container_id = peewee.IntegerField(null=True)
+            container_id = peewee.BigIntegerField(null=True)
             status = peewee.CharField(max_length=32, default="uploaded")
             storage_key = peewee.CharField(max_length=255, unique=True)
             created_at = peewee.DateTimeField()
@@ -140,11 +138,6 @@ class Catalog:
         if isinstance(self.database, peewee.SqliteDatabase):
             return self.database.atomic("IMMEDIATE")
         return self.database.atomic()
-
-    def create_schema(self):
-        with self.database.connection_context():
-            self.database.create_tables(self.models, safe=True)
-        release_connections(self.database)
 
     def user_holds_any(self, user, permissions, project=None) -> bool:
         """Whether a role of ``user`` holds one of ``permissions``: in ``project``, or in at

@@ -1,0 +1,220 @@
+"""Versioned schema migrations for SQLite and PostgreSQL.
+
+The ``schema_version`` table records every migration applied, one row each. A migration's SQL
+is frozen here as it was written: it never follows later changes of the models, so an old
+database replays exactly what a new one went through. Migrating takes a lock that every node
+sharing the database respects (PostgreSQL: an advisory lock held by the migrating transaction;
+SQLite: the write lock of a ``BEGIN IMMEDIATE`` transaction), so two nodes starting at once
+apply each migration exactly once.
+"""
+import contextlib
+import dataclasses
+import re
+from typing import Callable
+
+import peewee
+
+from storage.database import release_connections
+
+VERSION_TABLE = "schema_version"
+
+# one key for every affix node: whoever holds it migrates, the others wait for it and then find
+# nothing left to do ("affix" in ASCII)
+POSTGRES_MIGRATION_LOCK = 0x6166666978
+
+# the tables of affix's own (plugins keep theirs), parents before children
+TABLES = ("users", "api_keys", "attachments", "projects", "roles", "memberships",
+          "role_permissions", "work_packages")
+
+# Version 1 is the schema affix created before it had migrations, word for word on SQLite
+# (peewee's DDL of the models of then). PostgreSQL came with migrations: it gets 64-bit ids and
+# references from the start.
+COLUMN_TYPES = {
+    "sqlite": {"id": "INTEGER NOT NULL PRIMARY KEY", "ref": "INTEGER", "time": "DATETIME",
+               "bool": "INTEGER", "bigint": "INTEGER"},
+    "postgresql": {"id": "BIGSERIAL NOT NULL PRIMARY KEY", "ref": "BIGINT", "time": "TIMESTAMP",
+                   "bool": "BOOLEAN", "bigint": "BIGINT"},
+}
+SCHEMA_V1 = """
+CREATE TABLE "users" ("id" {id}, "login" VARCHAR(255) NOT NULL, "name" VARCHAR(255) NOT NULL,
+ "admin" {bool} NOT NULL, "locked" {bool} NOT NULL);
+CREATE UNIQUE INDEX "user_login" ON "users" ("login");
+CREATE TABLE "api_keys" ("id" {id}, "user_id" {ref} NOT NULL, "key_hash" VARCHAR(64) NOT NULL,
+ "created_at" {time} NOT NULL,
+ FOREIGN KEY ("user_id") REFERENCES "users" ("id") ON DELETE CASCADE);
+CREATE INDEX "apikey_user_id" ON "api_keys" ("user_id");
+CREATE UNIQUE INDEX "apikey_key_hash" ON "api_keys" ("key_hash");
+CREATE TABLE "attachments" ("id" {id}, "file_name" TEXT NOT NULL, "file_size" {bigint} NOT NULL,
+ "content_type" VARCHAR(255) NOT NULL, "charset" VARCHAR(64), "md5" VARCHAR(32) NOT NULL,
+ "description" TEXT NOT NULL, "author_id" {ref} NOT NULL, "container_type" VARCHAR(100),
+ "container_id" {bigint}, "status" VARCHAR(32) NOT NULL, "storage_key" VARCHAR(255) NOT NULL,
+ "created_at" {time} NOT NULL,
+ FOREIGN KEY ("author_id") REFERENCES "users" ("id") ON DELETE RESTRICT);
+CREATE INDEX "attachment_author_id" ON "attachments" ("author_id");
+CREATE UNIQUE INDEX "attachment_storage_key" ON "attachments" ("storage_key");
+CREATE INDEX "attachment_container_type_container_id"
+ ON "attachments" ("container_type", "container_id");
+CREATE TABLE "projects" ("id" {id}, "identifier" VARCHAR(100) NOT NULL,
+ "name" VARCHAR(255) NOT NULL);
+CREATE UNIQUE INDEX "project_identifier" ON "projects" ("identifier");
+CREATE TABLE "roles" ("id" {id}, "name" VARCHAR(255) NOT NULL);
+CREATE UNIQUE INDEX "role_name" ON "roles" ("name");
+CREATE TABLE "memberships" ("id" {id}, "user_id" {ref} NOT NULL, "project_id" {ref} NOT NULL,
+ "role_id" {ref} NOT NULL,
+ FOREIGN KEY ("user_id") REFERENCES "users" ("id") ON DELETE CASCADE,
+ FOREIGN KEY ("project_id") REFERENCES "projects" ("id") ON DELETE CASCADE,
+ FOREIGN KEY ("role_id") REFERENCES "roles" ("id") ON DELETE CASCADE);
+CREATE INDEX "membership_user_id" ON "memberships" ("user_id");
+CREATE INDEX "membership_project_id" ON "memberships" ("project_id");
+CREATE INDEX "membership_role_id" ON "memberships" ("role_id");
+CREATE UNIQUE INDEX "membership_user_id_project_id_role_id"
+ ON "memberships" ("user_id", "project_id", "role_id");
+CREATE TABLE "role_permissions" ("id" {id}, "role_id" {ref} NOT NULL,
+ "permission" VARCHAR(255) NOT NULL,
+ FOREIGN KEY ("role_id") REFERENCES "roles" ("id") ON DELETE CASCADE);
+CREATE INDEX "rolepermission_role_id" ON "role_permissions" ("role_id");
+CREATE UNIQUE INDEX "rolepermission_role_id_permission"
+ ON "role_permissions" ("role_id", "permission");
+CREATE TABLE "work_packages" ("id" {id}, "project_id" {ref} NOT NULL,
+ "subject" VARCHAR(255) NOT NULL, "author_id" {ref} NOT NULL, "created_at" {time} NOT NULL,
+ "updated_at" {time} NOT NULL,
+ FOREIGN KEY ("project_id") REFERENCES "projects" ("id") ON DELETE CASCADE,
+ FOREIGN KEY ("author_id") REFERENCES "users" ("id") ON DELETE RESTRICT);
+CREATE INDEX "workpackage_project_id" ON "work_packages" ("project_id");
+CREATE INDEX "workpackage_author_id" ON "work_packages" ("author_id");
+"""
+
+
+class MigrationError(Exception):
+    """The database cannot be brought to the schema this affix expects."""
+
+
+def dialect(database) -> str:
+    if isinstance(database, peewee.SqliteDatabase):
+        return "sqlite"
+    if isinstance(database, peewee.PostgresqlDatabase):
+        return "postgresql"
+    raise MigrationError(f"affix's schema is made for SQLite and PostgreSQL, "
+                         f"not {type(database).__name__}")
+
+
+def create_tables(database):
+    for statement in SCHEMA_V1.format(**COLUMN_TYPES[dialect(database)]).split(";"):
+        if statement.strip():
+            database.execute_sql(statement)
+
+
+# the id column as version 1 made it on SQLite, and as it must be
+SQLITE_REUSING_ID = '"id" INTEGER NOT NULL PRIMARY KEY'
+SQLITE_UNIQUE_ID = '"id" INTEGER NOT NULL PRIMARY KEY AUTOINCREMENT'
+
+
+def stop_reusing_ids(database):
+    """SQLite gives a rowid table's next row max(id) + 1, so deleting the newest attachment
+    handed its id to the next upload and a saved link led to another file. AUTOINCREMENT
+    never hands out an id twice; a table gets it only when made, hence the rebuild, rows kept
+    (the recipe of SQLite's "ALTER TABLE" page). PostgreSQL's sequences never reuse an id."""
+    if dialect(database) != "sqlite":
+        return
+    for table in TABLES:
+        (table_sql,) = database.execute_sql(
+            "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?", (table,)
+        ).fetchone()
+        index_sqls = [sql for (sql,) in database.execute_sql(
+            "SELECT sql FROM sqlite_master WHERE type = 'index' AND tbl_name = ? "
+            "AND sql IS NOT NULL", (table,))]
+        rebuilt = f"{table}_rebuilt"
+        database.execute_sql(
+            re.sub(r'^CREATE TABLE "\w+"', f'CREATE TABLE "{rebuilt}"', table_sql)
+            .replace(SQLITE_REUSING_ID, SQLITE_UNIQUE_ID))
+        database.execute_sql(f'INSERT INTO "{rebuilt}" SELECT * FROM "{table}"')
+        database.execute_sql(f'DROP TABLE "{table}"')
+        database.execute_sql(f'ALTER TABLE "{rebuilt}" RENAME TO "{table}"')
+        for index_sql in index_sqls:
+            database.execute_sql(index_sql)
+
+
+@dataclasses.dataclass(frozen=True)
+class Migration:
+    version: int
+    description: str
+    apply: Callable
+
+
+MIGRATIONS = (
+    Migration(1, "create the tables", create_tables),
+    Migration(2, "never reuse the id of a deleted row (SQLite)", stop_reusing_ids),
+)
+LATEST_VERSION = MIGRATIONS[-1].version
+
+
+def schema_version(database) -> int:
+    """The version the database is at; 0 when empty. A database that affix made before it had
+    migrations holds the tables of version 1 and no version table."""
+    if database.table_exists(VERSION_TABLE):
+        (version,) = database.execute_sql(f'SELECT MAX("version") FROM "{VERSION_TABLE}"').fetchone()
+        return version or 0
+    return 1 if database.table_exists("attachments") else 0
+
+
+def migrate(database) -> list[Migration]:
+    """Bring the database's schema up to date; the migrations it applied, in order.
+
+    Cheap when there is nothing to do: one read, no lock.
+    """
+    try:
+        with database.connection_context():
+            if _checked(schema_version(database)) == LATEST_VERSION:
+                return []
+            with _migration_lock(database):
+                # read again under the lock: another node may have migrated meanwhile
+                version = _checked(schema_version(database))
+                if not database.table_exists(VERSION_TABLE):
+                    database.execute_sql(
+                        f'CREATE TABLE "{VERSION_TABLE}" ("version" INTEGER NOT NULL PRIMARY KEY, '
+                        f'"description" TEXT NOT NULL, "applied_at" TIMESTAMP NOT NULL)')
+                    if version:
+                        _record(database, MIGRATIONS[version - 1],
+                                "(found: made before affix had migrations)")
+                pending = [each for each in MIGRATIONS if each.version > version]
+                for migration in pending:
+                    migration.apply(database)
+                    _record(database, migration)
+                return pending
+    finally:
+        release_connections(database)
+
+
+def _checked(version):
+    if version > LATEST_VERSION:
+        raise MigrationError(f"the database's schema is at version {version}, newer than this "
+                             f"affix knows ({LATEST_VERSION}): upgrade affix")
+    return version
+
+
+def _record(database, migration, note=""):
+    database.execute_sql(
+        f'INSERT INTO "{VERSION_TABLE}" ("version", "description", "applied_at") '
+        f'VALUES ({database.param}, {database.param}, CURRENT_TIMESTAMP)',
+        (migration.version, f"{migration.description} {note}".strip()))
+
+
+@contextlib.contextmanager
+def _migration_lock(database):
+    """A transaction that holds the migration lock until it commits or rolls back."""
+    if dialect(database) == "postgresql":
+        with database.atomic():
+            database.execute_sql("SELECT pg_advisory_xact_lock(%s)", (POSTGRES_MIGRATION_LOCK,))
+            yield
+        return
+    # a table rebuild must neither fire ON DELETE CASCADE nor check references half-way; the
+    # pragma is ignored inside a transaction, so it comes first, and the check comes at the end
+    database.execute_sql("PRAGMA foreign_keys = OFF")
+    try:
+        with database.atomic("IMMEDIATE"):
+            yield
+            broken = database.execute_sql("PRAGMA foreign_key_check").fetchall()
+            if broken:
+                raise MigrationError(f"the migration broke references: {broken}")
+    finally:
+        database.execute_sql("PRAGMA foreign_keys = ON")
