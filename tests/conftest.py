@@ -14,9 +14,17 @@ from app import create_app, open_catalog
 from app.auth import issue_api_key
 from app.settings import Settings
 from plugins.manager import create_plugin_manager
+from postgres import SERVER_URL_VARIABLE, PostgresServer
 
 FROZEN_NOW = datetime.datetime(2014, 5, 21, 8, 51, 20)
 SMALL_LIMIT = 64 * 1024
+# every test that stores anything runs once on each
+DATABASE_KINDS = ("sqlite", "postgresql")
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "sqlite_only(reason): checks what only SQLite has; skipped on PostgreSQL")
 
 
 def png_bytes(width=1, height=1) -> bytes:
@@ -93,9 +101,69 @@ class Stored:
         return self.rows(), self.files()
 
 
+class Databases:
+    """The database of every data dir of one test: the embedded default (an SQLite file in the
+    data dir), or a new PostgreSQL database of its own. Every affix a test makes, in process,
+    through the CLI or as a server, takes its settings or its environment from here, so that
+    the choice is made in one place."""
+
+    def __init__(self, kind, postgres_server):
+        self.kind = kind
+        self.postgres_server = postgres_server
+        self.urls = {}
+
+    def url(self, data_dir) -> str | None:
+        """The database URL for ``data_dir``; None for the embedded default."""
+        if self.kind == "sqlite":
+            return None
+        data_dir = Path(data_dir).absolute()
+        if data_dir not in self.urls:
+            self.urls[data_dir] = self.postgres_server.create_database()
+        return self.urls[data_dir]
+
+    def settings(self, data_dir, **overrides) -> Settings:
+        url = self.url(data_dir)
+        if url is not None:
+            overrides.setdefault("database_url", url)
+        return Settings.for_data_dir(data_dir, **overrides)
+
+    def environ(self, data_dir, **variables) -> dict:
+        """``AFFIX_*`` variables for a command or a server on ``data_dir``."""
+        environ = {"AFFIX_DATA_DIR": str(data_dir), **variables}
+        url = self.url(data_dir)
+        if url is not None:
+            environ.setdefault("AFFIX_DATABASE_URL", url)
+        return environ
+
+    def drop(self):
+        for url in self.urls.values():
+            self.postgres_server.drop_database(url)
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    server = PostgresServer.from_environ()
+    yield server
+    if server is not None:
+        server.close()
+
+
+@pytest.fixture(params=DATABASE_KINDS)
+def databases(request, postgres_server):
+    if request.param == "postgresql":
+        sqlite_only = request.node.get_closest_marker("sqlite_only")
+        if sqlite_only is not None:
+            pytest.skip(f"SQLite only: {sqlite_only.args[0]}")
+        if postgres_server is None:
+            pytest.skip(f"no PostgreSQL server to test with: set {SERVER_URL_VARIABLE}")
+    databases = Databases(request.param, postgres_server)
+    yield databases
+    databases.drop()
+
+
 @pytest.fixture
-def settings(tmp_path):
-    return Settings.for_data_dir(tmp_path / "data", max_attachment_size=SMALL_LIMIT)
+def settings(tmp_path, databases):
+    return databases.settings(tmp_path / "data", max_attachment_size=SMALL_LIMIT)
 
 
 @pytest.fixture

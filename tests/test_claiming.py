@@ -11,7 +11,6 @@ import falcon.testing
 import pytest
 
 from app import create_app
-from app.settings import Settings
 from conftest import FROZEN_NOW, SMALL_LIMIT, multipart, png_bytes, upload_body
 from test_upload import assert_error
 
@@ -772,9 +771,9 @@ class TestAllowlist:
     listed, for containerless uploads and uploads into a work package alike."""
 
     @pytest.fixture
-    def settings(self, tmp_path):
-        return Settings.for_data_dir(tmp_path / "data", max_attachment_size=SMALL_LIMIT,
-                                     allowlist=("image/png", "*.pdf"))
+    def settings(self, tmp_path, databases):
+        return databases.settings(tmp_path / "data", max_attachment_size=SMALL_LIMIT,
+                                  allowlist=("image/png", "*.pdf"))
 
     @pytest.fixture(autouse=True)
     def work_package(self, client, people, team):

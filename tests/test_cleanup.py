@@ -95,9 +95,11 @@ def test_remove_unclaimed_with_nothing_stored_removes_nothing(catalog, stored, b
 # --- affix cleanup ---------------------------------------------------------------------------
 
 def affix_cleanup(settings, **environ):
-    """Run ``affix cleanup`` on the settings' data dir; its exit status and its stdout."""
+    """Run ``affix cleanup`` on the settings' data dir and database; its exit status and its
+    stdout."""
     out = io.StringIO()
-    status = main(["cleanup"], environ={"AFFIX_DATA_DIR": str(settings.data_dir), **environ},
+    status = main(["cleanup"], environ={"AFFIX_DATA_DIR": str(settings.data_dir),
+                                        "AFFIX_DATABASE_URL": settings.database_url, **environ},
                   out=out)
     return status, out.getvalue()
 

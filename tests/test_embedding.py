@@ -115,11 +115,11 @@ class Instance:
 
 
 @pytest.fixture
-def instance(tmp_path):
-    """Makes an affix app on a data dir of its own below ``tmp_path``."""
+def instance(tmp_path, databases):
+    """Makes an affix app on a data dir (and database) of its own below ``tmp_path``."""
     with contextlib.ExitStack() as stack:
         def make(name, **overrides):
-            settings = Settings.for_data_dir(tmp_path / name, **overrides)
+            settings = databases.settings(tmp_path / name, **overrides)
             client = falcon.testing.TestClient(make_app(settings))
             catalog = open_catalog(settings)
             stack.callback(catalog.database.close)
@@ -153,7 +153,7 @@ def test_users_and_keys_of_one_app_do_not_authenticate_in_the_other(two_apps):
     assert [row[1] for row in users(b.people.catalog)] == ["ada"]
 
 
-def test_an_upload_to_one_app_is_invisible_in_the_other(two_apps, tmp_path):
+def test_an_upload_to_one_app_is_invisible_in_the_other(two_apps, tmp_path, databases):
     a, b = two_apps
     content_a, content_b = b"only in A", b"only in B"
 
@@ -185,7 +185,9 @@ def test_an_upload_to_one_app_is_invisible_in_the_other(two_apps, tmp_path):
     assert sorted(path.name for path in tmp_path.iterdir()) == ["a", "b"]
     for each in (a, b):
         assert each.stored.blob_root.is_relative_to(each.settings.data_dir)
-        assert (each.settings.data_dir / "affix.sqlite3").is_file()
+        # the embedded database is a file in the data dir; a server's is not
+        assert (each.settings.data_dir / "affix.sqlite3").is_file() == (
+            databases.kind == "sqlite")
 
 
 def test_each_app_keeps_its_own_size_limit(two_apps):
@@ -220,13 +222,13 @@ def test_explicit_settings_win_over_the_environment(instance, tmp_path, monkeypa
     assert not environment_dir.exists()
 
 
-def test_without_settings_the_environment_is_read(tmp_path, monkeypatch):
+def test_without_settings_the_environment_is_read(tmp_path, monkeypatch, databases):
     data_dir = tmp_path / "from-environment"
     for name in [name for name in os.environ if name.startswith("AFFIX_")]:
         monkeypatch.delenv(name)
-    monkeypatch.setenv("AFFIX_DATA_DIR", str(data_dir))
-    monkeypatch.setenv("AFFIX_MAX_ATTACHMENT_SIZE", "4")
-    monkeypatch.setenv("AFFIX_TRUST_REMOTE_USER", "1")
+    for name, value in databases.environ(
+            data_dir, AFFIX_MAX_ATTACHMENT_SIZE="4", AFFIX_TRUST_REMOTE_USER="1").items():
+        monkeypatch.setenv(name, value)
     client = falcon.testing.TestClient(
         create_app(plugin_manager=create_plugin_manager(load_entry_points=False))
     )
@@ -235,7 +237,7 @@ def test_without_settings_the_environment_is_read(tmp_path, monkeypatch):
     response = client.simulate_get("/api/v3", extras=as_carol)
 
     assert current_user_link(response) == {"href": "/api/v3/users/1", "title": "carol"}
-    catalog = open_catalog(Settings.for_data_dir(data_dir))
+    catalog = open_catalog(databases.settings(data_dir))
     try:
         with catalog.database.connection_context():
             catalog.User.update(admin=True).execute()
@@ -321,7 +323,7 @@ def served_by(server_log) -> set:
 
 
 @contextlib.contextmanager
-def preloaded_gunicorn(data_dir, log_path):
+def preloaded_gunicorn(affix_environ, log_path):
     """``gunicorn --preload 'app:create_app()'`` on loopback, configured by the environment
     alone, its output in ``log_path``; yields (process, base URL) and stops it at the end."""
     port = free_port()
@@ -331,7 +333,7 @@ def preloaded_gunicorn(data_dir, log_path):
              "--workers", "2", "--threads", "2", "--bind", f"{HOST}:{port}",
              "--access-logfile", "-", "--access-logformat", "%(p)s %(m)s %(U)s %(s)s",
              "app:create_app()"],
-            cwd=REPO_ROOT, env=environ_without_affix(AFFIX_DATA_DIR=str(data_dir)),
+            cwd=REPO_ROOT, env=environ_without_affix(**affix_environ),
             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
             # stop() kills the whole group if SIGTERM is not enough
             start_new_session=True,
@@ -342,8 +344,8 @@ def preloaded_gunicorn(data_dir, log_path):
         stop(process)
 
 
-def test_gunicorn_preload_serves_from_every_worker(tmp_path):
-    settings = Settings.for_data_dir(tmp_path / "data")
+def test_gunicorn_preload_serves_from_every_worker(tmp_path, databases):
+    settings = databases.settings(tmp_path / "data")
     log_path = tmp_path / "gunicorn.log"
     contents = {f"file-{n}.bin": random_bytes(32 * 1024 + n, seed=n)
                 for n in range(PRELOAD_UPLOADS)}
@@ -356,7 +358,8 @@ def test_gunicorn_preload_serves_from_every_worker(tmp_path):
         people = People(catalog)
         people.add("ada", admin=True)
         auth = people.auth("ada")
-        with preloaded_gunicorn(settings.data_dir, log_path) as (process, base_url):
+        with preloaded_gunicorn(databases.environ(settings.data_dir), log_path) as (
+                process, base_url):
             def ready():
                 assert process.poll() is None, server_log()
                 return (len(booted_worker_pids(server_log())) == 2

@@ -820,8 +820,8 @@ UNKNOWN_ARGUMENT_SOURCE = """\
 
 
 @pytest.fixture
-def environ(tmp_path):
-    return {"AFFIX_DATA_DIR": str(tmp_path / "data")}
+def environ(tmp_path, databases):
+    return databases.environ(tmp_path / "data")
 
 
 def cli_roles(environ):

@@ -10,7 +10,6 @@ import dataclasses
 import json
 import os
 import shutil
-import sqlite3
 import subprocess
 import sys
 import sysconfig
@@ -20,6 +19,7 @@ import pytest
 import requests
 
 from conftest import basic_auth, hal_error, upload_body
+from storage.database import open_database
 from test_server import HOST, REPO_ROOT, WORKERS, await_startup, free_port, stop
 
 MEETINGS_SOURCE = REPO_ROOT / "tests" / "plugin_packages" / "affix-meetings"
@@ -119,10 +119,10 @@ class PluginEnvironment:
         return sorted(path.name for path in self.site_packages.iterdir()
                       if path.name.startswith("affix_meetings"))
 
-    def affix(self, data_dir, *arguments, check=True, **settings) -> subprocess.CompletedProcess:
-        """``affix <arguments>`` run by this environment's interpreter on ``data_dir``."""
+    def affix(self, site, *arguments, check=True, **settings) -> subprocess.CompletedProcess:
+        """``affix <arguments>`` run by this environment's interpreter on ``site``."""
         return run([self.python, "-m", "app.cli", *arguments],
-                   clean_environ(AFFIX_DATA_DIR=str(data_dir), **settings), check=check)
+                   clean_environ(**site.environ, **settings), check=check)
 
 
 @pytest.fixture(scope="module")
@@ -137,6 +137,21 @@ def plugin_env(tmp_path_factory):
 def installed(plugin_env):
     plugin_env.install()
     return plugin_env
+
+
+@dataclasses.dataclass
+class Site:
+    """One affix installation: its data dir, its database, and the AFFIX_* settings naming
+    both."""
+    data_dir: Path
+    database_url: str
+    environ: dict
+
+
+@pytest.fixture
+def site(tmp_path, databases):
+    data_dir = tmp_path / "data"
+    return Site(data_dir, databases.settings(data_dir).database_url, databases.environ(data_dir))
 
 
 # --- the server ---------------------------------------------------------------------------------
@@ -156,18 +171,18 @@ class Server:
 
 
 @contextlib.contextmanager
-def serving(environment, data_dir, api_key=None, **settings):
-    """``affix serve`` by ``environment``'s interpreter on ``data_dir``, until the block ends.
+def serving(environment, site, api_key=None, **settings):
+    """``affix serve`` by ``environment``'s interpreter on ``site``, until the block ends.
 
     Without ``api_key`` this must be the first start, which announces the admin's key."""
     port = free_port()
-    stdout_path = data_dir.parent / f"serve-{port}.stdout"
-    stderr_path = data_dir.parent / f"serve-{port}.stderr"
+    stdout_path = site.data_dir.parent / f"serve-{port}.stdout"
+    stderr_path = site.data_dir.parent / f"serve-{port}.stderr"
     with open(stdout_path, "wb") as stdout, open(stderr_path, "wb") as stderr:
         process = subprocess.Popen(
             [environment.python, "-m", "app.cli", "serve", "--bind", f"{HOST}:{port}",
              "--workers", str(WORKERS), "--threads", "4"],
-            cwd=REPO_ROOT, env=clean_environ(AFFIX_DATA_DIR=str(data_dir), **settings),
+            cwd=REPO_ROOT, env=clean_environ(**site.environ, **settings),
             stdin=subprocess.DEVNULL, stdout=stdout, stderr=stderr, start_new_session=True,
         )
     try:
@@ -181,32 +196,40 @@ def serving(environment, data_dir, api_key=None, **settings):
 
 @dataclasses.dataclass
 class Deployment:
-    data_dir: Path
+    site: Site
     carol_key: str
     meeting_id: int
-
-    def database(self) -> Path:
-        return self.data_dir / "affix.sqlite3"
 
     def stored(self):
         """(attachment rows, every file under the blob folder with its bytes, staging
         included)."""
-        with contextlib.closing(sqlite3.connect(self.database(), timeout=10)) as db:
-            rows = db.execute(
+        with opened_database(self.site) as database:
+            rows = [tuple(row) for row in database.execute_sql(
                 "SELECT id, file_name, author_id, container_type, container_id, storage_key "
                 "FROM attachments ORDER BY id"
-            ).fetchall()
-        blob_root = self.data_dir / "blobs"
+            )]
+        blob_root = self.site.data_dir / "blobs"
         files = {path.relative_to(blob_root).as_posix(): path.read_bytes()
                  for path in sorted(blob_root.rglob("*")) if path.is_file()}
         return rows, files
 
 
-def set_up_meeting_editor(environment, data_dir) -> Deployment:
+@contextlib.contextmanager
+def opened_database(site):
+    """The site's database, as SQL sees it: no affix model, no migration."""
+    database = open_database(site.database_url)
+    try:
+        with database.connection_context():
+            yield database
+    finally:
+        database.close_all()
+
+
+def set_up_meeting_editor(environment, site) -> Deployment:
     """carol, whose one role in 'demo' holds edit_meetings alone, and a meeting in 'demo'; made
     with the CLI of the plugin's environment, after the first start made the admin."""
     def affix(*arguments):
-        return environment.affix(data_dir, *arguments).stdout
+        return environment.affix(site, *arguments).stdout
 
     assert affix("user", "add", "carol") == f"created user 'carol' (id {CAROL_ID})\n"
     assert affix("project", "add", "demo") == "created project 'demo' (id 1)\n"
@@ -217,16 +240,17 @@ def set_up_meeting_editor(environment, data_dir) -> Deployment:
         "'carol' is now 'meeting-editor' in 'demo'\n")
     [carol_key] = affix("apikey", "create", "carol").splitlines()
 
-    with contextlib.closing(sqlite3.connect(data_dir / "affix.sqlite3", timeout=10)) as db:
+    with opened_database(site) as database:
         # the plugin's own table, as it made it in affix's database
-        columns = [row[1] for row in db.execute("PRAGMA table_info(affix_meetings)")]
+        columns = [column.name for column in database.get_columns("affix_meetings")]
         assert columns == ["id", "project_id", "title"]
-        with db:
-            meeting_id = db.execute(
+        with database.atomic():
+            [(meeting_id,)] = database.execute_sql(
                 "INSERT INTO affix_meetings (project_id, title) "
-                "SELECT id, ? FROM projects WHERE identifier = 'demo'", (MEETING_TITLE,),
-            ).lastrowid
-    return Deployment(data_dir, carol_key, meeting_id)
+                f"SELECT id, {database.param} FROM projects WHERE identifier = 'demo' "
+                "RETURNING id", (MEETING_TITLE,),
+            ).fetchall()
+    return Deployment(site, carol_key, meeting_id)
 
 
 # --- talking to the server ---------------------------------------------------------------------
@@ -315,28 +339,27 @@ def assert_plugin_gone(server, deployment, admin_key):
     assert deployment.stored() == before
 
 
-def assert_permission_unknown(environment, data_dir, **settings):
-    refused = environment.affix(data_dir, "role", "add", "meeting-viewer", "view_meetings",
+def assert_permission_unknown(environment, site, **settings):
+    refused = environment.affix(site, "role", "add", "meeting-viewer", "view_meetings",
                                 check=False, **settings)
     assert refused.returncode == 1
     assert refused.stderr.startswith("affix: error: unknown permission 'view_meetings'; ")
 
 
-def listed_plugins(environment, data_dir, **settings) -> list:
-    return environment.affix(data_dir, "plugins", **settings).stdout.splitlines()
+def listed_plugins(environment, site, **settings) -> list:
+    return environment.affix(site, "plugins", **settings).stdout.splitlines()
 
 
 # --- the tests ---------------------------------------------------------------------------------
 
-def test_pip_installs_the_package_and_affix_lists_it_with_its_hooks(installed, tmp_path):
+def test_pip_installs_the_package_and_affix_lists_it_with_its_hooks(installed, site):
     assert installed.package_files() == ["affix_meetings-0.2.0.dist-info", "affix_meetings.py"]
-    assert MEETINGS_LISTING in listed_plugins(installed, tmp_path / "data")
+    assert MEETINGS_LISTING in listed_plugins(installed, site)
 
 
-def test_a_meeting_editor_uploads_into_a_meeting_and_no_executable_is_kept(installed, tmp_path):
-    data_dir = tmp_path / "data"
-    with serving(installed, data_dir) as server:
-        deployment = set_up_meeting_editor(installed, data_dir)
+def test_a_meeting_editor_uploads_into_a_meeting_and_no_executable_is_kept(installed, site):
+    with serving(installed, site) as server:
+        deployment = set_up_meeting_editor(installed, site)
         key, meeting_id = deployment.carol_key, deployment.meeting_id
 
         claimed_id = upload_and_claim(server, deployment)
@@ -376,23 +399,21 @@ def test_a_meeting_editor_uploads_into_a_meeting_and_no_executable_is_kept(insta
             assert_error(get(server, key, meeting_attachments(missing)), 404, NOT_FOUND)
 
 
-def test_a_disabled_plugin_authorises_nothing(installed, tmp_path):
-    data_dir = tmp_path / "data"
+def test_a_disabled_plugin_authorises_nothing(installed, site):
     disabled = {"AFFIX_DISABLE_PLUGINS": "meetings"}
-    with serving(installed, data_dir, **disabled) as server:
+    with serving(installed, site, **disabled) as server:
         # the data is made with the plugin enabled: its permission is known then
-        deployment = set_up_meeting_editor(installed, data_dir)
+        deployment = set_up_meeting_editor(installed, site)
         assert_plugin_gone(server, deployment, server.api_key)
-    assert MEETINGS_LISTING not in listed_plugins(installed, data_dir, **disabled)
-    assert_permission_unknown(installed, data_dir, **disabled)
+    assert MEETINGS_LISTING not in listed_plugins(installed, site, **disabled)
+    assert_permission_unknown(installed, site, **disabled)
 
 
 def test_after_pip_uninstalls_the_plugin_the_same_member_may_upload_nothing(
-        installed, tmp_path):
-    data_dir = tmp_path / "data"
-    with serving(installed, data_dir) as server:
+        installed, site):
+    with serving(installed, site) as server:
         admin_key = server.api_key
-        deployment = set_up_meeting_editor(installed, data_dir)
+        deployment = set_up_meeting_editor(installed, site)
         claimed_id = upload_and_claim(server, deployment)
         kept_id = assert_attachment(
             assert_hal(upload(server, deployment.carol_key, "notes.txt", MINUTES), 200),
@@ -400,10 +421,10 @@ def test_after_pip_uninstalls_the_plugin_the_same_member_may_upload_nothing(
 
     assert f"Successfully uninstalled {DISTRIBUTION}-{VERSION}" in installed.uninstall()
     assert installed.package_files() == []
-    assert not any(line.startswith("meetings ") for line in listed_plugins(installed, data_dir))
-    assert_permission_unknown(installed, data_dir)
+    assert not any(line.startswith("meetings ") for line in listed_plugins(installed, site))
+    assert_permission_unknown(installed, site)
 
-    with serving(installed, data_dir, api_key=deployment.carol_key) as server:
+    with serving(installed, site, api_key=deployment.carol_key) as server:
         # not the first start: no admin is made, no key announced
         assert server.stdout() == ""
         assert_plugin_gone(server, deployment, admin_key)

@@ -43,9 +43,9 @@ def md5(data) -> str:
 
 
 @pytest.fixture
-def settings(tmp_path, s3_bucket):
+def settings(tmp_path, s3_bucket, databases):
     """conftest's app, client, catalog and people, storing in a bucket of their own."""
-    return Settings.for_data_dir(
+    return databases.settings(
         tmp_path / "data", max_attachment_size=SMALL_LIMIT, storage_url=s3_bucket.url(PREFIX),
         s3=s3_bucket.options,
     )
@@ -485,10 +485,10 @@ def test_presigned_urls_expire_as_configured(s3_bucket):
 
 # --- a real server -----------------------------------------------------------------------------
 
-def test_a_real_server_stores_in_s3_and_redirects_downloads(tmp_path, s3_bucket):
+def test_a_real_server_stores_in_s3_and_redirects_downloads(tmp_path, s3_bucket, databases):
     environ = {**s3_environ(s3_bucket.endpoint_url), "AFFIX_STORAGE_URL": s3_bucket.url(PREFIX)}
     content = random_bytes(PAST_ONE_PART, seed=7)
-    with running_server(tmp_path, HIGH_LIMIT, environ) as server:
+    with running_server(tmp_path, databases, HIGH_LIMIT, environ) as server:
         body, content_type = upload_body(b'{"fileName": "big.bin"}', content)
         response = requests.post(server.url("/api/v3/attachments"), data=body,
                                  headers={**server.auth, "Content-Type": content_type},

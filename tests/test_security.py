@@ -71,7 +71,8 @@ def test_api_keys_are_stored_only_as_sha256_hashes(settings, client, catalog, pe
     # keys issued by issue_api_key (the fixture's way, and first start's) and by the CLI
     out = io.StringIO()
     assert affix_main(["apikey", "create", "bob"],
-                      environ={"AFFIX_DATA_DIR": str(settings.data_dir)}, out=out) == 0
+                      environ={"AFFIX_DATA_DIR": str(settings.data_dir),
+                               "AFFIX_DATABASE_URL": settings.database_url}, out=out) == 0
     keys = {**people.keys, "bob (cli)": out.getvalue().strip()}
     # every key used, as Basic and as Bearer, for an upload and a read
     for who, key in keys.items():

@@ -23,7 +23,6 @@ import pytest
 import requests
 
 from app import open_catalog
-from app.settings import Settings
 from conftest import Stored, basic_auth, hal_error, upload_body
 
 # the server runs the code that sits next to these tests, whatever else is installed
@@ -157,17 +156,17 @@ def stop(process):
 
 
 @contextlib.contextmanager
-def running_server(run_dir: Path, max_attachment_size, extra_environ=None):
-    """A server with its data in ``run_dir``; ``extra_environ`` adds settings (AFFIX_*)."""
+def running_server(run_dir: Path, databases, max_attachment_size, extra_environ=None):
+    """A server with its data in ``run_dir`` and its database from ``databases`` (conftest's);
+    ``extra_environ`` adds settings (AFFIX_*)."""
     data_dir = run_dir / "data"
     stdout_path, stderr_path = run_dir / "server.stdout", run_dir / "server.stderr"
     port = free_port()
     # only the settings chosen here: nothing from the caller's environment leaks in
     environ = {name: value for name, value in os.environ.items()
                if not name.startswith("AFFIX_")}
-    environ.update(AFFIX_DATA_DIR=str(data_dir),
-                   AFFIX_MAX_ATTACHMENT_SIZE=str(max_attachment_size))
-    environ.update(extra_environ or {})
+    environ.update(databases.environ(
+        data_dir, AFFIX_MAX_ATTACHMENT_SIZE=str(max_attachment_size), **(extra_environ or {})))
     with open(stdout_path, "wb") as stdout, open(stderr_path, "wb") as stderr:
         process = subprocess.Popen(
             [sys.executable, "-m", "app.cli", "serve", "--bind", f"{HOST}:{port}",
@@ -177,7 +176,7 @@ def running_server(run_dir: Path, max_attachment_size, extra_environ=None):
         )
     try:
         api_key = await_startup(process, port, stdout_path, stderr_path)
-        settings = Settings.for_data_dir(data_dir)
+        settings = databases.settings(data_dir)
         catalog = open_catalog(settings)
         blob_root = Path(settings.storage_url)
         try:
@@ -192,11 +191,11 @@ def running_server(run_dir: Path, max_attachment_size, extra_environ=None):
 
 
 @pytest.fixture
-def start_server(tmp_path):
+def start_server(tmp_path, databases):
     """Starts one server with a given size limit; it is stopped when the test ends."""
     with contextlib.ExitStack() as stack:
         def start(max_attachment_size=HIGH_LIMIT):
-            return stack.enter_context(running_server(tmp_path, max_attachment_size))
+            return stack.enter_context(running_server(tmp_path, databases, max_attachment_size))
         yield start
 
 

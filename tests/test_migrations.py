@@ -1,0 +1,198 @@
+"""Versioned migrations: a fresh database, a database affix made before it had migrations, two
+nodes migrating at once, a database newer than the code, and ``affix migrate``."""
+import contextlib
+import io
+import sqlite3
+import subprocess
+import sys
+import threading
+
+import falcon.testing
+import pytest
+
+from app import connect_catalog, create_app, open_catalog
+from app.cli import main
+from conftest import FROZEN_NOW, People, hal_error, upload_body
+from storage.migrations import (
+    LATEST_VERSION, MIGRATIONS, TABLES, VERSION_TABLE, MigrationError, create_tables, migrate,
+    schema_version,
+)
+from test_server import REPO_ROOT
+
+APPLIED_ALL = "".join(f"applied migration {each.version}: {each.description}\n"
+                      for each in MIGRATIONS) + "the database schema is now at version 2\n"
+UP_TO_DATE = "the database schema is already at version 2\n"
+COMMAND_TIMEOUT = 60
+
+
+def recorded_versions(database):
+    with database.connection_context():
+        return [tuple(row) for row in database.execute_sql(
+            f'SELECT "version", "description" FROM "{VERSION_TABLE}" ORDER BY "version"')]
+
+
+def affix_migrate(environ):
+    out = io.StringIO()
+    status = main(["migrate"], environ=environ, out=out)
+    return status, out.getvalue()
+
+
+def test_latest_version_is_the_last_migration():
+    assert [each.version for each in MIGRATIONS] == [1, 2] and LATEST_VERSION == 2
+
+
+def test_a_fresh_database_gets_every_migration_once(settings):
+    database = connect_catalog(settings).database
+
+    assert migrate(database) == list(MIGRATIONS)
+    assert migrate(database) == []
+    assert recorded_versions(database) == [(each.version, each.description) for each in MIGRATIONS]
+    with database.connection_context():
+        assert set(TABLES) | {VERSION_TABLE} <= set(database.get_tables())
+
+
+def test_affix_migrate_says_what_it_applied_and_then_that_nothing_is_left(tmp_path, databases):
+    environ = databases.environ(tmp_path / "data")
+
+    assert affix_migrate(environ) == (0, APPLIED_ALL)
+    assert affix_migrate(environ) == (0, UP_TO_DATE)
+
+
+def test_two_nodes_migrating_one_fresh_database_at_once_apply_each_migration_once(settings):
+    """Two processes' worth of connections: each thread opens the database on its own."""
+    start = threading.Barrier(2)
+    applied, failures = [], []
+
+    def node():
+        database = connect_catalog(settings).database
+        start.wait()
+        try:
+            applied.append(migrate(database))
+        except Exception as error:  # noqa: BLE001 (reported by the assertion below)
+            failures.append(error)
+
+    threads = [threading.Thread(target=node) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert failures == []
+    # one node applied everything; the other, once it had the lock, found nothing left to do
+    assert sorted(applied, key=len) == [[], list(MIGRATIONS)]
+    assert recorded_versions(connect_catalog(settings).database) == [
+        (each.version, each.description) for each in MIGRATIONS]
+
+
+def test_two_affix_migrate_commands_started_together_both_succeed(tmp_path, databases):
+    environ = {"PATH": "/usr/bin:/bin", **databases.environ(tmp_path / "data")}
+    commands = [subprocess.Popen([sys.executable, "-m", "app.cli", "migrate"], cwd=REPO_ROOT,
+                                 env=environ, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                 text=True) for _ in range(2)]
+    results = [command.communicate(timeout=COMMAND_TIMEOUT) for command in commands]
+
+    assert [command.returncode for command in commands] == [0, 0]
+    assert sorted(results) == sorted([(APPLIED_ALL, ""), (UP_TO_DATE, "")])
+
+
+def test_a_database_newer_than_this_affix_is_refused(tmp_path, databases, capsys):
+    environ = databases.environ(tmp_path / "data")
+    settings = databases.settings(tmp_path / "data")
+    database = open_catalog(settings).database
+    with database.connection_context():
+        database.execute_sql(
+            f'INSERT INTO "{VERSION_TABLE}" VALUES (3, \'from the future\', CURRENT_TIMESTAMP)')
+
+    with pytest.raises(MigrationError):
+        migrate(database)
+    assert affix_migrate(environ) == (1, "")
+    assert capsys.readouterr().err == (
+        "affix: error: the database's schema is at version 3, newer than this affix knows "
+        "(2): upgrade affix\n")
+
+
+# --- SQLite: the tables that affix made before it had migrations ------------------------------
+
+def legacy_sqlite_database(settings):
+    """The tables of version 1, as affix made them before it had migrations: no version table,
+    and ids that SQLite hands out again."""
+    settings.data_dir.mkdir()
+    catalog = connect_catalog(settings)
+    with catalog.database.connection_context():
+        create_tables(catalog.database)
+    return catalog
+
+
+def table_sqls(path):
+    with contextlib.closing(sqlite3.connect(path)) as database:
+        return dict(database.execute(
+            "SELECT name, sql FROM sqlite_master WHERE type IN ('table', 'index') "
+            "AND name NOT LIKE 'sqlite_%'"))
+
+
+@pytest.mark.sqlite_only("PostgreSQL never had a database made without migrations, nor ids "
+                         "that come back; test_resources checks ids on both databases")
+def test_an_old_sqlite_database_is_upgraded_with_its_rows_and_stops_reusing_ids(
+        tmp_path, databases, plugin_manager):
+    settings = databases.settings(tmp_path / "data")
+    old = legacy_sqlite_database(settings)
+    people = People(old)
+    people.add("ada", admin=True)
+    with old.database.connection_context():
+        for number in (1, 2, 3):
+            old.Attachment.create(
+                file_name=f"{number}.txt", file_size=number, content_type="text/plain",
+                md5="0" * 32, author=1, storage_key=f"key-{number}", created_at=FROZEN_NOW)
+        assert schema_version(old.database) == 1
+    old.database.close_all()
+
+    client = falcon.testing.TestClient(
+        create_app(settings, plugin_manager=plugin_manager, clock=lambda: FROZEN_NOW))
+
+    # the old tables were taken for version 1, not made again, and kept their rows
+    assert recorded_versions(old.database) == [
+        (1, "create the tables (found: made before affix had migrations)"),
+        (2, MIGRATIONS[1].description)]
+    with old.database.connection_context():
+        assert [(each.id, each.file_name) for each in old.Attachment.select().order_by(
+            old.Attachment.id)] == [(1, "1.txt"), (2, "2.txt"), (3, "3.txt")]
+    assert all("AUTOINCREMENT" in table_sqls(settings.data_dir / "affix.sqlite3")[table]
+               for table in TABLES)
+    # the key issued before the upgrade still works; the newest attachment's id, once
+    # deleted, is never given again
+    auth = people.auth("ada")
+    assert client.simulate_delete("/api/v3/attachments/3", headers=auth).status_code == 204
+    body, content_type = upload_body(b'{"fileName": "4.txt"}', b"four")
+    uploaded = client.simulate_post("/api/v3/attachments", body=body,
+                                    headers={**auth, "Content-Type": content_type})
+    assert uploaded.status_code == 200
+    assert uploaded.json["id"] == 4
+    assert client.simulate_get("/api/v3/attachments/3", headers=auth).json == hal_error(
+        "NotFound", "The specified attachment does not exist.")
+
+
+@pytest.mark.sqlite_only("compares with the DDL that SQLite keeps")
+def test_an_upgraded_sqlite_database_has_the_schema_of_a_new_one(tmp_path, databases):
+    new = databases.settings(tmp_path / "new")
+    open_catalog(new)
+    old = databases.settings(tmp_path / "old")
+    legacy_sqlite_database(old).database.close_all()
+    open_catalog(old)
+
+    assert table_sqls(old.data_dir / "affix.sqlite3") == table_sqls(new.data_dir / "affix.sqlite3")
+
+
+# --- PostgreSQL out of reach ------------------------------------------------------------------
+
+def test_a_dropped_postgresql_database_answers_503(client, people, settings, databases,
+                                                   postgres_server):
+    if databases.kind != "postgresql":
+        pytest.skip("PostgreSQL only: test_robustness holds SQLite's lock for the same answer")
+    assert client.simulate_get("/api/v3", headers=people.auth("ada")).status_code == 200
+
+    postgres_server.drop_database(settings.database_url)
+    response = client.simulate_get("/api/v3", headers=people.auth("ada"))
+
+    assert response.status_code == 503
+    assert response.json["errorIdentifier"] == (
+        "urn:openproject-org:api:v3:errors:ServiceUnavailable")
