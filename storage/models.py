@@ -1,4 +1,4 @@
-"""The metadata schema.
+"""The metadata models; storage.migrations makes and changes their tables.
 
 Model classes are made per database by :class:`Catalog` rather than bound to a module-level
 database, so two affix apps in one process (different databases) never share state.
