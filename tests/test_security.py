@@ -67,7 +67,7 @@ def full(response):
 
 # --- API keys ----------------------------------------------------------------------------------
 
-def test_api_keys_are_stored_only_as_sha256_hashes(settings, client, catalog, people):
+def test_api_keys_are_stored_only_as_sha256_hashes(settings, client, catalog, people, databases):
     # keys issued by issue_api_key (the fixture's way, and first start's) and by the CLI
     out = io.StringIO()
     assert affix_main(["apikey", "create", "bob"],
@@ -89,6 +89,8 @@ def test_api_keys_are_stored_only_as_sha256_hashes(settings, client, catalog, pe
         stored_hashes = sorted(api_key.key_hash for api_key in catalog.ApiKey.select())
     assert stored_hashes == sorted(hashlib.sha256(key.encode()).hexdigest()
                                    for key in keys.values())
+    if databases.kind != "sqlite":
+        return  # the server's files are out of reach; the stored hashes above are its rows
     # every file under the data dir: the database, its write-ahead log, the blobs
     data = b"".join(files_under(settings.data_dir).values())
     for who, key in keys.items():
