@@ -16,6 +16,7 @@ from streaming_form_data.parser import ParseFailedException, UnexpectedPartExcep
 from streaming_form_data.targets import BaseTarget
 
 from app.errors import ApiError, invalid_request_body, property_violation, property_violations
+from app.links import not_json, storable_document
 from storage.write_behind import WriteBehind
 
 # Large reads keep the per-chunk overhead (parser calls, hashing calls) small: 64 KiB reads cost
@@ -259,13 +260,10 @@ def parse_metadata(raw: bytes):
     """The file name and description of a metadata part; 400 or 422 when they are unusable."""
     try:
         document = json.loads(raw)
-        # JSON may escape lone surrogates (\ud800), which no database can store as text
-        json.dumps(document, ensure_ascii=False).encode("utf-8")
     except ValueError:
-        # covers bad UTF-8 and lone surrogates too: Unicode errors are ValueErrors
-        raise invalid_request_body("The request could not be parsed as JSON.") from None
-    if not isinstance(document, dict):
-        raise invalid_request_body("The request could not be parsed as JSON.")
+        # covers bad UTF-8 too: Unicode errors are ValueErrors
+        raise not_json() from None
+    storable_document(document)
 
     errors = []
     file_name = document.get("fileName")

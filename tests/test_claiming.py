@@ -399,6 +399,22 @@ def test_create_with_an_invalid_document_is_422(
     assert state(catalog, stored) == before
 
 
+@pytest.mark.parametrize("subject, message", [
+    ("roof\x00", "Text may not contain the NUL character (U+0000)."),
+    ("roof\ud800", "The request could not be parsed as JSON."),
+])
+def test_a_subject_no_database_can_store_is_400(
+        client, people, team, catalog, stored, subject, message):
+    attachment = uploaded(client, people, "walt")
+    before = state(catalog, stored)
+    # JSON escapes carry both; the document is sent as JSON text, escaped
+    response = client.simulate_post(
+        CREATE_PATHS[0], body=json.dumps(document(subject, [link(attachment)])),
+        headers={**people.auth("walt"), "Content-Type": "application/json"})
+    assert_error(response, 400, "InvalidRequestBody", message)
+    assert state(catalog, stored) == before
+
+
 def test_a_subject_of_exactly_255_characters_is_accepted(client, people, team, catalog):
     assert create(client, people, "walt", document("s" * 255)).status_code == 201
     assert [row[1] for row in work_packages(catalog)] == ["s" * 255]

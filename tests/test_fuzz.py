@@ -178,12 +178,13 @@ class Metadata:
 
 
 NOT_JSON = "The request could not be parsed as JSON."
+NUL = "Text may not contain the NUL character (U+0000)."
 BLANK_NAME = ("fileName", "File name can't be blank.")
 LONG_DESCRIPTION = ("description", "Description is too long (maximum is 255 characters).")
 NOT_TEXT = ("description", "Description must be a text.")
 
-# no lone surrogates: those are drawn on purpose below
-TEXT = st.characters(exclude_categories=("Cs",))
+# no lone surrogates and no NUL: those are drawn on purpose below
+TEXT = st.characters(exclude_categories=("Cs",), exclude_characters="\x00")
 names = st.text(TEXT, min_size=1, max_size=40).filter(lambda name: name.strip())
 # astral characters are one character each, two JSON escapes with ensure_ascii
 descriptions = st.one_of(
@@ -235,8 +236,8 @@ def valid_metadata(draw):
 @st.composite
 def refused_metadata(draw):
     kind = draw(st.sampled_from([
-        "not json", "not an object", "surrogate", "not utf-8", "too big", "name", "description",
-        "both",
+        "not json", "not an object", "surrogate", "nul", "not utf-8", "too big", "name",
+        "description", "both",
     ]))
     if kind == "not json":
         raw = draw(st.sampled_from([
@@ -255,6 +256,15 @@ def refused_metadata(draw):
             '{"%s": 1, "fileName": "a.txt"}',
         ])) % escape
         return Metadata(raw.encode(), 400, message=NOT_JSON)
+    if kind == "nul":
+        # PostgreSQL cannot store U+0000 in text, so no database gets it
+        document = with_description({"fileName": draw(names)}, "raw", draw(descriptions))
+        where = draw(st.sampled_from(["fileName", "description"]))
+        if where == "fileName":
+            document["fileName"] += "\x00"
+        else:
+            document["description"]["raw"] += "\x00"
+        return Metadata(encode_json(draw, document), 400, message=NUL)
     if kind == "not utf-8":
         raw = draw(st.sampled_from([b'{"fileName": "\xff.txt"}', b'{"fileName": "\xc3("}',
                                     b'{"fileName": "a", "description": "\xed\xa0\x80"}']))

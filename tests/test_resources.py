@@ -184,7 +184,7 @@ def raw_headers(app, path, headers):
 FILE_NAMES = {
     "path traversal": ("../../etc/passwd", "../../etc/passwd"),
     "header injection": ("a\r\nX-Injected: 1.txt", "a__X-Injected: 1.txt"),
-    "NUL": ("a\x00b.txt", "a_b.txt"),
+    "control characters": ("a\x01b\x7f.txt", "a_b_.txt"),
     "quotes and backslash": ('say "hi" \\ bye.txt', "say _hi_ _ bye.txt"),
     "unicode": ("Ünïcødé ✓.txt", "_n_c_d_ _.txt"),
     "1000 characters": ("n" * 996 + ".txt", "n" * 996 + ".txt"),

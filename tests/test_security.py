@@ -245,7 +245,7 @@ DISPOSITIONS = {
         "inline; filename=\"a__X-Evil: 1.txt\"; filename*=UTF-8''a%0D%0AX-Evil%3A%201.txt",
     "a\nb.txt": "inline; filename=\"a_b.txt\"; filename*=UTF-8''a%0Ab.txt",
     "a\rb.txt": "inline; filename=\"a_b.txt\"; filename*=UTF-8''a%0Db.txt",
-    "a\x00b.txt": "inline; filename=\"a_b.txt\"; filename*=UTF-8''a%00b.txt",
+    "a\x01b\x7f.txt": "inline; filename=\"a_b_.txt\"; filename*=UTF-8''a%01b%7F.txt",
     "tab\there.txt": "inline; filename=\"tab_here.txt\"; filename*=UTF-8''tab%09here.txt",
     "a\u2028b\x85c.txt":
         "inline; filename=\"a_b_c.txt\"; filename*=UTF-8''a%E2%80%A8b%C2%85c.txt",

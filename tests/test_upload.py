@@ -194,6 +194,16 @@ REFUSALS = {
         part("metadata", b'{"fileName": "a\\ud800.txt"}') + part("file", b"x")
         + b"--b0undary--\r\n",
         TYPE, 400, "InvalidRequestBody", "The request could not be parsed as JSON.", None),
+    "NUL character in the file name": (
+        part("metadata", b'{"fileName": "a\\u0000.txt"}') + part("file", b"x")
+        + b"--b0undary--\r\n",
+        TYPE, 400, "InvalidRequestBody", "Text may not contain the NUL character (U+0000).",
+        None),
+    "NUL character in the description": (
+        part("metadata", b'{"fileName": "a.txt", "description": {"raw": "\\u0000"}}')
+        + part("file", b"x") + b"--b0undary--\r\n",
+        TYPE, 400, "InvalidRequestBody", "Text may not contain the NUL character (U+0000).",
+        None),
     "metadata not an object": (
         part("metadata", b'["a.txt"]') + part("file", b"x") + b"--b0undary--\r\n",
         TYPE, 400, "InvalidRequestBody", "The request could not be parsed as JSON.", None),
@@ -393,7 +403,7 @@ def test_a_large_upload_written_behind_is_stored_exactly(large_client, people, s
 
 
 def test_file_names_are_data_never_paths(client, people, stored):
-    name = "../../" + "x" * 990 + "\r\nX-Evil: 1\x00.txt"
+    name = "../../" + "x" * 990 + "\r\nX-Evil: 1\x01.txt"
     response = post(client, people, upload_body(json.dumps({"fileName": name}).encode()))
     assert response.status_code == 200
     assert response.json["fileName"] == name
