@@ -1,10 +1,14 @@
 """Attachments as the service sees them: committing an upload, finding, claiming, deleting."""
+import logging
+
 import falcon
 
 from app.errors import ApiError, not_found, property_violation
 from plugins.manager import Events, upload_rejection
 from plugins.uploads import UploadCandidate
 from storage.models import is_valid_id
+
+log = logging.getLogger(__name__)
 
 NOT_FOUND_MESSAGE = "The specified attachment does not exist."
 
@@ -59,7 +63,7 @@ class AttachmentService:
             if storage_key is None:
                 upload.staged_blob.discard()
             else:
-                self.blob_store.delete(storage_key)
+                self._delete_blob(storage_key)
             raise
         self.events.created(record, author)
         return record
@@ -117,8 +121,17 @@ class AttachmentService:
             )
         with self.catalog.write_transaction():
             record.delete_instance()
-        self.blob_store.delete(record.storage_key)
+        self._delete_blob(record.storage_key)
         self.events.deleted(record, user)
+
+    def _delete_blob(self, storage_key):
+        """Delete a blob whose row is gone or was never written. If the store fails, the
+        blob is an orphan that ``affix gc`` removes later; the error that matters to the
+        client (the deletion done, or why the upload failed) is not replaced by this one."""
+        try:
+            self.blob_store.delete(storage_key)
+        except Exception:
+            log.exception("could not delete blob %s; affix gc will", storage_key)
 
     def claim_for(self, user, attachment_ids, kind, change_container):
         """Create or change a container and claim attachments for it, in one transaction.

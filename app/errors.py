@@ -6,6 +6,8 @@ import logging
 import falcon
 import peewee
 
+from storage.s3 import STORE_ERRORS, is_unavailable
+
 HAL_JSON = "application/hal+json"
 URN_PREFIX = "urn:openproject-org:api:v3:errors:"
 
@@ -112,14 +114,26 @@ def handle_storage_error(req, resp, error, params):
     handle_unexpected(req, resp, error, params)
 
 
-def handle_database_error(req, resp, error, params):
-    """The database locked for too long or out of reach: 503, worth retrying."""
-    log.error("database unavailable in %s %s: %s", req.method, req.path, error)
-    raise ApiError(
+def _unavailable(req, error, what):
+    log.error("%s unavailable in %s %s: %s", what, req.method, req.path, error)
+    return ApiError(
         falcon.HTTP_503, "ServiceUnavailable",
         "The service is temporarily unavailable. Please try again later.",
         headers={"Retry-After": "5"},
-    ) from error
+    )
+
+
+def handle_database_error(req, resp, error, params):
+    """The database locked for too long or out of reach: 503, worth retrying."""
+    raise _unavailable(req, error, "database") from error
+
+
+def handle_object_store_error(req, resp, error, params):
+    """The object store out of reach or failing on its side: 503, like the database. Any
+    other answer of it (access denied, no such bucket) is a fault of the deployment."""
+    if is_unavailable(error):
+        raise _unavailable(req, error, "object store") from error
+    handle_unexpected(req, resp, error, params)
 
 
 def install_error_handlers(app):
@@ -128,3 +142,5 @@ def install_error_handlers(app):
     app.add_error_handler(Exception, handle_unexpected)
     app.add_error_handler(OSError, handle_storage_error)
     app.add_error_handler((peewee.OperationalError, peewee.InterfaceError), handle_database_error)
+    if STORE_ERRORS:
+        app.add_error_handler(STORE_ERRORS, handle_object_store_error)

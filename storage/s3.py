@@ -17,6 +17,7 @@ import logging
 import urllib.parse
 
 from storage.blobs import new_storage_key
+from storage.models import utc_now
 
 try:
     import boto3
@@ -26,6 +27,22 @@ except ImportError:  # pragma: no cover - only without the s3 extra
     boto3 = None
 
 log = logging.getLogger(__name__)
+
+# every error the store's client raises
+STORE_ERRORS = (
+    (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError)
+    if boto3 is not None else ()
+)
+
+
+def is_unavailable(error) -> bool:
+    """Whether a :data:`STORE_ERRORS` error says that the store is out of reach or failing on
+    its side (a 5xx), after boto3's retries: worth trying again later."""
+    if isinstance(error, (botocore.exceptions.ConnectionError,
+                          botocore.exceptions.HTTPClientError)):
+        return True
+    response = getattr(error, "response", None) or {}
+    return response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) >= 500
 
 # S3's minimum for every part but the last is 5 MiB; 8 MiB is what the AWS CLI uses
 PART_SIZE = 8 * 1024 * 1024
@@ -68,10 +85,6 @@ def naive_utc(moment: datetime.datetime) -> datetime.datetime:
     return moment.astimezone(datetime.UTC).replace(tzinfo=None)
 
 
-def utc_now() -> datetime.datetime:
-    return naive_utc(datetime.datetime.now(datetime.UTC))
-
-
 def s3_client(options: S3Options):
     if boto3 is None:
         raise ValueError("S3 storage needs boto3: install affix with the s3 extra "
@@ -84,6 +97,8 @@ def s3_client(options: S3Options):
         # TLS already protect the bytes in transit, and the md5 is computed once, upstream
         request_checksum_calculation="when_required",
         response_checksum_validation="when_required",
+        # a few quick retries, then the request fails (503) instead of holding its thread
+        retries={"mode": "standard", "max_attempts": 3},
     )
     # a session of its own: boto3's default session is global state, and not thread-safe
     session = boto3.session.Session()

@@ -2,6 +2,7 @@
 ``storage.orphans``, removed by ``affix gc`` only once older than the cutoff, never a blob that
 a row references, never one in staging."""
 import datetime
+import errno
 import io
 import os
 from pathlib import Path
@@ -115,3 +116,26 @@ def test_affix_gc_removes_and_says_what(settings, stored, scene):
         "removed 1 blob without an attachment, older than 0 minutes\n")
     assert set(stored.files()) == {scene["kept"], scene["staging"]}
     assert len(stored.rows()) == 1
+
+
+def test_a_blob_the_store_fails_to_delete_is_left_to_gc(
+        client, people, catalog, blob_store, stored, monkeypatch, caplog):
+    upload(client, people, b"doomed")
+    [(attachment_id, _, _, _, key)] = stored.rows()
+
+    def failing_delete(store, storage_key):
+        raise OSError(errno.EIO, os.strerror(errno.EIO))
+
+    monkeypatch.setattr(type(blob_store), "delete", failing_delete)
+    response = client.simulate_delete(f"/api/v3/attachments/{attachment_id}",
+                                      headers=people.auth("ada"))
+    monkeypatch.undo()
+    # the attachment is gone, as asked; its bytes wait for gc
+    assert response.status_code == 204
+    assert stored.rows() == []
+    assert list(stored.files()) == [key]
+    assert f"could not delete blob {key}; affix gc will" in caplog.text
+    with catalog.database.connection_context():
+        assert remove_orphans(catalog, blob_store, utc_now() + datetime.timedelta(minutes=1)) \
+            == [key]
+    assert stored.files() == {}

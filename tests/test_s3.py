@@ -25,7 +25,7 @@ from moto_server import s3_bucket, s3_environ, s3_options, s3_server  # noqa: F4
 from storage.blobs import open_blob_store
 from storage.orphans import find_orphans
 from storage.s3 import PART_SIZE, S3BlobStore, S3Options
-from test_server import HIGH_LIMIT, REQUEST_TIMEOUT, running_server
+from test_server import HIGH_LIMIT, REQUEST_TIMEOUT, free_port, running_server
 
 MiB = 1024 * 1024
 PREFIX = "blobs"
@@ -518,3 +518,21 @@ def test_a_real_server_stores_in_s3_and_redirects_downloads(tmp_path, s3_bucket,
         assert deleted.status_code == 204
         assert s3_bucket.objects() == {}
         assert "Traceback" not in server.stderr()
+
+
+# --- the store out of reach ----------------------------------------------------------------------
+
+def test_an_object_store_out_of_reach_is_503_and_leaves_no_row(
+        tmp_path, databases, plugin_manager, people, rows):
+    # nothing listens on a port just freed; boto3 retries, then gives up
+    offline = databases.settings(
+        tmp_path / "data", max_attachment_size=SMALL_LIMIT, storage_url="s3://offline/blobs",
+        s3=s3_options(f"http://127.0.0.1:{free_port()}"))
+    client = falcon.testing.TestClient(
+        create_app(offline, plugin_manager=plugin_manager, clock=lambda: FROZEN_NOW))
+    response = post(client, people, upload_body(file=b"nowhere to go"))
+    assert response.status_code == 503
+    assert response.headers["Retry-After"] == "5"
+    assert response.json == hal_error(
+        "ServiceUnavailable", "The service is temporarily unavailable. Please try again later.")
+    assert rows() == []
