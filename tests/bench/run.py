@@ -768,8 +768,9 @@ def report(args, uploads, rss, small, downloads):
                       + (" -- QUICK run: sizes are not the targets'" if args.quick else ""))
 
 
-def main(argv=None):
-    args = parse_args(argv)
+def run_bench(run, args) -> int:
+    """``run(args)`` stopped after ``args.time_limit`` seconds or on SIGTERM (its temporary
+    folders and servers cleaned up either way); the exit status."""
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGALRM, _on_signal)
     signal.alarm(args.time_limit)
@@ -784,6 +785,10 @@ def main(argv=None):
     finally:
         signal.alarm(0)
     return 0
+
+
+def main(argv=None):
+    return run_bench(run, parse_args(argv))
 
 
 if __name__ == "__main__":

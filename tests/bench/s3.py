@@ -20,15 +20,14 @@ import contextlib
 import os
 import platform
 import shutil
-import signal
 import sys
 import tempfile
 from pathlib import Path
 
 from storage.s3 import s3_client
 from tests.bench.run import (
-    MiB, BenchError, Row, TimeLimitReached, _on_signal, affix_server, bench_large_uploads,
-    bench_rss, print_table, say, verdict, POOL_SIZE, TARGETS,
+    MiB, POOL_SIZE, TARGETS, BenchError, Row, affix_server, bench_large_uploads, bench_rss,
+    print_table, run_bench, say, verdict,
 )
 from tests.moto_server import running_moto_server, s3_environ, s3_options
 
@@ -136,21 +135,7 @@ def report(args, uploads, rss):
 
 
 def main(argv=None):
-    args = parse_args(argv)
-    signal.signal(signal.SIGTERM, _on_signal)
-    signal.signal(signal.SIGALRM, _on_signal)
-    signal.alarm(args.time_limit)
-    try:
-        run(args)
-    except BenchError as error:
-        print(f"bench: error: {error}", file=sys.stderr)
-        return 1
-    except TimeLimitReached:
-        print(f"bench: stopped after the time limit of {args.time_limit} s", file=sys.stderr)
-        return 2
-    finally:
-        signal.alarm(0)
-    return 0
+    return run_bench(run, parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,99 @@
+"""Benchmark small uploads with PostgreSQL against SQLite: affix on each, both storing in a
+local folder, under gunicorn gthread on loopback, in one run.
+
+    python -m tests.bench.databases --postgres-url postgresql://postgres@127.0.0.1:5432/postgres
+    python -m tests.bench.databases --quick ...     # a smoke run of a few seconds per server
+
+The URL names a server and a user that may create databases (it defaults to
+``AFFIX_TEST_POSTGRES_URL``, as the test suite's); the benchmark makes a database of its own
+there and drops it at the end. The scenario is tests/bench/run.py's small uploads: 4 KiB
+uploads from concurrent keep-alive clients, halves in ABBA order -> uploads/s, p50, p99 and
+worker CPU per upload.
+"""
+import argparse
+import contextlib
+import os
+import platform
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+from tests.bench.run import (
+    MiB, POOL_SIZE, Row, affix_server, bench_small_uploads, print_table, run_bench, say,
+)
+from tests.postgres import SERVER_URL_VARIABLE, PostgresServer
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(prog="python -m tests.bench.databases",
+                                     description=__doc__.splitlines()[0])
+    parser.add_argument("--postgres-url", default=os.environ.get(SERVER_URL_VARIABLE),
+                        help=f"a PostgreSQL server (default ${SERVER_URL_VARIABLE})")
+    parser.add_argument("--quick", action="store_true", help="smoke run: 4 s per server")
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers (default 2)")
+    parser.add_argument("--threads", type=int, default=8, help="threads per worker (default 8)")
+    parser.add_argument("--duration", type=float,
+                        help="seconds of small uploads per server (default 20)")
+    parser.add_argument("--clients", type=int, default=16,
+                        help="concurrent clients (default 16)")
+    parser.add_argument("--client-processes", type=int, default=2,
+                        help="processes the clients are spread over (default 2)")
+    parser.add_argument("--time-limit", type=int, default=600,
+                        help="seconds after which the run is stopped and cleaned up")
+    parser.add_argument("--tmpdir", help="where the temporary folders go")
+    args = parser.parse_args(argv)
+    if not args.postgres_url:
+        parser.error(f"name a PostgreSQL server: --postgres-url or ${SERVER_URL_VARIABLE}")
+    args.duration = args.duration or (4.0 if args.quick else 20.0)
+    return args
+
+
+def run(args):
+    say(f"affix database benchmark: {platform.python_implementation()} "
+        f"{platform.python_version()}, {os.cpu_count()} CPUs (nproc "
+        f"{len(os.sched_getaffinity(0))}), load average "
+        f"{' '.join(f'{value:.2f}' for value in os.getloadavg())}")
+    say(f"gunicorn gthread, {args.workers} workers x {args.threads} threads, loopback, local "
+        "blob folder" + (" -- QUICK smoke run" if args.quick else ""))
+    postgres = PostgresServer(args.postgres_url)
+    database_url = postgres.create_database()
+    root = Path(tempfile.mkdtemp(prefix="affix-bench-databases-", dir=args.tmpdir))
+    try:
+        with contextlib.ExitStack() as stack:
+            sqlite = stack.enter_context(affix_server(
+                root / "sqlite", args.workers, args.threads, MiB, name="affix-sqlite"))
+            postgresql = stack.enter_context(affix_server(
+                root / "postgresql", args.workers, args.threads, MiB, name="affix-postgresql",
+                extra_environ={"AFFIX_DATABASE_URL": database_url}))
+            results = bench_small_uploads([postgresql, sqlite], os.urandom(POOL_SIZE),
+                                          args.clients, args.client_processes, args.duration)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+        postgres.drop_database(database_url)
+        postgres.close()
+    report(args, results["affix-postgresql"], results["affix-sqlite"])
+
+
+def report(args, postgresql, sqlite):
+    def row(label, key, digits):
+        return Row(label, f"{postgresql[key]:.{digits}f}", f"{sqlite[key]:.{digits}f}",
+                   f"{postgresql[key] / sqlite[key]:.2f}", "", "")
+
+    say()
+    print_table(
+        [row(f"4 KiB uploads/s, {args.clients} clients, {args.duration:g} s", "rate", 1),
+         row("  latency p50, ms", "p50", 1), row("  latency p99, ms", "p99", 1),
+         row("  worker CPU ms per upload", "cpu_ms", 1)],
+        f"Results (gunicorn gthread {args.workers}x{args.threads}, loopback; load average now "
+        f"{' '.join(f'{value:.2f}' for value in os.getloadavg())})"
+        + (" -- QUICK run" if args.quick else ""),
+        headers=Row("scenario", "PostgreSQL", "SQLite", "PG/SQLite", "", ""))
+
+
+def main(argv=None):
+    return run_bench(run, parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
