@@ -14,7 +14,6 @@ import io
 import os
 import subprocess
 import sys
-import threading
 
 import pytest
 import requests
@@ -24,6 +23,7 @@ from app.cli import main as affix
 from conftest import basic_auth
 from moto_server import s3_bucket, s3_environ, s3_server  # noqa: F401 (fixtures)
 from storage.models import utc_now
+from test_claiming import race
 from test_server import (
     HOST, REPO_ROOT, REQUEST_TIMEOUT, await_startup, free_port, md5, multipart_upload, stop,
 )
@@ -172,18 +172,6 @@ def test_what_node_a_stores_node_b_serves_claims_and_deletes(cluster):
         assert cluster.object_of(attachment_id) is None
         assert cluster.bucket.objects() == {}
         assert cluster.bucket.pending_uploads() == []
-
-
-def race(*calls):
-    barrier = threading.Barrier(len(calls), timeout=RACE_TIMEOUT)
-
-    def released(call):
-        barrier.wait()
-        return call()
-
-    with concurrent.futures.ThreadPoolExecutor(len(calls)) as pool:
-        futures = [pool.submit(released, call) for call in calls]
-        return [future.result(timeout=RACE_TIMEOUT) for future in futures]
 
 
 def test_two_claims_through_both_nodes_at_once_have_one_winner(cluster):

@@ -10,7 +10,6 @@ there and drops it at the end. The scenario is tests/bench/run.py's small upload
 uploads from concurrent keep-alive clients, halves in ABBA order -> uploads/s, p50, p99 and
 worker CPU per upload.
 """
-import argparse
 import contextlib
 import os
 import platform
@@ -20,28 +19,23 @@ import tempfile
 from pathlib import Path
 
 from tests.bench.run import (
-    MiB, POOL_SIZE, Row, affix_server, bench_small_uploads, print_table, run_bench, say,
+    MiB, POOL_SIZE, Row, affix_server, bench_parser, bench_small_uploads, print_table, run_bench,
+    say,
 )
 from tests.postgres import SERVER_URL_VARIABLE, PostgresServer
 
 
 def parse_args(argv):
-    parser = argparse.ArgumentParser(prog="python -m tests.bench.databases",
-                                     description=__doc__.splitlines()[0])
+    parser = bench_parser("python -m tests.bench.databases", __doc__, 600,
+                          "smoke run: 4 s per server")
     parser.add_argument("--postgres-url", default=os.environ.get(SERVER_URL_VARIABLE),
                         help=f"a PostgreSQL server (default ${SERVER_URL_VARIABLE})")
-    parser.add_argument("--quick", action="store_true", help="smoke run: 4 s per server")
-    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers (default 2)")
-    parser.add_argument("--threads", type=int, default=8, help="threads per worker (default 8)")
     parser.add_argument("--duration", type=float,
                         help="seconds of small uploads per server (default 20)")
     parser.add_argument("--clients", type=int, default=16,
                         help="concurrent clients (default 16)")
     parser.add_argument("--client-processes", type=int, default=2,
                         help="processes the clients are spread over (default 2)")
-    parser.add_argument("--time-limit", type=int, default=600,
-                        help="seconds after which the run is stopped and cleaned up")
-    parser.add_argument("--tmpdir", help="where the temporary folders go")
     args = parser.parse_args(argv)
     if not args.postgres_url:
         parser.error(f"name a PostgreSQL server: --postgres-url or ${SERVER_URL_VARIABLE}")

@@ -648,14 +648,26 @@ def bench_downloads(servers, pool, size, runs):
 
 # --- the run -----------------------------------------------------------------------------------
 
-def parse_args(argv):
-    parser = argparse.ArgumentParser(prog="python -m tests.bench.run",
-                                     description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true",
-                        help="smoke run: 32 MiB transfers, 2 runs, RSS at 16 and 64 MiB, 4 s load")
+def bench_parser(prog, doc, time_limit, quick_help) -> argparse.ArgumentParser:
+    """The options every bench script shares: --quick, the servers' gunicorn settings, the time
+    limit and where temporary folders go."""
+    parser = argparse.ArgumentParser(prog=prog, description=doc.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help=quick_help)
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers (default 2)")
     parser.add_argument("--threads", type=int, default=8,
                         help="threads per worker (default 8)")
+    parser.add_argument("--time-limit", type=int, default=time_limit,
+                        help="seconds after which the run is stopped and cleaned up "
+                             "(default %(default)s)")
+    parser.add_argument("--tmpdir", help="where the temporary folders go (default: the "
+                                         "system's; it should be a real disk, not tmpfs)")
+    return parser
+
+
+def parse_args(argv):
+    parser = bench_parser(
+        "python -m tests.bench.run", __doc__, 1800,
+        "smoke run: 32 MiB transfers, 2 runs, RSS at 16 and 64 MiB, 4 s load")
     parser.add_argument("--size-mib", type=int, help="size of scenarios 1 and 4 (default 256)")
     parser.add_argument("--runs", type=int, help="runs per server in scenarios 1 and 4 "
                                                  "(default 5)")
@@ -665,11 +677,6 @@ def parse_args(argv):
                         help="concurrent clients in scenario 3 (default 16)")
     parser.add_argument("--client-processes", type=int, default=2,
                         help="processes the clients of scenario 3 are spread over (default 2)")
-    parser.add_argument("--time-limit", type=int, default=1800,
-                        help="seconds after which the run is stopped and cleaned up "
-                             "(default 1800)")
-    parser.add_argument("--tmpdir", help="where the temporary folders go (default: the "
-                                         "system's; it should be a real disk, not tmpfs)")
     args = parser.parse_args(argv)
     quick = args.quick
     args.size = (args.size_mib or (32 if quick else 256)) * MiB

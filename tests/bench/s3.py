@@ -15,7 +15,6 @@ object in memory, and a multipart upload about 5 times over while completing it)
 a floor, not what a real S3 service gives. At the end the bucket must hold nothing: every upload
 was deleted, and no multipart upload may be left pending.
 """
-import argparse
 import contextlib
 import os
 import platform
@@ -26,8 +25,8 @@ from pathlib import Path
 
 from storage.s3 import s3_client
 from tests.bench.run import (
-    MiB, POOL_SIZE, TARGETS, BenchError, Row, affix_server, bench_large_uploads, bench_rss,
-    print_table, run_bench, say, verdict,
+    MiB, POOL_SIZE, TARGETS, BenchError, Row, affix_server, bench_large_uploads, bench_parser,
+    bench_rss, print_table, run_bench, say, verdict,
 )
 from tests.moto_server import running_moto_server, s3_environ, s3_options
 
@@ -36,19 +35,10 @@ PREFIX = "blobs"
 
 
 def parse_args(argv):
-    parser = argparse.ArgumentParser(prog="python -m tests.bench.s3",
-                                     description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true",
-                        help="smoke run: 16 MiB uploads, 2 runs")
-    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers (default 2)")
-    parser.add_argument("--threads", type=int, default=8, help="threads per worker (default 8)")
+    parser = bench_parser("python -m tests.bench.s3", __doc__, 900,
+                          "smoke run: 16 MiB uploads, 2 runs")
     parser.add_argument("--size-mib", type=int, help="size of scenario 1 (default 64)")
     parser.add_argument("--runs", type=int, help="runs per server in scenario 1 (default 5)")
-    parser.add_argument("--time-limit", type=int, default=900,
-                        help="seconds after which the run is stopped and cleaned up "
-                             "(default 900)")
-    parser.add_argument("--tmpdir", help="where the temporary folders go (default: the "
-                                         "system's)")
     args = parser.parse_args(argv)
     args.size = (args.size_mib or (16 if args.quick else 64)) * MiB
     args.runs = args.runs or (2 if args.quick else 5)
