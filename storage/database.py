@@ -1,16 +1,46 @@
 """Opening the metadata database from a URL."""
-from playhouse.db_url import connect
-from playhouse.pool import PooledDatabase
+import sqlite3
 
-# WAL lets readers work while one upload commits; synchronous=FULL makes every commit durable
-# (an upload answered 200 survives power loss); busy_timeout makes concurrent writers wait instead
-# of failing at once.
+from playhouse.db_url import connect, parse
+from playhouse.pool import PooledDatabase, PooledSqliteDatabase
+
+# synchronous=FULL makes every commit durable (an upload answered 200 survives power loss);
+# busy_timeout makes concurrent writers wait instead of failing at once.
 SQLITE_PRAGMAS = {
-    "journal_mode": "wal",
     "synchronous": "full",
     "foreign_keys": 1,
     "busy_timeout": 10_000,
 }
+# Attempts at entering WAL before giving up: each failed one has waited for the connection that
+# was converting the file, so the next finds it converted.
+WAL_ATTEMPTS = 3
+
+
+class AffixSqliteDatabase(PooledSqliteDatabase):
+    """Pooled SQLite whose connections all work in WAL mode, which lets readers go on while an
+    upload commits."""
+
+    def _set_pragmas(self, conn):
+        super()._set_pragmas(conn)
+        enter_wal(conn)
+
+
+def enter_wal(conn):
+    """Put the database file in WAL mode (it stays so; later connections find it done).
+
+    Two connections converting a new file at once deadlock, and SQLite fails one of them at
+    once, busy_timeout or not ("database is locked"). The loser waits for the winner's
+    write lock with BEGIN IMMEDIATE, which does honour busy_timeout, and tries again.
+    """
+    for attempt in range(1, WAL_ATTEMPTS + 1):
+        try:
+            conn.execute("PRAGMA journal_mode = wal").fetchall()
+            return
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or attempt == WAL_ATTEMPTS:
+                raise
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute("ROLLBACK")
 
 
 # Opening an SQLite connection and setting its pragmas costs about 3.5 ms here, a third of a
@@ -34,9 +64,8 @@ def open_database(url: str):
     """
     params = {"autoconnect": False}
     if url.startswith("sqlite:"):
-        url = "sqlite+pool:" + url[len("sqlite:"):]
-        params.update(SQLITE_POOL, pragmas=SQLITE_PRAGMAS)
-    elif url.startswith(POSTGRES_SCHEMES):
+        return AffixSqliteDatabase(**parse(url), **params, **SQLITE_POOL, pragmas=SQLITE_PRAGMAS)
+    if url.startswith(POSTGRES_SCHEMES):
         url = "postgresql+pool:" + url.split(":", 1)[1]
         params.update(POSTGRES_POOL)
     return connect(url, **params)

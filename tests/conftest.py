@@ -23,8 +23,22 @@ DATABASE_KINDS = ("sqlite", "postgresql")
 
 
 def pytest_configure(config):
-    config.addinivalue_line(
-        "markers", "sqlite_only(reason): checks what only SQLite has; skipped on PostgreSQL")
+    for kind in DATABASE_KINDS:
+        config.addinivalue_line(
+            "markers", f"{kind}_only(reason): checks what only {kind} has; not run on the other")
+
+
+def pytest_collection_modifyitems(config, items):
+    """A test marked for one database is not collected for the other at all: there is nothing
+    it could check there, so it is neither run nor reported as skipped."""
+    kept, dropped = [], []
+    for item in items:
+        kind = getattr(item, "callspec", None) and item.callspec.params.get("databases")
+        only = [each for each in DATABASE_KINDS if item.get_closest_marker(f"{each}_only")]
+        (dropped if kind and only and kind not in only else kept).append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
 
 
 def png_bytes(width=1, height=1) -> bytes:
@@ -150,12 +164,8 @@ def postgres_server():
 
 @pytest.fixture(params=DATABASE_KINDS)
 def databases(request, postgres_server):
-    if request.param == "postgresql":
-        sqlite_only = request.node.get_closest_marker("sqlite_only")
-        if sqlite_only is not None:
-            pytest.skip(f"SQLite only: {sqlite_only.args[0]}")
-        if postgres_server is None:
-            pytest.skip(f"no PostgreSQL server to test with: set {SERVER_URL_VARIABLE}")
+    if request.param == "postgresql" and postgres_server is None:
+        pytest.skip(f"no PostgreSQL server to test with: set {SERVER_URL_VARIABLE}")
     databases = Databases(request.param, postgres_server)
     yield databases
     databases.drop()
