@@ -1,5 +1,9 @@
 """Opening the metadata database from a URL."""
+import contextlib
+import fcntl
+import os
 import sqlite3
+import threading
 
 from playhouse.db_url import connect, parse
 from playhouse.pool import PooledDatabase, PooledSqliteDatabase
@@ -16,9 +20,52 @@ SQLITE_PRAGMAS = {
 WAL_ATTEMPTS = 3
 
 
+class WriterQueue:
+    """The writers of one SQLite file, waiting their turn in a queue rather than in SQLite.
+
+    SQLite makes a writer that finds the file locked sleep and try again, up to 100 ms a time,
+    so under load a commit could wait most of a second after the lock was free. Here the
+    threads of one process queue on a lock, and one thread of each process on ``flock`` of a
+    file beside the database, which the kernel hands over the moment it is released.
+    """
+
+    def __init__(self, database_path):
+        self.lock_path = f"{database_path}-writers"
+        self._threads = threading.RLock()
+        self._depth = 0  # transactions nest; only the outermost takes and gives the file lock
+        self._lock_file = None
+        self._lock_file_pid = None
+
+    @contextlib.contextmanager
+    def turn(self):
+        with self._threads:
+            outermost = self._depth == 0
+            if outermost:
+                fcntl.flock(self._file(), fcntl.LOCK_EX)
+            self._depth += 1
+            try:
+                yield
+            finally:
+                self._depth -= 1
+                if outermost:
+                    fcntl.flock(self._lock_file, fcntl.LOCK_UN)
+
+    def _file(self):
+        # a process forked from this one (gunicorn --preload) shares the open file and so the
+        # lock: each process opens its own
+        if self._lock_file_pid != os.getpid():
+            self._lock_file = open(self.lock_path, "ab")  # noqa: SIM115 (kept open)
+            self._lock_file_pid = os.getpid()
+        return self._lock_file
+
+
 class AffixSqliteDatabase(PooledSqliteDatabase):
     """Pooled SQLite whose connections all work in WAL mode, which lets readers go on while an
-    upload commits."""
+    upload commits, and whose writers queue (:class:`WriterQueue`)."""
+
+    def __init__(self, database, **kwargs):
+        super().__init__(database, **kwargs)
+        self.writers = WriterQueue(database)
 
     def _set_pragmas(self, conn):
         super()._set_pragmas(conn)

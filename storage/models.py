@@ -3,9 +3,12 @@
 Model classes are made per database by :class:`Catalog` rather than bound to a module-level
 database, so two affix apps in one process (different databases) never share state.
 """
+import contextlib
 import datetime
 
 import peewee
+
+from storage.database import AffixSqliteDatabase
 
 # ids are 64-bit integers in every database we support; a larger number names no row, and
 # asking a driver for it raises instead of finding nothing
@@ -128,16 +131,21 @@ class Catalog:
         """The ``model`` row with ``record_id``, or None."""
         return self.by_id(model.select(), model, record_id)
 
+    @contextlib.contextmanager
     def write_transaction(self):
         """A transaction that takes the write lock at its start on SQLite.
 
         SQLite's default deferred transaction that reads and then writes fails at once
         (SQLITE_BUSY, no waiting) when another writer committed in between; taking the lock
-        first makes concurrent writers queue instead. Other databases lock rows as they go.
+        first, after waiting in the writers' queue, makes concurrent writers take turns instead.
+        Other databases lock rows as they go.
         """
-        if isinstance(self.database, peewee.SqliteDatabase):
-            return self.database.atomic("IMMEDIATE")
-        return self.database.atomic()
+        if not isinstance(self.database, AffixSqliteDatabase):
+            with self.database.atomic():
+                yield
+            return
+        with self.database.writers.turn(), self.database.atomic("IMMEDIATE"):
+            yield
 
     def user_holds_any(self, user, permissions, project=None) -> bool:
         """Whether a role of ``user`` holds one of ``permissions``: in ``project``, or in at
