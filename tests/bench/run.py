@@ -416,11 +416,13 @@ def verdict(value, target, at_least=True) -> str:
 def print_table(rows, title, headers=Row("scenario", "affix", "baseline", "affix/base",
                                          "target", "met")):
     table = [headers, *rows]
-    widths = [max(len(getattr(row, field.name)) for row in table)
-              for field in dataclasses.fields(Row)]
+    # a column no header or row fills (a comparison without targets) is left out
+    fields = [field.name for field in dataclasses.fields(Row)
+              if any(getattr(row, field.name) for row in table)]
+    widths = [max(len(getattr(row, field)) for row in table) for field in fields]
 
     def line(row):
-        cells = [getattr(row, field.name) for field in dataclasses.fields(Row)]
+        cells = [getattr(row, field) for field in fields]
         return "| " + " | ".join(cell.ljust(width) for cell, width in zip(cells, widths)) + " |"
     say(title)
     say(line(headers))
@@ -651,7 +653,7 @@ def bench_downloads(servers, pool, size, runs):
 def bench_parser(prog, doc, time_limit, quick_help) -> argparse.ArgumentParser:
     """The options every bench script shares: --quick, the servers' gunicorn settings, the time
     limit and where temporary folders go."""
-    parser = argparse.ArgumentParser(prog=prog, description=doc.splitlines()[0])
+    parser = argparse.ArgumentParser(prog=prog, description=doc.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help=quick_help)
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers (default 2)")
     parser.add_argument("--threads", type=int, default=8,
