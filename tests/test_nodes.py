@@ -20,12 +20,12 @@ import requests
 
 from app import open_catalog
 from app.cli import main as affix
-from conftest import basic_auth
 from moto_server import s3_bucket, s3_environ, s3_server  # noqa: F401 (fixtures)
 from storage.models import utc_now
 from test_claiming import race
 from test_server import (
-    HOST, REPO_ROOT, REQUEST_TIMEOUT, await_startup, free_port, md5, multipart_upload, stop,
+    HOST, REPO_ROOT, REQUEST_TIMEOUT, ServedAffix, await_startup, free_port, md5, multipart_upload,
+    stop,
 )
 
 WORKERS = 2
@@ -40,17 +40,8 @@ CANNOT_BE_CHANGED = "Attachments cannot be changed."
 
 
 @dataclasses.dataclass
-class Node:
+class Node(ServedAffix):
     name: str
-    port: int
-    api_key: str
-
-    @property
-    def auth(self) -> dict:
-        return {"Authorization": basic_auth(self.api_key)}
-
-    def url(self, path) -> str:
-        return f"http://{HOST}:{self.port}{path}"
 
     def get(self, path, **kwargs):
         return requests.get(self.url(path), headers=self.auth, timeout=REQUEST_TIMEOUT, **kwargs)
@@ -118,7 +109,7 @@ def start_node(stack, name, run_dir, environ, api_key=None) -> Node:
             stdin=subprocess.DEVNULL, stdout=stdout, stderr=stderr, start_new_session=True)
     stack.callback(stop, process)
     # the first node to start creates the admin and announces its key; the second finds it
-    return Node(name, port, await_startup(process, port, stdout_path, stderr_path, api_key))
+    return Node(port, await_startup(process, port, stdout_path, stderr_path, api_key), name)
 
 
 @pytest.fixture

@@ -70,12 +70,10 @@ def free_port() -> int:
 
 
 @dataclasses.dataclass
-class RunningServer:
+class ServedAffix:
+    """An affix server on loopback, reached with the admin key it announced."""
     port: int
     api_key: str
-    stored: Stored
-    staging: Path
-    stderr_path: Path
 
     @property
     def auth(self) -> dict:
@@ -83,6 +81,13 @@ class RunningServer:
 
     def url(self, path) -> str:
         return f"http://{HOST}:{self.port}{path}"
+
+
+@dataclasses.dataclass
+class RunningServer(ServedAffix):
+    stored: Stored
+    staging: Path
+    stderr_path: Path
 
     def stderr(self) -> str:
         return self.stderr_path.read_text(errors="replace")

@@ -19,8 +19,8 @@ import tempfile
 from pathlib import Path
 
 from tests.bench.run import (
-    MiB, POOL_SIZE, Row, affix_server, bench_parser, bench_small_uploads, print_table, run_bench,
-    say,
+    MiB, POOL_SIZE, Row, add_small_upload_options, affix_server, bench_parser, bench_small_uploads,
+    print_table, run_bench, say,
 )
 from tests.postgres import SERVER_URL_VARIABLE, PostgresServer
 
@@ -30,12 +30,7 @@ def parse_args(argv):
                           "smoke run: 4 s per server")
     parser.add_argument("--postgres-url", default=os.environ.get(SERVER_URL_VARIABLE),
                         help=f"a PostgreSQL server (default ${SERVER_URL_VARIABLE})")
-    parser.add_argument("--duration", type=float,
-                        help="seconds of small uploads per server (default 20)")
-    parser.add_argument("--clients", type=int, default=16,
-                        help="concurrent clients (default 16)")
-    parser.add_argument("--client-processes", type=int, default=2,
-                        help="processes the clients are spread over (default 2)")
+    add_small_upload_options(parser)
     args = parser.parse_args(argv)
     if not args.postgres_url:
         parser.error(f"name a PostgreSQL server: --postgres-url or ${SERVER_URL_VARIABLE}")

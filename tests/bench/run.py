@@ -666,6 +666,17 @@ def bench_parser(prog, doc, time_limit, quick_help) -> argparse.ArgumentParser:
     return parser
 
 
+def add_small_upload_options(parser, where=""):
+    """The options of the small-upload load; --duration is left None for the caller's default
+    (shorter with --quick)."""
+    parser.add_argument("--duration", type=float,
+                        help=f"seconds of small uploads per server{where} (default 20)")
+    parser.add_argument("--clients", type=int, default=16,
+                        help=f"concurrent clients{where} (default 16)")
+    parser.add_argument("--client-processes", type=int, default=2,
+                        help=f"processes the clients{where} are spread over (default 2)")
+
+
 def parse_args(argv):
     parser = bench_parser(
         "python -m tests.bench.run", __doc__, 1800,
@@ -673,12 +684,7 @@ def parse_args(argv):
     parser.add_argument("--size-mib", type=int, help="size of scenarios 1 and 4 (default 256)")
     parser.add_argument("--runs", type=int, help="runs per server in scenarios 1 and 4 "
                                                  "(default 5)")
-    parser.add_argument("--duration", type=float,
-                        help="seconds of small uploads per server in scenario 3 (default 20)")
-    parser.add_argument("--clients", type=int, default=16,
-                        help="concurrent clients in scenario 3 (default 16)")
-    parser.add_argument("--client-processes", type=int, default=2,
-                        help="processes the clients of scenario 3 are spread over (default 2)")
+    add_small_upload_options(parser, " in scenario 3")
     args = parser.parse_args(argv)
     quick = args.quick
     args.size = (args.size_mib or (32 if quick else 256)) * MiB
