@@ -4,6 +4,7 @@ import fcntl
 import os
 import sqlite3
 import threading
+import weakref
 
 from playhouse.db_url import connect, parse
 from playhouse.pool import PooledDatabase, PooledSqliteDatabase
@@ -33,30 +34,40 @@ class WriterQueue:
         self.lock_path = f"{database_path}-writers"
         self._threads = threading.RLock()
         self._depth = 0  # transactions nest; only the outermost takes and gives the file lock
-        self._lock_file = None
-        self._lock_file_pid = None
+        self._lock_fd = None
+        self._lock_fd_pid = None
+        self._close_lock_fd = None
 
     @contextlib.contextmanager
     def turn(self):
         with self._threads:
             outermost = self._depth == 0
             if outermost:
-                fcntl.flock(self._file(), fcntl.LOCK_EX)
+                fcntl.flock(self._fd(), fcntl.LOCK_EX)
             self._depth += 1
             try:
                 yield
             finally:
                 self._depth -= 1
                 if outermost:
-                    fcntl.flock(self._lock_file, fcntl.LOCK_UN)
+                    fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
 
-    def _file(self):
+    def close(self):
+        with self._threads:
+            if self._close_lock_fd is not None:
+                self._close_lock_fd()
+            self._lock_fd = self._lock_fd_pid = self._close_lock_fd = None
+
+    def _fd(self):
         # a process forked from this one (gunicorn --preload) shares the open file and so the
         # lock: each process opens its own
-        if self._lock_file_pid != os.getpid():
-            self._lock_file = open(self.lock_path, "ab")  # noqa: SIM115 (kept open)
-            self._lock_file_pid = os.getpid()
-        return self._lock_file
+        if self._lock_fd_pid != os.getpid():
+            self.close()
+            self._lock_fd = os.open(self.lock_path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o666)
+            self._lock_fd_pid = os.getpid()
+            # closed with the queue when it goes, or at close_all()
+            self._close_lock_fd = weakref.finalize(self, os.close, self._lock_fd)
+        return self._lock_fd
 
 
 class AffixSqliteDatabase(PooledSqliteDatabase):
@@ -70,6 +81,10 @@ class AffixSqliteDatabase(PooledSqliteDatabase):
     def _set_pragmas(self, conn):
         super()._set_pragmas(conn)
         enter_wal(conn)
+
+    def close_all(self):
+        super().close_all()
+        self.writers.close()
 
 
 def enter_wal(conn):
