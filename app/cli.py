@@ -56,7 +56,7 @@ def _user(catalog, login):
 
 def ensure_admin(catalog, out, bind):
     """On the first start with an empty database: an admin user, whose key is printed once."""
-    with catalog.database.connection_context(), catalog.database.atomic():
+    with catalog.database.connection_context(), catalog.write_transaction():
         if catalog.User.select().exists():
             return
         admin = catalog.User.create(login="admin", name="Admin", admin=True)
@@ -139,7 +139,7 @@ def cmd_role_add(args, settings, out):
             hint = (f"did you mean {', '.join(close)}?" if close
                     else f"known permissions: {', '.join(sorted(known))}")
             raise CommandError(f"unknown permission {name!r}; {hint}")
-    with catalog.database.connection_context(), catalog.database.atomic():
+    with catalog.database.connection_context(), catalog.write_transaction():
         try:
             role = catalog.Role.create(name=args.name)
         except peewee.IntegrityError:
@@ -152,7 +152,7 @@ def cmd_role_add(args, settings, out):
 
 def cmd_member_add(args, settings, out):
     catalog = open_catalog(settings)
-    with catalog.database.connection_context(), catalog.database.atomic():
+    with catalog.database.connection_context(), catalog.write_transaction():
         user = _user(catalog, args.login)
         project = catalog.Project.get_or_none(catalog.Project.identifier == args.project)
         if project is None:

@@ -99,7 +99,7 @@ def enter_wal(conn):
             conn.execute("PRAGMA journal_mode = wal").fetchall()
             return
         except sqlite3.OperationalError as error:
-            if "locked" not in str(error) or attempt == WAL_ATTEMPTS:
+            if error.sqlite_errorcode != sqlite3.SQLITE_BUSY or attempt == WAL_ATTEMPTS:
                 raise
         conn.execute("BEGIN IMMEDIATE")
         conn.execute("ROLLBACK")
