@@ -17,6 +17,7 @@ from app.settings import Settings, SettingsError
 from plugins.manager import PluginError, container_types, create_plugin_manager, known_permissions
 from storage.blobs import open_blob_store
 from storage.cleanup import remove_unclaimed
+from storage.database import release_connections
 from storage.migrations import LATEST_VERSION, MigrationError, migrate
 from storage.orphans import find_orphans, remove_orphans
 from storage.models import utc_now
@@ -85,6 +86,8 @@ def cmd_serve(args, settings, out):
     if swept:
         print(f"affix: removed {swept} partial upload{'' if swept == 1 else 's'} left in staging "
               "by an earlier stop", file=out, flush=True)
+    # the workers fork from this process: none may inherit its database connection or lock file
+    release_connections(catalog.database)
     AffixServer(settings, {
         "bind": args.bind,
         "workers": args.workers,

@@ -23,7 +23,9 @@ from app.settings import Settings, SettingsError
 from conftest import FROZEN_NOW, People, Stored, png_bytes, upload_body
 from plugins.manager import create_plugin_manager
 from test_claiming import race
-from test_server import booted_worker_pids, free_port, md5, random_bytes, stop, wait_for
+from test_server import (
+    booted_worker_pids, free_port, md5, open_files_below, random_bytes, stop, wait_for,
+)
 from test_upload import assert_error
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -305,16 +307,6 @@ def upload_and_read(base_url, headers, file_name, content):
         timeout=REQUEST_TIMEOUT,
     )
     return uploaded, downloaded
-
-
-def open_files_below(pid, directory) -> list:
-    """The files below ``directory`` that process ``pid`` has open (Linux)."""
-    fd_dir = Path(f"/proc/{pid}/fd")
-    targets = []
-    for fd in fd_dir.iterdir():
-        with contextlib.suppress(FileNotFoundError):
-            targets.append(Path(os.readlink(fd)))
-    return [target for target in targets if target.is_relative_to(directory)]
 
 
 def served_by(server_log) -> set:

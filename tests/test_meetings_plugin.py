@@ -20,7 +20,9 @@ import requests
 
 from conftest import basic_auth, hal_error, upload_body
 from storage.database import open_database
-from test_server import HOST, REPO_ROOT, WORKERS, await_startup, free_port, stop
+from test_server import (
+    HOST, REPO_ROOT, WORKERS, await_startup, free_port, stop_expecting_it_running,
+)
 
 MEETINGS_SOURCE = REPO_ROOT / "tests" / "plugin_packages" / "affix-meetings"
 DISTRIBUTION = "affix-meetings"
@@ -189,7 +191,7 @@ def serving(environment, site, api_key=None, **settings):
         key = await_startup(process, port, stdout_path, stderr_path, api_key)
         yield Server(port, key, stdout_path)
     finally:
-        stop(process)
+        stop_expecting_it_running(process, stderr_path)
 
 
 # --- the data: a member who may only edit meetings, and a meeting --------------------------------

@@ -25,7 +25,7 @@ from storage.models import utc_now
 from test_claiming import race
 from test_server import (
     HOST, REPO_ROOT, REQUEST_TIMEOUT, ServedAffix, await_startup, free_port, md5, multipart_upload,
-    stop,
+    stop_expecting_it_running,
 )
 
 WORKERS = 2
@@ -107,7 +107,7 @@ def start_node(stack, name, run_dir, environ, api_key=None) -> Node:
              "--workers", str(WORKERS), "--threads", str(THREADS)],
             cwd=REPO_ROOT, env={**environ, "AFFIX_DATA_DIR": str(run_dir / "data")},
             stdin=subprocess.DEVNULL, stdout=stdout, stderr=stderr, start_new_session=True)
-    stack.callback(stop, process)
+    stack.callback(stop_expecting_it_running, process, stderr_path)
     # the first node to start creates the admin and announces its key; the second finds it
     return Node(port, await_startup(process, port, stdout_path, stderr_path, api_key), name)
 

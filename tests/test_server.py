@@ -85,6 +85,7 @@ class ServedAffix:
 
 @dataclasses.dataclass
 class RunningServer(ServedAffix):
+    master_pid: int
     stored: Stored
     staging: Path
     stderr_path: Path
@@ -98,6 +99,16 @@ class RunningServer(ServedAffix):
 
     def staged_blobs(self) -> list:
         return list(self.staging.iterdir())
+
+
+def open_files_below(pid, directory) -> list:
+    """The files below ``directory`` that process ``pid`` has open (Linux)."""
+    fd_dir = Path(f"/proc/{pid}/fd")
+    targets = []
+    for fd in fd_dir.iterdir():
+        with contextlib.suppress(FileNotFoundError):
+            targets.append(Path(os.readlink(fd)))
+    return [target for target in targets if target.is_relative_to(directory)]
 
 
 def booted_worker_pids(server_log) -> set:
@@ -148,6 +159,16 @@ def await_startup(process, port, stdout_path, stderr_path, api_key=None) -> str:
     )
 
 
+def stop_expecting_it_running(process, stderr_path):
+    """stop() a server that should still be running: one that exited on its own during the
+    test fails it, with what it printed (its requests only said "connection refused")."""
+    exited = process.poll()
+    stop(process)
+    if exited is not None:
+        pytest.fail(f"affix serve exited with status {exited} during the test.\n"
+                    f"stderr:\n{stderr_path.read_text(errors='replace')}")
+
+
 def stop(process):
     """SIGTERM for a graceful stop; SIGKILL for the whole process group if that hangs."""
     if process.poll() is None:
@@ -186,13 +207,14 @@ def running_server(run_dir: Path, databases, max_attachment_size, extra_environ=
         blob_root = Path(settings.storage_url)
         try:
             yield RunningServer(
-                port=port, api_key=api_key, stored=Stored(catalog, blob_root),
+                port=port, api_key=api_key, master_pid=process.pid,
+                stored=Stored(catalog, blob_root),
                 staging=blob_root / ".staging", stderr_path=stderr_path,
             )
         finally:
             catalog.database.close()
     finally:
-        stop(process)
+        stop_expecting_it_running(process, stderr_path)
 
 
 @pytest.fixture
@@ -451,6 +473,18 @@ def test_download_and_a_byte_range_serve_the_uploaded_bytes(server):
     assert ranged.headers["Content-Length"] == "100"
     assert ranged.content == content[100:200]
     assert_stored_exactly(server, {attachment_id: ("big.bin", content)})
+
+
+@pytest.mark.sqlite_only("reads which files the master has open; PostgreSQL's are sockets")
+def test_the_workers_fork_from_a_master_holding_no_database_file_open(server, tmp_path):
+    # the master made the admin, so it had the database open; a worker inheriting that
+    # connection (or the writers' lock file) would share it with the master and its siblings
+    content = random_bytes(10 * KiB, seed=5)
+    assert_uploaded(upload(server, "a.bin", content), "a.bin", content)
+
+    assert open_files_below(server.master_pid, tmp_path / "data") == []
+    assert sorted(path.name for path in (tmp_path / "data").iterdir()) == [
+        "affix.sqlite3", "affix.sqlite3-shm", "affix.sqlite3-wal", "affix.sqlite3-writers", "blobs"]
 
 
 def test_the_content_path_serves_the_same_bytes_as_download(server):
