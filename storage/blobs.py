@@ -10,12 +10,15 @@ import secrets
 from pathlib import Path
 
 STAGING_DIR = ".staging"
+# keys spread over 256 folders named by two hex digits, made once when the store opens: a
+# commit then creates no folder, so the only directory it must make durable is its own
+FAN_OUT = [f"{number:02x}" for number in range(256)]
 
 
 def new_storage_key() -> str:
-    """A random, content-independent key, fanned out over two directory levels."""
+    """A random, content-independent key in one of the :data:`FAN_OUT` folders."""
     token = secrets.token_hex(16)
-    return f"{token[:2]}/{token[2:4]}/{token}"
+    return f"{token[:2]}/{token}"
 
 
 def _fsync_directory(path: Path):
@@ -44,7 +47,6 @@ class StagedLocalBlob:
         self._file.close()
         key = new_storage_key()
         target = self._store.path_of(key)
-        target.parent.mkdir(parents=True, exist_ok=True)
         os.rename(self.path, target)
         # the rename is durable only once the directory entry is
         _fsync_directory(target.parent)
@@ -62,6 +64,16 @@ class LocalBlobStore:
         self.root = Path(root)
         self.staging = self.root / STAGING_DIR
         self.staging.mkdir(parents=True, exist_ok=True)
+        created = False
+        for name in FAN_OUT:
+            try:
+                (self.root / name).mkdir()
+            except FileExistsError:
+                continue
+            created = True
+        if created:
+            # the new folders' entries, durable before any blob is renamed into them
+            _fsync_directory(self.root)
 
     def sweep_staging(self) -> int:
         """Remove what uploads cut short by a crash left in staging; returns how many.

@@ -2,6 +2,7 @@
 helpers to build multipart bodies and to snapshot what is stored."""
 import base64
 import datetime
+import re
 import struct
 import uuid
 import zlib
@@ -18,6 +19,8 @@ from postgres import SERVER_URL_VARIABLE, PostgresServer
 
 FROZEN_NOW = datetime.datetime(2014, 5, 21, 8, 51, 20)
 SMALL_LIMIT = 64 * 1024
+# what every blob store names a blob: its fan-out folder, then a random token starting with it
+STORAGE_KEY = re.compile(r"([0-9a-f]{2})/\1[0-9a-f]{30}")
 # every test that stores anything runs once on each
 DATABASE_KINDS = ("sqlite", "postgresql")
 

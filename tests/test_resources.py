@@ -10,11 +10,10 @@ import falcon.testing
 import pytest
 
 from app.attachments import AttachmentService
-from conftest import png_bytes, upload_body
+from conftest import STORAGE_KEY, png_bytes, upload_body
 from test_upload import assert_error, post
 
 NOT_FOUND = "The specified attachment does not exist."
-STORAGE_KEY = re.compile(r"([0-9a-f]{2})/([0-9a-f]{2})/\1\2[0-9a-f]{28}")
 
 
 def upload(client, people, login="ada", name="cat.png", content=b"hello"):

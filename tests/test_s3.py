@@ -9,7 +9,6 @@ import hashlib
 import io
 import json
 import random
-import re
 import weakref
 
 import falcon.testing
@@ -20,7 +19,9 @@ from botocore.stub import Stubber
 
 from app import create_app
 from app.settings import Settings, SettingsError
-from conftest import FROZEN_NOW, SMALL_LIMIT, Stored, hal_error, png_bytes, upload_body
+from conftest import (
+    FROZEN_NOW, SMALL_LIMIT, STORAGE_KEY, Stored, hal_error, png_bytes, upload_body,
+)
 from moto_server import s3_bucket, s3_environ, s3_options, s3_server  # noqa: F401 (fixtures)
 from storage.blobs import open_blob_store
 from storage.orphans import find_orphans
@@ -29,7 +30,6 @@ from test_server import HIGH_LIMIT, REQUEST_TIMEOUT, free_port, running_server
 
 MiB = 1024 * 1024
 PREFIX = "blobs"
-STORAGE_KEY = re.compile(r"[0-9a-f]{2}/[0-9a-f]{2}/[0-9a-f]{32}")
 # above one part, so that every refusal below comes after a part went into a multipart upload
 PAST_ONE_PART = PART_SIZE + MiB
 

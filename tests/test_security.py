@@ -14,10 +14,9 @@ import falcon.testing
 import pytest
 
 from app.cli import main as affix_main
-from conftest import basic_auth, multipart, png_bytes, upload_body
+from conftest import STORAGE_KEY, basic_auth, multipart, png_bytes, upload_body
 
 README = Path(__file__).resolve().parent.parent / "README.md"
-STORAGE_KEY = re.compile(r"([0-9a-f]{2})/([0-9a-f]{2})/\1\2[0-9a-f]{28}")
 NO_SUCH_ATTACHMENT = {
     "_type": "Error", "errorIdentifier": "urn:openproject-org:api:v3:errors:NotFound",
     "message": "The specified attachment does not exist.",

@@ -5,7 +5,6 @@ import errno
 import hashlib
 import json
 import os
-import re
 
 import falcon.testing
 import peewee
@@ -13,7 +12,9 @@ import peewee
 import pytest
 
 from app import create_app
-from conftest import FROZEN_NOW, SMALL_LIMIT, hal_error, multipart, png_bytes, upload_body
+from conftest import (
+    FROZEN_NOW, SMALL_LIMIT, STORAGE_KEY, hal_error, multipart, png_bytes, upload_body,
+)
 
 URN = "urn:openproject-org:api:v3:errors:"
 
@@ -410,5 +411,5 @@ def test_file_names_are_data_never_paths(client, people, stored):
     ((_, stored_name, _, _, key),) = stored.rows()
     assert stored_name == name
     # the key is the store's own random token, nothing of the name
-    assert re.fullmatch(r"([0-9a-f]{2})/([0-9a-f]{2})/\1\2[0-9a-f]{28}", key)
+    assert STORAGE_KEY.fullmatch(key)
     assert list(stored.files()) == [key]
