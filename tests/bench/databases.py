@@ -20,7 +20,7 @@ from pathlib import Path
 
 from tests.bench.run import (
     MiB, POOL_SIZE, Row, add_small_upload_options, affix_server, bench_parser, bench_small_uploads,
-    print_table, run_bench, say,
+    print_table, run_bench, say, small_upload_detail_rows,
 )
 from tests.postgres import SERVER_URL_VARIABLE, PostgresServer
 
@@ -65,15 +65,12 @@ def run(args):
 
 
 def report(args, postgresql, sqlite):
-    def row(label, key, digits):
-        return Row(label, f"{postgresql[key]:.{digits}f}", f"{sqlite[key]:.{digits}f}",
-                   f"{postgresql[key] / sqlite[key]:.2f}", "", "")
-
     say()
     print_table(
-        [row(f"4 KiB uploads/s, {args.clients} clients, {args.duration:g} s", "rate", 1),
-         row("  latency p50, ms", "p50", 1), row("  latency p99, ms", "p99", 1),
-         row("  worker CPU ms per upload", "cpu_ms", 1)],
+        [Row(f"4 KiB uploads/s, {args.clients} clients, {args.duration:g} s",
+             f"{postgresql['rate']:.1f}", f"{sqlite['rate']:.1f}",
+             f"{postgresql['rate'] / sqlite['rate']:.2f}", "", ""),
+         *small_upload_detail_rows(postgresql, sqlite)],
         f"Results (gunicorn gthread {args.workers}x{args.threads}, loopback; load average now "
         f"{' '.join(f'{value:.2f}' for value in os.getloadavg())})"
         + (" -- QUICK run" if args.quick else ""),

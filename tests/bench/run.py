@@ -7,7 +7,9 @@ Scenarios, each run on affix and on the baseline (tests/bench/baseline.py) in al
 
 1. one large upload (default 256 MiB; the same multipart body for both) -> MB/s, median of runs
 2. worker peak RSS minus idle RSS for one 64 MiB and one 1 GiB upload -> MiB
-3. 4 KiB uploads from 16 concurrent clients for a fixed duration -> uploads/s, p50, p99
+3. 4 KiB uploads from 16 concurrent clients for a fixed duration -> uploads/s, p50, p99; run on
+   the stack's floor too (tests/bench/floor.py), which tells what the libraries affix is built
+   on cost from what affix adds
 4. one large download (affix /download vs sendfile in the baseline) -> MB/s, median of runs
 
 MB is 10**6 bytes. Everything runs in temporary folders that are removed at the end, as are the
@@ -248,20 +250,45 @@ def affix_server(run_dir: Path, workers, threads, max_size, name="affix", extra_
         yield server
 
 
+def gunicorn_command(app, workers, threads, port) -> list:
+    """gunicorn's command line for ``app`` with the settings affix serve gives it
+    (app/cli.py)."""
+    return [sys.executable, "-m", "gunicorn", "--worker-class", "gthread",
+            "--workers", str(workers), "--threads", str(threads),
+            "--bind", f"{HOST}:{port}", "--no-control-socket", app]
+
+
 @contextlib.contextmanager
 def baseline_server(run_dir: Path, workers, threads):
     port = free_port()
     files_dir = run_dir / "files"
     files_dir.mkdir(parents=True)
     environ = clean_environ(BENCH_BASELINE_DIR=str(files_dir))
-    # the settings affix serve gives gunicorn (app/cli.py), on gunicorn's command line
-    command = [sys.executable, "-m", "gunicorn", "--worker-class", "gthread",
-               "--workers", str(workers), "--threads", str(threads),
-               "--bind", f"{HOST}:{port}", "--no-control-socket",
-               "tests.bench.baseline:app"]
+    command = gunicorn_command("tests.bench.baseline:app", workers, threads, port)
     with _spawn("baseline", command, environ, run_dir) as (process, stdout_path, stderr_path):
         server = Server("baseline", process, port, workers, stdout_path, stderr_path,
                         ready_path="/", upload_path="/upload", files_dir=files_dir)
+        _await_ready(server)
+        yield server
+
+
+@contextlib.contextmanager
+def floor_server(run_dir: Path, workers, threads):
+    """The stack's floor (tests/bench/floor.py) for the small uploads, under the same gunicorn
+    settings as the baseline."""
+    from tests.bench import floor
+    port = free_port()
+    folder = run_dir / "data"
+    api_key = secrets.token_hex(16)
+    floor.prepare(folder, api_key)
+    environ = clean_environ(BENCH_FLOOR_DIR=str(folder))
+    command = gunicorn_command("tests.bench.floor:app_from_environ()", workers, threads, port)
+    with _spawn("floor", command, environ, run_dir) as (process, stdout_path, stderr_path):
+        server = Server(
+            "floor", process, port, workers, stdout_path, stderr_path,
+            ready_path="/", upload_path="/upload",
+            headers={"Authorization": "Basic " + b64encode(f"apikey:{api_key}".encode()).decode()},
+        )
         _await_ready(server)
         yield server
 
@@ -727,8 +754,10 @@ def run(args):
                     fresh.enter_context(baseline_server(
                         root / "baseline-rss", args.workers, args.threads)),
                 ], pool, args.rss_sizes)
-            small = bench_small_uploads(servers, pool, args.clients, args.client_processes,
-                                        args.duration)
+            # the stack's floor runs beside them in this scenario only
+            with floor_server(root / "floor", args.workers, args.threads) as floor:
+                small = bench_small_uploads([affix, floor, baseline], pool, args.clients,
+                                            args.client_processes, args.duration)
             downloads = bench_downloads(servers, pool, args.size, args.runs)
             for server in servers:
                 if "Traceback" in server.log() or "[ERROR]" in server.log():
@@ -745,6 +774,15 @@ def detail_rows(results):
             f"{affix['best'] / baseline['best']:.2f}", "", ""),
         Row("  worker CPU s per GiB (median)", f"{affix['cpu']:.2f}", f"{baseline['cpu']:.2f}",
             f"{affix['cpu'] / baseline['cpu']:.2f}", "", ""),
+    ]
+
+
+def small_upload_detail_rows(server, baseline):
+    return [
+        Row(label, f"{server[key]:.1f}", f"{baseline[key]:.1f}",
+            f"{server[key] / baseline[key]:.2f}", "", "")
+        for key, label in (("p50", "  latency p50, ms"), ("p99", "  latency p99, ms"),
+                           ("cpu_ms", "  worker CPU ms per upload"))
     ]
 
 
@@ -766,10 +804,7 @@ def report(args, uploads, rss, small, downloads):
     rows.append(Row(f"3 4 KiB uploads/s, {args.clients} clients, {args.duration:g} s",
                     f"{small['affix']['rate']:.1f}", f"{small['baseline']['rate']:.1f}",
                     f"{ratio:.2f}", f">= {TARGETS['small']}", verdict(ratio, TARGETS['small'])))
-    for key, label in (("p50", "  latency p50, ms"), ("p99", "  latency p99, ms"),
-                       ("cpu_ms", "  worker CPU ms per upload")):
-        rows.append(Row(label, f"{small['affix'][key]:.1f}", f"{small['baseline'][key]:.1f}",
-                        f"{small['affix'][key] / small['baseline'][key]:.2f}", "", ""))
+    rows.extend(small_upload_detail_rows(small["affix"], small["baseline"]))
     ratio = downloads["affix"]["mbps"] / downloads["baseline"]["mbps"]
     rows.append(Row(f"4 download {size}, MB/s (median of {args.runs})",
                     f"{downloads['affix']['mbps']:.1f}", f"{downloads['baseline']['mbps']:.1f}",
@@ -781,6 +816,16 @@ def report(args, uploads, rss, small, downloads):
                       f"MB = 10^6 bytes; load average now "
                       f"{' '.join(f'{value:.2f}' for value in os.getloadavg())})"
                       + (" -- QUICK run: sizes are not the targets'" if args.quick else ""))
+    say()
+    floor, baseline = small["floor"], small["baseline"]
+    print_table(
+        [Row("3 4 KiB uploads/s", f"{floor['rate']:.1f}", f"{baseline['rate']:.1f}",
+             f"{floor['rate'] / baseline['rate']:.2f}", f"{small['affix']['rate']:.1f}",
+             f"{small['affix']['rate'] / floor['rate']:.2f}"),
+         *small_upload_detail_rows(floor, baseline)],
+        "The stack's floor in scenario 3 (tests/bench/floor.py: Falcon, streaming-form-data "
+        "and peewee doing a durable upload and nothing else)",
+        headers=Row("scenario", "floor", "baseline", "floor/base", "affix", "affix/floor"))
 
 
 def run_bench(run, args) -> int:
