@@ -27,13 +27,14 @@ from streaming_form_data.targets import BaseTarget, ValueTarget
 
 READ_CHUNK_SIZE = 1024 * 1024
 PRAGMAS = {"journal_mode": "wal", "synchronous": "full", "busy_timeout": 10_000}
+DATABASE_FILE = "floor.sqlite3"
 
 
-def _database(folder) -> peewee.SqliteDatabase:
-    return peewee.SqliteDatabase(os.path.join(folder, "floor.sqlite3"), pragmas=PRAGMAS)
+def open_database(folder) -> peewee.SqliteDatabase:
+    return peewee.SqliteDatabase(os.path.join(folder, DATABASE_FILE), pragmas=PRAGMAS)
 
 
-def _models(db):
+def models(db):
     class Key(peewee.Model):
         key_hash = peewee.CharField(unique=True)
 
@@ -58,8 +59,8 @@ def _key_hash(key: str) -> str:
 
 def prepare(folder, api_key):
     os.makedirs(os.path.join(folder, ".staging"))
-    db = _database(folder)
-    Key, Upload = _models(db)
+    db = open_database(folder)
+    Key, Upload = models(db)
     with db:
         db.create_tables([Key, Upload])
         Key.create(key_hash=_key_hash(api_key))
@@ -107,7 +108,7 @@ class UploadResource:
     def __init__(self, folder, db):
         self.folder = folder
         self.db = db
-        self.Key, self.Upload = _models(db)
+        self.Key, self.Upload = models(db)
 
     def _authenticate(self, req):
         scheme, _, credentials = (req.get_header("Authorization") or "").partition(" ")
@@ -146,7 +147,7 @@ class ReadyResource:
 def create_app(folder):
     app = falcon.App()
     app.add_route("/", ReadyResource())
-    app.add_route("/upload", UploadResource(folder, _database(folder)))
+    app.add_route("/upload", UploadResource(folder, open_database(folder)))
     return app
 
 
