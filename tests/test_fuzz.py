@@ -142,14 +142,8 @@ class Snapshots:
         catalog = self.stored.catalog
         with catalog.database.connection_context():
             catalog.Attachment.delete_by_id(row_id)
-        path = self.stored.blob_root / key
-        path.unlink(missing_ok=True)
-        # the fan-out folders too, or every snapshot walks more of them
-        for folder in (path.parent, path.parent.parent):
-            try:
-                folder.rmdir()
-            except OSError:
-                break
+        # the blob only: its fan-out folder belongs to the store
+        (self.stored.blob_root / key).unlink(missing_ok=True)
 
 
 @pytest.fixture
