@@ -71,7 +71,9 @@ def affix_container_types(catalog):
     container's attachments, an upload straight into it, and (with a JSON body naming
     ``_links.attachments``) claiming uploads for it. ``catalog`` is the app's database
     catalogue: a plugin that keeps its containers in tables of its own binds its models to
-    ``catalog.database`` and creates them here, and looks projects up in ``catalog.Project``.
+    ``catalog.database`` and creates them here, inside ``catalog.schema_change()`` (every
+    worker of every node calls this hook as it starts, and the lock makes them take turns), and
+    looks projects up in ``catalog.Project``.
 
     Example::
 
@@ -80,7 +82,7 @@ def affix_container_types(catalog):
         @hookimpl
         def affix_container_types(catalog):
             Meeting = meeting_model(catalog.database)
-            with catalog.database.connection_context():
+            with catalog.schema_change():
                 catalog.database.create_tables([Meeting], safe=True)
             return [ContainerType(
                 name="Meeting", segment="meetings",

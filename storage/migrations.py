@@ -166,7 +166,7 @@ def migrate(database) -> list[Migration]:
         with database.connection_context():
             if _checked(schema_version(database)) == LATEST_VERSION:
                 return []
-            with _migration_lock(database):
+            with migration_lock(database):
                 # read again under the lock: another node may have migrated meanwhile
                 version = _checked(schema_version(database))
                 if not database.table_exists(VERSION_TABLE):
@@ -200,8 +200,9 @@ def _record(database, migration, note=""):
 
 
 @contextlib.contextmanager
-def _migration_lock(database):
-    """A transaction that holds the migration lock until it commits or rolls back."""
+def migration_lock(database):
+    """A transaction that holds the migration lock until it commits or rolls back; plugins
+    changing their own tables take it through :meth:`storage.models.Catalog.schema_change`."""
     if dialect(database) == "postgresql":
         with database.atomic():
             database.execute_sql("SELECT pg_advisory_xact_lock(%s)", (POSTGRES_MIGRATION_LOCK,))

@@ -9,6 +9,7 @@ import datetime
 import peewee
 
 from storage.database import AffixSqliteDatabase
+from storage.migrations import migration_lock
 
 # ids are 64-bit integers in every database we support; a larger number names no row, and
 # asking a driver for it raises instead of finding nothing
@@ -146,6 +147,26 @@ class Catalog:
             return
         with self.database.writers.turn(), self.database.atomic("IMMEDIATE"):
             yield
+
+    @contextlib.contextmanager
+    def schema_change(self):
+        """A transaction for a plugin's changes to tables of its own, holding the lock that
+        affix's migrations hold.
+
+        Every worker of every node asks the plugins for their container types as it starts, so
+        a plugin creating its tables there runs as many times at once; PostgreSQL's ``CREATE
+        TABLE IF NOT EXISTS`` is not safe against a concurrent one (the second fails on the
+        catalogue's unique index, and with it the worker's start). Under the lock they take
+        turns, and all but the first find the table there. Opens a connection when none is
+        open, and closes only that one.
+        """
+        opened = self.database.connect(reuse_if_open=True)
+        try:
+            with migration_lock(self.database):
+                yield
+        finally:
+            if opened:
+                self.database.close()
 
     def user_holds_any(self, user, permissions, project=None) -> bool:
         """Whether a role of ``user`` holds one of ``permissions``: in ``project``, or in at

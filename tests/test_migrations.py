@@ -1,13 +1,16 @@
 """Versioned migrations: a fresh database, a database affix made before it had migrations, two
-nodes migrating at once, a database newer than the code, and ``affix migrate``."""
+nodes migrating at once, a database newer than the code, ``affix migrate``, and plugins' schema
+changes under the same lock."""
 import contextlib
 import io
 import sqlite3
 import subprocess
 import sys
 import threading
+import time
 
 import falcon.testing
+import peewee
 import pytest
 
 from app import connect_catalog, create_app, open_catalog
@@ -23,6 +26,8 @@ APPLIED_ALL = "".join(f"applied migration {each.version}: {each.description}\n"
                       for each in MIGRATIONS) + "the database schema is now at version 2\n"
 UP_TO_DATE = "the database schema is already at version 2\n"
 COMMAND_TIMEOUT = 60
+LOCK_WAIT_TIMEOUT = 30
+PLUGIN_TABLE = "plugin_things"
 
 
 def recorded_versions(database):
@@ -195,3 +200,81 @@ def test_a_dropped_postgresql_database_answers_503(client, people, settings, pos
     assert response.status_code == 503
     assert response.json["errorIdentifier"] == (
         "urn:openproject-org:api:v3:errors:ServiceUnavailable")
+
+
+def plugin_model(catalog):
+    """A model of a plugin's own table, bound to ``catalog``'s database as a plugin binds it."""
+    class Thing(peewee.Model):
+        title = peewee.CharField()
+
+        class Meta:
+            database = catalog.database
+            table_name = PLUGIN_TABLE
+    return Thing
+
+
+def create_plugin_table(catalog):
+    with catalog.schema_change():
+        catalog.database.create_tables([plugin_model(catalog)], safe=True)
+
+
+def await_waiting_lock(database) -> str:
+    """The type of the first lock some session waits for, once one does."""
+    deadline = time.monotonic() + LOCK_WAIT_TIMEOUT
+    with database.connection_context():
+        while time.monotonic() < deadline:
+            waiting = database.execute_sql(
+                "SELECT locktype FROM pg_locks WHERE NOT granted").fetchall()
+            if waiting:
+                return waiting[0][0]
+            time.sleep(0.01)
+    pytest.fail(f"no session waited for a lock within {LOCK_WAIT_TIMEOUT} s")
+
+
+@pytest.mark.postgresql_only("SQLite's write lock makes a second CREATE TABLE wait for the first "
+                             "and then find the table; the race is PostgreSQL's")
+def test_two_workers_creating_a_plugins_table_at_once_take_turns(settings):
+    first, second = connect_catalog(settings), connect_catalog(settings)
+    failures = []
+
+    def second_worker():
+        try:
+            create_plugin_table(second)
+        except Exception as error:  # noqa: BLE001 (reported by the assertion below)
+            failures.append(error)
+
+    worker = threading.Thread(target=second_worker)
+    with first.schema_change():
+        first.database.create_tables([plugin_model(first)], safe=True)
+        worker.start()
+        # without the lock the second would wait on the first's new catalogue row instead, and
+        # fail on its unique index once the first commits
+        assert await_waiting_lock(connect_catalog(settings).database) == "advisory"
+    worker.join()
+
+    assert failures == []
+    with first.database.connection_context():
+        assert PLUGIN_TABLE in first.database.get_tables()
+
+
+def test_a_schema_change_opens_a_connection_only_when_none_is_open(settings):
+    catalog = connect_catalog(settings)
+    with catalog.schema_change():
+        assert not catalog.database.is_closed()
+    assert catalog.database.is_closed()
+
+    catalog.database.connect()
+    with catalog.schema_change():
+        pass
+    assert not catalog.database.is_closed()
+    catalog.database.close()
+
+
+def test_a_failed_schema_change_leaves_no_table(settings):
+    catalog = connect_catalog(settings)
+    with pytest.raises(RuntimeError, match="the plugin gave up"):
+        with catalog.schema_change():
+            catalog.database.create_tables([plugin_model(catalog)], safe=True)
+            raise RuntimeError("the plugin gave up")
+    with catalog.database.connection_context():
+        assert PLUGIN_TABLE not in catalog.database.get_tables()

@@ -47,7 +47,9 @@ def affix_permissions():
 def affix_container_types(catalog):
     """Meetings, kept in this plugin's own table of affix's database."""
     meeting_model = define_meeting_model(catalog)
-    create_table(catalog.database, meeting_model)
+    # every worker of every node runs this as it starts: schema_change makes them take turns
+    with catalog.schema_change():
+        catalog.database.create_tables([meeting_model], safe=True)
     return [MeetingType(meeting_model)]
 
 
@@ -82,21 +84,6 @@ def define_meeting_model(catalog):
             table_name = "affix_meetings"
 
     return Meeting
-
-
-def create_table(database, model):
-    """Create ``model``'s table unless it exists.
-
-    affix opens its database without autoconnect, and calls this hook with no connection open
-    (the app factory) or inside its own (``affix role add``): open one only when there is
-    none, and close only the one opened here.
-    """
-    opened = database.connect(reuse_if_open=True)
-    try:
-        database.create_tables([model], safe=True)
-    finally:
-        if opened:
-            database.close()
 
 
 class MeetingType:
