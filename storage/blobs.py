@@ -16,7 +16,8 @@ FAN_OUT = [f"{number:02x}" for number in range(256)]
 
 
 def new_storage_key() -> str:
-    """A random, content-independent key in one of the :data:`FAN_OUT` folders."""
+    """A random, content-independent key under one of the :data:`FAN_OUT` prefixes (folders in
+    a local store)."""
     token = secrets.token_hex(16)
     return f"{token[:2]}/{token}"
 
@@ -64,16 +65,12 @@ class LocalBlobStore:
         self.root = Path(root)
         self.staging = self.root / STAGING_DIR
         self.staging.mkdir(parents=True, exist_ok=True)
-        created = False
         for name in FAN_OUT:
-            try:
-                (self.root / name).mkdir()
-            except FileExistsError:
-                continue
-            created = True
-        if created:
-            # the new folders' entries, durable before any blob is renamed into them
-            _fsync_directory(self.root)
+            (self.root / name).mkdir(exist_ok=True)
+        # the folders' entries, durable before a blob is renamed into one; also when they were
+        # found rather than made: their maker may have crashed, or still be on its way, before
+        # its own fsync
+        _fsync_directory(self.root)
 
     def sweep_staging(self) -> int:
         """Remove what uploads cut short by a crash left in staging; returns how many.
