@@ -25,7 +25,7 @@ from plugins.manager import (
     container_types, create_plugin_manager, host_login, upload_permissions,
 )
 from storage.blobs import open_blob_store
-from storage.database import open_database
+from storage.database import open_database, release_connections
 from storage.migrations import migrate
 from storage.models import Catalog, utc_now
 
@@ -76,6 +76,8 @@ def create_app(settings: Settings | None = None, *, plugin_manager=None, clock=u
         plugin_manager.register(TrustRemoteUser(), name="remote-user")
     catalog = open_catalog(settings)
     kinds = container_types(plugin_manager, catalog)
+    # plugins may have used the database making their tables: nothing of it may cross a fork
+    release_connections(catalog.database)
     service = AttachmentService(
         catalog, open_blob_store(settings.storage_url, settings.s3), ContentSniffer(), clock,
         Permissions(catalog, upload_permissions(plugin_manager)), kinds, plugin_manager,

@@ -199,13 +199,18 @@ def _record(database, migration, note=""):
         (migration.version, f"{migration.description} {note}".strip()))
 
 
+def take_postgres_schema_lock(database):
+    """Wait for the lock of schema changes and hold it until the transaction ends: migrations
+    take it, and plugins changing their own tables (:meth:`storage.models.Catalog.schema_change`)."""
+    database.execute_sql("SELECT pg_advisory_xact_lock(%s)", (POSTGRES_MIGRATION_LOCK,))
+
+
 @contextlib.contextmanager
 def migration_lock(database):
-    """A transaction that holds the migration lock until it commits or rolls back; plugins
-    changing their own tables take it through :meth:`storage.models.Catalog.schema_change`."""
+    """A transaction that holds the migration lock until it commits or rolls back."""
     if dialect(database) == "postgresql":
         with database.atomic():
-            database.execute_sql("SELECT pg_advisory_xact_lock(%s)", (POSTGRES_MIGRATION_LOCK,))
+            take_postgres_schema_lock(database)
             yield
         return
     # a table rebuild must neither fire ON DELETE CASCADE nor check references half-way; the

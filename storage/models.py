@@ -9,7 +9,7 @@ import datetime
 import peewee
 
 from storage.database import AffixSqliteDatabase
-from storage.migrations import migration_lock
+from storage.migrations import dialect, take_postgres_schema_lock
 
 # ids are 64-bit integers in every database we support; a larger number names no row, and
 # asking a driver for it raises instead of finding nothing
@@ -150,19 +150,22 @@ class Catalog:
 
     @contextlib.contextmanager
     def schema_change(self):
-        """A transaction for a plugin's changes to tables of its own, holding the lock that
-        affix's migrations hold.
+        """A transaction for a plugin's changes to tables of its own, which take turns with
+        every other schema change.
 
         Every worker of every node asks the plugins for their container types as it starts, so
         a plugin creating its tables there runs as many times at once; PostgreSQL's ``CREATE
         TABLE IF NOT EXISTS`` is not safe against a concurrent one (the second fails on the
-        catalogue's unique index, and with it the worker's start). Under the lock they take
-        turns, and all but the first find the table there. Opens a connection when none is
-        open, and closes only that one.
+        catalogue's unique index, and with it the worker's start). So on PostgreSQL this holds
+        the lock affix's migrations hold; on SQLite a write transaction is enough, as SQLite
+        lets one writer at a time change the file. Opens a connection when none is open, and
+        closes only that one.
         """
         opened = self.database.connect(reuse_if_open=True)
         try:
-            with migration_lock(self.database):
+            with self.write_transaction():
+                if dialect(self.database) == "postgresql":
+                    take_postgres_schema_lock(self.database)
                 yield
         finally:
             if opened:

@@ -22,6 +22,7 @@ from app import create_app, open_catalog
 from app.settings import Settings, SettingsError
 from conftest import FROZEN_NOW, People, Stored, png_bytes, upload_body
 from plugins.manager import create_plugin_manager
+from storage.database import release_connections
 from test_claiming import race
 from test_server import (
     booted_worker_pids, free_port, md5, open_files_below, random_bytes, stop, wait_for,
@@ -281,6 +282,34 @@ def test_importing_affix_creates_and_opens_nothing(tmp_path):
     assert result.stdout == f"{REPO_ROOT / 'app' / '__init__.py'}\n[]\n"
     assert list(cwd.iterdir()) == []
     assert not data_dir.exists()
+
+
+class TableOfItsOwn:
+    """A plugin that makes a table of its own as its container types are asked for, the way
+    the README shows."""
+
+    @host_hookimpl
+    def affix_container_types(self, catalog):
+        with catalog.schema_change():
+            catalog.database.execute_sql(
+                "CREATE TABLE IF NOT EXISTS plugin_things (id INTEGER PRIMARY KEY)")
+        return []
+
+
+@pytest.mark.sqlite_only("an open connection shows as open files of the data dir; PostgreSQL's "
+                         "pool is released by the same call")
+def test_the_app_holds_no_database_file_open_once_made_even_after_a_plugin_used_it(
+        settings, plugin_manager):
+    # gunicorn --preload makes the app before it forks: a connection still open here would be
+    # shared by every worker
+    plugin_manager.register(TableOfItsOwn())
+    create_app(settings, plugin_manager=plugin_manager)
+
+    assert open_files_below(os.getpid(), settings.data_dir) == []
+    database = open_catalog(settings).database
+    with database.connection_context():
+        assert "plugin_things" in database.get_tables()
+    release_connections(database)
 
 
 ACCESS_LOG_LINE = re.compile(r"^<(\d+)> (\S+) (\S+) (\d{3})$", re.MULTILINE)

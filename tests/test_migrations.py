@@ -16,6 +16,7 @@ import pytest
 from app import connect_catalog, create_app, open_catalog
 from app.cli import main
 from conftest import FROZEN_NOW, People, hal_error, upload_body
+from storage.database import release_connections
 from storage.migrations import (
     LATEST_VERSION, MIGRATIONS, TABLES, VERSION_TABLE, MigrationError, create_tables, migrate,
     schema_version,
@@ -202,6 +203,20 @@ def test_a_dropped_postgresql_database_answers_503(client, people, settings, pos
         "urn:openproject-org:api:v3:errors:ServiceUnavailable")
 
 
+@pytest.fixture
+def new_catalog(settings):
+    """Independent handles on the test's database, as separate workers hold them; their
+    connections are closed at the end."""
+    made = []
+
+    def make():
+        made.append(connect_catalog(settings))
+        return made[-1]
+    yield make
+    for catalog in made:
+        release_connections(catalog.database)
+
+
 def plugin_model(catalog):
     """A model of a plugin's own table, bound to ``catalog``'s database as a plugin binds it."""
     class Thing(peewee.Model):
@@ -216,6 +231,11 @@ def plugin_model(catalog):
 def create_plugin_table(catalog):
     with catalog.schema_change():
         catalog.database.create_tables([plugin_model(catalog)], safe=True)
+
+
+def plugin_table_exists(catalog) -> bool:
+    with catalog.database.connection_context():
+        return PLUGIN_TABLE in catalog.database.get_tables()
 
 
 def await_waiting_lock(database) -> str:
@@ -233,8 +253,8 @@ def await_waiting_lock(database) -> str:
 
 @pytest.mark.postgresql_only("SQLite's write lock makes a second CREATE TABLE wait for the first "
                              "and then find the table; the race is PostgreSQL's")
-def test_two_workers_creating_a_plugins_table_at_once_take_turns(settings):
-    first, second = connect_catalog(settings), connect_catalog(settings)
+def test_two_workers_creating_a_plugins_table_at_once_take_turns(new_catalog):
+    first, second = new_catalog(), new_catalog()
     failures = []
 
     def second_worker():
@@ -249,16 +269,15 @@ def test_two_workers_creating_a_plugins_table_at_once_take_turns(settings):
         worker.start()
         # without the lock the second would wait on the first's new catalogue row instead, and
         # fail on its unique index once the first commits
-        assert await_waiting_lock(connect_catalog(settings).database) == "advisory"
+        assert await_waiting_lock(new_catalog().database) == "advisory"
     worker.join()
 
     assert failures == []
-    with first.database.connection_context():
-        assert PLUGIN_TABLE in first.database.get_tables()
+    assert plugin_table_exists(first)
 
 
-def test_a_schema_change_opens_a_connection_only_when_none_is_open(settings):
-    catalog = connect_catalog(settings)
+def test_a_schema_change_opens_a_connection_only_when_none_is_open(new_catalog):
+    catalog = new_catalog()
     with catalog.schema_change():
         assert not catalog.database.is_closed()
     assert catalog.database.is_closed()
@@ -270,11 +289,28 @@ def test_a_schema_change_opens_a_connection_only_when_none_is_open(settings):
     catalog.database.close()
 
 
-def test_a_failed_schema_change_leaves_no_table(settings):
-    catalog = connect_catalog(settings)
+def test_a_failed_schema_change_leaves_no_table(new_catalog):
+    catalog = new_catalog()
     with pytest.raises(RuntimeError, match="the plugin gave up"):
         with catalog.schema_change():
             catalog.database.create_tables([plugin_model(catalog)], safe=True)
             raise RuntimeError("the plugin gave up")
+    assert not plugin_table_exists(catalog)
+
+
+def test_a_schema_change_inside_a_transaction_ends_with_it(new_catalog):
+    """As when a command asks the plugins for their container types inside its own
+    transaction: the table is committed, or rolled back, with that transaction."""
+    catalog = new_catalog()
     with catalog.database.connection_context():
+        with pytest.raises(RuntimeError, match="the command failed"):
+            with catalog.write_transaction():
+                create_plugin_table(catalog)
+                assert PLUGIN_TABLE in catalog.database.get_tables()
+                raise RuntimeError("the command failed")
         assert PLUGIN_TABLE not in catalog.database.get_tables()
+
+        with catalog.write_transaction():
+            create_plugin_table(catalog)
+        assert not catalog.database.is_closed()
+    assert plugin_table_exists(catalog)
