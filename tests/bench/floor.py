@@ -128,10 +128,10 @@ class UploadResource:
             while chunk := req.bounded_stream.read(READ_CHUNK_SIZE):
                 parser.data_received(chunk)
             file_name = json.loads(metadata.value)["fileName"]
-            storage_key = staged.commit()
         except BaseException:
             staged.discard()
             raise
+        storage_key = staged.commit()
         with self.db.atomic():
             row = self.Upload.create(file_name=file_name, file_size=staged.size,
                                      md5=staged.md5.hexdigest(), storage_key=storage_key)

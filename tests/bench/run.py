@@ -721,6 +721,12 @@ def parse_args(argv):
     return args
 
 
+def check_logs(servers):
+    for server in servers:
+        if "Traceback" in server.log() or "[ERROR]" in server.log():
+            raise BenchError(f"{server.name} logged an error:\n{server.log()[-3000:]}")
+
+
 def _on_signal(signum, frame):
     if signum == signal.SIGALRM:
         raise TimeLimitReached()
@@ -758,10 +764,9 @@ def run(args):
             with floor_server(root / "floor", args.workers, args.threads) as floor:
                 small = bench_small_uploads([affix, floor, baseline], pool, args.clients,
                                             args.client_processes, args.duration)
+                check_logs([floor])
             downloads = bench_downloads(servers, pool, args.size, args.runs)
-            for server in servers:
-                if "Traceback" in server.log() or "[ERROR]" in server.log():
-                    raise BenchError(f"{server.name} logged an error:\n{server.log()[-3000:]}")
+            check_logs(servers)
     finally:
         shutil.rmtree(root, ignore_errors=True)
     report(args, uploads, rss, small, downloads)

@@ -26,7 +26,7 @@ from pathlib import Path
 from storage.s3 import s3_client
 from tests.bench.run import (
     MiB, POOL_SIZE, TARGETS, BenchError, Row, affix_server, bench_large_uploads, bench_parser,
-    bench_rss, print_table, run_bench, say, verdict,
+    bench_rss, check_logs, print_table, run_bench, say, verdict,
 )
 from tests.moto_server import running_moto_server, s3_environ, s3_options
 
@@ -91,12 +91,6 @@ def run(args):
     finally:
         shutil.rmtree(root, ignore_errors=True)
     report(args, uploads, rss)
-
-
-def check_logs(pair):
-    for server in pair:
-        if "Traceback" in server.log() or "[ERROR]" in server.log():
-            raise BenchError(f"{server.name} logged an error:\n{server.log()[-3000:]}")
 
 
 def report(args, uploads, rss):
