@@ -166,7 +166,7 @@ def migrate(database) -> list[Migration]:
         with database.connection_context():
             if _checked(schema_version(database)) == LATEST_VERSION:
                 return []
-            with migration_lock(database):
+            with _migration_lock(database):
                 # read again under the lock: another node may have migrated meanwhile
                 version = _checked(schema_version(database))
                 if not database.table_exists(VERSION_TABLE):
@@ -206,7 +206,7 @@ def take_postgres_schema_lock(database):
 
 
 @contextlib.contextmanager
-def migration_lock(database):
+def _migration_lock(database):
     """A transaction that holds the migration lock until it commits or rolls back."""
     if dialect(database) == "postgresql":
         with database.atomic():
