@@ -12,7 +12,7 @@ from pathlib import Path
 STAGING_DIR = ".staging"
 # keys spread over 256 folders named by two hex digits, made once when the store opens: a
 # commit then creates no folder, so the only directory it must make durable is its own
-FAN_OUT = [f"{number:02x}" for number in range(256)]
+FAN_OUT = tuple(f"{number:02x}" for number in range(256))
 
 
 def new_storage_key() -> str:
@@ -22,7 +22,7 @@ def new_storage_key() -> str:
     return f"{token[:2]}/{token}"
 
 
-def _fsync_directory(path: Path):
+def fsync_directory(path: Path):
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:
         os.fsync(fd)
@@ -50,7 +50,7 @@ class StagedLocalBlob:
         target = self._store.path_of(key)
         os.rename(self.path, target)
         # the rename is durable only once the directory entry is
-        _fsync_directory(target.parent)
+        fsync_directory(target.parent)
         return key
 
     def discard(self):
@@ -70,7 +70,7 @@ class LocalBlobStore:
         # the folders' entries, durable before a blob is renamed into one; also when they were
         # found rather than made: their maker may have crashed, or still be on its way, before
         # its own fsync
-        _fsync_directory(self.root)
+        fsync_directory(self.root)
 
     def sweep_staging(self) -> int:
         """Remove what uploads cut short by a crash left in staging; returns how many.

@@ -231,6 +231,10 @@ def _announced_api_key(stdout_path, process) -> str:
     raise BenchError("affix serve printed no admin key")
 
 
+def api_key_headers(api_key) -> dict:
+    return {"Authorization": "Basic " + b64encode(f"apikey:{api_key}".encode()).decode()}
+
+
 @contextlib.contextmanager
 def affix_server(run_dir: Path, workers, threads, max_size, name="affix", extra_environ=None):
     """``name`` starts with "affix"; ``extra_environ`` adds settings (AFFIX_*)."""
@@ -244,7 +248,7 @@ def affix_server(run_dir: Path, workers, threads, max_size, name="affix", extra_
         server = Server(
             name, process, port, workers, stdout_path, stderr_path,
             ready_path="/api/v3", upload_path="/api/v3/attachments",
-            headers={"Authorization": "Basic " + b64encode(f"apikey:{api_key}".encode()).decode()},
+            headers=api_key_headers(api_key),
         )
         _await_ready(server)
         yield server
@@ -287,7 +291,7 @@ def floor_server(run_dir: Path, workers, threads):
         server = Server(
             "floor", process, port, workers, stdout_path, stderr_path,
             ready_path="/", upload_path="/upload",
-            headers={"Authorization": "Basic " + b64encode(f"apikey:{api_key}".encode()).decode()},
+            headers=api_key_headers(api_key),
         )
         _await_ready(server)
         yield server
