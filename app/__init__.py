@@ -2,32 +2,32 @@
 import falcon
 import falcon.media
 
-from app.allowlist import Allowlist, AllowlistPolicy
-from app.attachments import AttachmentService
-from app.auth import Authenticator, TrustRemoteUser
-from app.content_types import ContentSniffer
-from app.errors import HAL_JSON, install_error_handlers
-from app.openapi import OpenApiResource
-from app.permissions import Permissions
-from app.resources.attachments import (
+from affix.app.allowlist import Allowlist, AllowlistPolicy
+from affix.app.attachments import AttachmentService
+from affix.app.auth import Authenticator, TrustRemoteUser
+from affix.app.content_types import ContentSniffer
+from affix.app.errors import HAL_JSON, install_error_handlers
+from affix.app.openapi import OpenApiResource
+from affix.app.permissions import Permissions
+from affix.app.resources.attachments import (
     AttachmentContentResource, AttachmentResource, AttachmentsResource,
     ContainerAttachmentsResource,
 )
-from app.resources.projects import ProjectResource
-from app.resources.root import RootResource
-from app.resources.users import UserResource
-from app.resources.work_packages import (
+from affix.app.resources.projects import ProjectResource
+from affix.app.resources.root import RootResource
+from affix.app.resources.users import UserResource
+from affix.app.resources.work_packages import (
     ProjectWorkPackagesResource, WorkPackageResource, WorkPackages, WorkPackagesResource,
 )
-from app.settings import Settings
-from plugins.builtin import WORK_PACKAGE
-from plugins.manager import (
+from affix.app.settings import Settings
+from affix.plugins.builtin import WORK_PACKAGE
+from affix.plugins.manager import (
     container_types, create_plugin_manager, host_login, upload_permissions,
 )
-from storage.blobs import open_blob_store
-from storage.database import open_database, release_connections
-from storage.migrations import migrate
-from storage.models import Catalog, utc_now
+from affix.storage.stores import open_blob_store
+from affix.storage.database import open_database, release_connections
+from affix.storage.migrations import migrate
+from affix.storage.models import Catalog, utc_now
 
 INSTANCE_NAME = "affix"
 
@@ -79,7 +79,8 @@ def create_app(settings: Settings | None = None, *, plugin_manager=None, clock=u
     # plugins may have used the database making their tables: nothing of it may cross a fork
     release_connections(catalog.database)
     service = AttachmentService(
-        catalog, open_blob_store(settings.storage_url, settings.s3), ContentSniffer(), clock,
+        catalog, open_blob_store(settings.storage_url, settings.s3),
+        settings.max_attachment_size, ContentSniffer(), clock,
         Permissions(catalog, upload_permissions(plugin_manager)), kinds, plugin_manager,
     )
 
@@ -97,9 +98,7 @@ def create_app(settings: Settings | None = None, *, plugin_manager=None, clock=u
 
     app.add_route("/api/v3", RootResource(INSTANCE_NAME))
     app.add_route("/api/v3/spec.json", OpenApiResource(kinds))
-    app.add_route(
-        "/api/v3/attachments", AttachmentsResource(service, settings.max_attachment_size)
-    )
+    app.add_route("/api/v3/attachments", AttachmentsResource(service))
     app.add_route("/api/v3/attachments/{attachment_id:int}", AttachmentResource(service))
     content = AttachmentContentResource(service)
     app.add_route("/api/v3/attachments/{attachment_id:int}/download", content)
@@ -118,6 +117,6 @@ def create_app(settings: Settings | None = None, *, plugin_manager=None, clock=u
     for kind in kinds:
         app.add_route(
             f"/api/v3/{kind.segment}/{{container_id:int}}/attachments",
-            ContainerAttachmentsResource(service, kind, settings.max_attachment_size),
+            ContainerAttachmentsResource(service, kind),
         )
     return app

@@ -1,7 +1,7 @@
 """The upload allowlist: which files may be uploaded at all, as an upload policy."""
 import re
 
-from plugins import hookimpl
+from affix.plugins import hookimpl
 
 _MIME_TYPE = re.compile(r"^[a-z0-9][a-z0-9!#$&^_.+-]*/[a-z0-9][a-z0-9!#$&^_.+-]*$")
 _EXTENSION_PATTERN = re.compile(r"^\*\.[^\s/*.][^\s/*]*$")

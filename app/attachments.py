@@ -1,12 +1,14 @@
-"""Attachments as the service sees them: committing an upload, finding, claiming, deleting."""
+"""Attachments as the service sees them: uploading, finding, serving, claiming, deleting."""
 import logging
 
 import falcon
 
-from app.errors import ApiError, not_found, property_violation
-from plugins.manager import Events, upload_rejection
-from plugins.uploads import UploadCandidate
-from storage.models import is_valid_id
+from affix.app.downloads import store_download_url
+from affix.app.errors import ApiError, missing_permission, not_found, property_violation
+from affix.app.upload import receive_upload
+from affix.plugins.manager import Events, upload_rejection
+from affix.plugins.uploads import UploadCandidate
+from affix.storage.models import is_valid_id
 
 log = logging.getLogger(__name__)
 
@@ -14,18 +16,42 @@ NOT_FOUND_MESSAGE = "The specified attachment does not exist."
 
 
 class AttachmentService:
-    def __init__(self, catalog, blob_store, sniffer, clock, permissions, container_types,
-                 plugin_manager):
+    """Owns what attachments need: the catalogue, the blob store and its size limit, the
+    permissions and the plugins. Resources make one call into it per request."""
+
+    def __init__(self, catalog, blob_store, max_attachment_size, sniffer, clock, permissions,
+                 container_types, plugin_manager):
         self.catalog = catalog
-        self.blob_store = blob_store
-        self.sniffer = sniffer
+        self._blob_store = blob_store
+        self._max_attachment_size = max_attachment_size
+        self._sniffer = sniffer
         self.clock = clock
         self.permissions = permissions
         self.container_types = container_types
-        self.plugin_manager = plugin_manager
-        self.events = Events(plugin_manager)
+        self._plugin_manager = plugin_manager
+        self._events = Events(plugin_manager)
 
-    def commit(self, upload, author, container_type=None, container=None):
+    def require_may_add(self, user, kind, container):
+        """403 unless ``user`` may add attachments to ``container`` of ``kind``."""
+        if not self.permissions.allowed(user, kind.add, kind.project_of(container)):
+            raise missing_permission()
+
+    def upload(self, user, body, kind=None, container=None):
+        """Receive an upload from ``body`` (a :class:`~affix.app.upload.RequestBody`) and make
+        it permanent, into ``container`` of ``kind`` or without a container; its row.
+
+        The permission is checked before a single byte of the body is read: a refused client
+        costs nothing.
+        """
+        if kind is None:
+            if not self.permissions.may_upload(user):
+                raise missing_permission()
+        else:
+            self.require_may_add(user, kind, container)
+        received = receive_upload(body, self._blob_store, self._max_attachment_size)
+        return self._make_permanent(received, user, kind, container)
+
+    def _make_permanent(self, upload, author, kind, container):
         """Make a received upload permanent: its blob and its row, both or neither.
 
         The blob is made durable first (outside any database lock); the row follows in one
@@ -34,13 +60,13 @@ class AttachmentService:
         """
         storage_key = None
         try:
-            sniffed = self.sniffer.sniff(upload.head)
+            sniffed = self._sniffer.sniff(upload.head)
             candidate = UploadCandidate(
                 file_name=upload.file_name, description=upload.description, size=upload.size,
                 md5=upload.md5, content_type=sniffed.content_type, head=upload.head,
-                container_type=container_type.name if container_type else None,
+                container_type=kind.name if kind else None,
             )
-            rejection = upload_rejection(self.plugin_manager, candidate, author)
+            rejection = upload_rejection(self._plugin_manager, candidate, author)
             if rejection is not None:
                 raise property_violation("file", rejection)
             storage_key = upload.staged_blob.commit()
@@ -53,7 +79,7 @@ class AttachmentService:
                     md5=upload.md5,
                     description=upload.description,
                     author=author,
-                    container_type=container_type.name if container_type else None,
+                    container_type=kind.name if kind else None,
                     container_id=container.id if container else None,
                     status="uploaded",
                     storage_key=storage_key,
@@ -65,8 +91,17 @@ class AttachmentService:
             else:
                 self._delete_blob(storage_key)
             raise
-        self.events.created(record, author)
+        self._events.created(record, author)
         return record
+
+    def download_url(self, record):
+        """Where the blob store serves ``record``'s bytes itself, or None (see
+        :func:`~affix.app.downloads.store_download_url`)."""
+        return store_download_url(self._blob_store, record)
+
+    def open_content(self, record):
+        """``record``'s bytes, as a binary file object."""
+        return self._blob_store.open(record.storage_key)
 
     def container_of(self, record):
         """(container type, container) of a claimed attachment; (None, None) otherwise."""
@@ -122,14 +157,14 @@ class AttachmentService:
         with self.catalog.write_transaction():
             record.delete_instance()
         self._delete_blob(record.storage_key)
-        self.events.deleted(record, user)
+        self._events.deleted(record, user)
 
     def _delete_blob(self, storage_key):
         """Delete a blob whose row is gone or was never written. If the store fails, the
         blob is an orphan that ``affix gc`` removes later; the error that matters to the
         client (the deletion done, or why the upload failed) is not replaced by this one."""
         try:
-            self.blob_store.delete(storage_key)
+            self._blob_store.delete(storage_key)
         except Exception:
             log.exception("could not delete blob %s; affix gc will", storage_key)
 
@@ -144,7 +179,7 @@ class AttachmentService:
             container = change_container()
             claimed = self._claim(user, attachment_ids, kind, container)
         for record in claimed:
-            self.events.claimed(record, container, user)
+            self._events.claimed(record, container, user)
         return container
 
     def _claim(self, user, attachment_ids, kind, container):

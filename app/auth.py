@@ -7,8 +7,8 @@ import secrets
 
 import falcon
 
-from app.errors import ApiError
-from plugins import hookimpl
+from affix.app.errors import ApiError
+from affix.plugins import hookimpl
 
 REALM = 'Basic realm="affix"'
 

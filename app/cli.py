@@ -11,16 +11,16 @@ import sys
 import peewee
 from gunicorn.app.base import BaseApplication
 
-from app import connect_catalog, create_app, open_catalog
-from app.auth import issue_api_key
-from app.settings import Settings, SettingsError
-from plugins.manager import PluginError, container_types, create_plugin_manager, known_permissions
-from storage.blobs import open_blob_store
-from storage.cleanup import remove_unclaimed
-from storage.database import release_connections
-from storage.migrations import LATEST_VERSION, MigrationError, migrate
-from storage.orphans import find_orphans, remove_orphans
-from storage.models import utc_now
+from affix.app import connect_catalog, create_app, open_catalog
+from affix.app.auth import issue_api_key
+from affix.app.settings import Settings, SettingsError
+from affix.plugins.manager import PluginError, container_types, create_plugin_manager, known_permissions
+from affix.storage.stores import open_blob_store
+from affix.storage.cleanup import remove_unclaimed
+from affix.storage.database import release_connections
+from affix.storage.migrations import LATEST_VERSION, MigrationError, migrate
+from affix.storage.orphans import find_orphans, remove_orphans
+from affix.storage.models import utc_now
 
 DEFAULT_BIND = "127.0.0.1:8000"
 # a day: longer than any upload lasts, so a blob whose row is about to be written is never taken

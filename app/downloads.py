@@ -4,8 +4,8 @@ import urllib.parse
 
 import falcon
 
-from app.content_types import presentation
-from app.errors import ApiError
+from affix.app.content_types import presentation
+from affix.app.errors import ApiError
 
 STREAM_CHUNK_SIZE = 1024 * 1024
 _RANGE = re.compile(r"^\s*bytes\s*=\s*(\d*)\s*-\s*(\d*)\s*$")

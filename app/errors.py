@@ -1,12 +1,11 @@
 """HAL errors: every error affix answers is ``application/hal+json`` in OpenProject's shape."""
-import errno
 import json
 import logging
 
 import falcon
 import peewee
 
-from storage.s3 import STORE_ERRORS, is_unavailable
+from affix.storage.blob_store import StoreFull, StoreUnavailable
 
 HAL_JSON = "application/hal+json"
 URN_PREFIX = "urn:openproject-org:api:v3:errors:"
@@ -102,16 +101,13 @@ def handle_unexpected(req, resp, error, params):
     ) from error
 
 
-def handle_storage_error(req, resp, error, params):
-    """A full disk is the operator's to fix, and the client's to retry later: 507. Any other
-    I/O error is a fault like any other."""
-    if error.errno in (errno.ENOSPC, errno.EDQUOT):
-        log.error("storage full in %s %s: %s", req.method, req.path, error)
-        raise ApiError(
-            falcon.HTTP_507, "InsufficientStorage",
-            "There is not enough storage space left to store the file.",
-        ) from error
-    handle_unexpected(req, resp, error, params)
+def handle_store_full(req, resp, error, params):
+    """A full disk is the operator's to fix, and the client's to retry later: 507."""
+    log.error("storage full in %s %s: %s", req.method, req.path, error)
+    raise ApiError(
+        falcon.HTTP_507, "InsufficientStorage",
+        "There is not enough storage space left to store the file.",
+    ) from error
 
 
 def _unavailable(req, error, what):
@@ -128,19 +124,15 @@ def handle_database_error(req, resp, error, params):
     raise _unavailable(req, error, "database") from error
 
 
-def handle_object_store_error(req, resp, error, params):
-    """The object store out of reach or failing on its side: 503, like the database. Any
-    other answer of it (access denied, no such bucket) is a fault of the deployment."""
-    if is_unavailable(error):
-        raise _unavailable(req, error, "object store") from error
-    handle_unexpected(req, resp, error, params)
+def handle_store_unavailable(req, resp, error, params):
+    """The blob store out of reach or failing on its side: 503, like the database."""
+    raise _unavailable(req, error, "blob store") from error
 
 
 def install_error_handlers(app):
     """Every error HAL, every failure mapped to what a client can do about it."""
     app.set_error_serializer(serialize_error)
     app.add_error_handler(Exception, handle_unexpected)
-    app.add_error_handler(OSError, handle_storage_error)
+    app.add_error_handler(StoreFull, handle_store_full)
+    app.add_error_handler(StoreUnavailable, handle_store_unavailable)
     app.add_error_handler((peewee.OperationalError, peewee.InterfaceError), handle_database_error)
-    if STORE_ERRORS:
-        app.add_error_handler(STORE_ERRORS, handle_object_store_error)

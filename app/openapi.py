@@ -3,7 +3,7 @@
 Built per request from the container types the app has, with the prefix the app is mounted at
 as its server, so that it describes exactly the API this app answers.
 """
-from plugins.builtin import WORK_PACKAGE
+from affix.plugins.builtin import WORK_PACKAGE
 
 HAL = "application/hal+json"
 ERROR_STATUSES = {

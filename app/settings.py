@@ -4,8 +4,8 @@ import os
 import re
 from pathlib import Path
 
-from app.allowlist import parse_allowlist
-from storage.s3 import ADDRESSING_STYLES, MAX_URL_EXPIRY, S3Options, parse_s3_url
+from affix.app.allowlist import parse_allowlist
+from affix.storage.s3 import ADDRESSING_STYLES, MAX_URL_EXPIRY, S3Options, parse_s3_url
 
 DEFAULT_MAX_ATTACHMENT_SIZE = 5 * 1024 * 1024
 DEFAULT_GRACE_PERIOD_MINUTES = 180

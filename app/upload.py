@@ -8,6 +8,7 @@ import dataclasses
 import hashlib
 import json
 import re
+import typing
 from email.message import Message
 
 import falcon
@@ -15,9 +16,9 @@ from streaming_form_data import StreamingFormDataParser
 from streaming_form_data.parser import ParseFailedException, UnexpectedPartException
 from streaming_form_data.targets import BaseTarget
 
-from app.errors import ApiError, invalid_request_body, property_violation, property_violations
-from app.links import not_json, storable_document
-from storage.write_behind import WriteBehind
+from affix.app.errors import ApiError, invalid_request_body, property_violation, property_violations
+from affix.app.request_json import not_json, storable_document
+from affix.storage.write_behind import WriteBehind
 
 # Large reads keep the per-chunk overhead (parser calls, hashing calls) small: 64 KiB reads cost
 # twice as much CPU per byte as 1 MiB reads on our machines.
@@ -86,18 +87,18 @@ class MetadataTarget(PartTarget):
 class BlobTarget(PartTarget):
     """Streams the file part into a staged blob, hashing and counting on the way."""
 
-    def __init__(self, staged_blob, max_size):
+    def __init__(self, staged_blob, max_attachment_size):
         super().__init__("file")
         self._staged_blob = staged_blob
-        self._max_size = max_size
+        self._max_attachment_size = max_attachment_size
         self._md5 = hashlib.md5()
         self.size = 0
         self.head = b""
 
     def on_data_received(self, chunk):
         self.size += len(chunk)
-        if self.size > self._max_size:
-            raise file_too_large(self._max_size)
+        if self.size > self._max_attachment_size:
+            raise file_too_large(self._max_attachment_size)
         if len(self.head) < SNIFF_SIZE:
             self.head += chunk[: SNIFF_SIZE - len(self.head)]
         self._md5.update(chunk)
@@ -106,6 +107,19 @@ class BlobTarget(PartTarget):
     @property
     def md5(self) -> str:
         return self._md5.hexdigest()
+
+
+@dataclasses.dataclass(frozen=True)
+class RequestBody:
+    """What an upload is read from: the body's stream and the headers that frame it."""
+
+    stream: typing.BinaryIO
+    content_type: str | None
+    content_length: int | None
+
+    @classmethod
+    def of(cls, req) -> "RequestBody":
+        return cls(req.stream, req.content_type, req.content_length)
 
 
 @dataclasses.dataclass
@@ -177,7 +191,7 @@ class _ClosingDelimiter:
         return chunk[:end]
 
 
-def _body_chunks(req):
+def _body_chunks(body):
     """The request body in chunks of at least :data:`MIN_FEED_SIZE` bytes (but the last).
 
     Reads ``req.stream`` itself, never more than Content-Length says: Falcon's bounded stream
@@ -185,13 +199,13 @@ def _body_chunks(req):
     no Content-Length (chunked) it reads nothing. Short reads, as a socket may give, are
     gathered up so that the parser sees the same chunks however the bytes arrived.
     """
-    expected = req.content_length
+    expected = body.content_length
     received = 0
     gathered = []
     gathered_size = 0
     while expected is None or received < expected:
         wanted = READ_CHUNK_SIZE if expected is None else min(READ_CHUNK_SIZE, expected - received)
-        chunk = req.stream.read(wanted)
+        chunk = body.stream.read(wanted)
         if not chunk:
             break
         received += len(chunk)
@@ -209,10 +223,10 @@ def _body_chunks(req):
         )
 
 
-def _feed(parser, req, closing):
+def _feed(parser, body, closing):
     """Feed the body proper to ``parser``, and read (and bound) what follows it."""
     epilogue_size = 0
-    for chunk in _body_chunks(req):
+    for chunk in _body_chunks(body):
         body_part = closing.body_part_of(chunk)
         if body_part:
             parser.data_received(body_part)
@@ -224,7 +238,7 @@ def _feed(parser, req, closing):
             )
 
 
-def _parse_body(req, boundary, metadata, blob):
+def _parse_body(body, boundary, metadata, blob):
     # the boundary, quoted, so that the parser (which reads the header its own way) finds
     # exactly the one checked above
     headers = {"Content-Type": f'multipart/form-data; boundary="{boundary.decode()}"'}
@@ -233,7 +247,7 @@ def _parse_body(req, boundary, metadata, blob):
     parser.register("file", blob)
     closing = _ClosingDelimiter(boundary)
     try:
-        _feed(parser, req, closing)
+        _feed(parser, body, closing)
     except UnexpectedPartException as error:
         raise invalid_request_body(
             f"The part '{error.part_name}' is not expected: send exactly the parts "
@@ -286,18 +300,18 @@ def parse_metadata(raw: bytes):
     return file_name, description
 
 
-def receive_upload(req, blob_store, max_size) -> ReceivedUpload:
-    """Read the request body into a staged blob and check it whole.
+def receive_upload(body: RequestBody, blob_store, max_attachment_size) -> ReceivedUpload:
+    """Read the request's ``body`` into a staged blob and check it whole.
 
     On any failure the staged blob is discarded before the error propagates; on success the
     caller owns the staged blob and must commit or discard it.
     """
-    boundary = multipart_boundary(req.content_type)
+    boundary = multipart_boundary(body.content_type)
     staged_blob = WriteBehind(blob_store.stage(), direct_size=READ_CHUNK_SIZE)
     try:
         metadata = MetadataTarget()
-        blob = BlobTarget(staged_blob, max_size)
-        _parse_body(req, boundary, metadata, blob)
+        blob = BlobTarget(staged_blob, max_attachment_size)
+        _parse_body(body, boundary, metadata, blob)
         file_name, description = parse_metadata(metadata.value)
     except BaseException:
         staged_blob.discard()

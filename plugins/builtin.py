@@ -1,6 +1,6 @@
 """affix's own behaviour, registered through the same hooks as any third-party plugin."""
-from plugins import hookimpl
-from plugins.containers import ContainerType
+from affix.plugins import hookimpl
+from affix.plugins.containers import ContainerType
 
 VIEW_WORK_PACKAGES = "view_work_packages"
 ADD_WORK_PACKAGES = "add_work_packages"

@@ -1,26 +1,59 @@
-"""The hooks a plugin can implement. Each docstring is the plugin author's reference.
+"""The hooks a plugin can implement. Each docstring is the plugin author's reference, and the
+README's hook section is checked against them.
 
 A plugin builds its marker from affix's project name and implements any of these by name::
 
-    from pluggy import HookimplMarker
+    from pluggy import HookimplMarker   # or: from affix import hookimpl
 
     hookimpl = HookimplMarker("affix")
 
-Every hook's arguments are optional: declare only those you use.
+Every hook is called through pluggy (``pm.hook.<name>(...)``), so everything pluggy offers
+works on each of them: ``tryfirst`` and ``trylast``, wrappers (``wrapper=True``) and old-style
+hook wrappers. Implementations run last registered first, unless ``tryfirst``/``trylast`` say
+otherwise. Every hook's arguments are optional: declare only those you use.
 """
-from plugins import hookspec
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+from affix.plugins import hookspec
+from affix.plugins.containers import ContainerType
+from affix.plugins.uploads import UploadCandidate
+
+if TYPE_CHECKING:  # pragma: no cover - names for the annotations only
+    import falcon
+    import peewee
+
+    from affix.storage.models import Catalog
+
+# How affix treats an implementation that raises, declared on the spec (see ``failure_policy``):
+# LOGGED_AND_RAISED fails the call (an upload that could not be checked is never stored), with
+# the plugin's name in the log; LOGGED_AND_IGNORED logs it and goes on with the other
+# implementations (an event handler that fails undoes nothing).
+LOGGED_AND_RAISED = "logged and raised"
+LOGGED_AND_IGNORED = "logged and ignored"
+FAILURE_POLICY = "affix_failure_policy"
+
+
+def failure_policy(policy):
+    def declare(spec):
+        setattr(spec, FAILURE_POLICY, policy)
+        return spec
+    return declare
 
 
 @hookspec
-def affix_authenticate(request):
+def affix_authenticate(request: "falcon.Request") -> str | None:
     """Name the user of ``request`` from the host's own identity; return a login or None.
 
+    :param request: the Falcon request (``request.env``, ``request.cookies``,
+        ``request.get_header(...)``).
+
     For affix embedded in a larger WSGI site, or behind an authenticating proxy: read a session
-    cookie, a header the proxy sets, or the WSGI environ (``request.env``, ``request.cookies``,
-    ``request.get_header(...)``; ``request`` is a Falcon request). Plugins are asked in turn
-    until one names a login; that user is matched in affix's user table by login, or created
-    on first sight (a locked user is refused). Return None when you cannot tell: affix then
-    checks its own API keys, and answers 401 without one. Only name a user you have verified.
+    cookie, a header the proxy sets, or the WSGI environ. Of the answers, in pluggy's order, the
+    first non-blank string names the user; any other answer (None, "", anything but a string)
+    leaves the next plugin its say. The login is matched in affix's user table, or
+    created on first sight (a locked user is refused). When nobody is named, affix checks its
+    own API keys, and answers 401 without one. Only name a user you have verified.
 
     Example::
 
@@ -32,7 +65,7 @@ def affix_authenticate(request):
 
 
 @hookspec
-def affix_upload_permissions():
+def affix_upload_permissions() -> Iterable[str]:
     """Return permission names that authorise uploading an attachment without a container.
 
     A user may upload when a role of theirs, in at least one project, holds any permission that
@@ -47,11 +80,11 @@ def affix_upload_permissions():
 
 
 @hookspec
-def affix_permissions():
+def affix_permissions() -> Iterable[str]:
     """Return the permission names your plugin introduces.
 
-    ``affix role add`` accepts only known permission names, so that a misspelt one is refused
-    with the close matches. The names a plugin's container types and upload permissions use are
+    ``affix role add`` accepts only known permission names, and answers a misspelt one with
+    the close matches. The names a plugin's container types and upload permissions use are
     known without being listed here; list any others your plugin checks.
 
     Example::
@@ -63,21 +96,33 @@ def affix_permissions():
 
 
 @hookspec
-def affix_container_types(catalog):
-    """Return container types (:class:`plugins.containers.ContainerType`, or any object with
-    the same attributes) that attachments can be claimed for.
+def affix_container_types(catalog: "Catalog") -> Iterable[ContainerType]:
+    """Return the container types that attachments can be claimed for.
 
-    Each type gets ``GET`` and ``POST /api/v3/<segment>/{id}/attachments``: the list of a
-    container's attachments, an upload straight into it, and (with a JSON body naming
-    ``_links.attachments``) claiming uploads for it. ``catalog`` is the app's database
-    catalogue: a plugin that keeps its containers in tables of its own binds its models to
-    ``catalog.database`` and creates them here, inside ``catalog.schema_change()`` (every
-    worker of every node calls this hook as it starts, and the lock makes them take turns), and
-    looks projects up in ``catalog.Project``.
+    :param catalog: the app's database catalogue: ``catalog.database`` (the peewee database to
+        bind your models to), ``catalog.Project``, ``catalog.get(model, id)`` and
+        ``catalog.schema_change()``.
+
+    Each :class:`affix.ContainerType` (or any object with its attributes) gets, with no code
+    of affix's changed: ``GET /api/v3/<segment>/{id}/attachments``, the container's
+    attachments as a HAL Collection; ``POST`` there with ``multipart/form-data``, an upload
+    straight into it; ``POST`` there with ``application/json``
+    ``{"_links": {"attachments": [{"href": "/api/v3/attachments/7"}]}}``, claiming uploads for
+    it with the same rules as for work packages (only the author, only once, exactly one of two
+    racing claims wins); and its attachments' ``_links.container``, visibility and deletion by
+    the type's permissions in the container's project. Work packages are registered by affix's
+    built-in plugin through this same hook.
+
+    Every worker of every node calls this hook as it starts. A plugin that keeps its
+    containers in tables of its own creates or changes them here, inside
+    ``catalog.schema_change()``, a transaction in which schema changes take turns (on
+    PostgreSQL it holds the lock of affix's own migrations; on SQLite it is a write
+    transaction): on PostgreSQL two ``CREATE TABLE IF NOT EXISTS`` at once make one of them
+    fail, and the worker with it.
 
     Example::
 
-        from plugins.containers import ContainerType
+        from affix import ContainerType
 
         @hookimpl
         def affix_container_types(catalog):
@@ -95,16 +140,22 @@ def affix_container_types(catalog):
     """
 
 
-@hookspec
-def affix_validate_upload(upload, user):
+@failure_policy(LOGGED_AND_RAISED)
+@hookspec(firstresult=True)
+def affix_validate_upload(upload: UploadCandidate, user: "peewee.Model") -> str | None:
     """Accept or reject an upload after it is fully received and before it is stored.
 
-    ``upload`` is a :class:`plugins.uploads.UploadCandidate` (file name, size, md5, sniffed
-    content type, first bytes, container type); ``user`` is the uploader (``login``, ``admin``).
-    Return None to accept, or a message to reject: the client gets 422
-    PropertyConstraintViolation with that message, and nothing is stored. Every policy must
-    accept. A policy that raises fails the upload with a 500 (logged with the plugin's name):
-    an upload a policy could not check is never stored.
+    :param upload: the :class:`affix.UploadCandidate`: file name, description, size, md5, the
+        content type libmagic found in the bytes, the first 8 KiB of the file (``head``), and
+        the name of the container type it is uploaded into (None without a container).
+    :param user: the uploader (``id``, ``login``, ``admin``).
+
+    Called after the whole file is received and before anything is stored. Return None to
+    accept, or a message to reject: the client gets 422 PropertyConstraintViolation with that
+    message, and nothing is stored. The first message decides (pluggy's ``firstresult``), so
+    every policy must accept. ``AFFIX_ALLOWLIST`` is a built-in policy on this hook. A policy
+    that raises fails the upload with a 500, logged with the plugin's name: an upload a policy
+    could not check is never stored.
 
     Example::
 
@@ -115,14 +166,18 @@ def affix_validate_upload(upload, user):
     """
 
 
+@failure_policy(LOGGED_AND_IGNORED)
 @hookspec
-def affix_attachment_created(attachment, user):
+def affix_attachment_created(attachment: "peewee.Model", user: "peewee.Model") -> None:
     """Called after an upload is stored (row and bytes committed).
 
-    For integrations: webhooks, search indexing, audit logs. ``attachment`` is the stored row
-    (``id``, ``file_name``, ``file_size``, ``content_type``, ``md5``, ``container_type``,
-    ``container_id``). An exception is logged and changes nothing: the upload stays stored and
-    the client gets its answer.
+    :param attachment: the stored row (``id``, ``file_name``, ``file_size``, ``content_type``,
+        ``md5``, ``container_type``, ``container_id``).
+    :param user: the uploader.
+
+    For integrations: webhooks, search indexing, audit logs. An implementation that raises is
+    logged and changes nothing: the upload stays stored, the client gets its answer, and the
+    other plugins are still told.
 
     Example::
 
@@ -132,11 +187,17 @@ def affix_attachment_created(attachment, user):
     """
 
 
+@failure_policy(LOGGED_AND_IGNORED)
 @hookspec
-def affix_attachment_claimed(attachment, container, user):
+def affix_attachment_claimed(attachment: "peewee.Model", container: object,
+                             user: "peewee.Model") -> None:
     """Called after ``user`` claimed ``attachment`` for ``container`` and the claim committed.
 
-    An exception is logged and changes nothing.
+    :param attachment: the claimed row, with its container set.
+    :param container: the container, as its type's ``find`` returned it.
+    :param user: who claimed it.
+
+    An implementation that raises is logged and changes nothing.
 
     Example::
 
@@ -146,10 +207,15 @@ def affix_attachment_claimed(attachment, container, user):
     """
 
 
+@failure_policy(LOGGED_AND_IGNORED)
 @hookspec
-def affix_attachment_deleted(attachment, user):
-    """Called after an attachment is deleted (row and bytes gone); ``attachment`` is the row as
-    it was. An exception is logged and changes nothing.
+def affix_attachment_deleted(attachment: "peewee.Model", user: "peewee.Model") -> None:
+    """Called after an attachment is deleted (row and bytes gone).
+
+    :param attachment: the row as it was.
+    :param user: who deleted it.
+
+    An implementation that raises is logged and changes nothing.
 
     Example::
 

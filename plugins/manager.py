@@ -1,11 +1,12 @@
-"""Building the plugin manager, and calling hooks the way affix needs them called."""
+"""Building the plugin manager, and what affix asks of the plugins through it."""
+import functools
 import importlib.metadata
 import logging
 
 import pluggy
 
-from plugins import ENTRY_POINT_GROUP, PROJECT_NAME, builtin, hookspecs
-from plugins.containers import ContainerTypes
+from affix.plugins import ENTRY_POINT_GROUP, PROJECT_NAME, builtin, hookspecs
+from affix.plugins.containers import ContainerTypes
 
 log = logging.getLogger(__name__)
 BUILTIN = "builtin"
@@ -23,6 +24,18 @@ class PluginManager(pluggy.PluginManager):
         self.add_hookspecs(hookspecs)
         # plugin name -> (distribution name, version); the built-in plugin has none
         self.origins = {}
+
+    def register(self, plugin, name=None):
+        """pluggy's ``register``, and each of the plugin's implementations made to fail as its
+        hook's spec declares (:data:`~affix.plugins.hookspecs.FAILURE_POLICY`)."""
+        name = super().register(plugin, name)
+        for caller in self.get_hookcallers(plugin) or ():
+            policy = getattr(caller.spec and caller.spec.function, hookspecs.FAILURE_POLICY, None)
+            for implementation in caller.get_hookimpls():
+                if (policy is not None and implementation.plugin is plugin
+                        and not (implementation.wrapper or implementation.hookwrapper)):
+                    implementation.function = _failing_as(policy, implementation, caller.name)
+        return name
 
     def register_checked(self, plugin, name, origin=None):
         """Register ``plugin`` and check that every hook it implements exists."""
@@ -68,6 +81,24 @@ class PluginManager(pluggy.PluginManager):
         return rows
 
 
+def _failing_as(policy, implementation, hook_name):
+    """``implementation``'s function, its failures logged with the plugin's name and then
+    raised again or ignored, as ``policy`` says."""
+    function = implementation.function
+    message = f"plugin {implementation.plugin_name!r} failed in {hook_name}"
+
+    @functools.wraps(function)
+    def guarded(*arguments):
+        try:
+            return function(*arguments)
+        except Exception:
+            log.exception(message)
+            if policy == hookspecs.LOGGED_AND_RAISED:
+                raise
+            return None
+    return guarded
+
+
 def describe(name, origin) -> str:
     if origin is None:
         return f"plugin {name!r}"
@@ -111,59 +142,42 @@ def known_permissions(manager, kinds) -> frozenset:
     return declared | upload_permissions(manager) | used
 
 
-def host_login(manager, request):
-    """The first login a plugin names for ``request``, or None.
-
-    Plugins are asked in pluggy's order until one gives a non-blank string: an answer that names
-    nobody (None, "", anything else) leaves the next plugin its say, which pluggy's
-    ``firstresult`` would not (it stops at the first answer that is not None)."""
-    for implementation in reversed(manager.hook.affix_authenticate.get_hookimpls()):
-        login = _call(implementation, request=request)
+def host_login(manager, request) -> str | None:
+    """The login plugins name for ``request``: the first non-blank string they answer, in
+    pluggy's order; an answer that names nobody leaves the next plugin its say."""
+    for login in manager.hook.affix_authenticate(request=request):
         if isinstance(login, str) and login.strip():
             return login
     return None
 
 
-def upload_rejection(manager, upload, user):
-    """The first message by which a policy rejects ``upload``, or None when all accept.
-
-    An exception from a policy propagates (the upload fails and is not stored), logged here with
-    the plugin's name so that an operator knows whom to blame."""
-    for implementation in manager.hook.affix_validate_upload.get_hookimpls():
-        try:
-            message = _call(implementation, upload=upload, user=user)
-        except Exception:
-            log.exception("upload policy of plugin %r failed", implementation.plugin_name)
-            raise
-        if message:
-            return str(message)
-    return None
-
-
-def _call(implementation, **arguments):
-    return implementation.function(*(arguments[name] for name in implementation.argnames))
+def upload_rejection(manager, upload, user) -> str | None:
+    """The message by which a policy rejects ``upload``, or None when all accept."""
+    message = manager.hook.affix_validate_upload(upload=upload, user=user)
+    return str(message) if message else None
 
 
 class Events:
-    """Tells plugins what happened. Each implementation runs on its own: one that raises is
-    logged and neither stops the others nor touches the request."""
+    """Tells plugins what happened, through the event hooks (whose implementations fail on
+    their own: see :data:`~affix.plugins.hookspecs.LOGGED_AND_IGNORED`)."""
 
     def __init__(self, manager):
-        self.manager = manager
+        self.hook = manager.hook
 
-    def _notify(self, hook_name, **arguments):
-        for implementation in getattr(self.manager.hook, hook_name).get_hookimpls():
-            try:
-                _call(implementation, **arguments)
-            except Exception:
-                log.exception("plugin %r failed in %s", implementation.plugin_name, hook_name)
+    @staticmethod
+    def _notify(caller, **arguments):
+        try:
+            caller(**arguments)
+        except Exception:
+            # only a wrapper's own failure gets here: the request succeeded all the same
+            log.exception("a wrapper of %s failed", caller.name)
 
     def created(self, attachment, user):
-        self._notify("affix_attachment_created", attachment=attachment, user=user)
+        self._notify(self.hook.affix_attachment_created, attachment=attachment, user=user)
 
     def claimed(self, attachment, container, user):
-        self._notify("affix_attachment_claimed", attachment=attachment, container=container,
-                     user=user)
+        self._notify(self.hook.affix_attachment_claimed, attachment=attachment,
+                     container=container, user=user)
 
     def deleted(self, attachment, user):
-        self._notify("affix_attachment_deleted", attachment=attachment, user=user)
+        self._notify(self.hook.affix_attachment_deleted, attachment=attachment, user=user)

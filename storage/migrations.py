@@ -14,7 +14,7 @@ from typing import Callable
 
 import peewee
 
-from storage.database import release_connections
+from affix.storage.database import release_connections
 
 VERSION_TABLE = "schema_version"
 
@@ -201,7 +201,7 @@ def _record(database, migration, note=""):
 
 def take_postgres_schema_lock(database):
     """Wait for the lock of schema changes and hold it until the transaction ends: migrations
-    take it, and plugins changing their own tables (:meth:`storage.models.Catalog.schema_change`)."""
+    take it, and plugins changing their own tables (:meth:`affix.storage.models.Catalog.schema_change`)."""
     database.execute_sql("SELECT pg_advisory_xact_lock(%s)", (POSTGRES_MIGRATION_LOCK,))
 
 

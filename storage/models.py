@@ -8,8 +8,8 @@ import datetime
 
 import peewee
 
-from storage.database import AffixSqliteDatabase
-from storage.migrations import dialect, take_postgres_schema_lock
+from affix.storage.database import AffixSqliteDatabase
+from affix.storage.migrations import dialect, take_postgres_schema_lock
 
 # ids are 64-bit integers in every database we support; a larger number names no row, and
 # asking a driver for it raises instead of finding nothing

@@ -11,13 +11,14 @@ completes it (streaming-form-data's S3Target does, with whatever arrived).
 boto3 is an optional dependency (the ``s3`` extra): this module imports without it, so that
 settings can be read anywhere, and the store says what is missing when it is opened.
 """
+import contextlib
 import dataclasses
 import datetime
 import logging
 import urllib.parse
 
-from storage.blobs import new_storage_key
-from storage.models import utc_now
+from affix.storage.blob_store import StorageError, StoreUnavailable, new_storage_key
+from affix.storage.models import utc_now
 
 try:
     import boto3
@@ -43,6 +44,17 @@ def is_unavailable(error) -> bool:
         return True
     response = getattr(error, "response", None) or {}
     return response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) >= 500
+
+
+@contextlib.contextmanager
+def _as_storage_errors(action):
+    """The client's errors as the store's own: :class:`StoreUnavailable` when worth retrying,
+    :class:`StorageError` for any other answer (access denied, no such bucket)."""
+    try:
+        yield
+    except STORE_ERRORS as error:
+        kind = StoreUnavailable if is_unavailable(error) else StorageError
+        raise kind(f"could not {action}: {error}") from error
 
 # S3's minimum for every part but the last is 5 MiB; 8 MiB is what the AWS CLI uses
 PART_SIZE = 8 * 1024 * 1024
@@ -125,7 +137,8 @@ class StagedS3Blob:
     def write(self, data: bytes):
         self._buffer += data
         if len(self._buffer) >= PART_SIZE:
-            self._upload_part()
+            with _as_storage_errors("upload a part"):
+                self._upload_part()
 
     def _upload_part(self):
         client, bucket = self._store.client, self._store.bucket
@@ -145,15 +158,16 @@ class StagedS3Blob:
         """Make the object visible, whole; returns its storage key."""
         self._commit_attempted = True
         client, bucket = self._store.client, self._store.bucket
-        if self.upload_id is None:
-            client.put_object(Bucket=bucket, Key=self.object_key, Body=self._buffer)
-        else:
-            if self._buffer:
-                self._upload_part()
-            client.complete_multipart_upload(
-                Bucket=bucket, Key=self.object_key, UploadId=self.upload_id,
-                MultipartUpload={"Parts": self._parts},
-            )
+        with _as_storage_errors("store the object"):
+            if self.upload_id is None:
+                client.put_object(Bucket=bucket, Key=self.object_key, Body=self._buffer)
+            else:
+                if self._buffer:
+                    self._upload_part()
+                client.complete_multipart_upload(
+                    Bucket=bucket, Key=self.object_key, UploadId=self.upload_id,
+                    MultipartUpload={"Parts": self._parts},
+                )
         self._buffer.clear()
         return self.storage_key
 
@@ -175,13 +189,14 @@ class StagedS3Blob:
                     pass
             if self._commit_attempted:
                 client.delete_object(Bucket=bucket, Key=self.object_key)
-        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError):
+        except STORE_ERRORS:
             log.exception("could not abort the upload of s3://%s/%s (upload id %s); the "
                           "staging sweep will", bucket, self.object_key, self.upload_id)
 
 
 class S3BlobStore:
-    """Blobs as objects named ``<prefix>/<storage key>`` in one bucket."""
+    """Blobs as objects named ``<prefix>/<storage key>`` in one bucket (a
+    :class:`~affix.storage.blob_store.BlobStore` that serves downloads itself, by URL)."""
 
     def __init__(self, url: str, options: S3Options = S3Options(), clock=utc_now):
         self.bucket, self.prefix = parse_s3_url(url)
@@ -200,19 +215,21 @@ class S3BlobStore:
         return StagedS3Blob(self)
 
     def delete(self, key: str):
-        self.client.delete_object(Bucket=self.bucket, Key=self.object_key(key))
+        with _as_storage_errors("delete the object"):
+            self.client.delete_object(Bucket=self.bucket, Key=self.object_key(key))
 
     def download_url(self, key: str, content_type: str, content_disposition: str) -> str:
         """A pre-signed GET of the object that answers with these headers."""
-        return self.client.generate_presigned_url(
-            "get_object",
-            Params={
-                "Bucket": self.bucket, "Key": self.object_key(key),
-                "ResponseContentType": content_type,
-                "ResponseContentDisposition": content_disposition,
-            },
-            ExpiresIn=self.options.url_expiry,
-        )
+        with _as_storage_errors("sign a download URL"):
+            return self.client.generate_presigned_url(
+                "get_object",
+                Params={
+                    "Bucket": self.bucket, "Key": self.object_key(key),
+                    "ResponseContentType": content_type,
+                    "ResponseContentDisposition": content_disposition,
+                },
+                ExpiresIn=self.options.url_expiry,
+            )
 
     def stored_blobs(self):
         """(key, last modified as naive UTC) of every object under the prefix. Pending
@@ -221,9 +238,10 @@ class S3BlobStore:
             Bucket=self.bucket, Prefix=self._listing_prefix,
             PaginationConfig={"PageSize": LIST_PAGE_SIZE})
         start = len(self._listing_prefix)
-        for page in pages:
-            for item in page.get("Contents", ()):
-                yield item["Key"][start:], naive_utc(item["LastModified"])
+        with _as_storage_errors("list the objects"):
+            for page in pages:
+                for item in page.get("Contents", ()):
+                    yield item["Key"][start:], naive_utc(item["LastModified"])
 
     def sweep_staging(self, cutoff: datetime.datetime | None = None) -> int:
         """Abort multipart uploads under the prefix initiated before ``cutoff`` (naive UTC;
@@ -238,15 +256,16 @@ class S3BlobStore:
             Bucket=self.bucket, Prefix=self._listing_prefix,
             PaginationConfig={"PageSize": LIST_PAGE_SIZE})
         aborted = 0
-        for page in pages:
-            for upload in page.get("Uploads", ()):
-                if naive_utc(upload["Initiated"]) >= cutoff:
-                    continue
-                try:
-                    self.client.abort_multipart_upload(
-                        Bucket=self.bucket, Key=upload["Key"], UploadId=upload["UploadId"])
-                except self.client.exceptions.NoSuchUpload:
-                    # completed or aborted by its own node meanwhile
-                    continue
-                aborted += 1
+        with _as_storage_errors("sweep the pending uploads"):
+            for page in pages:
+                for upload in page.get("Uploads", ()):
+                    if naive_utc(upload["Initiated"]) >= cutoff:
+                        continue
+                    try:
+                        self.client.abort_multipart_upload(
+                            Bucket=self.bucket, Key=upload["Key"], UploadId=upload["UploadId"])
+                    except self.client.exceptions.NoSuchUpload:
+                        # completed or aborted by its own node meanwhile
+                        continue
+                    aborted += 1
         return aborted

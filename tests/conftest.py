@@ -1,9 +1,12 @@
 """Fixtures shared by every test: a real app on a temporary data dir, users with keys, and
 helpers to build multipart bodies and to snapshot what is stored."""
 import base64
+import contextlib
 import datetime
+import os
 import re
 import struct
+import subprocess
 import uuid
 import zlib
 from pathlib import Path
@@ -11,10 +14,10 @@ from pathlib import Path
 import falcon.testing
 import pytest
 
-from app import create_app, open_catalog
-from app.auth import issue_api_key
-from app.settings import Settings
-from plugins.manager import create_plugin_manager
+from affix.app import create_app, open_catalog
+from affix.app.auth import issue_api_key
+from affix.app.settings import Settings
+from affix.plugins.manager import create_plugin_manager
 from postgres import SERVER_URL_VARIABLE, PostgresServer
 
 FROZEN_NOW = datetime.datetime(2014, 5, 21, 8, 51, 20)
@@ -207,6 +210,21 @@ def stored(catalog, settings):
     return Stored(catalog, Path(settings.storage_url))
 
 
+@contextlib.contextmanager
+def small_disk(path: Path, size: int):
+    """A real filesystem of ``size`` bytes at ``path`` (a tmpfs, which only root may mount),
+    for tests of what a full disk does."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small filesystem needs root (CI runs as root)")
+    path.mkdir(parents=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
+                   check=True)
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "--lazy", str(path)], check=True)
+
+
 class People:
     """Users made directly in the database, each with an API key."""
 
@@ -234,10 +252,15 @@ class People:
         return {"Authorization": basic_auth(self.keys[login])}
 
 
-@pytest.fixture
-def people(catalog):
+def make_people(catalog) -> People:
+    """Ada the admin, Bob who may upload, and Eve who may only look."""
     people = People(catalog)
     people.add("ada", name="Ada Admin", admin=True)
     people.add("bob", name="Bob Builder", permissions=["edit_work_packages"])
     people.add("eve", name="Eve Nopermission", permissions=["view_work_packages"])
     return people
+
+
+@pytest.fixture
+def people(catalog):
+    return make_people(catalog)

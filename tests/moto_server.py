@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from storage.s3 import S3Options, s3_client
+from affix.storage.s3 import S3Options, s3_client
 
 HOST = "127.0.0.1"
 STARTUP_TIMEOUT = 30

@@ -5,7 +5,8 @@ from pathlib import Path
 import pytest
 
 from conftest import STORAGE_KEY
-from storage.blobs import FAN_OUT, STAGING_DIR, LocalBlobStore
+from affix.storage.blob_store import FAN_OUT
+from affix.storage.local import STAGING_DIR, LocalBlobStore
 
 
 @pytest.fixture

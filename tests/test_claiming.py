@@ -10,7 +10,7 @@ import threading
 import falcon.testing
 import pytest
 
-from app import create_app
+from affix.app import create_app
 from conftest import FROZEN_NOW, SMALL_LIMIT, multipart, png_bytes, upload_body
 from test_upload import assert_error
 

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from app import create_app
-from app.cli import main
+from affix.app import create_app
+from affix.app.cli import main
 from conftest import FROZEN_NOW
-from storage.blobs import open_blob_store
-from storage.cleanup import remove_unclaimed
-from storage.models import utc_now
+from affix.storage.stores import open_blob_store
+from affix.storage.cleanup import remove_unclaimed
+from affix.storage.models import utc_now
 from test_claiming import (
     DOES_NOT_EXIST, RACE_ROUNDS, assert_error, containers, create, created, document, link,
     patch, race, uploaded, work_packages,

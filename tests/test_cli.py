@@ -8,12 +8,12 @@ from pathlib import Path
 import falcon.testing
 import pytest
 
-from app import create_app, open_catalog
-from app import cli
-from app.cli import ensure_admin, main
-from app.settings import Settings
+from affix.app import create_app, open_catalog
+from affix.app import cli
+from affix.app.cli import ensure_admin, main
+from affix.app.settings import Settings
 from conftest import basic_auth
-from plugins.manager import create_plugin_manager
+from affix.plugins.manager import create_plugin_manager
 
 
 @pytest.fixture

@@ -8,9 +8,9 @@ import threading
 import peewee
 import pytest
 
-from storage.database import AffixSqliteDatabase, enter_wal, open_database
-from storage.migrations import migrate
-from storage.models import Catalog
+from affix.storage.database import AffixSqliteDatabase, enter_wal, open_database
+from affix.storage.migrations import migrate
+from affix.storage.models import Catalog
 
 
 def journal_mode(path):

@@ -18,11 +18,11 @@ import pluggy
 import pytest
 import requests
 
-from app import create_app, open_catalog
-from app.settings import Settings, SettingsError
+from affix.app import create_app, open_catalog
+from affix.app.settings import Settings, SettingsError
 from conftest import FROZEN_NOW, People, Stored, png_bytes, upload_body
-from plugins.manager import create_plugin_manager
-from storage.database import release_connections
+from affix.plugins.manager import create_plugin_manager
+from affix.storage.database import release_connections
 from test_claiming import race
 from test_server import (
     booted_worker_pids, free_port, md5, open_files_below, random_bytes, stop, wait_for,
@@ -259,9 +259,8 @@ import socket, sqlite3
 opened = []
 sqlite3.connect = lambda *args, **kwargs: opened.append(("sqlite3", args))
 socket.socket.connect = lambda self, address: opened.append(("socket", address))
-import app, app.cli, app.resources.attachments, plugins.manager, plugins.hookspecs
-import storage.models, storage.blobs, storage.database
-print(app.__file__)
+import affix, affix.app.cli, affix.app.resources.attachments, affix.plugins.hookspecs
+import affix.storage.models, affix.storage.stores, affix.storage.database
 print(opened)
 """
 
@@ -273,13 +272,13 @@ def test_importing_affix_creates_and_opens_nothing(tmp_path):
 
     result = subprocess.run(
         [sys.executable, "-c", IMPORT_PROBE], cwd=cwd, capture_output=True, text=True,
-        env=environ_without_affix(AFFIX_DATA_DIR=str(data_dir), PYTHONPATH=str(REPO_ROOT)),
+        env=environ_without_affix(AFFIX_DATA_DIR=str(data_dir)),
         timeout=SUBPROCESS_TIMEOUT,
     )
 
     assert (result.returncode, result.stderr) == (0, "")
-    # the code next to these tests was imported, and it connected to nothing
-    assert result.stdout == f"{REPO_ROOT / 'app' / '__init__.py'}\n[]\n"
+    # the installed affix was imported, and it connected to nothing
+    assert result.stdout == "[]\n"
     assert list(cwd.iterdir()) == []
     assert not data_dir.exists()
 
@@ -345,7 +344,7 @@ def served_by(server_log) -> set:
 
 @contextlib.contextmanager
 def preloaded_gunicorn(affix_environ, log_path):
-    """``gunicorn --preload 'app:create_app()'`` on loopback, configured by the environment
+    """``gunicorn --preload 'affix:create_app()'`` on loopback, configured by the environment
     alone, its output in ``log_path``; yields (process, base URL) and stops it at the end."""
     port = free_port()
     with open(log_path, "wb") as log:
@@ -353,7 +352,7 @@ def preloaded_gunicorn(affix_environ, log_path):
             [sys.executable, "-m", "gunicorn", "--preload", "--worker-class", "gthread",
              "--workers", "2", "--threads", "2", "--bind", f"{HOST}:{port}",
              "--access-logfile", "-", "--access-logformat", "%(p)s %(m)s %(U)s %(s)s",
-             "app:create_app()"],
+             "affix:create_app()"],
             cwd=REPO_ROOT, env=environ_without_affix(**affix_environ),
             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
             # stop() kills the whole group if SIGTERM is not enough

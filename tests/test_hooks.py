@@ -4,6 +4,7 @@ distributions made on the fly: loading, blocking, listing, and how a broken plug
 import dataclasses
 import hashlib
 import importlib
+import inspect
 import io
 import json
 import logging
@@ -15,13 +16,13 @@ import falcon.testing
 import pluggy
 import pytest
 
-from app import cli, create_app, open_catalog
-from app.settings import Settings
-from app.upload import SNIFF_SIZE
+from affix.app import cli, create_app, open_catalog
+from affix.app.settings import Settings
+from affix.app.upload import SNIFF_SIZE
 from conftest import FROZEN_NOW, png_bytes, upload_body
-from plugins.containers import ContainerType
-from plugins.manager import PluginError, container_types, create_plugin_manager, known_permissions
-from plugins.uploads import UploadCandidate
+from affix.plugins.containers import ContainerType
+from affix.plugins.manager import PluginError, container_types, create_plugin_manager, known_permissions
+from affix.plugins.uploads import UploadCandidate
 from test_claiming import UnreadBody, containers, document, link, upload, uploaded
 from test_cli import BUILT_IN_PERMISSIONS, affix, roles
 from test_upload import assert_error
@@ -496,8 +497,8 @@ def test_a_policy_that_raises_fails_the_upload_and_stores_nothing(
     assert state(catalog, stored) == before
     crash = repr(PolicyCrash("cannot check firmware.bin"))
     assert log_records(caplog) == [
-        ("plugins.manager", logging.ERROR, "upload policy of plugin 'fragile' failed", crash),
-        ("app.errors", logging.ERROR, f"unhandled error in POST {path}", crash),
+        ("affix.plugins.manager", logging.ERROR, "plugin 'fragile' failed in affix_validate_upload", crash),
+        ("affix.app.errors", logging.ERROR, f"unhandled error in POST {path}", crash),
     ]
 
 
@@ -647,7 +648,7 @@ def test_a_failing_handler_is_logged_and_neither_undoes_nor_fails_the_request(
         assert journal in ([("webhook", hook), ("recorder", hook), ("audit", hook)],
                            [("audit", hook), ("recorder", hook), ("webhook", hook)])
         assert sorted(log_records(caplog)) == [
-            ("plugins.manager", logging.ERROR, f"plugin {name!r} failed in affix_attachment_{hook}",
+            ("affix.plugins.manager", logging.ERROR, f"plugin {name!r} failed in affix_attachment_{hook}",
              repr(RuntimeError(f"{name} is down")))
             for name in ("audit", "webhook")
         ]
@@ -950,3 +951,190 @@ def test_a_hook_with_an_argument_its_spec_lacks_stops_the_start_with_one_line(
     assert "'file'" in error
     # the command's contract: one line on stderr
     assert error.count("\n") == 1, error
+
+
+# --- every hook is called through pluggy: wrappers, tryfirst and trylast ----------------------
+
+class Wrapping:
+    """pluggy's new-style wrapper on ``hook_name``: writes down the result it saw, and hands on
+    ``change(result, arguments)`` in its place."""
+
+    def __init__(self, hook_name, change=lambda result, arguments: result):
+        self.seen = []
+
+        def wrapper(**arguments):
+            result = yield
+            self.seen.append(result)
+            return change(result, arguments)
+
+        # a hook implementation is found by its name; pluggy reads the arguments it declares
+        setattr(self, hook_name, hookimpl(wrapper=True)(_with_arguments(wrapper, hook_name)))
+
+
+def _with_arguments(wrapper, hook_name):
+    """``wrapper`` declaring exactly the arguments of the hook's spec, as pluggy requires."""
+    from affix.plugins import hookspecs
+    names = list(inspect.signature(getattr(hookspecs, hook_name)).parameters)
+    namespace = {"wrapper": wrapper}
+    exec(f"def {hook_name}({', '.join(names)}):\n"
+         f"    return (yield from wrapper({', '.join(f'{n}={n}' for n in names)}))\n", namespace)
+    return namespace[hook_name]
+
+
+class Names:
+    """Answers ``affix_authenticate`` with ``login``, at pluggy's ``tryfirst`` or ``trylast``."""
+
+    def __init__(self, login, **order):
+        @hookimpl(**order)
+        def affix_authenticate():
+            return login
+        self.affix_authenticate = affix_authenticate
+
+
+class Rejects:
+    """Rejects every upload with ``message``, at pluggy's ``tryfirst`` or ``trylast``."""
+
+    def __init__(self, message, **order):
+        @hookimpl(**order)
+        def affix_validate_upload():
+            return message
+        self.affix_validate_upload = affix_validate_upload
+
+
+def test_a_wrapper_on_authenticate_sees_and_may_change_the_login(settings, people):
+    wrapper = Wrapping("affix_authenticate", lambda logins, _: [
+        "bob" if login == "nobody" else login for login in logins])
+    client = client_with(settings, host=Names("nobody"), wrapper=wrapper)
+
+    response = client.simulate_get("/api/v3")
+
+    assert response.json["_links"]["user"] == {"href": "/api/v3/users/2", "title": "Bob Builder"}
+    assert wrapper.seen == [["nobody"]]
+
+
+@pytest.mark.parametrize("registered", [["first", "last"], ["last", "first"]])
+def test_tryfirst_and_trylast_order_authenticate_whatever_the_registration(
+        settings, people, registered):
+    plugins = {"first": Names("bob", tryfirst=True), "last": Names("eve", trylast=True)}
+    client = client_with(settings, **{name: plugins[name] for name in registered})
+
+    response = client.simulate_get("/api/v3")
+
+    assert response.json["_links"]["user"] == {"href": "/api/v3/users/2", "title": "Bob Builder"}
+
+
+def test_a_wrapper_on_upload_permissions_may_add_one(settings, crew, stored):
+    wrapper = Wrapping("affix_upload_permissions", lambda lists, _: [*lists, [VIEW_FOLDERS]])
+    client = client_with(settings, wrapper=wrapper)
+
+    response = upload(client, crew, "vic")
+
+    assert response.status_code == 200, response.json
+    assert [row[1] for row in stored.rows()] == ["notes.txt"]
+    [lists] = wrapper.seen
+    assert sorted(name for names in lists for name in names) == sorted(
+        ["edit_work_packages", "add_work_packages", "edit_messages", "edit_wiki_pages"])
+
+
+def test_a_wrapper_on_permissions_may_declare_one(catalog):
+    wrapper = Wrapping("affix_permissions", lambda lists, _: [*lists, ["approve_budgets"]])
+    manager = manager_with(wrapper=wrapper)
+
+    known = known_permissions(manager, container_types(manager, catalog))
+
+    assert known == BUILTIN_KNOWN | {"approve_budgets"}
+    assert len(wrapper.seen) == 1
+
+
+def test_a_wrapper_on_container_types_sees_every_type_and_may_add_one(
+        settings, crew, catalog, stored):
+    wrapper = Wrapping("affix_container_types", lambda lists, arguments: [
+        *lists, Folders().affix_container_types(arguments["catalog"])])
+    client = client_with(settings, wrapper=wrapper)
+
+    response = upload(client, crew, "fay", path=folder_path())
+
+    assert response.status_code == 200, response.json
+    assert containers(catalog) == {1: ("Folder", 1)}
+    [lists] = wrapper.seen
+    assert [kind.name for kinds in lists for kind in kinds] == ["WorkPackage"]
+
+
+def test_a_wrapper_on_validate_upload_passes_uploads_through(settings, crew, stored):
+    # the wrapper that pluggy's documentation shows: before, pluggy was bypassed and the
+    # generator it returned read as a rejection of every upload
+    wrapper = Wrapping("affix_validate_upload")
+    client = client_with(settings, wrapper=wrapper)
+
+    response = upload(client, crew, "fay", name="fine.txt")
+
+    assert response.status_code == 200, response.json
+    assert wrapper.seen == [None]
+    assert [row[1] for row in stored.rows()] == ["fine.txt"]
+
+
+def test_a_wrapper_on_validate_upload_may_reword_a_rejection(settings, crew, catalog, stored):
+    wrapper = Wrapping("affix_validate_upload",
+                       lambda message, _: message and f"Refused by policy: {message}")
+    client = client_with(settings, executables=RejectSuffix(".exe", NO_EXECUTABLES),
+                         wrapper=wrapper)
+    before = state(catalog, stored)
+
+    response = upload(client, crew, "fay", name="setup.exe")
+
+    assert_error(response, 422, "PropertyConstraintViolation",
+                 f"Refused by policy: {NO_EXECUTABLES}", "file")
+    assert state(catalog, stored) == before
+
+
+@pytest.mark.parametrize("registered", [["first", "last"], ["last", "first"]])
+def test_the_tryfirst_policys_message_is_the_one_given(settings, crew, stored, registered):
+    plugins = {"first": Rejects("first says no", tryfirst=True),
+               "last": Rejects("last says no", trylast=True)}
+    client = client_with(settings, **{name: plugins[name] for name in registered})
+
+    response = upload(client, crew, "fay", name="setup.exe")
+
+    assert_error(response, 422, "PropertyConstraintViolation", "first says no", "file")
+    assert stored.snapshot() == ([], {})
+
+
+EVENT_HOOKS = ["affix_attachment_created", "affix_attachment_claimed", "affix_attachment_deleted"]
+
+
+@pytest.mark.parametrize("hook_name", EVENT_HOOKS)
+def test_a_wrapper_on_an_event_runs_around_the_handlers_even_a_failing_one(
+        settings, crew, catalog, stored, caplog, hook_name):
+    journal = []
+    wrapper = Wrapping(hook_name)
+    client = client_with(settings, faulty=Faulty("audit", journal), wrapper=wrapper)
+    attachment_id = uploaded(client, crew, "ada")
+    assert create_work_package(client, crew, "ada", [attachment_id]).status_code == 201
+    deleted = client.simulate_delete(f"/api/v3/attachments/{attachment_id}",
+                                     headers=crew.auth("ada"))
+
+    assert deleted.status_code == 204
+    # the failing handler ran, was logged, and the wrapper still saw the call end normally,
+    # with pluggy's list of the answers that were not None: none
+    assert journal == [("audit", "created"), ("audit", "claimed"), ("audit", "deleted")]
+    assert wrapper.seen == [[]]
+    assert state(catalog, stored) == ({}, ([], {}))
+
+
+@pytest.mark.parametrize("hook_name", EVENT_HOOKS)
+def test_tryfirst_and_trylast_order_the_event_handlers(settings, crew, hook_name):
+    journal = []
+
+    def handler(name, **order):
+        plugin = type(name, (), {})()
+        setattr(plugin, hook_name, hookimpl(**order)(lambda: journal.append(name)))
+        return plugin
+
+    # registered last, so pluggy would call it first but for trylast
+    client = client_with(settings, early=handler("early", tryfirst=True),
+                         plain=handler("plain"), late=handler("late", trylast=True))
+    attachment_id = uploaded(client, crew, "ada")
+    assert create_work_package(client, crew, "ada", [attachment_id]).status_code == 201
+    client.simulate_delete(f"/api/v3/attachments/{attachment_id}", headers=crew.auth("ada"))
+
+    assert journal == ["early", "plain", "late"]

@@ -19,7 +19,7 @@ import pytest
 import requests
 
 from conftest import basic_auth, hal_error, upload_body
-from storage.database import open_database
+from affix.storage.database import open_database
 from test_server import (
     HOST, REPO_ROOT, WORKERS, await_startup, free_port, stop_expecting_it_running,
 )
@@ -77,8 +77,8 @@ class PluginEnvironment:
     from which it really uninstalls it.
 
     affix, its dependencies and pip itself come from this test run's interpreter: a ``.pth``
-    file in the new environment names the repository and this interpreter's site-packages, so
-    nothing is downloaded and the server runs the code next to these tests.
+    file in the new environment adds this interpreter's site-packages, so nothing is
+    downloaded and the server runs the affix these tests run.
     """
 
     def __init__(self, root: Path, source: Path):
@@ -97,8 +97,11 @@ class PluginEnvironment:
         run([sys.executable, "-m", "venv", "--without-pip", str(root)], clean_environ())
         environment = cls(root, source)
         paths = sysconfig.get_paths()
-        borrowed = dict.fromkeys([str(REPO_ROOT), paths["purelib"], paths["platlib"]])
-        (environment.site_packages / "affix-under-test.pth").write_text("\n".join(borrowed) + "\n")
+        borrowed = dict.fromkeys([paths["purelib"], paths["platlib"]])
+        # site dirs, not plain path entries: their own .pth files run too, and an editable
+        # install of affix is found through one
+        (environment.site_packages / "affix-under-test.pth").write_text("".join(
+            f"import site; site.addsitedir({path!r})\n" for path in borrowed))
         return environment
 
     def pip(self, *arguments) -> subprocess.CompletedProcess:
@@ -123,7 +126,7 @@ class PluginEnvironment:
 
     def affix(self, site, *arguments, check=True, **settings) -> subprocess.CompletedProcess:
         """``affix <arguments>`` run by this environment's interpreter on ``site``."""
-        return run([self.python, "-m", "app.cli", *arguments],
+        return run([self.python, "-m", "affix.app.cli", *arguments],
                    clean_environ(**site.environ, **settings), check=check)
 
 
@@ -182,7 +185,7 @@ def serving(environment, site, api_key=None, **settings):
     stderr_path = site.data_dir.parent / f"serve-{port}.stderr"
     with open(stdout_path, "wb") as stdout, open(stderr_path, "wb") as stderr:
         process = subprocess.Popen(
-            [environment.python, "-m", "app.cli", "serve", "--bind", f"{HOST}:{port}",
+            [environment.python, "-m", "affix.app.cli", "serve", "--bind", f"{HOST}:{port}",
              "--workers", str(WORKERS), "--threads", "4"],
             cwd=REPO_ROOT, env=clean_environ(**site.environ, **settings),
             stdin=subprocess.DEVNULL, stdout=stdout, stderr=stderr, start_new_session=True,

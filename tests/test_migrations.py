@@ -13,11 +13,11 @@ import falcon.testing
 import peewee
 import pytest
 
-from app import connect_catalog, create_app, open_catalog
-from app.cli import main
+from affix.app import connect_catalog, create_app, open_catalog
+from affix.app.cli import main
 from conftest import FROZEN_NOW, People, hal_error, upload_body
-from storage.database import release_connections
-from storage.migrations import (
+from affix.storage.database import release_connections
+from affix.storage.migrations import (
     LATEST_VERSION, MIGRATIONS, TABLES, VERSION_TABLE, MigrationError, create_tables, migrate,
     schema_version,
 )
@@ -92,7 +92,7 @@ def test_two_nodes_migrating_one_fresh_database_at_once_apply_each_migration_onc
 
 def test_two_affix_migrate_commands_started_together_both_succeed(tmp_path, databases):
     environ = {"PATH": "/usr/bin:/bin", **databases.environ(tmp_path / "data")}
-    commands = [subprocess.Popen([sys.executable, "-m", "app.cli", "migrate"], cwd=REPO_ROOT,
+    commands = [subprocess.Popen([sys.executable, "-m", "affix.app.cli", "migrate"], cwd=REPO_ROOT,
                                  env=environ, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                  text=True) for _ in range(2)]
     outputs = [command.communicate(timeout=COMMAND_TIMEOUT) for command in commands]

@@ -18,10 +18,10 @@ import sys
 import pytest
 import requests
 
-from app import open_catalog
-from app.cli import main as affix
+from affix.app import open_catalog
+from affix.app.cli import main as affix
 from moto_server import s3_bucket, s3_environ, s3_server  # noqa: F401 (fixtures)
-from storage.models import utc_now
+from affix.storage.models import utc_now
 from test_claiming import race
 from test_server import (
     HOST, REPO_ROOT, REQUEST_TIMEOUT, ServedAffix, await_startup, free_port, md5, multipart_upload,
@@ -90,7 +90,7 @@ class Cluster:
     def cleanup_on_b(self) -> str:
         """``affix cleanup`` as cron runs it beside node B: a process of its own."""
         result = subprocess.run(
-            [sys.executable, "-m", "app.cli", "cleanup"], cwd=REPO_ROOT,
+            [sys.executable, "-m", "affix.app.cli", "cleanup"], cwd=REPO_ROOT,
             env={**self.environ, "AFFIX_DATA_DIR": str(self.environ["NODE_B_DATA_DIR"])},
             stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=COMMAND_TIMEOUT)
         assert result.returncode == 0, result.stderr
@@ -103,7 +103,7 @@ def start_node(stack, name, run_dir, environ, api_key=None) -> Node:
     stdout_path, stderr_path = run_dir / "stdout", run_dir / "stderr"
     with open(stdout_path, "wb") as stdout, open(stderr_path, "wb") as stderr:
         process = subprocess.Popen(
-            [sys.executable, "-m", "app.cli", "serve", "--bind", f"{HOST}:{port}",
+            [sys.executable, "-m", "affix.app.cli", "serve", "--bind", f"{HOST}:{port}",
              "--workers", str(WORKERS), "--threads", str(THREADS)],
             cwd=REPO_ROOT, env={**environ, "AFFIX_DATA_DIR": str(run_dir / "data")},
             stdin=subprocess.DEVNULL, stdout=stdout, stderr=stderr, start_new_session=True)

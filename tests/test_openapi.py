@@ -4,8 +4,8 @@ import re
 import falcon.inspect
 import falcon.testing
 
-from app.openapi import openapi_document
-from plugins.containers import ContainerTypes
+from affix.app.openapi import openapi_document
+from affix.plugins.containers import ContainerTypes
 
 
 def route_templates(app):

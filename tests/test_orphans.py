@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from app.cli import main
+from affix.app.cli import main
 from conftest import upload_body
-from storage.blobs import open_blob_store
-from storage.models import utc_now
-from storage.orphans import find_orphans, remove_orphans
+from affix.storage.stores import open_blob_store
+from affix.storage.models import utc_now
+from affix.storage.orphans import find_orphans, remove_orphans
 
 TWO_DAYS = datetime.timedelta(days=2)
 
@@ -76,7 +76,7 @@ def test_only_old_blobs_without_a_row_are_removed(catalog, blob_store, stored, s
 def test_lookups_in_batches_find_every_referenced_blob(catalog, blob_store, stored, people,
                                                       client, monkeypatch):
     # more keys than one batch holds: every batch's rows count
-    monkeypatch.setattr("storage.orphans.ROW_LOOKUP_BATCH", 2)
+    monkeypatch.setattr("affix.storage.orphans.ROW_LOOKUP_BATCH", 2)
     for number in range(5):
         upload(client, people, f"file {number}".encode())
     orphans = sorted(orphan(blob_store, f"orphan {n}".encode()) for n in range(3))

@@ -8,10 +8,10 @@ from pathlib import Path
 import falcon.testing
 import pytest
 
-from app import create_app
+from affix.app import create_app
 from conftest import FROZEN_NOW, upload_body
-from plugins import hookimpl
-from plugins.manager import create_plugin_manager, upload_permissions
+from affix.plugins import hookimpl
+from affix.plugins.manager import create_plugin_manager, upload_permissions
 
 BUILTIN_PERMISSIONS = frozenset(
     {"edit_work_packages", "add_work_packages", "edit_messages", "edit_wiki_pages"}

@@ -9,7 +9,7 @@ import zipfile
 import falcon.testing
 import pytest
 
-from app.attachments import AttachmentService
+from affix.app.attachments import AttachmentService
 from conftest import STORAGE_KEY, png_bytes, upload_body
 from test_upload import assert_error, post
 

@@ -32,10 +32,10 @@ import psycopg2
 import pytest
 import requests
 
-from app import open_catalog
+from affix.app import open_catalog
 from conftest import Stored, basic_auth
-from storage.blobs import STAGING_DIR
-from storage.database import release_connections
+from affix.storage.local import STAGING_DIR
+from affix.storage.database import release_connections
 from test_claiming import uploaded
 from test_server import (
     HOST, KiB, MiB, REPO_ROOT, REQUEST_TIMEOUT, STARTUP_TIMEOUT, WORKERS, assert_downloads_as,
@@ -117,7 +117,7 @@ class Affix:
     def cli(self, *arguments) -> str:
         """The output of ``affix <arguments>`` on this data dir; the command must succeed."""
         result = subprocess.run(
-            [sys.executable, "-m", "app.cli", *arguments], cwd=REPO_ROOT, env=self.environ(),
+            [sys.executable, "-m", "affix.app.cli", *arguments], cwd=REPO_ROOT, env=self.environ(),
             stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=COMMAND_TIMEOUT,
         )
         assert result.returncode == 0, (
@@ -142,7 +142,7 @@ class Affix:
         self.port = free_port()
         with open(self.stdout_path, "wb") as stdout, open(self.stderr_path, "wb") as stderr:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "app.cli", "serve", "--bind", f"{HOST}:{self.port}",
+                [sys.executable, "-m", "affix.app.cli", "serve", "--bind", f"{HOST}:{self.port}",
                  "--workers", str(WORKERS), "--threads", str(THREADS)],
                 cwd=REPO_ROOT, env=self.environ(), stdin=subprocess.DEVNULL, stdout=stdout,
                 stderr=stderr, start_new_session=True,

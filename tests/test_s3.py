@@ -17,15 +17,15 @@ import pytest
 import requests
 from botocore.stub import Stubber
 
-from app import create_app
-from app.settings import Settings, SettingsError
+from affix.app import create_app
+from affix.app.settings import Settings, SettingsError
 from conftest import (
     FROZEN_NOW, SMALL_LIMIT, STORAGE_KEY, Stored, hal_error, png_bytes, upload_body,
 )
 from moto_server import s3_bucket, s3_environ, s3_options, s3_server  # noqa: F401 (fixtures)
-from storage.blobs import open_blob_store
-from storage.orphans import find_orphans
-from storage.s3 import PART_SIZE, S3BlobStore, S3Options
+from affix.storage.stores import open_blob_store
+from affix.storage.orphans import find_orphans
+from affix.storage.s3 import PART_SIZE, S3BlobStore, S3Options
 from test_server import HIGH_LIMIT, REQUEST_TIMEOUT, free_port, running_server
 
 MiB = 1024 * 1024
@@ -131,7 +131,7 @@ def test_a_download_of_someone_elses_attachment_is_404_without_a_url(client, peo
 
 def test_an_upload_of_several_parts_is_stored_exactly(
         settings, plugin_manager, people, rows, s3_bucket, monkeypatch):
-    from storage.s3 import StagedS3Blob
+    from affix.storage.s3 import StagedS3Blob
     part_sizes = []
     upload_part = StagedS3Blob._upload_part
 
@@ -225,7 +225,7 @@ def earlier(client, people, rows, s3_bucket):
 def parts_sent(monkeypatch):
     """How many parts went into multipart uploads: a refusal after one shows that what was
     sent is aborted, not merely never started."""
-    from storage.s3 import StagedS3Blob
+    from affix.storage.s3 import StagedS3Blob
     sent = []
     upload_part = StagedS3Blob._upload_part
 
@@ -288,7 +288,7 @@ def test_a_failed_commit_leaves_nothing(settings, plugin_manager, people, rows, 
     """The object store failing as the upload completes: the upload is aborted, and an object
     the store may have completed all the same is removed."""
     client = client_with_limit(settings, plugin_manager, 32 * MiB)
-    from storage.s3 import StagedS3Blob
+    from affix.storage.s3 import StagedS3Blob
     commit = StagedS3Blob.commit
 
     def commit_then_fail(staged):
@@ -326,7 +326,7 @@ def naive_utc_now():
 
 
 def test_stored_blobs_lists_committed_objects_under_the_prefix_only(s3_bucket, monkeypatch):
-    monkeypatch.setattr("storage.s3.LIST_PAGE_SIZE", 2)
+    monkeypatch.setattr("affix.storage.s3.LIST_PAGE_SIZE", 2)
     store = open_blob_store(s3_bucket.url(PREFIX), s3_bucket.options)
     before = naive_utc_now().replace(microsecond=0)
     keys = set()
@@ -361,7 +361,7 @@ def test_orphans_are_found_among_objects(client, people, rows, catalog, s3_bucke
 
 
 def test_the_sweep_aborts_pending_uploads_under_the_prefix_only(s3_bucket, monkeypatch):
-    monkeypatch.setattr("storage.s3.LIST_PAGE_SIZE", 2)
+    monkeypatch.setattr("affix.storage.s3.LIST_PAGE_SIZE", 2)
     store = open_blob_store(s3_bucket.url(PREFIX), s3_bucket.options)
     neighbour = open_blob_store(s3_bucket.url("elsewhere"), s3_bucket.options)
     ours, theirs = [], []

@@ -13,7 +13,7 @@ from pathlib import Path
 import falcon.testing
 import pytest
 
-from app.cli import main as affix_main
+from affix.app.cli import main as affix_main
 from conftest import STORAGE_KEY, basic_auth, multipart, png_bytes, upload_body
 
 README = Path(__file__).resolve().parent.parent / "README.md"

@@ -1,5 +1,6 @@
 """The Create Attachment contract through falcon.testing: success and every refusal, with what
 is stored asserted after each."""
+import contextlib
 import dataclasses
 import errno
 import hashlib
@@ -11,9 +12,10 @@ import peewee
 
 import pytest
 
-from app import create_app
+from affix.app import create_app, open_catalog
 from conftest import (
-    FROZEN_NOW, SMALL_LIMIT, STORAGE_KEY, hal_error, multipart, png_bytes, upload_body,
+    FROZEN_NOW, SMALL_LIMIT, STORAGE_KEY, Stored, hal_error, make_people, multipart, png_bytes,
+    small_disk, upload_body,
 )
 
 URN = "urn:openproject-org:api:v3:errors:"
@@ -337,29 +339,69 @@ def test_database_out_of_reach_is_503_before_anything_is_read(
     assert stored.snapshot() == earlier
 
 
-def fail_blob_writes(monkeypatch, error_number):
-    """Staged blobs whose writes fail with ``error_number``, as a full or broken disk does
-    in the middle of an upload (the staged file exists by then)."""
-    from storage.blobs import StagedLocalBlob
+# room for the fan-out folders and one small blob, not for an upload of SMALL_LIMIT bytes
+SMALL_DISK = 16 * 1024
+FULL = (507, "InsufficientStorage", "There is not enough storage space left to store the file.")
 
-    def write(blob, data):
-        raise OSError(error_number, os.strerror(error_number))
 
-    monkeypatch.setattr(StagedLocalBlob, "write", write)
+@contextlib.contextmanager
+def app_on_small_disk(tmp_path, databases, plugin_manager, disk_size, max_attachment_size):
+    """(client, people, stored) of an app whose blobs live on a real filesystem of
+    ``disk_size`` bytes."""
+    with small_disk(tmp_path / "disk", disk_size) as disk:
+        settings = databases.settings(tmp_path / "data", storage_url=str(disk),
+                                      max_attachment_size=max_attachment_size)
+        client = falcon.testing.TestClient(
+            create_app(settings, plugin_manager=plugin_manager, clock=lambda: FROZEN_NOW))
+        catalog = open_catalog(settings)
+        try:
+            yield client, make_people(catalog), Stored(catalog, disk)
+        finally:
+            catalog.database.close()
+
+
+def test_a_full_disk_refuses_the_upload_and_leaves_nothing(tmp_path, databases, plugin_manager):
+    with app_on_small_disk(tmp_path, databases, plugin_manager, SMALL_DISK,
+                           SMALL_LIMIT) as (client, people, stored):
+        kept = post(client, people, upload_body(b'{"fileName": "small.txt"}', b"fits"))
+        assert kept.status_code == 200, kept.json
+        earlier = stored.snapshot()
+
+        response = post(client, people, upload_body(file=b"z" * (SMALL_LIMIT - 1024)))
+
+        assert_error(response, *FULL)
+        # no row, no staged file, and the blob that fitted untouched
+        assert stored.snapshot() == earlier
+
+
+def test_a_disk_filling_up_under_a_large_upload_leaves_nothing(
+        tmp_path, databases, plugin_manager):
+    # past its first chunk a file is written on a thread of its own: the failure must still
+    # reach the request, and the staged blob still be discarded
+    with app_on_small_disk(tmp_path, databases, plugin_manager, 3 * 1024 * 1024,
+                           8 * 1024 * 1024) as (client, people, stored):
+        earlier = stored.snapshot()
+
+        response = post(client, people, upload_body(file=os.urandom(5 * 1024 * 1024)))
+
+        assert_error(response, *FULL)
+        assert stored.snapshot() == earlier
 
 
 @pytest.mark.parametrize("error_number, status, identifier, message", [
-    (errno.ENOSPC, 507, "InsufficientStorage",
-     "There is not enough storage space left to store the file."),
-    (errno.EDQUOT, 507, "InsufficientStorage",
-     "There is not enough storage space left to store the file."),
+    # a quota cannot be exhausted here for real: the disk's answer is played instead
+    (errno.EDQUOT, *FULL),
     (errno.EIO, 500, "InternalServerError", "An internal error has occurred."),
 ])
-def test_storage_failing_mid_upload_leaves_nothing(
+def test_storage_failing_as_the_blob_is_made_durable_leaves_nothing(
         client, people, stored, earlier, monkeypatch, error_number, status, identifier,
         message):
-    fail_blob_writes(monkeypatch, error_number)
+    def fsync(fd):
+        raise OSError(error_number, os.strerror(error_number))
+
+    monkeypatch.setattr(os, "fsync", fsync)
     response = post(client, people, upload_body(file=b"z" * 1000))
+    monkeypatch.undo()
     assert_error(response, status, identifier, message)
     assert stored.snapshot() == earlier
 
@@ -370,27 +412,6 @@ def large_client(settings, plugin_manager, app):
     roomy = dataclasses.replace(settings, max_attachment_size=8 * 1024 * 1024)
     return falcon.testing.TestClient(
         create_app(roomy, plugin_manager=plugin_manager, clock=lambda: FROZEN_NOW))
-
-
-def test_storage_failing_on_the_writer_thread_of_a_large_upload_leaves_nothing(
-        large_client, people, stored, earlier, monkeypatch):
-    # past its first chunk a file is written on a thread of its own: the failure must still
-    # reach the request, and the staged blob still be discarded
-    from storage.blobs import StagedLocalBlob
-    original_write = StagedLocalBlob.write
-    written = {}
-
-    def write(blob, data):
-        written[blob] = written.get(blob, 0) + len(data)
-        if written[blob] > 2 * 1024 * 1024:
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-        original_write(blob, data)
-
-    monkeypatch.setattr(StagedLocalBlob, "write", write)
-    response = post(large_client, people, upload_body(file=os.urandom(5 * 1024 * 1024)))
-    assert_error(response, 507, "InsufficientStorage",
-                 "There is not enough storage space left to store the file.")
-    assert stored.snapshot() == earlier
 
 
 def test_a_large_upload_written_behind_is_stored_exactly(large_client, people, stored):

@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from storage.write_behind import WriteBehind
+from affix.storage.write_behind import WriteBehind
 
 
 class RecordingBlob:

@@ -1,12 +1,12 @@
 """``/api/v3/attachments``, the resources below it, and the attachments of a container."""
 import falcon
 
-from app import representers
-from app.content_types import presentation
-from app.downloads import send_blob, store_download_url
-from app.errors import missing_permission, not_found
-from app.links import attachment_ids, json_document, links_of
-from app.upload import receive_upload
+from affix.app import representers
+from affix.app.content_types import presentation
+from affix.app.downloads import send_blob
+from affix.app.errors import not_found
+from affix.app.request_json import attachment_ids, json_document, links_of
+from affix.app.upload import RequestBody
 
 
 def render_attachment(req, service, record) -> dict:
@@ -21,24 +21,18 @@ def render_attachment(req, service, record) -> dict:
     return representers.attachment(
         req.root_path, record, container_link=container_link,
         may_delete=service.may_delete(req.context.user, record),
-        download_url=store_download_url(service.blob_store, record),
+        download_url=service.download_url(record),
     )
 
 
 class AttachmentsResource:
     """Containerless uploads."""
 
-    def __init__(self, service, max_attachment_size):
+    def __init__(self, service):
         self.service = service
-        self.max_attachment_size = max_attachment_size
 
     def on_post(self, req, resp):
-        user = req.context.user
-        # before a single byte of the body is read: a refused client costs us nothing
-        if not self.service.permissions.may_upload(user):
-            raise missing_permission()
-        upload = receive_upload(req, self.service.blob_store, self.max_attachment_size)
-        record = self.service.commit(upload, user)
+        record = self.service.upload(req.context.user, RequestBody.of(req))
         resp.media = render_attachment(req, self.service, record)
 
 
@@ -65,14 +59,14 @@ class AttachmentContentResource:
 
     def on_get(self, req, resp, attachment_id):
         record = self.service.find_visible(req.context.user, attachment_id)
-        url = store_download_url(self.service.blob_store, record)
+        url = self.service.download_url(record)
         if url is not None:
             # signed afresh on every request: a URL handed out earlier may have expired
             resp.status = falcon.HTTP_302
             resp.location = url
             return
         send_blob(
-            req, resp, lambda: self.service.blob_store.open(record.storage_key),
+            req, resp, lambda: self.service.open_content(record),
             record.file_size, presentation(record.content_type, record.charset),
             record.file_name,
         )
@@ -82,10 +76,9 @@ class ContainerAttachmentsResource:
     """``/api/v3/<segment>/{id}/attachments``: list a container's attachments, upload into it,
     or (with a JSON body naming ``_links.attachments``) claim uploads for it."""
 
-    def __init__(self, service, kind, max_attachment_size):
+    def __init__(self, service, kind):
         self.service = service
         self.kind = kind
-        self.max_attachment_size = max_attachment_size
 
     def _visible_container(self, user, container_id):
         container = self.kind.find(container_id)
@@ -108,14 +101,11 @@ class ContainerAttachmentsResource:
     def on_post(self, req, resp, container_id):
         user = req.context.user
         container = self._visible_container(user, container_id)
-        if not self.service.permissions.allowed(
-                user, self.kind.add, self.kind.project_of(container)):
-            raise missing_permission()
         if req.content_type and req.content_type.split(";")[0].strip() == "application/json":
+            self.service.require_may_add(user, self.kind, container)
             claims = attachment_ids(links_of(json_document(req))) or []
             self.service.claim_for(user, claims, self.kind, lambda: container)
             resp.media = self._collection(req, container)
             return
-        upload = receive_upload(req, self.service.blob_store, self.max_attachment_size)
-        record = self.service.commit(upload, user, self.kind, container)
+        record = self.service.upload(user, RequestBody.of(req), self.kind, container)
         resp.media = render_attachment(req, self.service, record)

@@ -1,6 +1,6 @@
 """``/api/v3/projects/{id}``: visible to its members and to admins."""
-from app import representers
-from app.errors import not_found
+from affix.app import representers
+from affix.app.errors import not_found
 
 
 class ProjectResource:

@@ -1,5 +1,5 @@
 """``/api/v3``: the entry point a HAL client starts from."""
-from app import representers
+from affix.app import representers
 
 
 class RootResource:

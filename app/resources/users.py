@@ -1,6 +1,6 @@
 """``/api/v3/users/{id}``."""
-from app import representers
-from app.errors import not_found
+from affix.app import representers
+from affix.app.errors import not_found
 
 
 class UserResource:

@@ -3,11 +3,11 @@ import re
 
 import falcon
 
-from app import representers
-from app.errors import missing_permission, not_found, property_violation, property_violations
-from app.links import attachment_ids, json_document, links_of
-from app.resources.attachments import render_attachment
-from plugins.builtin import (
+from affix.app import representers
+from affix.app.errors import missing_permission, not_found, property_violation, property_violations
+from affix.app.request_json import attachment_ids, json_document, links_of
+from affix.app.resources.attachments import render_attachment
+from affix.plugins.builtin import (
     ADD_WORK_PACKAGES as ADD, EDIT_WORK_PACKAGES as EDIT, VIEW_WORK_PACKAGES as VIEW,
     WORK_PACKAGE,
 )

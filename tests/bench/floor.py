@@ -26,8 +26,8 @@ import peewee
 from streaming_form_data import StreamingFormDataParser
 from streaming_form_data.targets import BaseTarget, ValueTarget
 
-from app.auth import hash_api_key, presented_key
-from storage.blobs import fsync_directory
+from affix.app.auth import hash_api_key, presented_key
+from affix.storage.local import fsync_directory
 
 READ_CHUNK_SIZE = 1024 * 1024
 PRAGMAS = {"journal_mode": "wal", "synchronous": "full", "busy_timeout": 10_000}

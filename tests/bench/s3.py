@@ -23,7 +23,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from storage.s3 import s3_client
+from affix.storage.s3 import s3_client
 from tests.bench.run import (
     MiB, POOL_SIZE, TARGETS, BenchError, Row, affix_server, bench_large_uploads, bench_parser,
     bench_rss, check_logs, print_table, run_bench, say, verdict,

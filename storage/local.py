@@ -1,25 +1,29 @@
-"""Blob stores: where attachment bytes live.
+"""Blobs as files in a folder on the local disk (a :class:`~affix.storage.blob_store.BlobStore`).
 
-An upload is written into a *staged* blob, invisible to readers. ``commit`` makes it permanent
-under a key that the store chooses (never derived from client input); ``discard`` removes it. So
-a failed upload leaves nothing behind, and a crash mid-upload leaves only staging debris.
+Staged blobs are files in a staging folder; ``commit`` renames one into its fan-out folder.
 """
+import contextlib
 import datetime
+import errno
 import os
 import secrets
 from pathlib import Path
 
+from affix.storage.blob_store import FAN_OUT, StoreFull, new_storage_key
+
 STAGING_DIR = ".staging"
-# keys spread over 256 folders named by two hex digits, made once when the store opens: a
-# commit then creates no folder, so the only directory it must make durable is its own
-FAN_OUT = tuple(f"{number:02x}" for number in range(256))
+# what a full disk or an exhausted quota answers
+_FULL = (errno.ENOSPC, errno.EDQUOT)
 
 
-def new_storage_key() -> str:
-    """A random, content-independent key under one of the :data:`FAN_OUT` prefixes (folders in
-    a local store)."""
-    token = secrets.token_hex(16)
-    return f"{token[:2]}/{token}"
+@contextlib.contextmanager
+def _full_disk_as_store_full():
+    try:
+        yield
+    except OSError as error:
+        if error.errno in _FULL:
+            raise StoreFull(f"no space left to store the file: {error}") from error
+        raise
 
 
 def fsync_directory(path: Path):
@@ -36,15 +40,18 @@ class StagedLocalBlob:
     def __init__(self, store: "LocalBlobStore"):
         self._store = store
         self.path = store.staging / secrets.token_hex(16)
-        self._file = open(self.path, "xb")
+        with _full_disk_as_store_full():
+            self._file = open(self.path, "xb")
 
     def write(self, data: bytes):
-        self._file.write(data)
+        with _full_disk_as_store_full():
+            self._file.write(data)
 
     def commit(self) -> str:
         """Make the blob durable and permanent; returns its storage key."""
-        self._file.flush()
-        os.fsync(self._file.fileno())
+        with _full_disk_as_store_full():
+            self._file.flush()
+            os.fsync(self._file.fileno())
         self._file.close()
         key = new_storage_key()
         target = self._store.path_of(key)
@@ -54,12 +61,17 @@ class StagedLocalBlob:
         return key
 
     def discard(self):
-        self._file.close()
+        # closing flushes what is buffered, and on a full disk fails for the same reason the
+        # upload did: the bytes are thrown away anyway, and the file must go all the same
+        with contextlib.suppress(OSError):
+            self._file.close()
         self.path.unlink(missing_ok=True)
 
 
 class LocalBlobStore:
-    """Blobs as files in a folder on the local disk."""
+    """Blobs as files in a folder on the local disk. The 256 fan-out folders are made once when
+    the store opens: a commit then creates no folder, so the only directory it must make durable
+    is its own."""
 
     def __init__(self, root):
         self.root = Path(root)
@@ -116,18 +128,3 @@ class LocalBlobStore:
             modified = datetime.datetime.fromtimestamp(mtime, datetime.UTC)
             yield relative.as_posix(), modified.replace(tzinfo=None)
 
-
-def open_blob_store(url: str, s3_options=None):
-    """The blob store for ``url``: a plain path or ``file://`` URL names a local folder,
-    ``s3://bucket/prefix`` a bucket reached with ``s3_options`` (a :class:`storage.s3.S3Options`).
-    """
-    if url.startswith("file://"):
-        return LocalBlobStore(url[len("file://"):])
-    if url.startswith("s3://"):
-        # imported here: boto3 is needed only by those who store in S3
-        from storage.s3 import S3BlobStore, S3Options
-        return S3BlobStore(url, s3_options or S3Options())
-    if "://" in url:
-        raise ValueError(f"unsupported storage URL {url!r}: use a folder path, a file:// URL "
-                         "or s3://bucket/prefix")
-    return LocalBlobStore(url)

@@ -1,7 +1,7 @@
 """Reading the HAL documents clients send: a JSON object, and the hrefs in its ``_links``."""
 import re
 
-from app.errors import invalid_request_body, property_violation
+from affix.app.errors import invalid_request_body, property_violation
 
 # hrefs are accepted with or without the prefix the app is mounted at
 _ATTACHMENT_HREF = re.compile(r"/api/v3/attachments/([0-9]+)/?\Z")

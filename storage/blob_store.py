@@ -1,0 +1,71 @@
+"""What every blob store is: the interface the app and the commands use, the errors a store
+raises, and how a store names a blob.
+
+An upload is written into a *staged* blob, invisible to readers. ``commit`` makes it permanent
+under a key that the store chooses (never derived from client input); ``discard`` removes it. So
+a failed upload leaves nothing behind, and a crash mid-upload leaves only staging debris.
+"""
+import datetime
+import secrets
+from collections.abc import Iterator
+from typing import BinaryIO, Protocol
+
+# keys spread over 256 prefixes named by two hex digits (folders in a local store)
+FAN_OUT = tuple(f"{number:02x}" for number in range(256))
+
+
+class StorageError(Exception):
+    """A blob store failed; the message says how, and the cause is chained."""
+
+
+class StoreUnavailable(StorageError):
+    """The store is out of reach or failing on its side: worth trying again later."""
+
+
+class StoreFull(StorageError):
+    """The store has no room left for the blob."""
+
+
+def new_storage_key() -> str:
+    """A random, content-independent key under one of the :data:`FAN_OUT` prefixes."""
+    token = secrets.token_hex(16)
+    return f"{token[:2]}/{token}"
+
+
+class StagedBlob(Protocol):
+    def write(self, data: bytes) -> None:
+        """Append ``data``."""
+
+    def commit(self) -> str:
+        """Make the blob durable and permanent; returns its storage key."""
+
+    def discard(self) -> None:
+        """Remove what was written. Best effort: it runs while another error is on its way,
+        which it never replaces; what it cannot remove, the staging sweep will."""
+
+
+class BlobStore(Protocol):
+    """Every store. One whose ``download_url`` may answer None is a :class:`ServedBlobStore`."""
+
+    def stage(self) -> StagedBlob:
+        """A new staged blob to write an upload into."""
+
+    def delete(self, key: str) -> None:
+        """Remove the committed blob ``key``; nothing happens when it is gone already."""
+
+    def download_url(self, key: str, content_type: str, content_disposition: str) -> str | None:
+        """A URL where the store serves ``key`` itself with these headers, or None when the
+        app serves the bytes."""
+
+    def stored_blobs(self) -> Iterator[tuple[str, datetime.datetime]]:
+        """(key, last modified as naive UTC) of every committed blob; staging is not listed."""
+
+    def sweep_staging(self) -> int:
+        """Remove what interrupted uploads left in staging; returns how many."""
+
+
+class ServedBlobStore(BlobStore, Protocol):
+    """A store whose bytes the app serves: it has no URL of its own for them."""
+
+    def open(self, key: str) -> BinaryIO:
+        """The committed blob ``key``, for reading; ``FileNotFoundError`` when it is gone."""

@@ -1,0 +1,19 @@
+"""Choosing the blob store: the one place that knows every kind."""
+from affix.storage.blob_store import BlobStore
+from affix.storage.local import LocalBlobStore
+
+
+def open_blob_store(url: str, s3_options=None) -> BlobStore:
+    """The blob store for ``url``: a plain path or ``file://`` URL names a local folder,
+    ``s3://bucket/prefix`` a bucket reached with ``s3_options`` (a
+    :class:`affix.storage.s3.S3Options`)."""
+    if url.startswith("file://"):
+        return LocalBlobStore(url[len("file://"):])
+    if url.startswith("s3://"):
+        # imported here: boto3 is needed only by those who store in S3
+        from affix.storage.s3 import S3BlobStore, S3Options
+        return S3BlobStore(url, s3_options or S3Options())
+    if "://" in url:
+        raise ValueError(f"unsupported storage URL {url!r}: use a folder path, a file:// URL "
+                         "or s3://bucket/prefix")
+    return LocalBlobStore(url)

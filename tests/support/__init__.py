@@ -1,0 +1,1 @@
+"""Harness code the tests share: servers, databases, clients, documents. No tests here."""
