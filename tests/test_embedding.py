@@ -7,6 +7,7 @@ import dataclasses
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import threading
@@ -343,17 +344,18 @@ def served_by(server_log) -> set:
 
 
 @contextlib.contextmanager
-def preloaded_gunicorn(affix_environ, log_path):
-    """``gunicorn --preload 'affix:create_app()'`` on loopback, configured by the environment
-    alone, its output in ``log_path``; yields (process, base URL) and stops it at the end."""
+def gunicorn(affix_environ, log_path, wsgi_app="affix:create_app()", cwd=REPO_ROOT):
+    """``gunicorn --preload <wsgi_app>`` (two gthread workers) on loopback, run in ``cwd``,
+    configured by the environment alone, its output in ``log_path``; yields (process, base
+    URL) and stops it at the end."""
     port = free_port()
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "--preload", "--worker-class", "gthread",
              "--workers", "2", "--threads", "2", "--bind", f"{HOST}:{port}",
              "--access-logfile", "-", "--access-logformat", "%(p)s %(m)s %(U)s %(s)s",
-             "affix:create_app()"],
-            cwd=REPO_ROOT, env=environ_without_affix(**affix_environ),
+             wsgi_app],
+            cwd=cwd, env=environ_without_affix(**affix_environ),
             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
             # stop() kills the whole group if SIGTERM is not enough
             start_new_session=True,
@@ -378,7 +380,7 @@ def test_gunicorn_preload_serves_from_every_worker(tmp_path, databases):
         people = People(catalog)
         people.add("ada", admin=True)
         auth = people.auth("ada")
-        with preloaded_gunicorn(databases.environ(settings.data_dir), log_path) as (
+        with gunicorn(databases.environ(settings.data_dir), log_path) as (
                 process, base_url):
             def ready():
                 assert process.poll() is None, server_log()
@@ -413,6 +415,90 @@ def test_gunicorn_preload_serves_from_every_worker(tmp_path, databases):
     assert sorted(files.values()) == sorted(contents.values())
     assert {status for _, _, _, status in ACCESS_LOG_LINE.findall(server_log())} == {"200"}
     assert "Traceback" not in server_log()
+
+
+# --- a host project with top-level packages of the same names as affix's folders -------------
+
+HOST_PROJECT = {
+    # the layout of most Flask and Falcon projects: the WSGI app in a top-level package "app"
+    "app/__init__.py": """
+from affix import create_app
+from plugins import GREETING
+from storage import SHELF
+
+affix = create_app()
+
+
+def application(environ, start_response):
+    path = environ.get("PATH_INFO", "")
+    if path.startswith("/files/"):
+        environ = {**environ, "SCRIPT_NAME": "/files", "PATH_INFO": path[len("/files"):]}
+        return affix(environ, start_response)
+    page = f"{GREETING} {SHELF}\\n".encode()
+    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(page)))])
+    return [page]
+""",
+    "plugins/__init__.py": 'GREETING = "the host\'s plugins"\n',
+    "storage/__init__.py": 'SHELF = "and the host\'s storage"\n',
+}
+
+
+def test_a_host_with_its_own_app_plugins_and_storage_mounts_affix_under_gunicorn(
+        tmp_path, databases):
+    project = tmp_path / "host"
+    for name, source in HOST_PROJECT.items():
+        (project / name).parent.mkdir(parents=True, exist_ok=True)
+        (project / name).write_text(source.lstrip())
+    settings = databases.settings(tmp_path / "data")
+    log_path = tmp_path / "gunicorn.log"
+    catalog = open_catalog(settings)
+    with contextlib.closing(catalog.database):
+        people = People(catalog)
+        people.add("ada", admin=True)
+        auth = people.auth("ada")
+        with gunicorn(databases.environ(settings.data_dir), log_path, "app:application",
+                      cwd=project) as (process, base_url):
+            def ready():
+                assert process.poll() is None, log_path.read_text(errors="replace")
+                return answers(f"{base_url}/files/api/v3", auth)
+            wait_for(ready, "the host under gunicorn", timeout=STARTUP_TIMEOUT)
+
+            page = requests.get(f"{base_url}/", timeout=REQUEST_TIMEOUT)
+            body, content_type = named_upload("cat.png", png_bytes())
+            uploaded = requests.post(f"{base_url}/files/api/v3/attachments", data=body,
+                                     headers={**auth, "Content-Type": content_type},
+                                     timeout=REQUEST_TIMEOUT)
+            downloaded = requests.get(f"{base_url}/files/api/v3/attachments/1/download",
+                                      headers=auth, timeout=REQUEST_TIMEOUT)
+        rows, files = Stored(catalog, Path(settings.storage_url)).snapshot()
+
+    assert (page.status_code, page.text) == (200, "the host's plugins and the host's storage\n")
+    assert uploaded.status_code == 200, uploaded.text
+    assert uploaded.json()["_links"]["downloadLocation"] == {
+        "href": "/files/api/v3/attachments/1/download"}
+    assert (downloaded.status_code, downloaded.content) == (200, png_bytes())
+    assert [row[:3] for row in rows] == [(1, "cat.png", len(png_bytes()))]
+    assert list(files.values()) == [png_bytes()]
+    assert "Traceback" not in log_path.read_text(errors="replace")
+
+
+def test_pip_install_adds_no_top_level_name_but_affix(tmp_path):
+    # a copy: building writes build/ and *.egg-info next to the sources
+    source = tmp_path / "source"
+    shutil.copytree(REPO_ROOT, source, ignore=shutil.ignore_patterns(
+        ".git", ".venv", "var", "build", "*.egg-info", "__pycache__", ".pytest_cache"))
+    target = tmp_path / "site-packages"
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-index",
+         "--no-build-isolation", "--target", str(target), str(source)],
+        check=True, capture_output=True, timeout=SUBPROCESS_TIMEOUT * 4,
+        env={**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1"},
+    )
+
+    installed = sorted(path.name for path in target.iterdir() if path.name != "bin")
+    assert installed == ["affix", "affix-0.1.0.dist-info"]
+    assert sorted(path.name for path in (target / "affix").iterdir()
+                  if path.name != "__pycache__") == ["__init__.py", "app", "plugins", "storage"]
 
 
 # --- mounted under a prefix, over real HTTP --------------------------------------------------
