@@ -28,6 +28,12 @@ STORAGE_KEY = re.compile(r"([0-9a-f]{2})/\1[0-9a-f]{30}")
 DATABASE_KINDS = ("sqlite", "postgresql")
 
 
+def pytest_xdist_auto_num_workers(config):
+    """Two test processes per core: most tests spend much of their time waiting for a server,
+    a subprocess or a disk, and two per core keep the cores busy meanwhile."""
+    return 2 * (os.cpu_count() or 1)
+
+
 def pytest_configure(config):
     for kind in DATABASE_KINDS:
         config.addinivalue_line(
