@@ -7,8 +7,10 @@ from affix.app.attachments import AttachmentService
 from affix.app.auth import Authenticator, TrustRemoteUser
 from affix.app.content_types import ContentSniffer
 from affix.app.errors import HAL_JSON, install_error_handlers
+from affix.app.ids import IdConverter
 from affix.app.openapi import OpenApiResource
 from affix.app.permissions import Permissions
+from affix.app.request_json import JsonBodyLimit
 from affix.app.resources.attachments import (
     AttachmentContentResource, AttachmentResource, AttachmentsResource,
     ContainerAttachmentsResource,
@@ -87,6 +89,7 @@ def create_app(settings: Settings | None = None, *, plugin_manager=None, clock=u
     app = falcon.App(
         media_type=HAL_JSON,
         middleware=[
+            JsonBodyLimit(settings.max_json_size),
             DatabaseSession(catalog.database),
             Authenticator(catalog, lambda req: host_login(plugin_manager, req)),
         ],
@@ -95,28 +98,29 @@ def create_app(settings: Settings | None = None, *, plugin_manager=None, clock=u
     app.req_options.media_handlers[HAL_JSON] = json_handler
     app.resp_options.media_handlers[HAL_JSON] = json_handler
     install_error_handlers(app)
+    app.router_options.converters["id"] = IdConverter
 
     app.add_route("/api/v3", RootResource(INSTANCE_NAME))
     app.add_route("/api/v3/spec.json", OpenApiResource(kinds))
     app.add_route("/api/v3/attachments", AttachmentsResource(service))
-    app.add_route("/api/v3/attachments/{attachment_id:int}", AttachmentResource(service))
+    app.add_route("/api/v3/attachments/{attachment_id:id}", AttachmentResource(service))
     content = AttachmentContentResource(service)
-    app.add_route("/api/v3/attachments/{attachment_id:int}/download", content)
-    app.add_route("/api/v3/attachments/{attachment_id:int}/content", content)
-    app.add_route("/api/v3/users/{user_id:int}", UserResource(catalog))
-    app.add_route("/api/v3/projects/{project_id:int}", ProjectResource(catalog))
+    app.add_route("/api/v3/attachments/{attachment_id:id}/download", content)
+    app.add_route("/api/v3/attachments/{attachment_id:id}/content", content)
+    app.add_route("/api/v3/users/{user_id:id}", UserResource(catalog))
+    app.add_route("/api/v3/projects/{project_id:id}", ProjectResource(catalog))
     if WORK_PACKAGE in kinds:
         # work packages are affix's own API only while the built-in plugin provides the type
         work_packages = WorkPackages(service)
-        app.add_route("/api/v3/projects/{project_id:int}/work_packages",
+        app.add_route("/api/v3/projects/{project_id:id}/work_packages",
                       ProjectWorkPackagesResource(work_packages))
         app.add_route("/api/v3/work_packages", WorkPackagesResource(work_packages))
         # the same field name as the container routes below, which share this path level
-        app.add_route("/api/v3/work_packages/{container_id:int}",
+        app.add_route("/api/v3/work_packages/{container_id:id}",
                       WorkPackageResource(work_packages))
     for kind in kinds:
         app.add_route(
-            f"/api/v3/{kind.segment}/{{container_id:int}}/attachments",
+            f"/api/v3/{kind.segment}/{{container_id:id}}/attachments",
             ContainerAttachmentsResource(service, kind),
         )
     return app

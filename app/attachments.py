@@ -13,6 +13,11 @@ from affix.storage.models import is_valid_id
 log = logging.getLogger(__name__)
 
 NOT_FOUND_MESSAGE = "The specified attachment does not exist."
+DOES_NOT_EXIST = "Attachments does not exist."
+CANNOT_BE_CHANGED = "Attachments cannot be changed."
+# attachments one request may claim: the work of a claim is done under the write lock, which
+# every upload waits for
+MAX_CLAIMS = 1000
 
 
 class AttachmentService:
@@ -100,8 +105,12 @@ class AttachmentService:
         return store_download_url(self._blob_store, record)
 
     def open_content(self, record):
-        """``record``'s bytes, as a binary file object."""
-        return self._blob_store.open(record.storage_key)
+        """``record``'s bytes, as a binary file object; 404 when a deletion took them since
+        the row was read."""
+        try:
+            return self._blob_store.open(record.storage_key)
+        except FileNotFoundError:
+            raise not_found(NOT_FOUND_MESSAGE) from None
 
     def container_of(self, record):
         """(container type, container) of a claimed attachment; (None, None) otherwise."""
@@ -155,7 +164,10 @@ class AttachmentService:
                 falcon.HTTP_403, "MissingPermission", "You are not allowed to delete this attachment."
             )
         with self.catalog.write_transaction():
-            record.delete_instance()
+            deleted = record.delete_instance()
+        if not deleted:
+            # another request deleted it since it was read: that one answers 204
+            raise not_found(NOT_FOUND_MESSAGE)
         self._delete_blob(record.storage_key)
         self._events.deleted(record, user)
 
@@ -168,19 +180,48 @@ class AttachmentService:
         except Exception:
             log.exception("could not delete blob %s; affix gc will", storage_key)
 
-    def claim_for(self, user, attachment_ids, kind, change_container):
+    def claim_for(self, user, attachment_ids, kind, change_container, container=None):
         """Create or change a container and claim attachments for it, in one transaction.
 
-        ``change_container()`` runs inside the transaction and returns the container; the
-        caller has checked that ``user`` may add attachments to it. A failed claim raises and so
-        undoes the container's change. Plugins hear of the claims once they are committed.
+        ``change_container()`` runs inside the transaction and returns the container;
+        ``container`` is the container when it exists already. The caller has checked that
+        ``user`` may add attachments to it. The list is checked against the database before the
+        write lock is taken, so that only what may be claimed is claimed under it. A failed
+        claim raises and so undoes the container's change. Plugins hear of the claims once
+        they are committed.
         """
+        claimable = self._claimable(user, attachment_ids, kind, container)
         with self.catalog.write_transaction():
             container = change_container()
-            claimed = self._claim(user, attachment_ids, kind, container)
+            claimed = self._claim(user, claimable, kind, container)
         for record in claimed:
             self._events.claimed(record, container, user)
         return container
+
+    def _claimable(self, user, attachment_ids, kind, container):
+        """The ids of ``attachment_ids`` that are still to be claimed (each once, in order);
+        422 for one that ``user`` may not claim."""
+        if len(attachment_ids) > MAX_CLAIMS:
+            raise property_violation(
+                "attachments", f"Attachments can list at most {MAX_CLAIMS} attachments.")
+        listed = list(dict.fromkeys(attachment_ids))
+        if not all(is_valid_id(attachment_id) for attachment_id in listed):
+            raise property_violation("attachments", DOES_NOT_EXIST)
+        Attachment = self.catalog.Attachment
+        rows = {row.id: row for row in Attachment.select().where(Attachment.id.in_(listed))}
+        claimable = []
+        for attachment_id in listed:
+            row = rows.get(attachment_id)
+            if row is None or row.author_id != user.id:
+                # another user's attachment is reported like a missing one: it must not leak
+                raise property_violation("attachments", DOES_NOT_EXIST)
+            if row.container_type is None:
+                claimable.append(attachment_id)
+            elif container is None or (row.container_type, row.container_id) != (
+                    kind.name, container.id):
+                raise property_violation("attachments", CANNOT_BE_CHANGED)
+            # else: clients send the whole list back; what the container has is no claim
+        return claimable
 
     def _claim(self, user, attachment_ids, kind, container):
         """Claim the author's containerless attachments for ``container``; returns the rows
@@ -192,8 +233,6 @@ class AttachmentService:
         Attachment = self.catalog.Attachment
         claimed = []
         for attachment_id in attachment_ids:
-            if not is_valid_id(attachment_id):
-                raise property_violation("attachments", "Attachments does not exist.")
             updated = (
                 Attachment.update(container_type=kind.name, container_id=container.id)
                 .where((Attachment.id == attachment_id)
@@ -204,13 +243,10 @@ class AttachmentService:
             record = self.catalog.get(Attachment, attachment_id)
             if updated:
                 claimed.append(record)
-                continue
-            if record is not None and (record.container_type, record.container_id) == (
-                    kind.name, container.id):
-                # clients send the whole list back: what the container has already is no claim
-                continue
-            if record is None or record.author_id != user.id:
-                # another user's attachment is reported like a missing one: it must not leak
-                raise property_violation("attachments", "Attachments does not exist.")
-            raise property_violation("attachments", "Attachments cannot be changed.")
+            elif record is None:
+                # deleted since it was checked
+                raise property_violation("attachments", DOES_NOT_EXIST)
+            elif (record.container_type, record.container_id) != (kind.name, container.id):
+                # claimed elsewhere since it was checked
+                raise property_violation("attachments", CANNOT_BE_CHANGED)
         return claimed

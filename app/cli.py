@@ -187,13 +187,19 @@ def cmd_gc(args, settings, out):
     catalog = open_catalog(settings)
     cutoff = utc_now() - datetime.timedelta(minutes=args.min_age)
     collect = find_orphans if args.dry_run else remove_orphans
+    blob_store = open_blob_store(settings.storage_url, settings.s3)
     with catalog.database.connection_context():
-        orphans = collect(catalog, open_blob_store(settings.storage_url, settings.s3), cutoff)
+        orphans = collect(catalog, blob_store, cutoff)
     verb = "would remove" if args.dry_run else "removed"
     for key in orphans:
         print(f"{verb} {key}", file=out)
     print(f"{verb} {len(orphans)} blob{'' if len(orphans) == 1 else 's'} without an attachment, "
           f"older than {args.min_age} minutes", file=out)
+    # what uploads cut short left in staging, by a crash or by a disk that filled up
+    swept = 0 if args.dry_run else blob_store.sweep_staging(cutoff)
+    if swept:
+        print(f"removed {swept} partial upload{'' if swept == 1 else 's'} left in staging, "
+              f"older than {args.min_age} minutes", file=out)
 
 
 def cmd_migrate(args, settings, out):

@@ -36,6 +36,14 @@ def store_download_url(blob_store, record):
     )
 
 
+def _position(digits: str, size: int) -> int:
+    """A byte position of a Range header. One of more digits than ``size`` has lies past the
+    end whatever it is: it stands as the smallest number of that many digits, and is never
+    converted (Python refuses numbers of over 4,300 digits)."""
+    digits = digits.lstrip("0") or "0"
+    return int(digits) if len(digits) <= len(str(size)) else 10 ** len(str(size))
+
+
 def requested_range(header, size):
     """The (first, last) byte positions of a single-range request, or None to send it all.
 
@@ -51,17 +59,17 @@ def requested_range(header, size):
     if not first_text:
         if not last_text:
             return None
-        suffix = int(last_text)
+        suffix = _position(last_text, size)
         if suffix == 0 or size == 0:
             raise _unsatisfiable(size)
         return max(size - suffix, 0), size - 1
-    first = int(first_text)
-    if last_text and int(last_text) < first:
+    first = _position(first_text, size)
+    if last_text and _position(last_text, size) < first:
         # "bytes=5-3" is not a valid range: ignored, like any unreadable header
         return None
     if first >= size:
         raise _unsatisfiable(size)
-    last = size - 1 if not last_text else min(int(last_text), size - 1)
+    last = size - 1 if not last_text else min(_position(last_text, size), size - 1)
     return first, last
 
 

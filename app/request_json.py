@@ -1,26 +1,47 @@
 """Reading the HAL documents clients send: a JSON object, and the hrefs in its ``_links``."""
+import json
 import re
 
+import falcon
+
 from affix.app.errors import invalid_request_body, property_violation
+from affix.app.ids import id_of
 
 # hrefs are accepted with or without the prefix the app is mounted at
 _ATTACHMENT_HREF = re.compile(r"/api/v3/attachments/([0-9]+)/?\Z")
+# no document affix reads nests deeper than a few levels; a deeper one is walked no further
+MAX_DEPTH = 32
 
 
 def not_json():
     return invalid_request_body("The request could not be parsed as JSON.")
 
 
-def _strings(value):
-    if isinstance(value, str):
-        yield value
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            yield key
-            yield from _strings(item)
-    elif isinstance(value, list):
-        for item in value:
-            yield from _strings(item)
+def _strings(document):
+    """Every string of ``document`` (keys too), walked without recursion; 400 for a document
+    nested deeper than :data:`MAX_DEPTH`."""
+    pending = [(document, 1)]
+    while pending:
+        value, depth = pending.pop()
+        if isinstance(value, str):
+            yield value
+        elif isinstance(value, (dict, list)):
+            if depth > MAX_DEPTH:
+                raise invalid_request_body(
+                    f"The JSON document is nested more than {MAX_DEPTH} levels deep.")
+            if isinstance(value, dict):
+                yield from value
+                value = value.values()
+            pending.extend((item, depth + 1) for item in value)
+
+
+def parse_json(raw: bytes):
+    """``raw`` decoded; 400 when it is not JSON, including JSON nested too deep to decode."""
+    try:
+        return json.loads(raw)
+    except (ValueError, RecursionError):
+        # ValueError covers bad UTF-8 too: Unicode errors are ValueErrors
+        raise not_json() from None
 
 
 def storable_document(document) -> dict:
@@ -40,7 +61,25 @@ def storable_document(document) -> dict:
 
 
 def json_document(req) -> dict:
-    return storable_document(req.get_media())
+    try:
+        document = req.get_media()
+    except RecursionError:
+        raise not_json() from None
+    return storable_document(document)
+
+
+class JsonBodyLimit:
+    """Falcon middleware: 413 for a body other than an upload's that declares more than
+    ``max_size`` bytes, before a byte of it is read. (Without a Content-Length, Falcon reads
+    no JSON body at all.)"""
+
+    def __init__(self, max_size):
+        self.max_size = max_size
+
+    def process_request(self, req, resp):
+        multipart = (req.content_type or "").lower().lstrip().startswith("multipart/")
+        if not multipart and (req.content_length or 0) > self.max_size:
+            raise falcon.HTTPContentTooLarge()
 
 
 def links_of(document) -> dict:
@@ -63,5 +102,5 @@ def attachment_ids(links):
         match = _ATTACHMENT_HREF.search(href) if isinstance(href, str) else None
         if match is None:
             raise property_violation("attachments", "Attachments does not exist.")
-        ids.append(int(match.group(1)))
+        ids.append(id_of(match.group(1)))
     return ids

@@ -9,6 +9,9 @@ from affix.storage.s3 import ADDRESSING_STYLES, MAX_URL_EXPIRY, S3Options, parse
 
 DEFAULT_MAX_ATTACHMENT_SIZE = 5 * 1024 * 1024
 DEFAULT_GRACE_PERIOD_MINUTES = 180
+# a JSON request body (a work package, a claim) is small: a claim of the most attachments one
+# request may claim takes about 50 KiB
+DEFAULT_MAX_JSON_SIZE = 1024 * 1024
 
 
 class SettingsError(ValueError):
@@ -51,6 +54,19 @@ def _check_storage_url(url):
         raise SettingsError(f"AFFIX_STORAGE_URL: {error}") from None
 
 
+def _check_database_outside_storage(settings):
+    """A blob folder that holds the SQLite database would offer the database's files to
+    whatever manages the folder's files: refused."""
+    folder = settings.storage_url.removeprefix("file://")
+    if not settings.database_url.startswith("sqlite:///") or "://" in folder:
+        return
+    database = Path(settings.database_url[len("sqlite:///"):]).resolve()
+    storage = Path(folder).resolve()
+    if database.is_relative_to(storage):
+        raise SettingsError(
+            f"AFFIX_STORAGE_URL must not hold the database: {storage} holds {database}")
+
+
 def _s3_options(environ) -> S3Options:
     def value(name):
         return environ.get(name, "").strip() or None
@@ -87,6 +103,8 @@ class Settings:
     storage_url: str
     max_attachment_size: int = DEFAULT_MAX_ATTACHMENT_SIZE
     grace_period_minutes: int = DEFAULT_GRACE_PERIOD_MINUTES
+    # bytes of a JSON request body; a larger one is refused with 413 before it is read
+    max_json_size: int = DEFAULT_MAX_JSON_SIZE
     # exact MIME types and *.ext patterns; empty allows every file
     allowlist: tuple = ()
     # entry-point names of installed plugins not to load
@@ -117,6 +135,7 @@ class Settings:
             "grace_period_minutes": _positive_int(
                 environ, "AFFIX_GRACE_PERIOD", DEFAULT_GRACE_PERIOD_MINUTES
             ),
+            "max_json_size": _positive_int(environ, "AFFIX_MAX_JSON_SIZE", DEFAULT_MAX_JSON_SIZE),
         }
         overrides["trust_remote_user"] = _flag(environ, "AFFIX_TRUST_REMOTE_USER")
         overrides["disabled_plugins"] = tuple(
@@ -134,4 +153,6 @@ class Settings:
                 overrides[field] = environ[variable]
         _check_storage_url(overrides.get("storage_url"))
         overrides["s3"] = _s3_options(environ)
-        return cls.for_data_dir(environ.get("AFFIX_DATA_DIR") or "var", **overrides)
+        settings = cls.for_data_dir(environ.get("AFFIX_DATA_DIR") or "var", **overrides)
+        _check_database_outside_storage(settings)
+        return settings

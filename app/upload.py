@@ -6,19 +6,22 @@ the size limit; memory stays constant whatever the size. Anything wrong with the
 """
 import dataclasses
 import hashlib
-import json
+import logging
 import re
 import typing
 from email.message import Message
 
 import falcon
+from gunicorn.http.errors import ParseException
 from streaming_form_data import StreamingFormDataParser
 from streaming_form_data.parser import ParseFailedException, UnexpectedPartException
 from streaming_form_data.targets import BaseTarget
 
 from affix.app.errors import ApiError, invalid_request_body, property_violation, property_violations
-from affix.app.request_json import not_json, storable_document
+from affix.app.request_json import parse_json, storable_document
 from affix.storage.write_behind import WriteBehind
+
+log = logging.getLogger(__name__)
 
 # Large reads keep the per-chunk overhead (parser calls, hashing calls) small: 64 KiB reads cost
 # twice as much CPU per byte as 1 MiB reads on our machines.
@@ -191,6 +194,18 @@ class _ClosingDelimiter:
         return chunk[:end]
 
 
+def _read(stream, size) -> bytes:
+    """Up to ``size`` bytes of the body; 400 when the client's framing of it is broken (a
+    malformed chunk: gunicorn's parse errors) or the client went away mid-body (``OSError``,
+    gunicorn's ``NoMoreData`` among them). Either is the client's doing, logged as such."""
+    try:
+        return stream.read(size)
+    except (OSError, ParseException) as error:
+        log.info("the request body could not be read: %s: %s", type(error).__name__, error)
+        raise invalid_request_body("The request body could not be read: its framing is "
+                                   "broken, or it ended early.") from None
+
+
 def _body_chunks(body):
     """The request body in chunks of at least :data:`MIN_FEED_SIZE` bytes (but the last).
 
@@ -205,7 +220,7 @@ def _body_chunks(body):
     gathered_size = 0
     while expected is None or received < expected:
         wanted = READ_CHUNK_SIZE if expected is None else min(READ_CHUNK_SIZE, expected - received)
-        chunk = body.stream.read(wanted)
+        chunk = _read(body.stream, wanted)
         if not chunk:
             break
         received += len(chunk)
@@ -272,12 +287,7 @@ def _parse_body(body, boundary, metadata, blob):
 
 def parse_metadata(raw: bytes):
     """The file name and description of a metadata part; 400 or 422 when they are unusable."""
-    try:
-        document = json.loads(raw)
-    except ValueError:
-        # covers bad UTF-8 too: Unicode errors are ValueErrors
-        raise not_json() from None
-    storable_document(document)
+    document = storable_document(parse_json(raw))
 
     errors = []
     file_name = document.get("fileName")

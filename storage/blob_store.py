@@ -6,6 +6,7 @@ under a key that the store chooses (never derived from client input); ``discard`
 a failed upload leaves nothing behind, and a crash mid-upload leaves only staging debris.
 """
 import datetime
+import re
 import secrets
 from collections.abc import Iterator
 from typing import BinaryIO, Protocol
@@ -26,10 +27,19 @@ class StoreFull(StorageError):
     """The store has no room left for the blob."""
 
 
+_STORAGE_KEY = re.compile(r"([0-9a-f]{2})/\1[0-9a-f]{30}")
+
+
 def new_storage_key() -> str:
     """A random, content-independent key under one of the :data:`FAN_OUT` prefixes."""
     token = secrets.token_hex(16)
     return f"{token[:2]}/{token}"
+
+
+def is_storage_key(key: str) -> bool:
+    """Whether ``key`` is one :func:`new_storage_key` could have made: the only keys a store
+    lists as its blobs, and so the only ones ``affix gc`` may ever remove."""
+    return _STORAGE_KEY.fullmatch(key) is not None
 
 
 class StagedBlob(Protocol):

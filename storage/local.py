@@ -9,7 +9,7 @@ import os
 import secrets
 from pathlib import Path
 
-from affix.storage.blob_store import FAN_OUT, StoreFull, new_storage_key
+from affix.storage.blob_store import FAN_OUT, StoreFull, is_storage_key, new_storage_key
 
 STAGING_DIR = ".staging"
 # what a full disk or an exhausted quota answers
@@ -84,14 +84,23 @@ class LocalBlobStore:
         # its own fsync
         fsync_directory(self.root)
 
-    def sweep_staging(self) -> int:
-        """Remove what uploads cut short by a crash left in staging; returns how many.
+    def sweep_staging(self, cutoff: datetime.datetime | None = None) -> int:
+        """Remove what uploads cut short left in staging: everything, or with ``cutoff`` (naive
+        UTC) only files last written before it; returns how many.
 
-        Only safe while no upload is running: ``affix serve`` calls it before any worker starts.
+        Everything is only safe while no upload is running: ``affix serve`` sweeps so before
+        any worker starts; ``affix gc``, which runs beside the workers, with a cutoff older than
+        any upload lasts.
         """
         swept = 0
         for path in self.staging.iterdir():
-            path.unlink(missing_ok=True)
+            try:
+                if cutoff is not None and _modified(path) >= cutoff:
+                    continue
+                path.unlink()
+            except FileNotFoundError:
+                # committed or discarded meanwhile
+                continue
             swept += 1
         return swept
 
@@ -113,18 +122,26 @@ class LocalBlobStore:
         return None
 
     def stored_blobs(self):
-        """(key, last modified as naive UTC) of every committed blob; staging is not listed."""
-        for path in self.root.rglob("*"):
-            relative = path.relative_to(self.root)
-            if relative.parts[0] == STAGING_DIR:
-                continue
-            try:
-                if not path.is_file():
+        """(key, last modified as naive UTC) of every committed blob: files named as the store
+        names blobs, in its fan-out folders. Nothing else in the folder is ever listed, so
+        nothing else is ever collected."""
+        for prefix in FAN_OUT:
+            folder = self.root / prefix
+            for path in folder.iterdir():
+                key = f"{prefix}/{path.name}"
+                if not is_storage_key(key):
                     continue
-                mtime = path.stat().st_mtime
-            except FileNotFoundError:
-                # deleted while we looked: nothing to collect
-                continue
-            modified = datetime.datetime.fromtimestamp(mtime, datetime.UTC)
-            yield relative.as_posix(), modified.replace(tzinfo=None)
+                try:
+                    if not path.is_file():
+                        continue
+                    modified = _modified(path)
+                except FileNotFoundError:
+                    # deleted while we looked: nothing to collect
+                    continue
+                yield key, modified
 
+
+def _modified(path: Path) -> datetime.datetime:
+    """When ``path`` was last written, as naive UTC."""
+    moment = datetime.datetime.fromtimestamp(path.stat().st_mtime, datetime.UTC)
+    return moment.replace(tzinfo=None)

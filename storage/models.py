@@ -14,6 +14,8 @@ from affix.storage.migrations import dialect, take_postgres_schema_lock
 # ids are 64-bit integers in every database we support; a larger number names no row, and
 # asking a driver for it raises instead of finding nothing
 MAX_ID = 2**63 - 1
+# what SQLite answers a rollback after it ended the transaction itself
+_NO_TRANSACTION = "no transaction is active"
 
 
 def is_valid_id(record_id) -> bool:
@@ -145,8 +147,19 @@ class Catalog:
             with self.database.atomic():
                 yield
             return
-        with self.database.writers.turn(), self.database.atomic("IMMEDIATE"):
-            yield
+        with self.database.writers.turn():
+            try:
+                with self.database.atomic("IMMEDIATE"):
+                    yield
+            except peewee.OperationalError as error:
+                # SQLite ends a transaction itself when the disk is full; the rollback that
+                # follows then fails, and its error would hide the one that says why
+                cause = error
+                while cause is not None and _NO_TRANSACTION in str(cause):
+                    cause = cause.__context__
+                if cause is not None and cause is not error:
+                    raise cause from None
+                raise
 
     @contextlib.contextmanager
     def schema_change(self):

@@ -17,7 +17,9 @@ import datetime
 import logging
 import urllib.parse
 
-from affix.storage.blob_store import StorageError, StoreUnavailable, new_storage_key
+from affix.storage.blob_store import (
+    StorageError, StoreUnavailable, is_storage_key, new_storage_key,
+)
 from affix.storage.models import utc_now
 
 try:
@@ -232,8 +234,9 @@ class S3BlobStore:
             )
 
     def stored_blobs(self):
-        """(key, last modified as naive UTC) of every object under the prefix. Pending
-        multipart uploads are no objects, so they are not listed."""
+        """(key, last modified as naive UTC) of every object under the prefix that is named as
+        the store names blobs; nothing else in the bucket is ever listed, so nothing else is
+        ever collected. Pending multipart uploads are no objects, so they are not listed."""
         pages = self.client.get_paginator("list_objects_v2").paginate(
             Bucket=self.bucket, Prefix=self._listing_prefix,
             PaginationConfig={"PageSize": LIST_PAGE_SIZE})
@@ -241,7 +244,9 @@ class S3BlobStore:
         with _as_storage_errors("list the objects"):
             for page in pages:
                 for item in page.get("Contents", ()):
-                    yield item["Key"][start:], naive_utc(item["LastModified"])
+                    key = item["Key"][start:]
+                    if is_storage_key(key):
+                        yield key, naive_utc(item["LastModified"])
 
     def sweep_staging(self, cutoff: datetime.datetime | None = None) -> int:
         """Abort multipart uploads under the prefix initiated before ``cutoff`` (naive UTC;

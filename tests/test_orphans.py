@@ -50,13 +50,14 @@ def scene(client, people, stored, blob_store):
     [(_, _, _, _, kept)] = stored.rows()
     old_orphan = orphan(blob_store, b"old orphan")
     young_orphan = orphan(blob_store, b"young orphan")
-    in_staging = blob_store.stage()
-    in_staging.write(b"an upload in progress")
+    # what an upload cut short by a crash leaves in staging
+    in_staging = blob_store.staging / "cut-short"
+    in_staging.write_bytes(b"an upload cut short")
     for key in (kept, old_orphan):
         age(blob_store.path_of(key), TWO_DAYS)
-    age(in_staging.path, TWO_DAYS)
+    age(in_staging, TWO_DAYS)
     return {"kept": kept, "old": old_orphan, "young": young_orphan,
-            "staging": in_staging.path.relative_to(stored.blob_root).as_posix()}
+            "staging": in_staging.relative_to(stored.blob_root).as_posix()}
 
 
 def test_only_old_blobs_without_a_row_are_removed(catalog, blob_store, stored, scene):
@@ -103,18 +104,20 @@ def test_affix_gc_dry_run_lists_and_keeps(settings, stored, scene):
 def test_affix_gc_removes_and_says_what(settings, stored, scene):
     out = io.StringIO()
     assert main(["gc", "--min-age", "60"], environ=cli_environ(settings), out=out) == 0
+    # the file in staging was last written two days ago: no upload lasts that long
     assert out.getvalue() == (
         f"removed {scene['old']}\n"
-        "removed 1 blob without an attachment, older than 60 minutes\n")
-    assert set(stored.files()) == {scene["kept"], scene["young"], scene["staging"]}
+        "removed 1 blob without an attachment, older than 60 minutes\n"
+        "removed 1 partial upload left in staging, older than 60 minutes\n")
+    assert set(stored.files()) == {scene["kept"], scene["young"]}
 
     out = io.StringIO()
     assert main(["gc", "--min-age", "0"], environ=cli_environ(settings), out=out) == 0
-    # the young orphan goes once the cutoff passes it; staging is the start's to sweep
+    # the young orphan goes once the cutoff passes it
     assert out.getvalue() == (
         f"removed {scene['young']}\n"
         "removed 1 blob without an attachment, older than 0 minutes\n")
-    assert set(stored.files()) == {scene["kept"], scene["staging"]}
+    assert set(stored.files()) == {scene["kept"]}
     assert len(stored.rows()) == 1
 
 

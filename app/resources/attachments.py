@@ -104,7 +104,7 @@ class ContainerAttachmentsResource:
         if req.content_type and req.content_type.split(";")[0].strip() == "application/json":
             self.service.require_may_add(user, self.kind, container)
             claims = attachment_ids(links_of(json_document(req))) or []
-            self.service.claim_for(user, claims, self.kind, lambda: container)
+            self.service.claim_for(user, claims, self.kind, lambda: container, container)
             resp.media = self._collection(req, container)
             return
         record = self.service.upload(user, RequestBody.of(req), self.kind, container)

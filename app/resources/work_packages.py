@@ -5,6 +5,7 @@ import falcon
 
 from affix.app import representers
 from affix.app.errors import missing_permission, not_found, property_violation, property_violations
+from affix.app.ids import id_of
 from affix.app.request_json import attachment_ids, json_document, links_of
 from affix.app.resources.attachments import render_attachment
 from affix.plugins.builtin import (
@@ -93,7 +94,7 @@ def _project_from_links(catalog, document):
     match = _PROJECT_HREF.search(href) if isinstance(href, str) else None
     if match is None:
         raise property_violation("project", "Project can't be blank.")
-    project = catalog.get(catalog.Project, int(match.group(1)))
+    project = catalog.get(catalog.Project, id_of(match.group(1)))
     if project is None:
         raise property_violation("project", "Project does not exist.")
     return project
@@ -148,5 +149,5 @@ class WorkPackageResource:
             work_package.save()
             return work_package
 
-        service.claim_for(user, claims, self.work_packages.kind, change)
+        service.claim_for(user, claims, self.work_packages.kind, change, work_package)
         resp.media = self.work_packages.render(req, work_package)
