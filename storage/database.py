@@ -4,8 +4,10 @@ import fcntl
 import os
 import sqlite3
 import threading
+import time
 import weakref
 
+import peewee
 from playhouse.db_url import connect, parse
 from playhouse.pool import PooledDatabase, PooledSqliteDatabase
 
@@ -16,9 +18,61 @@ SQLITE_PRAGMAS = {
     "foreign_keys": 1,
     "busy_timeout": 10_000,
 }
+# How long a writer waits for its turn, SQLite's busy_timeout included: the same bound
+WRITE_WAIT_SECONDS = SQLITE_PRAGMAS["busy_timeout"] / 1000
 # Attempts at entering WAL before giving up: each failed one has waited for the connection that
 # was converting the file, so the next finds it converted.
 WAL_ATTEMPTS = 3
+
+
+class WriteLockTimeout(peewee.OperationalError):
+    """A writer waited longer than its queue allows: the database is locked too long (a 503,
+    like any other database that cannot be reached)."""
+
+
+class _FileLock:
+    """``flock`` of a file, taken within a time limit.
+
+    ``flock`` waits without a limit, so a turn that may have to wait is taken by a thread of
+    its own while the caller waits for it with one. A caller that gives up leaves that thread
+    behind: the lock it takes later goes to the next caller of this process, or, when nobody
+    came for it meanwhile, straight back.
+    """
+
+    def __init__(self):
+        self._mutex = threading.Lock()
+        self._taking = None  # set once the thread in flight took the lock
+        self._wanted = False
+
+    def acquire(self, fd, timeout) -> bool:
+        with self._mutex:
+            if self._taking is None:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    return True
+                except BlockingIOError:
+                    pass
+                self._taking = threading.Event()
+                threading.Thread(target=self._take, args=(fd, self._taking), daemon=True,
+                                 name="affix-writers-flock").start()
+            taking = self._taking
+            self._wanted = True
+        taking.wait(timeout)
+        with self._mutex:
+            if taking.is_set():
+                self._taking = None
+                return True
+            self._wanted = False
+            return False
+
+    def _take(self, fd, taking):
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        with self._mutex:
+            if self._wanted:
+                taking.set()
+                return
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            self._taking = None
 
 
 class WriterQueue:
@@ -27,23 +81,31 @@ class WriterQueue:
     SQLite makes a writer that finds the file locked sleep and try again, up to 100 ms a time,
     so under load a commit could wait most of a second after the lock was free. Here the
     threads of one process queue on a lock, and one thread of each process on ``flock`` of a
-    file beside the database, which the kernel hands over the moment it is released.
+    file beside the database, which the kernel hands over the moment it is released. A writer
+    waits at most ``timeout`` seconds in all, then gives up with :class:`WriteLockTimeout`.
     """
 
-    def __init__(self, database_path):
+    def __init__(self, database_path, timeout=None):
         self.lock_path = f"{database_path}-writers"
+        self.timeout = WRITE_WAIT_SECONDS if timeout is None else timeout
         self._threads = threading.RLock()
         self._depth = 0  # transactions nest; only the outermost takes and gives the file lock
+        self._file_lock = _FileLock()
         self._lock_fd = None
         self._lock_fd_pid = None
         self._close_lock_fd = None
 
     @contextlib.contextmanager
     def turn(self):
-        with self._threads:
+        deadline = time.monotonic() + self.timeout
+        if not self._threads.acquire(timeout=self.timeout):
+            raise self._timed_out()
+        try:
             outermost = self._depth == 0
             if outermost:
-                fcntl.flock(self._fd(), fcntl.LOCK_EX)
+                fd = self._fd()
+                if not self._file_lock.acquire(fd, max(deadline - time.monotonic(), 0)):
+                    raise self._timed_out()
             self._depth += 1
             try:
                 yield
@@ -51,6 +113,11 @@ class WriterQueue:
                 self._depth -= 1
                 if outermost:
                     fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+        finally:
+            self._threads.release()
+
+    def _timed_out(self):
+        return WriteLockTimeout(f"waited {self.timeout} s for the database's write lock")
 
     def close(self):
         with self._threads:
@@ -65,6 +132,8 @@ class WriterQueue:
             self.close()
             self._lock_fd = os.open(self.lock_path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o666)
             self._lock_fd_pid = os.getpid()
+            # a turn a thread of the parent was waiting for is none of this process's
+            self._file_lock = _FileLock()
             # closed with the queue when it goes, or at close_all()
             self._close_lock_fd = weakref.finalize(self, os.close, self._lock_fd)
         return self._lock_fd

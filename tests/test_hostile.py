@@ -1,8 +1,10 @@
 """Hostile clients: inputs made to cost affix time, memory or its data, each answered with a
 clear HAL error that leaves everything stored as it was. The defects a first attack found are
 here by number (issue "Hardening"); the rest of each one's class beside it."""
+import contextlib
 import dataclasses
 import datetime
+import fcntl
 import io
 import json
 import logging
@@ -15,6 +17,8 @@ import pytest
 from affix import create_app
 from affix.app.cli import main
 from affix.app.settings import Settings
+from affix.storage import database as database_module
+from affix.storage.database import WriteLockTimeout, WriterQueue
 from conftest import FROZEN_NOW, hal_error, png_bytes, small_disk, upload_body
 
 NOT_JSON = "The request could not be parsed as JSON."
@@ -413,3 +417,73 @@ def test_a_full_database_disk_is_503_and_the_log_says_why(
             assert len(files) == len(before[1]) + accepted
         finally:
             catalog.database.close()
+
+
+# --- 1. a writer waits for its turn a bounded time ---------------------------------------------
+
+@contextlib.contextmanager
+def writers_lock_held(lock_path):
+    """The SQLite writers' lock, held as another process's writer holds it."""
+    fd = os.open(lock_path, os.O_WRONLY | os.O_CREAT)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield fd
+    finally:
+        os.close(fd)
+
+
+def test_a_writer_that_cannot_get_its_turn_in_time_gives_up(tmp_path):
+    queue = WriterQueue(tmp_path / "db", timeout=0.05)
+    with writers_lock_held(queue.lock_path) as holder:
+        with pytest.raises(WriteLockTimeout, match=r"waited 0\.05 s for the database's write"):
+            with queue.turn():
+                pytest.fail("the turn was given while another writer held the lock")
+        # the next writer of this process takes over the wait that is still in flight
+        fcntl.flock(holder, fcntl.LOCK_UN)
+        with queue.turn():
+            other = os.open(queue.lock_path, os.O_WRONLY)
+            with pytest.raises(BlockingIOError):
+                fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            os.close(other)
+    queue.close()
+
+
+def test_a_turn_nobody_waits_for_anymore_goes_straight_back(tmp_path):
+    queue = WriterQueue(tmp_path / "db", timeout=0.05)
+    with writers_lock_held(queue.lock_path) as holder:
+        with pytest.raises(WriteLockTimeout):
+            with queue.turn():
+                pass
+        fcntl.flock(holder, fcntl.LOCK_UN)
+        # the queue's thread takes the lock once it is free and gives it back: another
+        # process's writer waiting for it gets it
+        waiter = os.open(queue.lock_path, os.O_WRONLY)
+        taken = threading.Event()
+        thread = threading.Thread(target=lambda: (fcntl.flock(waiter, fcntl.LOCK_EX),
+                                                  taken.set()))
+        thread.start()
+        thread.join(30)
+        assert taken.is_set()
+        os.close(waiter)
+    queue.close()
+
+
+@pytest.mark.sqlite_only("the writers' queue is SQLite's")
+def test_an_upload_that_waits_too_long_for_the_write_lock_is_503_and_stores_nothing(
+        settings, plugin_manager, people, stored, monkeypatch):
+    monkeypatch.setattr(database_module, "WRITE_WAIT_SECONDS", 0.05)
+    client = falcon.testing.TestClient(
+        create_app(settings, plugin_manager=plugin_manager, clock=lambda: FROZEN_NOW))
+    upload(client, people)
+    before = stored.snapshot()
+    database_path = settings.database_url[len("sqlite:///"):]
+
+    with writers_lock_held(f"{database_path}-writers"):
+        body, content_type = upload_body(b'{"fileName": "late.txt"}', b"late")
+        response = client.simulate_post("/api/v3/attachments", body=body, headers={
+            **people.auth("bob"), "Content-Type": content_type})
+
+    assert_error(response, 503, "ServiceUnavailable",
+                 "The service is temporarily unavailable. Please try again later.")
+    assert response.headers["retry-after"] == "5"
+    assert stored.snapshot() == before
