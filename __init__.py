@@ -6,6 +6,7 @@ packages of those names, nor is shadowed by them. The names below are the public
 hosts that embed affix and for plugin authors; the modules behind them may move.
 """
 from affix.app import create_app
+from affix.app.serving import HalWorker
 from affix.app.settings import Settings, SettingsError
 from affix.plugins import hookimpl
 from affix.plugins.containers import ContainerType
@@ -13,6 +14,6 @@ from affix.plugins.manager import PluginError, create_plugin_manager
 from affix.plugins.uploads import UploadCandidate
 
 __all__ = [
-    "ContainerType", "PluginError", "Settings", "SettingsError", "UploadCandidate",
+    "ContainerType", "HalWorker", "PluginError", "Settings", "SettingsError", "UploadCandidate",
     "create_app", "create_plugin_manager", "hookimpl",
 ]

@@ -13,6 +13,7 @@ from gunicorn.app.base import BaseApplication
 
 from affix.app import connect_catalog, create_app, open_catalog
 from affix.app.auth import issue_api_key
+from affix.app.serving import HalWorker
 from affix.app.settings import Settings, SettingsError
 from affix.plugins.manager import PluginError, container_types, create_plugin_manager, known_permissions
 from affix.storage.stores import open_blob_store
@@ -92,7 +93,8 @@ def cmd_serve(args, settings, out):
         "bind": args.bind,
         "workers": args.workers,
         "threads": args.threads,
-        "worker_class": "gthread",
+        # gthread, whose own error answers are HAL like affix's
+        "worker_class": HalWorker,
         # gunicorn's runtime-control socket is one fixed path per user: two servers on one
         # machine would fight over it, and affix needs none of what it offers
         "control_socket_disable": True,
