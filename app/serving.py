@@ -2,11 +2,12 @@
 
 gunicorn answers some requests itself, before any app sees them (a request line or headers it
 cannot read, a chunked body it cannot frame, a forwarded ``SCRIPT_NAME`` the path does not
-start with), in HTML. This worker lets gunicorn decide the status and the reason as always,
+start with), in HTML. This worker lets gunicorn decide the status and the message as always,
 and sends them in affix's HAL shape instead. ``affix serve`` uses it; a deployment that runs
 gunicorn itself names it: ``gunicorn --worker-class affix.HalWorker 'affix:create_app()'``.
 """
 import html
+import http
 import json
 import re
 
@@ -35,15 +36,16 @@ class _Captured:
         return getattr(self._sock, name)
 
 
-def hal_answer(status: int, reason: str, message: str) -> bytes:
+def hal_answer(status: int, message: str) -> bytes:
     """A whole HTTP response, closing the connection, with a HAL error body."""
     if status >= 500:
         identifier = _IDENTIFIERS.get(status, "InternalServerError")
     else:
         identifier = _IDENTIFIERS.get(status, "InvalidRequestBody")
+    phrase = http.HTTPStatus(status).phrase
     body = json.dumps({"_type": "Error", "errorIdentifier": URN_PREFIX + identifier,
-                       "message": message}).encode()
-    head = (f"HTTP/1.1 {status} {reason}\r\nConnection: close\r\n"
+                       "message": message or phrase}).encode()
+    head = (f"HTTP/1.1 {status} {phrase}\r\nConnection: close\r\n"
             f"Content-Type: application/hal+json\r\nContent-Length: {len(body)}\r\n\r\n")
     return head.encode("latin-1") + body
 
@@ -52,23 +54,26 @@ class HalWorker(ThreadWorker):
     def handle_error(self, req, client, addr, exc):
         captured = _Captured(client)
         super().handle_error(req, captured, addr, exc)
-        status_line = _STATUS_LINE.match(captured.sent)
-        if status_line is None:
-            # gunicorn sent nothing (or something we do not know): nothing to translate
-            client.sendall(bytes(captured.sent))
-            return
-        status = int(status_line.group(1))
-        reason = captured.sent[status_line.end():captured.sent.index(b"\r\n")].decode("latin-1")
-        found = _MESSAGE.search(captured.sent)
-        message = html.unescape(found.group(1).decode("latin-1")) if found else ""
-        if isinstance(exc, ConfigurationProblem) and "SCRIPT_NAME" in str(exc):
-            # a forwarded prefix the path does not start with is the request's fault
-            status, reason = 400, "Bad Request"
-            message = f"The forwarded path prefix does not fit the path: {exc.info}"
-        if status >= 500 and status != 501:
-            # never an internal detail in a body
-            message = "An internal error has occurred."
         try:
-            client.sendall(hal_answer(status, reason, message or reason))
+            client.sendall(_as_hal(bytes(captured.sent), exc))
         except OSError:
             self.log.debug("Failed to send error message.")
+
+
+def _as_hal(answer: bytes, exc) -> bytes:
+    """gunicorn's ``answer`` to the request that raised ``exc``, in HAL."""
+    status_line = _STATUS_LINE.match(answer)
+    if status_line is None:
+        # nothing, or nothing we know: passed on as it is
+        return answer
+    status = int(status_line.group(1))
+    found = _MESSAGE.search(answer)
+    message = html.unescape(found.group(1).decode("latin-1")) if found else ""
+    if isinstance(exc, ConfigurationProblem) and "SCRIPT_NAME" in str(exc):
+        # a forwarded prefix the path does not start with is the request's fault
+        status = 400
+        message = f"The forwarded path prefix does not fit the path: {exc.info}"
+    if status >= 500 and status != 501:
+        # never an internal detail in a body
+        message = "An internal error has occurred."
+    return hal_answer(status, message)
