@@ -27,7 +27,9 @@ class StoreFull(StorageError):
     """The store has no room left for the blob."""
 
 
-_STORAGE_KEY = re.compile(r"([0-9a-f]{2})/\1[0-9a-f]{30}")
+# <2 hex>/<token starting with them>; and the layout of earlier versions,
+# <2 hex>/<2 hex>/<token starting with both>, whose blobs stay where they are
+_STORAGE_KEY = re.compile(r"([0-9a-f]{2})/(?:\1[0-9a-f]{30}|([0-9a-f]{2})/\1\2[0-9a-f]{28})")
 
 
 def new_storage_key() -> str:

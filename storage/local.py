@@ -126,9 +126,8 @@ class LocalBlobStore:
         names blobs, in its fan-out folders. Nothing else in the folder is ever listed, so
         nothing else is ever collected."""
         for prefix in FAN_OUT:
-            folder = self.root / prefix
-            for path in folder.iterdir():
-                key = f"{prefix}/{path.name}"
+            for path in (self.root / prefix).rglob("*"):
+                key = path.relative_to(self.root).as_posix()
                 if not is_storage_key(key):
                     continue
                 try:
