@@ -76,7 +76,7 @@ class AttachmentService:
                 raise property_violation("file", rejection)
             storage_key = upload.staged_blob.commit()
             with self.catalog.write_transaction():
-                record = self.catalog.Attachment.create(
+                record = self.catalog.add_attachment(
                     file_name=upload.file_name,
                     file_size=upload.size,
                     content_type=sniffed.content_type,

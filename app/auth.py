@@ -102,17 +102,12 @@ class Authenticator:
         if key is None:
             raise _unauthenticated()
         digest = hash_api_key(key)
-        api_key = (
-            self.catalog.ApiKey.select(self.catalog.ApiKey, self.catalog.User)
-            .join(self.catalog.User)
-            .where(self.catalog.ApiKey.key_hash == digest)
-            .first()
-        )
+        user = self.catalog.user_of_key(digest)
         # the lookup is by hash; comparing the hashes again in constant time keeps the decision
         # itself free of timing differences
-        if api_key is None or not hmac.compare_digest(api_key.key_hash, digest):
+        if user is None or not hmac.compare_digest(user.key_hash, digest):
             raise _wrong_credentials()
-        return api_key.user
+        return user
 
 
 class TrustRemoteUser:

@@ -27,6 +27,8 @@ class Catalog:
 
     def __init__(self, database: peewee.Database):
         self.database = database
+        # SQL built once: see _statement
+        self._statements = {}
 
         class Base(peewee.Model):
             id = peewee.BigAutoField()
@@ -184,16 +186,83 @@ class Catalog:
             if opened:
                 self.database.close()
 
+    def user_of_key(self, key_hash):
+        """The user holding the API key whose hash is ``key_hash``, with that hash as its
+        ``key_hash``; None for no such key. Asked on every request: see :meth:`_statement`."""
+        sql, order = self._statement(
+            "user_of_key", ["key hash"],
+            lambda key: self.User.select(self.User, self.ApiKey.key_hash)
+            .join(self.ApiKey).where(self.ApiKey.key_hash == key))
+        return next(iter(self.User.raw(sql, *order(key_hash))), None)
+
+    def add_attachment(self, **values):
+        """Insert an attachment row with ``values`` (every column but the id); the row, as
+        ``Attachment.create`` would return it. Done on every upload, so the statement is
+        written once per set of columns (as :meth:`_statement` does for queries) rather than
+        built by peewee on every call."""
+        fields = [self.Attachment._meta.fields[name] for name in sorted(values)]
+        key = ("add_attachment", *(field.name for field in fields))
+        sql = self._statements.get(key)
+        if sql is None:
+            param = self.database.param
+            sql = (f"INSERT INTO {quote(self.Attachment._meta.table_name)} "
+                   f"({', '.join(quote(field.column_name) for field in fields)}) "
+                   f"VALUES ({', '.join(param for _ in fields)})")
+            if self.database.returning_clause:
+                sql += f" RETURNING {quote('id')}"
+            self._statements[key] = sql
+        cursor = self.database.execute_sql(
+            sql, [field.db_value(values[field.name]) for field in fields])
+        row_id = cursor.fetchone()[0] if self.database.returning_clause else cursor.lastrowid
+        return self.Attachment(id=row_id, **values)
+
     def user_holds_any(self, user, permissions, project=None) -> bool:
         """Whether a role of ``user`` holds one of ``permissions``: in ``project``, or in at
-        least one project when none is named."""
-        condition = (self.Membership.user == user) & (
-            self.RolePermission.permission.in_(list(permissions))
-        )
+        least one project when none is named. Asked on every upload: see :meth:`_statement`."""
+        permissions = sorted(permissions)
+        markers = ["user", *(f"permission {number}" for number in range(len(permissions)))]
         if project is not None:
-            condition &= self.Membership.project == project
-        query = self.RolePermission.select().join(self.Role).join(self.Membership).where(condition)
-        return query.exists()
+            markers.append("project")
+
+        def build(user_id, *rest):
+            condition = (self.Membership.user == user_id) & (
+                self.RolePermission.permission.in_(list(rest[:len(permissions)])))
+            if project is not None:
+                condition &= self.Membership.project == rest[-1]
+            return (self.RolePermission.select(peewee.SQL("1")).join(self.Role)
+                    .join(self.Membership).where(condition).limit(1))
+
+        sql, order = self._statement(("user_holds_any", len(permissions), project is None),
+                                     markers, build)
+        values = [user.id, *permissions, *([] if project is None else [project.id])]
+        return self.database.execute_sql(sql, order(*values)).fetchone() is not None
+
+    def _statement(self, name, markers, build):
+        """(SQL, order) of the query ``build(*markers)`` makes, built once per catalogue.
+
+        peewee builds a query's SQL anew on every call, and for the statements of every
+        request that costs several times what the database spends running them. The SQL is
+        built here once, with a marker in place of each value; ``order(*values)`` puts a call's
+        values where the markers were."""
+        statement = self._statements.get(name)
+        if statement is None:
+            markers = [f"\0{marker}" for marker in markers]
+            sql, params = build(*markers).sql()
+            # each parameter: the position of the value that goes there, or a constant of the
+            # query's own (a LIMIT)
+            slots = [(markers.index(param) if param in markers else None, param)
+                     for param in params]
+
+            def order(*values):
+                return [constant if position is None else values[position]
+                        for position, constant in slots]
+            statement = self._statements[name] = (sql, order)
+        return statement
+
+
+def quote(name: str) -> str:
+    """An identifier quoted for SQL, as both databases quote them."""
+    return '"' + name.replace('"', '""') + '"'
 
 
 def utc_now() -> datetime.datetime:
