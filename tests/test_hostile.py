@@ -19,19 +19,19 @@ from affix.app.cli import main
 from affix.app.settings import Settings
 from affix.storage import database as database_module
 from affix.storage.database import WriteLockTimeout, WriterQueue
-from conftest import FROZEN_NOW, hal_error, png_bytes, small_disk, upload_body
+from affix.app import open_catalog
+from support.bodies import upload_body
+from support.content import png_bytes
+from support.defaults import FROZEN_NOW
+from support.disks import small_disk
+from support.errors import (
+    DOES_NOT_EXIST, NO_SUCH_ATTACHMENT, NOT_FOUND, assert_error,
+)
+from support.people import make_people
+from support.state import Stored
 
 NOT_JSON = "The request could not be parsed as JSON."
-DOES_NOT_EXIST = "Attachments does not exist."
-NO_SUCH_ATTACHMENT = "The specified attachment does not exist."
-NOT_FOUND = "The requested resource could not be found."
 TOO_LARGE = "The request body is too large."
-
-
-def assert_error(response, status, identifier, message, attribute=None):
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == "application/hal+json"
-    assert response.json == hal_error(identifier, message, attribute)
 
 
 def upload(client, people, name="kept.txt", content=b"kept", login="bob"):
@@ -244,6 +244,54 @@ def test_the_json_limit_is_a_setting_with_a_default():
     assert Settings.from_environ({"AFFIX_MAX_JSON_SIZE": "2048"}).max_json_size == 2048
 
 
+# --- beyond the first attack: more of the same classes ---------------------------------------
+
+def test_a_number_of_thousands_of_digits_in_json_is_400_not_a_conversion_error(
+        client, people, stored):
+    upload(client, people)
+    before = stored.snapshot()
+    body, content_type = upload_body(
+        ('{"fileName": "n.txt", "description": ' + "9" * 5000 + "}").encode(), b"n")
+
+    response = client.simulate_post("/api/v3/attachments", body=body, headers={
+        **people.auth("bob"), "Content-Type": content_type})
+
+    assert_error(response, 400, "InvalidRequestBody", NOT_JSON)
+    assert stored.snapshot() == before
+
+
+def test_a_json_body_of_forty_thousand_keys_is_read_once_and_refused_plainly(
+        client, builder, catalog, stored):
+    before = everything(catalog, stored)
+    links = {"project": {"href": "/api/v3/projects/1"}, "attachments": {
+        f"k{number}": number for number in range(40_000)}}
+
+    response = client.simulate_post("/api/v3/work_packages", json={
+        "subject": "Wide", "_links": links}, headers=builder.auth("walt"))
+
+    assert_error(response, 422, "PropertyConstraintViolation",
+                 "Attachments must be a list of links.", "attachments")
+    assert everything(catalog, stored) == before
+
+
+def test_an_upload_of_thousands_of_parts_is_refused_at_the_first_unexpected_one(
+        client, people, stored):
+    upload(client, people)
+    before = stored.snapshot()
+    boundary = "many"
+    body = b"".join(
+        f'--{boundary}\r\nContent-Disposition: form-data; name="extra{number}"\r\n\r\nx\r\n'
+        .encode() for number in range(5000)) + f"--{boundary}--\r\n".encode()
+
+    response = client.simulate_post("/api/v3/attachments", body=body, headers={
+        **people.auth("bob"), "Content-Type": f"multipart/form-data; boundary={boundary}"})
+
+    assert_error(response, 400, "InvalidRequestBody",
+                 "The part 'extra0' is not expected: send exactly the parts 'metadata' and "
+                 "'file'.")
+    assert stored.snapshot() == before
+
+
 # --- 4. Range headers with numbers of any length ----------------------------------------------
 
 @pytest.mark.parametrize("header, status, content", [
@@ -374,6 +422,7 @@ def test_gc_sweeps_staging_older_than_its_cutoff_and_leaves_younger(settings, ap
 
 # --- 10. a full database disk ------------------------------------------------------------------
 
+@pytest.mark.system
 @pytest.mark.sqlite_only("the database file fills a small disk of its own")
 def test_a_full_database_disk_is_503_and_the_log_says_why(
         tmp_path, databases, plugin_manager, caplog):
@@ -381,8 +430,6 @@ def test_a_full_database_disk_is_503_and_the_log_says_why(
         settings = databases.settings(data_dir, storage_url=str(tmp_path / "blobs"))
         client = falcon.testing.TestClient(
             create_app(settings, plugin_manager=plugin_manager, clock=lambda: FROZEN_NOW))
-        from affix.app import open_catalog
-        from conftest import Stored, make_people
         catalog = open_catalog(settings)
         try:
             people = make_people(catalog)
