@@ -4,55 +4,14 @@ import base64
 
 import pytest
 
-from conftest import upload_body
-from test_upload import assert_error, post
-
-NEED_AUTHENTICATION = "You need to be authenticated to access this resource."
-WRONG_CREDENTIALS = "You did not provide the correct credentials."
-REALM = 'Basic realm="affix"'
+from support.bodies import UnreadBody, upload_body
+from support.errors import (
+    UNAUTHENTICATED, WRONG_CREDENTIALS, assert_error, assert_unauthenticated,
+)
 
 
 def basic(credentials: bytes) -> dict:
     return {"Authorization": "Basic " + base64.b64encode(credentials).decode()}
-
-
-def assert_unauthenticated(response, message):
-    assert_error(response, 401, "Unauthenticated", message)
-    assert response.headers["WWW-Authenticate"] == REALM
-
-
-class UnreadBody:
-    """A request body that records every attempt to read it.
-
-    It records instead of raising, because an exception inside the app would be answered as a
-    500 and hide which read happened."""
-
-    def __init__(self):
-        self.reads = []
-
-    def read(self, size=-1):
-        self.reads.append(("read", size))
-        return b""
-
-    def readline(self, size=-1):
-        self.reads.append(("readline", size))
-        return b""
-
-    def readlines(self, hint=-1):
-        self.reads.append(("readlines", hint))
-        return []
-
-    def __iter__(self):
-        self.reads.append(("iter", None))
-        return iter([])
-
-
-@pytest.fixture
-def earlier(client, people, stored):
-    """One attachment stored before the request under test, and a snapshot of everything."""
-    response = post(client, people, upload_body(b'{"fileName": "earlier.txt"}', b"keep me"))
-    assert response.status_code == 200
-    return stored.snapshot()
 
 
 # Requests on every kind of resource that needs a user; none of them reaches its responder.
@@ -69,7 +28,7 @@ PROTECTED = {
 @pytest.mark.parametrize("method, path", PROTECTED.values(), ids=PROTECTED.keys())
 def test_no_authorization_is_unauthenticated(client, earlier, stored, method, path):
     response = client.simulate_request(method, path)
-    assert_unauthenticated(response, NEED_AUTHENTICATION)
+    assert_unauthenticated(response, UNAUTHENTICATED)
     assert stored.snapshot() == earlier
 
 
@@ -158,7 +117,7 @@ def user_without_any_role(people):
 
 
 REFUSED_UPLOADERS = {
-    "no authorization": (no_authorization, 401, "Unauthenticated", NEED_AUTHENTICATION),
+    "no authorization": (no_authorization, 401, "Unauthenticated", UNAUTHENTICATED),
     "wrong key": (wrong_key, 401, "Unauthenticated", WRONG_CREDENTIALS),
     "locked user": (locked_user, 401, "Unauthenticated", WRONG_CREDENTIALS),
     "view permission only": (

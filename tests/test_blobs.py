@@ -4,9 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import STORAGE_KEY
 from affix.storage.blob_store import FAN_OUT
 from affix.storage.local import STAGING_DIR, LocalBlobStore
+from support.state import STORAGE_KEY
 
 
 @pytest.fixture

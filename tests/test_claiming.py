@@ -2,102 +2,34 @@
 PATCH, every refusal, the attachments of a container, who sees and deletes a claimed attachment,
 racing claims, and the upload allowlist — through falcon.testing, with what is stored asserted
 after each request."""
-import concurrent.futures
 import dataclasses
 import json
-import threading
 
 import falcon.testing
 import pytest
 
 from affix.app import create_app
-from conftest import FROZEN_NOW, SMALL_LIMIT, multipart, png_bytes, upload_body
-from test_upload import assert_error
+from affix.app.testing import multipart
+from support.bodies import UnreadBody, upload_body
+from support.client import get, upload, uploaded
+from support.content import png_bytes
+from support.defaults import FROZEN_NOW, SMALL_LIMIT
+from support.errors import (
+    CANNOT_BE_CHANGED, DOES_NOT_EXIST, NO_SUCH_ATTACHMENT, NOT_AUTHORIZED, assert_error,
+)
+from support.races import RACE_ROUNDS, race
+from support.state import containers, work_packages
+from support.work_packages import (
+    CREATE_PATHS, PROJECT_HREF, SUBJECT, create, created, document, link, patch,
+)
 
-PROJECT_HREF = "/api/v3/projects/1"
-SUBJECT = "Fix the roof"
-CREATE_PATHS = ["/api/v3/work_packages", "/api/v3/projects/1/work_packages"]
-DOES_NOT_EXIST = "Attachments does not exist."
-CANNOT_BE_CHANGED = "Attachments cannot be changed."
-NOT_AUTHORIZED = "You are not authorized to access this resource."
 NO_SUCH_WORK_PACKAGE = "The specified work package does not exist."
-NO_SUCH_ATTACHMENT = "The specified attachment does not exist."
 NO_SUCH_PROJECT = "The specified project does not exist."
 # an id no database integer column can hold
 HUGE_ID = "9" * 30
-RACE_ROUNDS = 20
-# seconds; a lost thread fails the test instead of hanging the suite
-RACE_TIMEOUT = 30
 
 
 # --- helpers ---------------------------------------------------------------------------------
-
-def upload(client, people, login, name="notes.txt", content=b"hello",
-           path="/api/v3/attachments"):
-    body, content_type = upload_body(json.dumps({"fileName": name}).encode(), content)
-    return client.simulate_post(
-        path, body=body, headers={**people.auth(login), "Content-Type": content_type}
-    )
-
-
-def uploaded(client, people, login, **kwargs) -> int:
-    """The id of a successful containerless upload."""
-    response = upload(client, people, login, **kwargs)
-    assert response.status_code == 200, response.json
-    return response.json["id"]
-
-
-def link(attachment_id) -> dict:
-    return {"href": f"/api/v3/attachments/{attachment_id}"}
-
-
-def document(subject=SUBJECT, attachments=None, project=PROJECT_HREF) -> dict:
-    """A work package's JSON; ``attachments`` is the raw value of ``_links.attachments``."""
-    links = {}
-    if project is not None:
-        links["project"] = {"href": project}
-    if attachments is not None:
-        links["attachments"] = attachments
-    body = {"_links": links}
-    if subject is not None:
-        body["subject"] = subject
-    return body
-
-
-def create(client, people, login, body, path=CREATE_PATHS[0]):
-    return client.simulate_post(path, json=body, headers=people.auth(login))
-
-
-def created(client, people, login, subject=SUBJECT, attachment_ids=()) -> int:
-    """The id of a work package created through the API."""
-    response = create(client, people, login,
-                      document(subject, [link(i) for i in attachment_ids]))
-    assert response.status_code == 201, response.json
-    return response.json["id"]
-
-
-def patch(client, people, login, work_package_id, body):
-    return client.simulate_patch(
-        f"/api/v3/work_packages/{work_package_id}", json=body, headers=people.auth(login)
-    )
-
-
-def get(client, people, login, path):
-    return client.simulate_get(path, headers=people.auth(login))
-
-
-def work_packages(catalog):
-    with catalog.database.connection_context():
-        WorkPackage = catalog.WorkPackage
-        return [(w.id, w.subject, w.project_id, w.author_id)
-                for w in WorkPackage.select().order_by(WorkPackage.id)]
-
-
-def containers(catalog):
-    """Each attachment's (container type, container id), by attachment id."""
-    with catalog.database.connection_context():
-        return {a.id: (a.container_type, a.container_id) for a in catalog.Attachment.select()}
-
 
 def user_id(catalog, login) -> int:
     with catalog.database.connection_context():
@@ -107,43 +39,6 @@ def user_id(catalog, login) -> int:
 def state(catalog, stored):
     """Everything a refused request must leave as it was."""
     return work_packages(catalog), containers(catalog), stored.snapshot()
-
-
-def race(*calls):
-    """Run ``calls`` in threads released at the same moment by a barrier; their results."""
-    barrier = threading.Barrier(len(calls), timeout=RACE_TIMEOUT)
-
-    def released(call):
-        barrier.wait()
-        return call()
-
-    with concurrent.futures.ThreadPoolExecutor(len(calls)) as pool:
-        futures = [pool.submit(released, call) for call in calls]
-        return [future.result(timeout=RACE_TIMEOUT) for future in futures]
-
-
-class UnreadBody:
-    """A request body that records every attempt to read it (raising would turn into a 500
-    and hide which read happened)."""
-
-    def __init__(self):
-        self.reads = []
-
-    def read(self, size=-1):
-        self.reads.append("read")
-        return b""
-
-    def readline(self, size=-1):
-        self.reads.append("readline")
-        return b""
-
-    def readlines(self, hint=-1):
-        self.reads.append("readlines")
-        return []
-
-    def __iter__(self):
-        self.reads.append("iter")
-        return iter([])
 
 
 @pytest.fixture

@@ -9,14 +9,15 @@ import pytest
 
 from affix.app import create_app
 from affix.app.cli import main
-from conftest import FROZEN_NOW
-from affix.storage.stores import open_blob_store
 from affix.storage.cleanup import remove_unclaimed
 from affix.storage.models import utc_now
-from test_claiming import (
-    DOES_NOT_EXIST, RACE_ROUNDS, assert_error, containers, create, created, document, link,
-    patch, race, uploaded, work_packages,
-)
+from affix.storage.stores import open_blob_store
+from support.client import uploaded
+from support.defaults import FROZEN_NOW
+from support.errors import DOES_NOT_EXIST, assert_error
+from support.races import RACE_ROUNDS, race
+from support.state import containers, work_packages
+from support.work_packages import create, created, document, link, patch
 
 MINUTE = datetime.timedelta(minutes=1)
 

@@ -8,32 +8,22 @@ from pathlib import Path
 import falcon.testing
 import pytest
 
-from affix.app import create_app, open_catalog
-from affix.app import cli
+from affix.app import cli, create_app, open_catalog
 from affix.app.cli import ensure_admin, main
 from affix.app.settings import Settings
-from conftest import basic_auth
+from affix.app.testing import basic_auth
 from affix.plugins.manager import create_plugin_manager
-
-
-@pytest.fixture
-def environ(tmp_path, databases):
-    return databases.environ(tmp_path / "data")
+from support.cli import BUILT_IN_PERMISSIONS, affix
+from support.state import roles
 
 
 @pytest.fixture
 def cli_catalog(environ):
-    """An independent handle on the database the commands write to."""
+    """An independent handle on the database the commands write to (``environ``: the
+    fixture of support.cli)."""
     catalog = open_catalog(Settings.from_environ(environ))
     yield catalog
     catalog.database.close()
-
-
-def affix(environ, *argv):
-    """Run one command as the console script would; its exit status and its stdout."""
-    out = io.StringIO()
-    status = main(list(argv), environ=environ, out=out)
-    return status, out.getvalue()
 
 
 def run_ok(environ, *argv):
@@ -63,13 +53,6 @@ def key_hashes(catalog):
 def projects(catalog):
     with catalog.database.connection_context():
         return [(p.identifier, p.name) for p in catalog.Project.select()]
-
-
-def roles(catalog):
-    """Each role with its permissions, sorted."""
-    with catalog.database.connection_context():
-        return {role.name: sorted(p.permission for p in role.permissions)
-                for role in catalog.Role.select()}
 
 
 def memberships(catalog):
@@ -158,12 +141,6 @@ def test_role_add_creates_a_role_with_each_permission_once(environ, cli_catalog)
                      "edit_work_packages", "view_work_packages", "edit_work_packages")
     assert printed == "created role 'developer' with edit_work_packages, view_work_packages\n"
     assert roles(cli_catalog) == {"developer": ["edit_work_packages", "view_work_packages"]}
-
-
-BUILT_IN_PERMISSIONS = (
-    "add_work_package_attachments, add_work_packages, edit_messages, edit_wiki_pages, "
-    "edit_work_packages, view_work_packages"
-)
 
 
 @pytest.mark.parametrize("permission, message", [

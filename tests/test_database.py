@@ -107,6 +107,7 @@ def write_from_child_process(database, catalog, first_number, threads, rows, out
     outcome.put(failures)
 
 
+@pytest.mark.system  # forks writer processes
 def test_writers_in_several_processes_and_threads_take_turns_instead_of_meeting_the_lock(
         tmp_path):
     path = tmp_path / "affix.db"

@@ -4,7 +4,6 @@ HTTP), and the host's identity through the ``affix_authenticate`` hook or a trus
 import concurrent.futures
 import contextlib
 import dataclasses
-import json
 import os
 import re
 import shutil
@@ -21,25 +20,25 @@ import requests
 
 from affix.app import create_app, open_catalog
 from affix.app.settings import Settings, SettingsError
-from conftest import FROZEN_NOW, People, Stored, png_bytes, upload_body
+from affix.app.testing import People, upload, upload_form
 from affix.plugins.manager import create_plugin_manager
 from affix.storage.database import release_connections
-from test_claiming import race
-from test_server import (
-    booted_worker_pids, free_port, md5, open_files_below, random_bytes, stop, wait_for,
+from support.content import md5, png_bytes, random_bytes
+from support.defaults import FROZEN_NOW
+from support.errors import (
+    NO_SUCH_ATTACHMENT, NOT_AUTHORIZED, UNAUTHENTICATED, WRONG_CREDENTIALS, assert_error,
+    assert_unauthenticated,
 )
-from test_upload import assert_error
+from support.net import HOST, REQUEST_TIMEOUT, free_port
+from support.processes import REPO_ROOT, environ_without_affix, open_files_below, stop
+from support.races import race
+from support.servers import STARTUP_TIMEOUT, booted_worker_pids
+from support.state import Stored, containers
+from support.waiting import wait_for
+from support.work_packages import SUBJECT
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-HOST = "127.0.0.1"
-REQUEST_TIMEOUT = 30
-STARTUP_TIMEOUT = 30
+# for the subprocesses that import affix or pip-install it
 SUBPROCESS_TIMEOUT = 30
-
-UNAUTHENTICATED = "You need to be authenticated to access this resource."
-WRONG_CREDENTIALS = "You did not provide the correct credentials."
-NOT_AUTHORIZED = "You are not authorized to access this resource."
-NO_SUCH_ATTACHMENT = "The specified attachment does not exist."
 
 host_hookimpl = pluggy.HookimplMarker("affix")
 
@@ -55,16 +54,8 @@ def make_app(settings, *plugins):
     return create_app(settings, plugin_manager=manager, clock=lambda: FROZEN_NOW)
 
 
-def named_upload(file_name, content):
-    return upload_body(json.dumps({"fileName": file_name}).encode(), content)
-
-
 def simulate_upload(client, headers, file_name="notes.txt", content=b"hello", **options):
-    body, content_type = named_upload(file_name, content)
-    return client.simulate_post(
-        "/api/v3/attachments", body=body, headers={**headers, "Content-Type": content_type},
-        **options,
-    )
+    return upload(client, headers, file_name, content, **options)
 
 
 def current_user_link(response) -> dict:
@@ -89,14 +80,6 @@ def grant(catalog, login, *permissions):
         for permission in permissions:
             catalog.RolePermission.create(role=role, permission=permission)
         catalog.Membership.create(user=user, project=project, role=role)
-
-
-def environ_without_affix(**variables) -> dict:
-    """This process's environment without any AFFIX_* variable, plus ``variables``."""
-    environ = {name: value for name, value in os.environ.items()
-               if not name.startswith("AFFIX_")}
-    environ.update(variables)
-    return environ
 
 
 # --- two apps in one process -----------------------------------------------------------------
@@ -266,6 +249,7 @@ print(opened)
 """
 
 
+@pytest.mark.system  # a subprocess
 def test_importing_affix_creates_and_opens_nothing(tmp_path):
     cwd = tmp_path / "cwd"
     cwd.mkdir()
@@ -325,7 +309,7 @@ def answers(url, headers) -> bool:
 
 def upload_and_read(base_url, headers, file_name, content):
     """(upload response, download response) of one attachment, over HTTP."""
-    body, content_type = named_upload(file_name, content)
+    body, content_type = upload_form(file_name, content)
     uploaded = requests.post(f"{base_url}/api/v3/attachments", data=body,
                              headers={**headers, "Content-Type": content_type},
                              timeout=REQUEST_TIMEOUT)
@@ -366,6 +350,7 @@ def gunicorn(affix_environ, log_path, wsgi_app="affix:create_app()", cwd=REPO_RO
         stop(process)
 
 
+@pytest.mark.system  # gunicorn
 def test_gunicorn_preload_serves_from_every_worker(tmp_path, databases):
     settings = databases.settings(tmp_path / "data")
     log_path = tmp_path / "gunicorn.log"
@@ -443,6 +428,7 @@ def application(environ, start_response):
 }
 
 
+@pytest.mark.system  # gunicorn
 def test_a_host_with_its_own_app_plugins_and_storage_mounts_affix_under_gunicorn(
         tmp_path, databases):
     project = tmp_path / "host"
@@ -464,7 +450,7 @@ def test_a_host_with_its_own_app_plugins_and_storage_mounts_affix_under_gunicorn
             wait_for(ready, "the host under gunicorn", timeout=STARTUP_TIMEOUT)
 
             page = requests.get(f"{base_url}/", timeout=REQUEST_TIMEOUT)
-            body, content_type = named_upload("cat.png", png_bytes())
+            body, content_type = upload_form("cat.png", png_bytes())
             uploaded = requests.post(f"{base_url}/files/api/v3/attachments", data=body,
                                      headers={**auth, "Content-Type": content_type},
                                      timeout=REQUEST_TIMEOUT)
@@ -482,6 +468,7 @@ def test_a_host_with_its_own_app_plugins_and_storage_mounts_affix_under_gunicorn
     assert "Traceback" not in log_path.read_text(errors="replace")
 
 
+@pytest.mark.system  # pip in a subprocess
 def test_pip_install_adds_no_top_level_name_but_affix(tmp_path):
     # a copy: building writes build/ and *.egg-info next to the sources
     source = tmp_path / "source"
@@ -505,7 +492,6 @@ def test_pip_install_adds_no_top_level_name_but_affix(tmp_path):
 
 PREFIX = "/files"
 HOST_PAGE = b"The host's own page.\n"
-SUBJECT = "Fix the roof"
 WORK_PACKAGE_PERMISSIONS = ["add_work_packages", "view_work_packages", "edit_work_packages"]
 
 
@@ -565,22 +551,19 @@ def wendy(people):
 
 
 def http_upload(url, headers, file_name, content):
-    body, content_type = named_upload(file_name, content)
+    body, content_type = upload_form(file_name, content)
     return requests.post(url, data=body, headers={**headers, "Content-Type": content_type},
                          timeout=REQUEST_TIMEOUT)
 
 
-def containers(catalog):
-    with catalog.database.connection_context():
-        return {a.id: (a.container_type, a.container_id) for a in catalog.Attachment.select()}
-
-
+@pytest.mark.system  # a server on loopback (host)
 def test_the_host_answers_its_own_paths(host, people):
     for path in ["/", "/api/v3", "/filesystem", "/other/files"]:
         response = requests.get(host + path, headers=people.auth("ada"), timeout=REQUEST_TIMEOUT)
         assert (response.status_code, response.content) == (200, HOST_PAGE), path
 
 
+@pytest.mark.system  # a server on loopback (host)
 def test_the_api_root_under_a_prefix(host, people):
     response = requests.get(f"{host}{PREFIX}/api/v3", headers=people.auth("ada"),
                             timeout=REQUEST_TIMEOUT)
@@ -596,6 +579,7 @@ def test_the_api_root_under_a_prefix(host, people):
     }
 
 
+@pytest.mark.system  # a server on loopback (host)
 def test_every_link_of_an_upload_carries_the_prefix_and_leads_there(host, people, stored):
     auth = people.auth("ada")
     png = png_bytes()
@@ -662,6 +646,7 @@ def assert_attachments_of_work_package_1(collection, file_names):
         for attachment_id, file_name in file_names.items()]
 
 
+@pytest.mark.system  # a server on loopback (host)
 def test_claims_through_a_mounted_app_with_and_without_the_prefix(host, wendy, catalog):
     api = f"{host}{PREFIX}/api/v3"
     first = http_upload(f"{api}/attachments", wendy, "first.txt", b"first")
@@ -705,6 +690,7 @@ def test_claims_through_a_mounted_app_with_and_without_the_prefix(host, wendy, c
         1: ("WorkPackage", 1), 2: ("WorkPackage", 1), 3: ("WorkPackage", 1)}
 
 
+@pytest.mark.system  # a server on loopback (host)
 def test_a_project_href_with_the_prefix_is_understood(host, wendy):
     created = requests.post(
         f"{host}{PREFIX}/api/v3/work_packages", headers=wendy, timeout=REQUEST_TIMEOUT,
@@ -764,11 +750,6 @@ def trusting_client(settings, catalog):
 
 def root(client, headers=None, **options):
     return client.simulate_get("/api/v3", headers=headers or {}, **options)
-
-
-def assert_unauthenticated(response, message=UNAUTHENTICATED):
-    assert_error(response, 401, "Unauthenticated", message)
-    assert response.headers["WWW-Authenticate"] == 'Basic realm="affix"'
 
 
 def test_the_host_names_a_user_affix_knows(client, people, catalog):

@@ -20,8 +20,9 @@ from dataclasses import dataclass
 import pytest
 from hypothesis import HealthCheck, Phase, event, example, given, note, settings, strategies as st
 
-from conftest import SMALL_LIMIT, upload_body
-from test_upload import URN
+from support.bodies import upload_body
+from support.defaults import SMALL_LIMIT
+from support.errors import URN
 
 # Bounded and reproducible: the same examples in every run and on CI, no example database.
 # No shrinking: with an HTTP request and two snapshots per example it took minutes; a failure

@@ -19,22 +19,25 @@ import pytest
 from affix.app import cli, create_app, open_catalog
 from affix.app.settings import Settings
 from affix.app.upload import SNIFF_SIZE
-from conftest import FROZEN_NOW, png_bytes, upload_body
 from affix.plugins.containers import ContainerType
-from affix.plugins.manager import PluginError, container_types, create_plugin_manager, known_permissions
+from affix.plugins.manager import (
+    PluginError, container_types, create_plugin_manager, known_permissions,
+)
 from affix.plugins.uploads import UploadCandidate
-from test_claiming import UnreadBody, containers, document, link, upload, uploaded
-from test_cli import BUILT_IN_PERMISSIONS, affix, roles
-from test_upload import assert_error
+from support.bodies import UnreadBody, upload_body
+from support.cli import BUILT_IN_PERMISSIONS, affix
+from support.client import get, upload, uploaded
+from support.content import png_bytes
+from support.defaults import FROZEN_NOW
+from support.errors import (
+    CANNOT_BE_CHANGED, DOES_NOT_EXIST, NO_SUCH_ATTACHMENT, NOT_AUTHORIZED, NOT_FOUND, assert_error,
+)
+from support.state import containers, roles
+from support.work_packages import document, link
 
 hookimpl = pluggy.HookimplMarker("affix")
 
-NOT_AUTHORIZED = "You are not authorized to access this resource."
-NOT_FOUND = "The requested resource could not be found."
-NO_SUCH_ATTACHMENT = "The specified attachment does not exist."
 MAY_NOT_DELETE = "You are not allowed to delete this attachment."
-DOES_NOT_EXIST = "Attachments does not exist."
-CANNOT_BE_CHANGED = "Attachments cannot be changed."
 INTERNAL_ERROR = "An internal error has occurred."
 BUILTIN_LINE = ("builtin (affix built-in): "
                 "affix_container_types, affix_permissions, affix_upload_permissions")
@@ -166,10 +169,6 @@ def claim(client, people, login, attachment_ids, folder_id=1):
         folder_path(folder_id), json={"_links": {"attachments": [link(i) for i in attachment_ids]}},
         headers=people.auth(login),
     )
-
-
-def get(client, people, login, path):
-    return client.simulate_get(path, headers=people.auth(login))
 
 
 @pytest.fixture
@@ -818,11 +817,6 @@ UNKNOWN_ARGUMENT_SOURCE = """\
     def affix_validate_upload(file):
         pass
 """
-
-
-@pytest.fixture
-def environ(tmp_path, databases):
-    return databases.environ(tmp_path / "data")
 
 
 def cli_roles(environ):

@@ -4,10 +4,10 @@ throwaway virtual environment and driven through a real ``affix serve`` on loopb
 A member whose only permission is ``edit_meetings`` uploads, claims the upload for a meeting
 and uploads straight into the meeting; the package's policy refuses executables; once the
 package is disabled or uninstalled, the same member may upload nothing and the meetings' routes
-are gone."""
+are gone. The package's own tests (``test_affix_meetings.py``, written with the ``affix_*``
+fixtures affix ships) pass in that environment, as its author runs them."""
 import contextlib
 import dataclasses
-import json
 import os
 import shutil
 import subprocess
@@ -18,17 +18,19 @@ from pathlib import Path
 import pytest
 import requests
 
-from conftest import basic_auth, hal_error, upload_body
+from affix.app.testing import basic_auth, upload_form
 from affix.storage.database import open_database
-from test_server import (
-    HOST, REPO_ROOT, WORKERS, await_startup, free_port, stop_expecting_it_running,
-)
+from support.errors import NO_SUCH_ATTACHMENT, NOT_AUTHORIZED, NOT_FOUND, hal_error
+from support.net import HOST, REQUEST_TIMEOUT, free_port
+from support.plugin_packages import MEETINGS_SOURCE, meetings_source_copy
+from support.processes import COMMAND_TIMEOUT, REPO_ROOT
+from support.servers import WORKERS, await_startup, stop_expecting_it_running
 
-MEETINGS_SOURCE = REPO_ROOT / "tests" / "plugin_packages" / "affix-meetings"
+# pip, a virtual environment, real servers
+pytestmark = pytest.mark.system
+
 DISTRIBUTION = "affix-meetings"
 VERSION = "0.2.0"
-COMMAND_TIMEOUT = 60
-REQUEST_TIMEOUT = 30
 MEETINGS_LISTING = (
     f"meetings ({DISTRIBUTION} {VERSION}): affix_container_types, affix_permissions, "
     "affix_upload_permissions, affix_validate_upload"
@@ -37,17 +39,17 @@ MEETING_TITLE = "Sprint review"
 NO_EXECUTABLES = hal_error(
     "PropertyConstraintViolation", "Executable files are not accepted.", attribute="file"
 )
-MISSING_PERMISSION = hal_error(
-    "MissingPermission", "You are not authorized to access this resource."
-)
-NOT_FOUND = hal_error("NotFound", "The requested resource could not be found.")
-NO_ATTACHMENT = hal_error("NotFound", "The specified attachment does not exist.")
+MISSING_PERMISSION = hal_error("MissingPermission", NOT_AUTHORIZED)
+NO_ROUTE = hal_error("NotFound", NOT_FOUND)
+NO_ATTACHMENT = hal_error("NotFound", NO_SUCH_ATTACHMENT)
 AGENDA = b"1. Welcome\n2. Demo of the new upload form\n3. Retrospective\n"
 MINUTES = b"Decided: ship the upload form on Friday.\n"
 # the first bytes of a Windows program (a DOS header): libmagic calls them application/x-dosexec
 DOS_PROGRAM = b"MZ\x90\x00\x03\x00\x00\x00\x04\x00\x00\x00\xff\xff\x00\x00" + bytes(48)
 # the first start makes the admin, user 1; carol is the next user of a fresh database
 CAROL_ID = 2
+# a whole pytest run of the package's tests, which a loaded machine may slow to a crawl
+PLUGIN_TESTS_TIMEOUT = 300
 
 
 # --- the throwaway environment -----------------------------------------------------------------
@@ -61,10 +63,11 @@ def clean_environ(**settings) -> dict:
     return environ
 
 
-def run(command, environ, check=True) -> subprocess.CompletedProcess:
+def run(command, environ, check=True, cwd=REPO_ROOT,
+        timeout=COMMAND_TIMEOUT) -> subprocess.CompletedProcess:
     result = subprocess.run(
-        command, cwd=REPO_ROOT, env=environ, stdin=subprocess.DEVNULL, capture_output=True,
-        text=True, timeout=COMMAND_TIMEOUT,
+        command, cwd=cwd, env=environ, stdin=subprocess.DEVNULL, capture_output=True,
+        text=True, timeout=timeout,
     )
     if check:
         assert result.returncode == 0, (
@@ -132,9 +135,7 @@ class PluginEnvironment:
 
 @pytest.fixture(scope="module")
 def plugin_env(tmp_path_factory):
-    # building writes an egg-info folder next to the sources: build a copy, not the work tree
-    source = tmp_path_factory.mktemp("source") / MEETINGS_SOURCE.name
-    shutil.copytree(MEETINGS_SOURCE, source)
+    source = meetings_source_copy(tmp_path_factory)
     return PluginEnvironment.create(tmp_path_factory.mktemp("venv"), source)
 
 
@@ -269,7 +270,7 @@ def meeting_attachments(meeting_id) -> str:
 
 
 def upload(server, key, file_name, content, path="/api/v3/attachments"):
-    body, content_type = upload_body(json.dumps({"fileName": file_name}).encode(), content)
+    body, content_type = upload_form(file_name, content)
     return requests.post(server.url(path), data=body,
                          headers={**auth(key), "Content-Type": content_type},
                          timeout=REQUEST_TIMEOUT)
@@ -338,9 +339,9 @@ def assert_plugin_gone(server, deployment, admin_key):
     assert_error(upload(server, key, "agenda.txt", AGENDA), 403, MISSING_PERMISSION)
     assert deployment.stored() == before
     for who in (key, admin_key):
-        assert_error(get(server, who, meeting_attachments(meeting_id)), 404, NOT_FOUND)
+        assert_error(get(server, who, meeting_attachments(meeting_id)), 404, NO_ROUTE)
     assert_error(upload(server, key, "minutes.txt", MINUTES, meeting_attachments(meeting_id)),
-                 404, NOT_FOUND)
+                 404, NO_ROUTE)
     assert deployment.stored() == before
 
 
@@ -360,6 +361,23 @@ def listed_plugins(environment, site, **settings) -> list:
 def test_pip_installs_the_package_and_affix_lists_it_with_its_hooks(installed, site):
     assert installed.package_files() == ["affix_meetings-0.2.0.dist-info", "affix_meetings.py"]
     assert MEETINGS_LISTING in listed_plugins(installed, site)
+
+
+def test_the_packages_own_tests_pass_with_the_fixtures_affix_ships(installed, tmp_path):
+    # the test module alone, away from the package's source: affix_meetings is imported from
+    # where pip installed it, and the affix_* fixtures come from affix's pytest11 entry point
+    tests = tmp_path / "plugin-tests"
+    tests.mkdir()
+    shutil.copy(MEETINGS_SOURCE / "test_affix_meetings.py", tests)
+    environ = {name: value for name, value in clean_environ().items()
+               if not name.startswith("PYTEST_")}
+
+    result = run([installed.python, "-m", "pytest", "-p", "no:cacheprovider", "-n", "0",
+                  "-q", "test_affix_meetings.py"], environ, check=False, cwd=tests,
+                 timeout=PLUGIN_TESTS_TIMEOUT)
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "3 passed" in result.stdout, result.stdout
 
 
 def test_a_meeting_editor_uploads_into_a_meeting_and_no_executable_is_kept(installed, site):
@@ -401,7 +419,7 @@ def test_a_meeting_editor_uploads_into_a_meeting_and_no_executable_is_kept(insta
                           [claimed_id, direct_id])
         # a meeting that does not exist, also by an id beyond 64 bits: the same 404 as no route
         for missing in (meeting_id + 1, 2**63, 2**64):
-            assert_error(get(server, key, meeting_attachments(missing)), 404, NOT_FOUND)
+            assert_error(get(server, key, meeting_attachments(missing)), 404, NO_ROUTE)
 
 
 def test_a_disabled_plugin_authorises_nothing(installed, site):

@@ -15,18 +15,20 @@ import pytest
 
 from affix.app import connect_catalog, create_app, open_catalog
 from affix.app.cli import main
-from conftest import FROZEN_NOW, People, hal_error, upload_body
+from affix.app.testing import People
 from affix.storage.database import release_connections
 from affix.storage.migrations import (
     LATEST_VERSION, MIGRATIONS, TABLES, VERSION_TABLE, MigrationError, create_tables, migrate,
     schema_version,
 )
-from test_server import REPO_ROOT
+from support.bodies import upload_body
+from support.defaults import FROZEN_NOW
+from support.errors import hal_error
+from support.processes import COMMAND_TIMEOUT, REPO_ROOT
 
 APPLIED_ALL = "".join(f"applied migration {each.version}: {each.description}\n"
                       for each in MIGRATIONS) + "the database schema is now at version 2\n"
 UP_TO_DATE = "the database schema is already at version 2\n"
-COMMAND_TIMEOUT = 60
 LOCK_WAIT_TIMEOUT = 30
 PLUGIN_TABLE = "plugin_things"
 
@@ -90,6 +92,7 @@ def test_two_nodes_migrating_one_fresh_database_at_once_apply_each_migration_onc
         (each.version, each.description) for each in MIGRATIONS]
 
 
+@pytest.mark.system  # two affix migrate processes
 def test_two_affix_migrate_commands_started_together_both_succeed(tmp_path, databases):
     environ = {"PATH": "/usr/bin:/bin", **databases.environ(tmp_path / "data")}
     commands = [subprocess.Popen([sys.executable, "-m", "affix.app.cli", "migrate"], cwd=REPO_ROOT,

@@ -20,23 +20,25 @@ import requests
 
 from affix.app import open_catalog
 from affix.app.cli import main as affix
-from moto_server import s3_bucket, s3_environ, s3_server  # noqa: F401 (fixtures)
+from affix.app.testing import upload_form
 from affix.storage.models import utc_now
-from test_claiming import race
-from test_server import (
-    HOST, REPO_ROOT, REQUEST_TIMEOUT, ServedAffix, await_startup, free_port, md5, multipart_upload,
-    stop_expecting_it_running,
-)
+from support.content import md5
+from support.errors import CANNOT_BE_CHANGED, DOES_NOT_EXIST
+from support.net import HOST, REQUEST_TIMEOUT, free_port
+from support.processes import COMMAND_TIMEOUT, REPO_ROOT
+from support.races import race
+from support.s3 import s3_environ
+from support.servers import WORKERS, ServedAffix, await_startup, stop_expecting_it_running
 
-WORKERS = 2
+# real servers, moto, and (in the PostgreSQL run) PostgreSQL
+pytestmark = pytest.mark.system
+
 THREADS = 4
 PREFIX = "blobs"
 RACE_ROUNDS = 10
+# how long node A's claims may take while cleanup runs beside node B
 RACE_TIMEOUT = 60
-COMMAND_TIMEOUT = 60
 GRACE_PERIOD_MINUTES = 60
-DOES_NOT_EXIST = "Attachments does not exist."
-CANNOT_BE_CHANGED = "Attachments cannot be changed."
 
 
 @dataclasses.dataclass
@@ -47,7 +49,7 @@ class Node(ServedAffix):
         return requests.get(self.url(path), headers=self.auth, timeout=REQUEST_TIMEOUT, **kwargs)
 
     def upload(self, file_name, content) -> dict:
-        body, content_type = multipart_upload(file_name, content)
+        body, content_type = upload_form(file_name, content)
         response = requests.post(
             self.url("/api/v3/attachments"), data=body,
             headers={**self.auth, "Content-Type": content_type}, timeout=REQUEST_TIMEOUT)

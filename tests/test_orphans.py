@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 
 from affix.app.cli import main
-from conftest import upload_body
-from affix.storage.stores import open_blob_store
 from affix.storage.models import utc_now
 from affix.storage.orphans import find_orphans, remove_orphans
+from affix.storage.stores import open_blob_store
+from support.bodies import upload_body
 
 TWO_DAYS = datetime.timedelta(days=2)
 

@@ -1,29 +1,25 @@
 """Which users may upload is decided by plugins: the built-in one, one registered in-process, and
 a real third-party distribution that pip installs and affix finds through its entry point."""
-import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import falcon.testing
 import pytest
 
 from affix.app import create_app
-from conftest import FROZEN_NOW, upload_body
 from affix.plugins import hookimpl
 from affix.plugins.manager import create_plugin_manager, upload_permissions
+from support.bodies import upload_body
+from support.defaults import FROZEN_NOW
+from support.errors import NOT_AUTHORIZED, hal_error
+from support.plugin_packages import meetings_source_copy
 
 BUILTIN_PERMISSIONS = frozenset(
     {"edit_work_packages", "add_work_packages", "edit_messages", "edit_wiki_pages"}
 )
-MEETINGS_SOURCE = Path(__file__).parent / "plugin_packages" / "affix-meetings"
 MEETINGS_MODULE = "affix_meetings"
 UPLOADED = b"minutes of the last meeting"
-MISSING_PERMISSION = {
-    "_type": "Error",
-    "errorIdentifier": "urn:openproject-org:api:v3:errors:MissingPermission",
-    "message": "You are not authorized to access this resource.",
-}
+MISSING_PERMISSION = hal_error("MissingPermission", NOT_AUTHORIZED)
 
 
 def post_upload(client, people, login):
@@ -103,9 +99,7 @@ def test_permission_of_a_registered_plugin_authorises_an_upload(settings, people
 def meetings_target(tmp_path_factory):
     """A folder into which pip has installed the affix-meetings distribution, and which is on
     no import path until a test puts it there."""
-    # building writes an egg-info folder next to the sources: build a copy, not the work tree
-    source = tmp_path_factory.mktemp("source") / MEETINGS_SOURCE.name
-    shutil.copytree(MEETINGS_SOURCE, source)
+    source = meetings_source_copy(tmp_path_factory)
     target = tmp_path_factory.mktemp("site")
     result = subprocess.run(
         [sys.executable, "-m", "pip", "install", "--no-deps", "--no-build-isolation",
@@ -124,6 +118,7 @@ def meetings_on_sys_path(monkeypatch, meetings_target):
     sys.modules.pop(MEETINGS_MODULE, None)
 
 
+@pytest.mark.system  # pip installs the package in a subprocess
 def test_installed_plugin_off_the_import_path_authorises_nothing(
         meetings_target, settings, people, stored):
     assert str(meetings_target) not in sys.path
@@ -131,6 +126,7 @@ def test_installed_plugin_off_the_import_path_authorises_nothing(
     assert_refused_and_nothing_stored(post_upload(client_for(settings), people, "mia"), stored)
 
 
+@pytest.mark.system  # pip installs the package in a subprocess
 def test_installed_plugin_is_loaded_through_its_entry_point(
         meetings_on_sys_path, settings, people, stored):
     people.add("mia", permissions=["edit_meetings"])

@@ -10,10 +10,11 @@ import falcon.testing
 import pytest
 
 from affix.app.attachments import AttachmentService
-from conftest import STORAGE_KEY, png_bytes, upload_body
-from test_upload import assert_error, post
-
-NOT_FOUND = "The specified attachment does not exist."
+from support.bodies import upload_body
+from support.client import post, uploaded
+from support.content import png_bytes
+from support.errors import NO_SUCH_ATTACHMENT, assert_error
+from support.state import STORAGE_KEY
 
 
 def upload(client, people, login="ada", name="cat.png", content=b"hello"):
@@ -65,7 +66,7 @@ def test_another_users_attachment_does_not_exist_for_them(
     response = client.simulate_request(
         method, path.format(id=attachment_id), headers=people.auth(viewer)
     )
-    assert_error(response, 404, "NotFound", NOT_FOUND)
+    assert_error(response, 404, "NotFound", NO_SUCH_ATTACHMENT)
     assert stored.snapshot() == before
 
 
@@ -81,7 +82,7 @@ def test_a_nonexistent_attachment_is_not_found(
     response = client.simulate_request(
         method, path.format(id=missing_id), headers=people.auth("ada")
     )
-    assert_error(response, 404, "NotFound", NOT_FOUND)
+    assert_error(response, 404, "NotFound", NO_SUCH_ATTACHMENT)
     assert stored.snapshot() == before
 
 
@@ -104,7 +105,23 @@ def test_the_author_deletes_row_and_blob_and_nothing_else(client, people, stored
         {key: data for key, data in files.items() if key != doomed_key},
     )
     gone = client.simulate_get(f"/api/v3/attachments/{doomed['id']}", headers=people.auth("ada"))
-    assert_error(gone, 404, "NotFound", NOT_FOUND)
+    assert_error(gone, 404, "NotFound", NO_SUCH_ATTACHMENT)
+
+
+def test_the_id_of_a_deleted_attachment_is_never_given_to_another(client, people):
+    # the load test of test_robustness.py found SQLite handing it to the next upload
+    first = uploaded(client, people, "bob", content=b"first")
+    second = uploaded(client, people, "bob", content=b"second")
+    deleted = client.simulate_delete(f"/api/v3/attachments/{second}", headers=people.auth("bob"))
+    assert deleted.status_code == 204
+
+    third = uploaded(client, people, "bob", content=b"third")
+
+    assert third not in (first, second)
+    # a link kept to the deleted attachment leads nowhere, never to another file
+    gone = client.simulate_get(f"/api/v3/attachments/{second}/download",
+                               headers=people.auth("bob"))
+    assert gone.status_code == 404
 
 
 # --- downloads -----------------------------------------------------------------------------

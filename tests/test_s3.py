@@ -5,41 +5,35 @@ the object, and the listing and sweeping a garbage collector needs."""
 import dataclasses
 import datetime
 import gc
-import hashlib
 import io
 import json
-import random
 import weakref
 
 import falcon.testing
 import peewee
 import pytest
 import requests
-from botocore.stub import Stubber
 
 from affix.app import create_app
-from affix.app.settings import Settings, SettingsError
-from conftest import (
-    FROZEN_NOW, SMALL_LIMIT, STORAGE_KEY, Stored, hal_error, png_bytes, upload_body,
-)
-from moto_server import s3_bucket, s3_environ, s3_options, s3_server  # noqa: F401 (fixtures)
-from affix.storage.stores import open_blob_store
+from affix.storage.models import Catalog
 from affix.storage.orphans import find_orphans
-from affix.storage.s3 import PART_SIZE, S3BlobStore, S3Options
-from test_server import HIGH_LIMIT, REQUEST_TIMEOUT, free_port, running_server
+from affix.storage.s3 import PART_SIZE
+from affix.storage.stores import open_blob_store
+from support.bodies import upload_body
+from support.content import MiB, md5, png_bytes, random_bytes
+from support.defaults import FROZEN_NOW, SMALL_LIMIT
+from support.errors import hal_error
+from support.net import REQUEST_TIMEOUT, free_port
+from support.s3 import s3_environ, s3_options
+from support.servers import HIGH_LIMIT, running_server
+from support.state import STORAGE_KEY, Stored
 
-MiB = 1024 * 1024
+# every test here stores in moto's S3 server (the s3_bucket fixture of support.s3)
+pytestmark = pytest.mark.system
+
 PREFIX = "blobs"
 # above one part, so that every refusal below comes after a part went into a multipart upload
 PAST_ONE_PART = PART_SIZE + MiB
-
-
-def random_bytes(size, seed=0) -> bytes:
-    return random.Random(seed).randbytes(size)
-
-
-def md5(data) -> str:
-    return hashlib.md5(data).hexdigest()
 
 
 @pytest.fixture
@@ -191,7 +185,9 @@ def refused_body_cases():
              f"The request body ended after {PAST_ONE_PART} of {len(body)} bytes.")),
         "client gone: connection reset": (
             dict(extras={"wsgi.input": BrokenConnection(body[:PAST_ONE_PART])}), content_type,
-            (500, "InternalServerError", "An internal error has occurred.")),
+            # the client went away: its doing, not a fault of the server
+            (400, "InvalidRequestBody", "The request body could not be read: its framing is "
+             "broken, or it ended early.")),
         "bad metadata after the file": (
             dict(body=metadata_last), metadata_last_type,
             (400, "InvalidRequestBody", "The request could not be parsed as JSON.")),
@@ -272,11 +268,11 @@ def test_a_database_error_at_the_row_insert_removes_the_completed_object(
         settings, plugin_manager, people, rows, s3_bucket, earlier, monkeypatch, size):
     client = client_with_limit(settings, plugin_manager, 32 * MiB)
 
-    def failing_save(*args, **kwargs):
+    def failing_insert(*args, **kwargs):
         raise peewee.OperationalError("database is locked")
 
-    # the row's insert is the only save on the upload path
-    monkeypatch.setattr(peewee.Model, "save", failing_save)
+    # the row's insert, after the object is completed
+    monkeypatch.setattr(Catalog, "add_attachment", failing_insert)
     response = post(client, people, upload_body(file=random_bytes(size)))
     monkeypatch.undo()
     assert response.status_code == 503
@@ -337,7 +333,9 @@ def test_stored_blobs_lists_committed_objects_under_the_prefix_only(s3_bucket, m
     after = naive_utc_now()
     pending = store.stage()
     pending.write(random_bytes(PAST_ONE_PART))
-    for foreign in ("other/ab/cd/x", f"{PREFIX}x/ab/cd/y", "loose"):
+    # other prefixes, and files under ours that affix did not name
+    for foreign in ("other/ab/cd/x", f"{PREFIX}x/ab/cd/y", "loose", f"{PREFIX}/notes.txt",
+                    f"{PREFIX}/ab/" + "cd" * 16):
         s3_bucket.client.put_object(Bucket=s3_bucket.name, Key=foreign, Body=b"not ours")
     listed = list(store.stored_blobs())
     assert {key for key, _ in listed} == keys
@@ -375,104 +373,6 @@ def test_the_sweep_aborts_pending_uploads_under_the_prefix_only(s3_bucket, monke
     assert sorted(s3_bucket.pending_uploads()) == sorted(ours + theirs)
     assert store.sweep_staging(cutoff=naive_utc_now() + datetime.timedelta(minutes=1)) == 3
     assert s3_bucket.pending_uploads() == theirs
-
-
-def stubbed_store(now):
-    """A store whose S3 answers are scripted (moto dates every multipart upload in 2010)."""
-    store = S3BlobStore("s3://bucket/prefix", S3Options(
-        endpoint_url="http://127.0.0.1:9", region="us-east-1", access_key_id="key",
-        secret_access_key="secret", addressing_style="path"), clock=lambda: now)
-    return store, Stubber(store.client)
-
-
-def test_the_sweep_leaves_uploads_younger_than_the_safe_age_alone():
-    now = datetime.datetime(2026, 3, 1, 12, 0, 0)
-    store, stubber = stubbed_store(now)
-    initiated = {
-        "two days": now - datetime.timedelta(days=2),
-        "a day and a second": now - datetime.timedelta(days=1, seconds=1),
-        "exactly a day": now - datetime.timedelta(days=1),
-        "an hour": now - datetime.timedelta(hours=1),
-    }
-    stubber.add_response(
-        "list_multipart_uploads",
-        {"Uploads": [
-            {"Key": f"prefix/{age}", "UploadId": age,
-             "Initiated": moment.replace(tzinfo=datetime.UTC)}
-            for age, moment in initiated.items()
-        ]},
-        {"Bucket": "bucket", "Prefix": "prefix/", "MaxUploads": 1000},
-    )
-    for age in ("two days", "a day and a second"):
-        stubber.add_response(
-            "abort_multipart_upload", {},
-            {"Bucket": "bucket", "Key": f"prefix/{age}", "UploadId": age})
-    with stubber:
-        assert store.sweep_staging() == 2
-    stubber.assert_no_pending_responses()
-
-
-def test_the_sweep_counts_no_upload_that_finished_meanwhile():
-    now = datetime.datetime(2026, 3, 1, 12, 0, 0)
-    store, stubber = stubbed_store(now)
-    stubber.add_response(
-        "list_multipart_uploads",
-        {"Uploads": [{"Key": "prefix/a", "UploadId": "a",
-                      "Initiated": datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)}]},
-        {"Bucket": "bucket", "Prefix": "prefix/", "MaxUploads": 1000},
-    )
-    stubber.add_client_error("abort_multipart_upload", "NoSuchUpload", http_status_code=404)
-    with stubber:
-        assert store.sweep_staging() == 0
-
-
-# --- settings ----------------------------------------------------------------------------------
-
-def test_s3_settings_come_from_the_environment():
-    settings = Settings.from_environ({
-        "AFFIX_STORAGE_URL": "s3://bucket/some/prefix",
-        "AFFIX_S3_ENDPOINT_URL": "https://s3.example.org:9000",
-        "AFFIX_S3_REGION": "eu-central-1",
-        "AFFIX_S3_ACCESS_KEY_ID": "id",
-        "AFFIX_S3_SECRET_ACCESS_KEY": "very secret",
-        "AFFIX_S3_ADDRESSING_STYLE": "path",
-        "AFFIX_S3_URL_EXPIRY": "600",
-    })
-    assert settings.storage_url == "s3://bucket/some/prefix"
-    assert settings.s3 == S3Options(
-        endpoint_url="https://s3.example.org:9000", region="eu-central-1", access_key_id="id",
-        secret_access_key="very secret", addressing_style="path", url_expiry=600)
-    assert "very secret" not in repr(settings)
-
-
-def test_unset_s3_settings_leave_boto3_its_own_chain():
-    assert Settings.from_environ({"AFFIX_STORAGE_URL": "s3://bucket"}).s3 == S3Options(
-        endpoint_url=None, region=None, access_key_id=None, secret_access_key=None,
-        addressing_style=None, url_expiry=3600)
-
-
-@pytest.mark.parametrize("environ, message", [
-    ({"AFFIX_STORAGE_URL": "s3:///prefix"},
-     "AFFIX_STORAGE_URL: 's3:///prefix' is not an S3 URL of the form s3://bucket/prefix"),
-    ({"AFFIX_STORAGE_URL": "gs://bucket"},
-     "AFFIX_STORAGE_URL must be a folder, a file:// URL or s3://bucket/prefix, not 'gs://bucket'"),
-    ({"AFFIX_S3_ENDPOINT_URL": "127.0.0.1:9000"},
-     "AFFIX_S3_ENDPOINT_URL must be http://host[:port] or https://host[:port], "
-     "not '127.0.0.1:9000'"),
-    ({"AFFIX_S3_ACCESS_KEY_ID": "id"},
-     "AFFIX_S3_ACCESS_KEY_ID and AFFIX_S3_SECRET_ACCESS_KEY go together: set both, or neither "
-     "to use boto3's own credential chain"),
-    ({"AFFIX_S3_ADDRESSING_STYLE": "dns"},
-     "AFFIX_S3_ADDRESSING_STYLE must be one of path, virtual, not 'dns'"),
-    ({"AFFIX_S3_URL_EXPIRY": "soon"}, "AFFIX_S3_URL_EXPIRY must be a whole number, not 'soon'"),
-    ({"AFFIX_S3_URL_EXPIRY": "604801"},
-     "AFFIX_S3_URL_EXPIRY must be at most 604800 seconds (seven days, what S3 signs for), "
-     "not 604801"),
-])
-def test_bad_s3_settings_are_refused_with_the_variable_named(environ, message):
-    with pytest.raises(SettingsError) as refused:
-        Settings.from_environ(environ)
-    assert str(refused.value) == message
 
 
 def test_presigned_urls_expire_as_configured(s3_bucket):

@@ -3,8 +3,10 @@ get a 5xx, and every answer must match the document (status, content type, body 
 import subprocess
 import sys
 
-from test_server import server  # noqa: F401  (the fixture: a real affix serve on loopback)
-from test_server import start_server  # noqa: F401
+import pytest
+
+# a real affix serve (the server fixture of support.servers), and schemathesis in a subprocess
+pytestmark = pytest.mark.system
 
 CHECKS = ",".join([
     "not_a_server_error",
@@ -16,7 +18,7 @@ CHECKS = ",".join([
 SEED = "20261128"
 
 
-def test_no_request_schemathesis_makes_gets_a_server_error(server, tmp_path):  # noqa: F811
+def test_no_request_schemathesis_makes_gets_a_server_error(server, tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "schemathesis.cli", "run", server.url("/api/v3/spec.json"),
          "--header", f"Authorization: Bearer {server.api_key}",

@@ -14,7 +14,10 @@ import falcon.testing
 import pytest
 
 from affix.app.cli import main as affix_main
-from conftest import STORAGE_KEY, basic_auth, multipart, png_bytes, upload_body
+from affix.app.testing import basic_auth, multipart
+from support.bodies import upload_body
+from support.content import png_bytes
+from support.state import STORAGE_KEY
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 NO_SUCH_ATTACHMENT = {

@@ -2,282 +2,29 @@
 bodies, clients that vanish mid-body, an over-limit body refused while it is still arriving,
 concurrent uploads, and the stored bytes served back exactly."""
 import concurrent.futures
-import contextlib
 import dataclasses
-import hashlib
 import http.client
 import json
 import os
-import random
-import re
 import select
-import signal
 import socket
-import subprocess
-import sys
 import threading
 import time
-from pathlib import Path
 
 import pytest
-import requests
 
-from affix.app import open_catalog
-from conftest import Stored, basic_auth, hal_error, upload_body
-
-# the server runs the code that sits next to these tests, whatever else is installed
-REPO_ROOT = Path(__file__).resolve().parents[1]
-HOST = "127.0.0.1"
-KiB = 1024
-MiB = 1024 * KiB
-# for the tests that are not about the limit: far above every file they send
-HIGH_LIMIT = 64 * MiB
-WORKERS = 2
-ADMIN_KEY_ANNOUNCEMENT = (
-    "affix: created the admin user 'admin'. Its API key is shown only this once:"
+from affix.app.testing import upload_form
+from support.content import KiB, MiB, md5, random_bytes
+from support.errors import hal_error
+from support.http import (
+    SEND_CHUNK_SIZE, assert_downloads_as, assert_uploaded, download, request_head, upload,
 )
-STARTUP_TIMEOUT = 30
-SHUTDOWN_TIMEOUT = 15
-CONDITION_TIMEOUT = 10
-REQUEST_TIMEOUT = 30
-POLL_INTERVAL = 0.02
-SEND_CHUNK_SIZE = 64 * KiB
-WORKER_BOOTED = re.compile(r"Booting worker with pid: (\d+)")
+from support.net import HOST, REQUEST_TIMEOUT
+from support.processes import open_files_below
+from support.waiting import wait_for
 
-
-def wait_for(condition, description, timeout=CONDITION_TIMEOUT):
-    """Poll ``condition`` until it is true; fail the test if it is not within ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout} s waiting for {description}")
-        time.sleep(POLL_INTERVAL)
-
-
-def random_bytes(size, seed) -> bytes:
-    # seeded: a failure reproduces with the very same bytes
-    return random.Random(seed).randbytes(size)
-
-
-def md5(data) -> str:
-    return hashlib.md5(data).hexdigest()
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind((HOST, 0))
-        return probe.getsockname()[1]
-
-
-@dataclasses.dataclass
-class ServedAffix:
-    """An affix server on loopback, reached with the admin key it announced."""
-    port: int
-    api_key: str
-
-    @property
-    def auth(self) -> dict:
-        return {"Authorization": basic_auth(self.api_key)}
-
-    def url(self, path) -> str:
-        return f"http://{HOST}:{self.port}{path}"
-
-
-@dataclasses.dataclass
-class RunningServer(ServedAffix):
-    master_pid: int
-    stored: Stored
-    staging: Path
-    stderr_path: Path
-
-    def stderr(self) -> str:
-        return self.stderr_path.read_text(errors="replace")
-
-    def worker_pids(self) -> set:
-        """Every worker gunicorn has booted so far: a worker that died is replaced by a new one."""
-        return booted_worker_pids(self.stderr())
-
-    def staged_blobs(self) -> list:
-        return list(self.staging.iterdir())
-
-
-def open_files_below(pid, directory) -> list:
-    """The files below ``directory`` that process ``pid`` has open (Linux)."""
-    fd_dir = Path(f"/proc/{pid}/fd")
-    targets = []
-    for fd in fd_dir.iterdir():
-        with contextlib.suppress(FileNotFoundError):
-            targets.append(Path(os.readlink(fd)))
-    return [target for target in targets if target.is_relative_to(directory)]
-
-
-def booted_worker_pids(server_log) -> set:
-    return {int(pid) for pid in WORKER_BOOTED.findall(server_log)}
-
-
-def announced_api_key(stdout_path):
-    """The admin's API key from the first start's announcement, once both lines are out."""
-    output = stdout_path.read_text()
-    lines = output.split("\n")
-    if len(lines) < 3:
-        return None
-    assert lines[0] == ADMIN_KEY_ANNOUNCEMENT, output
-    assert lines[1].startswith("  ") and lines[1].strip(), output
-    return lines[1].strip()
-
-
-def answers_requests(port, api_key) -> bool:
-    try:
-        response = requests.get(
-            f"http://{HOST}:{port}/api/v3",
-            headers={"Authorization": basic_auth(api_key)}, timeout=1,
-        )
-    except (requests.ConnectionError, requests.Timeout):
-        return False
-    return response.status_code == 200
-
-
-def await_startup(process, port, stdout_path, stderr_path, api_key=None) -> str:
-    """The key the server answered to, once all its workers have booted: ``api_key``, or the
-    admin's key announced on a first start."""
-    deadline = time.monotonic() + STARTUP_TIMEOUT
-    while True:
-        if process.poll() is not None:
-            problem = f"exited with status {process.returncode} while starting"
-            break
-        api_key = api_key or announced_api_key(stdout_path)
-        booted = booted_worker_pids(stderr_path.read_text(errors="replace"))
-        if api_key and len(booted) == WORKERS and answers_requests(port, api_key):
-            return api_key
-        if time.monotonic() > deadline:
-            problem = f"did not come up within {STARTUP_TIMEOUT} s"
-            break
-        time.sleep(POLL_INTERVAL)
-    pytest.fail(
-        f"affix serve {problem}.\nstdout:\n{stdout_path.read_text()}\n"
-        f"stderr:\n{stderr_path.read_text(errors='replace')}"
-    )
-
-
-def stop_expecting_it_running(process, stderr_path):
-    """stop() a server that should still be running: one that exited on its own during the
-    test fails it, with what it printed (its requests only said "connection refused")."""
-    exited = process.poll()
-    stop(process)
-    if exited is not None:
-        pytest.fail(f"affix serve exited with status {exited} during the test.\n"
-                    f"stderr:\n{stderr_path.read_text(errors='replace')}")
-
-
-def stop(process):
-    """SIGTERM for a graceful stop; SIGKILL for the whole process group if that hangs."""
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(timeout=SHUTDOWN_TIMEOUT)
-    except subprocess.TimeoutExpired:
-        # the server was started in a session of its own: the group is its arbiter and workers
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
-
-
-@contextlib.contextmanager
-def running_server(run_dir: Path, databases, max_attachment_size, extra_environ=None):
-    """A server with its data in ``run_dir`` and its database from ``databases`` (conftest's);
-    ``extra_environ`` adds settings (AFFIX_*)."""
-    data_dir = run_dir / "data"
-    stdout_path, stderr_path = run_dir / "server.stdout", run_dir / "server.stderr"
-    port = free_port()
-    # only the settings chosen here: nothing from the caller's environment leaks in
-    environ = {name: value for name, value in os.environ.items()
-               if not name.startswith("AFFIX_")}
-    environ.update(databases.environ(
-        data_dir, AFFIX_MAX_ATTACHMENT_SIZE=str(max_attachment_size), **(extra_environ or {})))
-    with open(stdout_path, "wb") as stdout, open(stderr_path, "wb") as stderr:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "affix.app.cli", "serve", "--bind", f"{HOST}:{port}",
-             "--workers", str(WORKERS), "--threads", "4"],
-            cwd=REPO_ROOT, env=environ, stdin=subprocess.DEVNULL, stdout=stdout, stderr=stderr,
-            start_new_session=True,
-        )
-    try:
-        api_key = await_startup(process, port, stdout_path, stderr_path)
-        settings = databases.settings(data_dir)
-        catalog = open_catalog(settings)
-        blob_root = Path(settings.storage_url)
-        try:
-            yield RunningServer(
-                port=port, api_key=api_key, master_pid=process.pid,
-                stored=Stored(catalog, blob_root),
-                staging=blob_root / ".staging", stderr_path=stderr_path,
-            )
-        finally:
-            catalog.database.close()
-    finally:
-        stop_expecting_it_running(process, stderr_path)
-
-
-@pytest.fixture
-def start_server(tmp_path, databases):
-    """Starts one server with a given size limit; it is stopped when the test ends."""
-    with contextlib.ExitStack() as stack:
-        def start(max_attachment_size=HIGH_LIMIT):
-            return stack.enter_context(running_server(tmp_path, databases, max_attachment_size))
-        yield start
-
-
-@pytest.fixture
-def server(start_server):
-    return start_server()
-
-
-# --- talking to the server ---------------------------------------------------------------------
-
-def multipart_upload(file_name, content):
-    return upload_body(json.dumps({"fileName": file_name}).encode(), content)
-
-
-def in_chunks(data, size=SEND_CHUNK_SIZE):
-    for start in range(0, len(data), size):
-        yield data[start:start + size]
-
-
-def upload(server, file_name, content, chunked=False):
-    body, content_type = multipart_upload(file_name, content)
-    return requests.post(
-        server.url("/api/v3/attachments"),
-        # a generator makes requests send the body chunked, without Content-Length
-        data=in_chunks(body) if chunked else body,
-        headers={**server.auth, "Content-Type": content_type}, timeout=REQUEST_TIMEOUT,
-    )
-
-
-def assert_uploaded(response, file_name, content) -> int:
-    """The id of the attachment a successful upload answered with."""
-    assert response.status_code == 200, response.text
-    assert response.headers["Content-Type"] == "application/hal+json"
-    document = response.json()
-    attachment_id = document["id"]
-    assert (document["fileName"], document["fileSize"], document["filesize"]) == (
-        file_name, len(content), len(content))
-    assert document["digest"] == {"algorithm": "md5", "hash": md5(content)}
-    assert document["_links"]["downloadLocation"] == {
-        "href": f"/api/v3/attachments/{attachment_id}/download"}
-    return attachment_id
-
-
-def download(server, attachment_id, path="download", **headers):
-    return requests.get(
-        server.url(f"/api/v3/attachments/{attachment_id}/{path}"),
-        headers={**server.auth, **headers}, timeout=REQUEST_TIMEOUT,
-    )
-
-
-def assert_downloads_as(server, attachment_id, content):
-    response = download(server, attachment_id)
-    assert response.status_code == 200
-    assert response.headers["Content-Length"] == str(len(content))
-    assert response.content == content
+# every test here starts a real server (the server and start_server fixtures of support.servers)
+pytestmark = pytest.mark.system
 
 
 def assert_stored_exactly(server, uploads):
@@ -291,17 +38,6 @@ def assert_stored_exactly(server, uploads):
     storage_keys = {row[0]: row[4] for row in rows}
     assert files == {storage_keys[attachment_id]: content
                      for attachment_id, (_, content) in uploads.items()}
-
-
-def request_head(server, content_type, content_length) -> bytes:
-    return (
-        "POST /api/v3/attachments HTTP/1.1\r\n"
-        f"Host: {HOST}:{server.port}\r\n"
-        f"Authorization: {server.auth['Authorization']}\r\n"
-        f"Content-Type: {content_type}\r\n"
-        f"Content-Length: {content_length}\r\n"
-        "\r\n"
-    ).encode()
 
 
 def send_until_answered(sock, chunks) -> int:
@@ -374,7 +110,7 @@ def test_a_chunked_upload_is_stored_and_downloads_identical(server):
 
 def test_a_client_that_disconnects_mid_body_leaves_nothing_and_the_workers_live_on(server):
     workers = server.worker_pids()
-    body, content_type = multipart_upload("vanishing.bin", random_bytes(MiB, seed=2))
+    body, content_type = upload_form("vanishing.bin", random_bytes(MiB, seed=2))
 
     with socket.create_connection((HOST, server.port), timeout=REQUEST_TIMEOUT) as sock:
         sock.sendall(request_head(server, content_type, len(body)) + body[:len(body) // 4])
@@ -394,7 +130,7 @@ def test_a_client_that_disconnects_mid_body_leaves_nothing_and_the_workers_live_
 
 
 def test_a_body_cut_short_by_a_half_close_is_answered_400(server):
-    body, content_type = multipart_upload("short.bin", random_bytes(MiB, seed=4))
+    body, content_type = upload_form("short.bin", random_bytes(MiB, seed=4))
     sent = len(body) // 2
 
     with socket.create_connection((HOST, server.port), timeout=REQUEST_TIMEOUT) as sock:
@@ -414,7 +150,7 @@ def test_an_over_limit_upload_is_refused_before_the_client_has_sent_it(start_ser
     file_size = 64 * MiB
     # the multipart body around a file marker, so that the 64 MiB never sit in memory at once
     marker = b"\0the-file\0"
-    envelope, content_type = multipart_upload("huge.bin", marker)
+    envelope, content_type = upload_form("huge.bin", marker)
     before_file, after_file = envelope.split(marker)
     block = random_bytes(SEND_CHUNK_SIZE, seed=5)
     body_length = len(before_file) + file_size + len(after_file)

@@ -6,7 +6,7 @@ from affix.app.content_types import ContentSniffer, Presentation, Sniffed, prese
 from affix.app.downloads import content_disposition, requested_range
 from affix.app.errors import ApiError
 from affix.app.representers import formattable
-from conftest import png_bytes
+from support.content import png_bytes
 
 # header, size, the (first, last) positions or None for the whole body
 RANGES = {

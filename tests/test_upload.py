@@ -13,26 +13,16 @@ import peewee
 import pytest
 
 from affix.app import create_app, open_catalog
-from conftest import (
-    FROZEN_NOW, SMALL_LIMIT, STORAGE_KEY, Stored, hal_error, make_people, multipart, png_bytes,
-    small_disk, upload_body,
-)
-
-URN = "urn:openproject-org:api:v3:errors:"
-
-
-def post(client, people, body_and_type, login="ada", **headers):
-    body, content_type = body_and_type
-    return client.simulate_post(
-        "/api/v3/attachments", body=body,
-        headers={**people.auth(login), "Content-Type": content_type, **headers},
-    )
-
-
-def assert_error(response, status, identifier, message, attribute=None):
-    assert response.status_code == status
-    assert response.headers["content-type"] == "application/hal+json"
-    assert response.json == hal_error(identifier, message, attribute)
+from affix.app.testing import multipart
+from affix.storage.models import Catalog
+from support.bodies import upload_body
+from support.client import post
+from support.content import png_bytes
+from support.defaults import FROZEN_NOW, SMALL_LIMIT
+from support.disks import small_disk
+from support.errors import URN, assert_error
+from support.people import make_people
+from support.state import STORAGE_KEY, Stored
 
 
 def test_upload_answers_the_seed_body_and_stores_row_and_blob(client, people, stored):
@@ -63,14 +53,6 @@ def test_upload_answers_the_seed_body_and_stores_row_and_blob(client, people, st
     rows, files = stored.snapshot()
     assert [row[:4] for row in rows] == [(1, "cat.png", len(png), digest)]
     assert files == {rows[0][4]: png}
-
-
-@pytest.fixture
-def earlier(client, people, stored):
-    """One attachment stored before the request under test, and a snapshot of everything."""
-    response = post(client, people, upload_body(b'{"fileName": "earlier.txt"}', b"keep me"))
-    assert response.status_code == 200
-    return stored.snapshot()
 
 
 def test_parts_in_either_order_and_metadata_without_content_type(client, people, stored):
@@ -318,11 +300,11 @@ UNAVAILABLE = ("ServiceUnavailable",
 @pytest.mark.parametrize("failure", ["database is locked", "disk I/O error"])
 def test_database_failure_at_commit_is_503_and_removes_the_committed_blob(
         client, people, stored, earlier, monkeypatch, failure):
-    def failing_save(*args, **kwargs):
+    def failing_insert(*args, **kwargs):
         raise peewee.OperationalError(failure)
 
-    # the row's insert is the only save on the upload path
-    monkeypatch.setattr(peewee.Model, "save", failing_save)
+    # the row's insert, after the blob is committed
+    monkeypatch.setattr(Catalog, "add_attachment", failing_insert)
     response = post(client, people, upload_body(file=b"lost"))
     assert_error(response, 503, *UNAVAILABLE)
     assert response.headers["retry-after"] == "5"
@@ -362,6 +344,7 @@ def app_on_small_disk(tmp_path, databases, plugin_manager, disk_size, max_attach
             catalog.database.close()
 
 
+@pytest.mark.system  # mounts a filesystem
 def test_a_full_disk_refuses_the_upload_and_leaves_nothing(tmp_path, databases, plugin_manager):
     with app_on_small_disk(tmp_path, databases, plugin_manager, SMALL_DISK,
                            SMALL_LIMIT) as (client, people, stored):
@@ -376,6 +359,7 @@ def test_a_full_disk_refuses_the_upload_and_leaves_nothing(tmp_path, databases, 
         assert stored.snapshot() == earlier
 
 
+@pytest.mark.system  # mounts a filesystem
 def test_a_disk_filling_up_under_a_large_upload_leaves_nothing(
         tmp_path, databases, plugin_manager):
     # past its first chunk a file is written on a thread of its own: the failure must still

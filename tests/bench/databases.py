@@ -22,7 +22,7 @@ from tests.bench.run import (
     MiB, POOL_SIZE, Row, add_small_upload_options, affix_server, bench_parser, bench_small_uploads,
     print_table, run_bench, say, small_upload_detail_rows,
 )
-from tests.postgres import SERVER_URL_VARIABLE, PostgresServer
+from tests.support.postgres import SERVER_URL_VARIABLE, PostgresServer
 
 
 def parse_args(argv):

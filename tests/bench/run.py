@@ -24,7 +24,6 @@ import json
 import multiprocessing
 import os
 import platform
-import re
 import secrets
 import shutil
 import signal
@@ -37,8 +36,10 @@ import time
 from base64 import b64encode
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-HOST = "127.0.0.1"
+from tests.support.net import HOST, free_port
+from tests.support.processes import REPO_ROOT, stop
+from tests.support.servers import ADMIN_KEY_ANNOUNCEMENT, WORKER_BOOTED
+
 KiB = 1024
 MiB = 1024 * KiB
 GiB = 1024 * MiB
@@ -48,12 +49,7 @@ CHUNK_SIZE = MiB
 # client spends no CPU making random bytes while a transfer is being timed
 POOL_SIZE = 16 * MiB
 STARTUP_TIMEOUT = 60
-SHUTDOWN_TIMEOUT = 15
 REQUEST_TIMEOUT = 600
-ADMIN_KEY_ANNOUNCEMENT = (
-    "affix: created the admin user 'admin'. Its API key is shown only this once:"
-)
-WORKER_BOOTED = re.compile(r"Booting worker with pid: (\d+)")
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 TARGETS = {"upload": 1.0, "rss_mib": 32, "small": 0.75, "download": 0.9}
 
@@ -126,13 +122,6 @@ class Payload:
 
 # --- servers -----------------------------------------------------------------------------------
 
-def free_port() -> int:
-    import socket
-    with socket.socket() as probe:
-        probe.bind((HOST, 0))
-        return probe.getsockname()[1]
-
-
 def clean_environ(**extra) -> dict:
     # only the settings chosen here reach the servers
     environ = {name: value for name, value in os.environ.items()
@@ -193,17 +182,6 @@ def _await_ready(server: Server):
     raise BenchError(f"{server.name} {problem}.\nstderr:\n{server.log()[-3000:]}")
 
 
-def _stop(process):
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(timeout=SHUTDOWN_TIMEOUT)
-    except subprocess.TimeoutExpired:
-        # each server runs in a session of its own: the group is its arbiter and workers
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
-
-
 @contextlib.contextmanager
 def _spawn(name, command, environ, run_dir):
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -216,7 +194,7 @@ def _spawn(name, command, environ, run_dir):
     try:
         yield process, stdout_path, stderr_path
     finally:
-        _stop(process)
+        stop(process)
 
 
 def _announced_api_key(stdout_path, process) -> str:

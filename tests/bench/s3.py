@@ -28,7 +28,7 @@ from tests.bench.run import (
     MiB, POOL_SIZE, TARGETS, BenchError, Row, affix_server, bench_large_uploads, bench_parser,
     bench_rss, check_logs, print_table, run_bench, say, verdict,
 )
-from tests.moto_server import running_moto_server, s3_environ, s3_options
+from tests.support.s3 import running_moto_server, s3_environ, s3_options
 
 BUCKET = "affix-bench"
 PREFIX = "blobs"

@@ -1,1 +1,29 @@
-"""Harness code the tests share: servers, databases, clients, documents. No tests here."""
+"""Harness code the tests share: servers, databases, clients, documents. No tests here.
+
+One concept per module; test modules import what they need from here (``from support.state
+import Stored``), never from each other or from ``conftest``. Modules with fixtures of their own
+(``servers``, ``s3``, ``cli``) are registered as plugins in ``tests/conftest.py``, so that any test
+may ask for those fixtures by name. What plugin authors get too (``People``, the multipart
+builder, ``basic_auth``) lives in affix itself, in ``affix.app.testing``.
+
+- ``defaults``: what conftest's affix is made with (its frozen clock, its small size limit)
+- ``people``: conftest's users, Ada the admin, Bob who may upload, Eve who may only look
+- ``databases``, ``postgres``: the database of every test (SQLite, or a new PostgreSQL one)
+- ``state``: what affix stored, read back: rows, blobs, containers, work packages, roles
+- ``content``: files to upload (a real PNG, seeded random bytes) and their md5
+- ``bodies``: request bodies (upload bodies with odd metadata, a body that records reads)
+- ``client``: requests through falcon.testing as one of conftest's users
+- ``work_packages``: work package documents, creating and changing them through falcon.testing
+- ``errors``: the HAL errors affix answers with, their messages, and asserting one
+- ``races``: running calls at the same moment in threads
+- ``cli``: running ``affix <command>`` in this process; the ``environ`` fixture
+- ``disks``: a real, small filesystem, for a full disk
+- ``net``, ``processes``, ``waiting``: loopback ports, subprocesses, polling
+- ``servers``: a real ``affix serve`` (gunicorn) on loopback; the ``server`` fixtures
+- ``http``: uploading to and downloading from a real server
+- ``nginx``: Debian's nginx in front of a server, configured as the README shows
+- ``slow_clients``: clients that would hold a server's threads, and normal requests beside them
+- ``s3``: moto's S3 server in a process of its own; the ``s3_bucket`` fixtures
+- ``plugin_packages``: the example plugin package affix-meetings
+- ``hook_reference``: the README's hook reference, written from the hookspecs
+"""

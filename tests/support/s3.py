@@ -2,15 +2,14 @@
 of its own (it holds a multipart upload in memory while completing it: that memory must not be
 the test process's).
 
-    from moto_server import s3_server, s3_bucket   # fixtures, usable in any test module
-
 ``s3_server`` runs once per test session; ``s3_bucket`` gives each test an empty bucket of its
-own, with the options affix needs to reach it and a view of what the bucket holds.
+own, with the options affix needs to reach it and a view of what the bucket holds. Both are
+fixtures any test may ask for (``tests/conftest.py`` registers this module as a plugin); a test
+that uses them is marked ``system``. ``python -m tests.bench.s3`` runs the server too.
 """
 import contextlib
 import dataclasses
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -22,7 +21,8 @@ import requests
 
 from affix.storage.s3 import S3Options, s3_client
 
-HOST = "127.0.0.1"
+from .net import HOST, free_port
+
 STARTUP_TIMEOUT = 30
 SHUTDOWN_TIMEOUT = 10
 POLL_INTERVAL = 0.05
@@ -30,12 +30,6 @@ REGION = "us-east-1"
 # moto checks neither; boto3 must find some, and never look for real ones
 ACCESS_KEY_ID = "affix-test-key"
 SECRET_ACCESS_KEY = "affix-test-secret"
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind((HOST, 0))
-        return probe.getsockname()[1]
 
 
 def _answers(endpoint_url) -> bool:
@@ -49,7 +43,7 @@ def _answers(endpoint_url) -> bool:
 def running_moto_server(log_path: Path):
     """The endpoint URL of a moto server running on a free loopback port until the block
     ends; its output goes to ``log_path``."""
-    port = _free_port()
+    port = free_port()
     endpoint_url = f"http://{HOST}:{port}"
     # no AWS settings of the caller's reach it
     environ = {name: value for name, value in os.environ.items()

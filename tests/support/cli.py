@@ -1,0 +1,27 @@
+"""The ``affix`` command, run in this process as the console script would run it.
+
+The ``environ`` fixture (registered by ``tests/conftest.py``) is the AFFIX_* environment of a
+command on the test's data dir and database."""
+import io
+
+import pytest
+
+from affix.app.cli import main
+
+# what ``affix role add`` lists as known when no plugin adds any
+BUILT_IN_PERMISSIONS = (
+    "add_work_package_attachments, add_work_packages, edit_messages, edit_wiki_pages, "
+    "edit_work_packages, view_work_packages"
+)
+
+
+@pytest.fixture
+def environ(tmp_path, databases):
+    return databases.environ(tmp_path / "data")
+
+
+def affix(environ, *argv):
+    """Run one command as the console script would; its exit status and its stdout."""
+    out = io.StringIO()
+    status = main(list(argv), environ=environ, out=out)
+    return status, out.getvalue()

@@ -1,0 +1,34 @@
+"""The HAL errors affix answers with, the messages several tests expect, and asserting one on a
+falcon.testing response."""
+URN = "urn:openproject-org:api:v3:errors:"
+REALM = 'Basic realm="affix"'
+
+UNAUTHENTICATED = "You need to be authenticated to access this resource."
+WRONG_CREDENTIALS = "You did not provide the correct credentials."
+NOT_AUTHORIZED = "You are not authorized to access this resource."
+NOT_FOUND = "The requested resource could not be found."
+NO_SUCH_ATTACHMENT = "The specified attachment does not exist."
+# a claim naming an attachment that is not there, or one already claimed elsewhere
+DOES_NOT_EXIST = "Attachments does not exist."
+CANNOT_BE_CHANGED = "Attachments cannot be changed."
+
+
+def hal_error(identifier, message, attribute=None) -> dict:
+    """The exact HAL body of an error."""
+    body = {"_type": "Error",
+            "errorIdentifier": URN + identifier,
+            "message": message}
+    if attribute is not None:
+        body["_embedded"] = {"details": {"attribute": attribute}}
+    return body
+
+
+def assert_error(response, status, identifier, message, attribute=None):
+    assert response.status_code == status
+    assert response.headers["content-type"] == "application/hal+json"
+    assert response.json == hal_error(identifier, message, attribute)
+
+
+def assert_unauthenticated(response, message=UNAUTHENTICATED):
+    assert_error(response, 401, "Unauthenticated", message)
+    assert response.headers["WWW-Authenticate"] == REALM
