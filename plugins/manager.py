@@ -17,7 +17,8 @@ class PluginError(Exception):
 
 
 class PluginManager(pluggy.PluginManager):
-    """pluggy's manager, remembering which distribution brought each plugin."""
+    """pluggy's manager, remembering which distribution brought each plugin, and making each
+    implementation fail as its hook's spec declares."""
 
     def __init__(self):
         super().__init__(PROJECT_NAME)
