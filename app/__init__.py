@@ -15,6 +15,7 @@ from affix.app.resources.attachments import (
     AttachmentContentResource, AttachmentResource, AttachmentsResource,
     ContainerAttachmentsResource,
 )
+from affix.app.resources.health import HealthResource, ReadinessResource
 from affix.app.resources.projects import ProjectResource
 from affix.app.resources.root import RootResource
 from affix.app.resources.users import UserResource
@@ -40,8 +41,9 @@ class DatabaseSession:
     def __init__(self, database):
         self.database = database
 
-    def process_request(self, req, resp):
-        self.database.connect(reuse_if_open=True)
+    def process_resource(self, req, resp, resource, params):
+        if getattr(resource, "uses_database", True):
+            self.database.connect(reuse_if_open=True)
 
     def process_response(self, req, resp, resource, req_succeeded):
         if not self.database.is_closed():
@@ -80,9 +82,9 @@ def create_app(settings: Settings | None = None, *, plugin_manager=None, clock=u
     kinds = container_types(plugin_manager, catalog)
     # plugins may have used the database making their tables: nothing of it may cross a fork
     release_connections(catalog.database)
+    blob_store = open_blob_store(settings.storage_url, settings.s3)
     service = AttachmentService(
-        catalog, open_blob_store(settings.storage_url, settings.s3),
-        settings.max_attachment_size, ContentSniffer(), clock,
+        catalog, blob_store, settings.max_attachment_size, ContentSniffer(), clock,
         Permissions(catalog, upload_permissions(plugin_manager)), kinds, plugin_manager,
     )
 
@@ -100,6 +102,8 @@ def create_app(settings: Settings | None = None, *, plugin_manager=None, clock=u
     install_error_handlers(app)
     app.router_options.converters["id"] = IdConverter
 
+    app.add_route("/health", HealthResource())
+    app.add_route("/health/ready", ReadinessResource(catalog.database, blob_store))
     app.add_route("/api/v3", RootResource(INSTANCE_NAME))
     app.add_route("/api/v3/spec.json", OpenApiResource(kinds))
     app.add_route("/api/v3/attachments", AttachmentsResource(service))

@@ -139,6 +139,11 @@ SCHEMAS = {
                        "admin": {"type": "boolean"}, "status": {"type": "string"},
                        "_links": {"type": "object"}},
     },
+    "Health": {"type": "object", "required": ["status"],
+               "properties": {"status": {"const": "ok"}}},
+    "Readiness": {"type": "object", "required": ["status", "schemaVersion"],
+                  "properties": {"status": {"const": "ready"},
+                                 "schemaVersion": {"type": "integer"}}},
     "Root": {"type": "object", "required": ["_type", "_links"],
              "properties": {"_type": {"const": "Root"}, "instanceName": {"type": "string"},
                             "_links": {"type": "object"}}},
@@ -158,6 +163,15 @@ def _attachment_paths():
         attachment,
     )
     return {
+        "/health": {"get": {
+            "summary": "Whether the process serves requests (asks nothing of the database)",
+            "security": [], "responses": {"200": _hal("Health")}}},
+        "/health/ready": {"get": {
+            "summary": "Whether this node can serve the API: database, schema, blob store",
+            "security": [], "responses": {
+                "200": _hal("Readiness"),
+                "503": {"description": "Not ready; the message says why",
+                        "content": {HAL: {"schema": _ref("Error")}}}}}},
         "/api/v3": {"get": _operation("The API root", {"200": _hal("Root"), **_errors()})},
         "/api/v3/spec.json": {"get": {"summary": "This document", "security": [],
                                       "responses": {"200": {"description": "OpenAPI 3.1"}}}},

@@ -75,6 +75,9 @@ class BlobStore(Protocol):
     def sweep_staging(self) -> int:
         """Remove what interrupted uploads left in staging; returns how many."""
 
+    def check_reachable(self) -> None:
+        """Raise a :class:`StorageError` unless blobs can be stored now (one cheap call)."""
+
 
 class ServedBlobStore(BlobStore, Protocol):
     """A store whose bytes the app serves: it has no URL of its own for them."""

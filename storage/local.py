@@ -9,7 +9,9 @@ import os
 import secrets
 from pathlib import Path
 
-from affix.storage.blob_store import FAN_OUT, StoreFull, is_storage_key, new_storage_key
+from affix.storage.blob_store import (
+    FAN_OUT, StorageError, StoreFull, is_storage_key, new_storage_key,
+)
 
 STAGING_DIR = ".staging"
 # what a full disk or an exhausted quota answers
@@ -103,6 +105,10 @@ class LocalBlobStore:
                 continue
             swept += 1
         return swept
+
+    def check_reachable(self):
+        if not os.access(self.staging, os.W_OK | os.X_OK):
+            raise StorageError(f"{self.staging} is not a folder affix can write to")
 
     def stage(self) -> StagedLocalBlob:
         return StagedLocalBlob(self)

@@ -213,6 +213,10 @@ class S3BlobStore:
     def _listing_prefix(self) -> str:
         return f"{self.prefix}/" if self.prefix else ""
 
+    def check_reachable(self):
+        with _as_storage_errors("reach the bucket"):
+            self.client.head_bucket(Bucket=self.bucket)
+
     def stage(self) -> StagedS3Blob:
         return StagedS3Blob(self)
 

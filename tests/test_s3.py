@@ -22,7 +22,7 @@ from affix.storage.stores import open_blob_store
 from support.bodies import upload_body
 from support.content import MiB, md5, png_bytes, random_bytes
 from support.defaults import FROZEN_NOW, SMALL_LIMIT
-from support.errors import hal_error
+from support.errors import URN, hal_error
 from support.net import REQUEST_TIMEOUT, free_port
 from support.s3 import s3_environ, s3_options
 from support.servers import HIGH_LIMIT, running_server
@@ -436,3 +436,16 @@ def test_an_object_store_out_of_reach_is_503_and_leaves_no_row(
     assert response.json == hal_error(
         "ServiceUnavailable", "The service is temporarily unavailable. Please try again later.")
     assert rows() == []
+
+
+def test_ready_while_the_bucket_answers_and_not_without_it(client, settings, plugin_manager):
+    assert client.simulate_get("/health/ready").status_code == 200
+    elsewhere = dataclasses.replace(settings, storage_url="s3://affix-no-such-bucket/blobs")
+    without = falcon.testing.TestClient(create_app(elsewhere, plugin_manager=plugin_manager))
+
+    response = without.simulate_get("/health/ready")
+
+    assert response.status_code == 503
+    assert response.json["errorIdentifier"] == URN + "ServiceUnavailable"
+    assert response.json["message"].startswith("Not ready: the blob store is out of reach "
+                                               "(could not reach the bucket: ")

@@ -1,0 +1,66 @@
+"""``/health`` and ``/health/ready``: without a key, cheap, and ready only when the database,
+its schema and the blob store are."""
+import falcon.testing
+
+from affix import create_app
+from affix.app import connect_catalog
+from affix.storage.migrations import LATEST_VERSION, VERSION_TABLE
+from support.defaults import FROZEN_NOW
+from support.errors import hal_error
+
+NOT_READY = "ServiceUnavailable"
+
+
+def test_alive_answers_without_a_key_and_without_the_database(client, settings):
+    response = client.simulate_get("/health")
+
+    assert (response.status_code, response.json) == (200, {"status": "ok"})
+    assert response.headers["content-type"] == "application/hal+json"
+
+
+def test_alive_answers_while_the_database_is_out_of_reach(settings, plugin_manager,
+                                                          monkeypatch):
+    client = falcon.testing.TestClient(
+        create_app(settings, plugin_manager=plugin_manager, clock=lambda: FROZEN_NOW))
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("/health asked the database for a connection")
+
+    monkeypatch.setattr(type(connect_catalog(settings).database), "connect", refuse)
+
+    assert client.simulate_get("/health").status_code == 200
+
+
+def test_ready_when_database_schema_and_store_are(client):
+    response = client.simulate_get("/health/ready")
+
+    assert (response.status_code, response.json) == (
+        200, {"status": "ready", "schemaVersion": LATEST_VERSION})
+
+
+def test_not_ready_with_a_schema_behind_this_affix(client, catalog):
+    with catalog.database.connection_context():
+        catalog.database.execute_sql(
+            f'DELETE FROM "{VERSION_TABLE}" WHERE "version" = {LATEST_VERSION}')
+
+    response = client.simulate_get("/health/ready")
+
+    assert response.status_code == 503
+    assert response.headers["retry-after"] == "5"
+    assert response.json == hal_error(
+        NOT_READY, f"Not ready: the database schema is at version {LATEST_VERSION - 1}, this "
+                   f"affix needs {LATEST_VERSION} (affix migrate).")
+
+
+def test_not_ready_without_its_staging_folder(client, stored):
+    staging = stored.blob_root / ".staging"
+    staging.rmdir()
+    try:
+        response = client.simulate_get("/health/ready")
+    finally:
+        staging.mkdir()
+
+    assert response.status_code == 503
+    assert response.json == hal_error(
+        NOT_READY, f"Not ready: the blob store is out of reach ({staging} is not a folder "
+                   "affix can write to).")
