@@ -94,13 +94,14 @@ def _read_range(blob_file, first, length):
         blob_file.close()
 
 
-def send_blob(req, resp, open_blob, size, presentation, file_name):
-    """Answer with the blob's bytes (the whole of them or one requested range).
+def send_blob(req, resp, open_blob, size, presentation, file_name, honour_range=True):
+    """Answer with the blob's bytes: the whole of them, or the one range requested when
+    ``honour_range`` (an ``If-Range`` that no longer holds asks for the whole).
 
     The range is checked before anything else is set: a 416 must not go out with the file's
     Content-Disposition, nor leave a blob open.
     """
-    byte_range = requested_range(req.get_header("Range"), size)
+    byte_range = requested_range(req.get_header("Range"), size) if honour_range else None
     resp.content_type = presentation.content_type
     resp.set_header("Content-Disposition", content_disposition(presentation.inline, file_name))
     resp.set_header("X-Content-Type-Options", "nosniff")

@@ -103,6 +103,8 @@ def test_an_upload_is_an_object_served_by_a_redirect_to_a_presigned_url(
                                        headers=people.auth("ada"))
         assert redirect.status_code == 302
         assert redirect.content == b""
+        # signed afresh for every request: nobody may keep the redirect
+        assert redirect.headers["cache-control"] == "private, no-store"
         assert redirect.headers["location"].startswith(
             f"{s3_bucket.endpoint_url}/{s3_bucket.name}/{object_key(storage_key)}?")
     for url in (presigned, redirect.headers["location"]):

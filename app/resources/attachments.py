@@ -2,6 +2,7 @@
 import falcon
 
 from affix.app import representers
+from affix.app.conditional import entity_tag, last_modified, not_modified, range_applies
 from affix.app.content_types import presentation
 from affix.app.downloads import send_blob
 from affix.app.errors import not_found
@@ -61,14 +62,23 @@ class AttachmentContentResource:
         record = self.service.find_visible(req.context.user, attachment_id)
         url = self.service.download_url(record)
         if url is not None:
-            # signed afresh on every request: a URL handed out earlier may have expired
+            # signed afresh on every request: a URL handed out earlier may have expired, so
+            # nobody keeps this answer; the store answers conditional requests on the URL
             resp.status = falcon.HTTP_302
             resp.location = url
+            resp.cache_control = ["private", "no-store"]
+            return
+        etag, modified = entity_tag(record.md5), last_modified(record.created_at)
+        resp.etag, resp.last_modified = etag, modified
+        # an attachment is its uploader's or a project's: never for a shared cache
+        resp.cache_control = ["private"]
+        if not_modified(req, etag, modified):
+            resp.status = falcon.HTTP_304
             return
         send_blob(
             req, resp, lambda: self.service.open_content(record),
             record.file_size, presentation(record.content_type, record.charset),
-            record.file_name,
+            record.file_name, honour_range=range_applies(req, etag, modified),
         )
 
 
