@@ -141,7 +141,7 @@ def affix_container_types(catalog: "Catalog") -> Iterable[ContainerType]:
 
 
 @failure_policy(LOGGED_AND_RAISED)
-@hookspec(firstresult=True)
+@hookspec
 def affix_validate_upload(upload: UploadCandidate, user: "peewee.Model") -> str | None:
     """Accept or reject an upload after it is fully received and before it is stored.
 
@@ -152,8 +152,8 @@ def affix_validate_upload(upload: UploadCandidate, user: "peewee.Model") -> str 
 
     Called after the whole file is received and before anything is stored. Return None to
     accept, or a message to reject: the client gets 422 PropertyConstraintViolation with that
-    message, and nothing is stored. The first message decides (pluggy's ``firstresult``), so
-    every policy must accept. ``AFFIX_ALLOWLIST`` is a built-in policy on this hook. A policy
+    message, and nothing is stored. Every policy is asked and every policy must accept: of
+    several messages, the first in pluggy's order is the one given; an empty answer accepts. ``AFFIX_ALLOWLIST`` is a built-in policy on this hook. A policy
     that raises fails the upload with a 500, logged with the plugin's name: an upload a policy
     could not check is never stored.
 

@@ -153,9 +153,13 @@ def host_login(manager, request) -> str | None:
 
 
 def upload_rejection(manager, upload, user) -> str | None:
-    """The message by which a policy rejects ``upload``, or None when all accept."""
-    message = manager.hook.affix_validate_upload(upload=upload, user=user)
-    return str(message) if message else None
+    """The first message, in pluggy's order, by which a policy rejects ``upload``; None when
+    all accept. Every policy is asked: an empty answer is an acceptance, and must not keep the
+    policies after it from being asked, as pluggy's ``firstresult`` would."""
+    for message in manager.hook.affix_validate_upload(upload=upload, user=user):
+        if message:
+            return str(message)
+    return None
 
 
 class Events:

@@ -1063,13 +1063,15 @@ def test_a_wrapper_on_validate_upload_passes_uploads_through(settings, crew, sto
     response = upload(client, crew, "fay", name="fine.txt")
 
     assert response.status_code == 200, response.json
-    assert wrapper.seen == [None]
+    # pluggy's list of the policies' answers that were not None: none
+    assert wrapper.seen == [[]]
     assert [row[1] for row in stored.rows()] == ["fine.txt"]
 
 
 def test_a_wrapper_on_validate_upload_may_reword_a_rejection(settings, crew, catalog, stored):
     wrapper = Wrapping("affix_validate_upload",
-                       lambda message, _: message and f"Refused by policy: {message}")
+                       lambda messages, _: [f"Refused by policy: {message}"
+                                            for message in messages if message])
     client = client_with(settings, executables=RejectSuffix(".exe", NO_EXECUTABLES),
                          wrapper=wrapper)
     before = state(catalog, stored)
@@ -1091,6 +1093,22 @@ def test_the_tryfirst_policys_message_is_the_one_given(settings, crew, stored, r
 
     assert_error(response, 422, "PropertyConstraintViolation", "first says no", "file")
     assert stored.snapshot() == ([], {})
+
+
+@pytest.mark.parametrize("empty", ["", None, 0])
+def test_an_empty_answer_accepts_and_never_keeps_another_policy_from_refusing(
+        settings, crew, catalog, stored, empty):
+    # registered last, so pluggy asks it first; pluggy's firstresult would stop at its ""
+    client = client_with(settings, executables=RejectSuffix(".exe", NO_EXECUTABLES),
+                         quiet=Rejects(empty, tryfirst=True))
+    before = state(catalog, stored)
+
+    refused = upload(client, crew, "fay", name="setup.exe")
+    accepted = upload(client, crew, "fay", name="notes.txt")
+
+    assert_error(refused, 422, "PropertyConstraintViolation", NO_EXECUTABLES, "file")
+    assert accepted.status_code == 200, accepted.json
+    assert [row[1] for row in stored.rows()] == [*[row[1] for row in before[1][0]], "notes.txt"]
 
 
 EVENT_HOOKS = ["affix_attachment_created", "affix_attachment_claimed", "affix_attachment_deleted"]
