@@ -78,13 +78,14 @@ def test_a_page_on_an_allowed_origin_uploads_and_downloads_and_another_origin_ca
 
         browser.get(f"{other_origin}/attachments.html")
 
-        # the preflight is refused: the upload itself is never sent
+        # a request with a key needs a preflight, which is refused: the request itself is
+        # never sent
         assert call(browser, "upload", affix, server.api_key, FILE_NAME,
                     base64.b64encode(CONTENT).decode()) == BLOCKED
-        # a request without a preflight is answered, but without CORS headers: the browser
-        # keeps the answer from the page
         assert call(browser, "download", affix, server.api_key,
                     attachment["_links"]["downloadLocation"]["href"]) == BLOCKED
+        # a request without one is answered, but without CORS headers: the browser keeps the
+        # answer from the page
         assert call(browser, "health", affix) == BLOCKED
         assert server.stored.snapshot() == after_upload
 
