@@ -8,6 +8,7 @@ import falcon.testing
 import pytest
 
 from affix import create_app
+from affix.app import connect_catalog
 from affix.app.settings import Settings, SettingsError
 from support.bodies import upload_body
 from support.client import post
@@ -117,6 +118,16 @@ def test_a_preflight_from_an_allowed_origin_is_answered_without_a_key(client):
         "access-control-expose-headers": EXPOSED,
         "vary": "Origin",
     }
+
+
+def test_a_preflight_asks_nothing_of_the_database(client, settings, monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError("a preflight asked the database for a connection")
+
+    monkeypatch.setattr(type(connect_catalog(settings).database), "connect", refuse)
+
+    assert preflight(client, PAGE).status_code == 204
+    assert_error(preflight(client, OTHER_PAGE), 403, "MissingPermission", NOT_ALLOWED)
 
 
 def test_a_preflight_of_a_method_the_route_lacks_is_answered_and_the_request_gets_its_405(
