@@ -6,6 +6,7 @@ from affix.app.allowlist import Allowlist, AllowlistPolicy
 from affix.app.attachments import AttachmentService
 from affix.app.auth import Authenticator, TrustRemoteUser
 from affix.app.content_types import ContentSniffer
+from affix.app.cors import CrossOrigin
 from affix.app.errors import HAL_JSON, install_error_handlers
 from affix.app.ids import IdConverter
 from affix.app.openapi import OpenApiResource
@@ -91,6 +92,8 @@ def create_app(settings: Settings | None = None, *, plugin_manager=None, clock=u
     app = falcon.App(
         media_type=HAL_JSON,
         middleware=[
+            # first: a preflight is answered before anything asks for a body, a database or a key
+            CrossOrigin(settings.cors_origins),
             JsonBodyLimit(settings.max_json_size),
             DatabaseSession(catalog.database),
             Authenticator(catalog, lambda req: host_login(plugin_manager, req)),

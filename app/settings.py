@@ -5,6 +5,7 @@ import re
 from pathlib import Path
 
 from affix.app.allowlist import parse_allowlist
+from affix.app.cors import parse_origins
 from affix.storage.s3 import ADDRESSING_STYLES, MAX_URL_EXPIRY, S3Options, parse_s3_url
 
 DEFAULT_MAX_ATTACHMENT_SIZE = 5 * 1024 * 1024
@@ -113,6 +114,8 @@ class Settings:
     trust_remote_user: bool = False
     # how to reach the bucket when storage_url is s3://bucket/prefix
     s3: S3Options = S3Options()
+    # origins (scheme://host[:port]) whose pages may call affix, or ("*",); empty allows none
+    cors_origins: tuple = ()
 
     @classmethod
     def for_data_dir(cls, data_dir, **overrides) -> "Settings":
@@ -145,6 +148,10 @@ class Settings:
             overrides["allowlist"] = parse_allowlist(environ.get("AFFIX_ALLOWLIST", ""))
         except ValueError as error:
             raise SettingsError(f"AFFIX_ALLOWLIST: {error}") from None
+        try:
+            overrides["cors_origins"] = parse_origins(environ.get("AFFIX_CORS_ORIGINS", ""))
+        except ValueError as error:
+            raise SettingsError(f"AFFIX_CORS_ORIGINS: {error}") from None
         for field, variable in (
             ("database_url", "AFFIX_DATABASE_URL"),
             ("storage_url", "AFFIX_STORAGE_URL"),
