@@ -8,8 +8,7 @@ import hmac
 import http.client
 import json
 import logging
-import urllib.error
-import urllib.request
+import urllib.parse
 import uuid
 
 import peewee
@@ -101,26 +100,25 @@ class DeliveryFailed(Exception):
     """The receiver did not take the delivery; the message says why, for the outbox."""
 
 
-class _NoRedirects(urllib.request.HTTPRedirectHandler):
-    # a redirected POST becomes a GET in urllib, and a receiver that moved must be told by
-    # changing the subscription: a 3xx is a failed attempt
-    def redirect_request(self, *args, **kwargs):
-        return None
-
-
-_OPENER = urllib.request.build_opener(_NoRedirects)
-
-
 def post(url, headers, body, timeout):
-    """POST ``body``; returns when the receiver answered 2xx, raises DeliveryFailed otherwise."""
-    request = urllib.request.Request(url, data=body, headers=headers, method="POST")
+    """POST ``body``; returns when the receiver answered 2xx, raises DeliveryFailed otherwise.
+    A redirect is a failure too: a receiver that moved is told about by changing the
+    subscription, and following it would send the body where nobody subscribed it to."""
+    parts = urllib.parse.urlsplit(url)
+    connection_class = (http.client.HTTPSConnection if parts.scheme == "https"
+                        else http.client.HTTPConnection)
+    connection = connection_class(parts.netloc, timeout=timeout)
     try:
-        with _OPENER.open(request, timeout=timeout) as response:
-            response.read()
-    except urllib.error.HTTPError as error:
-        raise DeliveryFailed(f"HTTP {error.code}") from None
+        connection.request("POST", urllib.parse.urlunsplit(("", "", parts.path or "/",
+                                                            parts.query, "")),
+                           body=body, headers=headers)
+        status = connection.getresponse().status
     except (OSError, http.client.HTTPException) as error:
         raise DeliveryFailed(f"{type(error).__name__}: {error}") from None
+    finally:
+        connection.close()
+    if not 200 <= status < 300:
+        raise DeliveryFailed(f"HTTP {status}")
 
 
 @dataclasses.dataclass(frozen=True)

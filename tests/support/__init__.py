@@ -16,11 +16,13 @@ builder, ``basic_auth``) lives in affix itself, in ``affix.app.testing``.
 - ``work_packages``: work package documents, creating and changing them through falcon.testing
 - ``errors``: the HAL errors affix answers with, their messages, and asserting one
 - ``races``: running calls at the same moment in threads
+- ``clocks``: a clock the test sets, for affix's ``clock=`` collaborators
 - ``cli``: running ``affix <command>`` in this process; the ``environ`` fixture
 - ``disks``: a real, small filesystem, for a full disk
 - ``net``, ``processes``, ``waiting``: loopback ports, subprocesses, polling
 - ``servers``: a real ``affix serve`` (gunicorn) on loopback; the ``server`` fixtures
 - ``http``: uploading to and downloading from a real server
+- ``webhook_receiver``: a real HTTP server on loopback that webhooks are delivered to
 - ``nginx``: Debian's nginx in front of a server, configured as the README shows
 - ``slow_clients``: clients that would hold a server's threads, and normal requests beside them
 - ``s3``: moto's S3 server in a process of its own; the ``s3_bucket`` fixtures
