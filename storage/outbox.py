@@ -10,9 +10,13 @@ were delivered.
 import peewee
 
 from affix.storage.migrations import dialect
+from affix.storage.models import quote
 
-# asked in every transaction that writes an event: written once, never built again by peewee
+# the statements of every transaction that writes an event, written once: peewee would build
+# them anew each time, at several times the cost of running them
 SUBSCRIPTIONS_SQL = 'SELECT "id", "events" FROM "webhook_subscriptions"'
+ENQUEUED_COLUMNS = ("subscription_id", "event_id", "event", "attachment_id", "body", "created_at",
+                    "attempts", "next_attempt_at")
 
 
 class Outbox:
@@ -62,6 +66,9 @@ class Outbox:
 
         self.Subscription = Subscription
         self.OutboxEntry = OutboxEntry
+        columns = ", ".join(quote(name) for name in ENQUEUED_COLUMNS)
+        params = ", ".join(self.database.param for _ in ENQUEUED_COLUMNS)
+        self._enqueue_sql = f'INSERT INTO "webhook_outbox" ({columns}) VALUES ({params})'
 
     def subscribe(self, url, secret, events, now):
         with self.catalog.write_transaction():
@@ -105,12 +112,10 @@ class Outbox:
                    if event in events.split()]
         if wanting:
             text = body()
-            self.OutboxEntry.insert_many([
-                {"subscription": subscription_id, "event_id": event_id, "event": event,
-                 "attachment_id": attachment_id, "body": text, "created_at": now,
-                 "attempts": 0, "next_attempt_at": now}
-                for subscription_id in wanting
-            ]).execute()
+            moment = self.OutboxEntry.created_at.db_value(now)
+            for subscription_id in wanting:
+                self.database.execute_sql(self._enqueue_sql, (
+                    subscription_id, event_id, event, attachment_id, text, moment, 0, moment))
         return len(wanting)
 
     def claim_due(self, now, lease, limit):
