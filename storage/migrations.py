@@ -154,8 +154,7 @@ CREATE TABLE "webhook_outbox" ("id" {id}, "subscription_id" {ref} NOT NULL,
  "event_id" VARCHAR(36) NOT NULL, "event" VARCHAR(100) NOT NULL,
  "attachment_id" {bigint} NOT NULL, "body" TEXT NOT NULL, "created_at" {time} NOT NULL,
  "attempts" INTEGER NOT NULL, "next_attempt_at" {time} NOT NULL, "lease_until" {time},
- "delivered_at" {time}, "last_error" TEXT,
- FOREIGN KEY ("subscription_id") REFERENCES "webhook_subscriptions" ("id") ON DELETE CASCADE);
+ "delivered_at" {time}, "last_error" TEXT);
 CREATE INDEX "webhook_outbox_order"
  ON "webhook_outbox" ("subscription_id", "attachment_id", "delivered_at", "id");
 CREATE INDEX "webhook_outbox_due" ON "webhook_outbox" ("delivered_at", "next_attempt_at");

@@ -45,7 +45,11 @@ class Outbox:
                 table_name = "webhook_subscriptions"
 
         class OutboxEntry(Base):
-            subscription = peewee.ForeignKeyField(Subscription, on_delete="CASCADE")
+            # no foreign key: the database would lock the subscription's row for every event
+            # written (one hot row for every upload), and fail an upload whose event was written
+            # while the subscription was being removed. Such an event is left without its
+            # subscription: never delivered, and pruned.
+            subscription_id = peewee.BigIntegerField()
             # the same for every subscription's copy of one event: what receivers de-duplicate on
             event_id = peewee.CharField(max_length=36)
             event = peewee.CharField(max_length=100)
@@ -80,7 +84,7 @@ class Outbox:
         and ``last_error`` (of the oldest of them that failed, or None)."""
         Entry = self.OutboxEntry
         waiting = {}
-        undelivered = (Entry.select(Entry.subscription, Entry.last_error)
+        undelivered = (Entry.select(Entry.subscription_id, Entry.last_error)
                        .where(Entry.delivered_at.is_null()).order_by(Entry.id))
         for entry in undelivered:
             count, error = waiting.get(entry.subscription_id, (0, None))
@@ -98,9 +102,9 @@ class Outbox:
             subscription = self.catalog.get(self.Subscription, subscription_id)
             if subscription is None:
                 return None
-            waiting = (Entry.select().where((Entry.subscription == subscription.id)
+            waiting = (Entry.select().where((Entry.subscription_id == subscription.id)
                                             & Entry.delivered_at.is_null()).count())
-            # its entries go with it (ON DELETE CASCADE)
+            Entry.delete().where(Entry.subscription_id == subscription.id).execute()
             subscription.delete_instance()
         return waiting
 
@@ -127,11 +131,12 @@ class Outbox:
         Entry, Subscription = self.OutboxEntry, self.Subscription
         Earlier = Entry.alias()
         earlier_waiting = Earlier.select(peewee.SQL("1")).where(
-            (Earlier.subscription == Entry.subscription)
+            (Earlier.subscription_id == Entry.subscription_id)
             & (Earlier.attachment_id == Entry.attachment_id)
             & Earlier.delivered_at.is_null() & (Earlier.id < Entry.id))
         query = (Entry.select()
                  .where(Entry.delivered_at.is_null() & (Entry.next_attempt_at <= now)
+                        & Entry.subscription_id.in_(Subscription.select(Subscription.id))
                         & (Entry.lease_until.is_null() | (Entry.lease_until <= now))
                         & ~peewee.fn.EXISTS(earlier_waiting))
                  .order_by(Entry.id).limit(limit))
@@ -143,8 +148,9 @@ class Outbox:
             if entries:
                 (Entry.update(lease_until=now + lease)
                  .where(Entry.id.in_([entry.id for entry in entries])).execute())
-        subscriptions = {subscription.id: subscription for subscription in Subscription.select()
-                         .where(Subscription.id.in_({e.subscription_id for e in entries}))}
+            subscriptions = {
+                subscription.id: subscription for subscription in Subscription.select()
+                .where(Subscription.id.in_({entry.subscription_id for entry in entries}))}
         for entry in entries:
             entry.subscription = subscriptions[entry.subscription_id]
         return entries
@@ -166,7 +172,11 @@ class Outbox:
              .where((Entry.id == entry_id) & Entry.delivered_at.is_null()).execute())
 
     def prune(self, delivered_before):
-        """Forget the entries delivered before ``delivered_before``; how many."""
+        """Forget the entries delivered before ``delivered_before``, and those whose
+        subscription is gone; how many."""
         Entry = self.OutboxEntry
         with self.catalog.write_transaction():
-            return Entry.delete().where(Entry.delivered_at < delivered_before).execute()
+            return Entry.delete().where(
+                (Entry.delivered_at < delivered_before)
+                | Entry.subscription_id.not_in(self.Subscription.select(self.Subscription.id))
+            ).execute()

@@ -281,3 +281,23 @@ def test_delivered_events_are_pruned_after_keep_delivered(client, people, catalo
     clock.advance(DeliveryPolicy().prune_every)
     deliver_all(worker)
     assert outbox(catalog) == [(subscription, "attachment.created", second, True)]
+
+
+def test_an_event_written_as_its_subscription_was_removed_is_never_delivered_and_is_pruned(
+        client, people, catalog, receiver):
+    removed = subscribe(catalog, receiver.url + "/removed", ALL, FROZEN_NOW)
+    kept = subscribe(catalog, receiver.url, ALL, FROZEN_NOW)
+    attachment_id = uploaded(client, people, "ada")
+    # what an upload committing just after `affix webhooks remove` leaves: its event, for a
+    # subscription that is gone
+    with catalog.database.connection_context():
+        catalog.database.execute_sql(
+            f'DELETE FROM "webhook_subscriptions" WHERE "id" = {removed}')
+    assert outbox(catalog) == [(removed, "attachment.created", attachment_id, False),
+                               (kept, "attachment.created", attachment_id, False)]
+
+    deliver_all(WebhookWorker(catalog, clock=Clock(datetime.datetime(2026, 12, 1, 6, 30))))
+
+    assert [(delivery.path, delivery.status, json.loads(delivery.body)["type"])
+            for delivery in receiver.deliveries] == [("/hooks/affix", 204, "attachment.created")]
+    assert outbox(catalog) == [(kept, "attachment.created", attachment_id, True)]

@@ -13,6 +13,7 @@ HOLD_TIMEOUT = 30
 
 @dataclasses.dataclass
 class Delivery:
+    path: str
     headers: dict
     body: bytes
     # what the receiver answered; None while it holds the request
@@ -45,7 +46,7 @@ class WebhookReceiver:
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_POST(self):
                 body = self.rfile.read(int(self.headers["Content-Length"]))
-                delivery = Delivery(dict(self.headers), body)
+                delivery = Delivery(self.path, dict(self.headers), body)
                 with receiver._lock:
                     receiver.deliveries.append(delivery)
                     held = len(receiver.deliveries) > receiver._hold_after
