@@ -16,6 +16,7 @@ import requests
 
 from affix.app import connect_catalog, open_catalog
 from affix.app.webhooks import DeliveryPolicy, WebhookWorker
+from affix.storage.database import release_connections
 from affix.storage.models import utc_now
 from support.cli import affix
 from support.client import uploaded
@@ -194,7 +195,9 @@ def test_a_worker_killed_mid_delivery_loses_nothing(
     receiver.release()
     # the next worker finds the dead one's lease run out
     later = Clock(utc_now() + DeliveryPolicy().lease + SECOND)
-    deliver_all(WebhookWorker(open_catalog(databases.settings(tmp_path / "data")), clock=later))
+    next_worker = open_catalog(databases.settings(tmp_path / "data"))
+    deliver_all(WebhookWorker(next_worker, clock=later))
+    release_connections(next_worker.database)
 
     arrived = [delivery.headers["Affix-Webhook-Id"] for delivery in receiver.deliveries]
     # every event at least once; the one under way when the worker died twice, the same
@@ -236,7 +239,8 @@ def test_several_workers_deliver_each_event_once_in_order(
     # two events at a time each: the workers must share the work to get it done
     policy = DeliveryPolicy(batch=2)
     # each with a catalogue and connections of its own, as worker processes have
-    workers = [WebhookWorker(connect_catalog(settings), policy, clock=clock) for _ in range(3)]
+    catalogs = [connect_catalog(settings) for _ in range(3)]
+    workers = [WebhookWorker(each, policy, clock=clock) for each in catalogs]
     failures = []
 
     def work(worker):
@@ -253,6 +257,8 @@ def test_several_workers_deliver_each_event_once_in_order(
         thread.start()
     for thread in threads:
         thread.join()
+    for each in catalogs:
+        release_connections(each.database)
 
     assert failures == []
     assert [row[3] for row in outbox(catalog)] == [True] * 12
