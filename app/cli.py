@@ -265,6 +265,11 @@ def cmd_webhooks_remove(args, settings, out):
 
 
 def cmd_webhooks_run(args, settings, out):
+    for option, value in (("--poll-interval", args.poll_interval),
+                          ("--max-backoff", args.max_backoff),
+                          ("--keep-delivered", args.keep_delivered)):
+        if not value > 0:
+            raise CommandError(f"{option} must be greater than 0, not {value}")
     policy = DeliveryPolicy(
         max_backoff=datetime.timedelta(seconds=args.max_backoff),
         keep_delivered=datetime.timedelta(hours=args.keep_delivered))
