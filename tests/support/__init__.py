@@ -23,6 +23,7 @@ builder, ``basic_auth``) lives in affix itself, in ``affix.app.testing``.
 - ``servers``: a real ``affix serve`` (gunicorn) on loopback; the ``server`` fixtures
 - ``http``: uploading to and downloading from a real server
 - ``webhook_receiver``: a real HTTP server on loopback that webhooks are delivered to
+- ``webhooks``: subscribing, the outbox read back, the README's signature check, what arrived
 - ``nginx``: Debian's nginx in front of a server, configured as the README shows
 - ``slow_clients``: clients that would hold a server's threads, and normal requests beside them
 - ``s3``: moto's S3 server in a process of its own; the ``s3_bucket`` fixtures
