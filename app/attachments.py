@@ -6,9 +6,11 @@ import falcon
 from affix.app.downloads import store_download_url
 from affix.app.errors import ApiError, missing_permission, not_found, property_violation
 from affix.app.upload import receive_upload
+from affix.app.webhooks import WebhookEvents
 from affix.plugins.manager import Events, upload_rejection
 from affix.plugins.uploads import UploadCandidate
 from affix.storage.models import is_valid_id
+from affix.storage.outbox import Outbox
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +37,7 @@ class AttachmentService:
         self.container_types = container_types
         self._plugin_manager = plugin_manager
         self._events = Events(plugin_manager)
+        self._webhooks = WebhookEvents(Outbox(catalog), clock)
 
     def require_may_add(self, user, kind, container):
         """403 unless ``user`` may add attachments to ``container`` of ``kind``."""
@@ -90,6 +93,7 @@ class AttachmentService:
                     storage_key=storage_key,
                     created_at=self.clock(),
                 )
+                self._webhooks.created(record, author)
         except BaseException:
             if storage_key is None:
                 upload.staged_blob.discard()
@@ -165,6 +169,8 @@ class AttachmentService:
             )
         with self.catalog.write_transaction():
             deleted = record.delete_instance()
+            if deleted:
+                self._webhooks.deleted(record, user)
         if not deleted:
             # another request deleted it since it was read: that one answers 204
             raise not_found(NOT_FOUND_MESSAGE)
@@ -188,7 +194,7 @@ class AttachmentService:
         ``user`` may add attachments to it. The list is checked against the database before the
         write lock is taken, so that only what may be claimed is claimed under it. A failed
         claim raises and so undoes the container's change. Plugins hear of the claims once
-        they are committed.
+        they are committed; webhooks in the transaction itself.
         """
         claimable = self._claimable(user, attachment_ids, kind, container)
         with self.catalog.write_transaction():
@@ -243,6 +249,7 @@ class AttachmentService:
             record = self.catalog.get(Attachment, attachment_id)
             if updated:
                 claimed.append(record)
+                self._webhooks.claimed(record, user)
             elif record is None:
                 # deleted since it was checked
                 raise property_violation("attachments", DOES_NOT_EXIST)

@@ -6,7 +6,11 @@ fails with one line on stderr and a non-zero exit status on bad input.
 import argparse
 import datetime
 import difflib
+import secrets
+import signal
 import sys
+import threading
+import urllib.parse
 
 import peewee
 from gunicorn.app.base import BaseApplication
@@ -15,6 +19,7 @@ from affix.app import connect_catalog, create_app, open_catalog
 from affix.app.auth import issue_api_key
 from affix.app.serving import HalWorker
 from affix.app.settings import Settings, SettingsError
+from affix.app.webhooks import EVENTS, DeliveryPolicy, WebhookWorker
 from affix.plugins.manager import PluginError, container_types, create_plugin_manager, known_permissions
 from affix.storage.stores import open_blob_store
 from affix.storage.cleanup import remove_unclaimed
@@ -22,6 +27,7 @@ from affix.storage.database import release_connections
 from affix.storage.migrations import LATEST_VERSION, MigrationError, migrate
 from affix.storage.orphans import find_orphans, remove_orphans
 from affix.storage.models import utc_now
+from affix.storage.outbox import Outbox
 
 DEFAULT_BIND = "127.0.0.1:8000"
 # a day: longer than any upload lasts, so a blob whose row is about to be written is never taken
@@ -212,6 +218,70 @@ def cmd_migrate(args, settings, out):
           file=out)
 
 
+def _webhook_url(url):
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise CommandError(f"a webhook URL is http://host/... or https://host/..., not {url!r}")
+    return url
+
+
+def cmd_webhooks_add(args, settings, out):
+    url = _webhook_url(args.url)
+    events = list(dict.fromkeys(args.events or EVENTS))
+    unknown = [event for event in events if event not in EVENTS]
+    if unknown:
+        raise CommandError(f"unknown event {unknown[0]!r}; known events: {', '.join(EVENTS)}")
+    if args.secret is not None and not 16 <= len(args.secret) <= 255:
+        raise CommandError("a webhook secret has 16 to 255 characters")
+    secret = secrets.token_hex(32) if args.secret is None else args.secret
+    catalog = open_catalog(settings)
+    with catalog.database.connection_context():
+        subscription = Outbox(catalog).subscribe(url, secret, events, utc_now())
+    print(f"created webhook {subscription.id} to {url} for {', '.join(events)}", file=out)
+    if args.secret is None:
+        print(f"its secret, shown only this once:\n  {secret}", file=out)
+
+
+def cmd_webhooks_list(args, settings, out):
+    catalog = open_catalog(settings)
+    with catalog.database.connection_context():
+        subscriptions = Outbox(catalog).subscriptions()
+    for subscription in subscriptions:
+        line = (f"{subscription.id} {subscription.url} {', '.join(subscription.events.split())}: "
+                f"{subscription.waiting} waiting")
+        if subscription.last_error:
+            line += f", last error: {subscription.last_error}"
+        print(line, file=out)
+
+
+def cmd_webhooks_remove(args, settings, out):
+    catalog = open_catalog(settings)
+    with catalog.database.connection_context():
+        waiting = Outbox(catalog).unsubscribe(args.id)
+    if waiting is None:
+        raise CommandError(f"no webhook {args.id}")
+    print(f"removed webhook {args.id} and its {waiting} undelivered "
+          f"event{'' if waiting == 1 else 's'}", file=out)
+
+
+def cmd_webhooks_run(args, settings, out):
+    for option, value in (("--poll-interval", args.poll_interval),
+                          ("--max-backoff", args.max_backoff),
+                          ("--keep-delivered", args.keep_delivered)):
+        if not value > 0:
+            raise CommandError(f"{option} must be greater than 0, not {value}")
+    policy = DeliveryPolicy(
+        max_backoff=datetime.timedelta(seconds=args.max_backoff),
+        keep_delivered=datetime.timedelta(hours=args.keep_delivered))
+    worker = WebhookWorker(open_catalog(settings), policy)
+    stopping = threading.Event()
+    # systemd's stop (SIGTERM) and Ctrl-C end the loop after the delivery under way
+    for signal_number in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signal_number, lambda *_: stopping.set())
+    print("affix: delivering webhooks", file=out, flush=True)
+    worker.run(stopping, args.poll_interval)
+
+
 def cmd_plugins(args, settings, out):
     for name, distribution, version, hooks in _plugin_manager(settings).listing():
         print(f"{name} ({distribution} {version}): {', '.join(hooks) or 'no hooks'}", file=out)
@@ -279,6 +349,35 @@ def build_parser():
     migrate_command = commands.add_parser(
         "migrate", help="bring the database's schema up to date (every start does it too)")
     migrate_command.set_defaults(handler=cmd_migrate)
+
+    webhooks = commands.add_parser("webhooks", help="manage and deliver webhooks").add_subparsers(
+        dest="action", required=True, metavar="ACTION")
+    webhooks_add = webhooks.add_parser(
+        "add", help="subscribe a URL to events; prints its signing secret once")
+    webhooks_add.add_argument("url")
+    webhooks_add.add_argument(
+        "--event", dest="events", action="append", metavar="EVENT",
+        help=f"an event to deliver, repeatable (default: all of {', '.join(EVENTS)})")
+    webhooks_add.add_argument("--secret", help="the signing secret (default: a new random one)")
+    webhooks_add.set_defaults(handler=cmd_webhooks_add)
+    webhooks_list = webhooks.add_parser(
+        "list", help="the subscriptions, with their undelivered events")
+    webhooks_list.set_defaults(handler=cmd_webhooks_list)
+    webhooks_remove = webhooks.add_parser(
+        "remove", help="delete a subscription and its undelivered events")
+    webhooks_remove.add_argument("id", type=int)
+    webhooks_remove.set_defaults(handler=cmd_webhooks_remove)
+    webhooks_run = webhooks.add_parser("run", help="deliver the events, until stopped")
+    webhooks_run.add_argument(
+        "--poll-interval", type=float, default=1.0, metavar="SECONDS",
+        help="how often to look for new events when idle (default %(default)s)")
+    webhooks_run.add_argument(
+        "--max-backoff", type=int, default=3600, metavar="SECONDS",
+        help="the longest wait between two attempts of one delivery (default %(default)s)")
+    webhooks_run.add_argument(
+        "--keep-delivered", type=int, default=7 * 24, metavar="HOURS",
+        help="how long delivered events are kept before they are pruned (default %(default)s)")
+    webhooks_run.set_defaults(handler=cmd_webhooks_run)
 
     plugins = commands.add_parser(
         "plugins", help="list the loaded plugins, their distributions and their hooks")

@@ -98,10 +98,15 @@ def dialect(database) -> str:
                          f"not {type(database).__name__}")
 
 
-def create_tables(database):
-    for statement in SCHEMA_V1.format(**COLUMN_TYPES[dialect(database)]).split(";"):
+def run_script(database, script, column_types):
+    """Run the statements of ``script`` with the database's own column types put in."""
+    for statement in script.format(**column_types[dialect(database)]).split(";"):
         if statement.strip():
             database.execute_sql(statement)
+
+
+def create_tables(database):
+    run_script(database, SCHEMA_V1, COLUMN_TYPES)
 
 
 # the id column as version 1 made it on SQLite, and as it must be
@@ -134,6 +139,32 @@ def stop_reusing_ids(database):
             database.execute_sql(index_sql)
 
 
+# Version 4: webhook subscriptions and the outbox of their deliveries (affix.storage.outbox).
+# Tables made after version 2 never reuse an id from the start.
+WEBHOOK_COLUMN_TYPES = {
+    "sqlite": {"id": "INTEGER NOT NULL PRIMARY KEY AUTOINCREMENT", "ref": "INTEGER",
+               "time": "DATETIME", "bigint": "INTEGER"},
+    "postgresql": {"id": "BIGSERIAL NOT NULL PRIMARY KEY", "ref": "BIGINT", "time": "TIMESTAMP",
+                   "bigint": "BIGINT"},
+}
+SCHEMA_V4 = """
+CREATE TABLE "webhook_subscriptions" ("id" {id}, "url" TEXT NOT NULL,
+ "secret" VARCHAR(255) NOT NULL, "events" TEXT NOT NULL, "created_at" {time} NOT NULL);
+CREATE TABLE "webhook_outbox" ("id" {id}, "subscription_id" {ref} NOT NULL,
+ "event_id" VARCHAR(36) NOT NULL, "event" VARCHAR(100) NOT NULL,
+ "attachment_id" {bigint} NOT NULL, "body" TEXT NOT NULL, "created_at" {time} NOT NULL,
+ "attempts" INTEGER NOT NULL, "next_attempt_at" {time} NOT NULL, "lease_until" {time},
+ "delivered_at" {time}, "last_error" TEXT);
+CREATE INDEX "webhook_outbox_order"
+ ON "webhook_outbox" ("subscription_id", "attachment_id", "delivered_at", "id");
+CREATE INDEX "webhook_outbox_due" ON "webhook_outbox" ("delivered_at", "next_attempt_at");
+"""
+
+
+def create_webhook_tables(database):
+    run_script(database, SCHEMA_V4, WEBHOOK_COLUMN_TYPES)
+
+
 @dataclasses.dataclass(frozen=True)
 class Migration:
     version: int
@@ -144,6 +175,7 @@ class Migration:
 MIGRATIONS = (
     Migration(1, "create the tables", create_tables),
     Migration(2, "never reuse the id of a deleted row (SQLite)", stop_reusing_ids),
+    Migration(4, "webhook subscriptions and their outbox", create_webhook_tables),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 

@@ -27,8 +27,8 @@ from support.errors import hal_error
 from support.processes import COMMAND_TIMEOUT, REPO_ROOT
 
 APPLIED_ALL = "".join(f"applied migration {each.version}: {each.description}\n"
-                      for each in MIGRATIONS) + "the database schema is now at version 2\n"
-UP_TO_DATE = "the database schema is already at version 2\n"
+                      for each in MIGRATIONS) + "the database schema is now at version 4\n"
+UP_TO_DATE = "the database schema is already at version 4\n"
 LOCK_WAIT_TIMEOUT = 30
 PLUGIN_TABLE = "plugin_things"
 
@@ -46,7 +46,7 @@ def affix_migrate(environ):
 
 
 def test_latest_version_is_the_last_migration():
-    assert [each.version for each in MIGRATIONS] == [1, 2] and LATEST_VERSION == 2
+    assert [each.version for each in MIGRATIONS] == [1, 2, 4] and LATEST_VERSION == 4
 
 
 def test_a_fresh_database_gets_every_migration_once(settings):
@@ -92,6 +92,23 @@ def test_two_nodes_migrating_one_fresh_database_at_once_apply_each_migration_onc
         (each.version, each.description) for each in MIGRATIONS]
 
 
+def test_a_database_of_the_release_before_webhooks_gets_only_their_tables(settings):
+    """Versions may skip numbers (a branch's migration keeps the number it was given): a
+    database at version 2 gets version 4 and nothing else."""
+    database = connect_catalog(settings).database
+    migrate(database)
+    with database.connection_context():
+        database.execute_sql(f'DELETE FROM "{VERSION_TABLE}" WHERE "version" = 4')
+        database.execute_sql('DROP TABLE "webhook_outbox"')
+        database.execute_sql('DROP TABLE "webhook_subscriptions"')
+        assert schema_version(database) == 2
+
+    assert migrate(database) == [MIGRATIONS[-1]]
+    assert recorded_versions(database) == [(each.version, each.description) for each in MIGRATIONS]
+    with database.connection_context():
+        assert {"webhook_outbox", "webhook_subscriptions"} <= set(database.get_tables())
+
+
 @pytest.mark.system  # two affix migrate processes
 def test_two_affix_migrate_commands_started_together_both_succeed(tmp_path, databases):
     environ = {"PATH": "/usr/bin:/bin", **databases.environ(tmp_path / "data")}
@@ -111,14 +128,15 @@ def test_a_database_newer_than_this_affix_is_refused(tmp_path, databases, capsys
     database = open_catalog(settings).database
     with database.connection_context():
         database.execute_sql(
-            f'INSERT INTO "{VERSION_TABLE}" VALUES (3, \'from the future\', CURRENT_TIMESTAMP)')
+            f'INSERT INTO "{VERSION_TABLE}" '
+            f'VALUES ({LATEST_VERSION + 1}, \'from the future\', CURRENT_TIMESTAMP)')
 
     with pytest.raises(MigrationError):
         migrate(database)
     assert affix_migrate(environ) == (1, "")
     assert capsys.readouterr().err == (
-        "affix: error: the database's schema is at version 3, newer than this affix knows "
-        "(2): upgrade affix\n")
+        f"affix: error: the database's schema is at version {LATEST_VERSION + 1}, newer than "
+        f"this affix knows ({LATEST_VERSION}): upgrade affix\n")
 
 
 # --- SQLite: the tables that affix made before it had migrations ------------------------------
@@ -162,7 +180,7 @@ def test_an_old_sqlite_database_is_upgraded_with_its_rows_and_stops_reusing_ids(
     # the old tables were taken for version 1, not made again, and kept their rows
     assert recorded_versions(old.database) == [
         (1, "create the tables (found: made before affix had migrations)"),
-        (2, MIGRATIONS[1].description)]
+        *((each.version, each.description) for each in MIGRATIONS[1:])]
     with old.database.connection_context():
         assert [(each.id, each.file_name) for each in old.Attachment.select().order_by(
             old.Attachment.id)] == [(1, "1.txt"), (2, "2.txt"), (3, "3.txt")]

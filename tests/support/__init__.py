@@ -16,11 +16,14 @@ builder, ``basic_auth``) lives in affix itself, in ``affix.app.testing``.
 - ``work_packages``: work package documents, creating and changing them through falcon.testing
 - ``errors``: the HAL errors affix answers with, their messages, and asserting one
 - ``races``: running calls at the same moment in threads
+- ``clocks``: a clock the test sets, for affix's ``clock=`` collaborators
 - ``cli``: running ``affix <command>`` in this process; the ``environ`` fixture
 - ``disks``: a real, small filesystem, for a full disk
 - ``net``, ``processes``, ``waiting``: loopback ports, subprocesses, polling
 - ``servers``: a real ``affix serve`` (gunicorn) on loopback; the ``server`` fixtures
 - ``http``: uploading to and downloading from a real server
+- ``webhook_receiver``: a real HTTP server on loopback that webhooks are delivered to
+- ``webhooks``: subscribing, the outbox read back, the README's signature check, what arrived
 - ``nginx``: Debian's nginx in front of a server, configured as the README shows
 - ``pages``, ``browser``: pages served from an origin of their own; headless Chromium (Selenium)
 - ``slow_clients``: clients that would hold a server's threads, and normal requests beside them

@@ -1,0 +1,182 @@
+"""Webhook subscriptions and the outbox of their deliveries (tables of migration 4).
+
+An event is written here in the transaction of the change it reports, one row for each
+subscription that wants it, so that a committed change always has its deliveries waiting and a
+rolled-back one has none. Workers take due rows under a lease (and, on PostgreSQL, a row lock
+that other workers skip), so that several of them never deliver the same row at once, and never
+an attachment's event before the earlier events of that attachment, for that subscription,
+were delivered.
+"""
+import peewee
+
+from affix.storage.migrations import dialect
+from affix.storage.models import quote
+
+# the statements of every transaction that writes an event, written once: peewee would build
+# them anew each time, at several times the cost of running them
+SUBSCRIPTIONS_SQL = 'SELECT "id", "events" FROM "webhook_subscriptions"'
+ENQUEUED_COLUMNS = ("subscription_id", "event_id", "event", "attachment_id", "body", "created_at",
+                    "attempts", "next_attempt_at")
+
+
+class Outbox:
+    """The webhook tables of one catalogue's database, and what affix does with them. Every
+    method runs on the caller's connection; those that write take a transaction of their own,
+    except :meth:`enqueue`, which must run inside the caller's."""
+
+    def __init__(self, catalog):
+        self.catalog = catalog
+        self.database = catalog.database
+
+        class Base(peewee.Model):
+            id = peewee.BigAutoField()
+
+        Base._meta.set_database(self.database)
+
+        class Subscription(Base):
+            url = peewee.TextField()
+            # HMAC keys are needed in plain to sign: stored as given
+            secret = peewee.CharField(max_length=255)
+            # the event names, separated by spaces
+            events = peewee.TextField()
+            created_at = peewee.DateTimeField()
+
+            class Meta:
+                table_name = "webhook_subscriptions"
+
+        class OutboxEntry(Base):
+            # no foreign key: the database would lock the subscription's row for every event
+            # written (one hot row for every upload), and fail an upload whose event was written
+            # while the subscription was being removed. Such an event is left without its
+            # subscription: never delivered, and pruned.
+            subscription_id = peewee.BigIntegerField()
+            # the same for every subscription's copy of one event: what receivers de-duplicate on
+            event_id = peewee.CharField(max_length=36)
+            event = peewee.CharField(max_length=100)
+            attachment_id = peewee.BigIntegerField()
+            # the exact bytes every attempt sends (UTF-8), so that a retry signs what the first
+            # attempt signed
+            body = peewee.TextField()
+            created_at = peewee.DateTimeField()
+            attempts = peewee.IntegerField(default=0)
+            next_attempt_at = peewee.DateTimeField()
+            # a worker has it until then; after that it is due again (that worker died)
+            lease_until = peewee.DateTimeField(null=True)
+            delivered_at = peewee.DateTimeField(null=True)
+            last_error = peewee.TextField(null=True)
+
+            class Meta:
+                table_name = "webhook_outbox"
+
+        self.Subscription = Subscription
+        self.OutboxEntry = OutboxEntry
+        columns = ", ".join(quote(name) for name in ENQUEUED_COLUMNS)
+        params = ", ".join(self.database.param for _ in ENQUEUED_COLUMNS)
+        self._enqueue_sql = f'INSERT INTO "webhook_outbox" ({columns}) VALUES ({params})'
+
+    def subscribe(self, url, secret, events, now):
+        with self.catalog.write_transaction():
+            return self.Subscription.create(
+                url=url, secret=secret, events=" ".join(events), created_at=now)
+
+    def subscriptions(self):
+        """Every subscription, oldest first, each with ``waiting`` (its undelivered events)
+        and ``last_error`` (of the oldest of them that failed, or None)."""
+        Entry = self.OutboxEntry
+        waiting = {}
+        undelivered = (Entry.select(Entry.subscription_id, Entry.last_error)
+                       .where(Entry.delivered_at.is_null()).order_by(Entry.id))
+        for entry in undelivered:
+            count, error = waiting.get(entry.subscription_id, (0, None))
+            waiting[entry.subscription_id] = (count + 1, error or entry.last_error)
+        subscriptions = list(self.Subscription.select().order_by(self.Subscription.id))
+        for subscription in subscriptions:
+            subscription.waiting, subscription.last_error = waiting.get(subscription.id, (0, None))
+        return subscriptions
+
+    def unsubscribe(self, subscription_id):
+        """Remove a subscription and its undelivered events; how many of those there were, or
+        None when there is no such subscription."""
+        Entry = self.OutboxEntry
+        with self.catalog.write_transaction():
+            subscription = self.catalog.get(self.Subscription, subscription_id)
+            if subscription is None:
+                return None
+            waiting = (Entry.select().where((Entry.subscription_id == subscription.id)
+                                            & Entry.delivered_at.is_null()).count())
+            Entry.delete().where(Entry.subscription_id == subscription.id).execute()
+            subscription.delete_instance()
+        return waiting
+
+    def enqueue(self, event, attachment_id, event_id, body, now):
+        """Write ``event`` for every subscription that wants it, in the caller's transaction;
+        how many rows that made. ``body`` is called for the body only when someone wants it."""
+        wanting = [subscription_id for subscription_id, events
+                   in self.database.execute_sql(SUBSCRIPTIONS_SQL).fetchall()
+                   if event in events.split()]
+        if wanting:
+            text = body()
+            moment = self.OutboxEntry.created_at.db_value(now)
+            for subscription_id in wanting:
+                self.database.execute_sql(self._enqueue_sql, (
+                    subscription_id, event_id, event, attachment_id, text, moment, 0, moment))
+        return len(wanting)
+
+    def claim_due(self, now, lease, limit):
+        """Lease up to ``limit`` due entries to the caller until ``now + lease``, oldest first,
+        each with its ``subscription``. An entry is due when it is undelivered, its retry time
+        has come, no live lease holds it, and no earlier entry of the same subscription and
+        attachment is undelivered (so at most one entry per attachment and subscription is
+        ever out at a time)."""
+        Entry, Subscription = self.OutboxEntry, self.Subscription
+        Earlier = Entry.alias()
+        earlier_waiting = Earlier.select(peewee.SQL("1")).where(
+            (Earlier.subscription_id == Entry.subscription_id)
+            & (Earlier.attachment_id == Entry.attachment_id)
+            & Earlier.delivered_at.is_null() & (Earlier.id < Entry.id))
+        query = (Entry.select()
+                 .where(Entry.delivered_at.is_null() & (Entry.next_attempt_at <= now)
+                        & Entry.subscription_id.in_(Subscription.select(Subscription.id))
+                        & (Entry.lease_until.is_null() | (Entry.lease_until <= now))
+                        & ~peewee.fn.EXISTS(earlier_waiting))
+                 .order_by(Entry.id).limit(limit))
+        if dialect(self.database) == "postgresql":
+            # another worker's claim in progress holds its rows: skip them rather than wait
+            query = query.for_update(skip_locked=True)
+        with self.catalog.write_transaction():
+            entries = list(query)
+            if entries:
+                (Entry.update(lease_until=now + lease)
+                 .where(Entry.id.in_([entry.id for entry in entries])).execute())
+            subscriptions = {
+                subscription.id: subscription for subscription in Subscription.select()
+                .where(Subscription.id.in_({entry.subscription_id for entry in entries}))}
+        for entry in entries:
+            entry.subscription = subscriptions[entry.subscription_id]
+        return entries
+
+    def delivered(self, entry_id, now):
+        Entry = self.OutboxEntry
+        with self.catalog.write_transaction():
+            (Entry.update(delivered_at=now, lease_until=None, attempts=Entry.attempts + 1,
+                          last_error=None)
+             .where(Entry.id == entry_id).execute())
+
+    def failed(self, entry_id, retry_at, error):
+        """An attempt failed: due again at ``retry_at``. A copy another worker delivered in
+        the meantime (this worker's lease ran out) stays delivered."""
+        Entry = self.OutboxEntry
+        with self.catalog.write_transaction():
+            (Entry.update(next_attempt_at=retry_at, lease_until=None,
+                          attempts=Entry.attempts + 1, last_error=error)
+             .where((Entry.id == entry_id) & Entry.delivered_at.is_null()).execute())
+
+    def prune(self, delivered_before):
+        """Forget the entries delivered before ``delivered_before``, and those whose
+        subscription is gone; how many."""
+        Entry = self.OutboxEntry
+        with self.catalog.write_transaction():
+            return Entry.delete().where(
+                (Entry.delivered_at < delivered_before)
+                | Entry.subscription_id.not_in(self.Subscription.select(self.Subscription.id))
+            ).execute()

@@ -1,0 +1,309 @@
+"""Delivering webhooks to a real HTTP receiver on loopback: signed as the README says, retried
+with a capped backoff while the receiver is away, in order per attachment, at least once when
+the worker is killed mid-delivery, once each with several workers, and pruned once delivered.
+Time passes through the worker's clock; nothing sleeps."""
+import calendar
+import datetime
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+
+import pytest
+import requests
+
+from affix.app import connect_catalog, open_catalog
+from affix.app.webhooks import DeliveryPolicy, WebhookWorker
+from affix.storage.database import release_connections
+from affix.storage.models import utc_now
+from support.cli import affix
+from support.client import uploaded
+from support.clocks import Clock
+from support.defaults import FROZEN_NOW
+from support.http import assert_uploaded, upload
+from support.net import REQUEST_TIMEOUT
+from support.processes import COMMAND_TIMEOUT, REPO_ROOT, environ_without_affix
+from support.webhook_receiver import WebhookReceiver
+from support.webhooks import (
+    SECRET, events_by_attachment, outbox, outbox_entries, readme_verify, subscribe,
+)
+from support.work_packages import created
+
+pytestmark = pytest.mark.system
+
+ALL = ["attachment.created", "attachment.claimed", "attachment.deleted"]
+SECOND = datetime.timedelta(seconds=1)
+# more rounds than any test needs: a worker that never finishes fails the test instead of
+# hanging it
+MAX_ROUNDS = 100
+
+
+@pytest.fixture
+def receiver():
+    receiver = WebhookReceiver()
+    receiver.start()
+    yield receiver
+    receiver.release()
+    receiver.stop()
+
+
+def unix(moment) -> int:
+    return calendar.timegm(moment.utctimetuple())
+
+
+def deliver_all(worker):
+    """Run the worker until it finds nothing due; how many rounds delivered something."""
+    for rounds in range(MAX_ROUNDS):
+        if not worker.deliver_due():
+            return rounds
+    pytest.fail(f"the worker still had events due after {MAX_ROUNDS} rounds")
+
+
+def delete(client, people, login, attachment_id):
+    response = client.simulate_delete(f"/api/v3/attachments/{attachment_id}",
+                                      headers=people.auth(login))
+    assert response.status_code == 204
+
+
+def test_events_arrive_signed_in_order_and_verify_with_the_readmes_code(
+        client, people, catalog, receiver):
+    subscribe(catalog, receiver.url, ALL, FROZEN_NOW)
+    attachment_id = uploaded(client, people, "ada", name="roof.txt")
+    created(client, people, "ada", attachment_ids=[attachment_id])
+    delete(client, people, "ada", attachment_id)
+    clock = Clock(datetime.datetime(2026, 12, 1, 6, 30))
+    verify = readme_verify()
+
+    # one round per event: an attachment's next event waits for the one before it
+    assert deliver_all(WebhookWorker(catalog, clock=clock)) == 3
+
+    entries = outbox_entries(catalog)
+    assert [(delivery.status, delivery.body) for delivery in receiver.deliveries] == [
+        (204, entry.body.encode()) for entry in entries]
+    for delivery, entry in zip(receiver.deliveries, entries):
+        headers = delivery.headers
+        assert (headers["Content-Type"], headers["Affix-Webhook-Id"],
+                headers["Affix-Webhook-Event"], headers["Affix-Webhook-Timestamp"]) == (
+            "application/json", entry.event_id, entry.event, str(unix(clock.now)))
+        assert json.loads(delivery.body)["id"] == entry.event_id
+        now = unix(clock.now)
+        assert verify(SECRET, headers, delivery.body, now=now)
+        assert not verify(SECRET, headers, delivery.body + b" ", now=now)
+        assert not verify("another secret entirely", headers, delivery.body, now=now)
+        # a delivery captured and replayed more than five minutes later
+        assert not verify(SECRET, headers, delivery.body, now=now + 301)
+        assert verify(SECRET, headers, delivery.body, now=now + 300)
+    assert [entry.event for entry in entries] == ALL
+    assert [(entry.attempts, entry.delivered_at, entry.lease_until, entry.last_error)
+            for entry in entries] == [(1, clock.now, None, None)] * 3
+
+
+def test_a_receiver_away_for_a_while_gets_everything_in_order_when_it_is_back(
+        client, people, catalog, environ, receiver):
+    subscription = subscribe(catalog, receiver.url, ALL, FROZEN_NOW)
+    claimed = uploaded(client, people, "ada", name="claimed.txt")
+    created(client, people, "ada", attachment_ids=[claimed])
+    deleted = uploaded(client, people, "ada", name="deleted.txt")
+    delete(client, people, "ada", deleted)
+    start = datetime.datetime(2026, 12, 1, 6, 30)
+    clock = Clock(start)
+    policy = DeliveryPolicy(first_retry=5 * SECOND, max_backoff=20 * SECOND)
+    worker = WebhookWorker(catalog, policy, clock=clock)
+
+    def waiting():
+        return [(entry.event, entry.attachment_id, entry.attempts, entry.next_attempt_at,
+                 entry.last_error) for entry in outbox_entries(catalog)
+                if entry.delivered_at is None]
+
+    receiver.status = 503
+    # each attachment's first event is tried; its second waits for it
+    assert worker.deliver_due() == 2
+    assert waiting() == [
+        ("attachment.created", claimed, 1, start + 5 * SECOND, "HTTP 503"),
+        ("attachment.claimed", claimed, 0, FROZEN_NOW, None),
+        ("attachment.created", deleted, 1, start + 5 * SECOND, "HTTP 503"),
+        ("attachment.deleted", deleted, 0, FROZEN_NOW, None),
+    ]
+    # nothing is due before its time
+    clock.advance(4 * SECOND)
+    assert worker.deliver_due() == 0
+    # 5 s, 10 s, 20 s, then 20 s again: doubling up to the cap
+    for failures, wait in ((2, 10), (3, 20), (4, 20)):
+        clock.now = waiting()[0][3]
+        assert worker.deliver_due() == 2
+        assert [row[2:] for row in waiting()[::2]] == [
+            (failures, clock.now + wait * SECOND, "HTTP 503")] * 2
+    receiver.stop()
+    clock.advance(20 * SECOND)
+    assert worker.deliver_due() == 2
+    assert [row[2:] for row in waiting()[::2]] == [
+        (5, clock.now + 20 * SECOND, "ConnectionRefusedError: [Errno 111] Connection refused")
+    ] * 2
+    assert affix(environ, "webhooks", "list") == (0, (
+        f"{subscription} {receiver.url} {', '.join(ALL)}: 4 waiting, "
+        "last error: ConnectionRefusedError: [Errno 111] Connection refused\n"))
+
+    receiver.status = 204
+    receiver.start()
+    clock.advance(20 * SECOND)
+    assert deliver_all(worker) == 2
+
+    assert waiting() == []
+    assert events_by_attachment(receiver.answered(204)) == {
+        claimed: ["attachment.created", "attachment.claimed"],
+        deleted: ["attachment.created", "attachment.deleted"],
+    }
+    # before it succeeded, every attempt was of each attachment's first event
+    assert {json.loads(delivery.body)["type"] for delivery in receiver.answered(503)} == {
+        "attachment.created"}
+    assert len(receiver.answered(503)) == 8
+
+
+def test_a_worker_killed_mid_delivery_loses_nothing(
+        tmp_path, databases, server, environ, receiver):
+    assert affix(environ, "webhooks", "add", receiver.url, "--secret", SECRET)[0] == 0
+    contents = {f"file-{number}.txt": f"content {number}".encode() for number in range(3)}
+    ids = [assert_uploaded(upload(server, name, content), name, content)
+           for name, content in contents.items()]
+    response = requests.delete(server.url(f"/api/v3/attachments/{ids[0]}"), headers=server.auth,
+                               timeout=REQUEST_TIMEOUT)
+    assert response.status_code == 204
+    catalog = server.stored.catalog
+    events = [(entry.event_id, entry.event, entry.attachment_id)
+              for entry in outbox_entries(catalog)]
+    assert [event[1:] for event in events] == [
+        ("attachment.created", ids[0]), ("attachment.created", ids[1]),
+        ("attachment.created", ids[2]), ("attachment.deleted", ids[0])]
+
+    # the first two are answered; the worker dies waiting for the answer to the third
+    receiver.hold(after=2)
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "affix.app.cli", "webhooks", "run", "--poll-interval", "0.05"],
+        cwd=REPO_ROOT, env=environ_without_affix(**environ), stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        receiver.wait_for_deliveries(3)
+        mid_delivery = outbox_entries(catalog)[2]
+        assert (mid_delivery.event_id, mid_delivery.delivered_at) == (events[2][0], None)
+        assert mid_delivery.lease_until > utc_now()
+    finally:
+        os.killpg(worker.pid, signal.SIGKILL)
+        worker.communicate(timeout=COMMAND_TIMEOUT)
+    assert worker.returncode == -signal.SIGKILL
+    receiver.release()
+    # the next worker finds the dead one's lease run out
+    later = Clock(utc_now() + DeliveryPolicy().lease + SECOND)
+    next_worker = open_catalog(databases.settings(tmp_path / "data"))
+    deliver_all(WebhookWorker(next_worker, clock=later))
+    release_connections(next_worker.database)
+
+    arrived = [delivery.headers["Affix-Webhook-Id"] for delivery in receiver.deliveries]
+    # every event at least once; the one under way when the worker died twice, the same
+    assert arrived == [events[0][0], events[1][0], events[2][0], events[2][0], events[3][0]]
+    assert receiver.deliveries[2].body == receiver.deliveries[3].body
+    assert events_by_attachment(receiver.deliveries) == {
+        ids[0]: ["attachment.created", "attachment.deleted"],
+        ids[1]: ["attachment.created"], ids[2]: ["attachment.created", "attachment.created"]}
+    assert [row[3] for row in outbox(catalog)] == [True] * 4
+    # signed by the worker process with the real time, verified as a receiver would
+    verify = readme_verify()
+    assert all(verify(SECRET, delivery.headers, delivery.body)
+               for delivery in receiver.deliveries[:3])
+
+
+def test_affix_webhooks_run_stops_on_sigterm(environ, receiver):
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "affix.app.cli", "webhooks", "run"],
+        cwd=REPO_ROOT, env=environ_without_affix(**environ), stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        assert worker.stdout.readline() == "affix: delivering webhooks\n"
+        worker.send_signal(signal.SIGTERM)
+        stdout, stderr = worker.communicate(timeout=COMMAND_TIMEOUT)
+    finally:
+        if worker.poll() is None:
+            os.killpg(worker.pid, signal.SIGKILL)
+            worker.wait()
+    assert (worker.returncode, stdout, stderr) == (0, "", "")
+
+
+def test_several_workers_deliver_each_event_once_in_order(
+        client, people, catalog, settings, receiver):
+    subscribe(catalog, receiver.url, ALL, FROZEN_NOW)
+    ids = [uploaded(client, people, "ada", name=f"{number}.txt") for number in range(6)]
+    for attachment_id in ids:
+        delete(client, people, "ada", attachment_id)
+    clock = Clock(datetime.datetime(2026, 12, 1, 6, 30))
+    # two events at a time each: the workers must share the work to get it done
+    policy = DeliveryPolicy(batch=2)
+    # each with a catalogue and connections of its own, as worker processes have
+    catalogs = [connect_catalog(settings) for _ in range(3)]
+    workers = [WebhookWorker(each, policy, clock=clock) for each in catalogs]
+    failures = []
+
+    def work(worker):
+        try:
+            for _ in range(MAX_ROUNDS):
+                if all(row[3] for row in outbox(catalog)):
+                    return
+                worker.deliver_due()
+        except Exception as error:  # noqa: BLE001 (reported by the assertion below)
+            failures.append(error)
+
+    threads = [threading.Thread(target=work, args=(worker,)) for worker in workers]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for each in catalogs:
+        release_connections(each.database)
+
+    assert failures == []
+    assert [row[3] for row in outbox(catalog)] == [True] * 12
+    arrived = [delivery.headers["Affix-Webhook-Id"] for delivery in receiver.deliveries]
+    assert sorted(arrived) == sorted(entry.event_id for entry in outbox_entries(catalog))
+    assert events_by_attachment(receiver.deliveries) == {
+        attachment_id: ["attachment.created", "attachment.deleted"] for attachment_id in ids}
+
+
+def test_delivered_events_are_pruned_after_keep_delivered(client, people, catalog, receiver):
+    subscription = subscribe(catalog, receiver.url, ALL, FROZEN_NOW)
+    first = uploaded(client, people, "ada", name="first.txt")
+    start = datetime.datetime(2026, 12, 1, 6, 30)
+    clock = Clock(start)
+    hour = datetime.timedelta(hours=1)
+    worker = WebhookWorker(catalog, DeliveryPolicy(keep_delivered=hour), clock=clock)
+    deliver_all(worker)
+    second = uploaded(client, people, "ada", name="second.txt")
+
+    clock.advance(hour - SECOND)
+    deliver_all(worker)
+    assert outbox(catalog) == [(subscription, "attachment.created", first, True),
+                               (subscription, "attachment.created", second, True)]
+
+    # pruning is done every ten minutes
+    clock.advance(DeliveryPolicy().prune_every)
+    deliver_all(worker)
+    assert outbox(catalog) == [(subscription, "attachment.created", second, True)]
+
+
+def test_an_event_written_as_its_subscription_was_removed_is_never_delivered_and_is_pruned(
+        client, people, catalog, receiver):
+    removed = subscribe(catalog, receiver.url + "/removed", ALL, FROZEN_NOW)
+    kept = subscribe(catalog, receiver.url, ALL, FROZEN_NOW)
+    attachment_id = uploaded(client, people, "ada")
+    # what an upload committing just after `affix webhooks remove` leaves: its event, for a
+    # subscription that is gone
+    with catalog.database.connection_context():
+        catalog.database.execute_sql(
+            f'DELETE FROM "webhook_subscriptions" WHERE "id" = {removed}')
+    assert outbox(catalog) == [(removed, "attachment.created", attachment_id, False),
+                               (kept, "attachment.created", attachment_id, False)]
+
+    deliver_all(WebhookWorker(catalog, clock=Clock(datetime.datetime(2026, 12, 1, 6, 30))))
+
+    assert [(delivery.path, delivery.status, json.loads(delivery.body)["type"])
+            for delivery in receiver.deliveries] == [("/hooks/affix", 204, "attachment.created")]
+    assert outbox(catalog) == [(kept, "attachment.created", attachment_id, True)]
