@@ -111,8 +111,9 @@ def one_client_latencies(servers, payload, duration):
                 raise BenchError(f"{server.name}: {errors} failed uploads, e.g. {samples}")
             latencies[server.name] += measured
     for name, measured in latencies.items():
-        say(f"    {name:8} {len(measured):6} uploads  median {percentile(measured, 0.5) * 1000:6.2f}"
-            f" ms  p99 {percentile(measured, 0.99) * 1000:6.2f} ms")
+        say(f"    {name:8} {len(measured):6} uploads  median "
+            f"{percentile(measured, 0.5) * 1000:6.2f} ms  "
+            f"p99 {percentile(measured, 0.99) * 1000:6.2f} ms")
     return {name: statistics.median(measured) * 1000 for name, measured in latencies.items()}
 
 

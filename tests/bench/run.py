@@ -467,7 +467,8 @@ def summarise(results):
 def bench_large_uploads(servers, pool, size, runs, number=1):
     payload = Payload(pool, size)
     payload.md5  # computed before any timing
-    say(f"\n[{number}] one {size // MiB} MiB upload, {runs} runs each (after one unrecorded warm-up)")
+    say(f"\n[{number}] one {size // MiB} MiB upload, {runs} runs each "
+        "(after one unrecorded warm-up)")
     warm_up = Payload(pool, min(size, 16 * MiB))
     for server in servers:
         _, document = upload(server, warm_up)
@@ -608,8 +609,8 @@ def run_load(server, payload, clients, processes, duration):
 
 
 def bench_small_uploads(servers, pool, clients, processes, duration, number=3):
-    say(f"\n[{number}] 4 KiB uploads, {clients} concurrent keep-alive clients in {processes} processes, "
-        f"{duration:g} s per server (two halves in ABBA order, after a 1 s warm-up)")
+    say(f"\n[{number}] 4 KiB uploads, {clients} concurrent keep-alive clients in {processes} "
+        f"processes, {duration:g} s per server (two halves in ABBA order, after a 1 s warm-up)")
     payload = Payload(pool, 4 * KiB)
     for server in servers:
         run_load(server, payload, clients, processes, 1.0)
