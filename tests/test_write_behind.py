@@ -57,7 +57,9 @@ def test_past_the_direct_size_chunks_go_to_one_writer_thread_in_order():
     assert blob.events == [("commit", 200)]
 
 
-def test_a_failure_on_the_writer_thread_is_raised_by_commit_and_nothing_is_committed():
+@pytest.mark.parametrize("finish", ["commit", "hexdigest"])
+def test_a_failure_on_the_writer_thread_is_raised_by_commit_or_hexdigest_and_nothing_is_committed(
+        finish):
     blob = RecordingBlob(fail_after=3)
     staged = WriteBehind(blob, direct_size=1, digest=hashlib.md5())
     staged.write(b"a")
@@ -65,7 +67,7 @@ def test_a_failure_on_the_writer_thread_is_raised_by_commit_and_nothing_is_commi
     staged.write(b"c")
     staged.write(b"d")
     with pytest.raises(OSError) as raised:
-        staged.commit()
+        getattr(staged, finish)()
     assert raised.value.errno == errno.ENOSPC
     assert blob.chunks == [b"a", b"b", b"c"]
     assert blob.events == []
@@ -121,16 +123,3 @@ def test_the_digest_is_of_every_byte_written_in_order(direct_size):
     assert staged.commit() == "the-key"
     assert blob.events == [("commit", 200)]
 
-
-def test_a_failure_on_the_writer_thread_is_raised_by_hexdigest():
-    blob = RecordingBlob(fail_after=3)
-    staged = WriteBehind(blob, direct_size=1, digest=hashlib.md5())
-    staged.write(b"a")
-    staged.write(b"b")
-    staged.write(b"c")
-    staged.write(b"d")
-    with pytest.raises(OSError) as raised:
-        staged.hexdigest()
-    assert raised.value.errno == errno.ENOSPC
-    assert blob.chunks == [b"a", b"b", b"c"]
-    assert blob.events == []
