@@ -761,13 +761,19 @@ def run(args):
     report(args, uploads, rss, small, downloads)
 
 
+def ratio_text(value, reference) -> str:
+    """value / reference to two places; "n/a" where the reference rounds to nothing (a quick
+    run's download can take less CPU than the clock's tick)."""
+    return f"{value / reference:.2f}" if reference else "n/a"
+
+
 def detail_rows(results):
     affix, baseline = results["affix"], results["baseline"]
     return [
         Row("  best run, MB/s", f"{affix['best']:.1f}", f"{baseline['best']:.1f}",
             f"{affix['best'] / baseline['best']:.2f}", "", ""),
         Row("  worker CPU s per GiB (median)", f"{affix['cpu']:.2f}", f"{baseline['cpu']:.2f}",
-            f"{affix['cpu'] / baseline['cpu']:.2f}", "", ""),
+            ratio_text(affix['cpu'], baseline['cpu']), "", ""),
     ]
 
 
