@@ -92,13 +92,12 @@ class MetadataTarget(PartTarget):
 
 
 class BlobTarget(PartTarget):
-    """Streams the file part into a staged blob, hashing and counting on the way."""
+    """Streams the file part into a staged blob (which hashes it), counting on the way."""
 
     def __init__(self, staged_blob, max_attachment_size):
         super().__init__("file")
         self._staged_blob = staged_blob
         self._max_attachment_size = max_attachment_size
-        self._md5 = hashlib.md5()
         self.size = 0
         self.head = b""
 
@@ -108,12 +107,7 @@ class BlobTarget(PartTarget):
             raise file_too_large(self._max_attachment_size)
         if len(self.head) < SNIFF_SIZE:
             self.head += chunk[: SNIFF_SIZE - len(self.head)]
-        self._md5.update(chunk)
         self._staged_blob.write(chunk)
-
-    @property
-    def md5(self) -> str:
-        return self._md5.hexdigest()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -321,16 +315,19 @@ def receive_upload(body: RequestBody, blob_store, max_attachment_size) -> Receiv
     caller owns the staged blob and must commit or discard it.
     """
     boundary = multipart_boundary(body.content_type)
-    staged_blob = WriteBehind(blob_store.stage(), direct_size=READ_CHUNK_SIZE)
+    # md5 on the writer thread too: it releases the GIL, and the next chunk is read meanwhile
+    staged_blob = WriteBehind(blob_store.stage(), direct_size=READ_CHUNK_SIZE,
+                              digest=hashlib.md5())
     try:
         metadata = MetadataTarget()
         blob = BlobTarget(staged_blob, max_attachment_size)
         _parse_body(body, boundary, metadata, blob)
         file_name, description = parse_metadata(metadata.value)
+        md5 = staged_blob.hexdigest()
     except BaseException:
         staged_blob.discard()
         raise
     return ReceivedUpload(
-        file_name=file_name, description=description, size=blob.size, md5=blob.md5,
+        file_name=file_name, description=description, size=blob.size, md5=md5,
         head=blob.head, staged_blob=staged_blob,
     )

@@ -1,9 +1,9 @@
-"""Writing a staged blob on a thread of its own, so that storing one chunk overlaps receiving,
-parsing and hashing the next.
+"""Hashing and writing a staged blob on a thread of its own, so that hashing and storing one
+chunk overlaps receiving and parsing the next.
 
-File writes, S3 part uploads and md5 all release the GIL: with the writes moved off the
-request's thread, a large upload keeps two cores busy instead of one, and goes as fast as the
-slower of the two halves rather than their sum. Small blobs are written directly: a thread
+File writes, S3 part uploads and md5 all release the GIL: with them moved off the request's
+thread, a large upload keeps two cores busy instead of one, and goes as fast as the slower of
+the two halves rather than their sum. Small blobs are hashed and written directly: a thread
 costs more than it saves below one chunk.
 """
 import queue
@@ -16,15 +16,18 @@ _END = object()
 
 class WriteBehind:
     """Wraps a staged blob (``write``, ``commit``, ``discard``): writes past the first
-    ``direct_size`` bytes go through a bounded queue to a writer thread.
+    ``direct_size`` bytes go through a bounded queue to a writer thread. Every byte written is
+    also fed to ``digest`` (a hashlib object), in order, on the thread that writes it.
 
-    A write that fails on the writer thread is raised by the next ``write`` or by ``commit``;
-    ``commit`` and ``discard`` both wait for the writer to finish first, so the underlying
-    blob is never committed or discarded while a write is in flight.
+    A write that fails on the writer thread is raised by the next ``write``, by ``hexdigest``
+    or by ``commit``; all three of ``hexdigest``, ``commit`` and ``discard`` wait for the writer
+    to finish first, so the digest is of every byte, and the underlying blob is never committed
+    or discarded while a write is in flight.
     """
 
-    def __init__(self, staged_blob, direct_size):
+    def __init__(self, staged_blob, direct_size, digest):
         self._staged_blob = staged_blob
+        self._digest = digest
         self._direct_left = direct_size
         self._queue = None
         self._writer = None
@@ -34,7 +37,7 @@ class WriteBehind:
         self._raise_failure()
         if self._writer is None and self._direct_left > 0:
             self._direct_left -= len(data)
-            self._staged_blob.write(data)
+            self._store(data)
             return
         if self._writer is None:
             self._queue = queue.Queue(maxsize=QUEUE_DEPTH)
@@ -48,9 +51,13 @@ class WriteBehind:
             # after a failure, chunks are still taken (and dropped) so that no put blocks
             if self._failure is None:
                 try:
-                    self._staged_blob.write(data)
+                    self._store(data)
                 except BaseException as failure:  # handed to the request's thread
                     self._failure = failure
+
+    def _store(self, data):
+        self._digest.update(data)
+        self._staged_blob.write(data)
 
     def _stop_writer(self):
         if self._writer is not None:
@@ -61,6 +68,12 @@ class WriteBehind:
     def _raise_failure(self):
         if self._failure is not None:
             raise self._failure
+
+    def hexdigest(self) -> str:
+        """The digest of everything written, once the writer has caught up."""
+        self._stop_writer()
+        self._raise_failure()
+        return self._digest.hexdigest()
 
     def commit(self) -> str:
         self._stop_writer()

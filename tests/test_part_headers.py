@@ -8,6 +8,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 from streaming_form_data import StreamingFormDataParser
 from streaming_form_data import _parser as compiled_parser
+from streaming_form_data import parser as parser_module
 from streaming_form_data.parser import ParseFailedException, UnexpectedPartException
 from streaming_form_data.targets import BaseTarget
 
@@ -166,11 +167,60 @@ def test_a_body_parses_the_same_with_and_without_the_fast_reader(monkeypatch, bo
 def test_it_is_installed_on_the_version_it_was_tested_with():
     assert part_headers.install()
     assert compiled_parser.Parser is part_headers.PartHeaderParser
+    assert parser_module.parse_content_boundary is part_headers.parse_content_boundary
 
 
 def test_it_stays_out_of_a_version_it_was_not_tested_with(monkeypatch):
     monkeypatch.setattr(compiled_parser, "Parser", email.parser.Parser)
+    stock = part_headers._STOCK_PARSE_CONTENT_BOUNDARY
+    monkeypatch.setattr(parser_module, "parse_content_boundary", stock)
     monkeypatch.setattr(part_headers, "TESTED_VERSIONS", ("0.0.1",))
 
     assert part_headers.install() is False
     assert compiled_parser.Parser is email.parser.Parser
+    assert parser_module.parse_content_boundary is stock
+
+
+# --- the request's Content-Type ------------------------------------------------------------
+
+boundary_characters = "azAZ09'()+_,-./:=? \"\\é;"
+content_type_values = st.one_of(
+    st.builds("multipart/form-data; boundary=\"{}\"".format,
+              st.text(alphabet=boundary_characters, max_size=75)),
+    st.builds("{}; {}={}".format,
+              st.sampled_from(["multipart/form-data", "MULTIPART/FORM-DATA", "multipart/mixed",
+                               "text/plain", "multipart/form-data ", ""]),
+              st.sampled_from(["boundary", "BOUNDARY", "boundary*", "charset"]),
+              st.one_of(st.text(alphabet=boundary_characters, max_size=20), quoted, values)),
+    any_text,
+)
+header_sets = st.one_of(
+    st.builds(lambda name, value: {name: value},
+              st.sampled_from(["Content-Type", "content-type", "CONTENT-TYPE", "Content-Length"]),
+              content_type_values),
+    st.dictionaries(st.sampled_from(["Content-Type", "content-type", "X-Other"]),
+                    content_type_values, max_size=3),
+)
+
+
+def boundary_or_error(parse_content_boundary, headers):
+    try:
+        return parse_content_boundary(headers)
+    except Exception as error:
+        # beside its own refusals, the email package raises ValueError for a line break in a
+        # header value and IndexError for some malformed ones: the same either way
+        return (type(error).__name__, str(error))
+
+
+@LINES
+@given(header_sets)
+def test_every_content_type_is_read_as_the_email_package_reads_it(headers):
+    assert (boundary_or_error(part_headers.parse_content_boundary, headers)
+            == boundary_or_error(part_headers._STOCK_PARSE_CONTENT_BOUNDARY, headers))
+
+
+@pytest.mark.parametrize("boundary", ["affix-0123abcd", "a'b(c)+_,-./:?=z", "x" * 70])
+def test_the_content_type_affix_gives_the_parser_is_read_fast(monkeypatch, boundary):
+    monkeypatch.setattr(part_headers, "_STOCK_PARSE_CONTENT_BOUNDARY", None)
+    headers = {"Content-Type": f'multipart/form-data; boundary="{boundary}"'}
+    assert part_headers.parse_content_boundary(headers) == boundary.encode()

@@ -2,6 +2,7 @@
 writer thread reaches the request's thread, and nothing is committed or discarded while a
 write is still in flight."""
 import errno
+import hashlib
 import threading
 
 import pytest
@@ -34,7 +35,7 @@ class RecordingBlob:
 
 def test_a_small_blob_is_written_on_the_callers_thread():
     blob = RecordingBlob()
-    staged = WriteBehind(blob, direct_size=10)
+    staged = WriteBehind(blob, direct_size=10, digest=hashlib.md5())
     staged.write(b"12345")
     staged.write(b"67890")
     assert staged.commit() == "the-key"
@@ -45,7 +46,7 @@ def test_a_small_blob_is_written_on_the_callers_thread():
 
 def test_past_the_direct_size_chunks_go_to_one_writer_thread_in_order():
     blob = RecordingBlob()
-    staged = WriteBehind(blob, direct_size=4)
+    staged = WriteBehind(blob, direct_size=4, digest=hashlib.md5())
     chunks = [bytes([n]) * 3 for n in range(200)]
     for chunk in chunks:
         staged.write(chunk)
@@ -56,15 +57,17 @@ def test_past_the_direct_size_chunks_go_to_one_writer_thread_in_order():
     assert blob.events == [("commit", 200)]
 
 
-def test_a_failure_on_the_writer_thread_is_raised_by_commit_and_nothing_is_committed():
+@pytest.mark.parametrize("finish", ["commit", "hexdigest"])
+def test_a_failure_on_the_writer_thread_is_raised_by_commit_or_hexdigest_and_nothing_is_committed(
+        finish):
     blob = RecordingBlob(fail_after=3)
-    staged = WriteBehind(blob, direct_size=1)
+    staged = WriteBehind(blob, direct_size=1, digest=hashlib.md5())
     staged.write(b"a")
     staged.write(b"b")
     staged.write(b"c")
     staged.write(b"d")
     with pytest.raises(OSError) as raised:
-        staged.commit()
+        getattr(staged, finish)()
     assert raised.value.errno == errno.ENOSPC
     assert blob.chunks == [b"a", b"b", b"c"]
     assert blob.events == []
@@ -74,7 +77,7 @@ def test_a_failure_on_the_writer_thread_is_raised_by_commit_and_nothing_is_commi
 
 def test_a_failure_on_the_writer_thread_stops_the_next_write():
     blob = RecordingBlob(fail_after=1)
-    staged = WriteBehind(blob, direct_size=1)
+    staged = WriteBehind(blob, direct_size=1, digest=hashlib.md5())
     staged.write(b"a")
     with pytest.raises(OSError):
         # the writer takes every chunk even after failing, so these never block; one of the
@@ -95,7 +98,7 @@ def test_discard_waits_for_the_writer():
             super().write(data)
 
     blob = SlowBlob()
-    staged = WriteBehind(blob, direct_size=0)
+    staged = WriteBehind(blob, direct_size=0, digest=hashlib.md5())
     staged.write(b"x")
     discarding = threading.Thread(target=staged.discard)
     discarding.start()
@@ -105,3 +108,18 @@ def test_discard_waits_for_the_writer():
     release.set()
     discarding.join()
     assert blob.events == [("discard", 1)]
+
+
+@pytest.mark.parametrize("direct_size", [0, 4, 1000])
+def test_the_digest_is_of_every_byte_written_in_order(direct_size):
+    blob = RecordingBlob()
+    staged = WriteBehind(blob, direct_size=direct_size, digest=hashlib.md5())
+    chunks = [bytes([n]) * (n % 7 + 1) for n in range(200)]
+    for chunk in chunks:
+        staged.write(chunk)
+    assert staged.hexdigest() == hashlib.md5(b"".join(chunks)).hexdigest()
+    # the writer had caught up: nothing was left to write
+    assert blob.chunks == chunks
+    assert staged.commit() == "the-key"
+    assert blob.events == [("commit", 200)]
+
