@@ -13,6 +13,7 @@ from affix.storage.cleanup import remove_unclaimed
 from affix.storage.models import utc_now
 from affix.storage.stores import open_blob_store
 from support.client import uploaded
+from support.clocks import Clock
 from support.defaults import FROZEN_NOW
 from support.errors import DOES_NOT_EXIST, assert_error
 from support.races import RACE_ROUNDS, race
@@ -20,16 +21,6 @@ from support.state import containers, work_packages
 from support.work_packages import create, created, document, link, patch
 
 MINUTE = datetime.timedelta(minutes=1)
-
-
-class Clock:
-    """The app's clock, set by the test to the moment the next attachment is created at."""
-
-    def __init__(self, now):
-        self.now = now
-
-    def __call__(self):
-        return self.now
 
 
 @pytest.fixture
