@@ -118,7 +118,10 @@ class AttachmentService:
 
     def download_url(self, record):
         """Where the blob store serves ``record``'s bytes itself, or None (see
-        :func:`~affix.app.downloads.store_download_url`)."""
+        :func:`~affix.app.downloads.store_download_url`); never for a prepared direct upload,
+        whose staged bytes nobody has checked."""
+        if record.status == PREPARED:
+            return None
         return store_download_url(self._blob_store, record)
 
     def open_content(self, record):

@@ -412,6 +412,49 @@ def test_a_form_replayed_after_completion_changes_nothing_served(
     assert s3_bucket.objects() == {f"{PREFIX}/{storage_key}": CONTENT}
 
 
+def test_a_form_replayed_while_completing_changes_nothing_served(
+        settings, plugin_manager, people, catalog, s3_bucket):
+    replayed = random_bytes(len(CONTENT), seed=7)
+
+    class ReplayWhileChecking:
+        """Replays the form at the moment the upload policies are asked: after the bytes
+        were read for their md5, before the row is written."""
+        upload = None
+
+        @hookimpl
+        def affix_validate_upload(self, upload):
+            assert send_to_store(self.upload, replayed).status_code == 201
+            return None
+
+    replay = ReplayWhileChecking()
+    plugin_manager.register(replay)
+    client = falcon.testing.TestClient(
+        create_app(settings, plugin_manager=plugin_manager, clock=lambda: FROZEN_NOW))
+    replay.upload = prepared(client, people, "ada", "cat.png", CONTENT)
+    assert send_to_store(replay.upload, CONTENT).status_code == 201
+    response = complete(client, people, "ada", replay.upload)
+    assert response.status_code == 200
+    assert response.json["digest"]["hash"] == md5(CONTENT)
+    [(_, _, _, _, storage_key)] = rows(catalog)
+    # the checked copy is what is served; the replay is a staged object of nobody's
+    assert s3_bucket.objects() == {f"{PREFIX}/{storage_key}": CONTENT,
+                                   staged_key_of(replay.upload): replayed}
+    assert served(client, people, response.json["id"]) == CONTENT
+
+
+def test_a_prepared_upload_offers_no_url_of_its_staged_object(client, people, s3_bucket):
+    upload = prepared(client, people, "ada", "cat.png", CONTENT)
+    assert send_to_store(upload, CONTENT).status_code == 201
+    shown = client.simulate_get(f"/api/v3/attachments/{upload['id']}",
+                                headers=people.auth("ada")).json
+    assert shown["status"] == "prepared"
+    assert shown["_links"]["downloadLocation"] == {
+        "href": f"/api/v3/attachments/{upload['id']}/download"}
+    assert_error(client.simulate_get(f"/api/v3/attachments/{upload['id']}/content",
+                                     headers=people.auth("ada")),
+                 404, "NotFound", "The specified attachment does not exist.")
+
+
 # --- expiry and cleanup -----------------------------------------------------------------------
 
 def test_cleanup_removes_prepared_uploads_once_their_form_expired(
