@@ -18,6 +18,7 @@ from affix.app import create_app
 from affix.app.cli import main
 from affix.app.testing import multipart
 from affix.plugins import hookimpl
+from affix.plugins.containers import ContainerType
 from affix.storage.cleanup import remove_expired_direct_uploads, remove_unclaimed
 from affix.storage.s3_staging import STAGING_FOLDER
 from affix.storage.stores import open_blob_store, open_upload_staging
@@ -196,6 +197,47 @@ def test_a_direct_upload_into_a_work_package(client, people, catalog, s3_bucket)
     assert response.json["_links"]["container"] == container
     elements = client.simulate_get(listing, headers=people.auth("ada")).json["_embedded"]
     assert [element["id"] for element in elements["elements"]] == [upload["id"]]
+
+
+@dataclasses.dataclass(frozen=True)
+class Shelf:
+    id: int
+    title: str
+
+
+class Shelves:
+    """A plugin's container type: one shelf, in the project "demo"; whoever may edit work
+    packages there may add to it, whoever may view them sees it."""
+
+    @hookimpl
+    def affix_container_types(self, catalog):
+        return [ContainerType(
+            name="Shelf", segment="shelves", find={1: Shelf(1, "Top shelf")}.get,
+            project_of=lambda shelf: catalog.Project.get(catalog.Project.identifier == "demo"),
+            title_of=lambda shelf: shelf.title,
+            view=frozenset({"view_work_packages", "edit_work_packages"}),
+            add=frozenset({"edit_work_packages"}), delete=frozenset({"edit_work_packages"}),
+        )]
+
+
+def test_a_direct_upload_into_a_plugin_s_container(settings, plugin_manager, people, catalog,
+                                                   s3_bucket):
+    plugin_manager.register(Shelves())
+    client = falcon.testing.TestClient(
+        create_app(settings, plugin_manager=plugin_manager, clock=lambda: FROZEN_NOW))
+    path = "/api/v3/shelves/1/attachments/prepare"
+    # Eve sees the shelf but may not add to it; nobody finds a shelf that is not there
+    assert_error(prepare(client, people, "eve", {"fileName": "a.png", "fileSize": 3}, path),
+                 403, "MissingPermission", NOT_AUTHORIZED)
+    assert_error(prepare(client, people, "bob", {"fileName": "a.png", "fileSize": 3},
+                         "/api/v3/shelves/2/attachments/prepare"), 404, "NotFound", NOT_FOUND)
+    assert_nothing_stored(catalog, s3_bucket)
+    upload, attachment = uploaded_directly(client, people, s3_bucket, "bob", path=path)
+    shelf = {"href": "/api/v3/shelves/1", "title": "Top shelf"}
+    assert upload["_links"]["container"] == attachment["_links"]["container"] == shelf
+    listed = client.simulate_get("/api/v3/shelves/1/attachments", headers=people.auth("eve"))
+    assert [element["id"] for element in listed.json["_embedded"]["elements"]] == [
+        attachment["id"]]
 
 
 def test_a_prepared_upload_cannot_be_claimed(client, people, catalog, s3_bucket):
