@@ -198,7 +198,9 @@ class AttachmentService:
             # another request deleted it since it was read: that one answers 204
             raise not_found(NOT_FOUND_MESSAGE)
         self._delete_blob(record.storage_key)
-        self._events.deleted(record, user)
+        if record.status != PREPARED:
+            # plugins never heard of an upload that was only prepared
+            self._events.deleted(record, user)
 
     def _delete_blob(self, storage_key):
         """Delete a blob whose row is gone or was never written. If the store fails, the

@@ -247,8 +247,38 @@ def test_a_prepared_upload_cannot_be_claimed(client, people, catalog, s3_bucket)
     assert [row[1] for row in rows(catalog)] == ["prepared"]
 
 
+class Heard:
+    """A plugin that notes which attachments it heard of, and how."""
+
+    def __init__(self):
+        self.events = []
+
+    @hookimpl
+    def affix_attachment_created(self, attachment, user):
+        self.events.append(("created", attachment.id, attachment.status, attachment.md5))
+
+    @hookimpl
+    def affix_attachment_deleted(self, attachment, user):
+        self.events.append(("deleted", attachment.id))
+
+
+@pytest.fixture
+def heard(plugin_manager):
+    heard = Heard()
+    plugin_manager.register(heard)
+    return heard
+
+
+def test_plugins_hear_of_a_direct_upload_once_it_is_complete(client, people, s3_bucket, heard):
+    upload = prepared(client, people, "ada", "cat.png", CONTENT)
+    assert send_to_store(upload, CONTENT).status_code == 201
+    assert heard.events == []
+    assert complete(client, people, "ada", upload).status_code == 200
+    assert heard.events == [("created", upload["id"], "uploaded", md5(CONTENT))]
+
+
 def test_deleting_a_prepared_upload_removes_its_staged_object(client, people, catalog,
-                                                              s3_bucket):
+                                                              s3_bucket, heard):
     upload = prepared(client, people, "ada", "cat.png", CONTENT)
     assert send_to_store(upload, CONTENT).status_code == 201
     deleted = client.simulate_delete(upload["_links"]["delete"]["href"],
@@ -256,6 +286,8 @@ def test_deleting_a_prepared_upload_removes_its_staged_object(client, people, ca
     assert deleted.status_code == 204
     assert_nothing_stored(catalog, s3_bucket)
     assert_error(complete(client, people, "ada", upload), 404, "NotFound", NOT_FOUND)
+    # plugins never heard of it: neither created nor deleted
+    assert heard.events == []
 
 
 # --- refusals of prepare ----------------------------------------------------------------------
