@@ -7,6 +7,7 @@ from affix.app.attachments import AttachmentService
 from affix.app.auth import Authenticator, TrustRemoteUser
 from affix.app.content_types import ContentSniffer
 from affix.app.cors import CrossOrigin
+from affix.app.direct_uploads import DirectUploads
 from affix.app.errors import HAL_JSON, install_error_handlers
 from affix.app.ids import IdConverter
 from affix.app.openapi import OpenApiResource
@@ -15,6 +16,9 @@ from affix.app.request_json import JsonBodyLimit
 from affix.app.resources.attachments import (
     AttachmentContentResource, AttachmentResource, AttachmentsResource,
     ContainerAttachmentsResource,
+)
+from affix.app.resources.direct_uploads import (
+    CompleteUploadResource, ContainerPrepareUploadResource, PrepareUploadResource,
 )
 from affix.app.resources.health import HealthResource, ReadinessResource
 from affix.app.resources.projects import ProjectResource
@@ -28,7 +32,7 @@ from affix.plugins.builtin import WORK_PACKAGE
 from affix.plugins.manager import (
     container_types, create_plugin_manager, host_login, upload_permissions,
 )
-from affix.storage.stores import open_blob_store
+from affix.storage.stores import open_blob_store, open_upload_staging
 from affix.storage.database import open_database, release_connections
 from affix.storage.migrations import migrate
 from affix.storage.models import Catalog, utc_now
@@ -88,6 +92,10 @@ def create_app(settings: Settings | None = None, *, plugin_manager=None, clock=u
         catalog, blob_store, settings.max_attachment_size, ContentSniffer(), clock,
         Permissions(catalog, upload_permissions(plugin_manager)), kinds, plugin_manager,
     )
+    direct_uploads = DirectUploads(
+        service, open_upload_staging(blob_store, settings.direct_upload_expiry),
+        settings.direct_upload_limit, Allowlist(settings.allowlist),
+    )
 
     app = falcon.App(
         media_type=HAL_JSON,
@@ -111,6 +119,9 @@ def create_app(settings: Settings | None = None, *, plugin_manager=None, clock=u
     app.add_route("/api/v3/spec.json", OpenApiResource(kinds))
     app.add_route("/api/v3/attachments", AttachmentsResource(service))
     app.add_route("/api/v3/attachments/{attachment_id:id}", AttachmentResource(service))
+    app.add_route("/api/v3/attachments/prepare", PrepareUploadResource(direct_uploads))
+    app.add_route("/api/v3/attachments/{attachment_id:id}/uploaded",
+                  CompleteUploadResource(direct_uploads))
     content = AttachmentContentResource(service)
     app.add_route("/api/v3/attachments/{attachment_id:id}/download", content)
     app.add_route("/api/v3/attachments/{attachment_id:id}/content", content)
@@ -129,5 +140,9 @@ def create_app(settings: Settings | None = None, *, plugin_manager=None, clock=u
         app.add_route(
             f"/api/v3/{kind.segment}/{{container_id:id}}/attachments",
             ContainerAttachmentsResource(service, kind),
+        )
+        app.add_route(
+            f"/api/v3/{kind.segment}/{{container_id:id}}/attachments/prepare",
+            ContainerPrepareUploadResource(direct_uploads, kind),
         )
     return app

@@ -9,7 +9,7 @@ from affix.app.upload import receive_upload
 from affix.app.webhooks import WebhookEvents
 from affix.plugins.manager import Events, upload_rejection
 from affix.plugins.uploads import UploadCandidate
-from affix.storage.models import is_valid_id
+from affix.storage.models import PREPARED, is_valid_id
 from affix.storage.outbox import Outbox
 
 log = logging.getLogger(__name__)
@@ -37,12 +37,21 @@ class AttachmentService:
         self.container_types = container_types
         self._plugin_manager = plugin_manager
         self._events = Events(plugin_manager)
-        self._webhooks = WebhookEvents(Outbox(catalog), clock)
+        self.webhooks = WebhookEvents(Outbox(catalog), clock)
 
     def require_may_add(self, user, kind, container):
         """403 unless ``user`` may add attachments to ``container`` of ``kind``."""
         if not self.permissions.allowed(user, kind.add, kind.project_of(container)):
             raise missing_permission()
+
+    def require_may_upload(self, user, kind=None, container=None):
+        """403 unless ``user`` may upload into ``container`` of ``kind``, or without a
+        container when ``kind`` is None."""
+        if kind is None:
+            if not self.permissions.may_upload(user):
+                raise missing_permission()
+        else:
+            self.require_may_add(user, kind, container)
 
     def upload(self, user, body, kind=None, container=None):
         """Receive an upload from ``body`` (a :class:`~affix.app.upload.RequestBody`) and make
@@ -51,13 +60,29 @@ class AttachmentService:
         The permission is checked before a single byte of the body is read: a refused client
         costs nothing.
         """
-        if kind is None:
-            if not self.permissions.may_upload(user):
-                raise missing_permission()
-        else:
-            self.require_may_add(user, kind, container)
+        self.require_may_upload(user, kind, container)
         received = receive_upload(body, self._blob_store, self._max_attachment_size)
         return self._make_permanent(received, user, kind, container)
+
+    def vet(self, author, kind, file_name, description, content):
+        """What every upload goes through once its bytes are all there, however they came:
+        the content type sniffed from them, and every upload policy (the allowlist among
+        them) asked; 422 when one refuses. ``content`` has the ``size``, ``md5`` and ``head``
+        of the bytes. Returns what was sniffed."""
+        sniffed = self._sniffer.sniff(content.head)
+        candidate = UploadCandidate(
+            file_name=file_name, description=description, size=content.size,
+            md5=content.md5, content_type=sniffed.content_type, head=content.head,
+            container_type=kind.name if kind else None,
+        )
+        rejection = upload_rejection(self._plugin_manager, candidate, author)
+        if rejection is not None:
+            raise property_violation("file", rejection)
+        return sniffed
+
+    def announce_created(self, record, author):
+        """Tell the plugins that ``record`` is a new attachment, as every upload does."""
+        self._events.created(record, author)
 
     def _make_permanent(self, upload, author, kind, container):
         """Make a received upload permanent: its blob and its row, both or neither.
@@ -68,15 +93,7 @@ class AttachmentService:
         """
         storage_key = None
         try:
-            sniffed = self._sniffer.sniff(upload.head)
-            candidate = UploadCandidate(
-                file_name=upload.file_name, description=upload.description, size=upload.size,
-                md5=upload.md5, content_type=sniffed.content_type, head=upload.head,
-                container_type=kind.name if kind else None,
-            )
-            rejection = upload_rejection(self._plugin_manager, candidate, author)
-            if rejection is not None:
-                raise property_violation("file", rejection)
+            sniffed = self.vet(author, kind, upload.file_name, upload.description, upload)
             storage_key = upload.staged_blob.commit()
             with self.catalog.write_transaction():
                 record = self.catalog.add_attachment(
@@ -93,19 +110,22 @@ class AttachmentService:
                     storage_key=storage_key,
                     created_at=self.clock(),
                 )
-                self._webhooks.created(record, author)
+                self.webhooks.created(record, author)
         except BaseException:
             if storage_key is None:
                 upload.staged_blob.discard()
             else:
                 self._delete_blob(storage_key)
             raise
-        self._events.created(record, author)
+        self.announce_created(record, author)
         return record
 
     def download_url(self, record):
         """Where the blob store serves ``record``'s bytes itself, or None (see
-        :func:`~affix.app.downloads.store_download_url`)."""
+        :func:`~affix.app.downloads.store_download_url`); never for a prepared direct upload,
+        whose staged bytes nobody has checked."""
+        if record.status == PREPARED:
+            return None
         return store_download_url(self._blob_store, record)
 
     def open_content(self, record):
@@ -150,13 +170,22 @@ class AttachmentService:
             raise not_found(NOT_FOUND_MESSAGE)
         return record
 
+    def find_downloadable(self, user, attachment_id):
+        """The attachment if ``user`` may see it and its bytes are all there: a direct upload
+        that is only prepared has none yet, or none affix has checked. 404 otherwise."""
+        record = self.find_visible(user, attachment_id)
+        if record.status == PREPARED:
+            raise not_found(NOT_FOUND_MESSAGE)
+        return record
+
     def of_container(self, kind, container):
         Attachment = self.catalog.Attachment
         return list(
             Attachment.select(Attachment, self.catalog.User)
             .join(self.catalog.User)
             .where((Attachment.container_type == kind.name)
-                   & (Attachment.container_id == container.id))
+                   & (Attachment.container_id == container.id)
+                   & (Attachment.status != PREPARED))
             .order_by(Attachment.id)
         )
 
@@ -169,13 +198,16 @@ class AttachmentService:
             )
         with self.catalog.write_transaction():
             deleted = record.delete_instance()
-            if deleted:
-                self._webhooks.deleted(record, user)
+            if deleted and record.status != PREPARED:
+                # nobody heard of an upload that was only prepared
+                self.webhooks.deleted(record, user)
         if not deleted:
             # another request deleted it since it was read: that one answers 204
             raise not_found(NOT_FOUND_MESSAGE)
         self._delete_blob(record.storage_key)
-        self._events.deleted(record, user)
+        if record.status != PREPARED:
+            # plugins never heard of an upload that was only prepared
+            self._events.deleted(record, user)
 
     def _delete_blob(self, storage_key):
         """Delete a blob whose row is gone or was never written. If the store fails, the
@@ -218,7 +250,7 @@ class AttachmentService:
         claimable = []
         for attachment_id in listed:
             row = rows.get(attachment_id)
-            if row is None or row.author_id != user.id:
+            if row is None or row.author_id != user.id or row.status == PREPARED:
                 # another user's attachment is reported like a missing one: it must not leak
                 raise property_violation("attachments", DOES_NOT_EXIST)
             if row.container_type is None:
@@ -249,7 +281,7 @@ class AttachmentService:
             record = self.catalog.get(Attachment, attachment_id)
             if updated:
                 claimed.append(record)
-                self._webhooks.claimed(record, user)
+                self.webhooks.claimed(record, user)
             elif record is None:
                 # deleted since it was checked
                 raise property_violation("attachments", DOES_NOT_EXIST)

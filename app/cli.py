@@ -21,8 +21,8 @@ from affix.app.serving import HalWorker
 from affix.app.settings import Settings, SettingsError
 from affix.app.webhooks import EVENTS, DeliveryPolicy, WebhookWorker
 from affix.plugins.manager import PluginError, container_types, create_plugin_manager, known_permissions
-from affix.storage.stores import open_blob_store
-from affix.storage.cleanup import remove_unclaimed
+from affix.storage.stores import open_blob_store, open_upload_staging
+from affix.storage.cleanup import remove_expired_direct_uploads, remove_unclaimed
 from affix.storage.database import release_connections
 from affix.storage.migrations import LATEST_VERSION, MigrationError, migrate
 from affix.storage.orphans import find_orphans, remove_orphans
@@ -183,12 +183,19 @@ def cmd_member_add(args, settings, out):
 def cmd_cleanup(args, settings, out):
     catalog = open_catalog(settings)
     grace_period = datetime.timedelta(minutes=settings.grace_period_minutes)
+    blob_store = open_blob_store(settings.storage_url, settings.s3)
+    staging = open_upload_staging(blob_store, settings.direct_upload_expiry)
+    now = utc_now()
     with catalog.database.connection_context():
-        removed = remove_unclaimed(
-            catalog, open_blob_store(settings.storage_url, settings.s3), utc_now() - grace_period
-        )
+        removed = remove_unclaimed(catalog, blob_store, now - grace_period)
+        if staging is not None:
+            expired = remove_expired_direct_uploads(
+                catalog, staging, now - datetime.timedelta(seconds=settings.direct_upload_expiry))
     print(f"removed {removed} unclaimed attachment{'' if removed == 1 else 's'} older than "
           f"{settings.grace_period_minutes} minutes", file=out)
+    if staging is not None:
+        print(f"removed {expired} direct upload{'' if expired == 1 else 's'} never completed, "
+              f"prepared more than {settings.direct_upload_expiry} seconds ago", file=out)
 
 
 def cmd_gc(args, settings, out):
@@ -334,7 +341,8 @@ def build_parser():
     member_add.set_defaults(handler=cmd_member_add)
 
     cleanup = commands.add_parser(
-        "cleanup", help="delete uploads still unclaimed after AFFIX_GRACE_PERIOD minutes")
+        "cleanup", help="delete uploads still unclaimed after AFFIX_GRACE_PERIOD minutes, and "
+                        "direct uploads not completed after AFFIX_DIRECT_UPLOAD_EXPIRY seconds")
     cleanup.set_defaults(handler=cmd_cleanup)
 
     gc = commands.add_parser(

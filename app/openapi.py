@@ -62,6 +62,20 @@ UPLOAD_BODY = {
         },
     }},
 }
+PREPARE_BODY = {
+    "required": True,
+    "content": {"multipart/form-data": {
+        "schema": {
+            "type": "object",
+            "required": ["metadata"],
+            "properties": {
+                "metadata": {"type": "string", "description": (
+                    'JSON: {"fileName": "…", "fileSize": 123, "contentType": "…", '
+                    '"description": "…"}; the only part')},
+            },
+        },
+    }},
+}
 CLAIM_BODY = {"required": True, "content": {"application/json": {"schema": _ref("Claim")}}}
 WORK_PACKAGE_BODY = {"required": True,
                      "content": {"application/json": {"schema": _ref("WorkPackageWrite")}}}
@@ -95,6 +109,29 @@ SCHEMAS = {
             "createdAt": {"type": "string", "format": "date-time"},
             "status": {"type": "string"},
             "_links": {"type": "object", "additionalProperties": _ref("Link")},
+        },
+    },
+    "AttachmentUpload": {
+        "type": "object", "required": ["_type", "id", "fileName", "_links"],
+        "properties": {
+            "_type": {"const": "AttachmentUpload"}, "id": {"type": "integer"},
+            "fileName": {"type": "string"}, "description": _ref("Formattable"),
+            "createdAt": {"type": "string", "format": "date-time"},
+            "_links": {
+                "type": "object",
+                "required": ["self", "author", "addAttachment", "completeUpload"],
+                "properties": {
+                    "addAttachment": {
+                        "type": "object", "required": ["href", "method", "form_fields"],
+                        "description": "POST these fields in this order, then the file as "
+                                       "the part `file`, as multipart/form-data to href",
+                        "properties": {
+                            "href": {"type": "string"}, "method": {"const": "post"},
+                            "form_fields": {"type": "object",
+                                            "additionalProperties": {"type": "string"}}}},
+                },
+                "additionalProperties": _ref("Link"),
+            },
         },
     },
     "Collection": {
@@ -150,6 +187,15 @@ SCHEMAS = {
 }
 
 
+def _prepare_operation(summary, parameters):
+    return _operation(
+        summary,
+        {"201": _hal("AttachmentUpload", "Prepared"),
+         **_errors("400", "403", "404", "406", "415", "422", "503")},
+        parameters, PREPARE_BODY,
+    )
+
+
 def _attachment_paths():
     attachment = [_id("id")]
     content = _operation(
@@ -188,6 +234,11 @@ def _attachment_paths():
                                  {"204": {"description": "Deleted"}, **_errors("403", "404")},
                                  attachment),
         },
+        "/api/v3/attachments/prepare": {"post": _prepare_operation(
+            "Prepare a direct upload to the object store, without a container", ())},
+        "/api/v3/attachments/{id}/uploaded": {"get": _operation(
+            "Complete a direct upload: its author only, once the file is in the store",
+            {"200": _hal("Attachment"), **_errors("403", "404", "422", "503")}, attachment)},
         "/api/v3/attachments/{id}/download": {"get": content},
         "/api/v3/attachments/{id}/content": {"get": content},
         "/api/v3/users/{id}": {"get": _operation("A user", {"200": _hal("User"),
@@ -217,7 +268,9 @@ def _work_package_paths():
 
 
 def _container_paths(kind):
-    return {f"/api/v3/{kind.segment}/{{id}}/attachments": {
+    return {f"/api/v3/{kind.segment}/{{id}}/attachments/prepare": {
+        "post": _prepare_operation(f"Prepare a direct upload into a {kind.name}", [_id("id")]),
+    }, f"/api/v3/{kind.segment}/{{id}}/attachments": {
         "get": _operation(f"The attachments of a {kind.name}",
                           {"200": _hal("Collection"), **_errors("404")}, [_id("id")]),
         "post": _operation(

@@ -140,3 +140,31 @@ def root(base, instance_name, current_user) -> dict:
     if current_user is not None:
         links["user"] = {"href": user_path(base, current_user.id), "title": current_user.name}
     return {"_type": "Root", "instanceName": instance_name, "_links": links}
+
+
+def attachment_upload(base, record, *, container_link, form_url, form_fields) -> dict:
+    """A prepared direct upload (OpenProject's AttachmentUpload): the form that uploads its
+    bytes to the store (``form_url``, ``form_fields``), and where to complete it.
+    ``container_link`` is None for an upload without a container."""
+    self_href = attachment_path(base, record.id)
+    download = f"{self_href}/download"
+    links = {
+        # OpenProject's own: no resource answers it, as the upload is a one-time thing
+        "self": {"href": f"{base}{API}/attachment_upload/{record.id}", "title": record.file_name},
+        "author": {"href": user_path(base, record.author.id), "title": record.author.name},
+        "addAttachment": {"href": form_url, "method": "post", "form_fields": form_fields},
+        "completeUpload": {"href": f"{self_href}/uploaded", "method": "get"},
+        "delete": {"href": self_href, "method": "delete"},
+        "staticDownloadLocation": {"href": download},
+        "downloadLocation": {"href": download},
+    }
+    if container_link is not None:
+        links["container"] = container_link
+    return {
+        "_type": "AttachmentUpload",
+        "id": record.id,
+        "fileName": record.file_name,
+        "description": formattable(record.description),
+        "createdAt": timestamp(record.created_at),
+        "_links": links,
+    }

@@ -7,12 +7,15 @@ from pathlib import Path
 from affix.app.allowlist import parse_allowlist
 from affix.app.cors import parse_origins
 from affix.storage.s3 import ADDRESSING_STYLES, MAX_URL_EXPIRY, S3Options, parse_s3_url
+from affix.storage.s3_staging import MAX_DIRECT_UPLOAD_SIZE
 
 DEFAULT_MAX_ATTACHMENT_SIZE = 5 * 1024 * 1024
 DEFAULT_GRACE_PERIOD_MINUTES = 180
 # a JSON request body (a work package, a claim) is small: a claim of the most attachments one
 # request may claim takes about 50 KiB
 DEFAULT_MAX_JSON_SIZE = 1024 * 1024
+# what OpenProject gives its direct-upload forms since advisory GHSA-c5j2-2mfg-49h7: 4 hours
+DEFAULT_DIRECT_UPLOAD_EXPIRY = 4 * 3600
 
 
 class SettingsError(ValueError):
@@ -97,6 +100,23 @@ def _s3_options(environ) -> S3Options:
     )
 
 
+def _direct_upload_settings(environ) -> dict:
+    values = {"direct_upload_expiry": _positive_int(
+        environ, "AFFIX_DIRECT_UPLOAD_EXPIRY", DEFAULT_DIRECT_UPLOAD_EXPIRY)}
+    if values["direct_upload_expiry"] > MAX_URL_EXPIRY:
+        raise SettingsError(f"AFFIX_DIRECT_UPLOAD_EXPIRY must be at most {MAX_URL_EXPIRY} "
+                            f"seconds (seven days, what S3 signs for), not "
+                            f"{values['direct_upload_expiry']}")
+    if environ.get("AFFIX_MAX_DIRECT_UPLOAD_SIZE"):
+        size = _positive_int(environ, "AFFIX_MAX_DIRECT_UPLOAD_SIZE", None)
+        if size > MAX_DIRECT_UPLOAD_SIZE:
+            raise SettingsError(f"AFFIX_MAX_DIRECT_UPLOAD_SIZE must be at most "
+                                f"{MAX_DIRECT_UPLOAD_SIZE} bytes (5 GiB, what S3 takes in one "
+                                f"POST and copies in one request), not {size}")
+        values["max_direct_upload_size"] = size
+    return values
+
+
 @dataclasses.dataclass(frozen=True)
 class Settings:
     data_dir: Path
@@ -116,6 +136,17 @@ class Settings:
     s3: S3Options = S3Options()
     # origins (scheme://host[:port]) whose pages may call affix, or ("*",); empty allows none
     cors_origins: tuple = ()
+    # bytes of a direct upload to S3; None: max_attachment_size
+    max_direct_upload_size: int | None = None
+    # seconds a direct-upload form lives; a prepared upload is cleaned up after that
+    direct_upload_expiry: int = DEFAULT_DIRECT_UPLOAD_EXPIRY
+
+    @property
+    def direct_upload_limit(self) -> int:
+        """The size limit of direct uploads: their own, or every upload's."""
+        if self.max_direct_upload_size is None:
+            return min(self.max_attachment_size, MAX_DIRECT_UPLOAD_SIZE)
+        return self.max_direct_upload_size
 
     @classmethod
     def for_data_dir(cls, data_dir, **overrides) -> "Settings":
@@ -140,6 +171,7 @@ class Settings:
             ),
             "max_json_size": _positive_int(environ, "AFFIX_MAX_JSON_SIZE", DEFAULT_MAX_JSON_SIZE),
         }
+        overrides.update(_direct_upload_settings(environ))
         overrides["trust_remote_user"] = _flag(environ, "AFFIX_TRUST_REMOTE_USER")
         overrides["disabled_plugins"] = tuple(
             name for name in re.split(r"[,\s]+", environ.get("AFFIX_DISABLE_PLUGINS", "")) if name

@@ -251,20 +251,22 @@ def _feed(parser, body, closing):
             )
 
 
-def _parse_body(body, boundary, metadata, blob):
+def _parse_body(body, boundary, *targets):
+    """Parse the body into ``targets`` (:class:`PartTarget`), one part each, and no other."""
     # the boundary, quoted, so that the parser (which reads the header its own way) finds
     # exactly the one checked above
     headers = {"Content-Type": f'multipart/form-data; boundary="{boundary.decode()}"'}
     parser = StreamingFormDataParser(headers=headers, strict=True)
-    parser.register("metadata", metadata)
-    parser.register("file", blob)
+    for target in targets:
+        parser.register(target.name, target)
     closing = _ClosingDelimiter(boundary)
     try:
         _feed(parser, body, closing)
     except UnexpectedPartException as error:
+        names = " and ".join(f"'{target.name}'" for target in targets)
         raise invalid_request_body(
-            f"The part '{error.part_name}' is not expected: send exactly the parts "
-            "'metadata' and 'file'."
+            f"The part '{error.part_name}' is not expected: send exactly the "
+            f"part{'s' if len(targets) > 1 else ''} {names}."
         ) from None
     except (ParseFailedException, UnicodeDecodeError):
         raise not_multipart() from None
@@ -272,15 +274,23 @@ def _parse_body(body, boundary, metadata, blob):
     # closing delimiter must have been seen, and a part that started but never finished is
     # caught below
     if not closing.found:
-        if not (metadata.started or blob.started):
+        if not any(target.started for target in targets):
             # nothing the parser could recognise, such as bare-LF line endings
             raise not_multipart()
         raise invalid_request_body("The request body ended before the closing boundary.")
-    for target in (metadata, blob):
+    for target in targets:
         if not target.started:
             raise invalid_request_body(f"The request is missing the '{target.name}' part.")
-    if not (metadata.finished and blob.finished):
+    if not all(target.finished for target in targets):
         raise invalid_request_body("The request body ended before the closing boundary.")
+
+
+def receive_metadata(body: RequestBody) -> bytes:
+    """The metadata part of a body that has only that part (a direct upload's preparation);
+    400 when the body is anything else."""
+    metadata = MetadataTarget()
+    _parse_body(body, multipart_boundary(body.content_type), metadata)
+    return metadata.value
 
 
 def parse_metadata(raw: bytes):
@@ -291,6 +301,15 @@ def parse_metadata(raw: bytes):
     file_name = document.get("fileName")
     if not isinstance(file_name, str) or not file_name.strip():
         errors.append(property_violation("fileName", "File name can't be blank."))
+    description = description_of(document, errors)
+    if errors:
+        raise property_violations(errors)
+    return file_name, description
+
+
+def description_of(document, errors) -> str:
+    """The description of a metadata document (a string, or ``{"raw": …}``); what is wrong
+    with it is appended to ``errors``."""
     description = document.get("description")
     if isinstance(description, dict):
         description = description.get("raw")
@@ -303,9 +322,7 @@ def parse_metadata(raw: bytes):
             "description",
             f"Description is too long (maximum is {DESCRIPTION_LIMIT} characters).",
         ))
-    if errors:
-        raise property_violations(errors)
-    return file_name, description
+    return description
 
 
 def receive_upload(body: RequestBody, blob_store, max_attachment_size) -> ReceivedUpload:

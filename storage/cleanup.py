@@ -1,4 +1,5 @@
-"""Removing uploads that nobody claimed in time."""
+"""Removing uploads that nobody claimed in time, and direct uploads nobody completed."""
+from affix.storage.models import PREPARED
 
 
 def remove_unclaimed(catalog, blob_store, cutoff) -> int:
@@ -12,7 +13,9 @@ def remove_unclaimed(catalog, blob_store, cutoff) -> int:
     Attachment = catalog.Attachment
     candidates = list(
         Attachment.select(Attachment.id, Attachment.storage_key)
-        .where(Attachment.container_type.is_null() & (Attachment.created_at < cutoff))
+        .where(Attachment.container_type.is_null() & (Attachment.created_at < cutoff)
+               # a direct upload's form may still be in use: see remove_expired_direct_uploads
+               & (Attachment.status != PREPARED))
     )
     removed = 0
     for candidate in candidates:
@@ -24,4 +27,33 @@ def remove_unclaimed(catalog, blob_store, cutoff) -> int:
         if deleted:
             blob_store.delete(candidate.storage_key)
             removed += 1
+    return removed
+
+
+def remove_expired_direct_uploads(catalog, staging, cutoff) -> int:
+    """Delete direct uploads prepared before ``cutoff`` and never completed, rows and staged
+    objects, then every staged object last modified before ``cutoff`` (what a form replayed
+    after completion left); returns how many uploads were removed. ``cutoff`` must lie at
+    least a form's lifetime back, so that no form that could still be used is affected.
+
+    Each row goes in a conditional DELETE that a completion (a conditional UPDATE) cannot
+    overlap: either the completion came first and the row stays, or the row is gone and the
+    completion finds nothing.
+    """
+    Attachment = catalog.Attachment
+    candidates = list(
+        Attachment.select(Attachment.id, Attachment.storage_key)
+        .where((Attachment.status == PREPARED) & (Attachment.created_at < cutoff))
+    )
+    removed = 0
+    for candidate in candidates:
+        deleted = (
+            Attachment.delete()
+            .where((Attachment.id == candidate.id) & (Attachment.status == PREPARED))
+            .execute()
+        )
+        if deleted:
+            staging.discard(candidate.storage_key)
+            removed += 1
+    staging.sweep(cutoff)
     return removed

@@ -18,6 +18,11 @@ MAX_ID = 2**63 - 1
 _NO_TRANSACTION = "no transaction is active"
 
 
+# the status of a direct upload from its preparation until its completion: no bytes affix has
+# checked, so neither listed, nor claimable, nor downloadable
+PREPARED = "prepared"
+
+
 def is_valid_id(record_id) -> bool:
     return 0 < record_id <= MAX_ID
 

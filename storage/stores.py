@@ -17,3 +17,15 @@ def open_blob_store(url: str, s3_options=None) -> BlobStore:
         raise ValueError(f"unsupported storage URL {url!r}: use a folder path, a file:// URL "
                          "or s3://bucket/prefix")
     return LocalBlobStore(url)
+
+
+def open_upload_staging(blob_store, form_lifetime: int):
+    """Where clients upload to ``blob_store`` themselves with forms that live
+    ``form_lifetime`` seconds (an :class:`affix.storage.s3_staging.S3UploadStaging`); None
+    when the store cannot take such uploads: a local folder has no URL a client could send
+    bytes to without passing through affix."""
+    from affix.storage.s3 import S3BlobStore
+    if not isinstance(blob_store, S3BlobStore):
+        return None
+    from affix.storage.s3_staging import S3UploadStaging
+    return S3UploadStaging(blob_store, form_lifetime)

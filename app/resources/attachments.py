@@ -10,17 +10,31 @@ from affix.app.request_json import attachment_ids, json_document, links_of
 from affix.app.upload import RequestBody
 
 
-def render_attachment(req, service, record) -> dict:
+def container_link(req, service, record) -> dict | None:
+    """The link to ``record``'s container; None when it has none."""
     kind, container = service.container_of(record)
     if kind is None:
-        container_link = {"href": None}
-    else:
-        container_link = {
-            "href": representers.container_path(req.root_path, kind, container.id),
-            "title": kind.title_of(container),
-        }
+        return None
+    return {
+        "href": representers.container_path(req.root_path, kind, container.id),
+        "title": kind.title_of(container),
+    }
+
+
+def visible_container(service, kind, user, container_id):
+    """The container of ``kind`` with ``container_id`` if ``user`` may see it; 404
+    otherwise."""
+    container = kind.find(container_id)
+    if container is None or not service.permissions.allowed(
+            user, kind.view, kind.project_of(container)):
+        raise not_found()
+    return container
+
+
+def render_attachment(req, service, record) -> dict:
     return representers.attachment(
-        req.root_path, record, container_link=container_link,
+        req.root_path, record,
+        container_link=container_link(req, service, record) or {"href": None},
         may_delete=service.may_delete(req.context.user, record),
         download_url=service.download_url(record),
     )
@@ -59,7 +73,7 @@ class AttachmentContentResource:
         self.service = service
 
     def on_get(self, req, resp, attachment_id):
-        record = self.service.find_visible(req.context.user, attachment_id)
+        record = self.service.find_downloadable(req.context.user, attachment_id)
         url = self.service.download_url(record)
         if url is not None:
             # signed afresh on every request: a URL handed out earlier may have expired, so
@@ -90,13 +104,6 @@ class ContainerAttachmentsResource:
         self.service = service
         self.kind = kind
 
-    def _visible_container(self, user, container_id):
-        container = self.kind.find(container_id)
-        if container is None or not self.service.permissions.allowed(
-                user, self.kind.view, self.kind.project_of(container)):
-            raise not_found()
-        return container
-
     def _collection(self, req, container):
         elements = [
             render_attachment(req, self.service, record)
@@ -105,12 +112,12 @@ class ContainerAttachmentsResource:
         return representers.collection(req.root_path + req.path, elements)
 
     def on_get(self, req, resp, container_id):
-        container = self._visible_container(req.context.user, container_id)
+        container = visible_container(self.service, self.kind, req.context.user, container_id)
         resp.media = self._collection(req, container)
 
     def on_post(self, req, resp, container_id):
         user = req.context.user
-        container = self._visible_container(user, container_id)
+        container = visible_container(self.service, self.kind, user, container_id)
         if req.content_type and req.content_type.split(";")[0].strip() == "application/json":
             self.service.require_may_add(user, self.kind, container)
             claims = attachment_ids(links_of(json_document(req))) or []

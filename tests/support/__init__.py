@@ -17,6 +17,7 @@ builder, ``basic_auth``) lives in affix itself, in ``affix.app.testing``.
 - ``errors``: the HAL errors affix answers with, their messages, and asserting one
 - ``races``: running calls at the same moment in threads
 - ``clocks``: a clock the test sets, for affix's ``clock=`` collaborators
+- ``direct_uploads``: preparing a direct upload, sending the file to the store with its form
 - ``cli``: running ``affix <command>`` in this process; the ``environ`` fixture
 - ``disks``: a real, small filesystem, for a full disk
 - ``net``, ``processes``, ``waiting``: loopback ports, subprocesses, polling

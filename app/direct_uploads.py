@@ -1,0 +1,235 @@
+"""OpenProject's direct uploads: the client sends the bytes to the object store itself.
+
+1. ``prepare``: the client declares a file (name, size, description); affix writes a row in
+   status ``prepared`` whose blob is a staged key, and answers a pre-signed POST form that
+   stores exactly that many bytes at that key, until the form expires.
+2. The client POSTs the file to the store with that form; affix sees none of it.
+3. ``complete``: the author only (anyone else gets 404) tells affix the upload is done. affix
+   checks the staged object's size, copies it inside the bucket to a key no form can write to,
+   deletes the staged one, then reads the copy once (:func:`read_stored_bytes`) for its md5
+   and the head its content type is sniffed from, and asks the upload policies, like any
+   upload. Only then does the row become ``uploaded``. Any failure deletes the row and every
+   object of the upload.
+
+The store's policy pins the key and the size, but not every S3-compatible server enforces a
+policy (moto does not): completion checks size and content itself, at the key it copied to.
+"""
+import dataclasses
+import hashlib
+import logging
+
+from affix.app.content_types import OCTET_STREAM
+from affix.app.errors import not_found, property_violation, property_violations
+from affix.app.request_json import parse_json, storable_document
+from affix.app.upload import SNIFF_SIZE, description_of, file_too_large, receive_metadata
+from affix.storage.models import PREPARED
+
+log = logging.getLogger(__name__)
+
+NOT_AVAILABLE = ("Direct file upload is not available due to a system configuration issue. "
+                 "Please contact your administrator.")
+NOT_UPLOADED = "The file has not been uploaded to the storage."
+UPLOADED = "uploaded"
+
+
+@dataclasses.dataclass(frozen=True)
+class DeclaredUpload:
+    """What a client declares of the file it is about to upload to the store."""
+
+    file_name: str
+    size: int
+    description: str
+
+
+def parse_declaration(raw: bytes, size_limit: int, allowlist) -> DeclaredUpload:
+    """The declaration in a prepare request's metadata part; 400 or 422 when unusable.
+    A ``contentType`` the client names is checked against ``allowlist`` (an early answer
+    only: what counts is the type sniffed on completion) and not kept."""
+    document = storable_document(parse_json(raw))
+    errors = []
+    file_name = document.get("fileName")
+    if not isinstance(file_name, str) or not file_name.strip():
+        errors.append(property_violation("fileName", "File can't be blank."))
+        file_name = ""
+    # the schema says fileSize, the spec's example filesize: clients send either
+    size = document.get("fileSize", document.get("filesize"))
+    if size is None:
+        errors.append(property_violation("fileSize", "Size can't be blank."))
+    elif isinstance(size, bool) or not isinstance(size, int) or size < 0:
+        errors.append(property_violation("fileSize", "Size must be a whole number of bytes."))
+    elif size > size_limit:
+        errors.append(file_too_large(size_limit))
+    content_type = document.get("contentType")
+    if content_type is not None:
+        if not isinstance(content_type, str):
+            errors.append(property_violation("contentType", "Content type must be a text."))
+        elif not allowlist.allows(content_type.lower(), file_name):
+            errors.append(property_violation(
+                "contentType", f"'{content_type}' is not allowed for upload."))
+    description = description_of(document, errors)
+    if errors:
+        raise property_violations(errors)
+    return DeclaredUpload(file_name=file_name, size=size, description=description)
+
+
+class StoredContent:
+    """What an upload's checks need of its bytes: their size, md5 and first few KiB."""
+
+    def __init__(self):
+        self._md5 = hashlib.md5()
+        self.size = 0
+        self.head = b""
+
+    def update(self, chunk: bytes):
+        self.size += len(chunk)
+        if len(self.head) < SNIFF_SIZE:
+            self.head += chunk[: SNIFF_SIZE - len(self.head)]
+        self._md5.update(chunk)
+
+    @property
+    def md5(self) -> str:
+        return self._md5.hexdigest()
+
+
+def read_stored_bytes(chunks) -> StoredContent:
+    """Read the bytes of an upload that a client stored in the store itself: the one place
+    they pass through affix, each chunk once and in order. Whatever must see every byte that
+    enters affix (a virus scanner's inspection) is fed here, chunk by chunk."""
+    content = StoredContent()
+    for chunk in chunks:
+        content.update(chunk)
+    return content
+
+
+def size_mismatch(actual, declared):
+    return property_violation(
+        "fileSize", f"The uploaded file has {actual} bytes, not the {declared} bytes declared.")
+
+
+class DirectUploads:
+    """Preparing and completing direct uploads, on top of the attachment service.
+
+    ``staging`` is the store's :class:`~affix.storage.s3_staging.S3UploadStaging`, None when
+    the store takes no direct uploads; ``size_limit`` bounds a declared size; ``allowlist``
+    answers a declared content type early.
+    """
+
+    def __init__(self, service, staging, size_limit, allowlist):
+        # public: the routes render attachments through it
+        self.service = service
+        self._catalog = service.catalog
+        self._staging = staging
+        self._size_limit = size_limit
+        self._allowlist = allowlist
+
+    @property
+    def available(self) -> bool:
+        """Whether clients may upload to the store directly (what ``GET /api/v3/configuration``
+        tells them): only a store that gives clients a URL of its own."""
+        return self._staging is not None
+
+    def prepare(self, user, body, kind=None, container=None):
+        """A prepared upload into ``container`` of ``kind`` (or without a container) from
+        the metadata part of ``body``: (its row, the form's URL, the form's fields). The same
+        permission as an upload's, checked before the body is read; 422 without a store that
+        takes direct uploads."""
+        self.service.require_may_upload(user, kind, container)
+        if not self.available:
+            raise property_violation(None, NOT_AVAILABLE)
+        declared = parse_declaration(receive_metadata(body), self._size_limit, self._allowlist)
+        staged_key = self._staging.new_key()
+        form_url, form_fields = self._staging.form(staged_key, declared.size)
+        with self._catalog.write_transaction():
+            record = self._catalog.add_attachment(
+                file_name=declared.file_name, file_size=declared.size,
+                content_type=OCTET_STREAM, charset=None, md5="",
+                description=declared.description, author=user,
+                container_type=kind.name if kind else None,
+                container_id=container.id if container else None,
+                status=PREPARED, storage_key=staged_key, created_at=self.service.clock(),
+            )
+        return record, form_url, form_fields
+
+    def complete(self, user, attachment_id):
+        """The attachment of ``user``'s prepared upload ``attachment_id``, completed; 404 for
+        any other id, another user's, or an upload whose file is not in the store."""
+        if not self.available:
+            raise not_found()
+        record = self._prepared_by(user, attachment_id)
+        try:
+            kind, container = self.service.container_of(record)
+            if kind is not None and container is None:
+                raise not_found()
+            self.service.require_may_upload(user, kind, container)
+            try:
+                size = self._staging.staged_size(record.storage_key)
+                if size != record.file_size:
+                    raise size_mismatch(size, record.file_size)
+                storage_key = self._staging.promote(record.storage_key)
+            except FileNotFoundError:
+                raise not_found(NOT_UPLOADED) from None
+        except BaseException:
+            self._abandon(record, record.storage_key)
+            raise
+        return self.finish_stored(record, storage_key)
+
+    def finish_stored(self, record, storage_key):
+        """Finish the prepared ``record`` whose bytes a client stored at ``storage_key`` (a
+        key no client can write to) like any upload: read them once for their md5 and
+        content type, ask the upload policies, then make the row ``uploaded`` and tell the
+        plugins. On any failure the row and the object are deleted."""
+        author = record.author
+        try:
+            kind = (None if record.container_type is None
+                    else self.service.container_types.named(record.container_type))
+            content = read_stored_bytes(self._staging.chunks(storage_key))
+            if content.size != record.file_size:
+                raise size_mismatch(content.size, record.file_size)
+            sniffed = self.service.vet(author, kind, record.file_name, record.description,
+                                        content)
+            Attachment = self._catalog.Attachment
+            with self._catalog.write_transaction():
+                updated = (
+                    Attachment.update(status=UPLOADED, md5=content.md5,
+                                      content_type=sniffed.content_type,
+                                      charset=sniffed.charset, storage_key=storage_key)
+                    .where((Attachment.id == record.id) & (Attachment.status == PREPARED))
+                    .execute()
+                )
+                if updated:
+                    record.status, record.md5, record.storage_key = (
+                        UPLOADED, content.md5, storage_key)
+                    record.content_type, record.charset = sniffed.content_type, sniffed.charset
+                    # the webhooks' "created", in the transaction that makes it an attachment
+                    self.service.webhooks.created(record, author)
+            if not updated:
+                # cleaned up, or deleted by its author, since it was read
+                raise not_found()
+        except BaseException:
+            self._abandon(record, storage_key)
+            raise
+        self.service.announce_created(record, author)
+        return record
+
+    def _prepared_by(self, user, attachment_id):
+        Attachment = self._catalog.Attachment
+        record = self._catalog.by_id(
+            Attachment.select(Attachment, self._catalog.User).join(self._catalog.User),
+            Attachment, attachment_id)
+        if record is None or record.status != PREPARED or record.author_id != user.id:
+            raise not_found()
+        return record
+
+    def _abandon(self, record, object_key):
+        """Delete a failed upload's row (while still prepared) and its object. Best effort:
+        the error that says why the upload failed is on its way and must not be replaced;
+        what is left, ``affix cleanup`` removes once the form has expired."""
+        Attachment = self._catalog.Attachment
+        try:
+            with self._catalog.write_transaction():
+                (Attachment.delete()
+                 .where((Attachment.id == record.id) & (Attachment.status == PREPARED))
+                 .execute())
+            self._staging.discard(object_key)
+        except Exception:
+            log.exception("could not remove the failed direct upload %s", record.id)
