@@ -5,6 +5,8 @@ import falcon
 
 from affix.app.downloads import store_download_url
 from affix.app.errors import ApiError, missing_permission, not_found, property_violation
+from affix.app.inspection import Inspection
+from affix.app.lifecycle import UNCLAIMABLE
 from affix.app.upload import receive_upload
 from affix.plugins.manager import Events, upload_rejection
 from affix.plugins.uploads import UploadCandidate
@@ -25,7 +27,7 @@ class AttachmentService:
     permissions and the plugins. Resources make one call into it per request."""
 
     def __init__(self, catalog, blob_store, max_attachment_size, sniffer, clock, permissions,
-                 container_types, plugin_manager):
+                 container_types, plugin_manager, lifecycle):
         self.catalog = catalog
         self._blob_store = blob_store
         self._max_attachment_size = max_attachment_size
@@ -35,6 +37,7 @@ class AttachmentService:
         self.container_types = container_types
         self._plugin_manager = plugin_manager
         self._events = Events(plugin_manager)
+        self.lifecycle = lifecycle
 
     def require_may_add(self, user, kind, container):
         """403 unless ``user`` may add attachments to ``container`` of ``kind``."""
@@ -53,10 +56,15 @@ class AttachmentService:
                 raise missing_permission()
         else:
             self.require_may_add(user, kind, container)
-        received = receive_upload(body, self._blob_store, self._max_attachment_size)
-        return self._make_permanent(received, user, kind, container)
+        inspection = Inspection.begin(self._plugin_manager, user, kind.name if kind else None)
+        try:
+            received = receive_upload(body, self._blob_store, self._max_attachment_size,
+                                      inspection.feed)
+            return self._make_permanent(received, user, kind, container, inspection)
+        finally:
+            inspection.close()
 
-    def _make_permanent(self, upload, author, kind, container):
+    def _make_permanent(self, upload, author, kind, container, inspection):
         """Make a received upload permanent: its blob and its row, both or neither.
 
         The blob is made durable first (outside any database lock); the row follows in one
@@ -74,6 +82,7 @@ class AttachmentService:
             rejection = upload_rejection(self._plugin_manager, candidate, author)
             if rejection is not None:
                 raise property_violation("file", rejection)
+            acceptance = inspection.verdict(candidate)
             storage_key = upload.staged_blob.commit()
             with self.catalog.write_transaction():
                 record = self.catalog.add_attachment(
@@ -86,7 +95,7 @@ class AttachmentService:
                     author=author,
                     container_type=kind.name if kind else None,
                     container_id=container.id if container else None,
-                    status="uploaded",
+                    status=self.lifecycle.initial_status(acceptance.scanned),
                     storage_key=storage_key,
                     created_at=self.clock(),
                 )
@@ -97,12 +106,23 @@ class AttachmentService:
                 self._delete_blob(storage_key)
             raise
         self._events.created(record, author)
+        if acceptance.scanned:
+            self._events.scanned(record)
         return record
 
-    def download_url(self, record):
-        """Where the blob store serves ``record``'s bytes itself, or None (see
-        :func:`~affix.app.downloads.store_download_url`)."""
+    def download_url(self, user, record):
+        """Where the blob store serves ``record``'s bytes itself to ``user``, or None (see
+        :func:`~affix.app.downloads.store_download_url`); never for bytes ``user`` may not
+        download."""
+        if not self.lifecycle.may_serve_elsewhere(user, record):
+            return None
         return store_download_url(self._blob_store, record)
+
+    def find_downloadable(self, user, attachment_id):
+        """The attachment if ``user`` may see it and download its bytes in its status."""
+        record = self.find_visible(user, attachment_id)
+        self.lifecycle.require_downloadable(user, record)
+        return record
 
     def open_content(self, record):
         """``record``'s bytes, as a binary file object; 404 when a deletion took them since
@@ -120,6 +140,12 @@ class AttachmentService:
         return kind, kind.find(record.container_id)
 
     def _may(self, user, record, action) -> bool:
+        by_container = self._may_by_container(user, record, action)
+        if action == "delete":
+            return self.lifecycle.may_delete(user, record, by_container)
+        return self.lifecycle.may_see(user, record, by_container)
+
+    def _may_by_container(self, user, record, action) -> bool:
         if record.container_type is not None and record.container_type not in self.container_types:
             # its container type's plugin is gone: nobody can tell who may see it
             return False
@@ -216,6 +242,7 @@ class AttachmentService:
                 # another user's attachment is reported like a missing one: it must not leak
                 raise property_violation("attachments", DOES_NOT_EXIST)
             if row.container_type is None:
+                self.lifecycle.require_claimable(row)
                 claimable.append(attachment_id)
             elif container is None or (row.container_type, row.container_id) != (
                     kind.name, container.id):
@@ -237,7 +264,8 @@ class AttachmentService:
                 Attachment.update(container_type=kind.name, container_id=container.id)
                 .where((Attachment.id == attachment_id)
                        & (Attachment.author == user)
-                       & (Attachment.container_type.is_null()))
+                       & (Attachment.container_type.is_null())
+                       & Attachment.status.not_in(UNCLAIMABLE))
                 .execute()
             )
             record = self.catalog.get(Attachment, attachment_id)
@@ -246,6 +274,9 @@ class AttachmentService:
             elif record is None:
                 # deleted since it was checked
                 raise property_violation("attachments", DOES_NOT_EXIST)
+            elif record.container_type is None:
+                # quarantined since it was checked
+                self.lifecycle.require_claimable(record)
             elif (record.container_type, record.container_id) != (kind.name, container.id):
                 # claimed elsewhere since it was checked
                 raise property_violation("attachments", CANNOT_BE_CHANGED)

@@ -5,6 +5,7 @@ import re
 from pathlib import Path
 
 from affix.app.allowlist import parse_allowlist
+from affix.plugins.clamav import ScanOptions, scan_options
 from affix.storage.s3 import ADDRESSING_STYLES, MAX_URL_EXPIRY, S3Options, parse_s3_url
 
 DEFAULT_MAX_ATTACHMENT_SIZE = 5 * 1024 * 1024
@@ -113,6 +114,8 @@ class Settings:
     trust_remote_user: bool = False
     # how to reach the bucket when storage_url is s3://bucket/prefix
     s3: S3Options = S3Options()
+    # virus scanning: off, stream or after, and where clamd is
+    scan: ScanOptions = ScanOptions()
 
     @classmethod
     def for_data_dir(cls, data_dir, **overrides) -> "Settings":
@@ -153,6 +156,10 @@ class Settings:
                 overrides[field] = environ[variable]
         _check_storage_url(overrides.get("storage_url"))
         overrides["s3"] = _s3_options(environ)
+        try:
+            overrides["scan"] = scan_options(environ)
+        except ValueError as error:
+            raise SettingsError(str(error)) from None
         settings = cls.for_data_dir(environ.get("AFFIX_DATA_DIR") or "var", **overrides)
         _check_database_outside_storage(settings)
         return settings

@@ -92,11 +92,13 @@ class MetadataTarget(PartTarget):
 
 
 class BlobTarget(PartTarget):
-    """Streams the file part into a staged blob, hashing and counting on the way."""
+    """Streams the file part into a staged blob, hashing and counting on the way, and shows
+    each chunk to ``inspect`` (the upload's inspectors)."""
 
-    def __init__(self, staged_blob, max_attachment_size):
+    def __init__(self, staged_blob, max_attachment_size, inspect):
         super().__init__("file")
         self._staged_blob = staged_blob
+        self._inspect = inspect
         self._max_attachment_size = max_attachment_size
         self._md5 = hashlib.md5()
         self.size = 0
@@ -109,6 +111,7 @@ class BlobTarget(PartTarget):
         if len(self.head) < SNIFF_SIZE:
             self.head += chunk[: SNIFF_SIZE - len(self.head)]
         self._md5.update(chunk)
+        self._inspect(chunk)
         self._staged_blob.write(chunk)
 
     @property
@@ -314,8 +317,10 @@ def parse_metadata(raw: bytes):
     return file_name, description
 
 
-def receive_upload(body: RequestBody, blob_store, max_attachment_size) -> ReceivedUpload:
-    """Read the request's ``body`` into a staged blob and check it whole.
+def receive_upload(body: RequestBody, blob_store, max_attachment_size,
+                   inspect) -> ReceivedUpload:
+    """Read the request's ``body`` into a staged blob and check it whole; ``inspect`` is
+    given every chunk of the file part (:meth:`affix.app.inspection.Inspection.feed`).
 
     On any failure the staged blob is discarded before the error propagates; on success the
     caller owns the staged blob and must commit or discard it.
@@ -324,7 +329,7 @@ def receive_upload(body: RequestBody, blob_store, max_attachment_size) -> Receiv
     staged_blob = WriteBehind(blob_store.stage(), direct_size=READ_CHUNK_SIZE)
     try:
         metadata = MetadataTarget()
-        blob = BlobTarget(staged_blob, max_attachment_size)
+        blob = BlobTarget(staged_blob, max_attachment_size, inspect)
         _parse_body(body, boundary, metadata, blob)
         file_name, description = parse_metadata(metadata.value)
     except BaseException:

@@ -134,6 +134,13 @@ def stop_reusing_ids(database):
             database.execute_sql(index_sql)
 
 
+def add_scan_findings(database):
+    """What a virus scan found in a quarantined attachment, and an index on the status, which
+    ``affix scan`` and ``affix quarantine list`` select by."""
+    database.execute_sql('ALTER TABLE "attachments" ADD COLUMN "scan_finding" VARCHAR(255)')
+    database.execute_sql('CREATE INDEX "attachment_status" ON "attachments" ("status")')
+
+
 @dataclasses.dataclass(frozen=True)
 class Migration:
     version: int
@@ -144,6 +151,7 @@ class Migration:
 MIGRATIONS = (
     Migration(1, "create the tables", create_tables),
     Migration(2, "never reuse the id of a deleted row (SQLite)", stop_reusing_ids),
+    Migration(5, "record what a virus scan found; index the status", add_scan_findings),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 

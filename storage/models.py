@@ -105,7 +105,10 @@ class Catalog:
             author = peewee.ForeignKeyField(User, backref="attachments", on_delete="RESTRICT")
             container_type = peewee.CharField(max_length=100, null=True)
             container_id = peewee.BigIntegerField(null=True)
-            status = peewee.CharField(max_length=32, default="uploaded")
+            # see affix.app.lifecycle
+            status = peewee.CharField(max_length=32, default="uploaded", index=True)
+            # the signature a virus scan found, for a quarantined attachment
+            scan_finding = peewee.CharField(max_length=255, null=True)
             storage_key = peewee.CharField(max_length=255, unique=True)
             created_at = peewee.DateTimeField()
 

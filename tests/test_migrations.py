@@ -27,8 +27,8 @@ from support.errors import hal_error
 from support.processes import COMMAND_TIMEOUT, REPO_ROOT
 
 APPLIED_ALL = "".join(f"applied migration {each.version}: {each.description}\n"
-                      for each in MIGRATIONS) + "the database schema is now at version 2\n"
-UP_TO_DATE = "the database schema is already at version 2\n"
+                      for each in MIGRATIONS) + "the database schema is now at version 5\n"
+UP_TO_DATE = "the database schema is already at version 5\n"
 LOCK_WAIT_TIMEOUT = 30
 PLUGIN_TABLE = "plugin_things"
 
@@ -46,7 +46,7 @@ def affix_migrate(environ):
 
 
 def test_latest_version_is_the_last_migration():
-    assert [each.version for each in MIGRATIONS] == [1, 2] and LATEST_VERSION == 2
+    assert [each.version for each in MIGRATIONS] == [1, 2, 5] and LATEST_VERSION == 5
 
 
 def test_a_fresh_database_gets_every_migration_once(settings):
@@ -111,14 +111,15 @@ def test_a_database_newer_than_this_affix_is_refused(tmp_path, databases, capsys
     database = open_catalog(settings).database
     with database.connection_context():
         database.execute_sql(
-            f'INSERT INTO "{VERSION_TABLE}" VALUES (3, \'from the future\', CURRENT_TIMESTAMP)')
+            f'INSERT INTO "{VERSION_TABLE}" VALUES ({LATEST_VERSION + 1}, \'from the future\', '
+            'CURRENT_TIMESTAMP)')
 
     with pytest.raises(MigrationError):
         migrate(database)
     assert affix_migrate(environ) == (1, "")
     assert capsys.readouterr().err == (
-        "affix: error: the database's schema is at version 3, newer than this affix knows "
-        "(2): upgrade affix\n")
+        f"affix: error: the database's schema is at version {LATEST_VERSION + 1}, newer than this "
+        f"affix knows ({LATEST_VERSION}): upgrade affix\n")
 
 
 # --- SQLite: the tables that affix made before it had migrations ------------------------------
@@ -162,7 +163,7 @@ def test_an_old_sqlite_database_is_upgraded_with_its_rows_and_stops_reusing_ids(
     # the old tables were taken for version 1, not made again, and kept their rows
     assert recorded_versions(old.database) == [
         (1, "create the tables (found: made before affix had migrations)"),
-        (2, MIGRATIONS[1].description)]
+        (2, MIGRATIONS[1].description), (5, MIGRATIONS[2].description)]
     with old.database.connection_context():
         assert [(each.id, each.file_name) for each in old.Attachment.select().order_by(
             old.Attachment.id)] == [(1, "1.txt"), (2, "2.txt"), (3, "3.txt")]

@@ -22,7 +22,7 @@ def render_attachment(req, service, record) -> dict:
     return representers.attachment(
         req.root_path, record, container_link=container_link,
         may_delete=service.may_delete(req.context.user, record),
-        download_url=service.download_url(record),
+        download_url=service.download_url(req.context.user, record),
     )
 
 
@@ -59,8 +59,8 @@ class AttachmentContentResource:
         self.service = service
 
     def on_get(self, req, resp, attachment_id):
-        record = self.service.find_visible(req.context.user, attachment_id)
-        url = self.service.download_url(record)
+        record = self.service.find_downloadable(req.context.user, attachment_id)
+        url = self.service.download_url(req.context.user, record)
         if url is not None:
             # signed afresh on every request: a URL handed out earlier may have expired, so
             # nobody keeps this answer; the store answers conditional requests on the URL
