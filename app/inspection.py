@@ -58,6 +58,9 @@ class Inspection:
         return inspection_failed()
 
     def feed(self, chunk: bytes):
+        if not chunk:
+            # the parser hands on empty chunks at times; an inspector is never shown one
+            return
         for inspector in self._inspectors:
             try:
                 inspector.feed(chunk)

@@ -189,7 +189,10 @@ def affix_inspect_upload(user: "peewee.Model", container_type: str | None) -> ob
     that could not be inspected is never kept. The ClamAV scanner shipped with affix
     (``AFFIX_SCAN_MODE=stream``) is an inspector.
 
-    Example, the SHA-256 of every upload, refusing known bad files::
+    Two examples follow: the SHA-256 of every upload, refusing known bad files; and a quota
+    per user, ``used_bytes`` being the plugin's own bookkeeping.
+
+    Example::
 
         class Sha256:
             def __init__(self):
@@ -206,7 +209,7 @@ def affix_inspect_upload(user: "peewee.Model", container_type: str | None) -> ob
         def affix_inspect_upload():
             return Sha256()
 
-    Example, a per-user quota (``used_bytes`` is the plugin's own bookkeeping)::
+    Example::
 
         class Quota:
             def __init__(self, user):
