@@ -186,7 +186,8 @@ def test_affix_quarantine_delete_refuses_ids_that_are_not_quarantined(
     before = stored.snapshot()
 
     assert affix(environ, "quarantine", "delete", str(kept), str(bad)) == (1, "")
-    assert capsys.readouterr().err == f"affix: error: no quarantined attachment with the id {kept}\n"
+    assert capsys.readouterr().err == (
+        f"affix: error: no quarantined attachment with the id {kept}\n")
     assert stored.snapshot() == before
     assert affix(environ, "quarantine", "delete") == (1, "")
     assert capsys.readouterr().err == (
