@@ -27,8 +27,9 @@ SIGNATURE = "Affix.Test.Eicar"
 FINDING = f"{SIGNATURE}.UNOFFICIAL"
 # loading one signature takes clamd a second or two; a loaded machine takes longer
 STARTUP_TIMEOUT = 60
-# large enough for the largest upload a test streams to it
-STREAM_MAX_LENGTH = "1G"
+# large enough for the largest upload a test or the bench streams to it, and scanned whole
+# (clamd answers OK for what lies beyond its MaxFileSize and MaxScanSize, unscanned)
+SIZE_LIMIT = "1000M"
 
 
 def eicar() -> bytes:
@@ -70,7 +71,8 @@ def configuration(folder: Path, tcp_port: int) -> str:
             f"TCPAddr {HOST}\n"
             f"TemporaryDirectory {folder / 'tmp'}\n"
             f"LogFile {folder / 'clamd.log'}\n"
-            f"StreamMaxLength {STREAM_MAX_LENGTH}\n"
+            f"StreamMaxLength {SIZE_LIMIT}\nMaxFileSize {SIZE_LIMIT}\n"
+            f"MaxScanSize {SIZE_LIMIT}\n"
             "Foreground yes\n")
 
 
