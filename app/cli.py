@@ -238,6 +238,10 @@ def cmd_scan(args, settings, out):
                 "quarantined: run affix scan again to go on") from None
     print(f"scanned {_plural(report.scanned + report.quarantined, 'attachment')}: "
           f"{report.scanned} clean, {report.quarantined} quarantined", file=out)
+    if report.refused:
+        ids = ", ".join(str(attachment_id) for attachment_id, _ in report.refused)
+        raise CommandError(f"{_plural(len(report.refused), 'attachment')} could not be scanned "
+                           f"and keep waiting ({ids}): {report.refused[-1][1]}")
 
 
 def cmd_quarantine_list(args, settings, out):

@@ -8,8 +8,12 @@ when run again. ``--rescan`` first marks every ``scanned`` attachment ``rescan``
 transaction, for signatures that changed.
 """
 import dataclasses
+import logging
 
 from affix.app.lifecycle import QUARANTINED, RESCAN, SCANNED, WAITING_FOR_SCAN
+from affix.plugins.clamav import ScanRefused
+
+log = logging.getLogger(__name__)
 
 DEFAULT_BATCH_SIZE = 100
 
@@ -20,6 +24,8 @@ class ScanReport:
     quarantined: int = 0
     # deleted while the scan ran
     gone: int = 0
+    # (id, clamd's answer) of each attachment clamd would not scan; they keep waiting
+    refused: list = dataclasses.field(default_factory=list)
 
 
 def mark_for_rescan(catalog) -> int:
@@ -43,7 +49,8 @@ def scan_waiting(catalog, blob_store, scanner, events, batch_size=DEFAULT_BATCH_
                  report=None) -> ScanReport:
     """Scan what waits for a scan with ``scanner`` (a :class:`~affix.plugins.clamav.ClamdScanner`)
     and tell plugins through ``events``. A :class:`~affix.plugins.clamav.ScannerUnavailable`
-    stops it, what was done so far committed, in ``report``."""
+    stops it, what was done so far committed, in ``report``; a file clamd refuses to scan
+    (:class:`~affix.plugins.clamav.ScanRefused`) keeps waiting, and the scan goes on."""
     report = ScanReport() if report is None else report
     Attachment = catalog.Attachment
     last_id = 0
@@ -55,8 +62,13 @@ def scan_waiting(catalog, blob_store, scanner, events, batch_size=DEFAULT_BATCH_
             except FileNotFoundError:
                 report.gone += 1
                 continue
-            with blob:
-                finding = scanner.scan_file(blob)
+            try:
+                with blob:
+                    finding = scanner.scan_file(blob)
+            except ScanRefused as error:
+                log.warning("attachment %s was not scanned: %s", record.id, error)
+                report.refused.append((record.id, str(error)))
+                continue
             status = SCANNED if finding is None else QUARANTINED
             with catalog.write_transaction():
                 # only if nothing changed it meanwhile (deleted, scanned by another run)

@@ -29,6 +29,11 @@ class ScannerUnavailable(Exception):
     the bytes are not scanned. Never a clean result."""
 
 
+class ScanRefused(ScannerUnavailable):
+    """clamd answered with an error about this stream (longer than its StreamMaxLength, for
+    one): this file is not scanned, others may well be."""
+
+
 @dataclasses.dataclass(frozen=True)
 class ScanOptions:
     """How affix scans: ``mode`` off, stream (while uploading) or after (``affix scan``);
@@ -111,22 +116,28 @@ class ClamdStream:
             self._socket.sendall(chunk)
         except OSError as error:
             # clamd closes the stream when it exceeds its StreamMaxLength, saying why first
-            raise ScannerUnavailable(self._reason(f"sending to clamd failed: {error}")) from None
+            raise self._reason(f"sending to clamd at {self._address} failed: {error}") from None
 
     def finish(self) -> str | None:
         """The name of the signature clamd found, or None for a clean stream."""
         try:
             self._socket.sendall(_END_OF_STREAM)
+        except OSError as error:
+            raise self._reason(f"sending to clamd at {self._address} failed: {error}") from None
+        try:
             reply = self._reply()
         except OSError as error:
             raise ScannerUnavailable(f"clamd at {self._address} did not answer: {error}") from None
         finally:
             self.close()
+        if not reply:
+            raise ScannerUnavailable(
+                f"clamd at {self._address} closed the connection without an answer")
         if reply == "stream: OK":
             return None
         if reply.startswith("stream: ") and reply.endswith(" FOUND"):
             return reply[len("stream: "):-len(" FOUND")]
-        raise ScannerUnavailable(f"clamd at {self._address} answered {reply!r}")
+        raise ScanRefused(f"clamd at {self._address} answered {reply!r}")
 
     def _reply(self) -> str:
         received = b""
@@ -137,14 +148,16 @@ class ClamdStream:
             received += data
         return received.rstrip(b"\0").decode("utf-8", "replace").strip()
 
-    def _reason(self, fallback) -> str:
+    def _reason(self, fallback) -> ScannerUnavailable:
         try:
             reply = self._reply()
         except OSError:
             reply = ""
         finally:
             self.close()
-        return f"clamd at {self._address} answered {reply!r}" if reply else fallback
+        if not reply:
+            return ScannerUnavailable(fallback)
+        return ScanRefused(f"clamd at {self._address} answered {reply!r}")
 
     def close(self):
         sock = getattr(self, "_socket", None)

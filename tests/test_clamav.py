@@ -16,7 +16,7 @@ from affix.plugins.clamav import ClamdScanner, ScanOptions, refusal
 from affix.plugins.manager import Events, create_plugin_manager
 from affix.storage.stores import open_blob_store
 from support.cli import affix
-from support.clamd import FINDING, eicar, unreachable_clamd
+from support.clamd import FINDING, eicar, running_clamd, unreachable_clamd
 from support.client import get, upload
 from support.content import md5, random_bytes
 from support.defaults import FROZEN_NOW
@@ -158,6 +158,41 @@ def test_a_frozen_clamd_with_unscanned_files_accepted_keeps_the_upload_uploaded(
 
     assert response.status_code == 200
     assert rows(catalog) == [("late.txt", "uploaded", None)]
+
+
+@pytest.fixture
+def short_clamd():
+    """A clamd that takes streams of at most 32 KiB."""
+    with running_clamd(StreamMaxLength="32K") as running:
+        yield running
+
+
+def test_a_stream_clamd_refuses_to_take_whole_answers_503_never_clean(
+        settings, plugin_manager, people, stored, earlier, short_clamd):
+    client = scanning_client(settings, plugin_manager, mode="stream",
+                             clamd=short_clamd.socket_path)
+
+    response = upload(client, people, "bob", content=random_bytes(48 * 1024))
+
+    assert_error(response, 503, "ServiceUnavailable", UNCHECKED)
+    assert stored.snapshot() == earlier
+
+
+def test_affix_scan_leaves_a_file_clamd_will_not_take_whole_waiting_and_goes_on(
+        settings, plugin_manager, people, catalog, short_clamd, environ, capsys):
+    client = scanning_client(settings, plugin_manager, mode="after",
+                             clamd=short_clamd.socket_path)
+    large = upload(client, people, "bob", name="large.bin", content=random_bytes(48 * 1024))
+    upload(client, people, "bob", name="small.txt", content=b"small")
+
+    status, out = affix(scan_environ(environ, "after", short_clamd.socket_path), "scan")
+
+    assert (status, out) == (1, "scanned 1 attachment: 1 clean, 0 quarantined\n")
+    assert capsys.readouterr().err == (
+        f"affix: error: 1 attachment could not be scanned and keep waiting "
+        f"({large.json['id']}): clamd at {short_clamd.socket_path} answered 'INSTREAM size "
+        "limit exceeded. ERROR'\n")
+    assert rows(catalog) == [("large.bin", "uploaded", None), ("small.txt", "scanned", None)]
 
 
 def test_a_large_clean_file_streams_through_clamd_at_constant_memory(

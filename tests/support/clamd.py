@@ -64,21 +64,23 @@ class Clamd:
             self.process.send_signal(signal.SIGCONT)
 
 
-def configuration(folder: Path, tcp_port: int) -> str:
-    return (f"DatabaseDirectory {folder / 'db'}\n"
+def configuration(folder: Path, tcp_port: int, limits: dict) -> str:
+    limits = {"StreamMaxLength": SIZE_LIMIT, "MaxFileSize": SIZE_LIMIT,
+              "MaxScanSize": SIZE_LIMIT, **limits}
+    return ("".join(f"{name} {value}\n" for name, value in limits.items())
+            + f"DatabaseDirectory {folder / 'db'}\n"
             f"LocalSocket {folder / 'clamd.sock'}\n"
             f"TCPSocket {tcp_port}\n"
             f"TCPAddr {HOST}\n"
             f"TemporaryDirectory {folder / 'tmp'}\n"
             f"LogFile {folder / 'clamd.log'}\n"
-            f"StreamMaxLength {SIZE_LIMIT}\nMaxFileSize {SIZE_LIMIT}\n"
-            f"MaxScanSize {SIZE_LIMIT}\n"
             "Foreground yes\n")
 
 
 @contextlib.contextmanager
-def running_clamd():
-    """A clamd of its own; stopped, and its folder removed, at the end."""
+def running_clamd(**limits):
+    """A clamd of its own, with clamd.conf's ``limits`` (``StreamMaxLength="32K"``) changed;
+    stopped, and its folder removed, at the end."""
     binary = clamd_binary()
     # a unix socket's path must stay short (108 bytes): not below pytest's tmp_path
     folder = Path(tempfile.mkdtemp(prefix="affix-clamd-"))
@@ -90,7 +92,7 @@ def running_clamd():
             f"{hashlib.md5(content).hexdigest()}:{len(content)}:{SIGNATURE}\n")
         port = free_port()
         config = folder / "clamd.conf"
-        config.write_text(configuration(folder, port))
+        config.write_text(configuration(folder, port, limits))
         process = subprocess.Popen([binary, "-c", str(config)], stdin=subprocess.DEVNULL,
                                    stdout=subprocess.DEVNULL,
                                    stderr=open(folder / "stderr.log", "wb"),
