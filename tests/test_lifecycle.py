@@ -170,6 +170,25 @@ def test_admins_see_and_delete_a_quarantined_upload_of_anybody(
     assert stored.snapshot() == ([], {})
 
 
+@pytest.mark.parametrize("login, deleted", [("eve", 403), ("walt", 204), ("ada", 204)])
+def test_a_quarantined_attachment_in_a_container_is_deleted_by_who_may_delete_there(
+        client, people, catalog, stored, in_work_package, login, deleted):
+    attachment_id, _ = in_work_package
+    set_status(catalog, attachment_id, "quarantined", "Some.Signature")
+    before = stored.snapshot()
+
+    response = client.simulate_delete(f"/api/v3/attachments/{attachment_id}",
+                                      headers=people.auth(login))
+
+    if deleted == 403:
+        assert_error(response, 403, "MissingPermission",
+                     "You are not allowed to delete this attachment.")
+        assert stored.snapshot() == before
+    else:
+        assert response.status_code == 204
+        assert stored.snapshot() == ([], {})
+
+
 def test_a_containerless_upload_of_another_user_stays_hidden_from_admins_unless_quarantined(
         client, people, catalog):
     attachment_id = uploaded(client, people, "walt", content=b"walt's own")
