@@ -22,6 +22,7 @@ from support.content import md5, random_bytes
 from support.defaults import FROZEN_NOW
 from support.errors import assert_error
 from support.net import HOST, free_port
+from support.s3 import s3_environ
 from support.work_packages import created
 
 pytestmark = pytest.mark.system
@@ -383,3 +384,20 @@ def test_affix_quarantine_lists_and_deletes_what_a_scan_found(
     assert list(stored.files().values()) == [b"clean"]
     assert affix(scanning, "quarantine", "list") == (0, "0 quarantined attachments\n")
     assert md5(b"clean") == stored.rows()[0][3]
+
+
+def test_affix_scan_reads_from_s3_and_the_quarantine_deletes_there(
+        tmp_path, databases, plugin_manager, people, catalog, clamd, environ, s3_bucket):
+    settings = databases.settings(tmp_path / "data", storage_url=s3_bucket.url(),
+                                  s3=s3_bucket.options)
+    client = scanning_client(settings, plugin_manager, mode="after", clamd=clamd.socket_path)
+    upload(client, people, "bob", name="clean.txt", content=b"clean")
+    infected = upload(client, people, "bob", name="eicar.com", content=eicar()).json["id"]
+    scanning = {**scan_environ(environ, "after", clamd.socket_path),
+                **s3_environ(s3_bucket.endpoint_url), "AFFIX_STORAGE_URL": s3_bucket.url()}
+
+    assert affix(scanning, "scan") == (0, "scanned 2 attachments: 1 clean, 1 quarantined\n")
+    assert affix(scanning, "quarantine", "delete", str(infected)) == (
+        0, f"deleted attachment {infected} (eicar.com)\ndeleted 1 quarantined attachment\n")
+    assert rows(catalog) == [("clean.txt", "scanned", None)]
+    assert list(s3_bucket.objects().values()) == [b"clean"]
