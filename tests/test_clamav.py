@@ -15,6 +15,7 @@ from affix.plugins import hookimpl
 from affix.plugins.clamav import ClamdScanner, ScanOptions, refusal
 from affix.plugins.manager import Events, create_plugin_manager
 from affix.storage.stores import open_blob_store
+from support import http
 from support.cli import affix
 from support.clamd import FINDING, eicar, running_clamd, unreachable_clamd
 from support.client import get, upload
@@ -23,6 +24,7 @@ from support.defaults import FROZEN_NOW
 from support.errors import assert_error
 from support.net import HOST, free_port
 from support.s3 import s3_environ
+from support.servers import HIGH_LIMIT, running_server
 from support.work_packages import created
 
 pytestmark = pytest.mark.system
@@ -401,3 +403,24 @@ def test_affix_scan_reads_from_s3_and_the_quarantine_deletes_there(
         0, f"deleted attachment {infected} (eicar.com)\ndeleted 1 quarantined attachment\n")
     assert rows(catalog) == [("clean.txt", "scanned", None)]
     assert list(s3_bucket.objects().values()) == [b"clean"]
+
+
+# --- over real HTTP ----------------------------------------------------------------------------
+
+def test_affix_serve_scans_chunked_and_sized_uploads_while_they_stream(
+        tmp_path, databases, clamd):
+    scanning = {"AFFIX_SCAN_MODE": "stream", "AFFIX_CLAMD": clamd.tcp_address}
+    with running_server(tmp_path, databases, HIGH_LIMIT, scanning) as server:
+        clean = random_bytes(3 * 1024 * 1024)
+
+        refused = [http.upload(server, "eicar.com", eicar(), chunked=chunked)
+                   for chunked in (False, True)]
+        accepted = http.upload(server, "clean.bin", clean, chunked=True)
+
+        for response in refused:
+            assert response.status_code == 422
+            assert response.json()["message"] == INFECTED
+        attachment_id = http.assert_uploaded(accepted, "clean.bin", clean)
+        assert accepted.json()["status"] == "scanned"
+        http.assert_downloads_as(server, attachment_id, clean)
+        assert [row[1] for row in server.stored.rows()] == ["clean.bin"]
