@@ -22,6 +22,7 @@ builder, ``basic_auth``) lives in affix itself, in ``affix.app.testing``.
 - ``servers``: a real ``affix serve`` (gunicorn) on loopback; the ``server`` fixtures
 - ``http``: uploading to and downloading from a real server
 - ``nginx``: Debian's nginx in front of a server, configured as the README shows
+- ``clamd``: a throwaway clamd (Debian's) that knows the EICAR test file; the ``clamd`` fixtures
 - ``slow_clients``: clients that would hold a server's threads, and normal requests beside them
 - ``s3``: moto's S3 server in a process of its own; the ``s3_bucket`` fixtures
 - ``plugin_packages``: the example plugin package affix-meetings
