@@ -3,6 +3,11 @@ the file part as it arrives, a verdict before anything is stored.
 
 An inspector that fails is the service's fault, not the client's: 503, and the upload is not
 kept. A refusal is the client's: 422 with the inspector's message.
+
+Every path that receives bytes drives one :class:`Inspection`: ``begin`` before the first
+byte, ``feed`` each chunk once as it arrives, ``verdict`` before anything is committed, and
+``close`` however it ends. A path whose bytes arrive over several requests (resumable uploads)
+feeds the chunks in order as each request brings them, or once while assembling them.
 """
 import dataclasses
 import logging
