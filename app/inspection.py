@@ -6,8 +6,9 @@ kept. A refusal is the client's: 422 with the inspector's message.
 
 Every path that receives bytes drives one :class:`Inspection`: ``begin`` before the first
 byte, ``feed`` each chunk once as it arrives, ``verdict`` before anything is committed, and
-``close`` however it ends. A path whose bytes arrive over several requests (resumable uploads)
-feeds the chunks in order as each request brings them, or once while assembling them.
+``close`` however it ends. An inspector lives in one process for one upload: a path whose
+bytes arrive over several requests (resumable uploads, possibly to different workers) drives
+its inspection where it assembles them, reading each chunk once, in order.
 """
 import dataclasses
 import logging
