@@ -11,9 +11,10 @@ from affix.app.settings import Settings, SettingsError
 from affix.plugins import hookimpl
 from affix.plugins.containers import ContainerType
 from affix.plugins.manager import PluginError, create_plugin_manager
-from affix.plugins.uploads import UploadCandidate
+from affix.plugins.uploads import SCANNED, UploadCandidate
 
 __all__ = [
-    "ContainerType", "HalWorker", "PluginError", "Settings", "SettingsError", "UploadCandidate",
+    "ContainerType", "HalWorker", "PluginError", "SCANNED", "Settings", "SettingsError",
+    "UploadCandidate",
     "create_app", "create_plugin_manager", "hookimpl",
 ]

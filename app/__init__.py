@@ -10,6 +10,7 @@ from affix.app.cors import CrossOrigin
 from affix.app.direct_uploads import DirectUploads
 from affix.app.errors import HAL_JSON, install_error_handlers
 from affix.app.ids import IdConverter
+from affix.app.lifecycle import Lifecycle
 from affix.app.openapi import OpenApiResource
 from affix.app.permissions import Permissions
 from affix.app.request_json import JsonBodyLimit
@@ -29,6 +30,7 @@ from affix.app.resources.work_packages import (
 )
 from affix.app.settings import Settings
 from affix.plugins.builtin import WORK_PACKAGE
+from affix.plugins.clamav import ClamavPlugin, ClamdScanner
 from affix.plugins.manager import (
     container_types, create_plugin_manager, host_login, upload_permissions,
 )
@@ -83,6 +85,10 @@ def create_app(settings: Settings | None = None, *, plugin_manager=None, clock=u
         plugin_manager.register(AllowlistPolicy(Allowlist(settings.allowlist)), name="allowlist")
     if settings.trust_remote_user:
         plugin_manager.register(TrustRemoteUser(), name="remote-user")
+    if settings.scan.mode == "stream":
+        plugin_manager.register(ClamavPlugin(
+            ClamdScanner(settings.scan.clamd, settings.scan.timeout),
+            settings.scan.accept_unscanned), name="clamav")
     catalog = open_catalog(settings)
     kinds = container_types(plugin_manager, catalog)
     # plugins may have used the database making their tables: nothing of it may cross a fork
@@ -91,6 +97,7 @@ def create_app(settings: Settings | None = None, *, plugin_manager=None, clock=u
     service = AttachmentService(
         catalog, blob_store, settings.max_attachment_size, ContentSniffer(), clock,
         Permissions(catalog, upload_permissions(plugin_manager)), kinds, plugin_manager,
+        Lifecycle(settings.scan.enabled),
     )
     direct_uploads = DirectUploads(
         service, open_upload_staging(blob_store, settings.direct_upload_expiry),

@@ -5,6 +5,8 @@ import falcon
 
 from affix.app.downloads import store_download_url
 from affix.app.errors import ApiError, missing_permission, not_found, property_violation
+from affix.app.inspection import Inspection
+from affix.app.lifecycle import UNCLAIMABLE
 from affix.app.upload import receive_upload
 from affix.app.webhooks import WebhookEvents
 from affix.plugins.manager import Events, upload_rejection
@@ -27,7 +29,7 @@ class AttachmentService:
     permissions and the plugins. Resources make one call into it per request."""
 
     def __init__(self, catalog, blob_store, max_attachment_size, sniffer, clock, permissions,
-                 container_types, plugin_manager):
+                 container_types, plugin_manager, lifecycle):
         self.catalog = catalog
         self._blob_store = blob_store
         self._max_attachment_size = max_attachment_size
@@ -38,6 +40,7 @@ class AttachmentService:
         self._plugin_manager = plugin_manager
         self._events = Events(plugin_manager)
         self.webhooks = WebhookEvents(Outbox(catalog), clock)
+        self.lifecycle = lifecycle
 
     def require_may_add(self, user, kind, container):
         """403 unless ``user`` may add attachments to ``container`` of ``kind``."""
@@ -61,14 +64,25 @@ class AttachmentService:
         costs nothing.
         """
         self.require_may_upload(user, kind, container)
-        received = receive_upload(body, self._blob_store, self._max_attachment_size)
-        return self._make_permanent(received, user, kind, container)
+        inspection = self.begin_inspection(user, kind)
+        try:
+            received = receive_upload(body, self._blob_store, self._max_attachment_size,
+                                      inspection.feed)
+            return self._make_permanent(received, user, kind, container, inspection)
+        finally:
+            inspection.close()
 
-    def vet(self, author, kind, file_name, description, content):
+    def begin_inspection(self, user, kind):
+        """The inspectors of an upload by ``user`` into a container of ``kind`` (or None),
+        before its first byte arrives: every way bytes enter affix drives one."""
+        return Inspection.begin(self._plugin_manager, user, kind.name if kind else None)
+
+    def vet(self, author, kind, file_name, description, content, inspection):
         """What every upload goes through once its bytes are all there, however they came:
-        the content type sniffed from them, and every upload policy (the allowlist among
-        them) asked; 422 when one refuses. ``content`` has the ``size``, ``md5`` and ``head``
-        of the bytes. Returns what was sniffed."""
+        the content type sniffed from them, every upload policy (the allowlist among them)
+        asked, and the verdict of the ``inspection`` that saw them arrive; 422 when one
+        refuses, 503 when an inspector fails. ``content`` has the ``size``, ``md5`` and
+        ``head`` of the bytes. Returns what was sniffed and what the inspectors decided."""
         sniffed = self._sniffer.sniff(content.head)
         candidate = UploadCandidate(
             file_name=file_name, description=description, size=content.size,
@@ -78,13 +92,16 @@ class AttachmentService:
         rejection = upload_rejection(self._plugin_manager, candidate, author)
         if rejection is not None:
             raise property_violation("file", rejection)
-        return sniffed
+        return sniffed, inspection.verdict(candidate)
 
-    def announce_created(self, record, author):
-        """Tell the plugins that ``record`` is a new attachment, as every upload does."""
+    def announce_created(self, record, author, acceptance):
+        """Tell the plugins that ``record`` is a new attachment, as every upload does, and
+        that it was scanned when a scanner read it as it arrived."""
         self._events.created(record, author)
+        if acceptance.scanned:
+            self._events.scanned(record)
 
-    def _make_permanent(self, upload, author, kind, container):
+    def _make_permanent(self, upload, author, kind, container, inspection):
         """Make a received upload permanent: its blob and its row, both or neither.
 
         The blob is made durable first (outside any database lock); the row follows in one
@@ -93,7 +110,8 @@ class AttachmentService:
         """
         storage_key = None
         try:
-            sniffed = self.vet(author, kind, upload.file_name, upload.description, upload)
+            sniffed, acceptance = self.vet(author, kind, upload.file_name, upload.description,
+                                           upload, inspection)
             storage_key = upload.staged_blob.commit()
             with self.catalog.write_transaction():
                 record = self.catalog.add_attachment(
@@ -106,7 +124,7 @@ class AttachmentService:
                     author=author,
                     container_type=kind.name if kind else None,
                     container_id=container.id if container else None,
-                    status="uploaded",
+                    status=self.lifecycle.initial_status(acceptance.scanned),
                     storage_key=storage_key,
                     created_at=self.clock(),
                 )
@@ -117,16 +135,23 @@ class AttachmentService:
             else:
                 self._delete_blob(storage_key)
             raise
-        self.announce_created(record, author)
+        self.announce_created(record, author, acceptance)
         return record
 
-    def download_url(self, record):
-        """Where the blob store serves ``record``'s bytes itself, or None (see
-        :func:`~affix.app.downloads.store_download_url`); never for a prepared direct upload,
-        whose staged bytes nobody has checked."""
-        if record.status == PREPARED:
+    def download_url(self, user, record):
+        """Where the blob store serves ``record``'s bytes itself to ``user``, or None (see
+        :func:`~affix.app.downloads.store_download_url`); never for bytes ``user`` may not
+        download (a prepared direct upload's, whose staged bytes nobody has checked, among
+        them)."""
+        if not self.lifecycle.may_serve_elsewhere(user, record):
             return None
         return store_download_url(self._blob_store, record)
+
+    def find_downloadable(self, user, attachment_id):
+        """The attachment if ``user`` may see it and download its bytes in its status."""
+        record = self.find_visible(user, attachment_id)
+        self.lifecycle.require_downloadable(user, record)
+        return record
 
     def open_content(self, record):
         """``record``'s bytes, as a binary file object; 404 when a deletion took them since
@@ -144,6 +169,12 @@ class AttachmentService:
         return kind, kind.find(record.container_id)
 
     def _may(self, user, record, action) -> bool:
+        by_container = self._may_by_container(user, record, action)
+        if action == "delete":
+            return self.lifecycle.may_delete(user, record, by_container)
+        return self.lifecycle.may_see(user, record, by_container)
+
+    def _may_by_container(self, user, record, action) -> bool:
         if record.container_type is not None and record.container_type not in self.container_types:
             # its container type's plugin is gone: nobody can tell who may see it
             return False
@@ -167,14 +198,6 @@ class AttachmentService:
             Attachment, attachment_id,
         )
         if record is None or not self._may(user, record, "view"):
-            raise not_found(NOT_FOUND_MESSAGE)
-        return record
-
-    def find_downloadable(self, user, attachment_id):
-        """The attachment if ``user`` may see it and its bytes are all there: a direct upload
-        that is only prepared has none yet, or none affix has checked. 404 otherwise."""
-        record = self.find_visible(user, attachment_id)
-        if record.status == PREPARED:
             raise not_found(NOT_FOUND_MESSAGE)
         return record
 
@@ -250,10 +273,11 @@ class AttachmentService:
         claimable = []
         for attachment_id in listed:
             row = rows.get(attachment_id)
-            if row is None or row.author_id != user.id or row.status == PREPARED:
+            if row is None or row.author_id != user.id:
                 # another user's attachment is reported like a missing one: it must not leak
                 raise property_violation("attachments", DOES_NOT_EXIST)
             if row.container_type is None:
+                self.lifecycle.require_claimable(row)
                 claimable.append(attachment_id)
             elif container is None or (row.container_type, row.container_id) != (
                     kind.name, container.id):
@@ -275,7 +299,8 @@ class AttachmentService:
                 Attachment.update(container_type=kind.name, container_id=container.id)
                 .where((Attachment.id == attachment_id)
                        & (Attachment.author == user)
-                       & (Attachment.container_type.is_null()))
+                       & (Attachment.container_type.is_null())
+                       & Attachment.status.not_in(UNCLAIMABLE))
                 .execute()
             )
             record = self.catalog.get(Attachment, attachment_id)
@@ -285,6 +310,9 @@ class AttachmentService:
             elif record is None:
                 # deleted since it was checked
                 raise property_violation("attachments", DOES_NOT_EXIST)
+            elif record.container_type is None:
+                # quarantined since it was checked
+                self.lifecycle.require_claimable(record)
             elif (record.container_type, record.container_id) != (kind.name, container.id):
                 # claimed elsewhere since it was checked
                 raise property_violation("attachments", CANNOT_BE_CHANGED)

@@ -17,10 +17,17 @@ from gunicorn.app.base import BaseApplication
 
 from affix.app import connect_catalog, create_app, open_catalog
 from affix.app.auth import issue_api_key
+from affix.storage.models import QUARANTINED
+from affix.app.scanning import (
+    DEFAULT_BATCH_SIZE, ScanReport, delete_quarantined, mark_for_rescan, quarantined, scan_waiting,
+)
 from affix.app.serving import HalWorker
 from affix.app.settings import Settings, SettingsError
 from affix.app.webhooks import EVENTS, DeliveryPolicy, WebhookWorker
-from affix.plugins.manager import PluginError, container_types, create_plugin_manager, known_permissions
+from affix.plugins.clamav import ClamdScanner, ScannerUnavailable
+from affix.plugins.manager import (
+    Events, PluginError, container_types, create_plugin_manager, known_permissions,
+)
 from affix.storage.stores import open_blob_store, open_upload_staging
 from affix.storage.cleanup import remove_expired_direct_uploads, remove_unclaimed
 from affix.storage.database import release_connections
@@ -187,7 +194,9 @@ def cmd_cleanup(args, settings, out):
     staging = open_upload_staging(blob_store, settings.direct_upload_expiry)
     now = utc_now()
     with catalog.database.connection_context():
-        removed = remove_unclaimed(catalog, blob_store, now - grace_period)
+        # quarantined attachments wait for an admin (affix quarantine)
+        removed = remove_unclaimed(catalog, blob_store, now - grace_period,
+                                   kept_statuses=(QUARANTINED,))
         if staging is not None:
             expired = remove_expired_direct_uploads(
                 catalog, staging, now - datetime.timedelta(seconds=settings.direct_upload_expiry))
@@ -215,6 +224,68 @@ def cmd_gc(args, settings, out):
     if swept:
         print(f"removed {swept} partial upload{'' if swept == 1 else 's'} left in staging, "
               f"older than {args.min_age} minutes", file=out)
+
+
+def _plural(count, noun):
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
+def cmd_scan(args, settings, out):
+    if not settings.scan.enabled:
+        raise CommandError("virus scanning is off: set AFFIX_SCAN_MODE (stream or after) and "
+                           "AFFIX_CLAMD")
+    catalog = open_catalog(settings)
+    blob_store = open_blob_store(settings.storage_url, settings.s3)
+    scanner = ClamdScanner(settings.scan.clamd, settings.scan.timeout)
+    events = Events(_plugin_manager(settings))
+    report = ScanReport()
+    with catalog.database.connection_context():
+        if args.rescan:
+            marked = mark_for_rescan(catalog)
+            print(f"marked {_plural(marked, 'scanned attachment')} for rescan", file=out)
+        try:
+            scan_waiting(catalog, blob_store, scanner, events, args.batch_size, report)
+        except ScannerUnavailable as error:
+            raise CommandError(
+                f"{error}; stopped after {report.scanned} clean and {report.quarantined} "
+                "quarantined: run affix scan again to go on") from None
+    print(f"scanned {_plural(report.scanned + report.quarantined, 'attachment')}: "
+          f"{report.scanned} clean, {report.quarantined} quarantined", file=out)
+    if report.refused:
+        ids = ", ".join(str(attachment_id) for attachment_id, _ in report.refused)
+        raise CommandError(f"{_plural(len(report.refused), 'attachment')} could not be scanned "
+                           f"and keep waiting ({ids}): {report.refused[-1][1]}")
+
+
+def cmd_quarantine_list(args, settings, out):
+    catalog = open_catalog(settings)
+    with catalog.database.connection_context():
+        records = quarantined(catalog)
+    for record in records:
+        container = (f"{record.container_type} {record.container_id}"
+                     if record.container_type else "-")
+        print(f"{record.id}\t{record.file_name}\t{record.file_size}\t{record.author.login}\t"
+              f"{record.created_at.isoformat()}Z\t{container}\t{record.scan_finding}", file=out)
+    print(f"{_plural(len(records), 'quarantined attachment')}", file=out)
+
+
+def cmd_quarantine_delete(args, settings, out):
+    if args.all == bool(args.ids):
+        raise CommandError("name the ids of the attachments to delete, or --all")
+    catalog = open_catalog(settings)
+    blob_store = open_blob_store(settings.storage_url, settings.s3)
+    events = Events(_plugin_manager(settings))
+    with catalog.database.connection_context():
+        records = quarantined(catalog, None if args.all else args.ids)
+        missing = sorted(set(args.ids) - {record.id for record in records})
+        if missing:
+            raise CommandError("no quarantined attachment with the id "
+                               + ", ".join(str(each) for each in missing))
+        deleted = [record for record in records
+                   if delete_quarantined(catalog, blob_store, events, record)]
+    for record in deleted:
+        print(f"deleted attachment {record.id} ({record.file_name})", file=out)
+    print(f"deleted {_plural(len(deleted), 'quarantined attachment')}", file=out)
 
 
 def cmd_migrate(args, settings, out):
@@ -353,6 +424,25 @@ def build_parser():
              "(default %(default)s)")
     gc.add_argument("--dry-run", action="store_true", help="list them, delete nothing")
     gc.set_defaults(handler=cmd_gc)
+
+    scan = commands.add_parser(
+        "scan", help="scan the attachments waiting for a virus scan (AFFIX_SCAN_MODE=after, "
+                     "or kept unscanned)")
+    scan.add_argument("--rescan", action="store_true",
+                      help="first mark every scanned attachment for rescan (new signatures)")
+    scan.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE, metavar="ROWS",
+                      help="rows read at a time (default %(default)s)")
+    scan.set_defaults(handler=cmd_scan)
+
+    quarantine = commands.add_parser(
+        "quarantine", help="list or delete the attachments a virus scan found malware in"
+    ).add_subparsers(dest="action", required=True, metavar="ACTION")
+    quarantine.add_parser("list", help="list them, tab-separated").set_defaults(
+        handler=cmd_quarantine_list)
+    quarantine_delete = quarantine.add_parser("delete", help="delete them, rows and bytes")
+    quarantine_delete.add_argument("ids", nargs="*", type=int, metavar="ID")
+    quarantine_delete.add_argument("--all", action="store_true", help="every one of them")
+    quarantine_delete.set_defaults(handler=cmd_quarantine_delete)
 
     migrate_command = commands.add_parser(
         "migrate", help="bring the database's schema up to date (every start does it too)")

@@ -22,14 +22,13 @@ from affix.app.content_types import OCTET_STREAM
 from affix.app.errors import not_found, property_violation, property_violations
 from affix.app.request_json import parse_json, storable_document
 from affix.app.upload import SNIFF_SIZE, description_of, file_too_large, receive_metadata
-from affix.storage.models import PREPARED
+from affix.storage.models import PREPARED, UPLOADED
 
 log = logging.getLogger(__name__)
 
 NOT_AVAILABLE = ("Direct file upload is not available due to a system configuration issue. "
                  "Please contact your administrator.")
 NOT_UPLOADED = "The file has not been uploaded to the storage."
-UPLOADED = "uploaded"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -91,13 +90,14 @@ class StoredContent:
         return self._md5.hexdigest()
 
 
-def read_stored_bytes(chunks) -> StoredContent:
+def read_stored_bytes(chunks, inspect) -> StoredContent:
     """Read the bytes of an upload that a client stored in the store itself: the one place
-    they pass through affix, each chunk once and in order. Whatever must see every byte that
-    enters affix (a virus scanner's inspection) is fed here, chunk by chunk."""
+    they pass through affix, each chunk once and in order, each shown to ``inspect`` (the
+    upload's inspectors, as for every way bytes enter affix)."""
     content = StoredContent()
     for chunk in chunks:
         content.update(chunk)
+        inspect(chunk)
     return content
 
 
@@ -175,22 +175,26 @@ class DirectUploads:
 
     def finish_stored(self, record, storage_key):
         """Finish the prepared ``record`` whose bytes a client stored at ``storage_key`` (a
-        key no client can write to) like any upload: read them once for their md5 and
-        content type, ask the upload policies, then make the row ``uploaded`` and tell the
-        plugins. On any failure the row and the object are deleted."""
+        key no client can write to) like any upload: read them once, showing them to the
+        upload's inspectors, for their md5 and content type; ask the upload policies and the
+        inspectors' verdict; then make the row an attachment and tell the plugins. On any
+        failure the row and the object are deleted."""
         author = record.author
+        inspection = None
         try:
             kind = (None if record.container_type is None
                     else self.service.container_types.named(record.container_type))
-            content = read_stored_bytes(self._staging.chunks(storage_key))
+            inspection = self.service.begin_inspection(author, kind)
+            content = read_stored_bytes(self._staging.chunks(storage_key), inspection.feed)
             if content.size != record.file_size:
                 raise size_mismatch(content.size, record.file_size)
-            sniffed = self.service.vet(author, kind, record.file_name, record.description,
-                                        content)
+            sniffed, acceptance = self.service.vet(
+                author, kind, record.file_name, record.description, content, inspection)
+            status = self.service.lifecycle.initial_status(acceptance.scanned)
             Attachment = self._catalog.Attachment
             with self._catalog.write_transaction():
                 updated = (
-                    Attachment.update(status=UPLOADED, md5=content.md5,
+                    Attachment.update(status=status, md5=content.md5,
                                       content_type=sniffed.content_type,
                                       charset=sniffed.charset, storage_key=storage_key)
                     .where((Attachment.id == record.id) & (Attachment.status == PREPARED))
@@ -198,7 +202,7 @@ class DirectUploads:
                 )
                 if updated:
                     record.status, record.md5, record.storage_key = (
-                        UPLOADED, content.md5, storage_key)
+                        status, content.md5, storage_key)
                     record.content_type, record.charset = sniffed.content_type, sniffed.charset
                     # the webhooks' "created", in the transaction that makes it an attachment
                     self.service.webhooks.created(record, author)
@@ -208,7 +212,10 @@ class DirectUploads:
         except BaseException:
             self._abandon(record, storage_key)
             raise
-        self.service.announce_created(record, author)
+        finally:
+            if inspection is not None:
+                inspection.close()
+        self.service.announce_created(record, author, acceptance)
         return record
 
     def _prepared_by(self, user, attachment_id):

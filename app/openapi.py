@@ -3,6 +3,7 @@
 Built per request from the container types the app has, with the prefix the app is mounted at
 as its server, so that it describes exactly the API this app answers.
 """
+from affix.storage.models import STATUSES
 from affix.plugins.builtin import WORK_PACKAGE
 
 HAL = "application/hal+json"
@@ -15,7 +16,8 @@ ERROR_STATUSES = {
     "415": "An unsupported Content-Type.",
     "416": "The requested range lies past the end of the file.",
     "422": "A property is invalid.",
-    "503": "The database is unavailable; retry later.",
+    "503": "The database, the blob store or the upload's inspection (a plugin, clamd) is "
+           "unavailable; retry later.",
     "507": "The storage is full.",
 }
 
@@ -107,7 +109,7 @@ SCHEMAS = {
             "digest": {"type": "object", "properties": {"algorithm": {"const": "md5"},
                                                         "hash": {"type": "string"}}},
             "createdAt": {"type": "string", "format": "date-time"},
-            "status": {"type": "string"},
+            "status": {"enum": list(STATUSES)},
             "_links": {"type": "object", "additionalProperties": _ref("Link")},
         },
     },
@@ -205,7 +207,7 @@ def _attachment_paths():
          "206": {"description": "One byte range", "content": {"*/*": {}}},
          "302": {"description": "S3 storage: Location is a pre-signed URL of the bytes",
                  "headers": {"Location": {"schema": {"type": "string"}}}},
-         **_errors("404", "416")},
+         **_errors("403", "404", "416")},
         attachment,
     )
     return {

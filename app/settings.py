@@ -6,6 +6,7 @@ from pathlib import Path
 
 from affix.app.allowlist import parse_allowlist
 from affix.app.cors import parse_origins
+from affix.plugins.clamav import ScanOptions, scan_options
 from affix.storage.s3 import ADDRESSING_STYLES, MAX_URL_EXPIRY, S3Options, parse_s3_url
 from affix.storage.s3_staging import MAX_DIRECT_UPLOAD_SIZE
 
@@ -147,6 +148,8 @@ class Settings:
         if self.max_direct_upload_size is None:
             return min(self.max_attachment_size, MAX_DIRECT_UPLOAD_SIZE)
         return self.max_direct_upload_size
+    # virus scanning: off, stream or after, and where clamd is
+    scan: ScanOptions = ScanOptions()
 
     @classmethod
     def for_data_dir(cls, data_dir, **overrides) -> "Settings":
@@ -192,6 +195,10 @@ class Settings:
                 overrides[field] = environ[variable]
         _check_storage_url(overrides.get("storage_url"))
         overrides["s3"] = _s3_options(environ)
+        try:
+            overrides["scan"] = scan_options(environ)
+        except ValueError as error:
+            raise SettingsError(str(error)) from None
         settings = cls.for_data_dir(environ.get("AFFIX_DATA_DIR") or "var", **overrides)
         _check_database_outside_storage(settings)
         return settings

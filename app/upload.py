@@ -92,11 +92,13 @@ class MetadataTarget(PartTarget):
 
 
 class BlobTarget(PartTarget):
-    """Streams the file part into a staged blob (which hashes it), counting on the way."""
+    """Streams the file part into a staged blob (which hashes it), counting on the way, and
+    shows each chunk to ``inspect`` (the upload's inspectors)."""
 
-    def __init__(self, staged_blob, max_attachment_size):
+    def __init__(self, staged_blob, max_attachment_size, inspect):
         super().__init__("file")
         self._staged_blob = staged_blob
+        self._inspect = inspect
         self._max_attachment_size = max_attachment_size
         self.size = 0
         self.head = b""
@@ -107,6 +109,7 @@ class BlobTarget(PartTarget):
             raise file_too_large(self._max_attachment_size)
         if len(self.head) < SNIFF_SIZE:
             self.head += chunk[: SNIFF_SIZE - len(self.head)]
+        self._inspect(chunk)
         self._staged_blob.write(chunk)
 
 
@@ -325,8 +328,10 @@ def description_of(document, errors) -> str:
     return description
 
 
-def receive_upload(body: RequestBody, blob_store, max_attachment_size) -> ReceivedUpload:
-    """Read the request's ``body`` into a staged blob and check it whole.
+def receive_upload(body: RequestBody, blob_store, max_attachment_size,
+                   inspect) -> ReceivedUpload:
+    """Read the request's ``body`` into a staged blob and check it whole; ``inspect`` is
+    given every chunk of the file part (:meth:`affix.app.inspection.Inspection.feed`).
 
     On any failure the staged blob is discarded before the error propagates; on success the
     caller owns the staged blob and must commit or discard it.
@@ -337,7 +342,7 @@ def receive_upload(body: RequestBody, blob_store, max_attachment_size) -> Receiv
                               digest=hashlib.md5())
     try:
         metadata = MetadataTarget()
-        blob = BlobTarget(staged_blob, max_attachment_size)
+        blob = BlobTarget(staged_blob, max_attachment_size, inspect)
         _parse_body(body, boundary, metadata, blob)
         file_name, description = parse_metadata(metadata.value)
         md5 = staged_blob.hexdigest()

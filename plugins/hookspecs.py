@@ -166,6 +166,68 @@ def affix_validate_upload(upload: UploadCandidate, user: "peewee.Model") -> str 
     """
 
 
+@failure_policy(LOGGED_AND_RAISED)
+@hookspec
+def affix_inspect_upload(user: "peewee.Model", container_type: str | None) -> object | None:
+    """Return an inspector that sees every byte of the upload's file as it arrives, or None.
+
+    :param user: the uploader (``id``, ``login``, ``admin``).
+    :param container_type: the name of the container type the file is uploaded into (None
+        without a container).
+
+    Called once per upload, before its body is read, for every way bytes enter affix. The
+    inspector's ``feed(chunk)`` is given each chunk of the file part, in order (chunks of any
+    size; none for an empty file); once the whole body is received, its
+    ``verdict(upload)`` is asked with the :class:`affix.UploadCandidate`, before anything is
+    stored, and answers None to accept, a message to refuse (422 PropertyConstraintViolation
+    with that message, nothing stored), or :data:`affix.SCANNED` to accept as a malware scanner
+    that read every byte and found nothing (the attachment starts ``scanned``). Every
+    inspector must accept. An optional ``close()`` is called however the upload ends, refused
+    or cut short too. The file is never read again for an inspector: keep only what you need
+    (a hash, a count), and memory stays constant. An inspector, or this hook, that raises
+    fails the upload with 503 ServiceUnavailable, logged, and nothing is stored: an upload
+    that could not be inspected is never kept. The ClamAV scanner shipped with affix
+    (``AFFIX_SCAN_MODE=stream``) is an inspector.
+
+    Two examples follow: the SHA-256 of every upload, refusing known bad files; and a quota
+    per user, ``used_bytes`` being the plugin's own bookkeeping.
+
+    Example::
+
+        class Sha256:
+            def __init__(self):
+                self.hash = hashlib.sha256()
+
+            def feed(self, chunk):
+                self.hash.update(chunk)
+
+            def verdict(self, upload):
+                if self.hash.hexdigest() in BLOCKED_SHA256:
+                    return "This file is blocked."
+
+        @hookimpl
+        def affix_inspect_upload():
+            return Sha256()
+
+    Example::
+
+        class Quota:
+            def __init__(self, user):
+                self.user = user
+
+            def feed(self, chunk):
+                pass
+
+            def verdict(self, upload):
+                if used_bytes(self.user) + upload.size > QUOTA_BYTES:
+                    return "Your storage quota is used up."
+
+        @hookimpl
+        def affix_inspect_upload(user):
+            return Quota(user)
+    """
+
+
 @failure_policy(LOGGED_AND_IGNORED)
 @hookspec
 def affix_attachment_created(attachment: "peewee.Model", user: "peewee.Model") -> None:
@@ -213,7 +275,7 @@ def affix_attachment_deleted(attachment: "peewee.Model", user: "peewee.Model") -
     """Called after an attachment is deleted (row and bytes gone).
 
     :param attachment: the row as it was.
-    :param user: who deleted it.
+    :param user: who deleted it; None for ``affix quarantine delete``.
 
     An implementation that raises is logged and changes nothing.
 
@@ -222,4 +284,43 @@ def affix_attachment_deleted(attachment: "peewee.Model", user: "peewee.Model") -
         @hookimpl
         def affix_attachment_deleted(attachment):
             index.remove(attachment.id)
+    """
+
+
+@failure_policy(LOGGED_AND_IGNORED)
+@hookspec
+def affix_attachment_scanned(attachment: "peewee.Model") -> None:
+    """Called after a virus scan found nothing in ``attachment`` and its status became
+    ``scanned`` (committed): by ``affix scan``, or at once for an upload scanned while it
+    streamed.
+
+    :param attachment: the row, its ``status`` ``scanned``.
+
+    An implementation that raises is logged and changes nothing.
+
+    Example::
+
+        @hookimpl
+        def affix_attachment_scanned(attachment):
+            index.add(attachment.id)
+    """
+
+
+@failure_policy(LOGGED_AND_IGNORED)
+@hookspec
+def affix_attachment_quarantined(attachment: "peewee.Model", finding: str) -> None:
+    """Called after ``affix scan`` found malware in a stored attachment and put it in
+    quarantine (committed): its bytes are never served again, and only admins can list and
+    delete it.
+
+    :param attachment: the row, its ``status`` ``quarantined``.
+    :param finding: the name of the signature the scanner found.
+
+    An implementation that raises is logged and changes nothing.
+
+    Example::
+
+        @hookimpl
+        def affix_attachment_quarantined(attachment, finding):
+            alert("attachment %s is quarantined: %s", attachment.id, finding)
     """

@@ -186,3 +186,10 @@ class Events:
 
     def deleted(self, attachment, user):
         self._notify(self.hook.affix_attachment_deleted, attachment=attachment, user=user)
+
+    def scanned(self, attachment):
+        self._notify(self.hook.affix_attachment_scanned, attachment=attachment)
+
+    def quarantined(self, attachment, finding):
+        self._notify(self.hook.affix_attachment_quarantined, attachment=attachment,
+                     finding=finding)

@@ -18,3 +18,15 @@ class UploadCandidate:
     content_type: str
     head: bytes
     container_type: str | None
+
+
+class ScanPassed:
+    """The verdict of a malware scanner that read every byte and found nothing: the upload is
+    accepted and starts ``scanned`` rather than ``uploaded``. Use the one instance,
+    :data:`SCANNED`."""
+
+    def __repr__(self):
+        return "SCANNED"
+
+
+SCANNED = ScanPassed()

@@ -2,9 +2,9 @@
 from affix.storage.models import PREPARED
 
 
-def remove_unclaimed(catalog, blob_store, cutoff) -> int:
-    """Delete attachments without a container created before ``cutoff``, rows and blobs;
-    returns how many.
+def remove_unclaimed(catalog, blob_store, cutoff, kept_statuses) -> int:
+    """Delete attachments without a container created before ``cutoff``, rows and blobs,
+    except those whose status is one of ``kept_statuses``; returns how many.
 
     Each row goes in a conditional DELETE that a claim (a conditional UPDATE) cannot overlap:
     either the claim came first and the row stays, or the row is gone and the claim finds
@@ -15,13 +15,15 @@ def remove_unclaimed(catalog, blob_store, cutoff) -> int:
         Attachment.select(Attachment.id, Attachment.storage_key)
         .where(Attachment.container_type.is_null() & (Attachment.created_at < cutoff)
                # a direct upload's form may still be in use: see remove_expired_direct_uploads
-               & (Attachment.status != PREPARED))
+               & (Attachment.status != PREPARED)
+               & Attachment.status.not_in(kept_statuses))
     )
     removed = 0
     for candidate in candidates:
         deleted = (
             Attachment.delete()
-            .where((Attachment.id == candidate.id) & Attachment.container_type.is_null())
+            .where((Attachment.id == candidate.id) & Attachment.container_type.is_null()
+                   & Attachment.status.not_in(kept_statuses))
             .execute()
         )
         if deleted:

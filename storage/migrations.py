@@ -165,6 +165,13 @@ def create_webhook_tables(database):
     run_script(database, SCHEMA_V4, WEBHOOK_COLUMN_TYPES)
 
 
+def add_scan_findings(database):
+    """What a virus scan found in a quarantined attachment, and an index on the status, which
+    ``affix scan`` and ``affix quarantine list`` select by."""
+    database.execute_sql('ALTER TABLE "attachments" ADD COLUMN "scan_finding" VARCHAR(255)')
+    database.execute_sql('CREATE INDEX "attachment_status" ON "attachments" ("status")')
+
+
 @dataclasses.dataclass(frozen=True)
 class Migration:
     version: int
@@ -176,6 +183,7 @@ MIGRATIONS = (
     Migration(1, "create the tables", create_tables),
     Migration(2, "never reuse the id of a deleted row (SQLite)", stop_reusing_ids),
     Migration(4, "webhook subscriptions and their outbox", create_webhook_tables),
+    Migration(5, "record what a virus scan found; index the status", add_scan_findings),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 

@@ -18,9 +18,14 @@ MAX_ID = 2**63 - 1
 _NO_TRANSACTION = "no transaction is active"
 
 
-# the status of a direct upload from its preparation until its completion: no bytes affix has
-# checked, so neither listed, nor claimable, nor downloadable
+# An attachment's status, as OpenProject names them (what each allows: affix.app.lifecycle).
+# A direct upload from its preparation until its completion: no bytes affix has checked
 PREPARED = "prepared"
+UPLOADED = "uploaded"
+SCANNED = "scanned"
+QUARANTINED = "quarantined"
+RESCAN = "rescan"
+STATUSES = (PREPARED, UPLOADED, SCANNED, QUARANTINED, RESCAN)
 
 
 def is_valid_id(record_id) -> bool:
@@ -110,7 +115,10 @@ class Catalog:
             author = peewee.ForeignKeyField(User, backref="attachments", on_delete="RESTRICT")
             container_type = peewee.CharField(max_length=100, null=True)
             container_id = peewee.BigIntegerField(null=True)
-            status = peewee.CharField(max_length=32, default="uploaded")
+            # see affix.app.lifecycle
+            status = peewee.CharField(max_length=32, default=UPLOADED, index=True)
+            # the signature a virus scan found, for a quarantined attachment
+            scan_finding = peewee.CharField(max_length=255, null=True)
             storage_key = peewee.CharField(max_length=255, unique=True)
             created_at = peewee.DateTimeField()
 

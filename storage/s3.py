@@ -224,6 +224,16 @@ class S3BlobStore:
         with _as_storage_errors("delete the object"):
             self.client.delete_object(Bucket=self.bucket, Key=self.object_key(key))
 
+    def open(self, key: str):
+        """The object's bytes as a stream to read (``affix scan``); ``FileNotFoundError``
+        when it is gone."""
+        with _as_storage_errors("read the object"):
+            try:
+                return self.client.get_object(
+                    Bucket=self.bucket, Key=self.object_key(key))["Body"]
+            except self.client.exceptions.NoSuchKey:
+                raise FileNotFoundError(key) from None
+
     def download_url(self, key: str, content_type: str, content_disposition: str) -> str:
         """A pre-signed GET of the object that answers with these headers."""
         with _as_storage_errors("sign a download URL"):

@@ -27,7 +27,7 @@ from support.people import make_people  # noqa: E402
 from support.postgres import SERVER_URL_VARIABLE, PostgresServer  # noqa: E402
 from support.state import Stored  # noqa: E402
 
-pytest_plugins = ["support.cli", "support.s3", "support.servers"]
+pytest_plugins = ["support.cli", "support.clamd", "support.s3", "support.servers"]
 
 
 def pytest_xdist_auto_num_workers(config):

@@ -9,6 +9,7 @@ import pytest
 
 from affix.app import create_app
 from affix.app.cli import main
+from affix.storage.models import QUARANTINED
 from affix.storage.cleanup import remove_unclaimed
 from affix.storage.models import utc_now
 from affix.storage.stores import open_blob_store
@@ -49,7 +50,7 @@ def storage_keys(stored) -> dict:
 
 def cleanup_now(catalog, blob_store, cutoff) -> int:
     with catalog.database.connection_context():
-        return remove_unclaimed(catalog, blob_store, cutoff)
+        return remove_unclaimed(catalog, blob_store, cutoff, kept_statuses=(QUARANTINED,))
 
 
 # --- remove_unclaimed ------------------------------------------------------------------------

@@ -29,7 +29,7 @@ from support.defaults import FROZEN_NOW, SMALL_LIMIT
 from support.direct_uploads import (
     PREPARE_PATH, complete, policy_of, prepare, prepared, send_to_store,
 )
-from support.errors import DOES_NOT_EXIST, NOT_AUTHORIZED, NOT_FOUND, assert_error
+from support.errors import NOT_AUTHORIZED, NOT_FOUND, assert_error
 from support.net import REQUEST_TIMEOUT
 from support.s3 import s3_environ
 from support.webhooks import outbox, outbox_entries, subscribe
@@ -192,7 +192,7 @@ def test_a_direct_upload_into_a_work_package(client, people, catalog, s3_bucket)
     assert client.simulate_get(listing, headers=people.auth("ada")).json["total"] == 0
     assert_error(client.simulate_get(f"/api/v3/attachments/{upload['id']}/download",
                                      headers=people.auth("ada")),
-                 404, "NotFound", "The specified attachment does not exist.")
+                 404, "NotFound", "The file has not been uploaded yet.")
     assert send_to_store(upload, CONTENT).status_code == 201
     response = complete(client, people, "ada", upload)
     assert response.status_code == 200
@@ -245,7 +245,8 @@ def test_a_direct_upload_into_a_plugin_s_container(settings, plugin_manager, peo
 def test_a_prepared_upload_cannot_be_claimed(client, people, catalog, s3_bucket):
     upload = prepared(client, people, "ada", "cat.png", CONTENT)
     response = create(client, people, "ada", document(attachments=[link(upload["id"])]))
-    assert_error(response, 422, "PropertyConstraintViolation", DOES_NOT_EXIST, "attachments")
+    assert_error(response, 422, "PropertyConstraintViolation",
+                 "Attachments still being uploaded cannot be claimed.", "attachments")
     assert [row[1] for row in rows(catalog)] == ["prepared"]
 
 
@@ -539,7 +540,7 @@ def test_a_prepared_upload_offers_no_url_of_its_staged_object(client, people, s3
         "href": f"/api/v3/attachments/{upload['id']}/download"}
     assert_error(client.simulate_get(f"/api/v3/attachments/{upload['id']}/content",
                                      headers=people.auth("ada")),
-                 404, "NotFound", "The specified attachment does not exist.")
+                 404, "NotFound", "The file has not been uploaded yet.")
 
 
 # --- expiry and cleanup -----------------------------------------------------------------------
@@ -557,7 +558,7 @@ def test_cleanup_removes_prepared_uploads_once_their_form_expired(
         cutoff = now - expiry
         with catalog.database.connection_context():
             # the grace period of unclaimed uploads never takes a prepared one
-            assert remove_unclaimed(catalog, None, cutoff) == 0
+            assert remove_unclaimed(catalog, None, cutoff, kept_statuses=()) == 0
             return remove_expired_direct_uploads(catalog, staging, cutoff)
 
     assert cleanup(prepared_at + expiry - datetime.timedelta(seconds=1)) == 0

@@ -48,6 +48,7 @@ def test_not_ready_with_a_schema_behind_this_affix(client, catalog):
     assert response.status_code == 503
     assert response.headers["retry-after"] == "5"
     assert response.json == hal_error(
+        # the version before the latest: the numbers need not be contiguous
         NOT_READY, f"Not ready: the database schema is at version {MIGRATIONS[-2].version}, this "
                    f"affix needs {LATEST_VERSION} (affix migrate).")
 

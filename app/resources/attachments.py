@@ -36,7 +36,7 @@ def render_attachment(req, service, record) -> dict:
         req.root_path, record,
         container_link=container_link(req, service, record) or {"href": None},
         may_delete=service.may_delete(req.context.user, record),
-        download_url=service.download_url(record),
+        download_url=service.download_url(req.context.user, record),
     )
 
 
@@ -74,7 +74,7 @@ class AttachmentContentResource:
 
     def on_get(self, req, resp, attachment_id):
         record = self.service.find_downloadable(req.context.user, attachment_id)
-        url = self.service.download_url(record)
+        url = self.service.download_url(req.context.user, record)
         if url is not None:
             # signed afresh on every request: a URL handed out earlier may have expired, so
             # nobody keeps this answer; the store answers conditional requests on the URL

@@ -27,6 +27,7 @@ builder, ``basic_auth``) lives in affix itself, in ``affix.app.testing``.
 - ``webhooks``: subscribing, the outbox read back, the README's signature check, what arrived
 - ``nginx``: Debian's nginx in front of a server, configured as the README shows
 - ``pages``, ``browser``: pages served from an origin of their own; headless Chromium (Selenium)
+- ``clamd``: a throwaway clamd (Debian's) that knows the EICAR test file; the ``clamd`` fixtures
 - ``slow_clients``: clients that would hold a server's threads, and normal requests beside them
 - ``s3``: moto's S3 server in a process of its own; the ``s3_bucket`` fixtures
 - ``plugin_packages``: the example plugin package affix-meetings

@@ -1,0 +1,117 @@
+"""Scanning stored attachments (``affix scan``), and the quarantine admins keep
+(``affix quarantine``).
+
+``affix scan`` scans every attachment waiting for a scan (``uploaded`` while scanning is on,
+``rescan``) in order of id, a batch of rows read at a time, each row's new status committed as
+soon as clamd answered: stopped at any point (a crash, clamd gone), it goes on where it stopped
+when run again. ``--rescan`` first marks every ``scanned`` attachment ``rescan``, in one
+transaction, for signatures that changed.
+"""
+import dataclasses
+import logging
+
+from affix.app.lifecycle import WAITING_FOR_SCAN
+from affix.storage.models import QUARANTINED, RESCAN, SCANNED
+from affix.plugins.clamav import ScanRefused
+
+log = logging.getLogger(__name__)
+
+DEFAULT_BATCH_SIZE = 100
+
+
+@dataclasses.dataclass
+class ScanReport:
+    scanned: int = 0
+    quarantined: int = 0
+    # deleted while the scan ran
+    gone: int = 0
+    # (id, clamd's answer) of each attachment clamd would not scan; they keep waiting
+    refused: list = dataclasses.field(default_factory=list)
+
+
+def mark_for_rescan(catalog) -> int:
+    """Mark every scanned attachment ``rescan``; returns how many."""
+    Attachment = catalog.Attachment
+    with catalog.write_transaction():
+        return Attachment.update(status=RESCAN).where(Attachment.status == SCANNED).execute()
+
+
+def _waiting(catalog, after_id, batch_size):
+    Attachment = catalog.Attachment
+    return list(
+        Attachment.select()
+        .where(Attachment.status.in_(WAITING_FOR_SCAN) & (Attachment.id > after_id))
+        .order_by(Attachment.id)
+        .limit(batch_size)
+    )
+
+
+def scan_waiting(catalog, blob_store, scanner, events, batch_size=DEFAULT_BATCH_SIZE,
+                 report=None) -> ScanReport:
+    """Scan what waits for a scan with ``scanner`` (a :class:`~affix.plugins.clamav.ClamdScanner`)
+    and tell plugins through ``events``. A :class:`~affix.plugins.clamav.ScannerUnavailable`
+    stops it, what was done so far committed, in ``report``; a file clamd refuses to scan
+    (:class:`~affix.plugins.clamav.ScanRefused`) keeps waiting, and the scan goes on."""
+    report = ScanReport() if report is None else report
+    Attachment = catalog.Attachment
+    last_id = 0
+    while batch := _waiting(catalog, last_id, batch_size):
+        for record in batch:
+            last_id = record.id
+            try:
+                blob = blob_store.open(record.storage_key)
+            except FileNotFoundError:
+                report.gone += 1
+                continue
+            try:
+                with blob:
+                    finding = scanner.scan_file(blob)
+            except ScanRefused as error:
+                log.warning("attachment %s was not scanned: %s", record.id, error)
+                report.refused.append((record.id, str(error)))
+                continue
+            status = SCANNED if finding is None else QUARANTINED
+            with catalog.write_transaction():
+                # only if nothing changed it meanwhile (deleted, scanned by another run)
+                updated = (
+                    Attachment.update(status=status, scan_finding=finding)
+                    .where((Attachment.id == record.id) & (Attachment.status == record.status))
+                    .execute()
+                )
+            if not updated:
+                report.gone += 1
+                continue
+            record.status, record.scan_finding = status, finding
+            if finding is None:
+                report.scanned += 1
+                events.scanned(record)
+            else:
+                report.quarantined += 1
+                events.quarantined(record, finding)
+    return report
+
+
+def quarantined(catalog, ids=None) -> list:
+    """The quarantined attachments (those of ``ids`` only, when given), oldest first, with
+    their authors."""
+    Attachment = catalog.Attachment
+    query = (Attachment.select(Attachment, catalog.User).join(catalog.User)
+             .where(Attachment.status == QUARANTINED))
+    if ids is not None:
+        query = query.where(Attachment.id.in_(list(ids)))
+    return list(query.order_by(Attachment.id))
+
+
+def delete_quarantined(catalog, blob_store, events, record) -> bool:
+    """Delete a quarantined attachment, row then blob; False when it is gone or no longer
+    quarantined."""
+    Attachment = catalog.Attachment
+    with catalog.write_transaction():
+        deleted = (Attachment.delete()
+                   .where((Attachment.id == record.id) & (Attachment.status == QUARANTINED))
+                   .execute())
+    if not deleted:
+        return False
+    blob_store.delete(record.storage_key)
+    events.deleted(record, None)
+    return True
