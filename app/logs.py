@@ -7,6 +7,7 @@ as text for a terminal or as one JSON object a line (python-json-logger) for a l
 sent, the time until the last of them); never a header, the query or a byte of a body.
 """
 import logging
+import re
 import time
 
 from gunicorn.glogging import Logger
@@ -20,8 +21,11 @@ TEXT_DATE_FORMAT = "[%Y-%m-%d %H:%M:%S %z]"
 ACCESS_TEXT_FORMAT = (TEXT_FORMAT + " %(bytes_in)d bytes in, %(bytes_out)d out, %(duration).3f s,"
                       " user %(user_id)s, request %(request_id)s")
 # the fields of every JSON line, first; an access line adds the request's
-JSON_FIELDS = "%(asctime)s %(levelname)s %(name)s %(message)s"
-JSON_RENAMED = {"asctime": "time", "levelname": "level", "name": "logger"}
+JSON_FIELDS = "%(asctime)s %(levelname)s %(name)s %(process)d %(message)s"
+JSON_RENAMED = {"asctime": "time", "levelname": "level", "name": "logger", "process": "pid"}
+# gunicorn's warning about a request it refused, up to the kind of error; what follows quotes
+# the request's own text (its request line, a header's name, a chunk's size line)
+_REFUSED_REQUEST = re.compile(r"(Invalid request from ip=\S+: [^:']+)")
 
 
 class JsonLines(JsonFormatter):
@@ -44,6 +48,18 @@ class RequestIdFilter(logging.Filter):
         return True
 
 
+class WithoutRequestText(logging.Filter):
+    """Cuts the quoted request text from gunicorn's warnings about requests it refused: a
+    request line or a chunk of body may hold a key or a file's bytes."""
+
+    def filter(self, record):
+        if isinstance(record.msg, str) and record.msg.startswith("Invalid request from ip="):
+            refused = _REFUSED_REQUEST.match(record.msg)
+            record.msg = (refused.group(1) if refused else "Invalid request")
+            record.msg += " (the request's text is not logged)"
+        return True
+
+
 def logging_config(log_format: str, access_log: bool) -> dict:
     """A :func:`logging.config.dictConfig` for the app's loggers and gunicorn's, in
     ``log_format`` ("text" or "json"); the access lines only when ``access_log``."""
@@ -55,12 +71,13 @@ def logging_config(log_format: str, access_log: bool) -> dict:
 
     def to_stderr(formatter):
         return {"class": "logging.StreamHandler", "stream": "ext://sys.stderr",
-                "formatter": formatter, "filters": ["request_id"]}
+                "formatter": formatter, "filters": ["request_id", "without_request_text"]}
 
     return {
         "version": 1,
         "disable_existing_loggers": False,
-        "filters": {"request_id": {"()": RequestIdFilter}},
+        "filters": {"request_id": {"()": RequestIdFilter},
+                    "without_request_text": {"()": WithoutRequestText}},
         "formatters": {"lines": lines, "access": access},
         "handlers": {"lines": to_stderr("lines"), "access": to_stderr("access")},
         "root": {"level": "INFO", "handlers": ["lines"]},
