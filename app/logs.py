@@ -97,11 +97,12 @@ class AccessLogger(Logger):
         facts = environ.get(ENVIRON_KEY)
         if facts is None or not self.access_log.isEnabledFor(logging.INFO):
             return
-        self.access_log.info(
-            "%s %s %s", facts.method, facts.path or "(no route)", facts.status,
-            extra={
+        # made directly: logging's own way would walk the stack for a caller nobody logs
+        self.access_log.handle(self.access_log.makeRecord(
+            self.access_log.name, logging.INFO, __file__, 0, "%s %s %s",
+            (facts.method, facts.path or "(no route)", facts.status), None, extra={
                 "request_id": facts.request_id, "user_id": facts.user_id,
                 "method": facts.method, "route": facts.route, "path": facts.path,
                 "status": facts.status, "error": facts.error, "bytes_in": facts.bytes_in,
                 "bytes_out": resp.sent, "duration": round(request_time.total_seconds(), 6),
-            })
+            }))

@@ -68,6 +68,8 @@ class Metrics:
         # error misses that error
         for backend in ("database", "storage"):
             self.backend_errors.labels(backend)
+        # (method, route, status): the request counter's and the duration histogram's children
+        self._children = {}
 
     def started(self):
         self.in_progress.inc()
@@ -76,8 +78,14 @@ class Metrics:
         """Count a finished request."""
         self.in_progress.dec()
         route = facts.route or UNMATCHED_ROUTE
-        self.requests.labels(facts.method, route, facts.status).inc()
-        self.request_duration.labels(facts.method, route).observe(facts.duration)
+        key = (facts.method, route, facts.status)
+        children = self._children.get(key)
+        if children is None:
+            # looked up once per kind of request: labels() costs more than the counting
+            children = self._children[key] = (
+                self.requests.labels(*key), self.request_duration.labels(facts.method, route))
+        children[0].inc()
+        children[1].observe(facts.duration)
         if facts.error is not None and facts.status < 500:
             self.refusals.labels(facts.error).inc()
         if facts.failed_backend is not None:

@@ -7,9 +7,9 @@ carry a secret or content (headers, the query, the body, a path that routed nowh
 """
 import contextvars
 import dataclasses
+import os
 import re
 import time
-import uuid
 
 REQUEST_ID_HEADER = "X-Request-Id"
 # where gunicorn's access logger (affix.app.logs) finds the facts once the app has answered
@@ -30,7 +30,8 @@ def request_id_of(sent) -> str:
     """The id for a request whose ``X-Request-Id`` was ``sent`` (None when absent)."""
     if sent is not None and _USABLE_REQUEST_ID.fullmatch(sent):
         return sent
-    return uuid.uuid4().hex
+    # as random as a UUID4, in a tenth of its time
+    return os.urandom(16).hex()
 
 
 class CountingStream:

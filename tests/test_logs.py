@@ -190,7 +190,7 @@ def test_access_lines_can_be_left_to_the_proxy(start_logging_server):
     assert access_lines(server) == []
 
 
-# --- nothing secret in any line --------------------------------------------------------------------
+# --- nothing secret in any line ---------------------------------------------------------------
 
 CONTENT_MARKER = "file-content-" + "7e1f" * 8
 JSON_MARKER = "json-body-" + "c0de" * 8
