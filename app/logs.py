@@ -69,9 +69,9 @@ def logging_config(log_format: str, access_log: bool) -> dict:
         lines = {"format": TEXT_FORMAT, "datefmt": TEXT_DATE_FORMAT}
         access = {"format": ACCESS_TEXT_FORMAT, "datefmt": TEXT_DATE_FORMAT}
 
-    def to_stderr(formatter):
+    def to_stderr(formatter, filters):
         return {"class": "logging.StreamHandler", "stream": "ext://sys.stderr",
-                "formatter": formatter, "filters": ["request_id", "without_request_text"]}
+                "formatter": formatter, "filters": filters}
 
     return {
         "version": 1,
@@ -79,7 +79,9 @@ def logging_config(log_format: str, access_log: bool) -> dict:
         "filters": {"request_id": {"()": RequestIdFilter},
                     "without_request_text": {"()": WithoutRequestText}},
         "formatters": {"lines": lines, "access": access},
-        "handlers": {"lines": to_stderr("lines"), "access": to_stderr("access")},
+        # an access line has its request's id and is no warning of gunicorn's: no filter
+        "handlers": {"lines": to_stderr("lines", ["request_id", "without_request_text"]),
+                     "access": to_stderr("access", [])},
         "root": {"level": "INFO", "handlers": ["lines"]},
         "loggers": {
             "gunicorn.error": {"level": "INFO", "handlers": ["lines"], "propagate": False},

@@ -21,6 +21,8 @@ builder, ``basic_auth``) lives in affix itself, in ``affix.app.testing``.
 - ``net``, ``processes``, ``waiting``: loopback ports, subprocesses, polling
 - ``servers``: a real ``affix serve`` (gunicorn) on loopback; the ``server`` fixtures
 - ``http``: uploading to and downloading from a real server
+- ``scrape``: affix's metrics, scraped and parsed (a real server's, or a falcon.testing app's)
+- ``logs``: a real server's log read back: JSON lines, access lines
 - ``nginx``: Debian's nginx in front of a server, configured as the README shows
 - ``slow_clients``: clients that would hold a server's threads, and normal requests beside them
 - ``s3``: moto's S3 server in a process of its own; the ``s3_bucket`` fixtures
