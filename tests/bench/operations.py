@@ -138,7 +138,8 @@ def report(args, rounds):
              f"{median('affix-plain', 'p99'):.1f}", "", "", "")],
         f"Results (observed/plain by round, uploads/s: "
         f"{', '.join(f'{ratio:.3f}' for ratio in rate_ratios)}, worker CPU per upload: "
-        f"{', '.join(f'{ratio:.3f}' for ratio in cpu_ratios)}; load average now {' '.join(f'{value:.2f}' for value in os.getloadavg())})"
+        f"{', '.join(f'{ratio:.3f}' for ratio in cpu_ratios)}; load average now "
+        f"{' '.join(f'{value:.2f}' for value in os.getloadavg())})"
         + (" -- QUICK run" if args.quick else ""),
         headers=Row("scenario", "observed", "plain", "obs/plain", "target", "met"))
 
