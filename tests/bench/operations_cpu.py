@@ -5,11 +5,11 @@ server, no clients, no scheduling between processes, so less noise than the serv
     python -m tests.bench.operations_cpu                 # 20 rounds of 100 uploads each way
     python -m tests.bench.operations_cpu --rounds 4 --uploads 50
 
-Two apps on their own SQLite database and blob folder: "plain" (no metrics) and "observed"
-(metrics in prometheus_client's multiprocess mode, as under affix serve, and the JSON access line
-gunicorn's logger writes for each request, to a file). Rounds alternate which goes first; the
-figures are the medians of the CPU per upload and of the per-round ratio, and the time the
-access line took on its own.
+Two apps on their own SQLite database and blob folder, in three configurations: "plain" (no
+metrics), "metrics" (metrics in prometheus_client's multiprocess mode, as under affix serve) and
+"observed" (the same, and the JSON access line gunicorn's logger writes for each request, to a
+file). Rounds rotate which goes first; the figures are the medians of the CPU per upload and of
+the per-round ratios to plain, and the time the access line took on its own.
 """
 import argparse
 import datetime
@@ -101,23 +101,29 @@ def run(args, root):
     log = access_logger(root / "access.log")
     body = upload_form("bench.bin", os.urandom(4096))
     access_times = []
-    for name, (app, headers) in apps.items():
+    # (app, access logger) of each configuration; "metrics" is the observed app without the
+    # access line, as with AFFIX_ACCESS_LOG=0
+    configurations = {"plain": (apps["plain"], None), "metrics": (apps["observed"], None),
+                      "observed": (apps["observed"], log)}
+    for (app, headers), _ in configurations.values():
         upload_cpu_ms(app, headers, body, 20)
-    cpu = {name: [] for name in apps}
+    cpu = {name: [] for name in configurations}
+    names = list(configurations)
     for number in range(args.rounds):
-        for name in (("plain", "observed") if number % 2 == 0 else ("observed", "plain")):
-            app, headers = apps[name]
-            observed = name == "observed"
-            cpu[name].append(upload_cpu_ms(app, headers, body, args.uploads,
-                                           log if observed else None, access_times))
-    ratios = [observed / plain for observed, plain in zip(cpu["observed"], cpu["plain"])]
+        # each configuration first, second and third in turn
+        for name in names[number % 3:] + names[:number % 3]:
+            (app, headers), logger = configurations[name]
+            cpu[name].append(upload_cpu_ms(app, headers, body, args.uploads, logger,
+                                           access_times))
     print(f"CPU ms per 4 KiB upload, median of {args.rounds} rounds of {args.uploads} "
           f"(load average {' '.join(f'{value:.2f}' for value in os.getloadavg())}):")
     print(f"  plain    {statistics.median(cpu['plain']):.3f}")
-    print(f"  observed {statistics.median(cpu['observed']):.3f}  (the access line alone "
-          f"{statistics.median(access_times) * 1000:.3f})")
-    print(f"  observed / plain, median of the rounds' ratios: {statistics.median(ratios):.3f} "
-          f"(rounds {min(ratios):.3f} to {max(ratios):.3f})")
+    for name in ("metrics", "observed"):
+        ratios = [each / plain for each, plain in zip(cpu[name], cpu["plain"])]
+        print(f"  {name:8} {statistics.median(cpu[name]):.3f}  / plain: median of the rounds' "
+              f"ratios {statistics.median(ratios):.3f} (rounds {min(ratios):.3f} to "
+              f"{max(ratios):.3f})")
+    print(f"  the access line alone {statistics.median(access_times) * 1000:.3f}")
 
 
 if __name__ == "__main__":
