@@ -11,8 +11,10 @@ from affix.app.direct_uploads import DirectUploads
 from affix.app.errors import HAL_JSON, install_error_handlers
 from affix.app.ids import IdConverter
 from affix.app.lifecycle import Lifecycle
+from affix.app.metrics import create_metrics, serve_metrics_apart
 from affix.app.openapi import OpenApiResource
 from affix.app.permissions import Permissions
+from affix.app.request_facts import RequestFactsMiddleware
 from affix.app.request_json import JsonBodyLimit
 from affix.app.resources.attachments import (
     AttachmentContentResource, AttachmentResource, AttachmentsResource,
@@ -28,7 +30,7 @@ from affix.app.resources.users import UserResource
 from affix.app.resources.work_packages import (
     ProjectWorkPackagesResource, WorkPackageResource, WorkPackages, WorkPackagesResource,
 )
-from affix.app.settings import Settings
+from affix.app.settings import Settings, metrics_port
 from affix.plugins.builtin import WORK_PACKAGE
 from affix.plugins.clamav import ClamavPlugin, ClamdScanner
 from affix.plugins.manager import (
@@ -71,9 +73,14 @@ def open_catalog(settings: Settings) -> Catalog:
     return catalog
 
 
-def create_app(settings: Settings | None = None, *, plugin_manager=None, clock=utc_now):
+def create_app(settings: Settings | None = None, *, plugin_manager=None, clock=utc_now,
+               metrics_folder=None):
     """The affix WSGI app. Reads the environment only when no ``settings`` are given; every
     collaborator is made here and handed to the resources that need it.
+
+    With ``settings.metrics_bind``, requests that come in on that listener are answered with
+    the metrics; ``metrics_folder`` is prometheus_client's multiprocess folder when this app is
+    one of several worker processes (``affix serve`` passes it), None to count in this process.
 
     A ``plugin_manager`` passed in belongs to this app from then on: the built-in policies the
     settings ask for (the allowlist, trusting ``REMOTE_USER``) are registered on it.
@@ -104,10 +111,16 @@ def create_app(settings: Settings | None = None, *, plugin_manager=None, clock=u
         settings.direct_upload_limit, Allowlist(settings.allowlist),
     )
 
+    metrics = metrics_app = None
+    if settings.metrics_bind:
+        metrics, metrics_app = create_metrics(catalog, settings, clock, metrics_folder)
+
     app = falcon.App(
         media_type=HAL_JSON,
         middleware=[
-            # first: a preflight is answered before anything asks for a body, a database or a key
+            # first: it gathers what the log and the metrics say of every request, preflights too
+            RequestFactsMiddleware(metrics),
+            # a preflight is answered before anything asks for a body, a database or a key
             CrossOrigin(settings.cors_origins),
             JsonBodyLimit(settings.max_json_size),
             DatabaseSession(catalog.database),
@@ -152,4 +165,6 @@ def create_app(settings: Settings | None = None, *, plugin_manager=None, clock=u
             f"/api/v3/{kind.segment}/{{container_id:id}}/attachments/prepare",
             ContainerPrepareUploadResource(direct_uploads, kind),
         )
+    if metrics_app is not None:
+        return serve_metrics_apart(app, metrics_app, metrics_port(settings.metrics_bind))
     return app

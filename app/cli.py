@@ -17,12 +17,14 @@ from gunicorn.app.base import BaseApplication
 
 from affix.app import connect_catalog, create_app, open_catalog
 from affix.app.auth import issue_api_key
+from affix.app.logs import AccessLogger, logging_config
+from affix.app.metrics import mark_worker_dead, use_multiprocess_folder
 from affix.storage.models import QUARANTINED
 from affix.app.scanning import (
     DEFAULT_BATCH_SIZE, ScanReport, delete_quarantined, mark_for_rescan, quarantined, scan_waiting,
 )
 from affix.app.serving import HalWorker
-from affix.app.settings import Settings, SettingsError
+from affix.app.settings import Settings, SettingsError, metrics_port
 from affix.app.webhooks import EVENTS, DeliveryPolicy, WebhookWorker
 from affix.plugins.clamav import ClamdScanner, ScannerUnavailable
 from affix.plugins.manager import (
@@ -49,9 +51,10 @@ class AffixServer(BaseApplication):
     """gunicorn with gthread workers: a sync worker would be killed by its timeout in the middle
     of a slow upload. The app is created in each worker, after the fork."""
 
-    def __init__(self, settings, options):
+    def __init__(self, settings, options, metrics_folder=None):
         self.settings = settings
         self.options = options
+        self.metrics_folder = metrics_folder
         super().__init__()
 
     def load_config(self):
@@ -59,7 +62,7 @@ class AffixServer(BaseApplication):
             self.cfg.set(name, value)
 
     def load(self):
-        return create_app(self.settings)
+        return create_app(self.settings, metrics_folder=self.metrics_folder)
 
 
 def _user(catalog, login):
@@ -102,8 +105,8 @@ def cmd_serve(args, settings, out):
               "by an earlier stop", file=out, flush=True)
     # the workers fork from this process: none may inherit its database connection or lock file
     release_connections(catalog.database)
-    AffixServer(settings, {
-        "bind": args.bind,
+    options = {
+        "bind": [args.bind],
         "workers": args.workers,
         "threads": args.threads,
         # gthread, whose own error answers are HAL like affix's
@@ -111,7 +114,20 @@ def cmd_serve(args, settings, out):
         # gunicorn's runtime-control socket is one fixed path per user: two servers on one
         # machine would fight over it, and affix needs none of what it offers
         "control_socket_disable": True,
-    }).run()
+        "logger_class": AccessLogger,
+        "logconfig_dict": logging_config(settings.log_format, settings.access_log),
+    }
+    metrics_folder = None
+    if settings.metrics_bind:
+        if args.bind.rpartition(":")[2] == str(metrics_port(settings.metrics_bind)):
+            raise CommandError(f"AFFIX_METRICS_BIND ({settings.metrics_bind}) needs a port of "
+                               f"its own, not the one of --bind {args.bind}")
+        metrics_folder = settings.data_dir / "metrics"
+        use_multiprocess_folder(metrics_folder)
+        options["bind"].append(settings.metrics_bind)
+        options["child_exit"] = lambda arbiter, worker: mark_worker_dead(metrics_folder,
+                                                                         worker.pid)
+    AffixServer(settings, options, metrics_folder).run()
 
 
 def cmd_user_add(args, settings, out):

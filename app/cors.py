@@ -39,6 +39,8 @@ ALLOWED_REQUEST_HEADERS = (
 EXPOSED_RESPONSE_HEADERS = (
     "Content-Disposition", "Content-Range", "Accept-Ranges", "Location", "ETag",
     "Last-Modified",
+    # the request id affix gives every answer, for a report that names the request
+    "X-Request-Id",
     # the resumable-upload (tus) protocol's response headers, in one place for when tus is
     # served; a header a response does not carry costs nothing in this list
     "Upload-Offset", "Upload-Length", "Upload-Expires", "Tus-Resumable", "Tus-Version",

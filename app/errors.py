@@ -5,6 +5,7 @@ import logging
 import falcon
 import peewee
 
+from affix.app.request_facts import record_error, record_failed_backend
 from affix.storage.blob_store import StoreFull, StoreUnavailable
 
 HAL_JSON = "application/hal+json"
@@ -89,13 +90,21 @@ def _as_api_error(error: falcon.HTTPError) -> ApiError:
 
 def serialize_error(req, resp, error):
     """Falcon error serializer: HAL for every client, whatever it accepts."""
+    api_error = _as_api_error(error)
+    record_error(req, api_error.identifier)
     resp.content_type = HAL_JSON
-    resp.text = json.dumps(_as_api_error(error).to_hal())
+    resp.text = json.dumps(api_error.to_hal())
+
+
+def _where(req) -> str:
+    """The request for a log line: its method and its path when a route matched it (a path that
+    routed nowhere is the client's text, which could be anything, a key among it)."""
+    return f"{req.method} {req.path if req.uri_template is not None else '(no route)'}"
 
 
 def handle_unexpected(req, resp, error, params):
     """Any exception nobody caught: logged with its trace, answered as a bare HAL 500."""
-    log.exception("unhandled error in %s %s", req.method, req.path)
+    log.exception("unhandled error in %s", _where(req))
     raise ApiError(
         falcon.HTTP_500, "InternalServerError", "An internal error has occurred."
     ) from error
@@ -103,15 +112,17 @@ def handle_unexpected(req, resp, error, params):
 
 def handle_store_full(req, resp, error, params):
     """A full disk is the operator's to fix, and the client's to retry later: 507."""
-    log.error("storage full in %s %s: %s", req.method, req.path, error)
+    log.error("storage full in %s: %s", _where(req), error)
+    record_failed_backend(req, "storage")
     raise ApiError(
         falcon.HTTP_507, "InsufficientStorage",
         "There is not enough storage space left to store the file.",
     ) from error
 
 
-def _unavailable(req, error, what):
-    log.error("%s unavailable in %s %s: %s", what, req.method, req.path, error)
+def _unavailable(req, error, what, backend):
+    log.error("%s unavailable in %s: %s", what, _where(req), error)
+    record_failed_backend(req, backend)
     return ApiError(
         falcon.HTTP_503, "ServiceUnavailable",
         "The service is temporarily unavailable. Please try again later.",
@@ -121,12 +132,12 @@ def _unavailable(req, error, what):
 
 def handle_database_error(req, resp, error, params):
     """The database locked for too long or out of reach: 503, worth retrying."""
-    raise _unavailable(req, error, "database") from error
+    raise _unavailable(req, error, "database", "database") from error
 
 
 def handle_store_unavailable(req, resp, error, params):
     """The blob store out of reach or failing on its side: 503, like the database."""
-    raise _unavailable(req, error, "blob store") from error
+    raise _unavailable(req, error, "blob store", "storage") from error
 
 
 def install_error_handlers(app):

@@ -17,6 +17,7 @@ DEFAULT_GRACE_PERIOD_MINUTES = 180
 DEFAULT_MAX_JSON_SIZE = 1024 * 1024
 # what OpenProject gives its direct-upload forms since advisory GHSA-c5j2-2mfg-49h7: 4 hours
 DEFAULT_DIRECT_UPLOAD_EXPIRY = 4 * 3600
+LOG_FORMATS = ("text", "json")
 
 
 class SettingsError(ValueError):
@@ -36,13 +37,37 @@ def _positive_int(environ, name, default) -> int:
     return value
 
 
-def _flag(environ, name) -> bool:
+def _flag(environ, name, default=False) -> bool:
     raw = environ.get(name, "").strip().lower()
-    if raw in ("", "0", "false", "no", "off"):
+    if raw == "":
+        return default
+    if raw in ("0", "false", "no", "off"):
         return False
     if raw in ("1", "true", "yes", "on"):
         return True
     raise SettingsError(f"{name} must be 1 or 0 (true or false), not {raw!r}")
+
+
+def _choice(environ, name, choices) -> str:
+    raw = environ.get(name, "").strip().lower() or choices[0]
+    if raw not in choices:
+        raise SettingsError(f"{name} must be one of {', '.join(choices)}, not {raw!r}")
+    return raw
+
+
+def _metrics_bind(environ):
+    """HOST:PORT of the metrics listener, or None (no metrics)."""
+    raw = environ.get("AFFIX_METRICS_BIND", "").strip()
+    if not raw:
+        return None
+    host, _, port = raw.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise SettingsError(f"AFFIX_METRICS_BIND must be HOST:PORT (127.0.0.1:9464), not {raw!r}")
+    return raw
+
+
+def metrics_port(bind) -> int:
+    return int(bind.rpartition(":")[2])
 
 
 def _check_storage_url(url):
@@ -150,6 +175,12 @@ class Settings:
         return self.max_direct_upload_size
     # virus scanning: off, stream or after, and where clamd is
     scan: ScanOptions = ScanOptions()
+    # HOST:PORT where affix serve answers /metrics (and nothing else); None: no metrics
+    metrics_bind: str | None = None
+    # "text" (for a terminal) or "json" (one object a line, for a log collector)
+    log_format: str = "text"
+    # one line per request in the server's log
+    access_log: bool = True
 
     @classmethod
     def for_data_dir(cls, data_dir, **overrides) -> "Settings":
@@ -176,6 +207,9 @@ class Settings:
         }
         overrides.update(_direct_upload_settings(environ))
         overrides["trust_remote_user"] = _flag(environ, "AFFIX_TRUST_REMOTE_USER")
+        overrides["metrics_bind"] = _metrics_bind(environ)
+        overrides["log_format"] = _choice(environ, "AFFIX_LOG_FORMAT", LOG_FORMATS)
+        overrides["access_log"] = _flag(environ, "AFFIX_ACCESS_LOG", default=True)
         overrides["disabled_plugins"] = tuple(
             name for name in re.split(r"[,\s]+", environ.get("AFFIX_DISABLE_PLUGINS", "")) if name
         )

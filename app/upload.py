@@ -198,11 +198,13 @@ class _ClosingDelimiter:
 def _read(stream, size) -> bytes:
     """Up to ``size`` bytes of the body; 400 when the client's framing of it is broken (a
     malformed chunk: gunicorn's parse errors) or the client went away mid-body (``OSError``,
-    gunicorn's ``NoMoreData`` among them). Either is the client's doing, logged as such."""
+    gunicorn's ``NoMoreData`` among them). Either is the client's doing, logged as such, by
+    the error's kind alone: gunicorn's messages quote the bytes they stumbled on, which are
+    the body's."""
     try:
         return stream.read(size)
     except (OSError, ParseException) as error:
-        log.info("the request body could not be read: %s: %s", type(error).__name__, error)
+        log.info("the request body could not be read: %s", type(error).__name__)
         raise invalid_request_body("The request body could not be read: its framing is "
                                    "broken, or it ended early.") from None
 

@@ -243,7 +243,7 @@ class RecordingServer:
 
     started_with = None
 
-    def __init__(self, settings, options):
+    def __init__(self, settings, options, metrics_folder=None):
         self.settings = settings
 
     def run(self):

@@ -3,6 +3,7 @@ preflights are answered without a key, answers to an allowed origin expose what 
 and nothing ever allows credentials mode. (A real browser: tests/test_cors_browser.py.)"""
 import dataclasses
 import hashlib
+import re
 
 import falcon.testing
 import pytest
@@ -23,7 +24,7 @@ REQUEST_HEADERS = (
     "If-Range, Range, Tus-Resumable, Upload-Length, Upload-Offset, Upload-Metadata, "
     "Upload-Checksum, Upload-Concat, Upload-Defer-Length")
 EXPOSED = (
-    "Content-Disposition, Content-Range, Accept-Ranges, Location, ETag, Last-Modified, "
+    "Content-Disposition, Content-Range, Accept-Ranges, Location, ETag, Last-Modified, X-Request-Id, "
     "Upload-Offset, Upload-Length, Upload-Expires, Tus-Resumable, Tus-Version, Tus-Extension, "
     "Tus-Max-Size, Tus-Checksum-Algorithm, Link")
 NOT_ALLOWED = "Cross-origin requests from this origin are not allowed."
@@ -110,7 +111,10 @@ def test_a_preflight_from_an_allowed_origin_is_answered_without_a_key(client):
     response = preflight(client, PAGE)
 
     assert (response.status_code, response.content) == (204, b"")
-    assert dict(response.headers) == {
+    headers = dict(response.headers)
+    # every answer carries its request's id (the access log's), preflights too
+    assert re.fullmatch("[0-9a-f]{32}", headers.pop("x-request-id"))
+    assert headers == {
         "access-control-allow-origin": PAGE,
         "access-control-allow-methods": METHODS,
         "access-control-allow-headers": REQUEST_HEADERS,

@@ -135,9 +135,10 @@ def test_someone_elses_upload_answers_exactly_like_a_missing_one(
     before = stored.snapshot()
 
     def ask(attachment_id):
+        # the same request id for both, which each answer echoes
         return full(client.simulate_request(
             method, f"/api/v3/attachments/{attachment_id}{suffix}",
-            headers={**people.auth(login), **headers}))
+            headers={**people.auth(login), **headers, "X-Request-Id": "probe"}))
 
     answer = ask(bobs)
     assert answer == ask(missing)
@@ -166,20 +167,23 @@ def test_claiming_someone_elses_upload_answers_exactly_like_a_missing_one(
     target = work_package.json["id"]
     before = stored.snapshot()
 
+    # the same request id for both, which each answer echoes
+    headers = {**people.auth(login), "X-Request-Id": "probe"}
+
     def ask(attachment_id):
         links = claims(attachment_id)
         if claim == "create":
             return client.simulate_post("/api/v3/work_packages", json={
                 "subject": "s", "_links": {"project": {"href": "/api/v3/projects/1"}, **links}},
-                headers=people.auth(login))
+                headers=headers)
         if claim == "create in project":
             return client.simulate_post("/api/v3/projects/1/work_packages", json={
-                "subject": "s", "_links": links}, headers=people.auth(login))
+                "subject": "s", "_links": links}, headers=headers)
         if claim == "patch":
             return client.simulate_patch(f"/api/v3/work_packages/{target}", json={
-                "subject": "changed", "_links": links}, headers=people.auth(login))
+                "subject": "changed", "_links": links}, headers=headers)
         return client.simulate_post(f"/api/v3/work_packages/{target}/attachments",
-                                    json={"_links": links}, headers=people.auth(login))
+                                    json={"_links": links}, headers=headers)
 
     answer = full(ask(bobs))
     assert answer == full(ask(missing))

@@ -6,6 +6,7 @@ from affix.app.conditional import entity_tag, last_modified, not_modified, range
 from affix.app.content_types import presentation
 from affix.app.downloads import send_blob
 from affix.app.errors import not_found
+from affix.app.request_facts import record_stored
 from affix.app.request_json import attachment_ids, json_document, links_of
 from affix.app.upload import RequestBody
 
@@ -48,6 +49,7 @@ class AttachmentsResource:
 
     def on_post(self, req, resp):
         record = self.service.upload(req.context.user, RequestBody.of(req))
+        record_stored(req, record)
         resp.media = render_attachment(req, self.service, record)
 
 
@@ -125,4 +127,5 @@ class ContainerAttachmentsResource:
             resp.media = self._collection(req, container)
             return
         record = self.service.upload(user, RequestBody.of(req), self.kind, container)
+        record_stored(req, record)
         resp.media = render_attachment(req, self.service, record)

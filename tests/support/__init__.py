@@ -25,6 +25,8 @@ builder, ``basic_auth``) lives in affix itself, in ``affix.app.testing``.
 - ``http``: uploading to and downloading from a real server
 - ``webhook_receiver``: a real HTTP server on loopback that webhooks are delivered to
 - ``webhooks``: subscribing, the outbox read back, the README's signature check, what arrived
+- ``scrape``: affix's metrics, scraped and parsed (a real server's, or a falcon.testing app's)
+- ``logs``: a real server's log read back: JSON lines, access lines
 - ``nginx``: Debian's nginx in front of a server, configured as the README shows
 - ``pages``, ``browser``: pages served from an origin of their own; headless Chromium (Selenium)
 - ``clamd``: a throwaway clamd (Debian's) that knows the EICAR test file; the ``clamd`` fixtures

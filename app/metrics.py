@@ -1,0 +1,195 @@
+"""Prometheus metrics (``prometheus_client``), served on a listener of their own.
+
+Every registry and metric is made by :func:`create_app` for its app: nothing is registered in
+``prometheus_client``'s global ``REGISTRY``. Under ``affix serve`` the app runs in several
+gunicorn worker processes, each counting its own requests: there, prometheus_client's
+multiprocess mode keeps each worker's values in a file of the metrics folder (made empty at each
+start, see :func:`use_multiprocess_folder`), and a scrape, whichever worker answers it, adds up
+every worker's files, including those of workers that have died since (their counts stay
+counted; a dead worker's requests in progress are dropped by :func:`mark_worker_dead`, which
+gunicorn's ``child_exit`` calls).
+
+A metric is an attribute of :class:`Metrics`, counted from a request's
+:class:`~affix.app.request_facts.RequestFacts` in :meth:`Metrics.observe`; a count the facts do
+not carry (a scan verdict, say) is a new attribute here, counted where it happens.
+"""
+import datetime
+import logging
+import os
+from pathlib import Path
+
+import peewee
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, make_wsgi_app
+from prometheus_client import multiprocess, values
+from prometheus_client.core import GaugeMetricFamily
+
+log = logging.getLogger(__name__)
+
+METRICS_PATH = "/metrics"
+# prometheus_client reads its multiprocess folder from this variable
+MULTIPROCESS_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
+KiB, MiB = 1024, 1024 * 1024
+UPLOAD_SIZE_BUCKETS = (KiB, 16 * KiB, 256 * KiB, MiB, 4 * MiB, 16 * MiB, 64 * MiB, 256 * MiB,
+                       1024 * MiB)
+UPLOAD_DURATION_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
+UNMATCHED_ROUTE = "unmatched"
+
+
+class Metrics:
+    """affix's metrics, registered in ``registry``; None in multiprocess mode, where the values
+    live in the metrics folder and a :class:`~prometheus_client.multiprocess.MultiProcessCollector`
+    reads them for a scrape."""
+
+    def __init__(self, registry):
+        self.requests = Counter(
+            "affix_http_requests", "Requests answered, by route template and status.",
+            ["method", "route", "status"], registry=registry)
+        self.request_duration = Histogram(
+            "affix_http_request_duration_seconds",
+            "Time the app took to answer, by route template (sending a body not included).",
+            ["method", "route"], registry=registry)
+        self.in_progress = Gauge(
+            "affix_http_requests_in_progress", "Requests being answered now.",
+            registry=registry, multiprocess_mode="livesum")
+        self.upload_size = Histogram(
+            "affix_upload_size_bytes", "Sizes of the files stored by uploads.",
+            buckets=UPLOAD_SIZE_BUCKETS, registry=registry)
+        self.upload_duration = Histogram(
+            "affix_upload_duration_seconds", "Time an upload took, from its request to stored.",
+            buckets=UPLOAD_DURATION_BUCKETS, registry=registry)
+        self.refusals = Counter(
+            "affix_refusals", "Requests refused (4xx), by HAL error identifier.",
+            ["reason"], registry=registry)
+        self.backend_errors = Counter(
+            "affix_backend_errors",
+            "Requests answered 503 or 507 because the database or the blob store failed.",
+            ["backend"], registry=registry)
+        # series known from the start, at 0: a rate over a series that appears at its first
+        # error misses that error
+        for backend in ("database", "storage"):
+            self.backend_errors.labels(backend)
+        # (method, route, status): the request counter's and the duration histogram's children
+        self._children = {}
+
+    def started(self):
+        self.in_progress.inc()
+
+    def observe(self, facts):
+        """Count a finished request."""
+        self.in_progress.dec()
+        route = facts.route or UNMATCHED_ROUTE
+        key = (facts.method, route, facts.status)
+        children = self._children.get(key)
+        if children is None:
+            # looked up once per kind of request: labels() costs more than the counting
+            children = self._children[key] = (
+                self.requests.labels(*key), self.request_duration.labels(facts.method, route))
+        children[0].inc()
+        children[1].observe(facts.duration)
+        if facts.error is not None and facts.status < 500:
+            self.refusals.labels(facts.error).inc()
+        if facts.failed_backend is not None:
+            self.backend_errors.labels(facts.failed_backend).inc()
+        if facts.stored is not None:
+            self.upload_size.observe(facts.stored.file_size)
+            self.upload_duration.observe(facts.duration)
+
+
+class CleanupBacklog:
+    """A collector that asks the database at scrape time how many attachments wait for
+    ``affix cleanup``: unclaimed, and older than the grace period. One indexed COUNT (the index
+    on the container starts with the column that is NULL for an unclaimed attachment)."""
+
+    def __init__(self, catalog, grace_period_minutes, clock):
+        self.catalog = catalog
+        self.grace_period = datetime.timedelta(minutes=grace_period_minutes)
+        self.clock = clock
+
+    def collect(self):
+        Attachment = self.catalog.Attachment
+        cutoff = self.clock() - self.grace_period
+        try:
+            with self.catalog.database.connection_context():
+                waiting = (Attachment.select()
+                           .where(Attachment.container_type.is_null()
+                                  & (Attachment.created_at < cutoff))
+                           .count())
+        except (peewee.OperationalError, peewee.InterfaceError) as error:
+            # the scrape goes on without it: the other metrics matter most when the database
+            # is in trouble
+            log.warning("metrics: the database did not answer how many attachments wait for "
+                        "cleanup: %s", error)
+            return
+        yield GaugeMetricFamily(
+            "affix_attachments_awaiting_cleanup",
+            "Unclaimed attachments older than the grace period (AFFIX_GRACE_PERIOD), which "
+            "affix cleanup removes.", value=waiting)
+
+
+def create_metrics(catalog, settings, clock, multiprocess_folder=None):
+    """The app's :class:`Metrics` and the WSGI app that serves them, for scrapes."""
+    scraped = CollectorRegistry()
+    if multiprocess_folder is None:
+        metrics = Metrics(scraped)
+    else:
+        if not getattr(values.ValueClass, "_multiprocess", False):
+            raise RuntimeError("metrics of several processes need use_multiprocess_folder() "
+                               "before the workers start")
+        metrics = Metrics(None)
+        multiprocess.MultiProcessCollector(scraped, path=str(multiprocess_folder))
+    scraped.register(CleanupBacklog(catalog, settings.grace_period_minutes, clock))
+    return metrics, metrics_endpoint(make_wsgi_app(scraped))
+
+
+def metrics_endpoint(exposition):
+    """``/metrics`` (prometheus_client's exposition, which negotiates the format and the
+    compression), and 404 for every other path."""
+
+    def serve(environ, start_response):
+        if environ.get("PATH_INFO") == METRICS_PATH:
+            return exposition(environ, start_response)
+        start_response("404 Not Found", [("Content-Type", "text/plain; charset=utf-8")])
+        return [b"Not found: metrics are at /metrics.\n"]
+
+    return serve
+
+
+def listener_port(environ):
+    """The local port of the connection a request came in on, under gunicorn (None
+    elsewhere): read from the socket, never from the Host header the client wrote."""
+    connection = environ.get("gunicorn.socket")
+    if connection is None:
+        return None
+    address = connection.getsockname()
+    return address[1] if isinstance(address, tuple) else None
+
+
+def serve_metrics_apart(api, metrics_app, metrics_port):
+    """A WSGI app that answers requests that came in on the metrics listener (its port,
+    ``AFFIX_METRICS_BIND``) with ``metrics_app`` and all others with ``api``: the metrics never
+    on the API's port, the API never on the metrics'."""
+
+    def dispatch(environ, start_response):
+        if listener_port(environ) == metrics_port:
+            return metrics_app(environ, start_response)
+        return api(environ, start_response)
+
+    return dispatch
+
+
+def use_multiprocess_folder(folder: Path):
+    """Make ``folder`` prometheus_client's multiprocess folder for this process and the
+    workers it forks, emptied of an earlier run's files. prometheus_client chooses how it keeps
+    values when it is imported, from the environment; affix decides at serve time, so the
+    choice is made again here, before any metric exists."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for stale in folder.glob("*.db"):
+        stale.unlink()
+    os.environ[MULTIPROCESS_VARIABLE] = str(folder)
+    values.ValueClass = values.get_value_class()
+
+
+def mark_worker_dead(folder, pid):
+    """gunicorn's ``child_exit``: a dead worker's requests in progress no longer count."""
+    multiprocess.mark_process_dead(pid, str(folder))
+

@@ -1,0 +1,224 @@
+"""The metrics an app counts, in this process (falcon.testing); test_metrics_served.py scrapes
+a real gunicorn of two workers. A request "on the metrics listener" names a real loopback socket
+as ``gunicorn.socket``, which is how gunicorn tells the app where a connection came in."""
+import dataclasses
+import datetime
+import os
+import re
+
+import falcon.testing
+import pytest
+
+from affix import create_app
+from affix.app.settings import Settings, SettingsError
+from support.cli import affix
+from support.client import post, upload, uploaded
+from support.defaults import FROZEN_NOW
+from support.errors import assert_error
+from support.scrape import metrics_listener, scrape_in_process
+from support.work_packages import created
+
+UPLOADS = "/api/v3/attachments"
+ATTACHMENT = "/api/v3/attachments/{attachment_id:id}"
+
+
+class Clock:
+    """The app's clock, set by the test."""
+
+    def __init__(self, now):
+        self.now = now
+
+    def __call__(self):
+        return self.now
+
+
+@pytest.fixture
+def listener():
+    with metrics_listener() as listener:
+        yield listener
+
+
+@pytest.fixture
+def clock():
+    return Clock(FROZEN_NOW)
+
+
+@pytest.fixture
+def metered(settings, plugin_manager, listener, clock):
+    """(client, settings) of an app whose metrics listener is ``listener``."""
+    port = listener.getsockname()[1]
+    settings = dataclasses.replace(settings, metrics_bind=f"127.0.0.1:{port}")
+    app = create_app(settings, plugin_manager=plugin_manager, clock=clock)
+    return falcon.testing.TestClient(app), settings
+
+
+@pytest.fixture
+def client(metered):
+    # conftest's people and stored share this app's database
+    return metered[0]
+
+
+def test_requests_are_counted_by_route_template_and_status(client, people, listener):
+    first = uploaded(client, people, "ada", content=b"a" * 100)
+    uploaded(client, people, "ada", content=b"b" * 2500,
+             path=f"/api/v3/work_packages/{created(client, people, 'ada')}/attachments")
+    assert client.simulate_get(f"{UPLOADS}/{first}", headers=people.auth("ada")).status == (
+        falcon.HTTP_200)
+    assert client.simulate_get(f"{UPLOADS}/{first + 1000}",
+                               headers=people.auth("ada")).status_code == 404
+    assert client.simulate_get(f"{UPLOADS}/{first}").status_code == 401
+    assert client.simulate_get("/api/v3/no/such/path/secret-text").status_code == 404
+    assert upload(client, people, "eve").status_code == 403
+
+    scraped = scrape_in_process(client, listener)
+
+    requests = {
+        ("POST", UPLOADS, "200"): 1,
+        ("POST", "/api/v3/work_packages", "201"): 1,
+        ("POST", "/api/v3/work_packages/{container_id:id}/attachments", "200"): 1,
+        ("GET", ATTACHMENT, "200"): 1,
+        ("GET", ATTACHMENT, "404"): 1,
+        ("GET", ATTACHMENT, "401"): 1,
+        ("GET", "unmatched", "404"): 1,
+        ("POST", UPLOADS, "403"): 1,
+    }
+    counted = {
+        (labels["method"], labels["route"], labels["status"]): value
+        for (name, label_set), value in scraped.samples.items()
+        if name == "affix_http_requests_total" for labels in [dict(label_set)]
+    }
+    assert counted == requests
+    # the paths the clients wrote are never a label value
+    assert not any(re.search(r"/\d|secret", route) for route in scraped.label_values("route"))
+    assert scraped.value("affix_http_request_duration_seconds_count",
+                         method="GET", route=ATTACHMENT) == 3
+    assert scraped.value("affix_http_requests_in_progress") == 0
+    assert {reason: scraped.value("affix_refusals_total", reason=reason)
+            for reason in scraped.label_values("reason")} == {
+        "NotFound": 2, "Unauthenticated": 1, "MissingPermission": 1}
+    assert scraped.value("affix_upload_size_bytes_count") == 2
+    assert scraped.value("affix_upload_size_bytes_sum") == 2600
+    assert scraped.value("affix_upload_size_bytes_bucket", le="1024.0") == 1
+    assert scraped.value("affix_upload_size_bytes_bucket", le="16384.0") == 2
+    assert scraped.value("affix_upload_duration_seconds_count") == 2
+    assert scraped.value("affix_backend_errors_total", backend="database") == 0
+    assert scraped.value("affix_backend_errors_total", backend="storage") == 0
+
+
+# falcon.testing's WSGI checker warns of any method HTTP/1.1 does not define
+@pytest.mark.filterwarnings("ignore:Unknown REQUEST_METHOD")
+def test_a_method_nobody_uses_is_counted_as_other(client, people, listener):
+    assert client.simulate_request("PROPFIND", UPLOADS,
+                                   headers=people.auth("ada")).status_code == 405
+
+    scraped = scrape_in_process(client, listener)
+
+    assert scraped.value("affix_http_requests_total", method="other", route=UPLOADS,
+                         status="405") == 1
+    assert scraped.label_values("method") == {"other"}
+
+
+def test_the_metrics_are_never_on_the_api_listener(client, people):
+    # no gunicorn.socket: the request came in on the API's listener
+    response = client.simulate_get("/metrics", headers=people.auth("ada"))
+
+    assert_error(response, 404, "NotFound", "The requested resource could not be found.")
+
+
+def test_the_metrics_listener_serves_nothing_but_the_metrics(client, people, listener, stored):
+    before = stored.snapshot()
+
+    for method, path in [("GET", "/api/v3"), ("GET", "/health"), ("POST", UPLOADS),
+                         ("GET", "/metrics/")]:
+        response = client.simulate_request(method, path, headers=people.auth("ada"),
+                                           extras={"gunicorn.socket": listener})
+        assert (response.status_code, response.text) == (
+            404, "Not found: metrics are at /metrics.\n")
+    assert stored.snapshot() == before
+    # the scrape itself is no request of the API
+    assert scrape_in_process(client, listener).value(
+        "affix_http_requests_total", method="GET", route="/api/v3", status="200") is None
+
+
+def test_no_metrics_without_the_setting(app, listener):
+    # conftest's app: no AFFIX_METRICS_BIND, so a request on any listener is the API's
+    response = falcon.testing.TestClient(app).simulate_get(
+        "/metrics", extras={"gunicorn.socket": listener})
+
+    assert_error(response, 404, "NotFound", "The requested resource could not be found.")
+
+
+def test_awaiting_cleanup_counts_unclaimed_uploads_older_than_the_grace_period(
+        metered, people, listener, clock):
+    client, settings = metered
+    grace_period = datetime.timedelta(minutes=settings.grace_period_minutes)
+    old = [uploaded(client, people, "ada") for _ in range(3)]
+    created(client, people, "ada", attachment_ids=old[:1])
+    clock.now = FROZEN_NOW + datetime.timedelta(minutes=30)
+    uploaded(client, people, "ada")
+
+    def awaiting_at(moment):
+        clock.now = moment
+        return scrape_in_process(client, listener).value("affix_attachments_awaiting_cleanup")
+
+    assert awaiting_at(FROZEN_NOW + grace_period) == 0
+    # the claimed one never waits for cleanup; the later upload is not old enough yet
+    assert awaiting_at(FROZEN_NOW + grace_period + datetime.timedelta(seconds=1)) == 2
+    assert awaiting_at(FROZEN_NOW + grace_period + datetime.timedelta(minutes=31)) == 3
+
+
+@pytest.mark.sqlite_only("the database file is replaced by a folder, which SQLite cannot open")
+def test_a_database_out_of_reach_is_counted_and_the_scrape_still_answers(
+        metered, people, listener):
+    client, settings = metered
+    database_file = settings.database_url.removeprefix("sqlite:///")
+    moved = database_file + ".away"
+    os.rename(database_file, moved)
+    os.mkdir(database_file)
+    try:
+        response = post(client, people, ("x", "multipart/form-data; boundary=b"))
+        scraped = scrape_in_process(client, listener)
+    finally:
+        os.rmdir(database_file)
+        os.rename(moved, database_file)
+
+    assert_error(response, 503, "ServiceUnavailable",
+                 "The service is temporarily unavailable. Please try again later.")
+    assert scraped.value("affix_backend_errors_total", backend="database") == 1
+    assert scraped.value("affix_backend_errors_total", backend="storage") == 0
+    # 503 is no refusal of the client's request
+    assert scraped.label_values("reason") == set()
+    # asked of the database at scrape time, it is left out rather than failing the scrape
+    assert scraped.value("affix_attachments_awaiting_cleanup") is None
+
+
+@pytest.mark.parametrize("raw, problem", [
+    ("9464", "AFFIX_METRICS_BIND must be HOST:PORT (127.0.0.1:9464), not '9464'"),
+    (":9464", "AFFIX_METRICS_BIND must be HOST:PORT (127.0.0.1:9464), not ':9464'"),
+    ("127.0.0.1:http", "AFFIX_METRICS_BIND must be HOST:PORT (127.0.0.1:9464), not "
+                       "'127.0.0.1:http'"),
+    ("127.0.0.1:0", "AFFIX_METRICS_BIND must be HOST:PORT (127.0.0.1:9464), not '127.0.0.1:0'"),
+    ("127.0.0.1:65536", "AFFIX_METRICS_BIND must be HOST:PORT (127.0.0.1:9464), not "
+                        "'127.0.0.1:65536'"),
+])
+def test_an_unusable_metrics_bind_is_refused(raw, problem):
+    with pytest.raises(SettingsError) as refused:
+        Settings.from_environ({"AFFIX_METRICS_BIND": raw})
+    assert str(refused.value) == problem
+
+
+def test_metrics_are_off_unless_asked_for():
+    assert Settings.from_environ({}).metrics_bind is None
+    assert Settings.from_environ({"AFFIX_METRICS_BIND": " "}).metrics_bind is None
+    assert Settings.from_environ(
+        {"AFFIX_METRICS_BIND": "[::1]:9464"}).metrics_bind == "[::1]:9464"
+
+
+def test_serve_refuses_metrics_on_the_apis_port(environ, capsys):
+    status, _ = affix({**environ, "AFFIX_METRICS_BIND": "127.0.0.1:8000"},
+                      "serve", "--bind", "0.0.0.0:8000")
+
+    assert status == 1
+    assert capsys.readouterr().err == (
+        "affix: error: AFFIX_METRICS_BIND (127.0.0.1:8000) needs a port of its own, not the one "
+        "of --bind 0.0.0.0:8000\n")
