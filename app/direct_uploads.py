@@ -22,7 +22,7 @@ from affix.app.content_types import OCTET_STREAM
 from affix.app.errors import not_found, property_violation, property_violations
 from affix.app.request_json import parse_json, storable_document
 from affix.app.upload import SNIFF_SIZE, description_of, file_too_large, receive_metadata
-from affix.storage.models import PREPARED, UPLOADED
+from affix.storage.models import PREPARED
 
 log = logging.getLogger(__name__)
 
