@@ -80,12 +80,17 @@ CLIENT_PERMISSIONS = ["view_work_packages", "add_work_packages", "edit_work_pack
 PROJECT = "demo"
 
 
+def member_key(server, login, permissions, name=None) -> str:
+    """The API key of a new member of the project ``demo`` (not an admin) with a role holding
+    ``permissions``."""
+    people = People(server.stored.catalog)
+    people.add(login, name=name, permissions=permissions, project=PROJECT)
+    return people.keys[login]
+
+
 @pytest.fixture
 def api_key(server):
-    """The key of a member of the project ``demo`` (not an admin) with CLIENT_PERMISSIONS."""
-    people = People(server.stored.catalog)
-    people.add(CLIENT_LOGIN, name=CLIENT_NAME, permissions=CLIENT_PERMISSIONS, project=PROJECT)
-    return people.keys[CLIENT_LOGIN]
+    return member_key(server, CLIENT_LOGIN, CLIENT_PERMISSIONS, name=CLIENT_NAME)
 
 
 @pytest.fixture
@@ -199,6 +204,10 @@ def test_pyopenproject_work_package_flow(server, pyopenproject, project_id, tmp_
     selected = pyopenproject.returned(
         "work_package", "find_all", filters(("id", "=", [str(wp_id)])), '[["id", "asc"]]')
     assert [(w["id"], w["subject"]) for w in selected] == [(wp_id, "Fix the roof")]
+    # no filters: OpenProject's default, the open ones
+    assert [w["id"] for w in pyopenproject.returned("work_package", "find_all")] == [wp_id]
+    assert pyopenproject.returned("work_package", "find_all",
+                                  filters(("status", "c", []))) == []
 
     assert pyopenproject.returned("work_package", "delete", Model("WorkPackage", id=wp_id)) \
         is None
@@ -256,8 +265,12 @@ def test_openproject_cli_attachment_flow(server, cli, project_id, tmp_path):
     assert cli.json("attachment", "list", "--work-package", str(wp_id)) == [uploaded]
 
     listed = cli.json("wp", "list", "--project", PROJECT, "--subject", "whole roof")
-    assert [w["id"] for w in listed] == [wp_id]
+    assert [(w["id"], w["status"], w["type"]) for w in listed] == [(wp_id, "New", "Task")]
     assert cli.json("wp", "list", "--project", PROJECT, "--subject", "chimney") == []
+    # the status and the type by name: it looks them up in /api/v3/statuses and /api/v3/types
+    assert [w["id"] for w in cli.json("wp", "list", "--status", "New", "--type", "Task",
+                                      "--open")] == [wp_id]
+    assert cli.json("wp", "list", "--status", "Closed") == []
 
     output = tmp_path / "downloaded.bin"
     downloaded = cli.json("attachment", "download", str(attachment_id), "--output", str(output))
@@ -274,6 +287,16 @@ def test_openproject_cli_attachment_flow(server, cli, project_id, tmp_path):
                      str(tmp_path / "plan.bin"))
     [(row_id, file_name, size, digest, _)] = stored.rows()
     assert (row_id, file_name, size, digest) == (again["id"], "plan.bin", len(plan), md5(plan))
+    before = stored.snapshot()
+    # a member who may see and change it but not delete it: refused, nothing goes
+    onlooker = OpenProjectCli(tmp_path / "onlooker", server.url(""), member_key(
+        server, "olga", ["view_work_packages", "edit_work_packages"]))
+    refused = onlooker.run("wp", "delete", str(wp_id))
+    assert (refused.returncode, refused.stdout) == (5, "")
+    assert refused.stderr.endswith(
+        "error: You are not authorized to access this resource.\n"), refused.stderr
+    assert stored.snapshot() == before
+    assert [w[0] for w in work_packages(stored.catalog)] == [wp_id]
     assert cli.json("wp", "delete", str(wp_id)) == {"deleted": wp_id}
     assert work_packages(stored.catalog) == []
     assert stored.rows() == []
