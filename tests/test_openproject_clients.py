@@ -25,8 +25,9 @@ raises its BusinessError):
 - ``work_package.find_attachments(wp)``: ``GET /api/v3/work_packages//{id}/attachments``
 - ``work_package.update(wp)``: ``PATCH /api/v3/work_packages/{id}``, the model's fields
   (``id``, ``lockVersion``, the changes) as JSON
-- ``work_package.find_all(filters, sort_by)``: ``GET /api/v3/work_packages/?filters=[...]&sortBy=...``
-  (the filter JSON written into the URL unquoted; requests quotes it)
+- ``work_package.find_all(filters, sort_by)``:
+  ``GET /api/v3/work_packages/?filters=[...]&sortBy=...`` (the filter JSON written into the URL
+  unquoted; requests quotes it); without filters, ``GET /api/v3/work_packages/``
 - ``attachment.download_by_context(att, folder)``: ``GET`` the attachment's
   ``_links.downloadLocation.href``; writes the body to ``folder/fileName``
 - ``work_package.add_attachment(wp, att)``: ``POST /api/v3/work_packages//{id}/attachments``
@@ -63,7 +64,7 @@ import pytest
 
 from affix.app.testing import People
 from support.content import md5, png_bytes, random_bytes
-from support.errors import URN
+from support.errors import hal_error
 from support.openproject_clients import (
     Model, OpenProjectCli, PyOpenProject, filters, require_pyopenproject_environment,
 )
@@ -108,10 +109,10 @@ def attachment_href(attachment_id) -> str:
     return f"/api/v3/attachments/{attachment_id}"
 
 
-def error_identifier(answer) -> str:
-    """The errorIdentifier of the HAL error a pyopenproject call raised on."""
+def error_body(answer) -> dict:
+    """The HAL error a pyopenproject call raised on."""
     assert "raised" in answer, answer
-    return json.loads(answer["body"])["errorIdentifier"].removeprefix(URN)
+    return json.loads(answer["body"])
 
 
 # --- pyopenproject --------------------------------------------------------------------------
@@ -181,7 +182,8 @@ def test_pyopenproject_work_package_flow(server, pyopenproject, project_id, tmp_
     before = stored.snapshot()
     stale = pyopenproject.call("work_package", "update", Model(
         "WorkPackage", id=wp_id, lockVersion=found["lockVersion"], subject="Stale"))
-    assert error_identifier(stale) == "UpdateConflict"
+    assert error_body(stale) == hal_error(
+        "UpdateConflict", "Could not update the resource because of conflicting modifications.")
     assert stored.snapshot() == before
     assert work_packages(stored.catalog)[0][1] == "Fix the roof"
 
@@ -198,7 +200,9 @@ def test_pyopenproject_work_package_flow(server, pyopenproject, project_id, tmp_
     # OpenProject answers 415 to anything but multipart there, and so does affix
     refused = pyopenproject.call("work_package", "add_attachment",
                                  Model("WorkPackage", id=wp_id), Model("Attachment", **listed[0]))
-    assert error_identifier(refused) == "TypeNotSupported"
+    assert error_body(refused) == hal_error(
+        "TypeNotSupported",
+        "Expected CONTENT-TYPE to be multipart/form-data but got application/json.")
     assert stored.snapshot() == before
 
     selected = pyopenproject.returned(
@@ -212,7 +216,7 @@ def test_pyopenproject_work_package_flow(server, pyopenproject, project_id, tmp_
     assert pyopenproject.returned("work_package", "delete", Model("WorkPackage", id=wp_id)) \
         is None
     gone = pyopenproject.call("work_package", "find", Model("WorkPackage", id=wp_id))
-    assert error_identifier(gone) == "NotFound"
+    assert error_body(gone) == hal_error("NotFound", "The specified work package does not exist.")
     assert work_packages(stored.catalog) == []
     assert stored.rows() == []
     assert stored.files() == {}
