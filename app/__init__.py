@@ -15,6 +15,10 @@ from affix.app.resources.attachments import (
     AttachmentContentResource, AttachmentResource, AttachmentsResource,
     ContainerAttachmentsResource,
 )
+from affix.app.resources.forms import (
+    ProjectWorkPackageCreateFormResource, WorkPackageCreateFormResource,
+    WorkPackageUpdateFormResource,
+)
 from affix.app.resources.health import HealthResource, ReadinessResource
 from affix.app.resources.configuration import ConfigurationResource
 from affix.app.resources.projects import ProjectResource, ProjectsResource
@@ -130,6 +134,11 @@ def create_app(settings: Settings | None = None, *, plugin_manager=None, clock=u
         app.add_route("/api/v3/projects/{project_id}/work_packages",
                       ProjectWorkPackagesResource(work_packages))
         app.add_route("/api/v3/work_packages", WorkPackagesResource(work_packages))
+        app.add_route("/api/v3/work_packages/form", WorkPackageCreateFormResource(work_packages))
+        app.add_route("/api/v3/projects/{project_id}/work_packages/form",
+                      ProjectWorkPackageCreateFormResource(work_packages))
+        app.add_route("/api/v3/work_packages/{container_id:id}/form",
+                      WorkPackageUpdateFormResource(work_packages))
         # the same field name as the container routes below, which share this path level
         app.add_route("/api/v3/work_packages/{container_id:id}",
                       WorkPackageResource(work_packages))
@@ -144,6 +153,7 @@ def create_app(settings: Settings | None = None, *, plugin_manager=None, clock=u
         app.add_route(
             f"/api/v3/{kind.segment}/{{container_id:id}}/attachments",
             # work packages are claimed for by creating or changing them, as in OpenProject
-            ContainerAttachmentsResource(service, kind, claims_by_json=kind.name != WORK_PACKAGE),
+            ContainerAttachmentsResource(service, kind,
+                                         claims_by_json=kind.name != WORK_PACKAGE),
         )
     return app

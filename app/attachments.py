@@ -215,6 +215,11 @@ class AttachmentService:
             self._events.claimed(record, container, user)
         return container
 
+    def check_claims(self, user, attachment_ids, kind, container=None):
+        """422 for an attachment of ``attachment_ids`` that ``user`` may not claim for
+        ``container`` (a new one: None), as a claim would answer; nothing is written."""
+        self._claimable(user, attachment_ids, kind, container)
+
     def _claimable(self, user, attachment_ids, kind, container):
         """The ids of ``attachment_ids`` that are still to be claimed (each once, in order);
         422 for one that ``user`` may not claim."""
