@@ -141,7 +141,10 @@ def test_pyopenproject_work_package_flow(server, pyopenproject, project_id, tmp_
         "roof.png", len(roof), "image/png", {"algorithm": "md5", "hash": md5(roof)},
         "The roof", {"href": None})
 
-    # the client's own way to a new work package: the form's payload, a project and a type
+    # the client's own way to a new work package (its tests do this against OpenProject): the
+    # form, asked for with no body, and its payload with a project and a type filled in.
+    # OpenProject answers that with a Form whose payload's _links hold "project" and "type",
+    # their hrefs null (recorded in the client's tests/data/work_package_form.json)
     form = pyopenproject.returned("work_package", "create_form")
     assert form["_type"] == "Form"
     payload = form["_embedded"]["payload"]
