@@ -98,7 +98,8 @@ def read_change(catalog, document, *, creating) -> Change:
         href = _href(links, attribute.name)
         match = attribute.href_pattern().search(href) if isinstance(href, str) else None
         record = catalog.get(attribute.model(catalog), id_of(match.group(1))) if match else None
-        if record is None:
+        # an inactive priority stays on the work packages that have it, and is given no other
+        if record is None or not getattr(record, "is_active", True):
             errors.append(property_violation(
                 attribute.name, f"{attribute.label} is not set to one of the allowed values."))
         else:
