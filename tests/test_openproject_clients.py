@@ -123,9 +123,56 @@ def pyopenproject(server, api_key):
     return PyOpenProject(server.url(""), api_key)
 
 
+def pyopenproject_upload(pyopenproject, path, description) -> dict:
+    """An upload without a container through pyopenproject's attachment service, checked."""
+    content = path.read_bytes()
+    uploaded = pyopenproject.returned("attachment", "create", path.name, description, str(path))
+    assert (uploaded["fileName"], uploaded["fileSize"], uploaded["contentType"],
+            uploaded["digest"], uploaded["description"]["raw"],
+            uploaded["_links"]["container"]) == (
+        path.name, len(content), "image/png", {"algorithm": "md5", "hash": md5(content)},
+        description, {"href": None})
+    return uploaded
+
+
+def project_and_task(pyopenproject, project_id) -> tuple:
+    """The hrefs of the project ``demo`` and of the type Task, as pyopenproject lists them."""
+    projects = pyopenproject.returned("project", "find_all")
+    assert [(p["id"], p["identifier"]) for p in projects] == [(project_id, PROJECT)]
+    task = next(t for t in pyopenproject.returned("type", "find_all") if t["name"] == "Task")
+    return projects[0]["_links"]["self"]["href"], task["_links"]["self"]["href"]
+
+
+def test_pyopenproject_creates_through_the_form(server, pyopenproject, project_id, tmp_path):
+    """The client's own way to a new work package (its tests do this against OpenProject): the
+    form, asked for with no body, then its payload with a project and a type filled in.
+    OpenProject answers that request with a Form whose payload's _links hold "project" and
+    "type" with null hrefs (recorded in the client's tests/data/work_package_form.json)."""
+    stored = server.stored
+    (tmp_path / "roof.png").write_bytes(png_bytes(3, 2))
+    upload = pyopenproject_upload(pyopenproject, tmp_path / "roof.png", "The roof")
+    project_href, task_href = project_and_task(pyopenproject, project_id)
+
+    form = pyopenproject.returned("work_package", "create_form")
+    assert form["_type"] == "Form"
+    payload = form["_embedded"]["payload"]
+    assert payload["_links"]["project"] == {"href": None}
+    payload["subject"] = "Fix the roof"
+    payload["_links"]["project"]["href"] = project_href
+    payload["_links"]["type"]["href"] = task_href
+    payload["_links"]["attachments"] = [{"href": upload["_links"]["self"]["href"]}]
+    created = pyopenproject.returned("work_package", "create", Model("WorkPackage", **payload))
+    assert (created["subject"], created["_links"]["project"]["href"],
+            created["_links"]["type"]) == (
+        "Fix the roof", project_href, {"href": task_href, "title": "Task"})
+    assert work_packages(stored.catalog) == [
+        (created["id"], "Fix the roof", project_id, stored_user_id(stored, CLIENT_LOGIN))]
+    assert containers(stored.catalog) == {upload["id"]: ("WorkPackage", created["id"])}
+
+
 def test_pyopenproject_work_package_flow(server, pyopenproject, project_id, tmp_path):
-    """Upload, create a work package claiming the upload through the form's payload, find it,
-    list its attachments, claim another with update, download, and delete it all."""
+    """Upload, create a work package claiming the upload, find it, list its attachments, claim
+    another with update, download them, and delete it all."""
     stored = server.stored
     roof, gutter = png_bytes(3, 2), png_bytes(5, 4)
     (tmp_path / "roof.png").write_bytes(roof)
@@ -134,33 +181,16 @@ def test_pyopenproject_work_package_flow(server, pyopenproject, project_id, tmp_
     configuration = pyopenproject.returned("configuration", "find")
     assert configuration["maximumAttachmentFileSize"] == HIGH_LIMIT
 
-    first = pyopenproject.returned("attachment", "create", "roof.png", "The roof",
-                                   str(tmp_path / "roof.png"))
-    assert (first["fileName"], first["fileSize"], first["contentType"], first["digest"],
-            first["description"]["raw"], first["_links"]["container"]) == (
-        "roof.png", len(roof), "image/png", {"algorithm": "md5", "hash": md5(roof)},
-        "The roof", {"href": None})
-
-    # the client's own way to a new work package (its tests do this against OpenProject): the
-    # form, asked for with no body, and its payload with a project and a type filled in.
-    # OpenProject answers that with a Form whose payload's _links hold "project" and "type",
-    # their hrefs null (recorded in the client's tests/data/work_package_form.json)
-    form = pyopenproject.returned("work_package", "create_form")
-    assert form["_type"] == "Form"
-    payload = form["_embedded"]["payload"]
-    projects = pyopenproject.returned("project", "find_all")
-    assert [(p["id"], p["identifier"]) for p in projects] == [(project_id, PROJECT)]
-    task = next(t for t in pyopenproject.returned("type", "find_all") if t["name"] == "Task")
-    payload["subject"] = "Fix the roof"
-    payload["_links"]["project"]["href"] = projects[0]["_links"]["self"]["href"]
-    payload["_links"]["type"]["href"] = task["_links"]["self"]["href"]
-    payload["_links"]["attachments"] = [{"href": first["_links"]["self"]["href"]}]
-    created = pyopenproject.returned("work_package", "create", Model("WorkPackage", **payload))
+    first = pyopenproject_upload(pyopenproject, tmp_path / "roof.png", "The roof")
+    project_href, task_href = project_and_task(pyopenproject, project_id)
+    created = pyopenproject.returned("work_package", "create", Model(
+        "WorkPackage", subject="Fix the roof", _links={
+            "project": {"href": project_href}, "type": {"href": task_href},
+            "attachments": [{"href": first["_links"]["self"]["href"]}]}))
     wp_id = created["id"]
     assert (created["subject"], created["_links"]["project"]["href"],
             created["_links"]["type"]) == (
-        "Fix the roof", f"/api/v3/projects/{project_id}",
-        {"href": task["_links"]["self"]["href"], "title": "Task"})
+        "Fix the roof", project_href, {"href": task_href, "title": "Task"})
     assert work_packages(stored.catalog) == [
         (wp_id, "Fix the roof", project_id, stored_user_id(stored, CLIENT_LOGIN))]
     assert containers(stored.catalog) == {first["id"]: ("WorkPackage", wp_id)}
@@ -173,8 +203,7 @@ def test_pyopenproject_work_package_flow(server, pyopenproject, project_id, tmp_
     assert [(a["id"], a["fileName"], a["_links"]["container"]["href"]) for a in listed] == [
         (first["id"], "roof.png", wp_href(wp_id))]
 
-    second = pyopenproject.returned("attachment", "create", "gutter.png", "The gutter",
-                                    str(tmp_path / "gutter.png"))
+    second = pyopenproject_upload(pyopenproject, tmp_path / "gutter.png", "The gutter")
     updated = pyopenproject.returned("work_package", "update", Model(
         "WorkPackage", id=wp_id, lockVersion=found["lockVersion"],
         _links={"attachments": [{"href": second["_links"]["self"]["href"]}]}))
