@@ -30,7 +30,7 @@ from affix.app.resources.work_package_attributes import (
 from affix.app.resources.work_packages import (
     ProjectWorkPackagesResource, WorkPackageResource, WorkPackagesResource,
 )
-from affix.app.routing import PathNormaliser
+from affix.app.routing import PathNormaliser, ShadowedIds
 from affix.app.settings import Settings
 from affix.app.work_packages import WorkPackages
 from affix.plugins.builtin import WORK_PACKAGE
@@ -106,6 +106,7 @@ def create_app(settings: Settings | None = None, *, plugin_manager=None, clock=u
             JsonBodyLimit(settings.max_json_size),
             DatabaseSession(catalog.database),
             Authenticator(catalog, lambda req: host_login(plugin_manager, req)),
+            ShadowedIds(),
         ],
     )
     json_handler = falcon.media.JSONHandler()

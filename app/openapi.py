@@ -308,7 +308,7 @@ def _work_package_paths():
     created = {"201": _hal("WorkPackage", "Created"), **_errors("400", "403", "406", "415",
                                                                 "422")}
     listed = {"200": _hal("WorkPackageCollection"), **_errors("400", "403")}
-    form = {"200": _hal("Form"), **_errors("400", "403", "406", "415")}
+    form = {"200": _hal("Form"), **_errors("400", "403", "406", "415", "422")}
     return {
         "/api/v3/work_packages": {
             "get": _operation("The work packages the user may see, a page of them", listed,
@@ -345,11 +345,11 @@ def _work_package_paths():
             body=WORK_PACKAGE_BODY)},
         "/api/v3/projects/{id}/work_packages/form": {"post": _operation(
             "Check a new work package of a project without making it",
-            {**form, **_errors("400", "403", "404", "406", "415")}, [PROJECT_KEY],
+            {**form, **_errors("400", "403", "404", "406", "415", "422")}, [PROJECT_KEY],
             WORK_PACKAGE_BODY)},
         "/api/v3/work_packages/{id}/form": {"post": _operation(
             "Check a change of a work package without making it",
-            {**form, **_errors("400", "403", "404", "406", "409", "415")}, [_id("id")],
+            {**form, **_errors("400", "403", "404", "406", "409", "415", "422")}, [_id("id")],
             WORK_PACKAGE_BODY)},
         **_attribute_paths("types", "Type", "type"),
         **_attribute_paths("statuses", "Status", "status"),

@@ -3,6 +3,8 @@ dropped, before routing (``/api/v3/work_packages//6`` is ``/api/v3/work_packages
 ``/api/v3/work_packages/`` is ``/api/v3/work_packages``); some clients build such URLs."""
 import re
 
+from affix.app.errors import not_found
+
 _REPEATED_SLASHES = re.compile(r"//+")
 
 
@@ -22,3 +24,15 @@ class PathNormaliser:
         path = normalised_path(req.path)
         if path != req.path:
             req.path = path
+
+
+class ShadowedIds:
+    """Falcon middleware: a resource at a fixed segment where an id could stand
+    (``/api/v3/work_packages/form`` beside ``/api/v3/work_packages/{id}``) answers a method it
+    does not serve as a path whose id is no number is answered, 404, not 405: for
+    every other method, ``form`` is just not a work package's id."""
+
+    def process_resource(self, req, resp, resource, params):
+        if (getattr(resource, "shadows_an_id", False) and req.method != "OPTIONS"
+                and not hasattr(resource, f"on_{req.method.lower()}")):
+            raise not_found()

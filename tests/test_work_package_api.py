@@ -347,3 +347,10 @@ def test_upload_helper_is_multipart(client, people):
     made(client, people, "Roof")
     assert upload(client, people, "ada", path="/api/v3/work_packages/1/attachments"
                   ).status_code == 200
+
+
+@pytest.mark.parametrize("method", ["GET", "PATCH", "DELETE"])
+def test_form_is_no_work_package_id_for_other_methods(client, people, method):
+    response = client.simulate_request(method, "/api/v3/work_packages/form",
+                                       headers=people.auth("ada"))
+    assert_error(response, 404, "NotFound", "The requested resource could not be found.")

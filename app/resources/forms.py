@@ -127,6 +127,9 @@ def _create_form(req, work_packages, document, project):
 class WorkPackageCreateFormResource:
     """``POST /api/v3/work_packages/form``: the project comes from ``_links.project``."""
 
+    # see affix.app.routing.ShadowedIds
+    shadows_an_id = True
+
     def __init__(self, work_packages):
         self.work_packages = work_packages
 
