@@ -27,7 +27,8 @@ from support.errors import hal_error
 from support.processes import COMMAND_TIMEOUT, REPO_ROOT
 
 APPLIED_ALL = "".join(f"applied migration {each.version}: {each.description}\n"
-                      for each in MIGRATIONS) + f"the database schema is now at version {LATEST_VERSION}\n"
+                      for each in MIGRATIONS) + (
+    f"the database schema is now at version {LATEST_VERSION}\n")
 UP_TO_DATE = f"the database schema is already at version {LATEST_VERSION}\n"
 LOCK_WAIT_TIMEOUT = 30
 PLUGIN_TABLE = "plugin_things"
