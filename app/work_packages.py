@@ -152,9 +152,20 @@ class WorkPackages:
                 .join_from(WorkPackage, catalog.Status)
                 .join_from(WorkPackage, catalog.Priority))
 
+    def _read(self, work_package_id):
+        """The work package with everything it is rendered with, or None."""
+        return self.catalog.by_id(self._select(), self.catalog.WorkPackage, work_package_id)
+
+    def _reread(self, work_package_id):
+        """The work package just written, read back to be rendered."""
+        work_package = self._read(work_package_id)
+        if work_package is None:
+            # deleted by another request right after this one committed
+            raise not_found(NOT_FOUND_MESSAGE)
+        return work_package
+
     def visible(self, user, work_package_id):
-        WorkPackage = self.catalog.WorkPackage
-        work_package = self.catalog.by_id(self._select(), WorkPackage, work_package_id)
+        work_package = self._read(work_package_id)
         if work_package is None or not self.permissions.allowed(
                 user, {VIEW}, work_package.project):
             raise not_found(NOT_FOUND_MESSAGE)
@@ -231,7 +242,8 @@ class WorkPackages:
                 project=project, author=user, created_at=now, updated_at=now,
                 lock_version=0, **change.values),
         )
-        return self.visible(user, work_package.id)
+        # its creator may add work packages without being allowed to see them afterwards
+        return self._reread(work_package.id)
 
     def require_may_edit(self, user, work_package):
         if not self.permissions.allowed(user, {EDIT}, work_package.project):
@@ -263,7 +275,7 @@ class WorkPackages:
             return work_package
 
         self.service.claim_for(user, change.claims, self.kind, apply, work_package)
-        return self.visible(user, work_package.id)
+        return self._reread(work_package.id)
 
     def delete(self, req, work_package):
         """Delete ``work_package`` with its attachments, rows and bytes."""

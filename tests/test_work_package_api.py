@@ -354,3 +354,12 @@ def test_form_is_no_work_package_id_for_other_methods(client, people, method):
     response = client.simulate_request(method, "/api/v3/work_packages/form",
                                        headers=people.auth("ada"))
     assert_error(response, 404, "NotFound", "The requested resource could not be found.")
+
+
+def test_who_may_add_but_not_see_work_packages_gets_the_one_they_created(client, people):
+    people.add("adam", name="Adam Adder", permissions=["add_work_packages"])
+    response = create(client, people, "adam", document("Roof"))
+    assert (response.status_code, response.json["subject"], response.json["lockVersion"]) == (
+        201, "Roof", 0)
+    assert_error(get(client, people, "adam", "/api/v3/work_packages/1"), 404, "NotFound",
+                 "The specified work package does not exist.")
