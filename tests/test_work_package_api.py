@@ -363,3 +363,25 @@ def test_who_may_add_but_not_see_work_packages_gets_the_one_they_created(client,
         201, "Roof", 0)
     assert_error(get(client, people, "adam", "/api/v3/work_packages/1"), 404, "NotFound",
                  "The specified work package does not exist.")
+
+
+def test_a_form_asked_for_without_a_body_is_the_empty_form(client, people):
+    response = client.simulate_post("/api/v3/work_packages/form", headers={
+        **people.auth("ada"), "Content-Type": "application/hal+json"})
+    assert response.status_code == 200
+    form = response.json
+    assert form["_embedded"]["payload"] == {"subject": None, "_links": {
+        "project": {"href": None},
+        "type": {"href": "/api/v3/types/1", "title": "Task"},
+        "status": {"href": "/api/v3/statuses/1", "title": "New"},
+        "priority": {"href": "/api/v3/priorities/2", "title": "Normal"},
+        "attachments": []}}
+    assert {name: error["message"] for name, error in
+            form["_embedded"]["validationErrors"].items()} == {
+        "project": "Project can't be blank.", "subject": "Subject can't be blank."}
+    assert "commit" not in form["_links"]
+    # an update form without a body names no lockVersion
+    made(client, people, "Roof")
+    assert_error(client.simulate_post("/api/v3/work_packages/1/form",
+                                      headers=people.auth("ada")),
+                 409, "UpdateConflict", CONFLICT_MESSAGE)

@@ -60,7 +60,8 @@ def _payload(base, document, change, project, work_package) -> dict:
     # what the client sent, even when it is wrong: the form shows it with its error
     payload["subject"] = document["subject"] if "subject" in document else (
         work_package.subject if work_package is not None else None)
-    payload_links = {}
+    # a form asked for without a project shows the link to fill in, as OpenProject's does
+    payload_links = {"project": {"href": None}}
     if project is not None:
         payload_links["project"] = {"href": representers.project_path(base, project.id),
                                     "title": project.name}
@@ -103,6 +104,14 @@ def _form(req, work_packages, document, change, *, project, work_package, commit
     }
 
 
+def form_document(req) -> dict:
+    """The payload to check: none at all is an empty one, as OpenProject takes a form request
+    without a body (clients ask for the empty form to fill it in)."""
+    if not req.content_length:
+        return {}
+    return json_document(req)
+
+
 def _create_form(req, work_packages, document, project):
     """The form of a new work package, in ``project`` when the route names one."""
     user = req.context.user
@@ -134,7 +143,7 @@ class WorkPackageCreateFormResource:
         self.work_packages = work_packages
 
     def on_post(self, req, resp):
-        resp.media = _create_form(req, self.work_packages, json_document(req), None)
+        resp.media = _create_form(req, self.work_packages, form_document(req), None)
 
 
 class ProjectWorkPackageCreateFormResource:
@@ -145,7 +154,7 @@ class ProjectWorkPackageCreateFormResource:
 
     def on_post(self, req, resp, project_id):
         project = visible_project(self.work_packages.catalog, req.context.user, project_id)
-        resp.media = _create_form(req, self.work_packages, json_document(req), project)
+        resp.media = _create_form(req, self.work_packages, form_document(req), project)
 
 
 class WorkPackageUpdateFormResource:
@@ -158,7 +167,7 @@ class WorkPackageUpdateFormResource:
         user = req.context.user
         work_package = self.work_packages.visible(user, container_id)
         self.work_packages.require_may_edit(user, work_package)
-        document = json_document(req)
+        document = form_document(req)
         if lock_version_of(document) != work_package.lock_version:
             raise update_conflict()
         change = read_change(self.work_packages.catalog, document, creating=False)
