@@ -23,14 +23,24 @@ from affix.app.resources.attachments import (
 from affix.app.resources.direct_uploads import (
     CompleteUploadResource, ContainerPrepareUploadResource, PrepareUploadResource,
 )
+from affix.app.resources.forms import (
+    ProjectWorkPackageCreateFormResource, WorkPackageCreateFormResource,
+    WorkPackageUpdateFormResource,
+)
 from affix.app.resources.health import HealthResource, ReadinessResource
-from affix.app.resources.projects import ProjectResource
+from affix.app.resources.configuration import ConfigurationResource
+from affix.app.resources.projects import ProjectResource, ProjectsResource
 from affix.app.resources.root import RootResource
 from affix.app.resources.users import UserResource
-from affix.app.resources.work_packages import (
-    ProjectWorkPackagesResource, WorkPackageResource, WorkPackages, WorkPackagesResource,
+from affix.app.resources.work_package_attributes import (
+    AttributeResource, AttributesResource, ProjectTypesResource, attribute_kinds,
 )
+from affix.app.resources.work_packages import (
+    ProjectWorkPackagesResource, WorkPackageResource, WorkPackagesResource,
+)
+from affix.app.routing import PathNormaliser, ShadowedIds
 from affix.app.settings import Settings, metrics_port
+from affix.app.work_packages import WorkPackages
 from affix.plugins.builtin import WORK_PACKAGE
 from affix.plugins.clamav import ClamavPlugin, ClamdScanner
 from affix.plugins.manager import (
@@ -118,6 +128,8 @@ def create_app(settings: Settings | None = None, *, plugin_manager=None, clock=u
     app = falcon.App(
         media_type=HAL_JSON,
         middleware=[
+            # first: every other middleware, and the router, see the normalised path
+            PathNormaliser(),
             # first: it gathers what the log and the metrics say of every request, preflights too
             RequestFactsMiddleware(metrics),
             # a preflight is answered before anything asks for a body, a database or a key
@@ -125,6 +137,7 @@ def create_app(settings: Settings | None = None, *, plugin_manager=None, clock=u
             JsonBodyLimit(settings.max_json_size),
             DatabaseSession(catalog.database),
             Authenticator(catalog, lambda req: host_login(plugin_manager, req)),
+            ShadowedIds(),
         ],
     )
     json_handler = falcon.media.JSONHandler()
@@ -135,7 +148,8 @@ def create_app(settings: Settings | None = None, *, plugin_manager=None, clock=u
 
     app.add_route("/health", HealthResource())
     app.add_route("/health/ready", ReadinessResource(catalog.database, blob_store))
-    app.add_route("/api/v3", RootResource(INSTANCE_NAME))
+    app.add_route("/api/v3", RootResource(INSTANCE_NAME, WORK_PACKAGE in kinds))
+    app.add_route("/api/v3/configuration", ConfigurationResource(settings.max_attachment_size))
     app.add_route("/api/v3/spec.json", OpenApiResource(kinds))
     app.add_route("/api/v3/attachments", AttachmentsResource(service))
     app.add_route("/api/v3/attachments/{attachment_id:id}", AttachmentResource(service))
@@ -146,20 +160,36 @@ def create_app(settings: Settings | None = None, *, plugin_manager=None, clock=u
     app.add_route("/api/v3/attachments/{attachment_id:id}/download", content)
     app.add_route("/api/v3/attachments/{attachment_id:id}/content", content)
     app.add_route("/api/v3/users/{user_id:id}", UserResource(catalog))
-    app.add_route("/api/v3/projects/{project_id:id}", ProjectResource(catalog))
+    app.add_route("/api/v3/projects", ProjectsResource(catalog))
+    # a project's id or its identifier
+    app.add_route("/api/v3/projects/{project_id}", ProjectResource(catalog))
     if WORK_PACKAGE in kinds:
         # work packages are affix's own API only while the built-in plugin provides the type
-        work_packages = WorkPackages(service)
-        app.add_route("/api/v3/projects/{project_id:id}/work_packages",
+        work_packages = WorkPackages(service, direct_uploads.available)
+        app.add_route("/api/v3/projects/{project_id}/work_packages",
                       ProjectWorkPackagesResource(work_packages))
         app.add_route("/api/v3/work_packages", WorkPackagesResource(work_packages))
+        app.add_route("/api/v3/work_packages/form", WorkPackageCreateFormResource(work_packages))
+        app.add_route("/api/v3/projects/{project_id}/work_packages/form",
+                      ProjectWorkPackageCreateFormResource(work_packages))
+        app.add_route("/api/v3/work_packages/{container_id:id}/form",
+                      WorkPackageUpdateFormResource(work_packages))
         # the same field name as the container routes below, which share this path level
         app.add_route("/api/v3/work_packages/{container_id:id}",
                       WorkPackageResource(work_packages))
+        for segment, attributes in attribute_kinds(catalog, service.permissions):
+            app.add_route(f"/api/v3/{segment}", AttributesResource(attributes))
+            app.add_route(f"/api/v3/{segment}/{{attribute_id:id}}",
+                          AttributeResource(attributes))
+            if segment == "types":
+                app.add_route("/api/v3/projects/{project_id}/types",
+                              ProjectTypesResource(attributes))
     for kind in kinds:
         app.add_route(
             f"/api/v3/{kind.segment}/{{container_id:id}}/attachments",
-            ContainerAttachmentsResource(service, kind),
+            # work packages are claimed for by creating or changing them, as in OpenProject
+            ContainerAttachmentsResource(service, kind,
+                                         claims_by_json=kind.name != WORK_PACKAGE),
         )
         app.add_route(
             f"/api/v3/{kind.segment}/{{container_id:id}}/attachments/prepare",

@@ -232,6 +232,23 @@ class AttachmentService:
             # plugins never heard of an upload that was only prepared
             self._events.deleted(record, user)
 
+    def delete_with_container(self, user, kind, container, delete_container):
+        """Delete ``container`` of ``kind`` (``delete_container()``, which raises when the row is
+        gone already) and its attachments: every row in one transaction, then the bytes. A failure before
+        the commit leaves everything; a blob the store fails to delete, or a crash before it,
+        is an orphan that ``affix gc`` removes. The caller has checked the permission."""
+        Attachment = self.catalog.Attachment
+        belongs = ((Attachment.container_type == kind.name)
+                   & (Attachment.container_id == container.id))
+        with self.catalog.write_transaction():
+            records = list(Attachment.select(Attachment, self.catalog.User)
+                           .join(self.catalog.User).where(belongs).order_by(Attachment.id))
+            Attachment.delete().where(belongs).execute()
+            delete_container()
+        for record in records:
+            self._delete_blob(record.storage_key)
+            self._events.deleted(record, user)
+
     def _delete_blob(self, storage_key):
         """Delete a blob whose row is gone or was never written. If the store fails, the
         blob is an orphan that ``affix gc`` removes later; the error that matters to the
@@ -258,6 +275,11 @@ class AttachmentService:
         for record in claimed:
             self._events.claimed(record, container, user)
         return container
+
+    def check_claims(self, user, attachment_ids, kind, container=None):
+        """422 for an attachment of ``attachment_ids`` that ``user`` may not claim for
+        ``container`` (a new one: None), as a claim would answer; nothing is written."""
+        self._claimable(user, attachment_ids, kind, container)
 
     def _claimable(self, user, attachment_ids, kind, container):
         """The ids of ``attachment_ids`` that are still to be claimed (each once, in order);

@@ -151,6 +151,9 @@ def cmd_apikey_create(args, settings, out):
 
 
 def cmd_project_add(args, settings, out):
+    if args.identifier.isdigit():
+        # /api/v3/projects/42 names the project with the id 42: this one could not be reached
+        raise CommandError(f"a project identifier cannot be all digits: {args.identifier!r}")
     catalog = open_catalog(settings)
     with catalog.database.connection_context():
         try:
@@ -201,6 +204,52 @@ def cmd_member_add(args, settings, out):
                 f"{args.login!r} already has the role {args.role!r} in {args.project!r}"
             ) from None
     print(f"{args.login!r} is now {args.role!r} in {args.project!r}", file=out)
+
+
+# the kinds of work-package attributes the CLI manages: command, model, its flag and what the
+# flag says
+ATTRIBUTE_COMMANDS = {
+    "type": ("Type", "is_milestone", "milestone"),
+    "status": ("Status", "is_closed", "closed"),
+    "priority": ("Priority", "is_active", "inactive"),
+}
+
+
+def cmd_attribute_add(args, settings, out):
+    """``affix type|status|priority add NAME [--default] [--milestone|--closed|--inactive]``:
+    the new one comes last; ``--default`` makes it the one new work packages get, in place of
+    the default there was."""
+    model_name, flag, flag_word = ATTRIBUTE_COMMANDS[args.command]
+    catalog = open_catalog(settings)
+    model = getattr(catalog, model_name)
+    values = {flag: getattr(args, flag_word)}
+    if flag == "is_active":
+        values[flag] = not values[flag]
+    if model_name == "Type":
+        values["created_at"] = values["updated_at"] = utc_now()
+    with catalog.database.connection_context(), catalog.write_transaction():
+        if args.default:
+            model.update(is_default=False).where(model.is_default == True).execute()  # noqa: E712
+        last = model.select(peewee.fn.MAX(model.position)).scalar() or 0
+        try:
+            record = model.create(name=args.name, position=last + 1, is_default=args.default,
+                                  **values)
+        except peewee.IntegrityError:
+            raise CommandError(f"a {args.command} {args.name!r} already exists") from None
+    print(f"created {args.command} {record.name!r} (id {record.id})", file=out)
+
+
+def cmd_attribute_list(args, settings, out):
+    model_name, flag, flag_word = ATTRIBUTE_COMMANDS[args.command]
+    catalog = open_catalog(settings)
+    model = getattr(catalog, model_name)
+    with catalog.database.connection_context():
+        for record in model.select().order_by(model.position, model.id):
+            marks = ["default"] if record.is_default else []
+            if getattr(record, flag) != (flag == "is_active"):
+                marks.append(flag_word)
+            print(f"{record.id} {record.name}" + (f" ({', '.join(marks)})" if marks else ""),
+                  file=out)
 
 
 def cmd_cleanup(args, settings, out):
@@ -426,6 +475,21 @@ def build_parser():
     member_add.add_argument("project")
     member_add.add_argument("role")
     member_add.set_defaults(handler=cmd_member_add)
+
+    for command, (_, _, flag_word) in ATTRIBUTE_COMMANDS.items():
+        plural = "priorities" if command == "priority" else (
+            "statuses" if command == "status" else "types")
+        actions = commands.add_parser(
+            command, help=f"manage the {plural} of work packages").add_subparsers(
+            dest="action", required=True, metavar="ACTION")
+        add = actions.add_parser("add", help=f"create a {command}, shown last")
+        add.add_argument("name")
+        add.add_argument("--default", action="store_true",
+                         help="what new work packages get, instead of the current default")
+        add.add_argument(f"--{flag_word}", action="store_true", help=f"a {flag_word} {command}")
+        add.set_defaults(handler=cmd_attribute_add)
+        listing = actions.add_parser("list", help=f"the {plural}, in order")
+        listing.set_defaults(handler=cmd_attribute_list)
 
     cleanup = commands.add_parser(
         "cleanup", help="delete uploads still unclaimed after AFFIX_GRACE_PERIOD minutes, and "

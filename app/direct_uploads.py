@@ -124,8 +124,9 @@ class DirectUploads:
 
     @property
     def available(self) -> bool:
-        """Whether clients may upload to the store directly (what ``GET /api/v3/configuration``
-        tells them): only a store that gives clients a URL of its own."""
+        """Whether clients may upload to the store directly (what a work package's
+        ``prepareAttachment`` link tells them, as OpenProject's does): only a store that gives
+        clients a URL of its own."""
         return self._staging is not None
 
     def prepare(self, user, body, kind=None, container=None):

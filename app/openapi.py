@@ -13,6 +13,7 @@ ERROR_STATUSES = {
     "403": "The user lacks the permission.",
     "404": "No such resource, or one the user may not see.",
     "406": "No Content-Type.",
+    "409": "The change was made on an older lockVersion, or names none.",
     "415": "An unsupported Content-Type.",
     "416": "The requested range lies past the end of the file.",
     "422": "A property is invalid.",
@@ -39,6 +40,24 @@ def _errors(*statuses):
 def _id(name):
     return {"name": name, "in": "path", "required": True,
             "schema": {"type": "integer", "minimum": 1}}
+
+
+# a project is addressed by its id or its identifier
+PROJECT_KEY = {"name": "id", "in": "path", "required": True,
+               "schema": {"type": "string", "pattern": "^[A-Za-z0-9_-]+$"}}
+PAGE_PARAMETERS = [
+    {"name": "offset", "in": "query", "schema": {"type": "integer"},
+     "description": "The page, from 1"},
+    {"name": "pageSize", "in": "query", "schema": {"type": "integer"},
+     "description": "Elements per page (default 20, at most 1000; -1 for the most)"},
+]
+QUERY_PARAMETERS = PAGE_PARAMETERS + [
+    {"name": "filters", "in": "query", "schema": {"type": "string"},
+     "description": 'JSON: [{"status": {"operator": "o", "values": []}}] (the default); '
+                    'id, project, subject, status, type, attachments'},
+    {"name": "sortBy", "in": "query", "schema": {"type": "string"},
+     "description": 'JSON: [["id", "asc"]] (the default)'},
+]
 
 
 def _operation(summary, responses, parameters=(), body=None):
@@ -78,7 +97,6 @@ PREPARE_BODY = {
         },
     }},
 }
-CLAIM_BODY = {"required": True, "content": {"application/json": {"schema": _ref("Claim")}}}
 WORK_PACKAGE_BODY = {"required": True,
                      "content": {"application/json": {"schema": _ref("WorkPackageWrite")}}}
 LINK = {"type": "object", "properties": {"href": {"type": ["string", "null"]},
@@ -153,17 +171,90 @@ SCHEMAS = {
     "WorkPackageWrite": {
         "type": "object",
         "properties": {"subject": {"type": "string", "maxLength": 255},
+                       "lockVersion": {"type": "integer",
+                                       "description": "required when changing one"},
                        "_links": {"type": "object", "properties": {
-                           "project": _ref("Link"),
+                           "project": _ref("Link"), "type": _ref("Link"),
+                           "status": _ref("Link"), "priority": _ref("Link"),
                            "attachments": {"type": "array", "items": _ref("Link")}}}},
     },
     "WorkPackage": {
-        "type": "object", "required": ["_type", "id", "subject", "_links", "_embedded"],
+        "type": "object", "required": ["_type", "id", "lockVersion", "subject", "_links"],
         "properties": {"_type": {"const": "WorkPackage"}, "id": {"type": "integer"},
-                       "subject": {"type": "string"},
+                       "lockVersion": {"type": "integer"}, "subject": {"type": "string"},
                        "createdAt": {"type": "string", "format": "date-time"},
                        "updatedAt": {"type": "string", "format": "date-time"},
                        "_links": {"type": "object"}, "_embedded": {"type": "object"}},
+    },
+    "WorkPackageCollection": {
+        "type": "object",
+        "required": ["_type", "total", "count", "pageSize", "offset", "_embedded", "_links"],
+        "properties": {
+            "_type": {"const": "WorkPackageCollection"}, "total": {"type": "integer"},
+            "count": {"type": "integer"}, "pageSize": {"type": "integer"},
+            "offset": {"type": "integer"}, "_links": {"type": "object"},
+            "_embedded": {"type": "object", "properties": {
+                "elements": {"type": "array", "items": _ref("WorkPackage")}}},
+        },
+    },
+    "ProjectCollection": {
+        "type": "object",
+        "required": ["_type", "total", "count", "pageSize", "offset", "_embedded", "_links"],
+        "properties": {
+            "_type": {"const": "Collection"}, "total": {"type": "integer"},
+            "count": {"type": "integer"}, "pageSize": {"type": "integer"},
+            "offset": {"type": "integer"}, "_links": {"type": "object"},
+            "_embedded": {"type": "object", "properties": {
+                "elements": {"type": "array", "items": _ref("Project")}}},
+        },
+    },
+    "Type": {
+        "type": "object",
+        "required": ["_type", "id", "name", "position", "isDefault", "isMilestone", "_links"],
+        "properties": {"_type": {"const": "Type"}, "id": {"type": "integer"},
+                       "name": {"type": "string"}, "color": {"type": ["string", "null"]},
+                       "position": {"type": "integer"}, "isDefault": {"type": "boolean"},
+                       "isMilestone": {"type": "boolean"},
+                       "createdAt": {"type": "string", "format": "date-time"},
+                       "updatedAt": {"type": "string", "format": "date-time"},
+                       "_links": {"type": "object"}},
+    },
+    "Status": {
+        "type": "object",
+        "required": ["_type", "id", "name", "position", "isDefault", "isClosed", "_links"],
+        "properties": {"_type": {"const": "Status"}, "id": {"type": "integer"},
+                       "name": {"type": "string"}, "color": {"type": ["string", "null"]},
+                       "position": {"type": "integer"}, "isDefault": {"type": "boolean"},
+                       "isClosed": {"type": "boolean"}, "_links": {"type": "object"}},
+    },
+    "Priority": {
+        "type": "object",
+        "required": ["_type", "id", "name", "position", "isDefault", "isActive", "_links"],
+        "properties": {"_type": {"const": "Priority"}, "id": {"type": "integer"},
+                       "name": {"type": "string"}, "color": {"type": ["string", "null"]},
+                       "position": {"type": "integer"}, "isDefault": {"type": "boolean"},
+                       "isActive": {"type": "boolean"}, "_links": {"type": "object"}},
+    },
+    "AttributeCollection": {
+        "type": "object", "required": ["_type", "total", "count", "_embedded", "_links"],
+        "properties": {"_type": {"const": "Collection"}, "total": {"type": "integer"},
+                       "count": {"type": "integer"}, "_links": {"type": "object"},
+                       "_embedded": {"type": "object"}},
+    },
+    "Form": {
+        "type": "object", "required": ["_type", "_embedded", "_links"],
+        "properties": {"_type": {"const": "Form"}, "_links": {"type": "object"},
+                       "_embedded": {"type": "object",
+                                     "required": ["payload", "schema", "validationErrors"]}},
+    },
+    "Configuration": {
+        "type": "object", "required": ["_type", "maximumAttachmentFileSize", "_links"],
+        "properties": {"_type": {"const": "Configuration"},
+                       "maximumAttachmentFileSize": {"type": "integer"},
+                       "hostName": {"type": "string"},
+                       "perPageOptions": {"type": "array", "items": {"type": "integer"}},
+                       "activeFeatureFlags": {"type": "array", "items": {"type": "string"}},
+                       "_links": {"type": "object"}},
     },
     "Project": {
         "type": "object", "required": ["_type", "id", "identifier", "name"],
@@ -245,28 +336,95 @@ def _attachment_paths():
         "/api/v3/attachments/{id}/content": {"get": content},
         "/api/v3/users/{id}": {"get": _operation("A user", {"200": _hal("User"),
                                                             **_errors("404")}, [_id("id")])},
+        "/api/v3/configuration": {"get": _operation(
+            "The configuration a client reads: maximumAttachmentFileSize",
+            {"200": _hal("Configuration"), **_errors()})},
+        "/api/v3/projects": {"get": _operation(
+            "The projects the user is a member of, a page of them",
+            {"200": _hal("ProjectCollection"), **_errors()}, PAGE_PARAMETERS)},
         "/api/v3/projects/{id}": {"get": _operation(
-            "A project", {"200": _hal("Project"), **_errors("404")}, [_id("id")])},
+            "A project, by id or identifier", {"200": _hal("Project"), **_errors("404")},
+            [PROJECT_KEY])},
+    }
+
+
+def _attribute_paths(segment, schema, what):
+    return {
+        f"/api/v3/{segment}": {"get": _operation(
+            f"Every {what}", {"200": _hal("AttributeCollection"), **_errors("403")})},
+        f"/api/v3/{segment}/{{id}}": {"get": _operation(
+            f"A {what}", {"200": _hal(schema), **_errors("403", "404")}, [_id("id")])},
     }
 
 
 def _work_package_paths():
-    created = {"201": _hal("WorkPackage", "Created"), **_errors("400", "403", "422")}
+    created = {"201": _hal("WorkPackage", "Created"), **_errors("400", "403", "406", "415",
+                                                                "422")}
+    listed = {"200": _hal("WorkPackageCollection"), **_errors("400", "403")}
+    form = {"200": _hal("Form"), **_errors("400", "403", "406", "415", "422")}
     return {
-        "/api/v3/work_packages": {"post": _operation(
-            "Create a work package, claiming attachments", created, body=WORK_PACKAGE_BODY)},
-        "/api/v3/projects/{id}/work_packages": {"post": _operation(
-            "Create a work package in a project", {**created, **_errors("404")}, [_id("id")],
-            WORK_PACKAGE_BODY)},
+        "/api/v3/work_packages": {
+            "get": _operation("The work packages the user may see, a page of them", listed,
+                              QUERY_PARAMETERS),
+            "post": _operation("Create a work package, claiming attachments", created,
+                               body=WORK_PACKAGE_BODY),
+        },
+        "/api/v3/projects/{id}/work_packages": {
+            "get": _operation("A project's work packages, a page of them",
+                              {**listed, **_errors("400", "403", "404")},
+                              [PROJECT_KEY, *QUERY_PARAMETERS]),
+            "post": _operation("Create a work package in a project",
+                               {**created, **_errors("400", "403", "404", "406", "415",
+                                                     "422")},
+                               [PROJECT_KEY], WORK_PACKAGE_BODY),
+        },
+        "/api/v3/projects/{id}/types": {"get": _operation(
+            "The types of a project's work packages",
+            {"200": _hal("AttributeCollection"), **_errors("403", "404")}, [PROJECT_KEY])},
         "/api/v3/work_packages/{id}": {
             "get": _operation("A work package", {"200": _hal("WorkPackage"), **_errors("404")},
                               [_id("id")]),
-            "patch": _operation("Change a work package, claiming attachments",
+            "patch": _operation("Change a work package on its lockVersion, claiming attachments",
                                 {"200": _hal("WorkPackage"), **_errors("400", "403", "404",
+                                                                       "406", "409", "415",
                                                                        "422")},
                                 [_id("id")], WORK_PACKAGE_BODY),
+            "delete": _operation("Delete a work package, its attachments and their bytes",
+                                 {"204": {"description": "Deleted"}, **_errors("403", "404")},
+                                 [_id("id")]),
         },
+        "/api/v3/work_packages/form": {"post": _operation(
+            "Check a new work package without making it: OpenProject's Form", form,
+            body=WORK_PACKAGE_BODY)},
+        "/api/v3/projects/{id}/work_packages/form": {"post": _operation(
+            "Check a new work package of a project without making it",
+            {**form, **_errors("400", "403", "404", "406", "415", "422")}, [PROJECT_KEY],
+            WORK_PACKAGE_BODY)},
+        "/api/v3/work_packages/{id}/form": {"post": _operation(
+            "Check a change of a work package without making it",
+            {**form, **_errors("400", "403", "404", "406", "409", "415", "422")}, [_id("id")],
+            WORK_PACKAGE_BODY)},
+        **_attribute_paths("types", "Type", "type"),
+        **_attribute_paths("statuses", "Status", "status"),
+        **_attribute_paths("priorities", "Priority", "priority"),
     }
+
+
+def _upload_or_claim(kind):
+    errors = _errors("400", "403", "404", "406", "415", "422", "503", "507")
+    if kind.name == WORK_PACKAGE:
+        return _operation(f"Upload into a {kind.name} (multipart only)",
+                          {"200": _hal("Attachment"), **errors}, [_id("id")], UPLOAD_BODY)
+    return _operation(
+        f"Upload into a {kind.name} (multipart) or claim uploads for it (JSON)",
+        {"200": {"description": "The attachment (upload) or the collection (claim)",
+                 "content": {HAL: {"schema": {"oneOf": [_ref("Attachment"),
+                                                        _ref("Collection")]}}}},
+         **errors},
+        [_id("id")],
+        {"required": True, "content": {**UPLOAD_BODY["content"], "application/json": {
+            "schema": _ref("Claim")}}},
+    )
 
 
 def _container_paths(kind):
@@ -275,16 +433,7 @@ def _container_paths(kind):
     }, f"/api/v3/{kind.segment}/{{id}}/attachments": {
         "get": _operation(f"The attachments of a {kind.name}",
                           {"200": _hal("Collection"), **_errors("404")}, [_id("id")]),
-        "post": _operation(
-            f"Upload into a {kind.name} (multipart) or claim uploads for it (JSON)",
-            {"200": {"description": "The attachment (upload) or the collection (claim)",
-                     "content": {HAL: {"schema": {"oneOf": [_ref("Attachment"),
-                                                            _ref("Collection")]}}}},
-             **_errors("400", "403", "404", "406", "415", "422", "503", "507")},
-            [_id("id")],
-            {"required": True, "content": {**UPLOAD_BODY["content"],
-                                           **CLAIM_BODY["content"]}},
-        ),
+        "post": _upload_or_claim(kind),
     }}
 
 

@@ -8,7 +8,11 @@ class Permissions:
 
     def may_upload(self, user) -> bool:
         """Whether ``user`` may upload without a container: any project will do."""
-        return user.admin or self.catalog.user_holds_any(user, self.upload_permissions)
+        return self.may_anywhere(user, self.upload_permissions)
+
+    def may_anywhere(self, user, permissions) -> bool:
+        """Whether ``user`` holds one of ``permissions`` in at least one project."""
+        return user.admin or self.catalog.user_holds_any(user, permissions)
 
     def allowed(self, user, permissions, project) -> bool:
         """Whether ``user`` holds one of ``permissions`` in ``project``; a container whose

@@ -82,25 +82,82 @@ def collection(self_href, elements) -> dict:
     }
 
 
-def work_package(base, record, attachments, *, may_add_attachments) -> dict:
-    """``attachments`` is the already rendered collection of the work package's attachments."""
-    self_href = f"{base}{API}/work_packages/{record.id}"
+def work_package_path(base, work_package_id) -> str:
+    return f"{base}{API}/work_packages/{work_package_id}"
+
+
+def attribute_path(base, segment, record_id) -> str:
+    """The path of a type, status or priority (``segment``: types, statuses, priorities)."""
+    return f"{base}{API}/{segment}/{record_id}"
+
+
+def _attribute_link(base, segment, record) -> dict:
+    return {"href": attribute_path(base, segment, record.id), "title": record.name}
+
+
+def work_package(base, record, attachments=None, *, may_add_attachments,
+                 may_prepare_attachments, may_edit, may_delete) -> dict:
+    """``attachments`` is the already rendered collection of the work package's attachments,
+    embedded in a single work package; a list's elements leave it out (their
+    ``_links.attachments`` leads there). ``record`` comes with its project, author, type,
+    status and priority."""
+    self_href = work_package_path(base, record.id)
     links = {
         "self": {"href": self_href, "title": record.subject},
         "project": {"href": project_path(base, record.project.id), "title": record.project.name},
         "author": {"href": user_path(base, record.author.id), "title": record.author.name},
+        "type": _attribute_link(base, "types", record.type),
+        "status": _attribute_link(base, "statuses", record.status),
+        "priority": _attribute_link(base, "priorities", record.priority),
         "attachments": {"href": f"{self_href}/attachments"},
     }
     if may_add_attachments:
         links["addAttachment"] = {"href": f"{self_href}/attachments", "method": "post"}
-    return {
+    if may_prepare_attachments:
+        links["prepareAttachment"] = {"href": f"{self_href}/attachments/prepare",
+                                      "method": "post"}
+    if may_edit:
+        links["update"] = {"href": f"{self_href}/form", "method": "post"}
+        links["updateImmediately"] = {"href": self_href, "method": "patch"}
+    if may_delete:
+        links["delete"] = {"href": self_href, "method": "delete"}
+    body = {
         "_type": "WorkPackage",
         "id": record.id,
+        "lockVersion": record.lock_version,
         "subject": record.subject,
         "createdAt": timestamp(record.created_at),
         "updatedAt": timestamp(record.updated_at),
         "_links": links,
-        "_embedded": {"attachments": attachments},
+    }
+    if attachments is not None:
+        body["_embedded"] = {"attachments": attachments}
+    return body
+
+
+def work_package_type(base, record) -> dict:
+    return {
+        "_type": "Type", "id": record.id, "name": record.name, "color": record.color,
+        "position": record.position, "isDefault": record.is_default,
+        "isMilestone": record.is_milestone, "createdAt": timestamp(record.created_at),
+        "updatedAt": timestamp(record.updated_at),
+        "_links": {"self": _attribute_link(base, "types", record)},
+    }
+
+
+def status(base, record) -> dict:
+    return {
+        "_type": "Status", "id": record.id, "name": record.name, "position": record.position,
+        "isDefault": record.is_default, "isClosed": record.is_closed, "color": record.color,
+        "_links": {"self": _attribute_link(base, "statuses", record)},
+    }
+
+
+def priority(base, record) -> dict:
+    return {
+        "_type": "Priority", "id": record.id, "name": record.name, "position": record.position,
+        "isDefault": record.is_default, "isActive": record.is_active, "color": record.color,
+        "_links": {"self": _attribute_link(base, "priorities", record)},
     }
 
 
@@ -113,7 +170,12 @@ def project(base, record) -> dict:
         "name": record.name,
         "_links": {
             "self": {"href": self_href, "title": record.name},
-            "createWorkPackage": {"href": f"{self_href}/work_packages", "method": "post"},
+            # OpenProject's names: the form first, the work package at once
+            "createWorkPackage": {"href": f"{self_href}/work_packages/form", "method": "post"},
+            "createWorkPackageImmediately": {"href": f"{self_href}/work_packages",
+                                             "method": "post"},
+            "workPackages": {"href": f"{self_href}/work_packages"},
+            "types": {"href": f"{self_href}/types"},
         },
     }
 
@@ -132,11 +194,31 @@ def user(base, record, *, show_login: bool) -> dict:
     return body
 
 
-def root(base, instance_name, current_user) -> dict:
+def configuration(base, max_attachment_size, host_name, per_page_options) -> dict:
+    """OpenProject's Configuration, without the per-user preferences link: affix has no
+    preferences to point it at."""
+    return {
+        "_type": "Configuration",
+        "maximumAttachmentFileSize": max_attachment_size,
+        "hostName": host_name,
+        "perPageOptions": list(per_page_options),
+        "activeFeatureFlags": [],
+        "_links": {"self": {"href": f"{base}{API}/configuration"}},
+    }
+
+
+def root(base, instance_name, current_user, *, work_packages) -> dict:
+    """``work_packages``: whether the app serves work packages (the built-in plugin's)."""
     links = {
         "self": {"href": f"{base}{API}"},
         "attachments": {"href": f"{base}{API}/attachments"},
+        "configuration": {"href": f"{base}{API}/configuration"},
+        "projects": {"href": f"{base}{API}/projects"},
     }
+    if work_packages:
+        links.update({name: {"href": f"{base}{API}/{segment}"} for name, segment in (
+            ("workPackages", "work_packages"), ("types", "types"), ("statuses", "statuses"),
+            ("priorities", "priorities"))})
     if current_user is not None:
         links["user"] = {"href": user_path(base, current_user.id), "title": current_user.name}
     return {"_type": "Root", "instanceName": instance_name, "_links": links}

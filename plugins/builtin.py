@@ -5,6 +5,7 @@ from affix.plugins.containers import ContainerType
 VIEW_WORK_PACKAGES = "view_work_packages"
 ADD_WORK_PACKAGES = "add_work_packages"
 EDIT_WORK_PACKAGES = "edit_work_packages"
+DELETE_WORK_PACKAGES = "delete_work_packages"
 ADD_WORK_PACKAGE_ATTACHMENTS = "add_work_package_attachments"
 WORK_PACKAGE = "WorkPackage"
 
@@ -17,7 +18,7 @@ def affix_upload_permissions():
 
 @hookimpl
 def affix_permissions():
-    return [VIEW_WORK_PACKAGES, ADD_WORK_PACKAGES, EDIT_WORK_PACKAGES,
+    return [VIEW_WORK_PACKAGES, ADD_WORK_PACKAGES, EDIT_WORK_PACKAGES, DELETE_WORK_PACKAGES,
             ADD_WORK_PACKAGE_ATTACHMENTS]
 
 

@@ -111,7 +111,9 @@ def affix_container_types(catalog: "Catalog") -> Iterable[ContainerType]:
     it with the same rules as for work packages (only the author, only once, exactly one of two
     racing claims wins); and its attachments' ``_links.container``, visibility and deletion by
     the type's permissions in the container's project. Work packages are registered by affix's
-    built-in plugin through this same hook.
+    built-in plugin through this same hook; their attachments endpoint takes only uploads, as
+    OpenProject's does (anything else is 415), since a work package claims what its creation
+    or change names.
 
     Every worker of every node calls this hook as it starts. A plugin that keeps its
     containers in tables of its own creates or changes them here, inside

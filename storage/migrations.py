@@ -25,6 +25,8 @@ POSTGRES_MIGRATION_LOCK = 0x6166666978
 # the tables of affix's own (plugins keep theirs), parents before children
 TABLES = ("users", "api_keys", "attachments", "projects", "roles", "memberships",
           "role_permissions", "work_packages")
+# the tables version 3 added
+WORK_PACKAGE_ATTRIBUTE_TABLES = ("types", "statuses", "priorities")
 
 # Version 1 is the schema affix created before it had migrations, word for word on SQLite
 # (peewee's DDL of the models of then). PostgreSQL came with migrations: it gets 64-bit ids and
@@ -179,9 +181,127 @@ class Migration:
     apply: Callable
 
 
+# OpenProject's defaults: what a work package is, where it stands, how urgent it is, in the order
+# shown: (name, is the default, is a milestone / is closed)
+DEFAULT_TYPES = (("Task", True, False), ("Milestone", False, True), ("Phase", False, False),
+                 ("Feature", False, False), ("Epic", False, False), ("User story", False, False),
+                 ("Bug", False, False))
+DEFAULT_STATUSES = (("New", True, False), ("In specification", False, False),
+                    ("Specified", False, False), ("Confirmed", False, False),
+                    ("To be scheduled", False, False), ("Scheduled", False, False),
+                    ("In progress", False, False), ("Developed", False, False),
+                    ("In testing", False, False), ("Tested", False, False),
+                    ("Test failed", False, False), ("Closed", False, True),
+                    ("On hold", False, False), ("Rejected", False, True))
+DEFAULT_PRIORITIES = (("Low", False), ("Normal", True), ("High", False), ("Immediate", False))
+SCHEMA_V3_TABLES = """
+CREATE TABLE "types" ("id" {id}, "name" VARCHAR(255) NOT NULL, "position" INTEGER NOT NULL,
+ "color" VARCHAR(7), "is_default" {bool} NOT NULL, "is_milestone" {bool} NOT NULL,
+ "created_at" {time} NOT NULL, "updated_at" {time} NOT NULL);
+CREATE UNIQUE INDEX "type_name" ON "types" ("name");
+CREATE TABLE "statuses" ("id" {id}, "name" VARCHAR(255) NOT NULL, "position" INTEGER NOT NULL,
+ "color" VARCHAR(7), "is_default" {bool} NOT NULL, "is_closed" {bool} NOT NULL);
+CREATE UNIQUE INDEX "status_name" ON "statuses" ("name");
+CREATE TABLE "priorities" ("id" {id}, "name" VARCHAR(255) NOT NULL, "position" INTEGER NOT NULL,
+ "color" VARCHAR(7), "is_default" {bool} NOT NULL, "is_active" {bool} NOT NULL);
+CREATE UNIQUE INDEX "priority_name" ON "priorities" ("name");
+"""
+# what version 3 adds to work packages; the references are filled for the rows there are
+SCHEMA_V3_WORK_PACKAGE_INDEXES = """
+CREATE INDEX "workpackage_type_id" ON "work_packages" ("type_id");
+CREATE INDEX "workpackage_status_id" ON "work_packages" ("status_id");
+CREATE INDEX "workpackage_priority_id" ON "work_packages" ("priority_id");
+"""
+SQLITE_WORK_PACKAGES_V3 = """
+CREATE TABLE "work_packages_rebuilt" ("id" INTEGER NOT NULL PRIMARY KEY AUTOINCREMENT,
+ "project_id" INTEGER NOT NULL, "subject" VARCHAR(255) NOT NULL, "author_id" INTEGER NOT NULL,
+ "created_at" DATETIME NOT NULL, "updated_at" DATETIME NOT NULL, "type_id" INTEGER NOT NULL,
+ "status_id" INTEGER NOT NULL, "priority_id" INTEGER NOT NULL,
+ "lock_version" INTEGER NOT NULL DEFAULT 0,
+ FOREIGN KEY ("project_id") REFERENCES "projects" ("id") ON DELETE CASCADE,
+ FOREIGN KEY ("author_id") REFERENCES "users" ("id") ON DELETE RESTRICT,
+ FOREIGN KEY ("type_id") REFERENCES "types" ("id") ON DELETE RESTRICT,
+ FOREIGN KEY ("status_id") REFERENCES "statuses" ("id") ON DELETE RESTRICT,
+ FOREIGN KEY ("priority_id") REFERENCES "priorities" ("id") ON DELETE RESTRICT);
+INSERT INTO "work_packages_rebuilt" ("id", "project_id", "subject", "author_id", "created_at",
+ "updated_at", "type_id", "status_id", "priority_id", "lock_version")
+ SELECT "id", "project_id", "subject", "author_id", "created_at", "updated_at",
+ (SELECT MIN("id") FROM "types" WHERE "is_default"),
+ (SELECT MIN("id") FROM "statuses" WHERE "is_default"),
+ (SELECT MIN("id") FROM "priorities" WHERE "is_default"), 0 FROM "work_packages";
+DROP TABLE "work_packages";
+ALTER TABLE "work_packages_rebuilt" RENAME TO "work_packages";
+CREATE INDEX "workpackage_project_id" ON "work_packages" ("project_id");
+CREATE INDEX "workpackage_author_id" ON "work_packages" ("author_id");
+"""
+POSTGRES_WORK_PACKAGES_V3 = """
+ALTER TABLE "work_packages"
+ ADD COLUMN "type_id" BIGINT REFERENCES "types" ("id") ON DELETE RESTRICT,
+ ADD COLUMN "status_id" BIGINT REFERENCES "statuses" ("id") ON DELETE RESTRICT,
+ ADD COLUMN "priority_id" BIGINT REFERENCES "priorities" ("id") ON DELETE RESTRICT,
+ ADD COLUMN "lock_version" INTEGER NOT NULL DEFAULT 0;
+UPDATE "work_packages" SET "type_id" = (SELECT MIN("id") FROM "types" WHERE "is_default"),
+ "status_id" = (SELECT MIN("id") FROM "statuses" WHERE "is_default"),
+ "priority_id" = (SELECT MIN("id") FROM "priorities" WHERE "is_default");
+ALTER TABLE "work_packages" ALTER COLUMN "type_id" SET NOT NULL,
+ ALTER COLUMN "status_id" SET NOT NULL, ALTER COLUMN "priority_id" SET NOT NULL;
+"""
+V3_COLUMN_TYPES = {
+    "sqlite": {**COLUMN_TYPES["sqlite"], "id": SQLITE_UNIQUE_ID.split(" ", 1)[1]},
+    "postgresql": COLUMN_TYPES["postgresql"],
+}
+
+
+def _run(database, script):
+    for statement in script.split(";"):
+        if statement.strip():
+            database.execute_sql(statement)
+
+
+def add_work_package_attributes(database):
+    """Types, statuses and priorities with OpenProject's defaults, a work package's reference to
+    one of each (the defaults for the work packages there are) and its lock version.
+
+    SQLite adds no NOT NULL reference to a table that has rows, so work_packages is rebuilt
+    there, keeping the AUTOINCREMENT counter: a rebuilt table would otherwise start counting
+    from its largest id and hand a deleted work package's id out again."""
+    kind = dialect(database)
+    _run(database, SCHEMA_V3_TABLES.format(**V3_COLUMN_TYPES[kind]))
+    param = database.param
+    for position, (name, default, milestone) in enumerate(DEFAULT_TYPES, start=1):
+        database.execute_sql(
+            'INSERT INTO "types" ("name", "position", "is_default", "is_milestone", '
+            f'"created_at", "updated_at") VALUES ({param}, {param}, {param}, {param}, '
+            'CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)', (name, position, default, milestone))
+    for position, (name, default, closed) in enumerate(DEFAULT_STATUSES, start=1):
+        database.execute_sql(
+            'INSERT INTO "statuses" ("name", "position", "is_default", "is_closed") '
+            f'VALUES ({param}, {param}, {param}, {param})', (name, position, default, closed))
+    for position, (name, default) in enumerate(DEFAULT_PRIORITIES, start=1):
+        database.execute_sql(
+            'INSERT INTO "priorities" ("name", "position", "is_default", "is_active") '
+            f'VALUES ({param}, {param}, {param}, {param})', (name, position, default, True))
+    if kind == "postgresql":
+        _run(database, POSTGRES_WORK_PACKAGES_V3)
+    else:
+        counter = database.execute_sql(
+            "SELECT seq FROM sqlite_sequence WHERE name = 'work_packages'").fetchone()
+        _run(database, SQLITE_WORK_PACKAGES_V3)
+        if counter is not None:
+            # the rename carried the rebuilt table's counter over: it may only grow
+            database.execute_sql("DELETE FROM sqlite_sequence WHERE name = 'work_packages'")
+            database.execute_sql(
+                "INSERT INTO sqlite_sequence (name, seq) VALUES ('work_packages', ?)",
+                (max(counter[0], database.execute_sql(
+                    'SELECT COALESCE(MAX("id"), 0) FROM "work_packages"').fetchone()[0]),))
+    _run(database, SCHEMA_V3_WORK_PACKAGE_INDEXES)
+
+
 MIGRATIONS = (
     Migration(1, "create the tables", create_tables),
     Migration(2, "never reuse the id of a deleted row (SQLite)", stop_reusing_ids),
+    Migration(3, "types, statuses and priorities of work packages, and their lock version",
+              add_work_package_attributes),
     Migration(4, "webhook subscriptions and their outbox", create_webhook_tables),
     Migration(5, "record what a virus scan found; index the status", add_scan_findings),
 )

@@ -94,12 +94,50 @@ class Catalog:
                 table_name = "memberships"
                 indexes = ((("user", "project", "role"), True),)
 
+        class Type(Base):
+            name = peewee.CharField(max_length=255, unique=True)
+            position = peewee.IntegerField()
+            color = peewee.CharField(max_length=7, null=True)
+            is_default = peewee.BooleanField(default=False)
+            is_milestone = peewee.BooleanField(default=False)
+            created_at = peewee.DateTimeField()
+            updated_at = peewee.DateTimeField()
+
+            class Meta:
+                table_name = "types"
+
+        class Status(Base):
+            name = peewee.CharField(max_length=255, unique=True)
+            position = peewee.IntegerField()
+            color = peewee.CharField(max_length=7, null=True)
+            is_default = peewee.BooleanField(default=False)
+            is_closed = peewee.BooleanField(default=False)
+
+            class Meta:
+                table_name = "statuses"
+
+        class Priority(Base):
+            name = peewee.CharField(max_length=255, unique=True)
+            position = peewee.IntegerField()
+            color = peewee.CharField(max_length=7, null=True)
+            is_default = peewee.BooleanField(default=False)
+            is_active = peewee.BooleanField(default=True)
+
+            class Meta:
+                table_name = "priorities"
+
         class WorkPackage(Base):
             project = peewee.ForeignKeyField(Project, backref="work_packages", on_delete="CASCADE")
             subject = peewee.CharField(max_length=255)
             author = peewee.ForeignKeyField(User, backref="work_packages", on_delete="RESTRICT")
             created_at = peewee.DateTimeField()
             updated_at = peewee.DateTimeField()
+            type = peewee.ForeignKeyField(Type, backref="work_packages", on_delete="RESTRICT")
+            status = peewee.ForeignKeyField(Status, backref="work_packages", on_delete="RESTRICT")
+            priority = peewee.ForeignKeyField(Priority, backref="work_packages",
+                                              on_delete="RESTRICT")
+            # OpenProject's optimistic lock: a change names the version it was made on
+            lock_version = peewee.IntegerField(default=0)
 
             class Meta:
                 table_name = "work_packages"
@@ -132,10 +170,14 @@ class Catalog:
         self.Role = Role
         self.RolePermission = RolePermission
         self.Membership = Membership
+        self.Type = Type
+        self.Status = Status
+        self.Priority = Priority
         self.WorkPackage = WorkPackage
         self.Attachment = Attachment
         self.models = [
-            User, ApiKey, Project, Role, RolePermission, Membership, WorkPackage, Attachment,
+            User, ApiKey, Project, Role, RolePermission, Membership, Type, Status, Priority,
+            WorkPackage, Attachment,
         ]
 
     @staticmethod

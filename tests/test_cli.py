@@ -145,7 +145,7 @@ def test_role_add_creates_a_role_with_each_permission_once(environ, cli_catalog)
 
 @pytest.mark.parametrize("permission, message", [
     ("edit_work_package", "unknown permission 'edit_work_package'; did you mean "
-                          "edit_work_packages, add_work_packages, view_work_packages?"),
+                          "edit_work_packages, add_work_packages, delete_work_packages?"),
     ("Edit-WP", f"unknown permission 'Edit-WP'; known permissions: {BUILT_IN_PERMISSIONS}"),
 ])
 def test_role_add_with_an_unknown_permission_creates_nothing(

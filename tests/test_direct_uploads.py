@@ -183,6 +183,11 @@ def test_a_direct_upload_end_to_end(client, people, catalog, s3_bucket):
 
 def test_a_direct_upload_into_a_work_package(client, people, catalog, s3_bucket):
     work_package_id = created(client, people, "ada")
+    # the work package offers direct uploads, as OpenProject's do while they are on
+    links = client.simulate_get(f"/api/v3/work_packages/{work_package_id}",
+                                headers=people.auth("ada")).json["_links"]
+    assert links["prepareAttachment"] == {
+        "href": f"/api/v3/work_packages/{work_package_id}/attachments/prepare", "method": "post"}
     path = f"/api/v3/work_packages/{work_package_id}/attachments/prepare"
     upload = prepared(client, people, "ada", "cat.png", CONTENT, path)
     container = {"href": f"/api/v3/work_packages/{work_package_id}", "title": "Fix the roof"}

@@ -620,8 +620,13 @@ def work_package_links(work_package_id) -> dict:
         "self": {"href": href, "title": SUBJECT},
         "project": {"href": "/files/api/v3/projects/1", "title": "Demo"},
         "author": {"href": "/files/api/v3/users/4", "title": "Wendy"},
+        "type": {"href": "/files/api/v3/types/1", "title": "Task"},
+        "status": {"href": "/files/api/v3/statuses/1", "title": "New"},
+        "priority": {"href": "/files/api/v3/priorities/2", "title": "Normal"},
         "attachments": {"href": f"{href}/attachments"},
         "addAttachment": {"href": f"{href}/attachments", "method": "post"},
+        "update": {"href": f"{href}/form", "method": "post"},
+        "updateImmediately": {"href": href, "method": "patch"},
     }
 
 
@@ -665,7 +670,7 @@ def test_claims_through_a_mounted_app_with_and_without_the_prefix(host, wendy, c
 
     patched = requests.patch(
         f"{api}/work_packages/1", headers=wendy, timeout=REQUEST_TIMEOUT,
-        json={"_links": {"attachments": [{"href": "/api/v3/attachments/2"}]}},
+        json={"lockVersion": 0, "_links": {"attachments": [{"href": "/api/v3/attachments/2"}]}},
     )
     assert patched.status_code == 200, patched.text
     assert patched.json()["_links"] == work_package_links(1)
@@ -674,7 +679,7 @@ def test_claims_through_a_mounted_app_with_and_without_the_prefix(host, wendy, c
     assert containers(catalog) == {1: ("WorkPackage", 1), 2: ("WorkPackage", 1)}
 
     links = patched.json()["_links"]
-    for name in ["self", "project", "author", "attachments"]:
+    for name in ["self", "project", "author", "type", "status", "priority", "attachments"]:
         followed = requests.get(host + links[name]["href"], headers=wendy,
                                 timeout=REQUEST_TIMEOUT)
         assert followed.status_code == 200, name

@@ -43,7 +43,7 @@ BUILTIN_LINE = ("builtin (affix built-in): "
                 "affix_container_types, affix_permissions, affix_upload_permissions")
 # the permissions the built-in plugin alone makes known
 BUILTIN_KNOWN = frozenset({
-    "view_work_packages", "add_work_packages", "edit_work_packages",
+    "view_work_packages", "add_work_packages", "edit_work_packages", "delete_work_packages",
     "add_work_package_attachments", "edit_messages", "edit_wiki_pages",
 })
 

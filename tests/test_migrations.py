@@ -27,8 +27,9 @@ from support.errors import hal_error
 from support.processes import COMMAND_TIMEOUT, REPO_ROOT
 
 APPLIED_ALL = "".join(f"applied migration {each.version}: {each.description}\n"
-                      for each in MIGRATIONS) + "the database schema is now at version 5\n"
-UP_TO_DATE = "the database schema is already at version 5\n"
+                      for each in MIGRATIONS) + (
+    f"the database schema is now at version {LATEST_VERSION}\n")
+UP_TO_DATE = f"the database schema is already at version {LATEST_VERSION}\n"
 LOCK_WAIT_TIMEOUT = 30
 PLUGIN_TABLE = "plugin_things"
 
@@ -46,7 +47,7 @@ def affix_migrate(environ):
 
 
 def test_latest_version_is_the_last_migration():
-    assert [each.version for each in MIGRATIONS] == [1, 2, 4, 5] and LATEST_VERSION == 5
+    assert [each.version for each in MIGRATIONS] == [1, 2, 3, 4, 5] and LATEST_VERSION == 5
 
 
 def test_a_fresh_database_gets_every_migration_once(settings):
@@ -191,6 +192,77 @@ def test_an_upgraded_sqlite_database_has_the_schema_of_a_new_one(tmp_path, datab
     open_catalog(old)
 
     assert table_sqls(old.data_dir / "affix.sqlite3") == table_sqls(new.data_dir / "affix.sqlite3")
+
+
+# --- version 3: types, statuses, priorities, lock versions -----------------------------------
+
+def database_at_version_2(settings):
+    """A database as affix left it at version 2, before work packages had types."""
+    settings.data_dir.mkdir()
+    database = connect_catalog(settings).database
+    with database.connection_context(), database.atomic():
+        database.execute_sql(
+            f'CREATE TABLE "{VERSION_TABLE}" ("version" INTEGER NOT NULL PRIMARY KEY, '
+            '"description" TEXT NOT NULL, "applied_at" TIMESTAMP NOT NULL)')
+        for migration in MIGRATIONS[:2]:
+            migration.apply(database)
+            database.execute_sql(
+                f'INSERT INTO "{VERSION_TABLE}" VALUES ({migration.version}, '
+                f"'{migration.description}', CURRENT_TIMESTAMP)")
+        for statement in (
+                """INSERT INTO "users" ("login", "name", "admin", "locked")
+                   VALUES ('ada', 'Ada', TRUE, FALSE)""",
+                """INSERT INTO "projects" ("identifier", "name") VALUES ('demo', 'Demo')""",
+                *(f"""INSERT INTO "work_packages" ("project_id", "subject", "author_id",
+                      "created_at", "updated_at")
+                      VALUES (1, 'Roof {number}', 1, '2014-05-21 08:51:20',
+                              '2014-05-21 08:51:20')""" for number in (1, 2)),
+                # the newest work package is gone: its id must not come back
+                'DELETE FROM "work_packages" WHERE "id" = 2'):
+            database.execute_sql(statement)
+    database.close()
+    return database
+
+
+def test_version_3_gives_existing_work_packages_the_defaults_and_never_reuses_their_ids(
+        tmp_path, databases):
+    settings = databases.settings(tmp_path / "data")
+    database = database_at_version_2(settings)
+
+    assert migrate(database) == list(MIGRATIONS[2:])
+
+    catalog = connect_catalog(settings)
+    with catalog.database.connection_context():
+        assert [(t.name, t.position, t.is_default, t.is_milestone) for t in
+                catalog.Type.select().order_by(catalog.Type.position)] == [
+            ("Task", 1, True, False), ("Milestone", 2, False, True), ("Phase", 3, False, False),
+            ("Feature", 4, False, False), ("Epic", 5, False, False),
+            ("User story", 6, False, False), ("Bug", 7, False, False)]
+        assert [(s.name, s.is_default, s.is_closed) for s in
+                catalog.Status.select().order_by(catalog.Status.position)] == [
+            ("New", True, False), ("In specification", False, False),
+            ("Specified", False, False), ("Confirmed", False, False),
+            ("To be scheduled", False, False), ("Scheduled", False, False),
+            ("In progress", False, False), ("Developed", False, False),
+            ("In testing", False, False), ("Tested", False, False),
+            ("Test failed", False, False), ("Closed", False, True), ("On hold", False, False),
+            ("Rejected", False, True)]
+        assert [(p.name, p.is_default, p.is_active) for p in
+                catalog.Priority.select().order_by(catalog.Priority.position)] == [
+            ("Low", False, True), ("Normal", True, True), ("High", False, True),
+            ("Immediate", False, True)]
+        (work_package,) = catalog.WorkPackage.select()
+        assert (work_package.id, work_package.subject, work_package.type.name,
+                work_package.status.name, work_package.priority.name,
+                work_package.lock_version) == (1, "Roof 1", "Task", "New", "Normal", 0)
+        added = catalog.WorkPackage.create(
+            project=1, subject="Roof 3", author=1, created_at=FROZEN_NOW, updated_at=FROZEN_NOW,
+            type=work_package.type, status=work_package.status,
+            priority=work_package.priority)
+        assert added.id == 3
+        # every reference is required
+        with pytest.raises(peewee.IntegrityError), catalog.database.atomic():
+            catalog.database.execute_sql('UPDATE "work_packages" SET "type_id" = NULL')
 
 
 # --- PostgreSQL out of reach ------------------------------------------------------------------

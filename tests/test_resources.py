@@ -333,6 +333,12 @@ def test_root_links_to_attachments_and_the_caller(client, people):
         "_links": {
             "self": {"href": "/api/v3"},
             "attachments": {"href": "/api/v3/attachments"},
+            "configuration": {"href": "/api/v3/configuration"},
+            "projects": {"href": "/api/v3/projects"},
+            "workPackages": {"href": "/api/v3/work_packages"},
+            "types": {"href": "/api/v3/types"},
+            "statuses": {"href": "/api/v3/statuses"},
+            "priorities": {"href": "/api/v3/priorities"},
             "user": {"href": "/api/v3/users/2", "title": "Bob Builder"},
         },
     }

@@ -100,11 +100,16 @@ class AttachmentContentResource:
 
 class ContainerAttachmentsResource:
     """``/api/v3/<segment>/{id}/attachments``: list a container's attachments, upload into it,
-    or (with a JSON body naming ``_links.attachments``) claim uploads for it."""
+    or (``claims_by_json``) claim uploads for it with a JSON body naming ``_links.attachments``.
 
-    def __init__(self, service, kind):
+    Work packages are claimed for as OpenProject claims them (creating or changing one), so
+    their attachments endpoint answers anything but multipart as OpenProject does, 415: a
+    client whose upload is broken learns so. A plugin's container type has no other way."""
+
+    def __init__(self, service, kind, claims_by_json):
         self.service = service
         self.kind = kind
+        self.claims_by_json = claims_by_json
 
     def _collection(self, req, container):
         elements = [
@@ -120,7 +125,8 @@ class ContainerAttachmentsResource:
     def on_post(self, req, resp, container_id):
         user = req.context.user
         container = visible_container(self.service, self.kind, user, container_id)
-        if req.content_type and req.content_type.split(";")[0].strip() == "application/json":
+        if self.claims_by_json and req.content_type and (
+                req.content_type.split(";")[0].strip() == "application/json"):
             self.service.require_may_add(user, self.kind, container)
             claims = attachment_ids(links_of(json_document(req))) or []
             self.service.claim_for(user, claims, self.kind, lambda: container, container)

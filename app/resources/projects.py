@@ -1,6 +1,21 @@
-"""``/api/v3/projects/{id}``: visible to its members and to admins."""
+"""``/api/v3/projects`` and ``/api/v3/projects/{id}``: the projects a user is a member of (every
+project, for an admin); a project is addressed by its id or its identifier."""
 from affix.app import representers
-from affix.app.errors import not_found
+from affix.app.paging import Page
+from affix.app.projects import visible_project, visible_projects
+
+
+class ProjectsResource:
+    def __init__(self, catalog):
+        self.catalog = catalog
+
+    def on_get(self, req, resp):
+        page = Page.of(req)
+        projects = visible_projects(self.catalog, req.context.user)
+        rows = page.rows(projects.order_by(self.catalog.Project.id))
+        resp.media = page.collection(
+            "Collection", req.root_path + req.path, {}, projects.count(),
+            [representers.project(req.root_path, project) for project in rows])
 
 
 class ProjectResource:
@@ -8,11 +23,5 @@ class ProjectResource:
         self.catalog = catalog
 
     def on_get(self, req, resp, project_id):
-        user = req.context.user
-        project = self.catalog.get(self.catalog.Project, project_id)
-        is_member = project is not None and self.catalog.Membership.select().where(
-            (self.catalog.Membership.user == user) & (self.catalog.Membership.project == project)
-        ).exists()
-        if project is None or not (user.admin or is_member):
-            raise not_found("The specified project does not exist.")
+        project = visible_project(self.catalog, req.context.user, project_id)
         resp.media = representers.project(req.root_path, project)

@@ -1,128 +1,70 @@
-"""Work packages: just enough of them to own attachments, the way OpenProject clients use them."""
-import re
-
+"""``/api/v3/work_packages`` and ``/api/v3/projects/{id}/work_packages``: lists, creation, one
+work package (read, change, delete)."""
 import falcon
 
-from affix.app import representers
-from affix.app.errors import missing_permission, not_found, property_violation, property_violations
-from affix.app.ids import id_of
-from affix.app.request_json import attachment_ids, json_document, links_of
-from affix.app.resources.attachments import render_attachment
-from affix.plugins.builtin import (
-    ADD_WORK_PACKAGES as ADD, EDIT_WORK_PACKAGES as EDIT, VIEW_WORK_PACKAGES as VIEW,
-    WORK_PACKAGE,
-)
+from affix.app.errors import missing_permission
+from affix.app.paging import Page
+from affix.app.projects import visible_project
+from affix.app.request_json import json_document
+from affix.app.work_package_queries import WorkPackageQuery
+from affix.app.work_packages import VIEW, project_of_document
 
-SUBJECT_LIMIT = 255
-# hrefs are accepted with or without the prefix the app is mounted at
-_PROJECT_HREF = re.compile(r"/api/v3/projects/([0-9]+)/?\Z")
+COLLECTION_TYPE = "WorkPackageCollection"
 
 
-def _change_request(req, subject_required):
-    """The request's JSON document, checked, and the attachment ids it claims."""
-    document = json_document(req)
-    errors = _subject_errors(document, subject_required)
-    if errors:
-        raise property_violations(errors)
-    return document, attachment_ids(links_of(document)) or []
-
-
-def _subject_errors(document, required):
-    if "subject" not in document and not required:
-        return []
-    subject = document.get("subject")
-    if not isinstance(subject, str) or not subject.strip():
-        return [property_violation("subject", "Subject can't be blank.")]
-    if len(subject) > SUBJECT_LIMIT:
-        return [property_violation(
-            "subject", f"Subject is too long (maximum is {SUBJECT_LIMIT} characters).")]
-    return []
-
-
-class WorkPackages:
-    """The work-package operations the resources share."""
-
-    def __init__(self, service):
-        self.service = service
-        self.catalog = service.catalog
-        self.permissions = service.permissions
-        self.kind = service.container_types.named(WORK_PACKAGE)
-
-    def visible(self, user, work_package_id):
-        work_package = self.kind.find(work_package_id)
-        if work_package is None or not self.permissions.allowed(
-                user, {VIEW}, work_package.project):
-            raise not_found("The specified work package does not exist.")
-        return work_package
-
-    def render(self, req, work_package) -> dict:
-        user = req.context.user
-        base = req.root_path
-        attachments = representers.collection(
-            f"{base}/api/v3/work_packages/{work_package.id}/attachments",
-            [render_attachment(req, self.service, record)
-             for record in self.service.of_container(self.kind, work_package)],
-        )
-        return representers.work_package(
-            base, work_package, attachments,
-            may_add_attachments=self.permissions.allowed(
-                user, self.kind.add, work_package.project),
-        )
-
-    def create(self, req, resp, project):
-        """Create a work package in ``project`` from the request and answer 201 with it."""
-        user = req.context.user
-        if not self.permissions.allowed(user, {ADD}, project):
-            raise missing_permission()
-        document, claims = _change_request(req, subject_required=True)
-        now = self.service.clock()
-        # creating the work package is what permits adding attachments to it here
-        work_package = self.service.claim_for(
-            user, claims, self.kind,
-            lambda: self.catalog.WorkPackage.create(
-                project=project, subject=document["subject"], author=user,
-                created_at=now, updated_at=now,
-            ),
-        )
-        resp.status = falcon.HTTP_201
-        resp.media = self.render(req, work_package)
-
-
-def _project_from_links(catalog, document):
-    link = links_of(document).get("project")
-    href = link.get("href") if isinstance(link, dict) else None
-    match = _PROJECT_HREF.search(href) if isinstance(href, str) else None
-    if match is None:
-        raise property_violation("project", "Project can't be blank.")
-    project = catalog.get(catalog.Project, id_of(match.group(1)))
-    if project is None:
-        raise property_violation("project", "Project does not exist.")
-    return project
+def _list(work_packages, req, resp, project=None):
+    """A page of the work packages the user may see (of ``project``, if given)."""
+    query, page = WorkPackageQuery.of(req), Page.of(req)
+    catalog = work_packages.catalog
+    conditions = [work_packages.visible_to(req.context.user), *query.conditions(catalog)]
+    if project is not None:
+        conditions.append(catalog.WorkPackage.project == project)
+    total, rows = work_packages.page(query, page, conditions)
+    resp.media = page.collection(COLLECTION_TYPE, req.root_path + req.path, query.params, total,
+                                 work_packages.render_list(req, rows))
 
 
 class WorkPackagesResource:
-    """``POST /api/v3/work_packages``: the project comes from ``_links.project``."""
+    """``GET`` the work packages of every project the user may see them in; ``POST`` one,
+    whose project comes from ``_links.project``."""
 
     def __init__(self, work_packages):
         self.work_packages = work_packages
 
+    def on_get(self, req, resp):
+        user = req.context.user
+        if not self.work_packages.permissions.may_anywhere(user, {VIEW}):
+            raise missing_permission()
+        _list(self.work_packages, req, resp)
+
     def on_post(self, req, resp):
-        project = _project_from_links(self.work_packages.catalog, json_document(req))
-        self.work_packages.create(req, resp, project)
+        document = json_document(req)
+        project = project_of_document(self.work_packages.catalog, document)
+        resp.status = falcon.HTTP_201
+        resp.media = self.work_packages.render(
+            req, self.work_packages.create(req, project, document))
 
 
 class ProjectWorkPackagesResource:
-    """``POST /api/v3/projects/{id}/work_packages``."""
+    """``/api/v3/projects/{id}/work_packages``: the project by id or identifier."""
 
     def __init__(self, work_packages):
         self.work_packages = work_packages
 
+    def _project(self, req, project_id):
+        return visible_project(self.work_packages.catalog, req.context.user, project_id)
+
+    def on_get(self, req, resp, project_id):
+        project = self._project(req, project_id)
+        if not self.work_packages.permissions.allowed(req.context.user, {VIEW}, project):
+            raise missing_permission()
+        _list(self.work_packages, req, resp, project)
+
     def on_post(self, req, resp, project_id):
-        catalog = self.work_packages.catalog
-        project = catalog.get(catalog.Project, project_id)
-        if project is None:
-            raise not_found("The specified project does not exist.")
-        self.work_packages.create(req, resp, project)
+        project = self._project(req, project_id)
+        resp.status = falcon.HTTP_201
+        resp.media = self.work_packages.render(
+            req, self.work_packages.create(req, project, json_document(req)))
 
 
 class WorkPackageResource:
@@ -134,20 +76,14 @@ class WorkPackageResource:
         resp.media = self.work_packages.render(req, work_package)
 
     def on_patch(self, req, resp, container_id):
-        """Change the subject and claim the attachments listed; one left out is not deleted."""
-        user = req.context.user
-        service = self.work_packages.service
-        work_package = self.work_packages.visible(user, container_id)
-        if not service.permissions.allowed(user, {EDIT}, work_package.project):
-            raise missing_permission()
-        document, claims = _change_request(req, subject_required=False)
+        """Change what the document names, on the lock version it names, and claim the
+        attachments it lists; one left out is not deleted."""
+        work_package = self.work_packages.visible(req.context.user, container_id)
+        changed = self.work_packages.change(req, work_package, json_document(req))
+        resp.media = self.work_packages.render(req, changed)
 
-        def change():
-            if "subject" in document:
-                work_package.subject = document["subject"]
-            work_package.updated_at = service.clock()
-            work_package.save()
-            return work_package
-
-        service.claim_for(user, claims, self.work_packages.kind, change, work_package)
-        resp.media = self.work_packages.render(req, work_package)
+    def on_delete(self, req, resp, container_id):
+        """The work package, its attachments' rows and their bytes."""
+        work_package = self.work_packages.visible(req.context.user, container_id)
+        self.work_packages.delete(req, work_package)
+        resp.status = falcon.HTTP_204

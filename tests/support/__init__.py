@@ -33,5 +33,7 @@ builder, ``basic_auth``) lives in affix itself, in ``affix.app.testing``.
 - ``slow_clients``: clients that would hold a server's threads, and normal requests beside them
 - ``s3``: moto's S3 server in a process of its own; the ``s3_bucket`` fixtures
 - ``plugin_packages``: the example plugin package affix-meetings
+- ``openproject_clients``: real OpenProject clients from PyPI (openproject-cli's command, and
+  pyopenproject in its own environment through ``pyopenproject_driver``)
 - ``hook_reference``: the README's hook reference, written from the hookspecs
 """

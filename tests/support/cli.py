@@ -10,8 +10,8 @@ from affix.app.cli import main
 
 # what ``affix role add`` lists as known when no plugin adds any
 BUILT_IN_PERMISSIONS = (
-    "add_work_package_attachments, add_work_packages, edit_messages, edit_wiki_pages, "
-    "edit_work_packages, view_work_packages"
+    "add_work_package_attachments, add_work_packages, delete_work_packages, edit_messages, "
+    "edit_wiki_pages, edit_work_packages, view_work_packages"
 )
 
 

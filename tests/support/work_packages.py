@@ -34,7 +34,20 @@ def created(client, people, login, subject=SUBJECT, attachment_ids=()) -> int:
     return response.json["id"]
 
 
+def current_lock_version(client, people, login, work_package_id):
+    """The ``lockVersion`` ``login`` sees, as a client reads it before a change; None when they
+    may not see the work package."""
+    response = client.simulate_get(f"/api/v3/work_packages/{work_package_id}",
+                                   headers=people.auth(login))
+    return response.json["lockVersion"] if response.status_code == 200 else None
+
+
 def patch(client, people, login, work_package_id, body):
+    """A change made as a client makes it: on the ``lockVersion`` it read, unless ``body``
+    names one itself."""
+    version = current_lock_version(client, people, login, work_package_id)
+    if "lockVersion" not in body and version is not None:
+        body = {**body, "lockVersion": version}
     return client.simulate_patch(
         f"/api/v3/work_packages/{work_package_id}", json=body, headers=people.auth(login)
     )
