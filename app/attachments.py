@@ -94,6 +94,13 @@ class AttachmentService:
             raise property_violation("file", rejection)
         return sniffed, inspection.verdict(candidate)
 
+    def record_created(self, record, author, acceptance):
+        """The webhook events of a new attachment, and of its scan when a scanner read it as
+        it arrived: called in the transaction that makes it an attachment."""
+        self.webhooks.created(record, author)
+        if acceptance.scanned:
+            self.webhooks.scanned(record)
+
     def announce_created(self, record, author, acceptance):
         """Tell the plugins that ``record`` is a new attachment, as every upload does, and
         that it was scanned when a scanner read it as it arrived."""
@@ -128,7 +135,7 @@ class AttachmentService:
                     storage_key=storage_key,
                     created_at=self.clock(),
                 )
-                self.webhooks.created(record, author)
+                self.record_created(record, author, acceptance)
         except BaseException:
             if storage_key is None:
                 upload.staged_blob.discard()

@@ -25,7 +25,7 @@ from affix.app.scanning import (
 )
 from affix.app.serving import HalWorker
 from affix.app.settings import Settings, SettingsError, metrics_port
-from affix.app.webhooks import EVENTS, DeliveryPolicy, WebhookWorker
+from affix.app.webhooks import EVENTS, DeliveryPolicy, WebhookEvents, WebhookWorker
 from affix.plugins.clamav import ClamdScanner, ScannerUnavailable
 from affix.plugins.manager import (
     Events, PluginError, container_types, create_plugin_manager, known_permissions,
@@ -303,13 +303,14 @@ def cmd_scan(args, settings, out):
     blob_store = open_blob_store(settings.storage_url, settings.s3)
     scanner = ClamdScanner(settings.scan.clamd, settings.scan.timeout)
     events = Events(_plugin_manager(settings))
+    webhooks = WebhookEvents(Outbox(catalog), utc_now)
     report = ScanReport()
     with catalog.database.connection_context():
         if args.rescan:
             marked = mark_for_rescan(catalog)
             print(f"marked {_plural(marked, 'scanned attachment')} for rescan", file=out)
         try:
-            scan_waiting(catalog, blob_store, scanner, events, args.batch_size, report)
+            scan_waiting(catalog, blob_store, scanner, events, webhooks, args.batch_size, report)
         except ScannerUnavailable as error:
             raise CommandError(
                 f"{error}; stopped after {report.scanned} clean and {report.quarantined} "
@@ -340,6 +341,7 @@ def cmd_quarantine_delete(args, settings, out):
     catalog = open_catalog(settings)
     blob_store = open_blob_store(settings.storage_url, settings.s3)
     events = Events(_plugin_manager(settings))
+    webhooks = WebhookEvents(Outbox(catalog), utc_now)
     with catalog.database.connection_context():
         records = quarantined(catalog, None if args.all else args.ids)
         missing = sorted(set(args.ids) - {record.id for record in records})
@@ -347,7 +349,7 @@ def cmd_quarantine_delete(args, settings, out):
             raise CommandError("no quarantined attachment with the id "
                                + ", ".join(str(each) for each in missing))
         deleted = [record for record in records
-                   if delete_quarantined(catalog, blob_store, events, record)]
+                   if delete_quarantined(catalog, blob_store, events, webhooks, record)]
     for record in deleted:
         print(f"deleted attachment {record.id} ({record.file_name})", file=out)
     print(f"deleted {_plural(len(deleted), 'quarantined attachment')}", file=out)

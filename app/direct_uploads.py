@@ -205,8 +205,7 @@ class DirectUploads:
                     record.status, record.md5, record.storage_key = (
                         status, content.md5, storage_key)
                     record.content_type, record.charset = sniffed.content_type, sniffed.charset
-                    # the webhooks' "created", in the transaction that makes it an attachment
-                    self.service.webhooks.created(record, author)
+                    self.service.record_created(record, author, acceptance)
             if not updated:
                 # cleaned up, or deleted by its author, since it was read
                 raise not_found()

@@ -46,10 +46,11 @@ def _waiting(catalog, after_id, batch_size):
     )
 
 
-def scan_waiting(catalog, blob_store, scanner, events, batch_size=DEFAULT_BATCH_SIZE,
+def scan_waiting(catalog, blob_store, scanner, events, webhooks, batch_size=DEFAULT_BATCH_SIZE,
                  report=None) -> ScanReport:
     """Scan what waits for a scan with ``scanner`` (a :class:`~affix.plugins.clamav.ClamdScanner`)
-    and tell plugins through ``events``. A :class:`~affix.plugins.clamav.ScannerUnavailable`
+    and tell plugins through ``events`` (and webhooks, in each verdict's transaction, through
+    ``webhooks``). A :class:`~affix.plugins.clamav.ScannerUnavailable`
     stops it, what was done so far committed, in ``report``; a file clamd refuses to scan
     (:class:`~affix.plugins.clamav.ScanRefused`) keeps waiting, and the scan goes on."""
     report = ScanReport() if report is None else report
@@ -78,10 +79,15 @@ def scan_waiting(catalog, blob_store, scanner, events, batch_size=DEFAULT_BATCH_
                     .where((Attachment.id == record.id) & (Attachment.status == record.status))
                     .execute()
                 )
+                if updated:
+                    record.status, record.scan_finding = status, finding
+                    if finding is None:
+                        webhooks.scanned(record)
+                    else:
+                        webhooks.quarantined(record)
             if not updated:
                 report.gone += 1
                 continue
-            record.status, record.scan_finding = status, finding
             if finding is None:
                 report.scanned += 1
                 events.scanned(record)
@@ -102,7 +108,7 @@ def quarantined(catalog, ids=None) -> list:
     return list(query.order_by(Attachment.id))
 
 
-def delete_quarantined(catalog, blob_store, events, record) -> bool:
+def delete_quarantined(catalog, blob_store, events, webhooks, record) -> bool:
     """Delete a quarantined attachment, row then blob; False when it is gone or no longer
     quarantined."""
     Attachment = catalog.Attachment
@@ -110,6 +116,8 @@ def delete_quarantined(catalog, blob_store, events, record) -> bool:
         deleted = (Attachment.delete()
                    .where((Attachment.id == record.id) & (Attachment.status == QUARANTINED))
                    .execute())
+        if deleted:
+            webhooks.deleted(record, None)
     if not deleted:
         return False
     blob_store.delete(record.storage_key)

@@ -20,7 +20,8 @@ from affix.storage.outbox import Outbox
 log = logging.getLogger(__name__)
 
 # what a subscription can ask for; a subscription without --event gets all of them
-EVENTS = ("attachment.created", "attachment.claimed", "attachment.deleted")
+EVENTS = ("attachment.created", "attachment.claimed", "attachment.deleted",
+          "attachment.scanned", "attachment.quarantined")
 
 ID_HEADER = "Affix-Webhook-Id"
 EVENT_HEADER = "Affix-Webhook-Event"
@@ -44,7 +45,16 @@ class WebhookEvents:
         self._record("attachment.claimed", attachment, user)
 
     def deleted(self, attachment, user):
+        """``user`` is None when the command line deleted it (affix quarantine delete)."""
         self._record("attachment.deleted", attachment, user)
+
+    def scanned(self, attachment):
+        """The virus scanner found nothing in ``attachment``: nobody's change, no user."""
+        self._record("attachment.scanned", attachment, None)
+
+    def quarantined(self, attachment):
+        """The virus scanner found malware in ``attachment``."""
+        self._record("attachment.quarantined", attachment, None)
 
     def _record(self, event, attachment, user):
         now = self._clock()
@@ -62,7 +72,7 @@ def event_body(event_id, event, occurred_at, attachment, user) -> str:
         "id": event_id,
         "type": event,
         "occurredAt": timestamp(occurred_at),
-        "userId": user.id,
+        "userId": None if user is None else user.id,
         "attachment": {
             "id": attachment.id,
             "fileName": attachment.file_name,

@@ -4,6 +4,7 @@ clamd down or frozen, accepting unscanned files, the rescan, a large file at con
 clamd knows one signature, the EICAR test file's (tests/support/clamd.py)."""
 import dataclasses
 import io
+import json
 import tracemalloc
 
 import falcon.testing
@@ -11,9 +12,11 @@ import pytest
 
 from affix.app import create_app
 from affix.app.scanning import ScanReport, scan_waiting
+from affix.app.webhooks import WebhookEvents
 from affix.plugins import hookimpl
 from affix.plugins.clamav import ClamdScanner, ScanOptions, refusal
 from affix.plugins.manager import Events, create_plugin_manager
+from affix.storage.outbox import Outbox
 from affix.storage.stores import open_blob_store
 from support import http
 from support.cli import affix
@@ -25,6 +28,7 @@ from support.errors import assert_error
 from support.net import HOST, free_port
 from support.s3 import s3_environ
 from support.servers import HIGH_LIMIT, running_server
+from support.webhooks import outbox, outbox_entries, subscribe
 from support.work_packages import created
 
 pytestmark = pytest.mark.system
@@ -73,12 +77,18 @@ def test_stream_mode_stores_a_clean_file_as_scanned(
         settings, plugin_manager, people, catalog, clamd, address):
     client = scanning_client(settings, plugin_manager, mode="stream",
                              clamd=getattr(clamd, address))
+    subscription = subscribe(catalog, "http://127.0.0.1:9/hooks",
+                             ["attachment.created", "attachment.scanned"], FROZEN_NOW)
 
     response = upload(client, people, "bob", name="clean.txt", content=b"nothing bad here")
 
     assert response.status_code == 200
     assert response.json["status"] == "scanned"
     assert rows(catalog) == [("clean.txt", "scanned", None)]
+    # both written with the row: it was scanned as it arrived
+    assert outbox(catalog) == [
+        (subscription, "attachment.created", response.json["id"], False),
+        (subscription, "attachment.scanned", response.json["id"], False)]
     download = get(client, people, "bob", f"/api/v3/attachments/{response.json['id']}/download")
     assert (download.status_code, download.content) == (200, b"nothing bad here")
 
@@ -344,23 +354,31 @@ def test_a_rescan_stopped_by_a_crash_goes_on_where_it_stopped(
         catalog.Attachment.update(status="rescan").execute()
     blob_store = open_blob_store(settings.storage_url)
     scanner = ClamdScanner(clamd.socket_path, 30)
+    subscription = subscribe(catalog, "http://127.0.0.1:9/hooks",
+                             ["attachment.scanned", "attachment.quarantined"], FROZEN_NOW)
+    webhooks = WebhookEvents(Outbox(catalog), lambda: FROZEN_NOW)
     first = CrashingAfter(survives=2)
 
     with catalog.database.connection_context(), pytest.raises(Crash):
-        scan_waiting(catalog, blob_store, scanner, events_for(first), batch_size=2)
+        scan_waiting(catalog, blob_store, scanner, events_for(first), webhooks, batch_size=2)
     assert [status for _, status, _ in rows(catalog)] == [
         "scanned", "scanned", "rescan", "rescan", "rescan"]
 
     second = CrashingAfter(survives=None)
     report = ScanReport()
     with catalog.database.connection_context():
-        scan_waiting(catalog, blob_store, scanner, events_for(second), batch_size=2,
+        scan_waiting(catalog, blob_store, scanner, events_for(second), webhooks, batch_size=2,
                      report=report)
 
     assert (first.scanned, second.scanned, second.quarantined) == (
         ids[:2], ids[2:4], [(ids[4], FINDING)])
     assert report == ScanReport(scanned=2, quarantined=1, gone=0)
     assert rows(catalog)[-1] == ("eicar.com", "quarantined", FINDING)
+    # each verdict's webhook was written with it, the crash's included: no verdict twice
+    assert outbox(catalog) == [
+        *((subscription, "attachment.scanned", each, False) for each in ids[:4]),
+        (subscription, "attachment.quarantined", ids[4], False)]
+    assert [json.loads(entry.body)["userId"] for entry in outbox_entries(catalog)] == [None] * 5
 
 
 def events_for(plugin):

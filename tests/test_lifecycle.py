@@ -3,6 +3,8 @@ an attachment in each status, with virus scanning on; quarantine for admins; ``a
 and ``affix gc`` beside the statuses.
 
 Statuses are set in the database here: tests/test_clamav.py makes them with a real clamd."""
+import json
+
 import falcon.testing
 import pytest
 
@@ -13,6 +15,7 @@ from support.client import get, uploaded
 from support.defaults import FROZEN_NOW
 from support.errors import NO_SUCH_ATTACHMENT, assert_error
 from support.state import containers
+from support.webhooks import outbox, outbox_entries, subscribe
 from support.work_packages import created, link, patch
 
 QUARANTINED = "The file {} is quarantined: the virus scanner found malware in it."
@@ -202,6 +205,8 @@ def test_affix_quarantine_delete_refuses_ids_that_are_not_quarantined(
     kept = uploaded(client, people, "walt", content=b"fine")
     bad = uploaded(client, people, "walt", name="bad.exe", content=b"bad")
     set_status(catalog, bad, "quarantined", "Some.Signature")
+    subscription = subscribe(catalog, "http://127.0.0.1:9/hooks", ["attachment.deleted"],
+                             FROZEN_NOW)
     before = stored.snapshot()
 
     assert affix(environ, "quarantine", "delete", str(kept), str(bad)) == (1, "")
@@ -214,6 +219,9 @@ def test_affix_quarantine_delete_refuses_ids_that_are_not_quarantined(
     assert affix(environ, "quarantine", "delete", "--all") == (
         0, f"deleted attachment {bad} (bad.exe)\ndeleted 1 quarantined attachment\n")
     assert [row[0] for row in stored.rows()] == [kept]
+    # written with the deletion; nobody's change but the command line's
+    assert outbox(catalog) == [(subscription, "attachment.deleted", bad, False)]
+    assert json.loads(outbox_entries(catalog)[0].body)["userId"] is None
 
 
 # --- cleanup and gc ----------------------------------------------------------------------------

@@ -19,7 +19,8 @@ from support.webhooks import SECRET, outbox, outbox_entries, subscribe
 from support.work_packages import create, created, document, link
 
 URL = "http://127.0.0.1:9/hooks"
-ALL = ["attachment.created", "attachment.claimed", "attachment.deleted"]
+ALL = ["attachment.created", "attachment.claimed", "attachment.deleted", "attachment.scanned",
+       "attachment.quarantined"]
 INTERNAL_ERROR = "An internal error has occurred."
 
 
@@ -185,8 +186,8 @@ def test_affix_webhooks_add_with_events_and_a_secret_prints_no_secret(environ, c
      "a webhook URL is http://host/... or https://host/..., not 'ftp://example.com/hook'"),
     (["add", "http:///hook"], "a webhook URL is http://host/... or https://host/..., "
                               "not 'http:///hook'"),
-    (["add", URL, "--event", "attachment.scanned"],
-     f"unknown event 'attachment.scanned'; known events: {', '.join(ALL)}"),
+    (["add", URL, "--event", "attachment.renamed"],
+     f"unknown event 'attachment.renamed'; known events: {', '.join(ALL)}"),
     (["add", URL, "--secret", "too short"], "a webhook secret has 16 to 255 characters"),
     (["remove", "1"], "no webhook 1"),
     (["run", "--poll-interval", "0"], "--poll-interval must be greater than 0, not 0.0"),
