@@ -574,6 +574,12 @@ def test_the_api_root_under_a_prefix(host, people):
         "_links": {
             "self": {"href": "/files/api/v3"},
             "attachments": {"href": "/files/api/v3/attachments"},
+            "configuration": {"href": "/files/api/v3/configuration"},
+            "projects": {"href": "/files/api/v3/projects"},
+            "workPackages": {"href": "/files/api/v3/work_packages"},
+            "types": {"href": "/files/api/v3/types"},
+            "statuses": {"href": "/files/api/v3/statuses"},
+            "priorities": {"href": "/files/api/v3/priorities"},
             "user": {"href": "/files/api/v3/users/1", "title": "Ada Admin"},
         },
     }

@@ -33,7 +33,7 @@ def raw(server, method, path, body=b"", content_type="application/json"):
     connection = http.client.HTTPConnection(HOST, server.port, timeout=REQUEST_TIMEOUT)
     try:
         connection.request(method, path, body=body,
-                           headers={"Content-Type": content_type})
+                           headers={**server.auth, "Content-Type": content_type})
         response = connection.getresponse()
         return response.status, json.loads(response.read() or b"null")
     finally:
