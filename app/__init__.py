@@ -130,7 +130,7 @@ def create_app(settings: Settings | None = None, *, plugin_manager=None, clock=u
         middleware=[
             # first: every other middleware, and the router, see the normalised path
             PathNormaliser(),
-            # first: it gathers what the log and the metrics say of every request, preflights too
+            # next: it gathers what the log and the metrics say of every request, preflights too
             RequestFactsMiddleware(metrics),
             # a preflight is answered before anything asks for a body, a database or a key
             CrossOrigin(settings.cors_origins),
