@@ -40,6 +40,7 @@ from affix.app.resources.work_packages import (
 )
 from affix.app.routing import PathNormaliser, ShadowedIds
 from affix.app.settings import Settings, metrics_port
+from affix.app.webhooks import WebhookEvents
 from affix.app.work_packages import WorkPackages
 from affix.plugins.builtin import WORK_PACKAGE
 from affix.plugins.clamav import ClamavPlugin, ClamdScanner
@@ -50,6 +51,7 @@ from affix.storage.stores import open_blob_store, open_upload_staging
 from affix.storage.database import open_database, release_connections
 from affix.storage.migrations import migrate
 from affix.storage.models import Catalog, utc_now
+from affix.storage.outbox import Outbox
 
 INSTANCE_NAME = "affix"
 
@@ -114,7 +116,7 @@ def create_app(settings: Settings | None = None, *, plugin_manager=None, clock=u
     service = AttachmentService(
         catalog, blob_store, settings.max_attachment_size, ContentSniffer(), clock,
         Permissions(catalog, upload_permissions(plugin_manager)), kinds, plugin_manager,
-        Lifecycle(settings.scan.enabled),
+        Lifecycle(settings.scan.enabled), WebhookEvents(Outbox(catalog), clock),
     )
     direct_uploads = DirectUploads(
         service, open_upload_staging(blob_store, settings.direct_upload_expiry),

@@ -8,11 +8,9 @@ from affix.app.errors import ApiError, missing_permission, not_found, property_v
 from affix.app.inspection import Inspection
 from affix.app.lifecycle import UNCLAIMABLE
 from affix.app.upload import receive_upload
-from affix.app.webhooks import WebhookEvents
 from affix.plugins.manager import Events, upload_rejection
 from affix.plugins.uploads import UploadCandidate
 from affix.storage.models import PREPARED, is_valid_id
-from affix.storage.outbox import Outbox
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +27,7 @@ class AttachmentService:
     permissions and the plugins. Resources make one call into it per request."""
 
     def __init__(self, catalog, blob_store, max_attachment_size, sniffer, clock, permissions,
-                 container_types, plugin_manager, lifecycle):
+                 container_types, plugin_manager, lifecycle, webhooks):
         self.catalog = catalog
         self._blob_store = blob_store
         self._max_attachment_size = max_attachment_size
@@ -39,7 +37,8 @@ class AttachmentService:
         self.container_types = container_types
         self._plugin_manager = plugin_manager
         self._events = Events(plugin_manager)
-        self.webhooks = WebhookEvents(Outbox(catalog), clock)
+        # public: a direct upload's completion writes its events in its own transaction
+        self.webhooks = webhooks
         self.lifecycle = lifecycle
 
     def require_may_add(self, user, kind, container):

@@ -295,6 +295,12 @@ def _plural(count, noun):
     return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
+def _event_sinks(settings, catalog):
+    """(plugin events, webhook events) for a command that changes attachments as the
+    service does: the plugins hear of it, and the webhooks' outbox gets its events."""
+    return Events(_plugin_manager(settings)), WebhookEvents(Outbox(catalog), utc_now)
+
+
 def cmd_scan(args, settings, out):
     if not settings.scan.enabled:
         raise CommandError("virus scanning is off: set AFFIX_SCAN_MODE (stream or after) and "
@@ -302,8 +308,7 @@ def cmd_scan(args, settings, out):
     catalog = open_catalog(settings)
     blob_store = open_blob_store(settings.storage_url, settings.s3)
     scanner = ClamdScanner(settings.scan.clamd, settings.scan.timeout)
-    events = Events(_plugin_manager(settings))
-    webhooks = WebhookEvents(Outbox(catalog), utc_now)
+    events, webhooks = _event_sinks(settings, catalog)
     report = ScanReport()
     with catalog.database.connection_context():
         if args.rescan:
@@ -340,8 +345,7 @@ def cmd_quarantine_delete(args, settings, out):
         raise CommandError("name the ids of the attachments to delete, or --all")
     catalog = open_catalog(settings)
     blob_store = open_blob_store(settings.storage_url, settings.s3)
-    events = Events(_plugin_manager(settings))
-    webhooks = WebhookEvents(Outbox(catalog), utc_now)
+    events, webhooks = _event_sinks(settings, catalog)
     with catalog.database.connection_context():
         records = quarantined(catalog, None if args.all else args.ids)
         missing = sorted(set(args.ids) - {record.id for record in records})

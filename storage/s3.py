@@ -49,7 +49,7 @@ def is_unavailable(error) -> bool:
 
 
 @contextlib.contextmanager
-def _as_storage_errors(action):
+def as_storage_errors(action):
     """The client's errors as the store's own: :class:`StoreUnavailable` when worth retrying,
     :class:`StorageError` for any other answer (access denied, no such bucket)."""
     try:
@@ -139,7 +139,7 @@ class StagedS3Blob:
     def write(self, data: bytes):
         self._buffer += data
         if len(self._buffer) >= PART_SIZE:
-            with _as_storage_errors("upload a part"):
+            with as_storage_errors("upload a part"):
                 self._upload_part()
 
     def _upload_part(self):
@@ -160,7 +160,7 @@ class StagedS3Blob:
         """Make the object visible, whole; returns its storage key."""
         self._commit_attempted = True
         client, bucket = self._store.client, self._store.bucket
-        with _as_storage_errors("store the object"):
+        with as_storage_errors("store the object"):
             if self.upload_id is None:
                 client.put_object(Bucket=bucket, Key=self.object_key, Body=self._buffer)
             else:
@@ -214,20 +214,20 @@ class S3BlobStore:
         return f"{self.prefix}/" if self.prefix else ""
 
     def check_reachable(self):
-        with _as_storage_errors("reach the bucket"):
+        with as_storage_errors("reach the bucket"):
             self.client.head_bucket(Bucket=self.bucket)
 
     def stage(self) -> StagedS3Blob:
         return StagedS3Blob(self)
 
     def delete(self, key: str):
-        with _as_storage_errors("delete the object"):
+        with as_storage_errors("delete the object"):
             self.client.delete_object(Bucket=self.bucket, Key=self.object_key(key))
 
     def open(self, key: str):
         """The object's bytes as a stream to read (``affix scan``); ``FileNotFoundError``
         when it is gone."""
-        with _as_storage_errors("read the object"):
+        with as_storage_errors("read the object"):
             try:
                 return self.client.get_object(
                     Bucket=self.bucket, Key=self.object_key(key))["Body"]
@@ -236,7 +236,7 @@ class S3BlobStore:
 
     def download_url(self, key: str, content_type: str, content_disposition: str) -> str:
         """A pre-signed GET of the object that answers with these headers."""
-        with _as_storage_errors("sign a download URL"):
+        with as_storage_errors("sign a download URL"):
             return self.client.generate_presigned_url(
                 "get_object",
                 Params={
@@ -255,7 +255,7 @@ class S3BlobStore:
             Bucket=self.bucket, Prefix=self._listing_prefix,
             PaginationConfig={"PageSize": LIST_PAGE_SIZE})
         start = len(self._listing_prefix)
-        with _as_storage_errors("list the objects"):
+        with as_storage_errors("list the objects"):
             for page in pages:
                 for item in page.get("Contents", ()):
                     key = item["Key"][start:]
@@ -275,7 +275,7 @@ class S3BlobStore:
             Bucket=self.bucket, Prefix=self._listing_prefix,
             PaginationConfig={"PageSize": LIST_PAGE_SIZE})
         aborted = 0
-        with _as_storage_errors("sweep the pending uploads"):
+        with as_storage_errors("sweep the pending uploads"):
             for page in pages:
                 for upload in page.get("Uploads", ()):
                     if naive_utc(upload["Initiated"]) >= cutoff:

@@ -17,7 +17,7 @@ import contextlib
 import secrets
 
 from affix.storage.blob_store import new_storage_key
-from affix.storage.s3 import LIST_PAGE_SIZE, STORE_ERRORS, _as_storage_errors, naive_utc
+from affix.storage.s3 import LIST_PAGE_SIZE, STORE_ERRORS, as_storage_errors, naive_utc
 
 STAGING_FOLDER = ".direct-uploads"
 # S3 takes at most 5 GiB in one POST, and copies at most 5 GiB in one CopyObject
@@ -58,7 +58,7 @@ class S3UploadStaging:
     def form(self, staged_key: str, size: int) -> tuple[str, dict]:
         """(URL, form fields) of a pre-signed POST that stores exactly ``size`` bytes at
         ``staged_key``, and nothing anywhere else."""
-        with _as_storage_errors("sign an upload form"):
+        with as_storage_errors("sign an upload form"):
             signed = self._store.client.generate_presigned_post(
                 Bucket=self._store.bucket, Key=self._store.object_key(staged_key),
                 Fields={"success_action_status": SUCCESS_STATUS},
@@ -71,7 +71,7 @@ class S3UploadStaging:
     def staged_size(self, staged_key: str) -> int:
         """The size of the staged object; ``FileNotFoundError`` when there is none."""
         client = self._store.client
-        with _as_storage_errors("look at the uploaded object"), _missing_as_not_found(staged_key):
+        with as_storage_errors("look at the uploaded object"), _missing_as_not_found(staged_key):
             answer = client.head_object(
                 Bucket=self._store.bucket, Key=self._store.object_key(staged_key))
         return answer["ContentLength"]
@@ -81,7 +81,7 @@ class S3UploadStaging:
         staged one; returns the storage key. ``FileNotFoundError`` when nothing is staged."""
         store = self._store
         storage_key = new_storage_key()
-        with _as_storage_errors("copy the uploaded object"), _missing_as_not_found(staged_key):
+        with as_storage_errors("copy the uploaded object"), _missing_as_not_found(staged_key):
             store.client.copy_object(
                 Bucket=store.bucket, Key=store.object_key(storage_key),
                 CopySource={"Bucket": store.bucket, "Key": store.object_key(staged_key)},
@@ -92,7 +92,7 @@ class S3UploadStaging:
     def chunks(self, storage_key: str):
         """The bytes of a committed blob, read once, in chunks."""
         store = self._store
-        with _as_storage_errors("read the uploaded object"):
+        with as_storage_errors("read the uploaded object"):
             answer = store.client.get_object(Bucket=store.bucket,
                                              Key=store.object_key(storage_key))
             yield from answer["Body"].iter_chunks(READ_CHUNK_SIZE)
@@ -100,7 +100,7 @@ class S3UploadStaging:
     def discard(self, staged_key: str):
         """Delete a staged object (nothing happens when there is none)."""
         store = self._store
-        with _as_storage_errors("delete the uploaded object"):
+        with as_storage_errors("delete the uploaded object"):
             store.client.delete_object(Bucket=store.bucket, Key=store.object_key(staged_key))
 
     def sweep(self, cutoff) -> int:
@@ -112,7 +112,7 @@ class S3UploadStaging:
         pages = store.client.get_paginator("list_objects_v2").paginate(
             Bucket=store.bucket, Prefix=prefix, PaginationConfig={"PageSize": LIST_PAGE_SIZE})
         swept = 0
-        with _as_storage_errors("sweep the staged uploads"):
+        with as_storage_errors("sweep the staged uploads"):
             for page in pages:
                 for item in page.get("Contents", ()):
                     if naive_utc(item["LastModified"]) < cutoff:
