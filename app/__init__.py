@@ -40,6 +40,7 @@ from affix.app.resources.work_packages import (
 )
 from affix.app.routing import PathNormaliser, ShadowedIds
 from affix.app.settings import Settings, metrics_port
+from affix.app.stored_uploads import StoredUploads
 from affix.app.webhooks import WebhookEvents
 from affix.app.work_packages import WorkPackages
 from affix.plugins.builtin import WORK_PACKAGE
@@ -118,8 +119,9 @@ def create_app(settings: Settings | None = None, *, plugin_manager=None, clock=u
         Permissions(catalog, upload_permissions(plugin_manager)), kinds, plugin_manager,
         Lifecycle(settings.scan.enabled), WebhookEvents(Outbox(catalog), clock),
     )
+    stored_uploads = StoredUploads(service, blob_store)
     direct_uploads = DirectUploads(
-        service, open_upload_staging(blob_store, settings.direct_upload_expiry),
+        service, stored_uploads, open_upload_staging(blob_store, settings.direct_upload_expiry),
         settings.direct_upload_limit, Allowlist(settings.allowlist),
     )
 
