@@ -88,7 +88,7 @@ def parse_checksum(raw):
     if raw is None:
         return None
     name, _, encoded = raw.strip().partition(" ")
-    if name.lower() not in CHECKSUM_ALGORITHMS:
+    if name.lower() not in CHECKSUM_ALGORITHMS or not encoded.strip():
         raise bad_header("Upload-Checksum",
                          f"one of {', '.join(CHECKSUM_ALGORITHMS)} and a Base64 digest")
     try:

@@ -65,7 +65,7 @@ def remove_expired_direct_uploads(catalog, staging, cutoff) -> int:
 
 
 def remove_expired_resumable_uploads(uploads, partials, now) -> int:
-    """Delete resumable uploads that expired before ``now``, rows and bytes (an attachment a
+    """Delete resumable uploads expired at ``now``, rows and bytes (an attachment a
     finished one became stays); returns how many. One that a PATCH still writes (its lease
     valid) stays until it is done."""
     return sum(remove_unless_leased(uploads, partials, upload, now)
