@@ -275,7 +275,8 @@ def cmd_cleanup(args, settings, out):
     if staging is not None:
         print(f"removed {expired} direct upload{'' if expired == 1 else 's'} never completed, "
               f"prepared more than {settings.direct_upload_expiry} seconds ago", file=out)
-    print(f"removed {_plural(resumable, 'resumable upload')} past its Upload-Expires", file=out)
+    print(f"removed {_plural(resumable, 'resumable upload')} left unfinished past "
+          f"Upload-Expires", file=out)
 
 
 def cmd_gc(args, settings, out):
