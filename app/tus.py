@@ -183,8 +183,8 @@ class TusUploads:
     def find(self, user, token):
         """``user``'s upload ``token``; 404 for another's, a missing or an expired one."""
         upload = self._table.by_token(token)
-        if (upload is None or not hmac.compare_digest(upload.token, token)
-                or upload.author_id != user.id or upload.expires_at <= self.service.clock()):
+        if (upload is None or upload.author_id != user.id
+                or upload.expires_at <= self.service.clock()):
             raise upload_not_found()
         return upload
 

@@ -480,3 +480,29 @@ def test_a_permission_lost_before_the_last_byte_refuses_the_upload(
     assert uploads(catalog) == []
     assert attachments(catalog) == []
     assert blob_files(stored) == {} and partial_files(stored.blob_root) == {}
+
+
+# --- browsers on other origins --------------------------------------------------------------------
+
+PAGE = "https://app.example.org"
+
+
+def test_a_browser_s_preflight_is_the_cors_middleware_s_and_the_answers_expose_tus_headers(
+        settings, plugin_manager, people):
+    client = app_with(settings, plugin_manager, cors_origins=(PAGE,))
+    preflight = client.simulate_options(TUS_PATH, headers={
+        "Origin": PAGE, "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "tus-resumable,upload-length,upload-metadata"})
+    assert preflight.status_code == 204
+    assert "PATCH" in preflight.headers["access-control-allow-methods"].split(", ")
+    assert "tus-version" not in preflight.headers
+    # a page's own discovery, no preflight: tus's answer, its headers readable by the page
+    discovery = client.simulate_options(TUS_PATH, headers={"Origin": PAGE})
+    assert discovery.status_code == 204 and discovery.headers["tus-version"] == "1.0.0"
+    exposed = set(discovery.headers["access-control-expose-headers"].split(", "))
+    assert {"Location", "Link", "Upload-Offset", "Upload-Length", "Upload-Expires",
+            "Tus-Resumable", "Tus-Version", "Tus-Extension", "Tus-Max-Size",
+            "Tus-Checksum-Algorithm"} <= exposed
+    finished = create(client, people.auth("ada"), 5, body=b"hello", headers={"Origin": PAGE})
+    assert finished.status_code == 201
+    assert finished.headers["access-control-allow-origin"] == PAGE
