@@ -16,7 +16,6 @@ from affix.storage.cleanup import remove_expired_resumable_uploads
 from affix.storage.partials import LocalPartials
 from affix.storage.resumable import LEASE_DURATION, ResumableUploads
 from affix.storage.stores import open_blob_store
-from support.clocks import Clock
 from support.content import md5, png_bytes, random_bytes
 from support.defaults import FROZEN_NOW, SMALL_LIMIT
 from support.errors import NOT_AUTHORIZED, NOT_FOUND, assert_error
@@ -30,16 +29,6 @@ from support.work_packages import created as created_work_package
 EXPIRY = datetime.timedelta(hours=24)
 CONTENT = random_bytes(300_000, seed=16)
 GONE = "The upload does not exist, or has expired."
-
-
-@pytest.fixture
-def clock():
-    return Clock(FROZEN_NOW)
-
-
-@pytest.fixture
-def app(settings, plugin_manager, clock):
-    return create_app(settings, plugin_manager=plugin_manager, clock=clock)
 
 
 def app_with(settings, plugin_manager, clock=lambda: FROZEN_NOW, **changes):

@@ -12,7 +12,6 @@ from affix.app import create_app
 from affix.storage.cleanup import remove_expired_resumable_uploads
 from affix.storage.resumable import ResumableUploads
 from affix.storage.stores import open_blob_store, open_partial_store
-from support.clocks import Clock
 from support.content import MiB, md5, random_bytes
 from support.defaults import FROZEN_NOW, SMALL_LIMIT
 from support.tus import checksum, created, patch, token_of, uploads
@@ -24,20 +23,10 @@ CONTENT = random_bytes(20 * MiB + 12345, seed=5)
 
 
 @pytest.fixture
-def clock():
-    return Clock(FROZEN_NOW)
-
-
-@pytest.fixture
 def settings(tmp_path, s3_bucket, databases):
     return databases.settings(
         tmp_path / "data", max_attachment_size=SMALL_LIMIT, storage_url=s3_bucket.url(PREFIX),
         s3=s3_bucket.options)
-
-
-@pytest.fixture
-def app(settings, plugin_manager, clock):
-    return create_app(settings, plugin_manager=plugin_manager, clock=clock)
 
 
 def staged_rest(s3_bucket, path) -> bytes | None:
