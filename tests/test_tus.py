@@ -345,12 +345,45 @@ def test_an_expired_upload_is_404_and_cleanup_removes_its_bytes(
     assert partial_files(stored.blob_root) == {token_of(path): CONTENT[:10]}
 
     with catalog.database.connection_context():
-        partials = LocalPartials(open_blob_store(settings.storage_url))
+        blob_store = open_blob_store(settings.storage_url)
+        partials = LocalPartials(blob_store)
         table = ResumableUploads(catalog)
-        assert remove_expired_resumable_uploads(table, partials, clock() - EXPIRY) == 0
-        assert remove_expired_resumable_uploads(table, partials, clock()) == 1
+
+        def cleanup(now):
+            return remove_expired_resumable_uploads(table, partials, blob_store, now)
+
+        assert cleanup(clock() - EXPIRY) == 0
+        assert cleanup(clock()) == 1
     assert uploads(catalog) == [(token_of(kept), 0, 5, None)]
     assert stored.files() == {}
+
+
+def test_cleanup_keeps_a_finished_upload_s_attachment_but_not_one_a_crash_left_prepared(
+        client, people, catalog, stored, clock, settings):
+    auth = people.auth("ada")
+    finished = create(client, auth, len(CONTENT), body=CONTENT).headers["location"]
+    [(kept_id, *_)] = attachments(catalog)
+    crashed = created(client, auth, 5, filename="crashed.txt")
+    assert patch(client, auth, crashed, 0, b"hell").status_code == 204
+    blob_store = open_blob_store(settings.storage_url)
+    partials = LocalPartials(blob_store)
+    with catalog.database.connection_context():
+        table = ResumableUploads(catalog)
+        # a node died while finishing: the bytes committed, the attachment still prepared
+        upload = table.by_token(token_of(crashed))
+        key = partials.commit(upload.progress)
+        record = catalog.add_attachment(
+            file_name="crashed.txt", file_size=5, content_type="application/octet-stream",
+            charset=None, md5="", description="", author=upload.author, container_type=None,
+            container_id=None, status="prepared", storage_key=key, created_at=clock())
+        table.became(upload, table.take_lease(upload, clock(), clock() + LEASE_DURATION),
+                     record.id)
+        clock.advance(EXPIRY + LEASE_DURATION)
+        assert remove_expired_resumable_uploads(table, partials, blob_store, clock()) == 2
+    assert uploads(catalog) == []
+    assert [row[0] for row in attachments(catalog)] == [kept_id]
+    assert list(blob_files(stored).values()) == [CONTENT]
+    assert head(client, auth, finished).status_code == 404
 
 
 def test_affix_cleanup_removes_expired_uploads(settings, client, people, catalog, stored,

@@ -125,9 +125,9 @@ def test_cleanup_aborts_the_multipart_upload_and_deletes_the_rest(
     assert len(s3_bucket.pending_uploads()) == 1 and staged_rest(s3_bucket, path)
     clock.advance(datetime.timedelta(days=1))
     with catalog.database.connection_context():
-        partials = open_partial_store(open_blob_store(settings.storage_url, settings.s3))
-        assert remove_expired_resumable_uploads(ResumableUploads(catalog), partials,
-                                                clock()) == 1
+        blob_store = open_blob_store(settings.storage_url, settings.s3)
+        assert remove_expired_resumable_uploads(
+            ResumableUploads(catalog), open_partial_store(blob_store), blob_store, clock()) == 1
     assert uploads(catalog) == []
     assert s3_bucket.objects() == {}
     assert s3_bucket.pending_uploads() == []
