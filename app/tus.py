@@ -48,23 +48,24 @@ def bad_header(name, what):
 
 def too_large(limit):
     return ApiError(falcon.HTTP_413, "PropertyConstraintViolation",
-                  f"File is too large (maximum size is {limit} Bytes).")
+                    f"File is too large (maximum size is {limit} Bytes).")
 
 
 def offset_mismatch(received, offset):
     return ApiError(falcon.HTTP_409, "UpdateConflict",
-                  f"The upload has {received} bytes: a PATCH continues at Upload-Offset "
-                  f"{received}, not {offset}.")
+                    f"The upload has {received} bytes: a PATCH continues at Upload-Offset "
+                    f"{received}, not {offset}.")
 
 
 def locked():
-    return ApiError(falcon.HTTP_423, "Locked",
-                  "Another request is writing to this upload. Try again once it has finished.")
+    return ApiError(
+        falcon.HTTP_423, "Locked",
+        "Another request is writing to this upload. Try again once it has finished.")
 
 
 def checksum_mismatch():
     return ApiError(CHECKSUM_MISMATCH, "ChecksumMismatch",
-                  "The bytes sent do not match Upload-Checksum: none of them were stored.")
+                    "The bytes sent do not match Upload-Checksum: none of them were stored.")
 
 
 def upload_not_found():
@@ -290,4 +291,3 @@ class TusUploads:
         while a PATCH writes it."""
         if not self._remove(upload):
             raise locked()
-

@@ -63,7 +63,6 @@ def remove_expired_direct_uploads(catalog, staging, cutoff) -> int:
     return removed
 
 
-
 def remove_expired_resumable_uploads(uploads, partials, blob_store, now) -> int:
     """Delete resumable uploads expired at ``now``, rows and bytes; returns how many. One that
     a PATCH still writes (its lease valid) stays until it is done. An attachment a finished

@@ -458,7 +458,7 @@ def test_a_type_off_the_allowlist_is_refused_at_the_end_leaving_nothing(
 
 
 def test_a_plugin_s_refusal_at_the_end_leaves_nothing(client, people, catalog, stored,
-                                                     plugin_manager):
+                                                      plugin_manager):
     plugin_manager.register(Recorder(answer="No data files here."))
     auth = people.auth("ada")
     response = create(client, auth, len(CONTENT), body=CONTENT)
