@@ -12,6 +12,7 @@ import pytest
 from affix import hookimpl
 from affix.app import create_app
 from affix.app.cli import main
+from affix.app.settings import Settings, SettingsError
 from affix.storage.cleanup import remove_expired_resumable_uploads
 from affix.storage.partials import LocalPartials
 from affix.storage.resumable import LEASE_DURATION, ResumableUploads
@@ -68,7 +69,7 @@ def sent_in_parts(client, auth, path, content, part_size):
     return response
 
 
-# --- discovery and the protocol's own answers ---------------------------------------------------
+# --- discovery and the protocol's own answers ----------------------------------------------------
 
 def test_options_tells_a_client_without_a_key_what_the_server_speaks(client):
     response = client.simulate_options(TUS_PATH)
@@ -105,7 +106,7 @@ def test_creating_needs_a_key(client, catalog):
     assert uploads(catalog) == []
 
 
-# --- the whole flow -------------------------------------------------------------------------------
+# --- the whole flow ------------------------------------------------------------------------------
 
 def test_an_upload_in_parts_becomes_an_attachment(client, people, catalog, stored):
     subscription = subscribe(catalog, "http://127.0.0.1:9/hooks", ["attachment.created"],
@@ -218,7 +219,7 @@ def test_inspectors_see_every_byte_once_in_order(client, people, plugin_manager)
     assert b"".join(recorder.chunks) == CONTENT
 
 
-# --- refusals, and what is stored after each ------------------------------------------------------
+# --- refusals, and what is stored after each -----------------------------------------------------
 
 def test_a_patch_at_the_wrong_offset_is_409_and_changes_nothing(client, people, catalog, stored):
     auth = people.auth("ada")
@@ -504,7 +505,7 @@ def test_a_permission_lost_before_the_last_byte_refuses_the_upload(
     assert blob_files(stored) == {} and partial_files(stored.blob_root) == {}
 
 
-# --- browsers on other origins --------------------------------------------------------------------
+# --- browsers on other origins -------------------------------------------------------------------
 
 PAGE = "https://app.example.org"
 
@@ -528,3 +529,19 @@ def test_a_browser_s_preflight_is_the_cors_middleware_s_and_the_answers_expose_t
     finished = create(client, people.auth("ada"), 5, body=b"hello", headers={"Origin": PAGE})
     assert finished.status_code == 201
     assert finished.headers["access-control-allow-origin"] == PAGE
+
+
+# --- settings ------------------------------------------------------------------------------------
+
+def test_the_tus_settings_and_their_defaults():
+    defaults = Settings.from_environ({})
+    assert (defaults.tus_max_size, defaults.tus_expiry) == (10 * 1024 ** 3, 24 * 3600)
+    chosen = Settings.from_environ({"AFFIX_TUS_MAX_SIZE": "0", "AFFIX_TUS_EXPIRY": "600"})
+    assert (chosen.tus_max_size, chosen.tus_expiry) == (0, 600)
+    with pytest.raises(SettingsError) as refused:
+        Settings.from_environ({"AFFIX_TUS_MAX_SIZE": "-1"})
+    assert str(refused.value) == (
+        "AFFIX_TUS_MAX_SIZE must be a whole number of 0 or more, not '-1'")
+    with pytest.raises(SettingsError) as refused:
+        Settings.from_environ({"AFFIX_TUS_EXPIRY": "0"})
+    assert str(refused.value) == "AFFIX_TUS_EXPIRY must be greater than 0, not '0'"

@@ -65,7 +65,8 @@ class TusCreationResource:
         declaration = Declaration(metadata)
         kind, container = self._container(req, user, declaration.container_href)
         body = RequestBody.of(req) if _is_upload_body(req) else None
-        checksum = parse_checksum(req.get_header("Upload-Checksum")) if body else None
+        checksum = (None if body is None
+                    else parse_checksum(req.get_header("Upload-Checksum")))
         upload = self.tus.create(user, length, metadata, declaration, kind, container,
                                  body=body, checksum=checksum)
         resp.status = falcon.HTTP_201
@@ -109,8 +110,7 @@ class TusUploadResource:
                            f"Expected CONTENT-TYPE to be {OFFSET_OCTET_STREAM}.")
         offset = parse_upload_offset(req.get_header("Upload-Offset"))
         checksum = parse_checksum(req.get_header("Upload-Checksum"))
-        user = req.context.user
-        upload = self.tus.append(user, self.tus.find(user, token), offset,
+        upload = self.tus.append(self.tus.find(req.context.user, token), offset,
                                  RequestBody.of(req), checksum)
         resp.status = falcon.HTTP_204
         _answer_progress(req, resp, upload)
