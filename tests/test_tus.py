@@ -545,3 +545,98 @@ def test_the_tus_settings_and_their_defaults():
     with pytest.raises(SettingsError) as refused:
         Settings.from_environ({"AFFIX_TUS_EXPIRY": "0"})
     assert str(refused.value) == "AFFIX_TUS_EXPIRY must be greater than 0, not '0'"
+
+
+# --- bodies cut short, long PATCHes ---------------------------------------------------------------
+
+class ClockedBody(io.RawIOBase):
+    """A PATCH body that takes ``step`` of the app's clock per read, and runs ``on_read`` (the
+    number of the read) before each."""
+
+    def __init__(self, data, clock, step, on_read=lambda number: None):
+        self._data = io.BytesIO(data)
+        self._clock = clock
+        self._step = step
+        self._on_read = on_read
+        self.reads = 0
+
+    def readable(self):
+        return True
+
+    def read(self, size=-1):
+        self.reads += 1
+        self._on_read(self.reads)
+        self._clock.advance(self._step)
+        return self._data.read(size)
+
+
+def patch_streaming(client, auth, path, offset, body, length):
+    return client.simulate_patch(path, headers={
+        **auth, **TUS, "Upload-Offset": str(offset), "Content-Type": OFFSET_OCTET_STREAM,
+        "Content-Length": str(length)}, extras={"wsgi.input": body})
+
+
+def test_a_body_shorter_than_its_content_length_keeps_what_arrived(client, people, catalog,
+                                                                   stored):
+    auth = people.auth("ada")
+    path = created(client, auth, len(CONTENT))
+    response = client.simulate_patch(path, headers={
+        **auth, **TUS, "Upload-Offset": "0", "Content-Type": OFFSET_OCTET_STREAM,
+        "Content-Length": "1000"}, extras={"wsgi.input": io.BytesIO(CONTENT[:600])})
+    assert response.status_code == 204
+    assert response.headers["upload-offset"] == "600"
+    # with a checksum, the bytes of a body cut short are not what the client meant: dropped
+    response = client.simulate_patch(path, headers={
+        **auth, **TUS, "Upload-Offset": "600", "Content-Type": OFFSET_OCTET_STREAM,
+        "Content-Length": "1000", "Upload-Checksum": checksum("sha1", CONTENT[600:1600])},
+        extras={"wsgi.input": io.BytesIO(CONTENT[600:900])})
+    assert response.status_code == 460
+    assert uploads(catalog) == [(token_of(path), 600, len(CONTENT), None)]
+    assert partial_files(stored.blob_root) == {token_of(path): CONTENT[:600]}
+
+
+def test_a_long_patch_renews_its_lease_as_it_reads(client, people, catalog, stored, clock):
+    auth = people.auth("ada")
+    data = random_bytes(5 * 1024 * 1024)
+    path = created(client, auth, len(data))
+    with catalog.database.connection_context():
+        table = ResumableUploads(catalog)
+        upload = table.by_token(token_of(path))
+
+    def another_node_tries(number):
+        # each read takes a whole lease's time: only renewals keep the upload this PATCH's
+        with catalog.database.connection_context():
+            assert table.take_lease(upload, clock(), clock() + LEASE_DURATION) is None
+
+    body = ClockedBody(data, clock, LEASE_DURATION - datetime.timedelta(seconds=1),
+                       another_node_tries)
+    response = patch_streaming(client, auth, path, 0, body, len(data))
+    assert response.status_code == 204, response.json
+    assert body.reads >= 5
+    assert list(blob_files(stored).values()) == [data]
+
+
+def test_a_patch_that_lost_its_lease_is_423_and_keeps_none_of_its_bytes(
+        client, people, catalog, stored, clock):
+    auth = people.auth("ada")
+    data = random_bytes(5 * 1024 * 1024)
+    path = created(client, auth, len(data))
+    assert patch(client, auth, path, 0, data[:100]).status_code == 204
+    with catalog.database.connection_context():
+        table = ResumableUploads(catalog)
+        upload = table.by_token(token_of(path))
+
+    def stalls_then_another_node_takes_over(number):
+        if number == 3:
+            # this PATCH's node stalled past its lease; another took the upload over
+            clock.advance(LEASE_DURATION)
+            with catalog.database.connection_context():
+                assert table.take_lease(upload, clock(), clock() + LEASE_DURATION)
+
+    body = ClockedBody(data[100:], clock, datetime.timedelta(seconds=1),
+                       stalls_then_another_node_takes_over)
+    response = patch_streaming(client, auth, path, 100, body, len(data) - 100)
+    assert_error(response, 423, "Locked",
+                 "Another request is writing to this upload. Try again once it has finished.")
+    assert uploads(catalog) == [(token_of(path), 100, len(data), None)]
+    assert partial_files(stored.blob_root) == {token_of(path): data[:100]}
