@@ -640,3 +640,17 @@ def test_a_patch_that_lost_its_lease_is_423_and_keeps_none_of_its_bytes(
                  "Another request is writing to this upload. Try again once it has finished.")
     assert uploads(catalog) == [(token_of(path), 100, len(data), None)]
     assert partial_files(stored.blob_root) == {token_of(path): data[:100]}
+
+
+def test_a_partial_file_that_lost_bytes_is_never_filled_with_zeros(client, people, catalog,
+                                                                   stored):
+    auth = people.auth("ada")
+    path = created(client, auth, len(CONTENT))
+    assert patch(client, auth, path, 0, CONTENT[:1000]).status_code == 204
+    partial = stored.blob_root / ".tus" / token_of(path)
+    # a disk that lost what it had said was written
+    partial.write_bytes(CONTENT[:400])
+    response = patch(client, auth, path, 1000, CONTENT[1000:2000])
+    assert_error(response, 500, "InternalServerError", "An internal error has occurred.")
+    assert partial.read_bytes() == CONTENT[:400]
+    assert uploads(catalog) == [(token_of(path), 1000, len(CONTENT), None)]
