@@ -98,6 +98,16 @@ def test_a_request_in_another_tus_version_is_412(client, people, catalog):
                  "This server speaks tus 1.0.0: send Tus-Resumable: 1.0.0.")
     assert response.headers["tus-version"] == "1.0.0"
     assert uploads(catalog) == []
+    # a HEAD need not name the version (as with tusd), but may not name another
+    path = created(client, people.auth("ada"), 3)
+    assert client.simulate_head(path, headers=people.auth("ada")).status_code == 200
+    assert client.simulate_head(path, headers={
+        **people.auth("ada"), "Tus-Resumable": "0.2.2"}).status_code == 412
+    for response in (patch(client, people.auth("ada"), path, 0, b"abc",
+                           headers={"Tus-Resumable": ""}),
+                     client.simulate_delete(path, headers=people.auth("ada"))):
+        assert response.status_code == 412
+    assert uploads(catalog) == [(token_of(path), 0, 3, None)]
 
 
 def test_creating_needs_a_key(client, catalog):

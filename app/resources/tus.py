@@ -18,11 +18,13 @@ TUS_PATH = f"{representers.API}/attachments/tus"
 _CONTAINER_HREF = re.compile(rf"{representers.API}/([A-Za-z0-9_-]+)/([0-9]+)")
 
 
-def _speaks_tus(req, resp):
+def _speaks_tus(req, resp, optional=False):
     """Every answer says which protocol it speaks, errors included; a request in another
-    version of it is refused (412) before anything else."""
+    version of it, or in none unless the version is ``optional``, is refused (412) before
+    anything else."""
     resp.set_header("Tus-Resumable", TUS_VERSION)
-    if req.get_header("Tus-Resumable") != TUS_VERSION:
+    version = req.get_header("Tus-Resumable")
+    if version != TUS_VERSION and not (optional and version is None):
         raise unsupported_version()
 
 
@@ -95,7 +97,8 @@ class TusUploadResource:
         self.tus = tus
 
     def on_head(self, req, resp, token):
-        _speaks_tus(req, resp)
+        # as tusd: a HEAD (a browser's, a proxy's check) need not name the version
+        _speaks_tus(req, resp, optional=True)
         upload = self.tus.find(req.context.user, token)
         resp.set_header("Upload-Length", str(upload.upload_length))
         if upload.metadata:
