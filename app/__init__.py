@@ -117,23 +117,22 @@ def create_app(settings: Settings | None = None, *, plugin_manager=None, clock=u
     # plugins may have used the database making their tables: nothing of it may cross a fork
     release_connections(catalog.database)
     blob_store = open_blob_store(settings.storage_url, settings.s3)
+    metrics = metrics_app = None
+    if settings.metrics_bind:
+        metrics, metrics_app = create_metrics(catalog, settings, clock, metrics_folder)
     service = AttachmentService(
         catalog, blob_store, settings.max_attachment_size, ContentSniffer(), clock,
         Permissions(catalog, upload_permissions(plugin_manager)), kinds, plugin_manager,
         Lifecycle(settings.scan.enabled), WebhookEvents(Outbox(catalog), clock),
+        metrics.inspected if metrics is not None else None,
     )
     stored_uploads = StoredUploads(service, blob_store)
     direct_uploads = DirectUploads(
         service, stored_uploads, open_upload_staging(blob_store, settings.direct_upload_expiry),
         settings.direct_upload_limit, Allowlist(settings.allowlist),
     )
-
     tus = TusUploads(service, stored_uploads, ResumableUploads(catalog),
                      open_partial_store(blob_store), settings.tus_max_size, settings.tus_expiry)
-
-    metrics = metrics_app = None
-    if settings.metrics_bind:
-        metrics, metrics_app = create_metrics(catalog, settings, clock, metrics_folder)
 
     app = falcon.App(
         media_type=HAL_JSON,

@@ -27,7 +27,7 @@ class AttachmentService:
     permissions and the plugins. Resources make one call into it per request."""
 
     def __init__(self, catalog, blob_store, max_attachment_size, sniffer, clock, permissions,
-                 container_types, plugin_manager, lifecycle, webhooks):
+                 container_types, plugin_manager, lifecycle, webhooks, count_inspection=None):
         self.catalog = catalog
         self._blob_store = blob_store
         self._max_attachment_size = max_attachment_size
@@ -40,6 +40,8 @@ class AttachmentService:
         # public: a direct upload's completion writes its events in its own transaction
         self.webhooks = webhooks
         self.lifecycle = lifecycle
+        # told how each inspected upload ended (the metrics' count), or None
+        self._count_inspection = count_inspection
 
     def require_may_add(self, user, kind, container):
         """403 unless ``user`` may add attachments to ``container`` of ``kind``."""
@@ -74,7 +76,8 @@ class AttachmentService:
     def begin_inspection(self, user, kind):
         """The inspectors of an upload by ``user`` into a container of ``kind`` (or None),
         before its first byte arrives: every way bytes enter affix drives one."""
-        return Inspection.begin(self._plugin_manager, user, kind.name if kind else None)
+        return Inspection.begin(self._plugin_manager, user, kind.name if kind else None,
+                                self._count_inspection)
 
     def vet(self, author, kind, file_name, description, content, inspection):
         """What every upload goes through once its bytes are all there, however they came:

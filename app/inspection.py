@@ -20,6 +20,11 @@ from affix.plugins.uploads import SCANNED
 
 log = logging.getLogger(__name__)
 
+# how an inspected upload ended, as the metrics count it: a scanner read it and found nothing,
+# every inspector accepted it (none scanned it), one refused it (422), one failed (503)
+SCANNED_OUTCOME, ACCEPTED, REFUSED, FAILED = "scanned", "accepted", "refused", "failed"
+OUTCOMES = (SCANNED_OUTCOME, ACCEPTED, REFUSED, FAILED)
+
 
 def inspection_failed():
     return ApiError(
@@ -41,25 +46,34 @@ class Acceptance:
     scanned: bool
 
 
-class Inspection:
-    """The inspectors of one upload."""
+def _tally(count, outcome):
+    if count is not None:
+        count(outcome)
 
-    def __init__(self, inspectors):
+
+class Inspection:
+    """The inspectors of one upload; ``count`` is told the outcome (one of OUTCOMES) of an
+    upload that had inspectors, or is None when nobody counts."""
+
+    def __init__(self, inspectors, count=None):
         self._inspectors = inspectors
+        self._count = count if inspectors else None
 
     @classmethod
-    def begin(cls, plugin_manager, user, container_type) -> "Inspection":
+    def begin(cls, plugin_manager, user, container_type, count=None) -> "Inspection":
         """Ask every plugin for an inspector of an upload by ``user`` into ``container_type``
         (a name, or None); 503 when one fails (the hook logs it, with the plugin's name)."""
         try:
             answers = plugin_manager.hook.affix_inspect_upload(
                 user=user, container_type=container_type)
         except Exception:
+            _tally(count, FAILED)
             raise inspection_failed() from None
-        return cls([inspector for inspector in answers if inspector is not None])
+        return cls([inspector for inspector in answers if inspector is not None], count)
 
     def _failed(self, inspector, step):
         log.exception("upload inspector %s failed in %s", _name(inspector), step)
+        _tally(self._count, FAILED)
         self.close()
         return inspection_failed()
 
@@ -85,12 +99,15 @@ class Inspection:
             if answer is SCANNED:
                 scanned = True
             elif answer:
+                _tally(self._count, REFUSED)
                 raise property_violation("file", str(answer))
+        _tally(self._count, SCANNED_OUTCOME if scanned else ACCEPTED)
         return Acceptance(scanned=scanned)
 
     def close(self):
         """Let every inspector let go of what it holds; called however the upload ends."""
         inspectors, self._inspectors = self._inspectors, []
+        self._count = None
         for inspector in inspectors:
             close = getattr(inspector, "close", None)
             if close is None:

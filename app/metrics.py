@@ -23,6 +23,10 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, make
 from prometheus_client import multiprocess, values
 from prometheus_client.core import GaugeMetricFamily
 
+from affix.app.inspection import OUTCOMES
+from affix.app.lifecycle import WAITING_FOR_SCAN
+from affix.storage.models import QUARANTINED
+
 log = logging.getLogger(__name__)
 
 METRICS_PATH = "/metrics"
@@ -64,12 +68,22 @@ class Metrics:
             "affix_backend_errors",
             "Requests answered 503 or 507 because the database or the blob store failed.",
             ["backend"], registry=registry)
+        self.inspections = Counter(
+            "affix_upload_inspections",
+            "Uploads inspected while they streamed (a virus scan among them), by outcome.",
+            ["outcome"], registry=registry)
         # series known from the start, at 0: a rate over a series that appears at its first
         # error misses that error
         for backend in ("database", "storage"):
             self.backend_errors.labels(backend)
+        for outcome in OUTCOMES:
+            self.inspections.labels(outcome)
         # (method, route, status): the request counter's and the duration histogram's children
         self._children = {}
+
+    def inspected(self, outcome):
+        """Count an inspected upload's ``outcome`` (one of inspection.OUTCOMES)."""
+        self.inspections.labels(outcome).inc()
 
     def started(self):
         self.in_progress.inc()
@@ -95,35 +109,54 @@ class Metrics:
             self.upload_duration.observe(facts.duration)
 
 
-class CleanupBacklog:
+class AttachmentCounts:
     """A collector that asks the database at scrape time how many attachments wait for
-    ``affix cleanup``: unclaimed, and older than the grace period. One indexed COUNT (the index
-    on the container starts with the column that is NULL for an unclaimed attachment)."""
+    something: one indexed COUNT per gauge of ``gauges`` (name, help text, and the condition as
+    a function of the moment of the scrape). A count the database does not answer is left out of
+    the scrape, whose other metrics still arrive: they matter most when the database is in
+    trouble."""
 
-    def __init__(self, catalog, grace_period_minutes, clock):
+    def __init__(self, catalog, gauges, clock):
         self.catalog = catalog
-        self.grace_period = datetime.timedelta(minutes=grace_period_minutes)
+        self.gauges = gauges
         self.clock = clock
 
     def collect(self):
-        Attachment = self.catalog.Attachment
-        cutoff = self.clock() - self.grace_period
-        try:
-            with self.catalog.database.connection_context():
-                waiting = (Attachment.select()
-                           .where(Attachment.container_type.is_null()
-                                  & (Attachment.created_at < cutoff))
-                           .count())
-        except (peewee.OperationalError, peewee.InterfaceError) as error:
-            # the scrape goes on without it: the other metrics matter most when the database
-            # is in trouble
-            log.warning("metrics: the database did not answer how many attachments wait for "
-                        "cleanup: %s", error)
-            return
-        yield GaugeMetricFamily(
-            "affix_attachments_awaiting_cleanup",
-            "Unclaimed attachments older than the grace period (AFFIX_GRACE_PERIOD), which "
-            "affix cleanup removes.", value=waiting)
+        now = self.clock()
+        for name, documentation, condition in self.gauges:
+            try:
+                with self.catalog.database.connection_context():
+                    count = self.catalog.Attachment.select().where(condition(now)).count()
+            except (peewee.OperationalError, peewee.InterfaceError) as error:
+                log.warning("metrics: the database did not answer %s: %s", name, error)
+                continue
+            yield GaugeMetricFamily(name, documentation, value=count)
+
+
+def attachment_gauges(catalog, settings) -> list:
+    """The gauges of :class:`AttachmentCounts`: the cleanup backlog (the index on the container
+    starts with the column that is NULL for an unclaimed attachment), and, while scanning is on,
+    the scan backlog and the quarantine (the index on the status)."""
+    Attachment = catalog.Attachment
+    grace_period = datetime.timedelta(minutes=settings.grace_period_minutes)
+    gauges = [(
+        "affix_attachments_awaiting_cleanup",
+        "Unclaimed attachments older than the grace period (AFFIX_GRACE_PERIOD), which affix "
+        "cleanup removes.",
+        lambda now: (Attachment.container_type.is_null()
+                     & (Attachment.created_at < now - grace_period)),
+    )]
+    if settings.scan.enabled:
+        gauges += [(
+            "affix_attachments_awaiting_scan",
+            "Attachments affix scan has yet to scan: uploaded unscanned, or marked for a rescan.",
+            lambda now: Attachment.status.in_(WAITING_FOR_SCAN),
+        ), (
+            "affix_attachments_quarantined",
+            "Attachments a virus scan found malware in, kept away from everyone.",
+            lambda now: Attachment.status == QUARANTINED,
+        )]
+    return gauges
 
 
 def create_metrics(catalog, settings, clock, multiprocess_folder=None):
@@ -137,7 +170,7 @@ def create_metrics(catalog, settings, clock, multiprocess_folder=None):
                                "before the workers start")
         metrics = Metrics(None)
         multiprocess.MultiProcessCollector(scraped, path=str(multiprocess_folder))
-    scraped.register(CleanupBacklog(catalog, settings.grace_period_minutes, clock))
+    scraped.register(AttachmentCounts(catalog, attachment_gauges(catalog, settings), clock))
     return metrics, metrics_endpoint(make_wsgi_app(scraped))
 
 

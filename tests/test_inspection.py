@@ -14,51 +14,11 @@ from support.client import post, upload
 from support.content import md5, random_bytes
 from support.defaults import SMALL_LIMIT
 from support.errors import assert_error
+from support.inspectors import Inspecting, Recorder
 from support.processes import REPO_ROOT
 from support.work_packages import created
 
 UNCHECKED = "The file could not be checked. Please try again later."
-
-
-class Recorder:
-    """An inspector that keeps what it was shown and answers ``answer``."""
-
-    def __init__(self, answer=None, fails_in=None):
-        self.answer = answer
-        self.fails_in = fails_in
-        self.chunks = []
-        self.judged = []
-        self.closed = 0
-
-    def feed(self, chunk):
-        if self.fails_in == "feed":
-            raise RuntimeError("feed broke")
-        self.chunks.append(bytes(chunk))
-
-    def verdict(self, upload):
-        if self.fails_in == "verdict":
-            raise RuntimeError("verdict broke")
-        self.judged.append(upload)
-        return self.answer
-
-    def close(self):
-        self.closed += 1
-
-
-class Inspecting:
-    """A plugin whose inspectors are the given recorders, one per upload."""
-
-    def __init__(self, *recorders, fails=False):
-        self.recorders = list(recorders)
-        self.asked = []
-        self.fails = fails
-
-    @hookimpl
-    def affix_inspect_upload(self, user, container_type):
-        self.asked.append((user.login, container_type))
-        if self.fails:
-            raise RuntimeError("the hook broke")
-        return self.recorders.pop(0)
 
 
 class Events:
@@ -148,7 +108,7 @@ def test_an_inspector_that_fails_answers_503_and_stores_nothing(
     assert response.headers["retry-after"] == "5"
     assert stored.snapshot() == earlier
     assert recorder.closed == 1
-    assert (f"upload inspector test_inspection.Recorder failed in {fails_in}"
+    assert (f"upload inspector support.inspectors.Recorder failed in {fails_in}"
             in caplog.messages)
 
 

@@ -10,6 +10,7 @@ import contextlib
 import dataclasses
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import sysconfig
@@ -65,10 +66,19 @@ def clean_environ(**settings) -> dict:
 
 def run(command, environ, check=True, cwd=REPO_ROOT,
         timeout=COMMAND_TIMEOUT) -> subprocess.CompletedProcess:
-    result = subprocess.run(
-        command, cwd=cwd, env=environ, stdin=subprocess.DEVNULL, capture_output=True,
-        text=True, timeout=timeout,
-    )
+    """``command``'s result; a command still running after ``timeout`` fails the test with what
+    it printed and, being Python, the stack of each of its threads (faulthandler's answer to the
+    SIGABRT it gets instead of a silent kill)."""
+    with subprocess.Popen(command, cwd=cwd, env={**environ, "PYTHONFAULTHANDLER": "1"},
+                          stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True) as process:
+        try:
+            stdout, stderr = process.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.send_signal(signal.SIGABRT)
+            stdout, stderr = process.communicate()
+            pytest.fail(f"{command} still ran after {timeout} s:\n{stdout}\n{stderr}")
+    result = subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
     if check:
         assert result.returncode == 0, (
             f"{command} exited with {result.returncode}:\n{result.stdout}\n{result.stderr}")
@@ -372,8 +382,11 @@ def test_the_packages_own_tests_pass_with_the_fixtures_affix_ships(installed, tm
     environ = {name: value for name, value in clean_environ().items()
                if not name.startswith("PYTEST_")}
 
+    # a temporary folder of its own: pytest's own numbered ones (under /tmp/pytest-of-<user>)
+    # are shared with the run this test is part of, and each session prunes older ones as it ends
     result = run([installed.python, "-m", "pytest", "-p", "no:cacheprovider", "-n", "0",
-                  "-q", "test_affix_meetings.py"], environ, check=False, cwd=tests,
+                  "--basetemp", str(tmp_path / "plugin-basetemp"), "-q",
+                  "test_affix_meetings.py"], environ, check=False, cwd=tests,
                  timeout=PLUGIN_TESTS_TIMEOUT)
 
     assert result.returncode == 0, result.stdout + result.stderr

@@ -9,12 +9,14 @@ import re
 import falcon.testing
 import pytest
 
-from affix import create_app
+from affix import SCANNED, create_app
 from affix.app.settings import Settings, SettingsError
+from affix.plugins.clamav import ScanOptions
 from support.cli import affix
 from support.client import post, upload, uploaded
 from support.defaults import FROZEN_NOW
 from support.errors import assert_error
+from support.inspectors import Inspecting, Recorder
 from support.scrape import metrics_listener, scrape_in_process
 from support.work_packages import created
 
@@ -165,6 +167,66 @@ def test_awaiting_cleanup_counts_unclaimed_uploads_older_than_the_grace_period(
     # the claimed one never waits for cleanup; the later upload is not old enough yet
     assert awaiting_at(FROZEN_NOW + grace_period + datetime.timedelta(seconds=1)) == 2
     assert awaiting_at(FROZEN_NOW + grace_period + datetime.timedelta(minutes=31)) == 3
+
+
+def test_inspected_uploads_are_counted_by_outcome(metered, people, listener, plugin_manager,
+                                                   stored):
+    client, _ = metered
+    plugin_manager.register(Inspecting(
+        Recorder(SCANNED), Recorder(None), Recorder("Not this one."), Recorder(fails_in="feed"),
+        Recorder(fails_in="verdict")))
+    statuses = [upload(client, people, "ada", content=content).status_code
+                for content in (b"clean", b"fine", b"refused", b"feed fails", b"verdict fails")]
+    plugin_manager.register(Inspecting(fails=True), name="broken")
+    statuses.append(upload(client, people, "ada", content=b"the hook fails").status_code)
+
+    scraped = scrape_in_process(client, listener)
+
+    assert statuses == [200, 200, 422, 503, 503, 503]
+    assert {outcome: scraped.value("affix_upload_inspections_total", outcome=outcome)
+            for outcome in ("scanned", "accepted", "refused", "failed")} == {
+        "scanned": 1, "accepted": 1, "refused": 1, "failed": 3}
+    assert sorted(size for _, _, size, _, _ in stored.rows()) == [len(b"fine"), len(b"clean")]
+
+
+def test_uploads_nobody_inspects_are_not_counted(client, people, listener):
+    uploaded(client, people, "ada")
+
+    scraped = scrape_in_process(client, listener)
+
+    assert {outcome: scraped.value("affix_upload_inspections_total", outcome=outcome)
+            for outcome in ("scanned", "accepted", "refused", "failed")} == {
+        "scanned": 0, "accepted": 0, "refused": 0, "failed": 0}
+
+
+def test_with_scanning_on_the_scan_backlog_and_the_quarantine_are_counted(
+        settings, plugin_manager, listener, clock, people, catalog):
+    port = listener.getsockname()[1]
+    scanning = dataclasses.replace(settings, metrics_bind=f"127.0.0.1:{port}",
+                                   scan=ScanOptions(mode="after", clamd="127.0.0.1:1"))
+    client = falcon.testing.TestClient(
+        create_app(scanning, plugin_manager=plugin_manager, clock=clock))
+    ids = [uploaded(client, people, "ada") for _ in range(5)]
+    Attachment = catalog.Attachment
+    with catalog.database.connection_context():
+        for attachment_id, status in zip(ids, ["scanned", "quarantined", "rescan"]):
+            Attachment.update(status=status).where(Attachment.id == attachment_id).execute()
+
+    scraped = scrape_in_process(client, listener)
+
+    # two uploaded, one marked for a rescan
+    assert scraped.value("affix_attachments_awaiting_scan") == 3
+    assert scraped.value("affix_attachments_quarantined") == 1
+
+
+def test_without_scanning_there_is_no_scan_backlog(client, people, listener):
+    uploaded(client, people, "ada")
+
+    scraped = scrape_in_process(client, listener)
+
+    assert scraped.value("affix_attachments_awaiting_scan") is None
+    assert scraped.value("affix_attachments_quarantined") is None
+    assert scraped.value("affix_attachments_awaiting_cleanup") == 0
 
 
 @pytest.mark.sqlite_only("the database file is replaced by a folder, which SQLite cannot open")

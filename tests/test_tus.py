@@ -9,7 +9,6 @@ import io
 import falcon.testing
 import pytest
 
-from affix import hookimpl
 from affix.app import create_app
 from affix.app.cli import main
 from affix.app.settings import Settings, SettingsError
@@ -20,6 +19,7 @@ from affix.storage.stores import open_blob_store
 from support.content import md5, png_bytes, random_bytes
 from support.defaults import FROZEN_NOW, SMALL_LIMIT
 from support.errors import NOT_AUTHORIZED, NOT_FOUND, assert_error
+from support.inspectors import Inspecting, Recorder
 from support.tus import (
     OFFSET_OCTET_STREAM, TUS, TUS_PATH, checksum, create, created, encode_metadata, head,
     partial_files, patch, token_of, uploads,
@@ -202,31 +202,19 @@ def test_an_upload_into_a_work_package(client, people, catalog):
     assert [element["id"] for element in listed["_embedded"]["elements"]] == [attachment_id]
 
 
-class Recorder:
-    """An inspector plugin that keeps the chunks it is shown and answers ``answer``."""
-
-    def __init__(self, answer=None):
-        self.answer = answer
-        self.chunks = []
-
-    @hookimpl
-    def affix_inspect_upload(self, user, container_type):
-        return self
-
-    def feed(self, chunk):
-        self.chunks.append(bytes(chunk))
-
-    def verdict(self, upload):
-        return self.answer
-
-
 def test_inspectors_see_every_byte_once_in_order(client, people, plugin_manager):
     recorder = Recorder()
-    plugin_manager.register(recorder)
+    plugin = Inspecting(recorder)
+    plugin_manager.register(plugin)
     auth = people.auth("ada")
     path = created(client, auth, len(CONTENT))
     sent_in_parts(client, auth, path, CONTENT, 70_000)
+    # one inspection, where the bytes are assembled, once the last one is there
+    assert plugin.asked == [("ada", None)]
     assert b"".join(recorder.chunks) == CONTENT
+    assert [(upload.size, upload.md5) for upload in recorder.judged] == [
+        (len(CONTENT), md5(CONTENT))]
+    assert recorder.closed == 1
 
 
 # --- refusals, and what is stored after each -----------------------------------------------------
@@ -470,7 +458,7 @@ def test_a_type_off_the_allowlist_is_refused_at_the_end_leaving_nothing(
 
 def test_a_plugin_s_refusal_at_the_end_leaves_nothing(client, people, catalog, stored,
                                                       plugin_manager):
-    plugin_manager.register(Recorder(answer="No data files here."))
+    plugin_manager.register(Inspecting(Recorder(answer="No data files here.")))
     auth = people.auth("ada")
     response = create(client, auth, len(CONTENT), body=CONTENT)
     assert_error(response, 422, "PropertyConstraintViolation", "No data files here.", "file")
