@@ -1,5 +1,7 @@
-"""Removing uploads that nobody claimed in time, and direct uploads nobody completed."""
+"""Removing uploads that nobody claimed in time, direct uploads nobody completed, and
+resumable uploads past their expiry."""
 from affix.storage.models import PREPARED
+from affix.storage.resumable import remove_unless_leased
 
 
 def remove_unclaimed(catalog, blob_store, cutoff, kept_statuses) -> int:
@@ -58,4 +60,22 @@ def remove_expired_direct_uploads(catalog, staging, cutoff) -> int:
             staging.discard(candidate.storage_key)
             removed += 1
     staging.sweep(cutoff)
+    return removed
+
+
+def remove_expired_resumable_uploads(uploads, partials, blob_store, now) -> int:
+    """Delete resumable uploads expired at ``now``, rows and bytes; returns how many. One that
+    a PATCH still writes (its lease valid) stays until it is done. An attachment a finished
+    upload became stays too, unless a crash cut its finishing short: then it is still
+    ``prepared``, nobody's attachment, and goes with its blob."""
+    removed = 0
+    Attachment = uploads.catalog.Attachment
+    for upload in uploads.expired(now):
+        if not remove_unless_leased(uploads, partials, upload, now):
+            continue
+        removed += 1
+        if upload.attachment_id is not None and (
+                Attachment.delete().where((Attachment.id == upload.attachment_id)
+                                          & (Attachment.status == PREPARED)).execute()):
+            blob_store.delete(upload.storage_key)
     return removed
