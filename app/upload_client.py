@@ -1,0 +1,510 @@
+"""``affix upload``: the client side of affix's three ways in, for people at a terminal.
+
+For each file it takes the best way the server offers: tus (resumable) when ``OPTIONS`` on the
+tus endpoint says so, else OpenProject's direct upload to object storage when ``prepare``
+answers a form, else the plain multipart upload every OpenProject answers. A tus upload's URL
+is remembered in a state file (per server and file identity) as soon as it exists, so that the
+same command run again after Ctrl-C or a dropped connection asks the server how far it got and
+sends only the rest.
+
+The API key comes from the environment or a config file, never from the command line, where
+``ps`` would show it to every user of the machine.
+"""
+import base64
+import contextlib
+import dataclasses
+import fcntl
+import hashlib
+import json
+import os
+import secrets
+import shlex
+import tomllib
+import urllib.parse
+from pathlib import Path
+
+import requests
+from tqdm import tqdm
+
+KEY_VARIABLE = "AFFIX_API_KEY"
+CONFIG_FILE = Path("affix", "client.toml")
+STATE_FILE = Path("affix", "uploads.json")
+TUS_VERSION = "1.0.0"
+API = "/api/v3"
+# what one tus PATCH carries: at most this much is sent again after an interruption, and a
+# chunk is held in memory for its checksum
+DEFAULT_CHUNK_SIZE = 8 * 1024 * 1024
+# what one write to the socket carries, and how often the progress bar moves
+SEND_BLOCK = 1024 * 1024
+# for the answers that carry no file: a server that says nothing for this long is gone
+ANSWER_TIMEOUT = 60
+# how long a file's bytes may wait for the server to take them
+SEND_TIMEOUT = 300
+# OpenProject's (and affix's) answer to prepare when uploads cannot go to the store directly
+DIRECT_UPLOAD_NOT_AVAILABLE = "Direct file upload is not available"
+
+
+class UploadError(Exception):
+    """One file could not be uploaded; the message is what the user reads."""
+
+
+class NoKey(Exception):
+    """Neither the environment nor the config file holds an API key for the server."""
+
+
+def config_home(environ) -> Path:
+    return Path(environ.get("XDG_CONFIG_HOME") or Path(environ.get("HOME", "~"), ".config"))
+
+
+def state_home(environ) -> Path:
+    return Path(environ.get("XDG_STATE_HOME")
+                or Path(environ.get("HOME", "~"), ".local", "state")).expanduser()
+
+
+def server_root(url) -> str:
+    """The server's root from what a user types: with or without a trailing slash or
+    ``/api/v3``, so that every spelling shares one key and one resume state."""
+    root = url.rstrip("/")
+    if root.endswith(API):
+        root = root[:-len(API)]
+    parts = urllib.parse.urlsplit(root)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise UploadError(f"--url is http://host/... or https://host/..., not {url!r}")
+    return root
+
+
+def api_key(environ, root) -> str:
+    """The key from ``AFFIX_API_KEY``, else from the config file: the ``api_key`` of the
+    server's own table (``[servers."https://host"]``), else the file's top-level ``api_key``."""
+    key = environ.get(KEY_VARIABLE, "").strip()
+    if key:
+        return key
+    path = config_home(environ).expanduser() / CONFIG_FILE
+    try:
+        with open(path, "rb") as config:
+            document = tomllib.load(config)
+    except FileNotFoundError:
+        document = {}
+    except (OSError, tomllib.TOMLDecodeError) as error:
+        raise NoKey(f"cannot read {path}: {error}") from None
+    server = document.get("servers", {}).get(root, {})
+    key = server.get("api_key") or document.get("api_key")
+    if not isinstance(key, str) or not key.strip():
+        raise NoKey(f"no API key for {root}: set {KEY_VARIABLE}, or api_key in {path}")
+    return key.strip()
+
+
+class ResumeState:
+    """The tus upload URL of each unfinished upload, by server and file identity, in one JSON
+    file. Every change is a locked read-modify-write, so two clients at once lose nothing."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    @staticmethod
+    def key(root, path: Path, work_package, description) -> str:
+        # a changed file (size or mtime) is another file, and so is one bound for another
+        # container or with another description: the tus upload already carries both
+        status = path.stat()
+        return json.dumps([root, str(path.resolve()), status.st_size, status.st_mtime_ns,
+                           work_package, description])
+
+    def upload_url(self, key):
+        with self._entries() as entries:
+            return entries.get(key)
+
+    def remember(self, key, upload_url):
+        with self._entries() as entries:
+            entries[key] = upload_url
+
+    def forget(self, key):
+        with self._entries() as entries:
+            entries.pop(key, None)
+
+    @contextlib.contextmanager
+    def _entries(self):
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path.with_suffix(".lock"), "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                entries = json.loads(self.path.read_text())
+            except (FileNotFoundError, ValueError):
+                # a lost state costs a fresh upload, never a failed command
+                entries = {}
+            before = dict(entries)
+            yield entries
+            if entries != before:
+                written = self.path.with_suffix(".tmp")
+                written.write_text(json.dumps(entries, indent=1))
+                os.replace(written, self.path)
+
+
+class FileSlice:
+    """``length`` bytes of a file from ``offset``, read block by block as they are sent."""
+
+    def __init__(self, path, offset, length):
+        self.path, self.offset, self.length = path, offset, length
+
+    def blocks(self):
+        with open(self.path, "rb") as source:
+            source.seek(self.offset)
+            left = self.length
+            while left:
+                block = source.read(min(SEND_BLOCK, left))
+                if not block:
+                    raise UploadError(f"{self.path} became shorter while it was uploaded")
+                left -= len(block)
+                yield block
+
+
+class HeldSlice:
+    """A slice of a file read into memory already (to be hashed before it is sent)."""
+
+    def __init__(self, data):
+        self.data, self.length = data, len(data)
+
+    def blocks(self):
+        view = memoryview(self.data)
+        return (view[start:start + SEND_BLOCK] for start in range(0, self.length, SEND_BLOCK))
+
+
+class Body:
+    """A request body of known length (so it goes with Content-Length, which object stores
+    require), sent from its parts block by block: bytes of framing (a form's boundaries), and
+    slices of the file, each block of which ``sent`` hears of."""
+
+    def __init__(self, parts, sent):
+        self.parts = parts
+        self.sent = sent
+
+    def __len__(self):
+        return sum(len(part) if isinstance(part, bytes) else part.length for part in self.parts)
+
+    def __iter__(self):
+        for part in self.parts:
+            if isinstance(part, bytes):
+                yield part
+                continue
+            for block in part.blocks():
+                yield block
+                self.sent(len(block))
+
+
+def multipart(fields, file_part, sent):
+    """(Body, Content-Type) of a form: ``fields`` ((name, text or (bytes, type))) in their
+    order, then the part ``file`` from ``file_part``, a :class:`FileSlice`."""
+    boundary = "affix-" + secrets.token_hex(16)
+    parts = []
+    for name, value in fields:
+        data, content_type = value if isinstance(value, tuple) else (value.encode(), None)
+        head = f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n'
+        if content_type:
+            head += f"Content-Type: {content_type}\r\n"
+        parts.append(head.encode() + b"\r\n" + data + b"\r\n")
+    file_name = urllib.parse.quote(Path(file_part.path).name)
+    parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="file"; '
+                 f'filename="{file_name}"\r\n'
+                 "Content-Type: application/octet-stream\r\n\r\n".encode())
+    parts.extend([file_part, f"\r\n--{boundary}--\r\n".encode()])
+    return Body(parts, sent), f"multipart/form-data; boundary={boundary}"
+
+
+def error_message(response) -> str:
+    """What the server said went wrong: its HAL ``message`` (with the messages of a
+    MultipleErrors), else the HTTP status."""
+    try:
+        document = response.json()
+        message = document["message"]
+    except (ValueError, KeyError, TypeError):
+        return f"the server answered {response.status_code} {response.reason}"
+    details = [error.get("message") for error in
+               (document.get("_embedded") or {}).get("errors", ()) if isinstance(error, dict)]
+    return " ".join([message, *filter(None, details)])
+
+
+def expect(response, *statuses):
+    if response.status_code not in statuses:
+        raise UploadError(error_message(response))
+    return response
+
+
+def tus_metadata(pairs) -> str:
+    return ",".join(f"{name} {base64.b64encode(value.encode()).decode()}"
+                    for name, value in pairs if value is not None)
+
+
+def attachment_link(response):
+    """The attachment a finished tus upload became, from its ``Link: <...>; rel="attachment"``."""
+    link = response.links.get("attachment")
+    if link is None:
+        raise UploadError("the server finished the upload without naming its attachment")
+    return urllib.parse.urljoin(response.url, link["url"])
+
+
+@dataclasses.dataclass
+class Uploaded:
+    url: str
+    attachment: dict
+    way: str
+
+
+class Uploader:
+    """Uploads files to one server, each the best way it offers."""
+
+    def __init__(self, root, key, state: ResumeState, progress, chunk_size=DEFAULT_CHUNK_SIZE):
+        self.root = root
+        self.session = requests.Session()
+        self.session.auth = ("apikey", key)
+        self.state = state
+        self.progress = progress
+        self.chunk_size = chunk_size
+        self._tus = None
+
+    def close(self):
+        self.session.close()
+
+    def upload(self, path: Path, work_package=None, description=None) -> Uploaded:
+        size = path.stat().st_size
+        if self.tus_offer() is not None:
+            return self.upload_tus(path, size, work_package, description)
+        container_path = f"{API}/work_packages/{work_package}" if work_package else API
+        upload = self.prepare_direct(path, size, container_path, description)
+        if upload is not None:
+            return self.upload_direct(path, size, upload)
+        return self.upload_multipart(path, size, container_path, description)
+
+    def tus_offer(self):
+        """The server's tus headers, or None when it has no tus 1.0 endpoint: asked once."""
+        if self._tus is None:
+            response = self.session.options(f"{self.root}{API}/attachments/tus",
+                                            timeout=ANSWER_TIMEOUT)
+            versions = response.headers.get("Tus-Version", "")
+            offered = response.ok and TUS_VERSION in [v.strip() for v in versions.split(",")]
+            self._tus = response.headers if offered else False
+        return self._tus or None
+
+    # --- tus --------------------------------------------------------------------------------
+
+    def upload_tus(self, path, size, work_package, description) -> Uploaded:
+        key = ResumeState.key(self.root, path, work_package, description)
+        upload_url, last = self._resumable(key, size)
+        if upload_url is None:
+            container = f"{API}/work_packages/{work_package}" if work_package else None
+            last = expect(self.session.post(
+                f"{self.root}{API}/attachments/tus", timeout=ANSWER_TIMEOUT, headers={
+                    "Tus-Resumable": TUS_VERSION, "Upload-Length": str(size),
+                    "Upload-Metadata": tus_metadata([("filename", path.name),
+                                                     ("description", description),
+                                                     ("container", container)])}), 201)
+            upload_url = urllib.parse.urljoin(last.url, last.headers["Location"])
+            self.state.remember(key, upload_url)
+        offset = int(last.headers.get("Upload-Offset", 0))
+        with self.progress(path.name, size, offset) as bar:
+            while offset < size:
+                last = self._patch(upload_url, path, offset, min(self.chunk_size, size - offset),
+                                   bar)
+                reached = int(last.headers["Upload-Offset"])
+                if reached <= offset:
+                    raise UploadError(f"the server kept none of the bytes from {offset} on")
+                offset = reached
+        if "attachment" not in last.links:
+            # an empty file is finished on creation; the HEAD of a finished upload names it
+            last = expect(self.session.head(upload_url, timeout=ANSWER_TIMEOUT,
+                                            headers={"Tus-Resumable": TUS_VERSION}), 200, 204)
+        self.state.forget(key)
+        return self._uploaded(attachment_link(last), "tus")
+
+    def _resumable(self, key, size):
+        """(upload URL, its HEAD answer) of the upload of this file the server still holds,
+        else (None, None)."""
+        upload_url = self.state.upload_url(key)
+        if upload_url is None:
+            return None, None
+        response = self.session.head(upload_url, timeout=ANSWER_TIMEOUT,
+                                     headers={"Tus-Resumable": TUS_VERSION})
+        if response.status_code in (403, 404, 410):
+            self.state.forget(key)
+            return None, None
+        expect(response, 200, 204)
+        if response.headers.get("Upload-Length") != str(size):
+            self.state.forget(key)
+            return None, None
+        return upload_url, response
+
+    def _patch(self, upload_url, path, offset, length, bar):
+        chunk = FileSlice(path, offset, length)
+        headers = {"Tus-Resumable": TUS_VERSION, "Upload-Offset": str(offset),
+                   "Content-Type": "application/offset+octet-stream"}
+        algorithms = self.tus_offer().get("Tus-Checksum-Algorithm", "")
+        if "sha1" in [each.strip() for each in algorithms.split(",")]:
+            # a chunk this size is held in memory once, so that its checksum costs no 2nd read
+            chunk = HeldSlice(b"".join(chunk.blocks()))
+            digest = base64.b64encode(hashlib.sha1(chunk.data).digest()).decode()
+            headers["Upload-Checksum"] = f"sha1 {digest}"
+        bar.reset_to(offset)
+        response = self.session.patch(upload_url, data=Body([chunk], bar.update), headers=headers,
+                                      timeout=(ANSWER_TIMEOUT, SEND_TIMEOUT))
+        return expect(response, 204)
+
+    # --- direct upload ----------------------------------------------------------------------
+
+    def prepare_direct(self, path, size, container_path, description):
+        """The prepared upload (its form and where to complete it), or None when the server
+        uploads nothing directly: a 422 that says so (OpenProject's message), or no route."""
+        metadata = {"fileName": path.name, "fileSize": size}
+        if description is not None:
+            metadata["description"] = {"raw": description}
+        body = json.dumps(metadata).encode()
+        boundary = "affix-" + secrets.token_hex(16)
+        response = self.session.post(
+            f"{self.root}{container_path}/attachments/prepare", timeout=ANSWER_TIMEOUT,
+            data=(f'--{boundary}\r\nContent-Disposition: form-data; name="metadata"\r\n'
+                  "Content-Type: application/json\r\n\r\n").encode() + body
+            + f"\r\n--{boundary}--\r\n".encode(),
+            headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
+        if response.status_code in (404, 405) or (
+                response.status_code == 422
+                and error_message(response).startswith(DIRECT_UPLOAD_NOT_AVAILABLE)):
+            return None
+        return expect(response, 200, 201).json()
+
+    def upload_direct(self, path, size, upload) -> Uploaded:
+        form = upload["_links"]["addAttachment"]
+        with self.progress(path.name, size, 0) as bar:
+            body, content_type = multipart(list(form["form_fields"].items()),
+                                           FileSlice(path, 0, size), bar.update)
+            # the store is not affix: no API key goes there
+            stored = requests.post(form["href"], data=body, timeout=(ANSWER_TIMEOUT, SEND_TIMEOUT),
+                                   headers={"Content-Type": content_type})
+            if not stored.ok:
+                raise UploadError(f"the object store answered {stored.status_code} "
+                                  f"{stored.reason}")
+        completed = expect(self.session.get(
+            urllib.parse.urljoin(self.root + "/", upload["_links"]["completeUpload"]["href"]),
+            timeout=ANSWER_TIMEOUT), 200)
+        return self._described(completed, "direct")
+
+    # --- multipart --------------------------------------------------------------------------
+
+    def upload_multipart(self, path, size, container_path, description) -> Uploaded:
+        metadata = {"fileName": path.name}
+        if description is not None:
+            metadata["description"] = {"raw": description}
+        with self.progress(path.name, size, 0) as bar:
+            body, content_type = multipart(
+                [("metadata", (json.dumps(metadata).encode(), "application/json"))],
+                FileSlice(path, 0, size), bar.update)
+            response = self.session.post(
+                f"{self.root}{container_path}/attachments", data=body,
+                headers={"Content-Type": content_type}, timeout=(ANSWER_TIMEOUT, SEND_TIMEOUT))
+        # affix answers 200, as the spec says; OpenProject 201
+        return self._described(expect(response, 200, 201), "multipart")
+
+    # --- the attachment ---------------------------------------------------------------------
+
+    def _uploaded(self, attachment_url, way) -> Uploaded:
+        return self._described(
+            expect(self.session.get(attachment_url, timeout=ANSWER_TIMEOUT), 200), way)
+
+    def _described(self, response, way) -> Uploaded:
+        attachment = response.json()
+        url = urllib.parse.urljoin(response.url, attachment["_links"]["self"]["href"])
+        return Uploaded(url=url, attachment=attachment, way=way)
+
+
+class ProgressBar:
+    """A file's progress on a terminal (bytes, rate, time left); nothing when ``stream`` is
+    not one, so that logs and pipes get no control codes."""
+
+    def __init__(self, stream, name, total, initial):
+        self.bar = tqdm(total=total, initial=initial, desc=name, unit="B", unit_scale=True,
+                        unit_divisor=1024, file=stream, disable=not stream.isatty(),
+                        dynamic_ncols=True)
+
+    def update(self, count):
+        self.bar.update(count)
+
+    def reset_to(self, offset):
+        """Where the server says the upload stands: bytes sent but not kept are counted
+        again."""
+        if self.bar.n != offset:
+            self.bar.n = offset
+            self.bar.refresh()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.bar.close()
+
+
+def progress_bars(stream):
+    return lambda name, total, initial: ProgressBar(stream, name, total, initial)
+
+
+def command_line(paths, url, work_package, description, as_json) -> str:
+    """The ``affix upload`` that goes on with ``paths``: what a user runs to resume."""
+    words = ["affix", "upload", *map(str, paths), "--url", url]
+    if work_package is not None:
+        words += ["--work-package", str(work_package)]
+    if description is not None:
+        words += ["--description", description]
+    if as_json:
+        words.append("--json")
+    return shlex.join(words)
+
+
+def upload_files(paths, url, *, work_package=None, description=None, as_json=False,
+                 environ, out, err, chunk_size=DEFAULT_CHUNK_SIZE) -> int:
+    """``affix upload``: each file in turn, its attachment's URL on ``out`` as it is done (all
+    of them as one JSON array with ``as_json``), what went wrong on ``err``. The exit status is
+    0 when every file was uploaded, 1 when one was not, 130 on Ctrl-C; every way out says
+    which files were uploaded and the command that uploads the rest."""
+    try:
+        root = server_root(url)
+        key = api_key(environ, root)
+    except (UploadError, NoKey) as error:
+        print(f"affix: error: {error}", file=err)
+        return 1
+    paths = [Path(path) for path in paths]
+    unreadable = [path for path in paths if not path.is_file() or not os.access(path, os.R_OK)]
+    if unreadable:
+        print(f"affix: error: not a readable file: {unreadable[0]}", file=err)
+        return 1
+    uploader = Uploader(root, key, ResumeState(state_home(environ) / STATE_FILE),
+                        progress_bars(err), chunk_size)
+    results, left = [], list(paths)
+    try:
+        while left:
+            path = left[0]
+            try:
+                uploaded = uploader.upload(path, work_package, description)
+            except requests.RequestException as error:
+                # the exception's text is a page of urllib3's internals
+                results.append({"file": str(path),
+                                "error": f"no answer from {root} ({type(error).__name__})"})
+            except UploadError as error:
+                results.append({"file": str(path), "error": str(error)})
+            else:
+                results.append({"file": str(path), "url": uploaded.url, "way": uploaded.way,
+                                "attachment": uploaded.attachment})
+                if not as_json:
+                    print(uploaded.url, file=out, flush=True)
+            if "error" in results[-1]:
+                print(f"affix: error: {path}: {results[-1]['error']}", file=err, flush=True)
+            left.pop(0)
+        interrupted = False
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        uploader.close()
+    if as_json:
+        print(json.dumps(results, indent=2), file=out, flush=True)
+    uploaded = [result["file"] for result in results if "url" in result]
+    again = [result["file"] for result in results if "error" in result] + left
+    if again:
+        done = (f"uploaded {len(uploaded)} of {len(paths)} files"
+                + (f" ({', '.join(uploaded)})" if uploaded else ""))
+        print(f"affix: {'interrupted; ' if interrupted else ''}{done}; to go on, run:\n  "
+              + command_line(again, url, work_package, description, as_json), file=err)
+    return 130 if interrupted else (1 if again else 0)

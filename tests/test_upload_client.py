@@ -1,0 +1,276 @@
+"""``affix upload`` against real servers: the plain multipart upload where nothing better is
+offered, direct upload to S3 (moto), into a work package, with the key from the environment or
+the config file or none, the server's error messages, ``--json``, a progress bar on a terminal
+and none in a pipe, and Ctrl-C."""
+import fcntl
+import io
+import json
+import os
+import pty
+import signal
+import struct
+import subprocess
+import sys
+import termios
+
+import pytest
+import requests
+
+from affix.app.cli import main
+from support.cli import affix
+from support.content import MiB, md5, random_bytes
+from support.errors import WRONG_CREDENTIALS
+from support.gate import Gate
+from support.net import REQUEST_TIMEOUT
+from support.processes import COMMAND_TIMEOUT, REPO_ROOT, environ_without_affix
+from support.s3 import s3_environ
+from support.servers import HIGH_LIMIT, running_server
+from support.state import STORAGE_KEY
+from support.waiting import wait_for
+
+pytestmark = pytest.mark.system
+
+# tus off, where a server would offer it: what these tests check is the way after it
+NO_TUS = {"AFFIX_TUS_MAX_SIZE": "0"}
+CONTENT = random_bytes(300 * 1024, seed=16)
+
+
+def serving(tmp_path, databases, limit=HIGH_LIMIT, environ=NO_TUS):
+    """A real server with its data in ``tmp_path / "server"``."""
+    (tmp_path / "server").mkdir()
+    return running_server(tmp_path / "server", databases, limit, environ)
+
+
+@pytest.fixture
+def plain_server(tmp_path, databases):
+    """A server with local storage (no direct uploads) and no tus."""
+    with serving(tmp_path, databases) as server:
+        yield server
+
+
+@pytest.fixture
+def files(tmp_path):
+    """Writes files into a folder of their own; the paths, in the order given."""
+    folder = tmp_path / "files"
+    folder.mkdir()
+
+    def write(**contents):
+        for name, content in contents.items():
+            (folder / name).write_bytes(content)
+        return [str(folder / name) for name in contents]
+    return write
+
+
+@pytest.fixture
+def home(tmp_path):
+    """The client's home: its config and state folders, and no key anywhere yet."""
+    folder = tmp_path / "home"
+    folder.mkdir()
+    return folder
+
+
+def client_environ(home, key=None) -> dict:
+    environ = {"HOME": str(home), "XDG_CONFIG_HOME": str(home / "config"),
+               "XDG_STATE_HOME": str(home / "state")}
+    if key is not None:
+        environ["AFFIX_API_KEY"] = key
+    return environ
+
+
+def upload(capsys, environ, *argv):
+    """``affix upload ARGV`` in this process: (exit status, stdout, stderr)."""
+    out = io.StringIO()
+    status = main(["upload", *argv], environ=environ, out=out)
+    return status, out.getvalue(), capsys.readouterr().err
+
+
+def fetched(server, url) -> dict:
+    response = requests.get(url, headers=server.auth, timeout=REQUEST_TIMEOUT)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def test_a_file_goes_up_as_a_plain_multipart_upload(capsys, plain_server, files, home):
+    [path] = files(**{"notes.bin": CONTENT})
+    status, out, err = upload(capsys, client_environ(home, plain_server.api_key),
+                              path, "--url", plain_server.url("/"))
+    assert (status, err) == (0, "")
+    [(attachment_id, name, size, digest, _)] = plain_server.stored.rows()
+    assert out == plain_server.url(f"/api/v3/attachments/{attachment_id}") + "\n"
+    assert (name, size, digest) == ("notes.bin", len(CONTENT), md5(CONTENT))
+    # nothing to resume: no state was written
+    assert not (home / "state").exists()
+
+
+def test_json_lists_every_file_with_its_attachment(capsys, plain_server, files, home):
+    paths = files(**{"a.bin": CONTENT, "b.txt": b"hello\n"})
+    status, out, err = upload(capsys, client_environ(home, plain_server.api_key), *paths,
+                              "--url", plain_server.url("/api/v3"), "--json",
+                              "--description", "Two files")
+    assert (status, err) == (0, "")
+    [(first, *_), (second, *_)] = plain_server.stored.rows()
+    urls = [plain_server.url(f"/api/v3/attachments/{each}") for each in (first, second)]
+    assert json.loads(out) == [
+        {"file": path, "url": url, "way": "multipart", "attachment": fetched(plain_server, url)}
+        for path, url in zip(paths, urls)]
+    assert [fetched(plain_server, url)["description"]["raw"] for url in urls] == [
+        "Two files", "Two files"]
+
+
+def test_the_key_comes_from_the_config_file(capsys, plain_server, files, home):
+    [path] = files(**{"a.bin": CONTENT})
+    config = home / "config" / "affix" / "client.toml"
+    config.parent.mkdir(parents=True)
+    root = plain_server.url("")
+    config.write_text(f'api_key = "not-this-one"\n\n[servers."{root}"]\n'
+                      f'api_key = "{plain_server.api_key}"\n')
+    status, out, err = upload(capsys, client_environ(home), path, "--url", root + "/")
+    assert (status, err) == (0, "")
+    assert len(plain_server.stored.rows()) == 1
+    # the top-level key serves every other server: here, a wrong one
+    config.write_text(f'api_key = "{plain_server.api_key}x"\n')
+    status, out, err = upload(capsys, client_environ(home), path, "--url", root)
+    assert (status, out) == (1, "")
+    assert err == (f"affix: error: {path}: {WRONG_CREDENTIALS}\n"
+                   "affix: uploaded 0 of 1 files; to go on, run:\n"
+                   f"  affix upload {path} --url {root}\n")
+    assert len(plain_server.stored.rows()) == 1
+
+
+def test_without_a_key_nothing_is_sent(capsys, files, home):
+    [path] = files(**{"a.bin": CONTENT})
+    # a port nobody listens on: the command must stop before it connects
+    status, out, err = upload(capsys, client_environ(home), path, "--url", "http://127.0.0.1:9")
+    assert (status, out) == (1, "")
+    config = home / "config" / "affix" / "client.toml"
+    assert err == ("affix: error: no API key for http://127.0.0.1:9: set AFFIX_API_KEY, or "
+                   f"api_key in {config}\n")
+
+
+def test_a_refused_file_says_why_and_the_others_go_up(capsys, tmp_path, databases, files, home):
+    limit = 200 * 1024
+    paths = files(**{"small.txt": b"small\n", "big.bin": CONTENT, "last.txt": b"last\n"})
+    with serving(tmp_path, databases, limit) as server:
+        status, out, err = upload(capsys, client_environ(home, server.api_key), *paths,
+                                  "--url", server.url(""))
+        rows = server.stored.rows()
+    assert status == 1
+    assert [(name, size) for _, name, size, _, _ in rows] == [("small.txt", 6), ("last.txt", 5)]
+    assert out.splitlines() == [server.url(f"/api/v3/attachments/{row[0]}") for row in rows]
+    assert err == (
+        f"affix: error: {paths[1]}: File is too large (maximum size is {limit} Bytes).\n"
+        f"affix: uploaded 2 of 3 files ({paths[0]}, {paths[2]}); to go on, run:\n"
+        f"  affix upload {paths[1]} --url {server.url('')}\n")
+
+
+def test_a_file_goes_into_a_work_package(capsys, plain_server, files, home, databases, tmp_path):
+    assert affix(databases.environ(tmp_path / "server" / "data"), "project", "add", "demo")[0] == 0
+    created = requests.post(plain_server.url("/api/v3/work_packages"), headers=plain_server.auth,
+                            timeout=REQUEST_TIMEOUT, json={
+                                "subject": "Roof",
+                                "_links": {"project": {"href": "/api/v3/projects/demo"}}})
+    assert created.status_code == 201, created.text
+    work_package = created.json()["id"]
+    [path] = files(**{"plan.txt": b"roof plan\n"})
+    status, out, err = upload(capsys, client_environ(home, plain_server.api_key), path,
+                              "--url", plain_server.url(""), "--work-package", str(work_package))
+    assert (status, err) == (0, "")
+    attachment = fetched(plain_server, out.strip())
+    assert attachment["_links"]["container"]["href"] == f"/api/v3/work_packages/{work_package}"
+    # a work package that is not there: the server's message, and nothing stored
+    status, out, err = upload(capsys, client_environ(home, plain_server.api_key), path,
+                              "--url", plain_server.url(""), "--work-package", "999")
+    assert (status, out) == (1, "")
+    assert err.splitlines()[0] == (
+        f"affix: error: {path}: The requested resource could not be found.")
+    assert len(plain_server.stored.rows()) == 1
+
+
+def test_a_file_goes_straight_to_s3_when_the_server_offers_it(capsys, tmp_path, databases,
+                                                              s3_bucket, files, home):
+    environ = {**NO_TUS, **s3_environ(s3_bucket.endpoint_url),
+               "AFFIX_STORAGE_URL": s3_bucket.url("blobs")}
+    [path] = files(**{"video.bin": CONTENT})
+    with serving(tmp_path, databases, environ=environ) as server:
+        status, out, err = upload(capsys, client_environ(home, server.api_key), path,
+                                  "--url", server.url(""), "--json")
+        [(attachment_id, name, size, digest, storage_key)] = server.stored.rows()
+        url = server.url(f"/api/v3/attachments/{attachment_id}")
+        assert (status, err) == (0, "")
+        assert json.loads(out) == [{"file": path, "url": url, "way": "direct",
+                                    "attachment": fetched(server, url)}]
+    assert (name, size, digest) == ("video.bin", len(CONTENT), md5(CONTENT))
+    assert STORAGE_KEY.fullmatch(storage_key)
+    # the copy completion made, and no staged object left
+    assert s3_bucket.objects() == {f"blobs/{storage_key}": CONTENT}
+
+
+# --- the client as a user runs it: a terminal, a pipe, Ctrl-C ----------------------------------
+
+def client_command(*argv):
+    return [sys.executable, "-m", "affix.app.cli", "upload", *argv]
+
+
+def run_on_terminal(argv, environ) -> tuple:
+    """(exit status, everything written to the terminal) of the client run on a pseudo-terminal
+    of 24 rows and 100 columns, as stdout and stderr."""
+    leader, follower = pty.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))
+    process = subprocess.Popen(argv, cwd=REPO_ROOT, env=environ, stdin=subprocess.DEVNULL,
+                               stdout=follower, stderr=follower)
+    os.close(follower)
+    written = b""
+    while True:
+        try:
+            data = os.read(leader, 65536)
+        except OSError:
+            # EIO: the client has exited and closed its end
+            break
+        if not data:
+            break
+        written += data
+    os.close(leader)
+    return process.wait(timeout=COMMAND_TIMEOUT), written.decode()
+
+
+def test_a_terminal_gets_a_progress_bar_and_a_pipe_none(plain_server, files, home):
+    [path] = files(**{"movie.bin": CONTENT})
+    environ = environ_without_affix(**client_environ(home, plain_server.api_key))
+    status, written = run_on_terminal(client_command(path, "--url", plain_server.url("")),
+                                      environ)
+    assert status == 0, written
+    [(first, *_)] = plain_server.stored.rows()
+    # tqdm's line: the name, the share done, the bytes, the rate, drawn over itself with \r
+    final = written.split("\r\n")[0].split("\r")[-1]
+    assert final.startswith("movie.bin: 100%|"), written
+    assert "| 300k/300k [" in final and "B/s]" in final, written
+    assert written.endswith(plain_server.url(f"/api/v3/attachments/{first}") + "\r\n")
+
+    piped = subprocess.run(client_command(path, "--url", plain_server.url("")), cwd=REPO_ROOT,
+                           env=environ, capture_output=True, timeout=COMMAND_TIMEOUT)
+    [_, (second, *_)] = plain_server.stored.rows()
+    assert (piped.returncode, piped.stderr) == (0, b"")
+    assert piped.stdout == (plain_server.url(f"/api/v3/attachments/{second}") + "\n").encode()
+
+
+def test_ctrl_c_stops_an_upload_says_how_to_go_on_and_stores_nothing(plain_server, files, home):
+    paths = files(**{"first.txt": b"first\n", "big.bin": random_bytes(4 * MiB, seed=3),
+                     "last.txt": b"last\n"})
+    # the first file through, then half of the second
+    gate = Gate(plain_server.port, hold_after=2 * MiB)
+    try:
+        environ = environ_without_affix(**client_environ(home, plain_server.api_key))
+        process = subprocess.Popen(client_command(*paths, "--url", gate.url), cwd=REPO_ROOT,
+                                   env=environ, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        wait_for(gate.holding.is_set, "the client in the middle of the second file")
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=COMMAND_TIMEOUT)
+    finally:
+        gate.close()
+    [(first, name, *_)] = plain_server.stored.rows()
+    assert process.returncode == 130
+    assert out.decode() == f"{gate.url}/api/v3/attachments/{first}\n"
+    assert err.decode() == (
+        f"affix: interrupted; uploaded 1 of 3 files ({paths[0]}); to go on, run:\n"
+        f"  affix upload {paths[1]} {paths[2]} --url {gate.url}\n")
+    wait_for(lambda: plain_server.staged_blobs() == [], "the cut upload's staged blob gone")
