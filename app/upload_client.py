@@ -442,7 +442,7 @@ def progress_bars(stream):
     return lambda name, total, initial: ProgressBar(stream, name, total, initial)
 
 
-def command_line(paths, url, work_package, description, as_json) -> str:
+def command_line(paths, url, work_package, description, as_json, chunk_size) -> str:
     """The ``affix upload`` that goes on with ``paths``: what a user runs to resume."""
     words = ["affix", "upload", *map(str, paths), "--url", url]
     if work_package is not None:
@@ -451,6 +451,8 @@ def command_line(paths, url, work_package, description, as_json) -> str:
         words += ["--description", description]
     if as_json:
         words.append("--json")
+    if chunk_size != DEFAULT_CHUNK_SIZE:
+        words += ["--chunk-size", str(chunk_size)]
     return shlex.join(words)
 
 
@@ -505,6 +507,7 @@ def upload_files(paths, url, *, work_package=None, description=None, as_json=Fal
     if again:
         done = (f"uploaded {len(uploaded)} of {len(paths)} files"
                 + (f" ({', '.join(uploaded)})" if uploaded else ""))
+        again_line = command_line(again, url, work_package, description, as_json, chunk_size)
         print(f"affix: {'interrupted; ' if interrupted else ''}{done}; to go on, run:\n  "
-              + command_line(again, url, work_package, description, as_json), file=err)
+              + again_line, file=err)
     return 130 if interrupted else (1 if again else 0)

@@ -12,11 +12,13 @@ import struct
 import subprocess
 import sys
 import termios
+from pathlib import Path
 
 import pytest
 import requests
 
 from affix.app.cli import main
+from affix.app.upload_client import ResumeState
 from support.cli import affix
 from support.content import MiB, md5, random_bytes
 from support.errors import WRONG_CREDENTIALS
@@ -274,3 +276,113 @@ def test_ctrl_c_stops_an_upload_says_how_to_go_on_and_stores_nothing(plain_serve
         f"affix: interrupted; uploaded 1 of 3 files ({paths[0]}); to go on, run:\n"
         f"  affix upload {paths[1]} {paths[2]} --url {gate.url}\n")
     wait_for(lambda: plain_server.staged_blobs() == [], "the cut upload's staged blob gone")
+
+
+# --- tus: resumable ------------------------------------------------------------------------------
+
+TUS = {"AFFIX_TUS_MAX_SIZE": str(HIGH_LIMIT)}
+CHUNK = 128 * 1024
+
+
+@pytest.fixture
+def tus_server(tmp_path, databases):
+    """A server that offers tus, with local storage."""
+    with serving(tmp_path, databases, environ=TUS) as server:
+        yield server
+
+
+def resume_state(home) -> dict:
+    path = home / "state" / "affix" / "uploads.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def test_a_file_goes_up_by_tus_in_chunks_into_a_work_package(capsys, tus_server, files, home,
+                                                             databases, tmp_path):
+    assert affix(databases.environ(tmp_path / "server" / "data"), "project", "add", "demo")[0] == 0
+    created = requests.post(tus_server.url("/api/v3/work_packages"), headers=tus_server.auth,
+                            timeout=REQUEST_TIMEOUT, json={
+                                "subject": "Roof",
+                                "_links": {"project": {"href": "/api/v3/projects/demo"}}})
+    work_package = created.json()["id"]
+    [path] = files(**{"talk.bin": CONTENT})
+    status, out, err = upload(capsys, client_environ(home, tus_server.api_key), path,
+                              "--url", tus_server.url(""), "--chunk-size", "128K", "--json",
+                              "--work-package", str(work_package), "--description", "The talk")
+    assert (status, err) == (0, "")
+    [(attachment_id, name, size, digest, _)] = tus_server.stored.rows()
+    url = tus_server.url(f"/api/v3/attachments/{attachment_id}")
+    attachment = fetched(tus_server, url)
+    assert json.loads(out) == [{"file": path, "url": url, "way": "tus", "attachment": attachment}]
+    assert (name, size, digest) == ("talk.bin", len(CONTENT), md5(CONTENT))
+    assert attachment["description"]["raw"] == "The talk"
+    assert attachment["_links"]["container"]["href"] == f"/api/v3/work_packages/{work_package}"
+    # remembered while it ran, forgotten once done
+    assert resume_state(home) == {}
+
+
+@pytest.mark.parametrize("interruption", ["ctrl-c", "dropped connection"])
+def test_an_interrupted_tus_upload_resumes_where_it_stopped(tus_server, files, home,
+                                                           interruption):
+    content = random_bytes(4 * MiB, seed=5)
+    [path] = files(**{"big.bin": content})
+    gate = Gate(tus_server.port, hold_after=2 * MiB)
+    environ = environ_without_affix(**client_environ(home, tus_server.api_key))
+    argv = client_command(path, "--url", gate.url, "--chunk-size", str(CHUNK))
+    try:
+        process = subprocess.Popen(argv, cwd=REPO_ROOT, env=environ, stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE)
+        wait_for(gate.holding.is_set, "the client in the middle of the file")
+        [upload_url] = resume_state(home).values()
+        # asked past the gate: what the server holds of the file now
+        direct_url = upload_url.replace(gate.url, tus_server.url(""))
+
+        def held():
+            response = requests.head(direct_url, headers={**tus_server.auth,
+                                                          "Tus-Resumable": "1.0.0"},
+                                     timeout=REQUEST_TIMEOUT)
+            assert response.status_code in (200, 204), response.text
+            return int(response.headers["Upload-Offset"])
+        wait_for(lambda: held() >= CHUNK, "a chunk stored")
+        if interruption == "ctrl-c":
+            process.send_signal(signal.SIGINT)
+        else:
+            gate.cut()
+        out, err = process.communicate(timeout=COMMAND_TIMEOUT)
+        assert (process.returncode, out) == (130 if interruption == "ctrl-c" else 1, b"")
+        again = f"  affix upload {path} --url {gate.url} --chunk-size {CHUNK}\n"
+        assert err.decode() == (
+            "affix: interrupted; uploaded 0 of 1 files; to go on, run:\n" + again
+            if interruption == "ctrl-c" else
+            f"affix: error: {path}: no answer from {gate.url} (ConnectionError)\n"
+            "affix: uploaded 0 of 1 files; to go on, run:\n" + again)
+        assert tus_server.stored.rows() == []
+        offset = held()
+        assert 0 < offset < len(content)
+
+        gate.release()
+        resumed = subprocess.run(argv, cwd=REPO_ROOT, env=environ, capture_output=True,
+                                 timeout=COMMAND_TIMEOUT)
+        sent_again = gate.forwarded
+    finally:
+        gate.close()
+    [(attachment_id, name, size, digest, _)] = tus_server.stored.rows()
+    assert (resumed.returncode, resumed.stderr) == (0, b"")
+    assert resumed.stdout.decode() == f"{gate.url}/api/v3/attachments/{attachment_id}\n"
+    assert (name, size, digest) == ("big.bin", len(content), md5(content))
+    # the rest of the file, and requests' headers: nothing the server held went again
+    assert len(content) - offset <= sent_again < len(content) - offset + 16 * 1024
+    assert resume_state(home) == {}
+
+
+def test_an_upload_the_server_no_longer_knows_starts_afresh(capsys, tus_server, files, home):
+    [path] = files(**{"a.bin": CONTENT})
+    state = ResumeState(home / "state" / "affix" / "uploads.json")
+    root = tus_server.url("")
+    key = ResumeState.key(root, Path(path), None, None)
+    state.remember(key, tus_server.url("/api/v3/attachments/tus/0123456789abcdef"))
+    status, out, err = upload(capsys, client_environ(home, tus_server.api_key), path,
+                              "--url", root)
+    assert (status, err) == (0, "")
+    [(attachment_id, name, size, digest, _)] = tus_server.stored.rows()
+    assert (size, digest) == (len(CONTENT), md5(CONTENT))
+    assert resume_state(home) == {}

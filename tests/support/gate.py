@@ -34,8 +34,9 @@ class Gate:
         return f"http://{HOST}:{self.port}"
 
     def release(self, hold_after=None):
-        """Let everything through from now on (or up to ``hold_after`` more bytes), counting
-        afresh."""
+        """Drop the connections of the clients held so far (they are gone by now) and let
+        the next ones through (up to ``hold_after`` bytes), counting afresh."""
+        self.cut()
         with self._lock:
             self.forwarded = 0
             self.hold_after = hold_after
@@ -44,7 +45,7 @@ class Gate:
         released.set()
 
     def cut(self):
-        """Drop every connection, as a network that went away."""
+        """Drop every connection, as a network that went away; new ones are made as before."""
         with self._lock:
             sockets, self._sockets = self._sockets, []
         for each in sockets:
@@ -69,10 +70,13 @@ class Gate:
             threading.Thread(target=self._pump, args=(upstream, client, False),
                              daemon=True).start()
 
-    def _pass(self, size) -> int:
-        """How much of ``size`` bytes may go upstream now; waits while the gate holds."""
+    def _pass(self, connection, size) -> int:
+        """How much of ``size`` bytes from ``connection`` may go upstream now; waits while the
+        gate holds."""
         while True:
             with self._lock:
+                if connection not in self._sockets:
+                    raise OSError("the connection was dropped")
                 if self.hold_after is None:
                     self.forwarded += size
                     return size
@@ -89,7 +93,7 @@ class Gate:
         try:
             while data := source.recv(BLOCK):
                 while data:
-                    allowed = self._pass(len(data)) if from_client else len(data)
+                    allowed = self._pass(source, len(data)) if from_client else len(data)
                     target.sendall(data[:allowed])
                     data = data[allowed:]
         except (OSError, TimeoutError):
