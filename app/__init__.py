@@ -38,8 +38,11 @@ from affix.app.resources.work_package_attributes import (
 from affix.app.resources.work_packages import (
     ProjectWorkPackagesResource, WorkPackageResource, WorkPackagesResource,
 )
+from affix.app.resources.tus import TUS_PATH, TusCreationResource, TusUploadResource
 from affix.app.routing import PathNormaliser, ShadowedIds
 from affix.app.settings import Settings, metrics_port
+from affix.app.stored_uploads import StoredUploads
+from affix.app.tus import TusUploads
 from affix.app.webhooks import WebhookEvents
 from affix.app.work_packages import WorkPackages
 from affix.plugins.builtin import WORK_PACKAGE
@@ -47,7 +50,8 @@ from affix.plugins.clamav import ClamavPlugin, ClamdScanner
 from affix.plugins.manager import (
     container_types, create_plugin_manager, host_login, upload_permissions,
 )
-from affix.storage.stores import open_blob_store, open_upload_staging
+from affix.storage.resumable import ResumableUploads
+from affix.storage.stores import open_blob_store, open_partial_store, open_upload_staging
 from affix.storage.database import open_database, release_connections
 from affix.storage.migrations import migrate
 from affix.storage.models import Catalog, utc_now
@@ -118,10 +122,14 @@ def create_app(settings: Settings | None = None, *, plugin_manager=None, clock=u
         Permissions(catalog, upload_permissions(plugin_manager)), kinds, plugin_manager,
         Lifecycle(settings.scan.enabled), WebhookEvents(Outbox(catalog), clock),
     )
+    stored_uploads = StoredUploads(service, blob_store)
     direct_uploads = DirectUploads(
-        service, open_upload_staging(blob_store, settings.direct_upload_expiry),
+        service, stored_uploads, open_upload_staging(blob_store, settings.direct_upload_expiry),
         settings.direct_upload_limit, Allowlist(settings.allowlist),
     )
+
+    tus = TusUploads(service, stored_uploads, ResumableUploads(catalog),
+                     open_partial_store(blob_store), settings.tus_max_size, settings.tus_expiry)
 
     metrics = metrics_app = None
     if settings.metrics_bind:
@@ -152,12 +160,16 @@ def create_app(settings: Settings | None = None, *, plugin_manager=None, clock=u
     app.add_route("/health/ready", ReadinessResource(catalog.database, blob_store))
     app.add_route("/api/v3", RootResource(INSTANCE_NAME, WORK_PACKAGE in kinds))
     app.add_route("/api/v3/configuration", ConfigurationResource(settings.max_attachment_size))
-    app.add_route("/api/v3/spec.json", OpenApiResource(kinds))
+    app.add_route("/api/v3/spec.json", OpenApiResource(kinds, tus.enabled))
     app.add_route("/api/v3/attachments", AttachmentsResource(service))
     app.add_route("/api/v3/attachments/{attachment_id:id}", AttachmentResource(service))
     app.add_route("/api/v3/attachments/prepare", PrepareUploadResource(direct_uploads))
     app.add_route("/api/v3/attachments/{attachment_id:id}/uploaded",
                   CompleteUploadResource(direct_uploads))
+    if tus.enabled:
+        # AFFIX_TUS_MAX_SIZE=0: no route, so every tus path answers 404
+        app.add_route(TUS_PATH, TusCreationResource(tus))
+        app.add_route(TUS_PATH + "/{token}", TusUploadResource(tus))
     content = AttachmentContentResource(service)
     app.add_route("/api/v3/attachments/{attachment_id:id}/download", content)
     app.add_route("/api/v3/attachments/{attachment_id:id}/content", content)

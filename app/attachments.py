@@ -139,7 +139,7 @@ class AttachmentService:
             if storage_key is None:
                 upload.staged_blob.discard()
             else:
-                self._delete_blob(storage_key)
+                self.delete_blob(storage_key)
             raise
         self.announce_created(record, author, acceptance)
         return record
@@ -233,7 +233,7 @@ class AttachmentService:
         if not deleted:
             # another request deleted it since it was read: that one answers 204
             raise not_found(NOT_FOUND_MESSAGE)
-        self._delete_blob(record.storage_key)
+        self.delete_blob(record.storage_key)
         if record.status != PREPARED:
             # plugins never heard of an upload that was only prepared
             self._events.deleted(record, user)
@@ -252,10 +252,10 @@ class AttachmentService:
             Attachment.delete().where(belongs).execute()
             delete_container()
         for record in records:
-            self._delete_blob(record.storage_key)
+            self.delete_blob(record.storage_key)
             self._events.deleted(record, user)
 
-    def _delete_blob(self, storage_key):
+    def delete_blob(self, storage_key):
         """Delete a blob whose row is gone or was never written. If the store fails, the
         blob is an orphan that ``affix gc`` removes later; the error that matters to the
         client (the deletion done, or why the upload failed) is not replaced by this one."""

@@ -62,7 +62,8 @@ def presented_key(authorization):
 
 class Authenticator:
     """Falcon middleware: resolves ``req.context.user`` before any resource but a public one
-    (``auth_required = False``).
+    (``auth_required = False``), and any method but the public ones of a resource (its
+    ``public_methods``).
 
     The host's identity comes first (plugins on ``affix_authenticate``, such as the trusted
     ``REMOTE_USER``), then affix's own API keys. An identity nobody vouches for falls through
@@ -76,8 +77,10 @@ class Authenticator:
 
     def process_resource(self, req, resp, resource, params):
         req.context.user = None
-        if resource is None or getattr(resource, "auth_required", True) is False:
-            # no route (the 404 needs nobody's identity), or a public document
+        if (resource is None or getattr(resource, "auth_required", True) is False
+                or req.method in getattr(resource, "public_methods", ())):
+            # no route (the 404 needs nobody's identity), a public document, or a public
+            # method of a resource (tus's discovery)
             return
         user = self._host_user(req) or self._api_key_user(req)
         if user.locked:

@@ -32,8 +32,11 @@ from affix.plugins.clamav import ClamdScanner, ScannerUnavailable
 from affix.plugins.manager import (
     Events, PluginError, container_types, create_plugin_manager, known_permissions,
 )
-from affix.storage.stores import open_blob_store, open_upload_staging
-from affix.storage.cleanup import remove_expired_direct_uploads, remove_unclaimed
+from affix.storage.resumable import ResumableUploads
+from affix.storage.stores import open_blob_store, open_partial_store, open_upload_staging
+from affix.storage.cleanup import (
+    remove_expired_direct_uploads, remove_expired_resumable_uploads, remove_unclaimed,
+)
 from affix.storage.database import release_connections
 from affix.storage.migrations import LATEST_VERSION, MigrationError, migrate
 from affix.storage.orphans import find_orphans, remove_orphans
@@ -267,11 +270,14 @@ def cmd_cleanup(args, settings, out):
         if staging is not None:
             expired = remove_expired_direct_uploads(
                 catalog, staging, now - datetime.timedelta(seconds=settings.direct_upload_expiry))
+        resumable = remove_expired_resumable_uploads(
+            ResumableUploads(catalog), open_partial_store(blob_store), now)
     print(f"removed {removed} unclaimed attachment{'' if removed == 1 else 's'} older than "
           f"{settings.grace_period_minutes} minutes", file=out)
     if staging is not None:
         print(f"removed {expired} direct upload{'' if expired == 1 else 's'} never completed, "
               f"prepared more than {settings.direct_upload_expiry} seconds ago", file=out)
+    print(f"removed {_plural(resumable, 'resumable upload')} past its Upload-Expires", file=out)
 
 
 def cmd_gc(args, settings, out):
@@ -515,8 +521,9 @@ def build_parser():
         listing.set_defaults(handler=cmd_attribute_list)
 
     cleanup = commands.add_parser(
-        "cleanup", help="delete uploads still unclaimed after AFFIX_GRACE_PERIOD minutes, and "
-                        "direct uploads not completed after AFFIX_DIRECT_UPLOAD_EXPIRY seconds")
+        "cleanup", help="delete uploads still unclaimed after AFFIX_GRACE_PERIOD minutes, "
+                        "direct uploads not completed after AFFIX_DIRECT_UPLOAD_EXPIRY seconds, "
+                        "and resumable uploads past their Upload-Expires")
     cleanup.set_defaults(handler=cmd_cleanup)
 
     gc = commands.add_parser(

@@ -6,25 +6,22 @@
 2. The client POSTs the file to the store with that form; affix sees none of it.
 3. ``complete``: the author only (anyone else gets 404) tells affix the upload is done. affix
    checks the staged object's size, copies it inside the bucket to a key no form can write to,
-   deletes the staged one, then reads the copy once (:func:`read_stored_bytes`) for its md5
-   and the head its content type is sniffed from, and asks the upload policies, like any
-   upload. Only then does the row become ``uploaded``. Any failure deletes the row and every
-   object of the upload.
+   deletes the staged one, then reads the copy once for its md5 and the head its content
+   type is sniffed from, and asks the upload policies, like any upload
+   (:mod:`affix.app.stored_uploads`). Only then does the row become ``uploaded``. Any failure
+   deletes the row and every object of the upload.
 
 The store's policy pins the key and the size, but not every S3-compatible server enforces a
 policy (moto does not): completion checks size and content itself, at the key it copied to.
 """
 import dataclasses
-import hashlib
-import logging
 
 from affix.app.content_types import OCTET_STREAM
 from affix.app.errors import not_found, property_violation, property_violations
 from affix.app.request_json import parse_json, storable_document
-from affix.app.upload import SNIFF_SIZE, description_of, file_too_large, receive_metadata
+from affix.app.stored_uploads import size_mismatch
+from affix.app.upload import description_of, file_too_large, receive_metadata
 from affix.storage.models import PREPARED
-
-log = logging.getLogger(__name__)
 
 NOT_AVAILABLE = ("Direct file upload is not available due to a system configuration issue. "
                  "Please contact your administrator.")
@@ -71,52 +68,20 @@ def parse_declaration(raw: bytes, size_limit: int, allowlist) -> DeclaredUpload:
     return DeclaredUpload(file_name=file_name, size=size, description=description)
 
 
-class StoredContent:
-    """What an upload's checks need of its bytes: their size, md5 and first few KiB."""
-
-    def __init__(self):
-        self._md5 = hashlib.md5()
-        self.size = 0
-        self.head = b""
-
-    def update(self, chunk: bytes):
-        self.size += len(chunk)
-        if len(self.head) < SNIFF_SIZE:
-            self.head += chunk[: SNIFF_SIZE - len(self.head)]
-        self._md5.update(chunk)
-
-    @property
-    def md5(self) -> str:
-        return self._md5.hexdigest()
-
-
-def read_stored_bytes(chunks, inspect) -> StoredContent:
-    """Read the bytes of an upload that a client stored in the store itself: the one place
-    they pass through affix, each chunk once and in order, each shown to ``inspect`` (the
-    upload's inspectors, as for every way bytes enter affix)."""
-    content = StoredContent()
-    for chunk in chunks:
-        content.update(chunk)
-        inspect(chunk)
-    return content
-
-
-def size_mismatch(actual, declared):
-    return property_violation(
-        "fileSize", f"The uploaded file has {actual} bytes, not the {declared} bytes declared.")
-
-
 class DirectUploads:
     """Preparing and completing direct uploads, on top of the attachment service.
 
-    ``staging`` is the store's :class:`~affix.storage.s3_staging.S3UploadStaging`, None when
-    the store takes no direct uploads; ``size_limit`` bounds a declared size; ``allowlist``
-    answers a declared content type early.
+    ``stored`` finishes an upload whose bytes are in the store
+    (:class:`~affix.app.stored_uploads.StoredUploads`); ``staging`` is the store's
+    :class:`~affix.storage.s3_staging.S3UploadStaging`, None when the store takes no direct
+    uploads; ``size_limit`` bounds a declared size; ``allowlist`` answers a declared content
+    type early.
     """
 
-    def __init__(self, service, staging, size_limit, allowlist):
+    def __init__(self, service, stored, staging, size_limit, allowlist):
         # public: the routes render attachments through it
         self.service = service
+        self._stored = stored
         self._catalog = service.catalog
         self._staging = staging
         self._size_limit = size_limit
@@ -170,53 +135,9 @@ class DirectUploads:
             except FileNotFoundError:
                 raise not_found(NOT_UPLOADED) from None
         except BaseException:
-            self._abandon(record, record.storage_key)
+            self._stored.abandon(record, record.storage_key)
             raise
-        return self.finish_stored(record, storage_key)
-
-    def finish_stored(self, record, storage_key):
-        """Finish the prepared ``record`` whose bytes a client stored at ``storage_key`` (a
-        key no client can write to) like any upload: read them once, showing them to the
-        upload's inspectors, for their md5 and content type; ask the upload policies and the
-        inspectors' verdict; then make the row an attachment and tell the plugins. On any
-        failure the row and the object are deleted."""
-        author = record.author
-        inspection = None
-        try:
-            kind = (None if record.container_type is None
-                    else self.service.container_types.named(record.container_type))
-            inspection = self.service.begin_inspection(author, kind)
-            content = read_stored_bytes(self._staging.chunks(storage_key), inspection.feed)
-            if content.size != record.file_size:
-                raise size_mismatch(content.size, record.file_size)
-            sniffed, acceptance = self.service.vet(
-                author, kind, record.file_name, record.description, content, inspection)
-            status = self.service.lifecycle.initial_status(acceptance.scanned)
-            Attachment = self._catalog.Attachment
-            with self._catalog.write_transaction():
-                updated = (
-                    Attachment.update(status=status, md5=content.md5,
-                                      content_type=sniffed.content_type,
-                                      charset=sniffed.charset, storage_key=storage_key)
-                    .where((Attachment.id == record.id) & (Attachment.status == PREPARED))
-                    .execute()
-                )
-                if updated:
-                    record.status, record.md5, record.storage_key = (
-                        status, content.md5, storage_key)
-                    record.content_type, record.charset = sniffed.content_type, sniffed.charset
-                    self.service.record_created(record, author, acceptance)
-            if not updated:
-                # cleaned up, or deleted by its author, since it was read
-                raise not_found()
-        except BaseException:
-            self._abandon(record, storage_key)
-            raise
-        finally:
-            if inspection is not None:
-                inspection.close()
-        self.service.announce_created(record, author, acceptance)
-        return record
+        return self._stored.finish(record, storage_key)
 
     def _prepared_by(self, user, attachment_id):
         Attachment = self._catalog.Attachment
@@ -226,17 +147,3 @@ class DirectUploads:
         if record is None or record.status != PREPARED or record.author_id != user.id:
             raise not_found()
         return record
-
-    def _abandon(self, record, object_key):
-        """Delete a failed upload's row (while still prepared) and its object. Best effort:
-        the error that says why the upload failed is on its way and must not be replaced;
-        what is left, ``affix cleanup`` removes once the form has expired."""
-        Attachment = self._catalog.Attachment
-        try:
-            with self._catalog.write_transaction():
-                (Attachment.delete()
-                 .where((Attachment.id == record.id) & (Attachment.status == PREPARED))
-                 .execute())
-            self._staging.discard(object_key)
-        except Exception:
-            log.exception("could not remove the failed direct upload %s", record.id)

@@ -437,8 +437,95 @@ def _container_paths(kind):
     }}
 
 
-def openapi_document(base, container_types) -> dict:
+def _header(description, schema_type="string"):
+    return {"description": description, "schema": {"type": schema_type}}
+
+
+TUS_REQUEST_HEADERS = {
+    "Tus-Resumable": {"name": "Tus-Resumable", "in": "header", "required": True,
+                      "schema": {"const": "1.0.0"}},
+    "Upload-Length": {"name": "Upload-Length", "in": "header", "required": True,
+                      "schema": {"type": "integer", "minimum": 0}},
+    "Upload-Metadata": {"name": "Upload-Metadata", "in": "header",
+                        "schema": {"type": "string"},
+                        "description": "filename (or name), description, container (an href), "
+                                       "each key followed by its Base64 value"},
+    "Upload-Offset": {"name": "Upload-Offset", "in": "header", "required": True,
+                      "schema": {"type": "integer", "minimum": 0}},
+    "Upload-Checksum": {"name": "Upload-Checksum", "in": "header",
+                        "schema": {"type": "string"},
+                        "description": "sha1, md5 or sha256, a space, the Base64 digest"},
+}
+TUS_PROGRESS_HEADERS = {
+    "Tus-Resumable": _header("1.0.0"),
+    "Upload-Offset": _header("Bytes the upload has", "integer"),
+    "Upload-Expires": _header("When an unfinished upload is removed (an HTTP date)"),
+    "Link": _header('Once finished: </api/v3/attachments/{id}>; rel="attachment"'),
+}
+TUS_BYTES = {"content": {"application/offset+octet-stream": {
+    "schema": {"type": "string", "format": "binary"}}}}
+
+
+def _tus_paths():
+    """Resumable uploads (tus 1.0), when AFFIX_TUS_MAX_SIZE is not 0."""
+    token = {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
+    headers = TUS_REQUEST_HEADERS
+    tus_errors = {
+        "409": {"description": "Upload-Offset is not the offset the upload has"},
+        "412": {"description": "Tus-Resumable is not 1.0.0"},
+        "413": {"description": "More bytes than Upload-Length, or than Tus-Max-Size"},
+        "423": {"description": "Another PATCH is writing the upload"},
+        "460": {"description": "The bytes do not match Upload-Checksum: none stored"},
+    }
+    return {
+        "/api/v3/attachments/tus": {
+            "options": {
+                "summary": "Discover tus: version, extensions, maximum size",
+                "security": [],
+                "responses": {"204": {"description": "What this server speaks", "headers": {
+                    name: _header(name) for name in (
+                        "Tus-Resumable", "Tus-Version", "Tus-Extension", "Tus-Max-Size",
+                        "Tus-Checksum-Algorithm")}}}},
+            "post": _operation(
+                "Create a resumable upload (its first bytes in the body, optionally)",
+                {"201": {"description": "Created: Location is the upload's URL",
+                         "headers": {"Location": _header("The upload's URL"),
+                                     **TUS_PROGRESS_HEADERS}},
+                 **_errors("400", "403", "404", "422", "503"),
+                 **{status: tus_errors[status] for status in ("412", "413", "460")}},
+                [headers["Tus-Resumable"], headers["Upload-Length"],
+                 headers["Upload-Metadata"], headers["Upload-Checksum"]],
+                {"required": False, **TUS_BYTES},
+            ),
+        },
+        "/api/v3/attachments/tus/{id}": {
+            "head": _operation(
+                "How far an upload is",
+                {"200": {"description": "Its offset and length", "headers": {
+                    "Upload-Length": _header("The file's size", "integer"),
+                    **TUS_PROGRESS_HEADERS}},
+                 **_errors("404"), "412": tus_errors["412"]},
+                [token, headers["Tus-Resumable"]]),
+            "patch": _operation(
+                "The upload's next bytes, at its offset; the last one makes it an attachment",
+                {"204": {"description": "Stored durably", "headers": TUS_PROGRESS_HEADERS},
+                 **_errors("400", "403", "404", "415", "422", "503", "507"), **tus_errors},
+                [token, headers["Tus-Resumable"], headers["Upload-Offset"],
+                 headers["Upload-Checksum"]],
+                {"required": True, **TUS_BYTES}),
+            "delete": _operation(
+                "Remove an upload and its bytes (an attachment it became stays)",
+                {"204": {"description": "Removed"}, **_errors("404"),
+                 "412": tus_errors["412"], "423": tus_errors["423"]},
+                [token, headers["Tus-Resumable"]]),
+        },
+    }
+
+
+def openapi_document(base, container_types, tus=False) -> dict:
     paths = _attachment_paths()
+    if tus:
+        paths.update(_tus_paths())
     if WORK_PACKAGE in container_types:
         paths.update(_work_package_paths())
     for kind in container_types:
@@ -466,9 +553,11 @@ class OpenApiResource:
 
     auth_required = False
 
-    def __init__(self, container_types):
+    def __init__(self, container_types, tus):
         self.container_types = container_types
+        # whether resumable uploads are served
+        self.tus = tus
 
     def on_get(self, req, resp):
         resp.content_type = "application/json"
-        resp.media = openapi_document(req.root_path, self.container_types)
+        resp.media = openapi_document(req.root_path, self.container_types, self.tus)

@@ -69,16 +69,17 @@ def json_document(req) -> dict:
 
 
 class JsonBodyLimit:
-    """Falcon middleware: 413 for a body other than an upload's that declares more than
-    ``max_size`` bytes, before a byte of it is read. (Without a Content-Length, Falcon reads
-    no JSON body at all.)"""
+    """Falcon middleware: 413 for a body other than an upload's (multipart, or a resumable
+    upload's bytes) that declares more than ``max_size`` bytes, before a byte of it is read.
+    (Without a Content-Length, Falcon reads no JSON body at all.)"""
 
     def __init__(self, max_size):
         self.max_size = max_size
 
     def process_request(self, req, resp):
-        multipart = (req.content_type or "").lower().lstrip().startswith("multipart/")
-        if not multipart and (req.content_length or 0) > self.max_size:
+        content_type = (req.content_type or "").lower().lstrip()
+        upload = content_type.startswith(("multipart/", "application/offset+octet-stream"))
+        if not upload and (req.content_length or 0) > self.max_size:
             raise falcon.HTTPContentTooLarge()
 
 

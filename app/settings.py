@@ -17,6 +17,12 @@ DEFAULT_GRACE_PERIOD_MINUTES = 180
 DEFAULT_MAX_JSON_SIZE = 1024 * 1024
 # what OpenProject gives its direct-upload forms since advisory GHSA-c5j2-2mfg-49h7: 4 hours
 DEFAULT_DIRECT_UPLOAD_EXPIRY = 4 * 3600
+# resumable uploads: the size of the largest files people struggle to send in one request (long
+# videos, disk images), still one that finishing (reading the file back once for its digest and
+# the inspectors) does within a PATCH's lease; 0 turns tus off
+DEFAULT_TUS_MAX_SIZE = 10 * 1024 ** 3
+# a day: an upload interrupted in the evening can be resumed the next morning
+DEFAULT_TUS_EXPIRY = 24 * 3600
 LOG_FORMATS = ("text", "json")
 
 
@@ -35,6 +41,15 @@ def _positive_int(environ, name, default) -> int:
     if value <= 0:
         raise SettingsError(f"{name} must be greater than 0, not {raw!r}")
     return value
+
+
+def _non_negative_int(environ, name, default) -> int:
+    raw = environ.get(name)
+    if raw is None or raw == "":
+        return default
+    if not raw.strip().isdigit():
+        raise SettingsError(f"{name} must be a whole number of 0 or more, not {raw!r}")
+    return int(raw)
 
 
 def _flag(environ, name, default=False) -> bool:
@@ -173,6 +188,10 @@ class Settings:
         if self.max_direct_upload_size is None:
             return min(self.max_attachment_size, MAX_DIRECT_UPLOAD_SIZE)
         return self.max_direct_upload_size
+    # bytes of a resumable (tus) upload; 0 turns tus off
+    tus_max_size: int = DEFAULT_TUS_MAX_SIZE
+    # seconds an unfinished resumable upload lives after its last PATCH
+    tus_expiry: int = DEFAULT_TUS_EXPIRY
     # virus scanning: off, stream or after, and where clamd is
     scan: ScanOptions = ScanOptions()
     # HOST:PORT where affix serve answers /metrics (and nothing else); None: no metrics
@@ -206,6 +225,9 @@ class Settings:
             "max_json_size": _positive_int(environ, "AFFIX_MAX_JSON_SIZE", DEFAULT_MAX_JSON_SIZE),
         }
         overrides.update(_direct_upload_settings(environ))
+        overrides["tus_max_size"] = _non_negative_int(
+            environ, "AFFIX_TUS_MAX_SIZE", DEFAULT_TUS_MAX_SIZE)
+        overrides["tus_expiry"] = _positive_int(environ, "AFFIX_TUS_EXPIRY", DEFAULT_TUS_EXPIRY)
         overrides["trust_remote_user"] = _flag(environ, "AFFIX_TRUST_REMOTE_USER")
         overrides["metrics_bind"] = _metrics_bind(environ)
         overrides["log_format"] = _choice(environ, "AFFIX_LOG_FORMAT", LOG_FORMATS)

@@ -195,7 +195,7 @@ class _ClosingDelimiter:
         return chunk[:end]
 
 
-def _read(stream, size) -> bytes:
+def read_body_chunk(stream, size) -> bytes:
     """Up to ``size`` bytes of the body; 400 when the client's framing of it is broken (a
     malformed chunk: gunicorn's parse errors) or the client went away mid-body (``OSError``,
     gunicorn's ``NoMoreData`` among them). Either is the client's doing, logged as such, by
@@ -223,7 +223,7 @@ def _body_chunks(body):
     gathered_size = 0
     while expected is None or received < expected:
         wanted = READ_CHUNK_SIZE if expected is None else min(READ_CHUNK_SIZE, expected - received)
-        chunk = _read(body.stream, wanted)
+        chunk = read_body_chunk(body.stream, wanted)
         if not chunk:
             break
         received += len(chunk)

@@ -1,5 +1,7 @@
-"""Removing uploads that nobody claimed in time, and direct uploads nobody completed."""
+"""Removing uploads that nobody claimed in time, direct uploads nobody completed, and
+resumable uploads past their expiry."""
 from affix.storage.models import PREPARED
+from affix.storage.resumable import remove_unless_leased
 
 
 def remove_unclaimed(catalog, blob_store, cutoff, kept_statuses) -> int:
@@ -59,3 +61,12 @@ def remove_expired_direct_uploads(catalog, staging, cutoff) -> int:
             removed += 1
     staging.sweep(cutoff)
     return removed
+
+
+
+def remove_expired_resumable_uploads(uploads, partials, now) -> int:
+    """Delete resumable uploads that expired before ``now``, rows and bytes (an attachment a
+    finished one became stays); returns how many. One that a PATCH still writes (its lease
+    valid) stays until it is done."""
+    return sum(remove_unless_leased(uploads, partials, upload, now)
+               for upload in uploads.expired(now))

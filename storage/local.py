@@ -19,7 +19,7 @@ _FULL = (errno.ENOSPC, errno.EDQUOT)
 
 
 @contextlib.contextmanager
-def _full_disk_as_store_full():
+def full_disk_as_store_full():
     try:
         yield
     except OSError as error:
@@ -42,16 +42,16 @@ class StagedLocalBlob:
     def __init__(self, store: "LocalBlobStore"):
         self._store = store
         self.path = store.staging / secrets.token_hex(16)
-        with _full_disk_as_store_full():
+        with full_disk_as_store_full():
             self._file = open(self.path, "xb")
 
     def write(self, data: bytes):
-        with _full_disk_as_store_full():
+        with full_disk_as_store_full():
             self._file.write(data)
 
     def commit(self) -> str:
         """Make the blob durable and permanent; returns its storage key."""
-        with _full_disk_as_store_full():
+        with full_disk_as_store_full():
             self._file.flush()
             os.fsync(self._file.fileno())
         self._file.close()

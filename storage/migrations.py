@@ -174,6 +174,27 @@ def add_scan_findings(database):
     database.execute_sql('CREATE INDEX "attachment_status" ON "attachments" ("status")')
 
 
+# Version 6: resumable (tus) uploads in progress (affix.storage.resumable), whichever node
+# receives their next PATCH. No foreign key to the attachment a finished upload became: the
+# attachment may be deleted while its upload's row lives on until it expires.
+SCHEMA_V6 = """
+CREATE TABLE "resumable_uploads" ("id" {id}, "token" VARCHAR(64) NOT NULL,
+ "author_id" {ref} NOT NULL, "upload_length" {bigint} NOT NULL, "received" {bigint} NOT NULL,
+ "metadata" TEXT NOT NULL, "file_name" TEXT NOT NULL, "description" TEXT NOT NULL,
+ "container_type" VARCHAR(100), "container_id" {bigint}, "storage_key" VARCHAR(255) NOT NULL,
+ "multipart_id" VARCHAR(1024), "part_count" INTEGER NOT NULL, "parts_size" {bigint} NOT NULL,
+ "attachment_id" {bigint}, "created_at" {time} NOT NULL, "expires_at" {time} NOT NULL,
+ "lease_token" VARCHAR(32), "lease_until" {time},
+ FOREIGN KEY ("author_id") REFERENCES "users" ("id") ON DELETE RESTRICT);
+CREATE UNIQUE INDEX "resumable_upload_token" ON "resumable_uploads" ("token");
+CREATE INDEX "resumable_upload_expires_at" ON "resumable_uploads" ("expires_at");
+"""
+
+
+def create_resumable_uploads(database):
+    run_script(database, SCHEMA_V6, WEBHOOK_COLUMN_TYPES)
+
+
 @dataclasses.dataclass(frozen=True)
 class Migration:
     version: int
@@ -304,6 +325,7 @@ MIGRATIONS = (
               add_work_package_attributes),
     Migration(4, "webhook subscriptions and their outbox", create_webhook_tables),
     Migration(5, "record what a virus scan found; index the status", add_scan_findings),
+    Migration(6, "resumable (tus) uploads in progress", create_resumable_uploads),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 

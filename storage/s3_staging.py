@@ -24,7 +24,6 @@ STAGING_FOLDER = ".direct-uploads"
 MAX_DIRECT_UPLOAD_SIZE = 5 * 1024 ** 3
 # what the form asks S3 to answer a successful upload with (its default is 204)
 SUCCESS_STATUS = "201"
-READ_CHUNK_SIZE = 1024 * 1024
 
 
 # what S3 answers for an object that is not there: a HEAD has no body to say NoSuchKey in
@@ -88,14 +87,6 @@ class S3UploadStaging:
             )
         self.discard(staged_key)
         return storage_key
-
-    def chunks(self, storage_key: str):
-        """The bytes of a committed blob, read once, in chunks."""
-        store = self._store
-        with as_storage_errors("read the uploaded object"):
-            answer = store.client.get_object(Bucket=store.bucket,
-                                             Key=store.object_key(storage_key))
-            yield from answer["Body"].iter_chunks(READ_CHUNK_SIZE)
 
     def discard(self, staged_key: str):
         """Delete a staged object (nothing happens when there is none)."""

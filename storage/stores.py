@@ -29,3 +29,14 @@ def open_upload_staging(blob_store, form_lifetime: int):
         return None
     from affix.storage.s3_staging import S3UploadStaging
     return S3UploadStaging(blob_store, form_lifetime)
+
+
+def open_partial_store(blob_store):
+    """Where ``blob_store`` keeps the bytes of resumable uploads in progress (a
+    :class:`affix.storage.partials.PartialStore`)."""
+    from affix.storage.s3 import S3BlobStore
+    if isinstance(blob_store, S3BlobStore):
+        from affix.storage.s3_partials import S3Partials
+        return S3Partials(blob_store)
+    from affix.storage.partials import LocalPartials
+    return LocalPartials(blob_store)

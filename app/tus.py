@@ -1,0 +1,293 @@
+"""Resumable uploads with the tus protocol 1.0 (core, creation, creation-with-upload,
+termination, expiration, checksum), ending in an ordinary attachment.
+
+An upload's state is a row of ``resumable_uploads`` (:mod:`affix.storage.resumable`), its
+bytes a partial blob of the store (:mod:`affix.storage.partials`): a PATCH may reach any worker
+of any node. A PATCH holds the upload's lease while it writes, so two never interleave; the
+loser answers 423, as tusd does, and a PATCH at the wrong offset 409. The bytes of a PATCH are
+durable before its 204 names the new offset.
+
+When the last byte has arrived, the upload is finished like every upload whose bytes are in the
+store (:mod:`affix.app.stored_uploads`): the permission to upload into its container asked
+again, the bytes read once for the digest, the sniffed type and the inspectors, the policies
+asked, then an attachment row with its webhook event. A refusal answers the PATCH with the HAL
+error and leaves no attachment, no bytes, and no upload behind.
+"""
+import base64
+import binascii
+import datetime
+import hashlib
+import hmac
+import secrets
+
+import falcon
+
+from affix.app.errors import ApiError, invalid_request_body, not_found, property_violation
+from affix.app.errors import property_violations
+from affix.app.upload import READ_CHUNK_SIZE, description_of, read_body_chunk
+from affix.storage.blob_store import new_storage_key
+from affix.storage.models import PREPARED
+from affix.storage.resumable import LEASE_DURATION, LEASE_RENEWAL, remove_unless_leased
+
+TUS_VERSION = "1.0.0"
+EXTENSIONS = ("creation", "creation-with-upload", "termination", "expiration", "checksum")
+CHECKSUM_ALGORITHMS = {"sha1": hashlib.sha1, "md5": hashlib.md5, "sha256": hashlib.sha256}
+OFFSET_OCTET_STREAM = "application/offset+octet-stream"
+CHECKSUM_MISMATCH = "460 Checksum Mismatch"
+
+
+def unsupported_version():
+    return ApiError(falcon.HTTP_412, "PreconditionFailed",
+                    f"This server speaks tus {TUS_VERSION}: send Tus-Resumable: {TUS_VERSION}.",
+                    headers={"Tus-Version": TUS_VERSION})
+
+
+def bad_header(name, what):
+    return invalid_request_body(f"{name} must be {what}.")
+
+
+def too_large(limit):
+    return ApiError(falcon.HTTP_413, "PropertyConstraintViolation",
+                  f"File is too large (maximum size is {limit} Bytes).")
+
+
+def offset_mismatch(received, offset):
+    return ApiError(falcon.HTTP_409, "UpdateConflict",
+                  f"The upload has {received} bytes: a PATCH continues at Upload-Offset "
+                  f"{received}, not {offset}.")
+
+
+def locked():
+    return ApiError(falcon.HTTP_423, "Locked",
+                  "Another request is writing to this upload. Try again once it has finished.")
+
+
+def checksum_mismatch():
+    return ApiError(CHECKSUM_MISMATCH, "ChecksumMismatch",
+                  "The bytes sent do not match Upload-Checksum: none of them were stored.")
+
+
+def upload_not_found():
+    return not_found("The upload does not exist, or has expired.")
+
+
+def parse_upload_length(raw):
+    if raw is None or not raw.isdigit():
+        raise bad_header("Upload-Length", "the size of the file in bytes")
+    return int(raw)
+
+
+def parse_upload_offset(raw):
+    if raw is None or not raw.isdigit():
+        raise bad_header("Upload-Offset", "the number of bytes the upload has")
+    return int(raw)
+
+
+def parse_checksum(raw):
+    """(algorithm's hash object, expected digest) of an ``Upload-Checksum``, or None."""
+    if raw is None:
+        return None
+    name, _, encoded = raw.strip().partition(" ")
+    if name.lower() not in CHECKSUM_ALGORITHMS:
+        raise bad_header("Upload-Checksum",
+                         f"one of {', '.join(CHECKSUM_ALGORITHMS)} and a Base64 digest")
+    try:
+        expected = base64.b64decode(encoded.strip(), validate=True)
+    except binascii.Error:
+        raise bad_header("Upload-Checksum", "an algorithm and a Base64 digest") from None
+    return CHECKSUM_ALGORITHMS[name.lower()](), expected
+
+
+def parse_metadata(raw) -> dict:
+    """The pairs of an ``Upload-Metadata``: keys with Base64 values (or none), comma-separated;
+    400 for anything else."""
+    pairs = {}
+    for entry in (raw or "").split(","):
+        if not entry.strip():
+            continue
+        key, _, encoded = entry.strip().partition(" ")
+        try:
+            value = base64.b64decode(encoded.strip(), validate=True).decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError):
+            raise bad_header("Upload-Metadata", "keys with Base64 values of UTF-8 text") from None
+        if key in pairs:
+            raise bad_header("Upload-Metadata", "free of repeated keys")
+        pairs[key] = value
+    return pairs
+
+
+class Declaration:
+    """What an ``Upload-Metadata`` says of the file: its name (``filename``, or ``name`` as
+    Uppy sends it), description, and the href of the container to upload into (or None)."""
+
+    def __init__(self, raw):
+        pairs = parse_metadata(raw)
+        errors = []
+        self.file_name = pairs.get("filename") or pairs.get("name") or ""
+        if not self.file_name.strip():
+            errors.append(property_violation("fileName", "File name can't be blank."))
+        self.description = description_of(pairs, errors)
+        if errors:
+            raise property_violations(errors)
+        self.container_href = pairs.get("container")
+
+
+class TusUploads:
+    """Resumable uploads on top of the attachment ``service``: their rows in ``table``
+    (:class:`~affix.storage.resumable.ResumableUploads`), their bytes in ``partials``, finished
+    by ``stored`` (:class:`~affix.app.stored_uploads.StoredUploads`). ``max_size`` bounds an
+    upload (0: tus is off); an unfinished upload expires ``expiry`` seconds after its last
+    PATCH."""
+
+    def __init__(self, service, stored, table, partials, max_size, expiry):
+        self.service = service
+        self._stored = stored
+        self._table = table
+        self._partials = partials
+        self.max_size = max_size
+        self._expiry = datetime.timedelta(seconds=expiry)
+
+    @property
+    def enabled(self) -> bool:
+        return self.max_size > 0
+
+    def create(self, user, length, metadata, declaration, kind=None, container=None, *,
+               body=None, checksum=None):
+        """A new upload of ``length`` bytes by ``user`` into ``container`` of ``kind`` (or
+        without one), whose first bytes are ``body`` (creation-with-upload; None for none);
+        the permission is checked before any byte is read. A failure of the first bytes
+        leaves no upload behind: its client never learnt where it was."""
+        self.service.require_may_upload(user, kind, container)
+        if length > self.max_size:
+            raise too_large(self.max_size)
+        now = self.service.clock()
+        upload = self._table.add(
+            token=secrets.token_urlsafe(32), author=user, upload_length=length,
+            metadata=metadata or "", file_name=declaration.file_name,
+            description=declaration.description,
+            container_type=kind.name if kind else None,
+            container_id=container.id if container else None,
+            storage_key=new_storage_key(), created_at=now, expires_at=now + self._expiry,
+        )
+        if body is None:
+            return upload
+        try:
+            return self.append(user, upload, 0, body, checksum)
+        except BaseException:
+            self._remove(upload)
+            raise
+
+    def _remove(self, upload) -> bool:
+        return remove_unless_leased(self._table, self._partials, upload, self.service.clock())
+
+    def find(self, user, token):
+        """``user``'s upload ``token``; 404 for another's, a missing or an expired one."""
+        upload = self._table.by_token(token)
+        if (upload is None or not hmac.compare_digest(upload.token, token)
+                or upload.author_id != user.id or upload.expires_at <= self.service.clock()):
+            raise upload_not_found()
+        return upload
+
+    def _lease(self, upload):
+        now = self.service.clock()
+        lease = self._table.take_lease(upload, now, now + LEASE_DURATION)
+        if lease is None:
+            raise locked()
+        return lease
+
+    def append(self, user, upload, offset, body, checksum):
+        """Write ``body`` (a :class:`~affix.app.upload.RequestBody`) to ``upload`` at
+        ``offset``; finish it when its last byte has arrived. ``checksum`` is
+        :func:`parse_checksum`'s. The upload's row, as it is now."""
+        lease = self._lease(upload)
+        try:
+            if offset != upload.received:
+                raise offset_mismatch(upload.received, offset)
+            remaining = upload.upload_length - upload.received
+            if body.content_length is not None and body.content_length > remaining:
+                raise too_large(upload.upload_length)
+            hasher = checksum[0] if checksum else None
+            appended = self._partials.append(
+                upload.progress, self._chunks(body, remaining, hasher, upload, lease))
+            if checksum and not hmac.compare_digest(hasher.digest(), checksum[1]):
+                appended.drop()
+                raise checksum_mismatch()
+            appended.keep()
+            now = self.service.clock()
+            if not self._table.record_progress(upload, lease, appended.progress,
+                                               now + self._expiry):
+                raise locked()
+            if upload.received == upload.upload_length and upload.attachment_id is None:
+                self._finish(upload, lease)
+        finally:
+            self._table.release_lease(upload, lease)
+        return upload
+
+    def _chunks(self, body, remaining, hasher, upload, lease):
+        """The PATCH's bytes, at most ``remaining``, renewing the lease as time passes. A body
+        cut short ends the bytes: what arrived is kept, as tus wants (its checksum, if any,
+        fails)."""
+        expected = remaining if body.content_length is None else body.content_length
+        read = 0
+        renewed = self.service.clock()
+        while read < expected or body.content_length is None:
+            # one byte more than may come, without a Content-Length: to see a body too large
+            wanted = min(READ_CHUNK_SIZE, expected - read + (body.content_length is None))
+            try:
+                chunk = read_body_chunk(body.stream, wanted)
+            except ApiError:
+                # the client went away: what it sent is the upload's
+                return
+            if not chunk:
+                return
+            read += len(chunk)
+            if read > remaining:
+                raise too_large(upload.upload_length)
+            if hasher is not None:
+                hasher.update(chunk)
+            now = self.service.clock()
+            if now - renewed >= LEASE_RENEWAL:
+                if not self._table.renew_lease(upload, lease, now + LEASE_DURATION):
+                    raise locked()
+                renewed = now
+            yield chunk
+
+    def _finish(self, upload, lease):
+        """Make the complete ``upload`` an attachment, or remove every trace of it."""
+        service = self.service
+        author = upload.author
+        try:
+            kind, container = service.container_of(upload)
+            if kind is not None and container is None:
+                raise not_found()
+            service.require_may_upload(author, kind, container)
+            storage_key = self._partials.commit(upload.progress)
+        except BaseException:
+            self._partials.discard(upload.progress)
+            self._table.remove(upload, lease)
+            raise
+        try:
+            with service.catalog.write_transaction():
+                record = service.catalog.add_attachment(
+                    file_name=upload.file_name, file_size=upload.upload_length,
+                    content_type="application/octet-stream", charset=None, md5="",
+                    description=upload.description, author=author,
+                    container_type=upload.container_type, container_id=upload.container_id,
+                    status=PREPARED, storage_key=storage_key, created_at=service.clock())
+                self._table.became(upload, lease, record.id)
+        except BaseException:
+            service.delete_blob(storage_key)
+            self._table.remove(upload, lease)
+            raise
+        try:
+            self._stored.finish(record, storage_key)
+        except BaseException:
+            self._table.remove(upload, lease)
+            raise
+
+    def terminate(self, upload):
+        """Remove ``upload`` and its bytes (termination); an attachment it became stays. 423
+        while a PATCH writes it."""
+        if not self._remove(upload):
+            raise locked()
+

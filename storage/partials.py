@@ -1,0 +1,110 @@
+"""The bytes of resumable uploads in progress, in the blob store, until the last one arrives
+(a :class:`PartialStore`; S3's is :mod:`affix.storage.s3_partials`).
+
+A PATCH's bytes are written as they arrive (a worker holds one read's worth at a time), made
+durable, and only then does the upload's row say how far it is: so an offset a client was told
+is always there, and bytes written past it (a PATCH cut short by a crash, a checksum that did
+not match) are written over by the next PATCH. ``commit`` makes the whole file a blob at the
+upload's storage key; ``discard`` removes every byte of the upload.
+"""
+import contextlib
+import dataclasses
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Protocol
+
+from affix.storage.local import full_disk_as_store_full, fsync_directory
+from affix.storage.resumable import Progress
+
+# a folder of the store's own: neither staging (swept when a server starts) nor a fan-out folder
+# (whose files are blobs that affix gc collects)
+PARTIALS_DIR = ".tus"
+
+
+class Appended(Protocol):
+    """The bytes of one PATCH, written: ``progress`` is how far the upload is with them.
+    ``keep`` makes them durable; ``drop`` gives them up (nothing else is called after it)."""
+
+    progress: Progress
+
+    def keep(self) -> None: ...
+
+    def drop(self) -> None: ...
+
+
+class PartialStore(Protocol):
+    def append(self, progress: Progress, chunks: Iterable[bytes]) -> Appended:
+        """Write ``chunks`` after the ``progress.received`` bytes the upload has."""
+
+    def commit(self, progress: Progress) -> str:
+        """Make the complete upload the blob ``progress.storage_key``; returns that key."""
+
+    def discard(self, progress: Progress) -> None:
+        """Remove every byte of the upload (nothing happens when there is none)."""
+
+
+@dataclasses.dataclass
+class _LocalAppended:
+    file: object
+    folder: Path
+    progress: Progress
+    start: int
+
+    def keep(self):
+        with full_disk_as_store_full():
+            self.file.flush()
+            os.fsync(self.file.fileno())
+        self.file.close()
+        if self.start == 0:
+            # the file may be new: its name is durable only once the folder's entry is
+            fsync_directory(self.folder)
+
+    def drop(self):
+        with contextlib.suppress(OSError):
+            self.file.truncate(self.start)
+        self.file.close()
+
+
+class LocalPartials:
+    """Partial files in ``<store>/.tus/``, one per upload, appended to; ``commit`` renames one
+    into its fan-out folder, as a staged blob's commit does."""
+
+    def __init__(self, store):
+        self._store = store
+        self.folder = store.root / PARTIALS_DIR
+        self.folder.mkdir(exist_ok=True)
+
+    def _path(self, progress):
+        return self.folder / progress.token
+
+    def append(self, progress, chunks):
+        with full_disk_as_store_full():
+            # made by the upload's first bytes
+            file = open(os.open(self._path(progress), os.O_RDWR | os.O_CREAT, 0o644), "r+b")
+        try:
+            # what a PATCH cut short wrote past the offset its client was told is overwritten
+            file.truncate(progress.received)
+            file.seek(progress.received)
+            written = 0
+            with full_disk_as_store_full():
+                for chunk in chunks:
+                    file.write(chunk)
+                    written += len(chunk)
+        except BaseException:
+            _LocalAppended(file, self.folder, progress, progress.received).drop()
+            raise
+        return _LocalAppended(file, self.folder, dataclasses.replace(
+            progress, received=progress.received + written), progress.received)
+
+    def commit(self, progress):
+        target = self._store.path_of(progress.storage_key)
+        if progress.received == 0:
+            # an empty file never had bytes to make its partial file
+            open(self._path(progress), "ab").close()
+        os.rename(self._path(progress), target)
+        fsync_directory(target.parent)
+        return progress.storage_key
+
+    def discard(self, progress):
+        self._path(progress).unlink(missing_ok=True)

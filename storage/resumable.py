@@ -1,0 +1,164 @@
+"""Resumable (tus) uploads in progress: the table of migration 6, and the lease that keeps two
+writers of one upload apart.
+
+An upload's state lives here, not in a worker, so that its next PATCH may reach any worker of
+any node. Whoever writes an upload's bytes holds its lease: a conditional UPDATE that takes it
+only while nobody holds it or the holder's lease has run out (by the clock of the one asking),
+so of two PATCHes, whichever nodes they reach, exactly one writes; and a node that died mid-PATCH
+holds it no longer than a lease lasts. Every change of the state is conditional on the lease.
+"""
+import dataclasses
+import datetime
+import secrets
+
+import peewee
+
+# how long a PATCH holds its upload without renewing the lease: also the longest a node that
+# died mid-PATCH keeps the upload from its client, and the time finishing an upload (reading
+# it back once) may take
+LEASE_DURATION = datetime.timedelta(minutes=5)
+# a PATCH still reading renews its lease this often
+LEASE_RENEWAL = datetime.timedelta(minutes=1)
+
+
+@dataclasses.dataclass(frozen=True)
+class Progress:
+    """How far an upload's bytes are in the store, as the partial stores need it:
+    ``received`` bytes in all, ``parts_size`` of them in ``part_count`` finished parts of
+    the multipart upload ``multipart_id`` (S3; None elsewhere), the rest staged."""
+
+    token: str
+    storage_key: str
+    received: int = 0
+    part_count: int = 0
+    parts_size: int = 0
+    multipart_id: str | None = None
+
+
+class ResumableUploads:
+    """The ``resumable_uploads`` table of one catalogue's database. Every method runs on the
+    caller's connection."""
+
+    def __init__(self, catalog):
+        self.catalog = catalog
+
+        class Base(peewee.Model):
+            id = peewee.BigAutoField()
+
+        Base._meta.set_database(catalog.database)
+
+        class ResumableUpload(Base):
+            # the upload's name in its URL: unguessable, so that a URL leaks nothing of others
+            token = peewee.CharField(max_length=64, unique=True)
+            author = peewee.ForeignKeyField(catalog.User, on_delete="RESTRICT")
+            upload_length = peewee.BigIntegerField()
+            received = peewee.BigIntegerField()
+            # the Upload-Metadata header as the client sent it, for HEAD to answer
+            metadata = peewee.TextField()
+            file_name = peewee.TextField()
+            description = peewee.TextField()
+            container_type = peewee.CharField(max_length=100, null=True)
+            container_id = peewee.BigIntegerField(null=True)
+            # where the finished file will be (S3: where its multipart upload writes)
+            storage_key = peewee.CharField(max_length=255)
+            multipart_id = peewee.CharField(max_length=1024, null=True)
+            part_count = peewee.IntegerField()
+            parts_size = peewee.BigIntegerField()
+            # the attachment the finished upload became
+            attachment_id = peewee.BigIntegerField(null=True)
+            created_at = peewee.DateTimeField()
+            expires_at = peewee.DateTimeField()
+            lease_token = peewee.CharField(max_length=32, null=True)
+            lease_until = peewee.DateTimeField(null=True)
+
+            class Meta:
+                table_name = "resumable_uploads"
+
+            @property
+            def progress(self) -> Progress:
+                return Progress(token=self.token, storage_key=self.storage_key,
+                                received=self.received, part_count=self.part_count,
+                                parts_size=self.parts_size, multipart_id=self.multipart_id)
+
+        self.ResumableUpload = ResumableUpload
+
+    def add(self, **values):
+        with self.catalog.write_transaction():
+            return self.ResumableUpload.create(
+                received=0, part_count=0, parts_size=0, **values)
+
+    def by_token(self, token):
+        ResumableUpload = self.ResumableUpload
+        return (ResumableUpload.select(ResumableUpload, self.catalog.User)
+                .join(self.catalog.User).where(ResumableUpload.token == token).first())
+
+    def take_lease(self, upload, now, until) -> str | None:
+        """A lease on ``upload`` until ``until`` when nobody holds one at ``now``: its token,
+        or None."""
+        lease = secrets.token_hex(16)
+        ResumableUpload = self.ResumableUpload
+        with self.catalog.write_transaction():
+            taken = (ResumableUpload.update(lease_token=lease, lease_until=until)
+                     .where((ResumableUpload.id == upload.id)
+                            & (ResumableUpload.lease_token.is_null()
+                               | (ResumableUpload.lease_until <= now)))
+                     .execute())
+        return lease if taken else None
+
+    def _held(self, upload, lease):
+        ResumableUpload = self.ResumableUpload
+        return (ResumableUpload.id == upload.id) & (ResumableUpload.lease_token == lease)
+
+    def renew_lease(self, upload, lease, until) -> bool:
+        """Whether ``lease`` still held ``upload``; it does until ``until`` now."""
+        with self.catalog.write_transaction():
+            return bool(self.ResumableUpload.update(lease_until=until)
+                        .where(self._held(upload, lease)).execute())
+
+    def record_progress(self, upload, lease, progress: Progress, expires_at) -> bool:
+        """Store how far ``upload`` is, under ``lease``, keeping the lease; whether the lease
+        still held it."""
+        with self.catalog.write_transaction():
+            updated = (self.ResumableUpload.update(
+                received=progress.received, part_count=progress.part_count,
+                parts_size=progress.parts_size, multipart_id=progress.multipart_id,
+                expires_at=expires_at).where(self._held(upload, lease)).execute())
+        if updated:
+            upload.received, upload.part_count = progress.received, progress.part_count
+            upload.parts_size, upload.multipart_id = progress.parts_size, progress.multipart_id
+            upload.expires_at = expires_at
+        return bool(updated)
+
+    def release_lease(self, upload, lease):
+        with self.catalog.write_transaction():
+            (self.ResumableUpload.update(lease_token=None, lease_until=None)
+             .where(self._held(upload, lease)).execute())
+
+    def became(self, upload, lease, attachment_id):
+        """Record that the finished ``upload`` became the attachment ``attachment_id``; to be
+        called in the transaction that makes it an attachment."""
+        updated = (self.ResumableUpload.update(attachment_id=attachment_id)
+                   .where(self._held(upload, lease)).execute())
+        upload.attachment_id = attachment_id
+        return bool(updated)
+
+    def remove(self, upload, lease) -> bool:
+        """Delete ``upload``'s row while ``lease`` holds it; whether it did."""
+        with self.catalog.write_transaction():
+            return bool(self.ResumableUpload.delete().where(self._held(upload, lease)).execute())
+
+    def expired(self, cutoff):
+        """The uploads that expired before ``cutoff``."""
+        ResumableUpload = self.ResumableUpload
+        return list(ResumableUpload.select().where(ResumableUpload.expires_at < cutoff)
+                    .order_by(ResumableUpload.id))
+
+
+def remove_unless_leased(uploads, partials, upload, now) -> bool:
+    """Remove ``upload``'s row and bytes (in ``partials``) unless a PATCH holds its lease at
+    ``now``; whether it did. Never an attachment it became."""
+    lease = uploads.take_lease(upload, now, now + LEASE_DURATION)
+    if lease is None:
+        return False
+    partials.discard(upload.progress)
+    return uploads.remove(upload, lease)

@@ -1,0 +1,130 @@
+"""The bytes of resumable uploads in progress in an S3 bucket (a
+:class:`~affix.storage.partials.PartialStore`).
+
+Each upload writes a multipart upload at its own storage key, one part of at least
+:data:`~affix.storage.s3.PART_SIZE` bytes at a time (S3 takes no smaller part but the last);
+what a PATCH leaves over, less than a part, is staged as an object of its own,
+``<prefix>/.tus/<token>``, until the next PATCH reads it back and goes on. A worker holds at
+most one part in memory per PATCH. Nothing is visible at the storage key before ``commit``
+completes the multipart upload.
+
+A part is numbered by how many parts the upload's row says there are: a part written past that
+(a PATCH cut short, a checksum that did not match) is written over by the next PATCH, and never
+completed, since completion names the parts the row counts.
+"""
+import dataclasses
+
+from affix.storage.partials import PARTIALS_DIR
+from affix.storage.resumable import Progress
+from affix.storage.s3 import LIST_PAGE_SIZE, PART_SIZE, as_storage_errors
+
+
+@dataclasses.dataclass
+class _S3Appended:
+    partials: "S3Partials"
+    progress: Progress
+    remainder: bytearray
+
+    def keep(self):
+        self.partials.stage_remainder(self.progress, self.remainder)
+
+    def drop(self):
+        self.remainder.clear()
+
+
+class S3Partials:
+    """The partial uploads of one :class:`~affix.storage.s3.S3BlobStore`."""
+
+    def __init__(self, store):
+        self._store = store
+
+    def _remainder_key(self, progress):
+        return self._store.object_key(f"{PARTIALS_DIR}/{progress.token}")
+
+    def _staged_remainder(self, progress) -> bytearray:
+        if progress.received == progress.parts_size:
+            return bytearray()
+        store = self._store
+        answer = store.client.get_object(Bucket=store.bucket, Key=self._remainder_key(progress))
+        return bytearray(answer["Body"].read())
+
+    def _upload_part(self, progress, buffer):
+        store = self._store
+        object_key = store.object_key(progress.storage_key)
+        multipart_id = progress.multipart_id
+        if multipart_id is None:
+            multipart_id = store.client.create_multipart_upload(
+                Bucket=store.bucket, Key=object_key)["UploadId"]
+        store.client.upload_part(Bucket=store.bucket, Key=object_key, UploadId=multipart_id,
+                                 PartNumber=progress.part_count + 1, Body=buffer)
+        return dataclasses.replace(
+            progress, multipart_id=multipart_id, part_count=progress.part_count + 1,
+            parts_size=progress.parts_size + len(buffer))
+
+    def append(self, progress, chunks):
+        with as_storage_errors("store a part of the upload"):
+            buffer = self._staged_remainder(progress)
+            received = progress.received
+            for chunk in chunks:
+                buffer += chunk
+                received += len(chunk)
+                if len(buffer) >= PART_SIZE:
+                    progress = self._upload_part(progress, buffer)
+                    buffer.clear()
+        return _S3Appended(self, dataclasses.replace(progress, received=received), buffer)
+
+    def stage_remainder(self, progress, remainder):
+        store = self._store
+        with as_storage_errors("stage the rest of the upload"):
+            if remainder:
+                store.client.put_object(Bucket=store.bucket, Key=self._remainder_key(progress),
+                                        Body=remainder)
+            else:
+                store.client.delete_object(Bucket=store.bucket,
+                                           Key=self._remainder_key(progress))
+
+    def commit(self, progress):
+        store = self._store
+        object_key = store.object_key(progress.storage_key)
+        with as_storage_errors("complete the upload"):
+            if progress.multipart_id is None:
+                # smaller than a part: the staged rest is the whole file
+                if progress.received:
+                    store.client.copy_object(
+                        Bucket=store.bucket, Key=object_key,
+                        CopySource={"Bucket": store.bucket,
+                                    "Key": self._remainder_key(progress)})
+                else:
+                    store.client.put_object(Bucket=store.bucket, Key=object_key, Body=b"")
+            else:
+                remainder = self._staged_remainder(progress)
+                if remainder:
+                    progress = self._upload_part(progress, remainder)
+                store.client.complete_multipart_upload(
+                    Bucket=store.bucket, Key=object_key, UploadId=progress.multipart_id,
+                    MultipartUpload={"Parts": self._parts(progress, object_key)})
+            store.client.delete_object(Bucket=store.bucket, Key=self._remainder_key(progress))
+        return progress.storage_key
+
+    def _parts(self, progress, object_key):
+        """The parts the upload's row counts, with their ETags."""
+        store = self._store
+        pages = store.client.get_paginator("list_parts").paginate(
+            Bucket=store.bucket, Key=object_key, UploadId=progress.multipart_id,
+            PaginationConfig={"PageSize": LIST_PAGE_SIZE})
+        return [{"PartNumber": part["PartNumber"], "ETag": part["ETag"]}
+                for page in pages for part in page.get("Parts", ())
+                if part["PartNumber"] <= progress.part_count]
+
+    def discard(self, progress):
+        store = self._store
+        with as_storage_errors("remove the upload"):
+            if progress.multipart_id is not None:
+                try:
+                    store.client.abort_multipart_upload(
+                        Bucket=store.bucket, Key=store.object_key(progress.storage_key),
+                        UploadId=progress.multipart_id)
+                except store.client.exceptions.NoSuchUpload:
+                    pass
+            store.client.delete_object(Bucket=store.bucket, Key=self._remainder_key(progress))
+
