@@ -235,10 +235,7 @@ def tus_metadata(pairs) -> str:
 
 def attachment_link(response):
     """The attachment a finished tus upload became, from its ``Link: <...>; rel="attachment"``."""
-    link = response.links.get("attachment")
-    if link is None:
-        raise UploadError("the server finished the upload without naming its attachment")
-    return urllib.parse.urljoin(response.url, link["url"])
+    return urllib.parse.urljoin(response.url, response.links["attachment"]["url"])
 
 
 @dataclasses.dataclass
@@ -300,17 +297,18 @@ class Uploader:
             self.state.remember(key, upload_url)
         offset = int(last.headers.get("Upload-Offset", 0))
         with self.progress(path.name, size, offset) as bar:
-            while offset < size:
+            # until an answer names the attachment: a HEAD after a finished upload does, and
+            # the PATCH that brings the last byte (an empty one for an empty file)
+            while "attachment" not in last.links:
+                if last.request.method == "PATCH" and offset == size:
+                    raise UploadError("the server finished the upload without naming its "
+                                      "attachment")
                 last = self._patch(upload_url, path, offset, min(self.chunk_size, size - offset),
                                    bar)
                 reached = int(last.headers["Upload-Offset"])
-                if reached <= offset:
+                if reached < offset or reached == offset < size:
                     raise UploadError(f"the server kept none of the bytes from {offset} on")
                 offset = reached
-        if "attachment" not in last.links:
-            # an empty file is finished on creation; the HEAD of a finished upload names it
-            last = expect(self.session.head(upload_url, timeout=ANSWER_TIMEOUT,
-                                            headers={"Tus-Resumable": TUS_VERSION}), 200, 204)
         self.state.forget(key)
         return self._uploaded(attachment_link(last), "tus")
 

@@ -304,18 +304,23 @@ def test_a_file_goes_up_by_tus_in_chunks_into_a_work_package(capsys, tus_server,
                                 "subject": "Roof",
                                 "_links": {"project": {"href": "/api/v3/projects/demo"}}})
     work_package = created.json()["id"]
-    [path] = files(**{"talk.bin": CONTENT})
-    status, out, err = upload(capsys, client_environ(home, tus_server.api_key), path,
+    paths = files(**{"talk.bin": CONTENT, "empty.txt": b""})
+    status, out, err = upload(capsys, client_environ(home, tus_server.api_key), *paths,
                               "--url", tus_server.url(""), "--chunk-size", "128K", "--json",
                               "--work-package", str(work_package), "--description", "The talk")
     assert (status, err) == (0, "")
-    [(attachment_id, name, size, digest, _)] = tus_server.stored.rows()
-    url = tus_server.url(f"/api/v3/attachments/{attachment_id}")
-    attachment = fetched(tus_server, url)
-    assert json.loads(out) == [{"file": path, "url": url, "way": "tus", "attachment": attachment}]
-    assert (name, size, digest) == ("talk.bin", len(CONTENT), md5(CONTENT))
-    assert attachment["description"]["raw"] == "The talk"
-    assert attachment["_links"]["container"]["href"] == f"/api/v3/work_packages/{work_package}"
+    rows = tus_server.stored.rows()
+    assert [row[1:4] for row in rows] == [("talk.bin", len(CONTENT), md5(CONTENT)),
+                                          ("empty.txt", 0, md5(b""))]
+    urls = [tus_server.url(f"/api/v3/attachments/{row[0]}") for row in rows]
+    attachments = [fetched(tus_server, url) for url in urls]
+    assert json.loads(out) == [
+        {"file": path, "url": url, "way": "tus", "attachment": attachment}
+        for path, url, attachment in zip(paths, urls, attachments)]
+    for attachment in attachments:
+        assert attachment["description"]["raw"] == "The talk"
+        assert attachment["_links"]["container"]["href"] == (
+            f"/api/v3/work_packages/{work_package}")
     # remembered while it ran, forgotten once done
     assert resume_state(home) == {}
 
@@ -385,4 +390,22 @@ def test_an_upload_the_server_no_longer_knows_starts_afresh(capsys, tus_server, 
     assert (status, err) == (0, "")
     [(attachment_id, name, size, digest, _)] = tus_server.stored.rows()
     assert (size, digest) == (len(CONTENT), md5(CONTENT))
+    assert resume_state(home) == {}
+
+
+def test_a_file_over_the_tus_limit_gets_the_servers_message(capsys, tmp_path, databases, files,
+                                                            home):
+    limit = 200 * 1024
+    paths = files(**{"big.bin": CONTENT, "small.txt": b"small\n"})
+    with serving(tmp_path, databases, environ={"AFFIX_TUS_MAX_SIZE": str(limit)}) as server:
+        status, out, err = upload(capsys, client_environ(home, server.api_key), *paths,
+                                  "--url", server.url(""))
+        [(attachment_id, name, *_)] = server.stored.rows()
+    assert (status, name) == (1, "small.txt")
+    assert out == server.url(f"/api/v3/attachments/{attachment_id}") + "\n"
+    assert err == (
+        f"affix: error: {paths[0]}: File is too large (maximum size is {limit} Bytes).\n"
+        f"affix: uploaded 1 of 2 files ({paths[1]}); to go on, run:\n"
+        f"  affix upload {paths[0]} --url {server.url('')}\n")
+    # nothing left to resume: the refused file was never created
     assert resume_state(home) == {}
