@@ -22,9 +22,9 @@ from affix.app.upload_client import ResumeState
 from support.cli import affix
 from support.content import MiB, md5, random_bytes
 from support.errors import WRONG_CREDENTIALS
-from support.gate import Gate
 from support.net import REQUEST_TIMEOUT
 from support.processes import COMMAND_TIMEOUT, REPO_ROOT, environ_without_affix
+from support.relays import Gate
 from support.s3 import s3_environ
 from support.servers import HIGH_LIMIT, running_server
 from support.state import STORAGE_KEY
