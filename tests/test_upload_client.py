@@ -24,7 +24,7 @@ from support.content import MiB, md5, random_bytes
 from support.errors import WRONG_CREDENTIALS
 from support.net import REQUEST_TIMEOUT
 from support.processes import COMMAND_TIMEOUT, REPO_ROOT, environ_without_affix
-from support.relays import Gate
+from support.relays import CorruptingRelay, Gate
 from support.s3 import s3_environ
 from support.servers import HIGH_LIMIT, running_server
 from support.state import STORAGE_KEY
@@ -207,6 +207,24 @@ def test_a_file_goes_straight_to_s3_when_the_server_offers_it(capsys, tmp_path, 
     assert s3_bucket.objects() == {f"blobs/{storage_key}": CONTENT}
 
 
+def test_bytes_damaged_on_the_way_are_reported(capsys, plain_server, files, home):
+    [path] = files(**{"damaged.bin": CONTENT})
+    relay = CorruptingRelay(plain_server.port, at=len(CONTENT) // 2)
+    try:
+        status, out, err = upload(capsys, client_environ(home, plain_server.api_key), path,
+                                  "--url", relay.url)
+    finally:
+        relay.close()
+    [(attachment_id, _, size, digest, _)] = plain_server.stored.rows()
+    assert (status, out, size) == (1, "", len(CONTENT))
+    assert digest != md5(CONTENT)
+    assert err == (
+        f"affix: error: {path}: the server stored other bytes than the file holds (md5 "
+        f"{digest}, the file's {md5(CONTENT)}): {relay.url}/api/v3/attachments/{attachment_id}\n"
+        "affix: uploaded 0 of 1 files; to go on, run:\n"
+        f"  affix upload {path} --url {relay.url}\n")
+
+
 # --- the client as a user runs it: a terminal, a pipe, Ctrl-C ----------------------------------
 
 def client_command(*argv):
@@ -330,7 +348,8 @@ def test_an_interrupted_tus_upload_resumes_where_it_stopped(tus_server, files, h
                                                            interruption):
     content = random_bytes(4 * MiB, seed=5)
     [path] = files(**{"big.bin": content})
-    gate = Gate(tus_server.port, hold_after=2 * MiB)
+    # held in the middle of a chunk, so that the server keeps a part of one
+    gate = Gate(tus_server.port, hold_after=2 * MiB + CHUNK // 2)
     environ = environ_without_affix(**client_environ(home, tus_server.api_key))
     argv = client_command(path, "--url", gate.url, "--chunk-size", str(CHUNK))
     try:
@@ -361,10 +380,12 @@ def test_an_interrupted_tus_upload_resumes_where_it_stopped(tus_server, files, h
             f"affix: error: {path}: no answer from {gate.url} (ConnectionError)\n"
             "affix: uploaded 0 of 1 files; to go on, run:\n" + again)
         assert tus_server.stored.rows() == []
-        offset = held()
-        assert 0 < offset < len(content)
-
+        # the server sees the connection go (cut, or dropped with the held ones as the gate
+        # opens) and keeps the part of a chunk that arrived
         gate.release()
+        wait_for(lambda: held() % CHUNK != 0, "the part of a chunk kept")
+        offset = held()
+        assert 2 * MiB < offset < 2 * MiB + CHUNK // 2
         resumed = subprocess.run(argv, cwd=REPO_ROOT, env=environ, capture_output=True,
                                  timeout=COMMAND_TIMEOUT)
         sent_again = gate.forwarded

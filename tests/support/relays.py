@@ -138,3 +138,22 @@ class Gate(Relay):
                 released = self._released
             if not released.wait(HOLD_TIMEOUT):
                 raise OSError("the gate was never released")
+
+
+class CorruptingRelay(Relay):
+    """Flips the lowest bit of the clients' byte number ``at`` (counted over every
+    connection): a network that damages what it carries, unseen by TCP."""
+
+    def __init__(self, upstream_port, at):
+        self.at = at
+        self._counted = 0
+        super().__init__((HOST, upstream_port))
+
+    def _forward(self, source, destination, data, from_client):
+        if from_client:
+            with self._lock:
+                start, self._counted = self._counted, self._counted + len(data)
+            if start <= self.at < start + len(data):
+                index = self.at - start
+                data = data[:index] + bytes([data[index] ^ 1]) + data[index + 1:]
+        destination.sendall(data)
