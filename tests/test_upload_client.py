@@ -86,6 +86,18 @@ def upload(capsys, environ, *argv):
     return status, out.getvalue(), capsys.readouterr().err
 
 
+def new_work_package(server, databases, tmp_path) -> int:
+    """The id of a new work package in a new project "demo" of the server ``serving`` made."""
+    environ = databases.environ(tmp_path / "server" / "data")
+    assert affix(environ, "project", "add", "demo")[0] == 0
+    created = requests.post(server.url("/api/v3/work_packages"), headers=server.auth,
+                            timeout=REQUEST_TIMEOUT, json={
+                                "subject": "Roof",
+                                "_links": {"project": {"href": "/api/v3/projects/demo"}}})
+    assert created.status_code == 201, created.text
+    return created.json()["id"]
+
+
 def fetched(server, url) -> dict:
     response = requests.get(url, headers=server.auth, timeout=REQUEST_TIMEOUT)
     assert response.status_code == 200, response.text
@@ -149,6 +161,22 @@ def test_without_a_key_nothing_is_sent(capsys, files, home):
                    f"api_key in {config}\n")
 
 
+def test_an_unreadable_config_file_or_a_wrong_url_is_one_line(capsys, files, home):
+    [path] = files(**{"a.bin": CONTENT})
+    config = home / "config" / "affix" / "client.toml"
+    config.parent.mkdir(parents=True)
+    config.write_text('api_key = "unclosed\n')
+    status, out, err = upload(capsys, client_environ(home), path, "--url", "http://127.0.0.1:9")
+    assert (status, out) == (1, "")
+    # the rest of the line is tomllib's own account of the fault
+    assert err.startswith(f"affix: error: cannot read {config}: ")
+    assert err.count("\n") == 1 and err.endswith("\n")
+    status, out, err = upload(capsys, client_environ(home, "key"), path, "--url", "example.com")
+    assert (status, out) == (1, "")
+    assert err == ("affix: error: --url is http://host/... or https://host/..., not "
+                   "'example.com'\n")
+
+
 def test_a_refused_file_says_why_and_the_others_go_up(capsys, tmp_path, databases, files, home):
     limit = 200 * 1024
     paths = files(**{"small.txt": b"small\n", "big.bin": CONTENT, "last.txt": b"last\n"})
@@ -166,13 +194,7 @@ def test_a_refused_file_says_why_and_the_others_go_up(capsys, tmp_path, database
 
 
 def test_a_file_goes_into_a_work_package(capsys, plain_server, files, home, databases, tmp_path):
-    assert affix(databases.environ(tmp_path / "server" / "data"), "project", "add", "demo")[0] == 0
-    created = requests.post(plain_server.url("/api/v3/work_packages"), headers=plain_server.auth,
-                            timeout=REQUEST_TIMEOUT, json={
-                                "subject": "Roof",
-                                "_links": {"project": {"href": "/api/v3/projects/demo"}}})
-    assert created.status_code == 201, created.text
-    work_package = created.json()["id"]
+    work_package = new_work_package(plain_server, databases, tmp_path)
     [path] = files(**{"plan.txt": b"roof plan\n"})
     status, out, err = upload(capsys, client_environ(home, plain_server.api_key), path,
                               "--url", plain_server.url(""), "--work-package", str(work_package))
@@ -188,23 +210,30 @@ def test_a_file_goes_into_a_work_package(capsys, plain_server, files, home, data
     assert len(plain_server.stored.rows()) == 1
 
 
-def test_a_file_goes_straight_to_s3_when_the_server_offers_it(capsys, tmp_path, databases,
-                                                              s3_bucket, files, home):
+def test_files_go_straight_to_s3_when_the_server_offers_it(capsys, tmp_path, databases,
+                                                           s3_bucket, files, home):
     environ = {**NO_TUS, **s3_environ(s3_bucket.endpoint_url),
                "AFFIX_STORAGE_URL": s3_bucket.url("blobs")}
     [path] = files(**{"video.bin": CONTENT})
     with serving(tmp_path, databases, environ=environ) as server:
+        work_package = new_work_package(server, databases, tmp_path)
         status, out, err = upload(capsys, client_environ(home, server.api_key), path,
                                   "--url", server.url(""), "--json")
-        [(attachment_id, name, size, digest, storage_key)] = server.stored.rows()
-        url = server.url(f"/api/v3/attachments/{attachment_id}")
         assert (status, err) == (0, "")
-        assert json.loads(out) == [{"file": path, "url": url, "way": "direct",
-                                    "attachment": fetched(server, url)}]
-    assert (name, size, digest) == ("video.bin", len(CONTENT), md5(CONTENT))
-    assert STORAGE_KEY.fullmatch(storage_key)
-    # the copy completion made, and no staged object left
-    assert s3_bucket.objects() == {f"blobs/{storage_key}": CONTENT}
+        status, into, err = upload(capsys, client_environ(home, server.api_key), path,
+                                   "--url", server.url(""), "--work-package", str(work_package))
+        assert (status, err) == (0, "")
+        rows = server.stored.rows()
+        urls = [server.url(f"/api/v3/attachments/{row[0]}") for row in rows]
+        assert json.loads(out) == [{"file": path, "url": urls[0], "way": "direct",
+                                    "attachment": fetched(server, urls[0])}]
+        assert into == urls[1] + "\n"
+        assert fetched(server, urls[1])["_links"]["container"]["href"] == (
+            f"/api/v3/work_packages/{work_package}")
+    assert [row[1:4] for row in rows] == [("video.bin", len(CONTENT), md5(CONTENT))] * 2
+    # the copies completion made, and no staged object left
+    assert s3_bucket.objects() == {f"blobs/{row[4]}": CONTENT for row in rows}
+    assert all(STORAGE_KEY.fullmatch(row[4]) for row in rows)
 
 
 def test_bytes_damaged_on_the_way_are_reported(capsys, plain_server, files, home):
@@ -316,12 +345,7 @@ def resume_state(home) -> dict:
 
 def test_a_file_goes_up_by_tus_in_chunks_into_a_work_package(capsys, tus_server, files, home,
                                                              databases, tmp_path):
-    assert affix(databases.environ(tmp_path / "server" / "data"), "project", "add", "demo")[0] == 0
-    created = requests.post(tus_server.url("/api/v3/work_packages"), headers=tus_server.auth,
-                            timeout=REQUEST_TIMEOUT, json={
-                                "subject": "Roof",
-                                "_links": {"project": {"href": "/api/v3/projects/demo"}}})
-    work_package = created.json()["id"]
+    work_package = new_work_package(tus_server, databases, tmp_path)
     paths = files(**{"talk.bin": CONTENT, "empty.txt": b""})
     status, out, err = upload(capsys, client_environ(home, tus_server.api_key), *paths,
                               "--url", tus_server.url(""), "--chunk-size", "128K", "--json",
