@@ -31,8 +31,7 @@ CONFIG_FILE = Path("affix", "client.toml")
 STATE_FILE = Path("affix", "uploads.json")
 TUS_VERSION = "1.0.0"
 API = "/api/v3"
-# what one tus PATCH carries: at most this much is sent again after an interruption, and a
-# chunk is held in memory for its checksum
+# what one tus PATCH carries: a server that drops a PATCH cut short costs at most this much
 DEFAULT_CHUNK_SIZE = 8 * 1024 * 1024
 # what one write to the socket carries, and how often the progress bar moves
 SEND_BLOCK = 1024 * 1024
@@ -52,13 +51,9 @@ class NoKey(Exception):
     """Neither the environment nor the config file holds an API key for the server."""
 
 
-def config_home(environ) -> Path:
-    return Path(environ.get("XDG_CONFIG_HOME") or Path(environ.get("HOME", "~"), ".config"))
-
-
-def state_home(environ) -> Path:
-    return Path(environ.get("XDG_STATE_HOME")
-                or Path(environ.get("HOME", "~"), ".local", "state")).expanduser()
+def xdg_folder(environ, variable, *below_home) -> Path:
+    """An XDG base folder: ``$variable``, else its default below ``$HOME``."""
+    return Path(environ.get(variable) or Path(environ.get("HOME", "~"), *below_home)).expanduser()
 
 
 def server_root(url) -> str:
@@ -79,7 +74,7 @@ def api_key(environ, root) -> str:
     key = environ.get(KEY_VARIABLE, "").strip()
     if key:
         return key
-    path = config_home(environ).expanduser() / CONFIG_FILE
+    path = xdg_folder(environ, "XDG_CONFIG_HOME", ".config") / CONFIG_FILE
     try:
         with open(path, "rb") as config:
             document = tomllib.load(config)
@@ -176,12 +171,13 @@ class Body:
                 continue
             for block in part.blocks():
                 yield block
-                self.sent(len(block))
+                if self.sent is not None:
+                    self.sent(len(block))
 
 
-def multipart(fields, file_part, sent):
+def multipart(fields, file_part=None, sent=None):
     """(Body, Content-Type) of a form: ``fields`` ((name, text or (bytes, type))) in their
-    order, then the part ``file`` from ``file_part``, a :class:`FileSlice`."""
+    order, then, if given, the part ``file`` from ``file_part``, a :class:`FileSlice`."""
     boundary = "affix-" + secrets.token_hex(16)
     parts = []
     for name, value in fields:
@@ -190,11 +186,13 @@ def multipart(fields, file_part, sent):
         if content_type:
             head += f"Content-Type: {content_type}\r\n"
         parts.append(head.encode() + b"\r\n" + data + b"\r\n")
-    file_name = urllib.parse.quote(Path(file_part.path).name)
-    parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="file"; '
-                 f'filename="{file_name}"\r\n'
-                 "Content-Type: application/octet-stream\r\n\r\n".encode())
-    parts.extend([file_part, f"\r\n--{boundary}--\r\n".encode()])
+    if file_part is not None:
+        file_name = urllib.parse.quote(Path(file_part.path).name)
+        parts.extend([f'--{boundary}\r\nContent-Disposition: form-data; name="file"; '
+                      f'filename="{file_name}"\r\n'
+                      "Content-Type: application/octet-stream\r\n\r\n".encode(),
+                      file_part, b"\r\n"])
+    parts.append(f"--{boundary}--\r\n".encode())
     return Body(parts, sent), f"multipart/form-data; boundary={boundary}"
 
 
@@ -215,6 +213,11 @@ def expect(response, *statuses):
     if response.status_code not in statuses:
         raise UploadError(error_message(response))
     return response
+
+
+def described(description) -> dict:
+    """The metadata's ``description``, as OpenProject takes it, when there is one."""
+    return {} if description is None else {"description": {"raw": description}}
 
 
 def tus_metadata(pairs) -> str:
@@ -258,6 +261,7 @@ class Uploader:
         self.progress = progress
         self.chunk_size = chunk_size
         self._tus_offered = None
+        self._direct_offered = None
 
     def close(self):
         self.session.close()
@@ -350,23 +354,20 @@ class Uploader:
 
     def prepare_direct(self, path, size, container_path, description):
         """The prepared upload (its form and where to complete it), or None when the server
-        uploads nothing directly: a 422 that says so (OpenProject's message), or no route."""
-        metadata = {"fileName": path.name, "fileSize": size}
-        if description is not None:
-            metadata["description"] = {"raw": description}
-        body = json.dumps(metadata).encode()
-        boundary = "affix-" + secrets.token_hex(16)
-        response = self.session.post(
-            f"{self.root}{container_path}/attachments/prepare", timeout=ANSWER_TIMEOUT,
-            data=(f'--{boundary}\r\nContent-Disposition: form-data; name="metadata"\r\n'
-                  "Content-Type: application/json\r\n\r\n").encode() + body
-            + f"\r\n--{boundary}--\r\n".encode(),
-            headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
-        if response.status_code in (404, 405) or (
-                response.status_code == 422
-                and error_message(response).startswith(DIRECT_UPLOAD_NOT_AVAILABLE)):
+        uploads nothing directly: a 422 that says so (OpenProject's message), or no route;
+        then it is not asked again."""
+        if self._direct_offered is False:
             return None
-        return expect(response, 200, 201).json()
+        body, content_type = multipart([("metadata", (json.dumps(
+            {"fileName": path.name, "fileSize": size, **described(description)}).encode(),
+            "application/json"))])
+        response = self.session.post(
+            f"{self.root}{container_path}/attachments/prepare", data=body,
+            headers={"Content-Type": content_type}, timeout=ANSWER_TIMEOUT)
+        self._direct_offered = not (response.status_code in (404, 405) or (
+            response.status_code == 422
+            and error_message(response).startswith(DIRECT_UPLOAD_NOT_AVAILABLE)))
+        return expect(response, 200, 201).json() if self._direct_offered else None
 
     def upload_direct(self, path, size, upload) -> Uploaded:
         form = upload["_links"]["addAttachment"]
@@ -387,9 +388,7 @@ class Uploader:
     # --- multipart --------------------------------------------------------------------------
 
     def upload_multipart(self, path, size, container_path, description) -> Uploaded:
-        metadata = {"fileName": path.name}
-        if description is not None:
-            metadata["description"] = {"raw": description}
+        metadata = {"fileName": path.name, **described(description)}
         with self.progress(path.name, size, 0) as bar:
             body, content_type = multipart(
                 [("metadata", (json.dumps(metadata).encode(), "application/json"))],
@@ -473,7 +472,8 @@ def upload_files(paths, url, *, work_package=None, description=None, as_json=Fal
     if unreadable:
         print(f"affix: error: not a readable file: {unreadable[0]}", file=err)
         return 1
-    uploader = Uploader(root, key, ResumeState(state_home(environ) / STATE_FILE),
+    uploader = Uploader(root, key, ResumeState(
+        xdg_folder(environ, "XDG_STATE_HOME", ".local", "state") / STATE_FILE),
                         progress_bars(err), chunk_size)
     results, left = [], list(paths)
     try:
