@@ -271,13 +271,14 @@ def cmd_cleanup(args, settings, out):
             expired = remove_expired_direct_uploads(
                 catalog, staging, now - datetime.timedelta(seconds=settings.direct_upload_expiry))
         resumable = remove_expired_resumable_uploads(
-            ResumableUploads(catalog), open_partial_store(blob_store), now)
+            ResumableUploads(catalog), open_partial_store(blob_store), blob_store, now)
     print(f"removed {removed} unclaimed attachment{'' if removed == 1 else 's'} older than "
           f"{settings.grace_period_minutes} minutes", file=out)
     if staging is not None:
         print(f"removed {expired} direct upload{'' if expired == 1 else 's'} never completed, "
               f"prepared more than {settings.direct_upload_expiry} seconds ago", file=out)
-    print(f"removed {_plural(resumable, 'resumable upload')} past its Upload-Expires", file=out)
+    print(f"removed {_plural(resumable, 'resumable upload')} left unfinished past "
+          f"Upload-Expires", file=out)
 
 
 def cmd_gc(args, settings, out):

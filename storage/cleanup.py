@@ -63,10 +63,19 @@ def remove_expired_direct_uploads(catalog, staging, cutoff) -> int:
     return removed
 
 
-
-def remove_expired_resumable_uploads(uploads, partials, now) -> int:
-    """Delete resumable uploads that expired before ``now``, rows and bytes (an attachment a
-    finished one became stays); returns how many. One that a PATCH still writes (its lease
-    valid) stays until it is done."""
-    return sum(remove_unless_leased(uploads, partials, upload, now)
-               for upload in uploads.expired(now))
+def remove_expired_resumable_uploads(uploads, partials, blob_store, now) -> int:
+    """Delete resumable uploads expired at ``now``, rows and bytes; returns how many. One that
+    a PATCH still writes (its lease valid) stays until it is done. An attachment a finished
+    upload became stays too, unless a crash cut its finishing short: then it is still
+    ``prepared``, nobody's attachment, and goes with its blob."""
+    removed = 0
+    Attachment = uploads.catalog.Attachment
+    for upload in uploads.expired(now):
+        if not remove_unless_leased(uploads, partials, upload, now):
+            continue
+        removed += 1
+        if upload.attachment_id is not None and (
+                Attachment.delete().where((Attachment.id == upload.attachment_id)
+                                          & (Attachment.status == PREPARED)).execute()):
+            blob_store.delete(upload.storage_key)
+    return removed

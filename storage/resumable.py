@@ -148,9 +148,9 @@ class ResumableUploads:
             return bool(self.ResumableUpload.delete().where(self._held(upload, lease)).execute())
 
     def expired(self, cutoff):
-        """The uploads that expired before ``cutoff``."""
+        """The uploads expired at ``cutoff``."""
         ResumableUpload = self.ResumableUpload
-        return list(ResumableUpload.select().where(ResumableUpload.expires_at < cutoff)
+        return list(ResumableUpload.select().where(ResumableUpload.expires_at <= cutoff)
                     .order_by(ResumableUpload.id))
 
 

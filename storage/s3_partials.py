@@ -13,10 +13,13 @@ A part is numbered by how many parts the upload's row says there are: a part wri
 completed, since completion names the parts the row counts.
 """
 import dataclasses
+import logging
 
 from affix.storage.partials import PARTIALS_DIR
 from affix.storage.resumable import Progress
-from affix.storage.s3 import LIST_PAGE_SIZE, PART_SIZE, as_storage_errors
+from affix.storage.s3 import LIST_PAGE_SIZE, PART_SIZE, STORE_ERRORS, as_storage_errors
+
+log = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass
@@ -24,12 +27,16 @@ class _S3Appended:
     partials: "S3Partials"
     progress: Progress
     remainder: bytearray
+    # the multipart upload this PATCH started, which nothing else knows of yet
+    started: str | None
 
     def keep(self):
         self.partials.stage_remainder(self.progress, self.remainder)
 
     def drop(self):
         self.remainder.clear()
+        if self.started is not None:
+            self.partials.abort(self.progress)
 
 
 class S3Partials:
@@ -62,16 +69,24 @@ class S3Partials:
             parts_size=progress.parts_size + len(buffer))
 
     def append(self, progress, chunks):
-        with as_storage_errors("store a part of the upload"):
-            buffer = self._staged_remainder(progress)
-            received = progress.received
-            for chunk in chunks:
-                buffer += chunk
-                received += len(chunk)
-                if len(buffer) >= PART_SIZE:
-                    progress = self._upload_part(progress, buffer)
-                    buffer.clear()
-        return _S3Appended(self, dataclasses.replace(progress, received=received), buffer)
+        before = progress
+        try:
+            with as_storage_errors("store a part of the upload"):
+                buffer = self._staged_remainder(progress)
+                received = progress.received
+                for chunk in chunks:
+                    buffer += chunk
+                    received += len(chunk)
+                    if len(buffer) >= PART_SIZE:
+                        progress = self._upload_part(progress, buffer)
+                        buffer.clear()
+        except BaseException:
+            if before.multipart_id is None and progress.multipart_id is not None:
+                self.abort(progress)
+            raise
+        started = progress.multipart_id if before.multipart_id is None else None
+        return _S3Appended(self, dataclasses.replace(progress, received=received), buffer,
+                           started)
 
     def stage_remainder(self, progress, remainder):
         store = self._store
@@ -116,15 +131,23 @@ class S3Partials:
                 for page in pages for part in page.get("Parts", ())
                 if part["PartNumber"] <= progress.part_count]
 
+    def abort(self, progress):
+        """Abort the upload's multipart upload, if it has one; best effort, as an error on
+        its way must not be replaced (what is left, the staging sweep aborts)."""
+        store = self._store
+        try:
+            store.client.abort_multipart_upload(
+                Bucket=store.bucket, Key=store.object_key(progress.storage_key),
+                UploadId=progress.multipart_id)
+        except store.client.exceptions.NoSuchUpload:
+            # completed (a finished upload) or aborted already
+            pass
+        except STORE_ERRORS:
+            log.exception("could not abort the multipart upload %s", progress.multipart_id)
+
     def discard(self, progress):
         store = self._store
+        if progress.multipart_id is not None:
+            self.abort(progress)
         with as_storage_errors("remove the upload"):
-            if progress.multipart_id is not None:
-                try:
-                    store.client.abort_multipart_upload(
-                        Bucket=store.bucket, Key=store.object_key(progress.storage_key),
-                        UploadId=progress.multipart_id)
-                except store.client.exceptions.NoSuchUpload:
-                    pass
             store.client.delete_object(Bucket=store.bucket, Key=self._remainder_key(progress))
-

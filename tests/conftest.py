@@ -20,6 +20,7 @@ pytest.register_assert_rewrite("support")
 from affix.app import create_app, open_catalog  # noqa: E402
 from affix.plugins.manager import create_plugin_manager  # noqa: E402
 from support.bodies import upload_body  # noqa: E402
+from support.clocks import Clock  # noqa: E402
 from support.client import post  # noqa: E402
 from support.databases import DATABASE_KINDS, Databases  # noqa: E402
 from support.defaults import FROZEN_NOW, SMALL_LIMIT  # noqa: E402
@@ -87,8 +88,14 @@ def plugin_manager():
 
 
 @pytest.fixture
-def app(settings, plugin_manager):
-    return create_app(settings, plugin_manager=plugin_manager, clock=lambda: FROZEN_NOW)
+def clock():
+    """The app's clock: it stands still at FROZEN_NOW until a test moves it."""
+    return Clock(FROZEN_NOW)
+
+
+@pytest.fixture
+def app(settings, plugin_manager, clock):
+    return create_app(settings, plugin_manager=plugin_manager, clock=clock)
 
 
 @pytest.fixture

@@ -97,6 +97,10 @@ def affix_cleanup(settings, **environ):
     return status, out.getvalue()
 
 
+# what the command says of resumable (tus) uploads when none expired
+NO_RESUMABLE_UPLOADS = "removed 0 resumable uploads left unfinished past Upload-Expires\n"
+
+
 @pytest.mark.parametrize("environ, grace_minutes", [
     ({"AFFIX_GRACE_PERIOD": "60"}, 60),
     ({}, 180),
@@ -121,7 +125,8 @@ def test_cleanup_command_removes_what_outlived_the_grace_period(
         upload_at(client, people, clock, now - grace - (10 + number) * MINUTE, b"expired")
     keys = storage_keys(stored)
 
-    assert affix_cleanup(settings, **environ) == (0, message.format(grace_minutes))
+    assert affix_cleanup(settings, **environ) == (
+        0, message.format(grace_minutes) + NO_RESUMABLE_UPLOADS)
 
     assert [row[0] for row in stored.rows()] == [claimed, within]
     assert stored.files() == {keys[claimed]: b"claimed", keys[within]: b"within the grace"}

@@ -587,6 +587,7 @@ def test_affix_cleanup_removes_expired_direct_uploads(client, people, catalog, s
     assert out.getvalue().splitlines() == [
         "removed 0 unclaimed attachments older than 180 minutes",
         f"removed 1 direct upload never completed, prepared more than {EXPIRY} seconds ago",
+        "removed 0 resumable uploads left unfinished past Upload-Expires",
     ]
     assert_nothing_stored(catalog, s3_bucket)
 

@@ -237,7 +237,9 @@ def test_affix_cleanup_keeps_quarantined_uploads_for_an_admin_and_prepared_ones(
 
     # the app's clock dates every upload in 2014: all are past the grace period; a prepared
     # direct upload goes when its form expires (tests/test_direct_uploads.py), not here
-    assert (status, out) == (0, "removed 3 unclaimed attachments older than 180 minutes\n")
+    assert (status, out) == (0, "removed 3 unclaimed attachments older than 180 minutes\n"
+                                "removed 0 resumable uploads left unfinished past "
+                                "Upload-Expires\n")
     assert sorted(row[0] for row in stored.rows()) == [ids["prepared"], ids["quarantined"]]
     assert sorted(stored.files().values()) == [b"prepared", b"quarantined"]
 

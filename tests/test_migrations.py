@@ -21,6 +21,7 @@ from affix.storage.migrations import (
     LATEST_VERSION, MIGRATIONS, TABLES, VERSION_TABLE, MigrationError, create_tables, migrate,
     schema_version,
 )
+from affix.storage.resumable import ResumableUploads
 from support.bodies import upload_body
 from support.defaults import FROZEN_NOW
 from support.errors import hal_error
@@ -47,7 +48,7 @@ def affix_migrate(environ):
 
 
 def test_latest_version_is_the_last_migration():
-    assert [each.version for each in MIGRATIONS] == [1, 2, 3, 4, 5] and LATEST_VERSION == 5
+    assert [each.version for each in MIGRATIONS] == [1, 2, 3, 4, 5, 6] and LATEST_VERSION == 6
 
 
 def test_a_fresh_database_gets_every_migration_once(settings):
@@ -390,3 +391,17 @@ def test_a_schema_change_inside_a_transaction_ends_with_it(new_catalog):
             create_plugin_table(catalog)
         assert not catalog.database.is_closed()
     assert plugin_table_exists(catalog)
+
+
+def test_version_6_makes_the_table_of_resumable_uploads_as_its_model_has_it(settings):
+    catalog = connect_catalog(settings)
+    migrate(catalog.database)
+    model = ResumableUploads(catalog).ResumableUpload
+    with catalog.database.connection_context():
+        columns = {column.name: column.null
+                   for column in catalog.database.get_columns("resumable_uploads")}
+        indexes = {index.name: (index.columns, index.unique)
+                   for index in catalog.database.get_indexes("resumable_uploads")}
+    assert columns == {field.column_name: field.null for field in model._meta.sorted_fields}
+    assert indexes["resumable_upload_token"] == (["token"], True)
+    assert indexes["resumable_upload_expires_at"] == (["expires_at"], False)

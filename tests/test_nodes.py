@@ -4,31 +4,37 @@ the PostgreSQL run, one SQLite file in the SQLite run) and one S3 bucket (moto o
 
 What one node stores, the other serves, claims and deletes; two claims of one attachment through
 both nodes at the same moment have one winner; ``affix cleanup`` run beside node B while node A
-takes uploads and claims loses nothing that was claimed.
+takes uploads and claims loses nothing that was claimed; a resumable (tus) upload's PATCHes
+alternate between the nodes, and two PATCHes of one upload at once never interleave.
 """
 import concurrent.futures
 import contextlib
 import dataclasses
 import datetime
 import io
+import itertools
 import os
 import subprocess
 import sys
 
 import pytest
 import requests
+from tusclient import client as tus_client
 
 from affix.app import open_catalog
 from affix.app.cli import main as affix
 from affix.app.testing import upload_form
 from affix.storage.models import utc_now
-from support.content import md5
+from support.content import MiB, md5
 from support.errors import CANNOT_BE_CHANGED, DOES_NOT_EXIST
 from support.net import HOST, REQUEST_TIMEOUT, free_port
 from support.processes import COMMAND_TIMEOUT, REPO_ROOT
 from support.races import race
 from support.s3 import s3_environ
 from support.servers import WORKERS, ServedAffix, await_startup, stop_expecting_it_running
+from support.tus import (
+    OFFSET_OCTET_STREAM, TUS, TUS_PATH, attachment_of, encode_metadata, offset_of,
+)
 
 # real servers, moto, and (in the PostgreSQL run) PostgreSQL
 pytestmark = pytest.mark.system
@@ -39,6 +45,10 @@ RACE_ROUNDS = 10
 # how long node A's claims may take while cleanup runs beside node B
 RACE_TIMEOUT = 60
 GRACE_PERIOD_MINUTES = 60
+# resumable uploads: PATCHes smaller than an S3 part, so that the rest one node staged is read
+# back by the other
+TUS_CHUNK = 3 * MiB
+TUS_RACE_ROUNDS = 5
 
 
 @dataclasses.dataclass
@@ -232,3 +242,56 @@ def test_cleanup_beside_node_b_loses_nothing_node_a_claimed(cluster):
         # no object without its row, no row without its object, nothing half-uploaded
         assert set(cluster.bucket.objects()) == cluster.stored_keys()
         assert cluster.bucket.pending_uploads() == []
+
+
+def created_upload(node, length, file_name) -> str:
+    response = requests.post(node.url(TUS_PATH), headers={
+        **node.auth, **TUS, "Upload-Length": str(length),
+        "Upload-Metadata": encode_metadata(filename=file_name)}, timeout=REQUEST_TIMEOUT)
+    assert response.status_code == 201, response.text
+    return response.headers["Location"]
+
+
+def test_a_resumable_upload_s_patches_alternate_between_the_nodes(cluster):
+    content = os.urandom(20 * MiB + 5)
+    path = created_upload(cluster.a, len(content), "shared.bin")
+    offset = 0
+    for node in itertools.cycle((cluster.b, cluster.a)):
+        # each PATCH from a tuspy client of its own, which asks that node for the offset first
+        uploader = tus_client.TusClient(node.url(TUS_PATH), headers=node.auth).uploader(
+            file_stream=io.BytesIO(content), chunk_size=TUS_CHUNK, url=node.url(path))
+        assert uploader.offset == offset
+        uploader.upload_chunk()
+        offset = uploader.offset
+        if offset == len(content):
+            break
+    attachment_id = attachment_of(uploader.request.response_headers.get("link"))
+    assert_served(cluster.a, attachment_id, content)
+    with cluster.catalog.database.connection_context():
+        assert cluster.object_of(attachment_id) == content
+        assert set(cluster.bucket.objects()) == cluster.stored_keys()
+    assert cluster.bucket.pending_uploads() == []
+
+
+def test_two_patches_of_one_upload_through_both_nodes_at_once_never_interleave(cluster):
+    content = os.urandom(2 * TUS_CHUNK)
+    for _ in range(TUS_RACE_ROUNDS):
+        path = created_upload(cluster.a, len(content), "contested.bin")
+
+        def patch(node):
+            return requests.patch(node.url(path), data=content[:TUS_CHUNK], headers={
+                **node.auth, **TUS, "Upload-Offset": "0", "Content-Type": OFFSET_OCTET_STREAM},
+                timeout=REQUEST_TIMEOUT)
+
+        responses = race(lambda: patch(cluster.a), lambda: patch(cluster.b))
+        # the loser found the upload held (423) or already moved on (409)
+        statuses = sorted(response.status_code for response in responses)
+        assert statuses in ([204, 409], [204, 423]), [r.text for r in responses]
+        assert offset_of(cluster.b.url(path), cluster.b.auth) == TUS_CHUNK
+        finished = requests.patch(cluster.b.url(path), data=content[TUS_CHUNK:], headers={
+            **cluster.b.auth, **TUS, "Upload-Offset": str(TUS_CHUNK),
+            "Content-Type": OFFSET_OCTET_STREAM}, timeout=REQUEST_TIMEOUT)
+        assert finished.status_code == 204, finished.text
+        attachment_id = attachment_of(finished.headers.get("Link"))
+        with cluster.catalog.database.connection_context():
+            assert cluster.object_of(attachment_id) == content

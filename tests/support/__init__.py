@@ -18,6 +18,8 @@ builder, ``basic_auth``) lives in affix itself, in ``affix.app.testing``.
 - ``races``: running calls at the same moment in threads
 - ``clocks``: a clock the test sets, for affix's ``clock=`` collaborators
 - ``direct_uploads``: preparing a direct upload, sending the file to the store with its form
+- ``tus``: resumable uploads through falcon.testing, a PATCH cut short on a real server
+- ``schemathesis_hooks``: how schemathesis sends a tus upload's bytes (its hooks file)
 - ``cli``: running ``affix <command>`` in this process; the ``environ`` fixture
 - ``disks``: a real, small filesystem, for a full disk
 - ``net``, ``processes``, ``waiting``: loopback ports, subprocesses, polling

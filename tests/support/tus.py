@@ -1,9 +1,16 @@
-"""Resumable (tus) uploads as a client makes them through falcon.testing: creating, sending
-bytes, asking how far an upload is; and the upload rows and partial files read back."""
+"""Resumable (tus) uploads as a client makes them: through falcon.testing (creating, sending
+bytes, asking how far an upload is), and against a real server what no tus client sends (a
+PATCH cut short); the upload rows and partial files read back."""
 import base64
 import hashlib
 import os
+import re
+import socket
 from pathlib import Path
+
+import requests
+
+from .net import HOST, REQUEST_TIMEOUT
 
 TUS_PATH = "/api/v3/attachments/tus"
 TUS = {"Tus-Resumable": "1.0.0"}
@@ -67,3 +74,29 @@ def partial_files(blob_root: Path) -> dict:
 
 def token_of(path) -> str:
     return path.rsplit("/", 1)[1]
+
+
+def cut_short_patch(port, path, auth, offset, data, declared):
+    """A PATCH over a raw socket that declares ``declared`` bytes, sends only ``data``, and
+    goes away (a dropped connection mid-upload: what ``requests`` cannot send)."""
+    headers = {**auth, **TUS, "Upload-Offset": str(offset),
+               "Content-Type": OFFSET_OCTET_STREAM, "Content-Length": str(declared)}
+    head_lines = "".join(f"{name}: {value}\r\n" for name, value in headers.items())
+    with socket.create_connection((HOST, port), timeout=REQUEST_TIMEOUT) as sock:
+        sock.sendall(f"PATCH {path} HTTP/1.1\r\nHost: {HOST}\r\n{head_lines}\r\n".encode()
+                     + data)
+        sock.shutdown(socket.SHUT_WR)
+
+
+def offset_of(url, auth) -> int:
+    """The offset a real server answers for the upload at ``url``."""
+    response = requests.head(url, headers={**auth, **TUS}, timeout=REQUEST_TIMEOUT)
+    assert response.status_code == 200, response.status_code
+    return int(response.headers["Upload-Offset"])
+
+
+def attachment_of(link_header) -> int:
+    """The attachment id of a finished upload's ``Link`` header."""
+    match = re.fullmatch(r'</api/v3/attachments/(\d+)>; rel="attachment"', link_header or "")
+    assert match, link_header
+    return int(match[1])

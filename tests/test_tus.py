@@ -1,0 +1,530 @@
+"""Resumable uploads (tus 1.0) through falcon.testing on the local store: discovery, creation,
+PATCHes at the offset, the checksum, HEAD, termination, expiry and cleanup with the app's
+clock; an upload that ends as an ordinary attachment (digest, sniffed type, inspectors,
+webhook event, Link header); and every refusal with what is stored after it."""
+import dataclasses
+import datetime
+import io
+
+import falcon.testing
+import pytest
+
+from affix import hookimpl
+from affix.app import create_app
+from affix.app.cli import main
+from affix.storage.cleanup import remove_expired_resumable_uploads
+from affix.storage.partials import LocalPartials
+from affix.storage.resumable import LEASE_DURATION, ResumableUploads
+from affix.storage.stores import open_blob_store
+from support.content import md5, png_bytes, random_bytes
+from support.defaults import FROZEN_NOW, SMALL_LIMIT
+from support.errors import NOT_AUTHORIZED, NOT_FOUND, assert_error
+from support.tus import (
+    OFFSET_OCTET_STREAM, TUS, TUS_PATH, checksum, create, created, encode_metadata, head,
+    partial_files, patch, token_of, uploads,
+)
+from support.webhooks import outbox, subscribe
+from support.work_packages import created as created_work_package
+
+EXPIRY = datetime.timedelta(hours=24)
+CONTENT = random_bytes(300_000, seed=16)
+GONE = "The upload does not exist, or has expired."
+
+
+def app_with(settings, plugin_manager, clock=lambda: FROZEN_NOW, **changes):
+    return falcon.testing.TestClient(create_app(
+        dataclasses.replace(settings, **changes), plugin_manager=plugin_manager, clock=clock))
+
+
+def attachments(catalog):
+    """(id, file name, size, md5, content type, status, container) of every attachment."""
+    with catalog.database.connection_context():
+        Attachment = catalog.Attachment
+        return [(a.id, a.file_name, a.file_size, a.md5, a.content_type, a.status,
+                 a.container_type, a.container_id)
+                for a in Attachment.select().order_by(Attachment.id)]
+
+
+def blob_files(stored) -> dict:
+    """Every file of the blob folder but the partial uploads."""
+    return {path: data for path, data in stored.files().items() if not path.startswith(".tus/")}
+
+
+def assert_nothing_left(catalog, stored):
+    """No upload, no attachment, no byte anywhere in the store."""
+    assert uploads(catalog) == []
+    assert attachments(catalog) == []
+    assert stored.files() == {}
+
+
+def sent_in_parts(client, auth, path, content, part_size):
+    offset = 0
+    while offset < len(content):
+        part = content[offset:offset + part_size]
+        response = patch(client, auth, path, offset, part)
+        assert response.status_code == 204, response.json
+        offset += len(part)
+        assert response.headers["upload-offset"] == str(offset)
+    return response
+
+
+# --- discovery and the protocol's own answers ---------------------------------------------------
+
+def test_options_tells_a_client_without_a_key_what_the_server_speaks(client):
+    response = client.simulate_options(TUS_PATH)
+    assert response.status_code == 204
+    assert {name: response.headers[name] for name in (
+        "tus-resumable", "tus-version", "tus-extension", "tus-max-size",
+        "tus-checksum-algorithm")} == {
+        "tus-resumable": "1.0.0", "tus-version": "1.0.0",
+        "tus-extension": "creation,creation-with-upload,termination,expiration,checksum",
+        "tus-max-size": str(10 * 1024 ** 3), "tus-checksum-algorithm": "sha1,md5,sha256"}
+
+
+def test_a_tus_max_size_of_0_turns_tus_off(settings, plugin_manager, people, catalog):
+    client = app_with(settings, plugin_manager, tus_max_size=0)
+    assert_error(client.simulate_options(TUS_PATH), 404, "NotFound", NOT_FOUND)
+    assert_error(create(client, people.auth("ada"), 3), 404, "NotFound", NOT_FOUND)
+    assert head(client, people.auth("ada"), f"{TUS_PATH}/abc").status_code == 404
+    spec = client.simulate_get("/api/v3/spec.json").json
+    assert not [path for path in spec["paths"] if "/tus" in path]
+
+
+def test_a_request_in_another_tus_version_is_412(client, people, catalog):
+    response = client.simulate_post(TUS_PATH, headers={
+        **people.auth("ada"), "Tus-Resumable": "0.2.2", "Upload-Length": "3"})
+    assert_error(response, 412, "PreconditionFailed",
+                 "This server speaks tus 1.0.0: send Tus-Resumable: 1.0.0.")
+    assert response.headers["tus-version"] == "1.0.0"
+    assert uploads(catalog) == []
+
+
+def test_creating_needs_a_key(client, catalog):
+    response = client.simulate_post(TUS_PATH, headers={**TUS, "Upload-Length": "3"})
+    assert response.status_code == 401
+    assert uploads(catalog) == []
+
+
+# --- the whole flow -------------------------------------------------------------------------------
+
+def test_an_upload_in_parts_becomes_an_attachment(client, people, catalog, stored):
+    subscription = subscribe(catalog, "http://127.0.0.1:9/hooks", ["attachment.created"],
+                             FROZEN_NOW)
+    auth = people.auth("ada")
+    response = create(client, auth, len(CONTENT), filename="data.bin",
+                      description="Measurements")
+    assert response.status_code == 201
+    path = response.headers["location"]
+    assert path.startswith(f"{TUS_PATH}/") and len(token_of(path)) >= 40
+    assert response.headers["tus-resumable"] == "1.0.0"
+    assert response.headers["upload-offset"] == "0"
+    assert response.headers["upload-expires"] == "Thu, 22 May 2014 08:51:20 GMT"
+    assert uploads(catalog) == [(token_of(path), 0, len(CONTENT), None)]
+    assert attachments(catalog) == []
+
+    last = sent_in_parts(client, auth, path, CONTENT, 100_000)
+    [(attachment_id, *row)] = attachments(catalog)
+    assert row == ["data.bin", len(CONTENT), md5(CONTENT), "application/octet-stream",
+                   "uploaded", None, None]
+    assert last.headers["link"] == f'</api/v3/attachments/{attachment_id}>; rel="attachment"'
+    assert uploads(catalog) == [(token_of(path), len(CONTENT), len(CONTENT), attachment_id)]
+    assert list(blob_files(stored).values()) == [CONTENT]
+    assert partial_files(stored.blob_root) == {}
+    assert outbox(catalog) == [(subscription, "attachment.created", attachment_id, False)]
+    document = client.simulate_get(f"/api/v3/attachments/{attachment_id}", headers=auth).json
+    assert document["description"]["raw"] == "Measurements"
+    assert document["_links"]["container"] == {"href": None}
+    # HEAD of the finished upload says where the attachment is
+    finished = head(client, auth, path)
+    assert finished.status_code == 200
+    assert finished.headers["link"] == last.headers["link"]
+    assert finished.headers["upload-offset"] == str(len(CONTENT))
+
+
+def test_head_answers_the_offset_the_length_and_the_metadata(client, people, stored):
+    auth = people.auth("ada")
+    path = created(client, auth, len(CONTENT), filename="data.bin")
+    assert patch(client, auth, path, 0, CONTENT[:1000]).status_code == 204
+    response = head(client, auth, path)
+    assert response.status_code == 200
+    assert {name: response.headers.get(name) for name in (
+        "upload-offset", "upload-length", "upload-metadata", "cache-control", "link")} == {
+        "upload-offset": "1000", "upload-length": str(len(CONTENT)),
+        "upload-metadata": encode_metadata(filename="data.bin"),
+        "cache-control": "no-store", "link": None}
+    assert partial_files(stored.blob_root) == {token_of(path): CONTENT[:1000]}
+
+
+def test_creation_with_upload_sends_the_whole_file_in_the_post(client, people, catalog, stored):
+    picture = png_bytes(4, 3)
+    response = create(client, people.auth("bob"), len(picture), body=picture, name="cat.png",
+                      headers={"Upload-Checksum": checksum("sha256", picture)})
+    assert response.status_code == 201, response.json
+    assert response.headers["upload-offset"] == str(len(picture))
+    [(attachment_id, *row)] = attachments(catalog)
+    # "name", as Uppy sends it; the type sniffed from the bytes
+    assert row == ["cat.png", len(picture), md5(picture), "image/png", "uploaded", None, None]
+    assert response.headers["link"] == f'</api/v3/attachments/{attachment_id}>; rel="attachment"'
+    assert list(blob_files(stored).values()) == [picture]
+
+
+def test_an_empty_file(client, people, catalog, stored):
+    auth = people.auth("ada")
+    path = created(client, auth, 0, filename="empty.txt")
+    response = patch(client, auth, path, 0, b"")
+    assert response.status_code == 204
+    [(attachment_id, *row)] = attachments(catalog)
+    assert row[:3] == ["empty.txt", 0, md5(b"")]
+    assert list(blob_files(stored).values()) == [b""]
+
+
+def test_an_upload_into_a_work_package(client, people, catalog):
+    work_package_id = created_work_package(client, people, "ada")
+    auth = people.auth("ada")
+    response = create(client, auth, len(CONTENT), body=CONTENT, filename="plan.bin",
+                      container=f"/api/v3/work_packages/{work_package_id}")
+    assert response.status_code == 201, response.json
+    [(attachment_id, *row)] = attachments(catalog)
+    assert row[-2:] == ["WorkPackage", work_package_id]
+    listed = client.simulate_get(f"/api/v3/work_packages/{work_package_id}/attachments",
+                                 headers=auth).json
+    assert [element["id"] for element in listed["_embedded"]["elements"]] == [attachment_id]
+
+
+class Recorder:
+    """An inspector plugin that keeps the chunks it is shown and answers ``answer``."""
+
+    def __init__(self, answer=None):
+        self.answer = answer
+        self.chunks = []
+
+    @hookimpl
+    def affix_inspect_upload(self, user, container_type):
+        return self
+
+    def feed(self, chunk):
+        self.chunks.append(bytes(chunk))
+
+    def verdict(self, upload):
+        return self.answer
+
+
+def test_inspectors_see_every_byte_once_in_order(client, people, plugin_manager):
+    recorder = Recorder()
+    plugin_manager.register(recorder)
+    auth = people.auth("ada")
+    path = created(client, auth, len(CONTENT))
+    sent_in_parts(client, auth, path, CONTENT, 70_000)
+    assert b"".join(recorder.chunks) == CONTENT
+
+
+# --- refusals, and what is stored after each ------------------------------------------------------
+
+def test_a_patch_at_the_wrong_offset_is_409_and_changes_nothing(client, people, catalog, stored):
+    auth = people.auth("ada")
+    path = created(client, auth, len(CONTENT))
+    assert patch(client, auth, path, 0, CONTENT[:1000]).status_code == 204
+    for offset in (0, 999, 1001):
+        response = patch(client, auth, path, offset, CONTENT[offset:offset + 500])
+        assert_error(response, 409, "UpdateConflict",
+                     f"The upload has 1000 bytes: a PATCH continues at Upload-Offset 1000, "
+                     f"not {offset}.")
+        assert response.headers["tus-resumable"] == "1.0.0"
+    assert uploads(catalog) == [(token_of(path), 1000, len(CONTENT), None)]
+    assert partial_files(stored.blob_root) == {token_of(path): CONTENT[:1000]}
+
+
+def test_a_wrong_checksum_is_460_and_drops_the_patch_s_bytes(client, people, catalog, stored):
+    auth = people.auth("ada")
+    path = created(client, auth, len(CONTENT))
+    assert patch(client, auth, path, 0, CONTENT[:1000],
+                 headers={"Upload-Checksum": checksum("md5", CONTENT[:1000])}).status_code == 204
+    response = patch(client, auth, path, 1000, CONTENT[1000:5000],
+                     headers={"Upload-Checksum": checksum("sha1", b"something else")})
+    assert_error(response, 460, "ChecksumMismatch",
+                 "The bytes sent do not match Upload-Checksum: none of them were stored.")
+    assert uploads(catalog) == [(token_of(path), 1000, len(CONTENT), None)]
+    assert partial_files(stored.blob_root) == {token_of(path): CONTENT[:1000]}
+    # the same bytes, sent again with their checksum, go on from there
+    assert patch(client, auth, path, 1000, CONTENT[1000:],
+                 headers={"Upload-Checksum": checksum("sha256", CONTENT[1000:])}
+                 ).status_code == 204
+    assert list(blob_files(stored).values()) == [CONTENT]
+
+
+@pytest.mark.parametrize("value", ["crc32 AAAA", "sha1 not-base64!", "sha1"])
+def test_an_unusable_checksum_header_is_400(client, people, catalog, stored, value):
+    auth = people.auth("ada")
+    path = created(client, auth, len(CONTENT))
+    response = patch(client, auth, path, 0, CONTENT[:10], headers={"Upload-Checksum": value})
+    assert response.status_code == 400
+    assert response.json["errorIdentifier"].endswith("InvalidRequestBody")
+    assert uploads(catalog) == [(token_of(path), 0, len(CONTENT), None)]
+    assert partial_files(stored.blob_root) == {}
+
+
+def test_an_upload_over_the_tus_limit_is_413_before_anything_is_stored(
+        settings, plugin_manager, people, catalog, stored):
+    client = app_with(settings, plugin_manager, tus_max_size=1000)
+    response = create(client, people.auth("ada"), 1001, body=b"x" * 1001)
+    assert_error(response, 413, "PropertyConstraintViolation",
+                 "File is too large (maximum size is 1000 Bytes).")
+    assert_nothing_left(catalog, stored)
+    # the single-request limit is another setting
+    assert settings.max_attachment_size == SMALL_LIMIT
+    assert create(client, people.auth("ada"), 1000).status_code == 201
+
+
+def test_more_bytes_than_the_upload_length_are_413(client, people, catalog, stored):
+    auth = people.auth("ada")
+    path = created(client, auth, 100)
+    assert patch(client, auth, path, 0, b"a" * 60).status_code == 204
+    response = patch(client, auth, path, 60, b"b" * 41)
+    assert_error(response, 413, "PropertyConstraintViolation",
+                 "File is too large (maximum size is 100 Bytes).")
+    assert uploads(catalog) == [(token_of(path), 60, 100, None)]
+    assert partial_files(stored.blob_root) == {token_of(path): b"a" * 60}
+
+
+def test_a_patch_without_its_content_type_is_415(client, people, catalog):
+    auth = people.auth("ada")
+    path = created(client, auth, 100)
+    response = client.simulate_patch(path, body=b"abc", headers={
+        **auth, **TUS, "Upload-Offset": "0", "Content-Type": "application/octet-stream"})
+    assert_error(response, 415, "TypeNotSupported",
+                 f"Expected CONTENT-TYPE to be {OFFSET_OCTET_STREAM}.")
+    assert uploads(catalog) == [(token_of(path), 0, 100, None)]
+
+
+@pytest.mark.parametrize("headers, message", [
+    ({"Upload-Length": "-1"}, "Upload-Length must be the size of the file in bytes."),
+    ({"Upload-Metadata": "filename !!"},
+     "Upload-Metadata must be keys with Base64 values of UTF-8 text."),
+])
+def test_an_unusable_creation_header_is_400(client, people, catalog, headers, message):
+    response = client.simulate_post(TUS_PATH, headers={
+        **people.auth("ada"), **TUS, "Upload-Length": "3", **headers})
+    assert_error(response, 400, "InvalidRequestBody", message)
+    assert uploads(catalog) == []
+
+
+def test_a_file_name_is_needed(client, people, catalog):
+    response = create(client, people.auth("ada"), 3, description="nameless")
+    assert_error(response, 422, "PropertyConstraintViolation", "File name can't be blank.",
+                 "fileName")
+    assert uploads(catalog) == []
+
+
+def test_someone_else_s_upload_is_404_whatever_is_asked(client, people, catalog, stored):
+    path = created(client, people.auth("ada"), len(CONTENT))
+    assert patch(client, people.auth("ada"), path, 0, CONTENT[:10]).status_code == 204
+    bob = people.auth("bob")
+    for response in (head(client, bob, path), patch(client, bob, path, 10, CONTENT[10:20]),
+                     client.simulate_delete(path, headers={**bob, **TUS})):
+        assert response.status_code == 404
+    assert_error(patch(client, bob, path, 10, b"x"), 404, "NotFound", GONE)
+    assert uploads(catalog) == [(token_of(path), 10, len(CONTENT), None)]
+    assert partial_files(stored.blob_root) == {token_of(path): CONTENT[:10]}
+
+
+def test_an_expired_upload_is_404_and_cleanup_removes_its_bytes(
+        client, people, catalog, stored, clock, settings):
+    auth = people.auth("ada")
+    path = created(client, auth, len(CONTENT))
+    clock.advance(datetime.timedelta(hours=23))
+    # each PATCH moves the expiry on
+    response = patch(client, auth, path, 0, CONTENT[:10])
+    assert response.headers["upload-expires"] == "Fri, 23 May 2014 07:51:20 GMT"
+    clock.advance(datetime.timedelta(hours=2))
+    kept = created(client, auth, 5)
+    clock.advance(datetime.timedelta(hours=22))
+    # a HEAD's answer has no body
+    assert head(client, auth, path).status_code == 404
+    assert_error(patch(client, auth, path, 10, CONTENT[10:20]), 404, "NotFound", GONE)
+    assert head(client, auth, kept).status_code == 200
+    assert partial_files(stored.blob_root) == {token_of(path): CONTENT[:10]}
+
+    with catalog.database.connection_context():
+        blob_store = open_blob_store(settings.storage_url)
+        partials = LocalPartials(blob_store)
+        table = ResumableUploads(catalog)
+
+        def cleanup(now):
+            return remove_expired_resumable_uploads(table, partials, blob_store, now)
+
+        assert cleanup(clock() - EXPIRY) == 0
+        assert cleanup(clock()) == 1
+    assert uploads(catalog) == [(token_of(kept), 0, 5, None)]
+    assert stored.files() == {}
+
+
+def test_cleanup_keeps_a_finished_upload_s_attachment_but_not_one_a_crash_left_prepared(
+        client, people, catalog, stored, clock, settings):
+    auth = people.auth("ada")
+    finished = create(client, auth, len(CONTENT), body=CONTENT).headers["location"]
+    [(kept_id, *_)] = attachments(catalog)
+    crashed = created(client, auth, 5, filename="crashed.txt")
+    assert patch(client, auth, crashed, 0, b"hell").status_code == 204
+    blob_store = open_blob_store(settings.storage_url)
+    partials = LocalPartials(blob_store)
+    with catalog.database.connection_context():
+        table = ResumableUploads(catalog)
+        # a node died while finishing: the bytes committed, the attachment still prepared
+        upload = table.by_token(token_of(crashed))
+        key = partials.commit(upload.progress)
+        record = catalog.add_attachment(
+            file_name="crashed.txt", file_size=5, content_type="application/octet-stream",
+            charset=None, md5="", description="", author=upload.author, container_type=None,
+            container_id=None, status="prepared", storage_key=key, created_at=clock())
+        table.became(upload, table.take_lease(upload, clock(), clock() + LEASE_DURATION),
+                     record.id)
+        clock.advance(EXPIRY + LEASE_DURATION)
+        assert remove_expired_resumable_uploads(table, partials, blob_store, clock()) == 2
+    assert uploads(catalog) == []
+    assert [row[0] for row in attachments(catalog)] == [kept_id]
+    assert list(blob_files(stored).values()) == [CONTENT]
+    assert head(client, auth, finished).status_code == 404
+
+
+def test_affix_cleanup_removes_expired_uploads(settings, client, people, catalog, stored,
+                                               environ):
+    auth = people.auth("ada")
+    path = created(client, auth, len(CONTENT))
+    assert patch(client, auth, path, 0, CONTENT[:10]).status_code == 204
+    out = io.StringIO()
+    # the app's clock stands in 2014: by the wall clock, the upload expired long ago
+    assert main(["cleanup"], environ=environ, out=out) == 0
+    assert out.getvalue().splitlines()[-1] == (
+        "removed 1 resumable upload left unfinished past Upload-Expires")
+    assert_nothing_left(catalog, stored)
+
+
+def test_a_patch_while_another_holds_the_upload_is_423_until_its_lease_runs_out(
+        client, people, catalog, stored, clock):
+    auth = people.auth("ada")
+    path = created(client, auth, len(CONTENT))
+    with catalog.database.connection_context():
+        table = ResumableUploads(catalog)
+        # another node's PATCH, writing this very upload
+        lease = table.take_lease(table.by_token(token_of(path)), clock(),
+                                 clock() + LEASE_DURATION)
+        assert lease is not None
+    for response in (patch(client, auth, path, 0, CONTENT[:10]),
+                     client.simulate_delete(path, headers={**auth, **TUS})):
+        assert_error(response, 423, "Locked",
+                     "Another request is writing to this upload. Try again once it has "
+                     "finished.")
+    assert uploads(catalog) == [(token_of(path), 0, len(CONTENT), None)]
+    assert partial_files(stored.blob_root) == {}
+    # that node died: once its lease has run out, the upload goes on
+    clock.advance(LEASE_DURATION)
+    assert patch(client, auth, path, 0, CONTENT[:10]).status_code == 204
+    assert uploads(catalog) == [(token_of(path), 10, len(CONTENT), None)]
+
+
+def test_termination_removes_the_upload_and_its_bytes(client, people, catalog, stored):
+    auth = people.auth("ada")
+    path = created(client, auth, len(CONTENT))
+    assert patch(client, auth, path, 0, CONTENT[:10]).status_code == 204
+    response = client.simulate_delete(path, headers={**auth, **TUS})
+    assert response.status_code == 204
+    assert_nothing_left(catalog, stored)
+    # a HEAD's answer has no body
+    assert head(client, auth, path).status_code == 404
+
+
+def test_terminating_a_finished_upload_keeps_its_attachment(client, people, catalog, stored):
+    auth = people.auth("ada")
+    response = create(client, auth, len(CONTENT), body=CONTENT)
+    path = response.headers["location"]
+    assert client.simulate_delete(path, headers={**auth, **TUS}).status_code == 204
+    assert uploads(catalog) == []
+    assert [row[3] for row in attachments(catalog)] == [md5(CONTENT)]
+    assert list(blob_files(stored).values()) == [CONTENT]
+
+
+def test_a_type_off_the_allowlist_is_refused_at_the_end_leaving_nothing(
+        settings, plugin_manager, people, catalog, stored):
+    client = app_with(settings, plugin_manager, allowlist=("image/png",))
+    auth = people.auth("ada")
+    path = created(client, auth, len(CONTENT), filename="data.bin")
+    assert patch(client, auth, path, 0, CONTENT[:1000]).status_code == 204
+    response = patch(client, auth, path, 1000, CONTENT[1000:])
+    assert response.status_code == 422
+    assert response.json["_embedded"]["details"]["attribute"] == "file"
+    assert_nothing_left(catalog, stored)
+    # a HEAD's answer has no body
+    assert head(client, auth, path).status_code == 404
+
+
+def test_a_plugin_s_refusal_at_the_end_leaves_nothing(client, people, catalog, stored,
+                                                      plugin_manager):
+    plugin_manager.register(Recorder(answer="No data files here."))
+    auth = people.auth("ada")
+    response = create(client, auth, len(CONTENT), body=CONTENT)
+    assert_error(response, 422, "PropertyConstraintViolation", "No data files here.", "file")
+    assert_nothing_left(catalog, stored)
+
+
+def test_the_container_must_permit_the_upload(client, people, catalog, stored):
+    work_package_id = created_work_package(client, people, "ada")
+    href = f"/api/v3/work_packages/{work_package_id}"
+    # Eve sees the work package but may not add to it; nobody finds one that is not there
+    assert_error(create(client, people.auth("eve"), 3, filename="a.txt", container=href),
+                 403, "MissingPermission", NOT_AUTHORIZED)
+    assert_error(create(client, people.auth("ada"), 3, filename="a.txt",
+                        container=f"/api/v3/work_packages/{work_package_id + 1}"),
+                 404, "NotFound", NOT_FOUND)
+    assert_error(create(client, people.auth("ada"), 3, filename="a.txt",
+                        container="/api/v3/projects/1"),
+                 422, "PropertyConstraintViolation",
+                 "/api/v3/projects/1 is no container attachments can be uploaded into.",
+                 "container")
+    assert_nothing_left(catalog, stored)
+
+
+def test_a_permission_lost_before_the_last_byte_refuses_the_upload(
+        client, people, catalog, stored):
+    work_package_id = created_work_package(client, people, "ada")
+    people.add("carl", name="Carl",
+               permissions=["view_work_packages", "add_work_package_attachments"])
+    auth = people.auth("carl")
+    response = create(client, auth, len(CONTENT), filename="a.bin",
+                      container=f"/api/v3/work_packages/{work_package_id}")
+    assert response.status_code == 201, response.json
+    path = response.headers["location"]
+    assert patch(client, auth, path, 0, CONTENT[:10]).status_code == 204
+    with catalog.database.connection_context():
+        catalog.RolePermission.delete().where(
+            catalog.RolePermission.permission == "add_work_package_attachments").execute()
+    assert_error(patch(client, auth, path, 10, CONTENT[10:]), 403, "MissingPermission",
+                 NOT_AUTHORIZED)
+    assert uploads(catalog) == []
+    assert attachments(catalog) == []
+    assert blob_files(stored) == {} and partial_files(stored.blob_root) == {}
+
+
+# --- browsers on other origins --------------------------------------------------------------------
+
+PAGE = "https://app.example.org"
+
+
+def test_a_browser_s_preflight_is_the_cors_middleware_s_and_the_answers_expose_tus_headers(
+        settings, plugin_manager, people):
+    client = app_with(settings, plugin_manager, cors_origins=(PAGE,))
+    preflight = client.simulate_options(TUS_PATH, headers={
+        "Origin": PAGE, "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "tus-resumable,upload-length,upload-metadata"})
+    assert preflight.status_code == 204
+    assert "PATCH" in preflight.headers["access-control-allow-methods"].split(", ")
+    assert "tus-version" not in preflight.headers
+    # a page's own discovery, no preflight: tus's answer, its headers readable by the page
+    discovery = client.simulate_options(TUS_PATH, headers={"Origin": PAGE})
+    assert discovery.status_code == 204 and discovery.headers["tus-version"] == "1.0.0"
+    exposed = set(discovery.headers["access-control-expose-headers"].split(", "))
+    assert {"Location", "Link", "Upload-Offset", "Upload-Length", "Upload-Expires",
+            "Tus-Resumable", "Tus-Version", "Tus-Extension", "Tus-Max-Size",
+            "Tus-Checksum-Algorithm"} <= exposed
+    finished = create(client, people.auth("ada"), 5, body=b"hello", headers={"Origin": PAGE})
+    assert finished.status_code == 201
+    assert finished.headers["access-control-allow-origin"] == PAGE
