@@ -2,16 +2,17 @@
 
 For each file it takes the best way the server offers: tus (resumable) when ``OPTIONS`` on the
 tus endpoint says so, else OpenProject's direct upload to object storage when ``prepare``
-answers a form, else the plain multipart upload every OpenProject answers. A tus upload's URL
-is remembered in a state file (per server and file identity) as soon as it exists, so that the
-same command run again after Ctrl-C or a dropped connection asks the server how far it got and
-sends only the rest.
+answers a form, else the plain multipart upload every OpenProject answers. The same command
+run again after Ctrl-C, a dropped connection or a refusal goes on where it stopped: a state
+file remembers each tus upload's URL as soon as it exists (the server is asked how far it got,
+and only the rest is sent) and the attachment of each file the command uploaded already.
 
 The API key comes from the environment or a config file, never from the command line, where
 ``ps`` would show it to every user of the machine.
 """
 import base64
 import contextlib
+import copy
 import dataclasses
 import fcntl
 import hashlib
@@ -90,48 +91,75 @@ def api_key(environ, root) -> str:
 
 
 class ResumeState:
-    """The tus upload URL of each unfinished upload, by server and file identity, in one JSON
-    file. Every change is a locked read-modify-write, so two clients at once lose nothing."""
+    """What lets the same command go on where it stopped, in one JSON file: the tus upload URL
+    of each unfinished upload (``uploads``, by server and file), and the attachment each file
+    of an unfinished command became (``commands``, by the whole command), so that running it
+    again uploads none of them twice. Every change is a locked read-modify-write: two clients
+    at once lose nothing."""
 
     def __init__(self, path: Path):
         self.path = path
 
     @staticmethod
-    def key(root, path: Path, work_package, description) -> str:
+    def upload_key(root, path: Path, work_package, description) -> str:
         # a changed file (size or mtime) is another file, and so is one bound for another
         # container or with another description: the tus upload already carries both
-        status = path.stat()
-        return json.dumps([root, str(path.resolve()), status.st_size, status.st_mtime_ns,
-                           work_package, description])
+        return json.dumps([root, *file_identity(path), work_package, description])
+
+    @staticmethod
+    def command_key(root, paths, work_package, description) -> str:
+        return json.dumps([root, [file_identity(path) for path in paths], work_package,
+                           description])
 
     def upload_url(self, key):
-        with self._entries() as entries:
-            return entries.get(key)
+        with self._section("uploads") as uploads:
+            return uploads.get(key)
 
     def remember(self, key, upload_url):
-        with self._entries() as entries:
-            entries[key] = upload_url
+        with self._section("uploads") as uploads:
+            uploads[key] = upload_url
 
     def forget(self, key):
-        with self._entries() as entries:
-            entries.pop(key, None)
+        with self._section("uploads") as uploads:
+            uploads.pop(key, None)
+
+    def uploaded(self, command) -> dict:
+        """{file as given: {"url", "way"}} of what ``command`` uploaded before it stopped."""
+        with self._section("commands") as commands:
+            return dict(commands.get(command, {}))
+
+    def record_uploaded(self, command, path, url, way):
+        with self._section("commands") as commands:
+            commands.setdefault(command, {})[str(path)] = {"url": url, "way": way}
+
+    def forget_command(self, command):
+        with self._section("commands") as commands:
+            commands.pop(command, None)
 
     @contextlib.contextmanager
-    def _entries(self):
+    def _section(self, name):
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.path.with_suffix(".lock"), "a") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             try:
-                entries = json.loads(self.path.read_text())
+                document = json.loads(self.path.read_text())
             except (FileNotFoundError, ValueError):
                 # a lost state costs a fresh upload, never a failed command
-                entries = {}
-            before = dict(entries)
-            yield entries
-            if entries != before:
+                document = {}
+            # a copy to the bottom: a change to a command's entries is a change to write
+            section = copy.deepcopy(document.get(name, {}))
+            yield section
+            if section != document.get(name, {}):
+                document[name] = section
                 written = self.path.with_suffix(".tmp")
-                written.write_text(json.dumps(entries, indent=1))
+                written.write_text(json.dumps(
+                    {key: value for key, value in document.items() if value}, indent=1))
                 os.replace(written, self.path)
+
+
+def file_identity(path: Path) -> list:
+    status = path.stat()
+    return [str(path.resolve()), status.st_size, status.st_mtime_ns]
 
 
 class FileSlice:
@@ -292,7 +320,7 @@ class Uploader:
     # --- tus --------------------------------------------------------------------------------
 
     def upload_tus(self, path, size, work_package, description) -> Uploaded:
-        key = ResumeState.key(self.root, path, work_package, description)
+        key = ResumeState.upload_key(self.root, path, work_package, description)
         upload_url, last = self._resumable(key, size)
         if upload_url is None:
             container = f"{API}/work_packages/{work_package}" if work_package else None
@@ -401,6 +429,13 @@ class Uploader:
 
     # --- the attachment ---------------------------------------------------------------------
 
+    def earlier(self, url, way):
+        """The attachment an earlier run of the command made, if the server still has it."""
+        response = self.session.get(url, timeout=ANSWER_TIMEOUT)
+        if response.status_code == 404:
+            return None
+        return self._described(expect(response, 200), way)
+
     def _uploaded(self, attachment_url, way) -> Uploaded:
         return self._described(
             expect(self.session.get(attachment_url, timeout=ANSWER_TIMEOUT), 200), way)
@@ -442,7 +477,7 @@ def progress_bars(stream):
 
 
 def command_line(paths, url, work_package, description, as_json, chunk_size) -> str:
-    """The ``affix upload`` that goes on with ``paths``: what a user runs to resume."""
+    """The ``affix upload`` of these arguments, as a user runs it again."""
     words = ["affix", "upload", *map(str, paths), "--url", url]
     if work_package is not None:
         words += ["--work-package", str(work_package)]
@@ -459,8 +494,8 @@ def upload_files(paths, url, *, work_package=None, description=None, as_json=Fal
                  environ, out, err, chunk_size=DEFAULT_CHUNK_SIZE) -> int:
     """``affix upload``: each file in turn, its attachment's URL on ``out`` as it is done (all
     of them as one JSON array with ``as_json``), what went wrong on ``err``. The exit status is
-    0 when every file was uploaded, 1 when one was not, 130 on Ctrl-C; every way out says
-    which files were uploaded and the command that uploads the rest."""
+    0 when every file was uploaded, 1 when one was not, 130 on Ctrl-C; every way out but the
+    first says which files were uploaded, and that the same command goes on from there."""
     try:
         root = server_root(url)
         key = api_key(environ, root)
@@ -472,28 +507,33 @@ def upload_files(paths, url, *, work_package=None, description=None, as_json=Fal
     if unreadable:
         print(f"affix: error: not a readable file: {unreadable[0]}", file=err)
         return 1
-    uploader = Uploader(root, key, ResumeState(
-        xdg_folder(environ, "XDG_STATE_HOME", ".local", "state") / STATE_FILE),
-                        progress_bars(err), chunk_size)
+    state = ResumeState(xdg_folder(environ, "XDG_STATE_HOME", ".local", "state") / STATE_FILE)
+    command = ResumeState.command_key(root, paths, work_package, description)
+    earlier = state.uploaded(command)
+    uploader = Uploader(root, key, state, progress_bars(err), chunk_size)
     results, left = [], list(paths)
     try:
         while left:
             path = left[0]
             try:
-                uploaded = uploader.upload(path, work_package, description)
+                before = earlier.get(str(path))
+                uploaded = uploader.earlier(**before) if before else None
+                if uploaded is None:
+                    uploaded = uploader.upload(path, work_package, description)
+                    state.record_uploaded(command, path, uploaded.url, uploaded.way)
             except requests.RequestException as error:
                 # the exception's text is a page of urllib3's internals
                 results.append({"file": str(path),
                                 "error": f"no answer from {root} ({type(error).__name__})"})
+                print(f"affix: error: {path}: {results[-1]['error']}", file=err, flush=True)
             except UploadError as error:
                 results.append({"file": str(path), "error": str(error)})
+                print(f"affix: error: {path}: {error}", file=err, flush=True)
             else:
                 results.append({"file": str(path), "url": uploaded.url, "way": uploaded.way,
                                 "attachment": uploaded.attachment})
                 if not as_json:
                     print(uploaded.url, file=out, flush=True)
-            if "error" in results[-1]:
-                print(f"affix: error: {path}: {results[-1]['error']}", file=err, flush=True)
             left.pop(0)
         interrupted = False
     except KeyboardInterrupt:
@@ -502,12 +542,12 @@ def upload_files(paths, url, *, work_package=None, description=None, as_json=Fal
         uploader.close()
     if as_json:
         print(json.dumps(results, indent=2), file=out, flush=True)
-    uploaded = [result["file"] for result in results if "url" in result]
-    again = [result["file"] for result in results if "error" in result] + left
-    if again:
-        done = (f"uploaded {len(uploaded)} of {len(paths)} files"
-                + (f" ({', '.join(uploaded)})" if uploaded else ""))
-        again_line = command_line(again, url, work_package, description, as_json, chunk_size)
-        print(f"affix: {'interrupted; ' if interrupted else ''}{done}; to go on, run:\n  "
-              + again_line, file=err)
-    return 130 if interrupted else (1 if again else 0)
+    done = [result["file"] for result in results if "url" in result]
+    if len(done) == len(paths):
+        state.forget_command(command)
+        return 0
+    listed = f" ({', '.join(done)})" if done else ""
+    print(f"affix: {'interrupted; ' if interrupted else ''}uploaded {len(done)} of {len(paths)} "
+          f"files{listed}; to go on, run the same command again:\n  "
+          + command_line(paths, url, work_package, description, as_json, chunk_size), file=err)
+    return 130 if interrupted else 1

@@ -79,6 +79,11 @@ def client_environ(home, key=None) -> dict:
     return environ
 
 
+def resume_state(home) -> dict:
+    path = home / "state" / "affix" / "uploads.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
 def upload(capsys, environ, *argv):
     """``affix upload ARGV`` in this process: (exit status, stdout, stderr)."""
     out = io.StringIO()
@@ -112,8 +117,8 @@ def test_a_file_goes_up_as_a_plain_multipart_upload(capsys, plain_server, files,
     [(attachment_id, name, size, digest, _)] = plain_server.stored.rows()
     assert out == plain_server.url(f"/api/v3/attachments/{attachment_id}") + "\n"
     assert (name, size, digest) == ("notes.bin", len(CONTENT), md5(CONTENT))
-    # nothing to resume: no state was written
-    assert not (home / "state").exists()
+    # nothing to go on with
+    assert resume_state(home) == {}
 
 
 def test_json_lists_every_file_with_its_attachment(capsys, plain_server, files, home):
@@ -146,7 +151,7 @@ def test_the_key_comes_from_the_config_file(capsys, plain_server, files, home):
     status, out, err = upload(capsys, client_environ(home), path, "--url", root)
     assert (status, out) == (1, "")
     assert err == (f"affix: error: {path}: {WRONG_CREDENTIALS}\n"
-                   "affix: uploaded 0 of 1 files; to go on, run:\n"
+                   "affix: uploaded 0 of 1 files; to go on, run the same command again:\n"
                    f"  affix upload {path} --url {root}\n")
     assert len(plain_server.stored.rows()) == 1
 
@@ -184,13 +189,27 @@ def test_a_refused_file_says_why_and_the_others_go_up(capsys, tmp_path, database
         status, out, err = upload(capsys, client_environ(home, server.api_key), *paths,
                                   "--url", server.url(""))
         rows = server.stored.rows()
+        # the same command again: the refused file is tried again, the others not
+        again = upload(capsys, client_environ(home, server.api_key), *paths,
+                       "--url", server.url(""))
+        assert server.stored.rows() == rows
+        # an attachment deleted since is uploaded anew
+        deleted = requests.delete(out.splitlines()[0], headers=server.auth,
+                                  timeout=REQUEST_TIMEOUT)
+        assert deleted.status_code == 204
+        assert upload(capsys, client_environ(home, server.api_key), *paths,
+                      "--url", server.url(""))[0] == 1
+        anew = server.stored.rows()
+    assert [row[1] for row in anew] == ["last.txt", "small.txt"]
     assert status == 1
     assert [(name, size) for _, name, size, _, _ in rows] == [("small.txt", 6), ("last.txt", 5)]
     assert out.splitlines() == [server.url(f"/api/v3/attachments/{row[0]}") for row in rows]
     assert err == (
         f"affix: error: {paths[1]}: File is too large (maximum size is {limit} Bytes).\n"
-        f"affix: uploaded 2 of 3 files ({paths[0]}, {paths[2]}); to go on, run:\n"
-        f"  affix upload {paths[1]} --url {server.url('')}\n")
+        f"affix: uploaded 2 of 3 files ({paths[0]}, {paths[2]}); to go on, run the same "
+        "command again:\n"
+        f"  affix upload {' '.join(paths)} --url {server.url('')}\n")
+    assert again == (status, out, err)
 
 
 def test_a_file_goes_into_a_work_package(capsys, plain_server, files, home, databases, tmp_path):
@@ -250,7 +269,7 @@ def test_bytes_damaged_on_the_way_are_reported(capsys, plain_server, files, home
     assert err == (
         f"affix: error: {path}: the server stored other bytes than the file holds (md5 "
         f"{digest}, the file's {md5(CONTENT)}): {relay.url}/api/v3/attachments/{attachment_id}\n"
-        "affix: uploaded 0 of 1 files; to go on, run:\n"
+        "affix: uploaded 0 of 1 files; to go on, run the same command again:\n"
         f"  affix upload {path} --url {relay.url}\n")
 
 
@@ -302,7 +321,7 @@ def test_a_terminal_gets_a_progress_bar_and_a_pipe_none(plain_server, files, hom
     assert piped.stdout == (plain_server.url(f"/api/v3/attachments/{second}") + "\n").encode()
 
 
-def test_ctrl_c_stops_an_upload_says_how_to_go_on_and_stores_nothing(plain_server, files, home):
+def test_ctrl_c_stops_an_upload_and_the_same_command_goes_on(plain_server, files, home):
     paths = files(**{"first.txt": b"first\n", "big.bin": random_bytes(4 * MiB, seed=3),
                      "last.txt": b"last\n"})
     # the first file through, then half of the second
@@ -314,15 +333,29 @@ def test_ctrl_c_stops_an_upload_says_how_to_go_on_and_stores_nothing(plain_serve
         wait_for(gate.holding.is_set, "the client in the middle of the second file")
         process.send_signal(signal.SIGINT)
         out, err = process.communicate(timeout=COMMAND_TIMEOUT)
+        [(first, name, *_)] = plain_server.stored.rows()
+        assert process.returncode == 130
+        assert out.decode() == f"{gate.url}/api/v3/attachments/{first}\n"
+        assert err.decode() == (
+            f"affix: interrupted; uploaded 1 of 3 files ({paths[0]}); to go on, run the same "
+            "command again:\n"
+            f"  affix upload {' '.join(paths)} --url {gate.url}\n")
+        # a multipart upload cut short leaves nothing behind
+        gate.release()
+        wait_for(lambda: plain_server.staged_blobs() == [], "the cut upload's staged blob gone")
+
+        again = subprocess.run(client_command(*paths, "--url", gate.url), cwd=REPO_ROOT,
+                               env=environ, capture_output=True, timeout=COMMAND_TIMEOUT)
     finally:
         gate.close()
-    [(first, name, *_)] = plain_server.stored.rows()
-    assert process.returncode == 130
-    assert out.decode() == f"{gate.url}/api/v3/attachments/{first}\n"
-    assert err.decode() == (
-        f"affix: interrupted; uploaded 1 of 3 files ({paths[0]}); to go on, run:\n"
-        f"  affix upload {paths[1]} {paths[2]} --url {gate.url}\n")
-    wait_for(lambda: plain_server.staged_blobs() == [], "the cut upload's staged blob gone")
+    rows = plain_server.stored.rows()
+    assert [row[1] for row in rows] == ["first.txt", "big.bin", "last.txt"]
+    assert (again.returncode, again.stderr) == (0, b"")
+    # the first file's attachment as the first run made it, then the other two
+    assert again.stdout.decode().splitlines() == [
+        f"{gate.url}/api/v3/attachments/{row[0]}" for row in rows]
+    assert rows[0][0] == first
+    assert resume_state(home) == {}
 
 
 # --- tus: resumable ------------------------------------------------------------------------------
@@ -336,11 +369,6 @@ def tus_server(tmp_path, databases):
     """A server that offers tus, with local storage."""
     with serving(tmp_path, databases, environ=TUS) as server:
         yield server
-
-
-def resume_state(home) -> dict:
-    path = home / "state" / "affix" / "uploads.json"
-    return json.loads(path.read_text()) if path.exists() else None
 
 
 def test_a_file_goes_up_by_tus_in_chunks_into_a_work_package(capsys, tus_server, files, home,
@@ -380,7 +408,7 @@ def test_an_interrupted_tus_upload_resumes_where_it_stopped(tus_server, files, h
         process = subprocess.Popen(argv, cwd=REPO_ROOT, env=environ, stdout=subprocess.PIPE,
                                    stderr=subprocess.PIPE)
         wait_for(gate.holding.is_set, "the client in the middle of the file")
-        [upload_url] = resume_state(home).values()
+        [upload_url] = resume_state(home)["uploads"].values()
         # asked past the gate: what the server holds of the file now
         direct_url = upload_url.replace(gate.url, tus_server.url(""))
 
@@ -397,12 +425,12 @@ def test_an_interrupted_tus_upload_resumes_where_it_stopped(tus_server, files, h
             gate.cut()
         out, err = process.communicate(timeout=COMMAND_TIMEOUT)
         assert (process.returncode, out) == (130 if interruption == "ctrl-c" else 1, b"")
-        again = f"  affix upload {path} --url {gate.url} --chunk-size {CHUNK}\n"
+        again = (" 0 of 1 files; to go on, run the same command again:\n"
+                 f"  affix upload {path} --url {gate.url} --chunk-size {CHUNK}\n")
         assert err.decode() == (
-            "affix: interrupted; uploaded 0 of 1 files; to go on, run:\n" + again
-            if interruption == "ctrl-c" else
+            "affix: interrupted; uploaded" + again if interruption == "ctrl-c" else
             f"affix: error: {path}: no answer from {gate.url} (ConnectionError)\n"
-            "affix: uploaded 0 of 1 files; to go on, run:\n" + again)
+            "affix: uploaded" + again)
         assert tus_server.stored.rows() == []
         # the server sees the connection go (cut, or dropped with the held ones as the gate
         # opens) and keeps the part of a chunk that arrived
@@ -428,7 +456,7 @@ def test_an_upload_the_server_no_longer_knows_starts_afresh(capsys, tus_server, 
     [path] = files(**{"a.bin": CONTENT})
     state = ResumeState(home / "state" / "affix" / "uploads.json")
     root = tus_server.url("")
-    key = ResumeState.key(root, Path(path), None, None)
+    key = ResumeState.upload_key(root, Path(path), None, None)
     state.remember(key, tus_server.url("/api/v3/attachments/tus/0123456789abcdef"))
     status, out, err = upload(capsys, client_environ(home, tus_server.api_key), path,
                               "--url", root)
@@ -450,7 +478,10 @@ def test_a_file_over_the_tus_limit_gets_the_servers_message(capsys, tmp_path, da
     assert out == server.url(f"/api/v3/attachments/{attachment_id}") + "\n"
     assert err == (
         f"affix: error: {paths[0]}: File is too large (maximum size is {limit} Bytes).\n"
-        f"affix: uploaded 1 of 2 files ({paths[1]}); to go on, run:\n"
-        f"  affix upload {paths[0]} --url {server.url('')}\n")
-    # nothing left to resume: the refused file was never created
-    assert resume_state(home) == {}
+        f"affix: uploaded 1 of 2 files ({paths[1]}); to go on, run the same command again:\n"
+        f"  affix upload {' '.join(paths)} --url {server.url('')}\n")
+    # no tus upload to resume (the refused file's was never created), and what the command
+    # uploaded, for when it runs again
+    command = ResumeState.command_key(server.url(""), [Path(each) for each in paths], None, None)
+    assert resume_state(home) == {"commands": {command: {paths[1]: {"url": out.strip(),
+                                                                    "way": "tus"}}}}
