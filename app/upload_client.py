@@ -40,6 +40,9 @@ SEND_BLOCK = 1024 * 1024
 ANSWER_TIMEOUT = 60
 # how long a file's bytes may wait for the server to take them
 SEND_TIMEOUT = 300
+# the slowest a server is expected to read a file back when it finishes an upload (for its md5,
+# type and virus scan): the answer to the request that finishes it may take that long
+READ_BACK_RATE = 5 * 1000 * 1000
 # OpenProject's (and affix's) answer to prepare when uploads cannot go to the store directly
 DIRECT_UPLOAD_NOT_AVAILABLE = "Direct file upload is not available"
 
@@ -258,6 +261,12 @@ def attachment_link(response):
     return urllib.parse.urljoin(response.url, response.links["attachment"]["url"])
 
 
+def finishing(size):
+    """The (connect, read) timeouts of a request whose answer waits for the server to read
+    ``size`` bytes back."""
+    return ANSWER_TIMEOUT, SEND_TIMEOUT + size / READ_BACK_RATE
+
+
 def check_digest(path, uploaded):
     """The server's md5 of what it stored is the file's: whatever crossed the network, from
     however many runs of a resumed upload."""
@@ -340,8 +349,8 @@ class Uploader:
                 if last.request.method == "PATCH" and offset == size:
                     raise UploadError("the server finished the upload without naming its "
                                       "attachment")
-                last = self._patch(upload_url, path, offset, min(self.chunk_size, size - offset),
-                                   bar)
+                last = self._patch(upload_url, path, size, offset,
+                                   min(self.chunk_size, size - offset), bar)
                 reached = int(last.headers["Upload-Offset"])
                 if reached < offset or reached == offset < size:
                     raise UploadError(f"the server kept none of the bytes from {offset} on")
@@ -366,7 +375,7 @@ class Uploader:
             return None, None
         return upload_url, response
 
-    def _patch(self, upload_url, path, offset, length, bar):
+    def _patch(self, upload_url, path, size, offset, length, bar):
         # no Upload-Checksum: a server drops a PATCH cut short whose checksum fails, and a
         # dropped connection would cost the whole chunk; the md5 of the whole file is checked
         # at the end instead
@@ -375,7 +384,7 @@ class Uploader:
         bar.reset_to(offset)
         response = self.session.patch(
             upload_url, data=Body([FileSlice(path, offset, length)], bar.update),
-            headers=headers, timeout=(ANSWER_TIMEOUT, SEND_TIMEOUT))
+            headers=headers, timeout=finishing(size))
         return expect(response, 204)
 
     # --- direct upload ----------------------------------------------------------------------
@@ -410,7 +419,7 @@ class Uploader:
                                   f"{stored.reason}")
         completed = expect(self.session.get(
             urllib.parse.urljoin(self.root + "/", upload["_links"]["completeUpload"]["href"]),
-            timeout=ANSWER_TIMEOUT), 200)
+            timeout=finishing(size)), 200)
         return self._described(completed, "direct")
 
     # --- multipart --------------------------------------------------------------------------
@@ -423,7 +432,7 @@ class Uploader:
                 FileSlice(path, 0, size), bar.update)
             response = self.session.post(
                 f"{self.root}{container_path}/attachments", data=body,
-                headers={"Content-Type": content_type}, timeout=(ANSWER_TIMEOUT, SEND_TIMEOUT))
+                headers={"Content-Type": content_type}, timeout=finishing(size))
         # affix answers 200, as the spec says; OpenProject 201
         return self._described(expect(response, 200, 201), "multipart")
 

@@ -182,6 +182,16 @@ def test_an_unreadable_config_file_or_a_wrong_url_is_one_line(capsys, files, hom
                    "'example.com'\n")
 
 
+def test_a_chunk_size_that_is_none_is_a_usage_error(capsys, files, home):
+    [path] = files(**{"a.bin": CONTENT})
+    with pytest.raises(SystemExit) as stopped:
+        upload(capsys, client_environ(home, "key"), path, "--url", "http://127.0.0.1:9",
+               "--chunk-size", "8X")
+    assert stopped.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        "affix upload: error: argument --chunk-size: not a size such as 512K or 8M: '8X'")
+
+
 def test_a_refused_file_says_why_and_the_others_go_up(capsys, tmp_path, databases, files, home):
     limit = 200 * 1024
     paths = files(**{"small.txt": b"small\n", "big.bin": CONTENT, "last.txt": b"last\n"})
