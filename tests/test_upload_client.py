@@ -7,6 +7,7 @@ import io
 import json
 import os
 import pty
+import re
 import signal
 import struct
 import subprocess
@@ -318,10 +319,11 @@ def test_a_terminal_gets_a_progress_bar_and_a_pipe_none(plain_server, files, hom
                                       environ)
     assert status == 0, written
     [(first, *_)] = plain_server.stored.rows()
-    # tqdm's line: the name, the share done, the bytes, the rate, drawn over itself with \r
-    final = written.split("\r\n")[0].split("\r")[-1]
-    assert final.startswith("movie.bin: 100%|"), written
-    assert "| 300k/300k [" in final and "B/s]" in final, written
+    # tqdm's line, drawn over itself with \r: the name, the share done, the bar, the bytes,
+    # the time spent and left, the rate
+    final = written.split("\r\n")[0].split("\r")[-1].rstrip()
+    assert re.fullmatch(r"movie\.bin: 100%\|[^|]+\| 300k/300k \[\d\d:\d\d<\d\d:\d\d, "
+                        r"[\d.]+[kMG]?B/s\]", final), written
     assert written.endswith(plain_server.url(f"/api/v3/attachments/{first}") + "\r\n")
 
     piped = subprocess.run(client_command(path, "--url", plain_server.url("")), cwd=REPO_ROOT,
