@@ -484,16 +484,19 @@ def test_a_file_over_the_tus_limit_gets_the_servers_message(capsys, tmp_path, da
     paths = files(**{"big.bin": CONTENT, "small.txt": b"small\n"})
     with serving(tmp_path, databases, environ={"AFFIX_TUS_MAX_SIZE": str(limit)}) as server:
         status, out, err = upload(capsys, client_environ(home, server.api_key), *paths,
-                                  "--url", server.url(""))
+                                  "--url", server.url(""), "--json")
         [(attachment_id, name, *_)] = server.stored.rows()
+        url = server.url(f"/api/v3/attachments/{attachment_id}")
+        too_large = f"File is too large (maximum size is {limit} Bytes)."
+        assert json.loads(out) == [
+            {"file": paths[0], "error": too_large},
+            {"file": paths[1], "url": url, "way": "tus", "attachment": fetched(server, url)}]
     assert (status, name) == (1, "small.txt")
-    assert out == server.url(f"/api/v3/attachments/{attachment_id}") + "\n"
     assert err == (
-        f"affix: error: {paths[0]}: File is too large (maximum size is {limit} Bytes).\n"
+        f"affix: error: {paths[0]}: {too_large}\n"
         f"affix: uploaded 1 of 2 files ({paths[1]}); to go on, run the same command again:\n"
-        f"  affix upload {' '.join(paths)} --url {server.url('')}\n")
+        f"  affix upload {' '.join(paths)} --url {server.url('')} --json\n")
     # no tus upload to resume (the refused file's was never created), and what the command
     # uploaded, for when it runs again
     command = ResumeState.command_key(server.url(""), [Path(each) for each in paths], None, None)
-    assert resume_state(home) == {"commands": {command: {paths[1]: {"url": out.strip(),
-                                                                    "way": "tus"}}}}
+    assert resume_state(home) == {"commands": {command: {paths[1]: {"url": url, "way": "tus"}}}}
