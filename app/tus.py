@@ -22,8 +22,10 @@ import secrets
 
 import falcon
 
-from affix.app.errors import ApiError, invalid_request_body, not_found, property_violation
-from affix.app.errors import property_violations
+from affix.app.content_types import OCTET_STREAM
+from affix.app.errors import (
+    ApiError, invalid_request_body, not_found, property_violation, property_violations,
+)
 from affix.app.upload import READ_CHUNK_SIZE, description_of, read_body_chunk
 from affix.storage.blob_store import new_storage_key
 from affix.storage.models import PREPARED
@@ -173,7 +175,7 @@ class TusUploads:
         if body is None:
             return upload
         try:
-            return self.append(user, upload, 0, body, checksum)
+            return self.append(upload, 0, body, checksum)
         except BaseException:
             self._remove(upload)
             raise
@@ -196,7 +198,7 @@ class TusUploads:
             raise locked()
         return lease
 
-    def append(self, user, upload, offset, body, checksum):
+    def append(self, upload, offset, body, checksum):
         """Write ``body`` (a :class:`~affix.app.upload.RequestBody`) to ``upload`` at
         ``offset``; finish it when its last byte has arrived. ``checksum`` is
         :func:`parse_checksum`'s. The upload's row, as it is now."""
@@ -271,7 +273,7 @@ class TusUploads:
             with service.catalog.write_transaction():
                 record = service.catalog.add_attachment(
                     file_name=upload.file_name, file_size=upload.upload_length,
-                    content_type="application/octet-stream", charset=None, md5="",
+                    content_type=OCTET_STREAM, charset=None, md5="",
                     description=upload.description, author=author,
                     container_type=upload.container_type, container_id=upload.container_id,
                     status=PREPARED, storage_key=storage_key, created_at=service.clock())

@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Protocol
 
+from affix.storage.blob_store import StorageError
 from affix.storage.local import full_disk_as_store_full, fsync_directory
 from affix.storage.resumable import Progress
 
@@ -61,9 +62,15 @@ class _LocalAppended:
             fsync_directory(self.folder)
 
     def drop(self):
+        # back to where the PATCH began, never longer than the file is; on a full disk the
+        # flush fails for the reason the PATCH did, and the bytes go all the same
         with contextlib.suppress(OSError):
-            self.file.truncate(self.start)
-        self.file.close()
+            self.file.flush()
+        with contextlib.suppress(OSError):
+            if os.fstat(self.file.fileno()).st_size > self.start:
+                self.file.truncate(self.start)
+        with contextlib.suppress(OSError):
+            self.file.close()
 
 
 class LocalPartials:
@@ -83,6 +90,9 @@ class LocalPartials:
             # made by the upload's first bytes
             file = open(os.open(self._path(progress), os.O_RDWR | os.O_CREAT, 0o644), "r+b")
         try:
+            if os.fstat(file.fileno()).st_size < progress.received:
+                # never fill what is missing with zeros
+                raise StorageError(f"the partial upload {progress.token} lost bytes")
             # what a PATCH cut short wrote past the offset its client was told is overwritten
             file.truncate(progress.received)
             file.seek(progress.received)

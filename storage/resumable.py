@@ -158,7 +158,9 @@ def remove_unless_leased(uploads, partials, upload, now) -> bool:
     """Remove ``upload``'s row and bytes (in ``partials``) unless a PATCH holds its lease at
     ``now``; whether it did. Never an attachment it became."""
     lease = uploads.take_lease(upload, now, now + LEASE_DURATION)
-    if lease is None:
+    if lease is None or not uploads.remove(upload, lease):
         return False
+    # the row first: a crash between the two leaves bytes nobody can reach, never an upload
+    # whose bytes are gone
     partials.discard(upload.progress)
-    return uploads.remove(upload, lease)
+    return True

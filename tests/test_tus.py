@@ -12,6 +12,7 @@ import pytest
 from affix import hookimpl
 from affix.app import create_app
 from affix.app.cli import main
+from affix.app.settings import Settings, SettingsError
 from affix.storage.cleanup import remove_expired_resumable_uploads
 from affix.storage.partials import LocalPartials
 from affix.storage.resumable import LEASE_DURATION, ResumableUploads
@@ -68,7 +69,7 @@ def sent_in_parts(client, auth, path, content, part_size):
     return response
 
 
-# --- discovery and the protocol's own answers ---------------------------------------------------
+# --- discovery and the protocol's own answers ----------------------------------------------------
 
 def test_options_tells_a_client_without_a_key_what_the_server_speaks(client):
     response = client.simulate_options(TUS_PATH)
@@ -97,6 +98,16 @@ def test_a_request_in_another_tus_version_is_412(client, people, catalog):
                  "This server speaks tus 1.0.0: send Tus-Resumable: 1.0.0.")
     assert response.headers["tus-version"] == "1.0.0"
     assert uploads(catalog) == []
+    # a HEAD need not name the version (as with tusd), but may not name another
+    path = created(client, people.auth("ada"), 3)
+    assert client.simulate_head(path, headers=people.auth("ada")).status_code == 200
+    assert client.simulate_head(path, headers={
+        **people.auth("ada"), "Tus-Resumable": "0.2.2"}).status_code == 412
+    for response in (patch(client, people.auth("ada"), path, 0, b"abc",
+                           headers={"Tus-Resumable": ""}),
+                     client.simulate_delete(path, headers=people.auth("ada"))):
+        assert response.status_code == 412
+    assert uploads(catalog) == [(token_of(path), 0, 3, None)]
 
 
 def test_creating_needs_a_key(client, catalog):
@@ -105,7 +116,7 @@ def test_creating_needs_a_key(client, catalog):
     assert uploads(catalog) == []
 
 
-# --- the whole flow -------------------------------------------------------------------------------
+# --- the whole flow ------------------------------------------------------------------------------
 
 def test_an_upload_in_parts_becomes_an_attachment(client, people, catalog, stored):
     subscription = subscribe(catalog, "http://127.0.0.1:9/hooks", ["attachment.created"],
@@ -218,7 +229,7 @@ def test_inspectors_see_every_byte_once_in_order(client, people, plugin_manager)
     assert b"".join(recorder.chunks) == CONTENT
 
 
-# --- refusals, and what is stored after each ------------------------------------------------------
+# --- refusals, and what is stored after each -----------------------------------------------------
 
 def test_a_patch_at_the_wrong_offset_is_409_and_changes_nothing(client, people, catalog, stored):
     auth = people.auth("ada")
@@ -504,7 +515,7 @@ def test_a_permission_lost_before_the_last_byte_refuses_the_upload(
     assert blob_files(stored) == {} and partial_files(stored.blob_root) == {}
 
 
-# --- browsers on other origins --------------------------------------------------------------------
+# --- browsers on other origins -------------------------------------------------------------------
 
 PAGE = "https://app.example.org"
 
@@ -528,3 +539,128 @@ def test_a_browser_s_preflight_is_the_cors_middleware_s_and_the_answers_expose_t
     finished = create(client, people.auth("ada"), 5, body=b"hello", headers={"Origin": PAGE})
     assert finished.status_code == 201
     assert finished.headers["access-control-allow-origin"] == PAGE
+
+
+# --- settings ------------------------------------------------------------------------------------
+
+def test_the_tus_settings_and_their_defaults():
+    defaults = Settings.from_environ({})
+    assert (defaults.tus_max_size, defaults.tus_expiry) == (10 * 1024 ** 3, 24 * 3600)
+    chosen = Settings.from_environ({"AFFIX_TUS_MAX_SIZE": "0", "AFFIX_TUS_EXPIRY": "600"})
+    assert (chosen.tus_max_size, chosen.tus_expiry) == (0, 600)
+    with pytest.raises(SettingsError) as refused:
+        Settings.from_environ({"AFFIX_TUS_MAX_SIZE": "-1"})
+    assert str(refused.value) == (
+        "AFFIX_TUS_MAX_SIZE must be a whole number of 0 or more, not '-1'")
+    with pytest.raises(SettingsError) as refused:
+        Settings.from_environ({"AFFIX_TUS_EXPIRY": "0"})
+    assert str(refused.value) == "AFFIX_TUS_EXPIRY must be greater than 0, not '0'"
+
+
+# --- bodies cut short, long PATCHes ---------------------------------------------------------------
+
+class ClockedBody(io.RawIOBase):
+    """A PATCH body that takes ``step`` of the app's clock per read, and runs ``on_read`` (the
+    number of the read) before each."""
+
+    def __init__(self, data, clock, step, on_read=lambda number: None):
+        self._data = io.BytesIO(data)
+        self._clock = clock
+        self._step = step
+        self._on_read = on_read
+        self.reads = 0
+
+    def readable(self):
+        return True
+
+    def read(self, size=-1):
+        self.reads += 1
+        self._on_read(self.reads)
+        self._clock.advance(self._step)
+        return self._data.read(size)
+
+
+def patch_streaming(client, auth, path, offset, body, length):
+    return client.simulate_patch(path, headers={
+        **auth, **TUS, "Upload-Offset": str(offset), "Content-Type": OFFSET_OCTET_STREAM,
+        "Content-Length": str(length)}, extras={"wsgi.input": body})
+
+
+def test_a_body_shorter_than_its_content_length_keeps_what_arrived(client, people, catalog,
+                                                                   stored):
+    auth = people.auth("ada")
+    path = created(client, auth, len(CONTENT))
+    response = client.simulate_patch(path, headers={
+        **auth, **TUS, "Upload-Offset": "0", "Content-Type": OFFSET_OCTET_STREAM,
+        "Content-Length": "1000"}, extras={"wsgi.input": io.BytesIO(CONTENT[:600])})
+    assert response.status_code == 204
+    assert response.headers["upload-offset"] == "600"
+    # with a checksum, the bytes of a body cut short are not what the client meant: dropped
+    response = client.simulate_patch(path, headers={
+        **auth, **TUS, "Upload-Offset": "600", "Content-Type": OFFSET_OCTET_STREAM,
+        "Content-Length": "1000", "Upload-Checksum": checksum("sha1", CONTENT[600:1600])},
+        extras={"wsgi.input": io.BytesIO(CONTENT[600:900])})
+    assert response.status_code == 460
+    assert uploads(catalog) == [(token_of(path), 600, len(CONTENT), None)]
+    assert partial_files(stored.blob_root) == {token_of(path): CONTENT[:600]}
+
+
+def test_a_long_patch_renews_its_lease_as_it_reads(client, people, catalog, stored, clock):
+    auth = people.auth("ada")
+    data = random_bytes(5 * 1024 * 1024)
+    path = created(client, auth, len(data))
+    with catalog.database.connection_context():
+        table = ResumableUploads(catalog)
+        upload = table.by_token(token_of(path))
+
+    def another_node_tries(number):
+        # each read takes a whole lease's time: only renewals keep the upload this PATCH's
+        with catalog.database.connection_context():
+            assert table.take_lease(upload, clock(), clock() + LEASE_DURATION) is None
+
+    body = ClockedBody(data, clock, LEASE_DURATION - datetime.timedelta(seconds=1),
+                       another_node_tries)
+    response = patch_streaming(client, auth, path, 0, body, len(data))
+    assert response.status_code == 204, response.json
+    assert body.reads >= 5
+    assert list(blob_files(stored).values()) == [data]
+
+
+def test_a_patch_that_lost_its_lease_is_423_and_keeps_none_of_its_bytes(
+        client, people, catalog, stored, clock):
+    auth = people.auth("ada")
+    data = random_bytes(5 * 1024 * 1024)
+    path = created(client, auth, len(data))
+    assert patch(client, auth, path, 0, data[:100]).status_code == 204
+    with catalog.database.connection_context():
+        table = ResumableUploads(catalog)
+        upload = table.by_token(token_of(path))
+
+    def stalls_then_another_node_takes_over(number):
+        if number == 3:
+            # this PATCH's node stalled past its lease; another took the upload over
+            clock.advance(LEASE_DURATION)
+            with catalog.database.connection_context():
+                assert table.take_lease(upload, clock(), clock() + LEASE_DURATION)
+
+    body = ClockedBody(data[100:], clock, datetime.timedelta(seconds=1),
+                       stalls_then_another_node_takes_over)
+    response = patch_streaming(client, auth, path, 100, body, len(data) - 100)
+    assert_error(response, 423, "Locked",
+                 "Another request is writing to this upload. Try again once it has finished.")
+    assert uploads(catalog) == [(token_of(path), 100, len(data), None)]
+    assert partial_files(stored.blob_root) == {token_of(path): data[:100]}
+
+
+def test_a_partial_file_that_lost_bytes_is_never_filled_with_zeros(client, people, catalog,
+                                                                   stored):
+    auth = people.auth("ada")
+    path = created(client, auth, len(CONTENT))
+    assert patch(client, auth, path, 0, CONTENT[:1000]).status_code == 204
+    partial = stored.blob_root / ".tus" / token_of(path)
+    # a disk that lost what it had said was written
+    partial.write_bytes(CONTENT[:400])
+    response = patch(client, auth, path, 1000, CONTENT[1000:2000])
+    assert_error(response, 500, "InternalServerError", "An internal error has occurred.")
+    assert partial.read_bytes() == CONTENT[:400]
+    assert uploads(catalog) == [(token_of(path), 1000, len(CONTENT), None)]

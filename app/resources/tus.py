@@ -18,11 +18,13 @@ TUS_PATH = f"{representers.API}/attachments/tus"
 _CONTAINER_HREF = re.compile(rf"{representers.API}/([A-Za-z0-9_-]+)/([0-9]+)")
 
 
-def _speaks_tus(req, resp):
+def _speaks_tus(req, resp, optional=False):
     """Every answer says which protocol it speaks, errors included; a request in another
-    version of it is refused (412) before anything else."""
+    version of it, or in none unless the version is ``optional``, is refused (412) before
+    anything else."""
     resp.set_header("Tus-Resumable", TUS_VERSION)
-    if req.get_header("Tus-Resumable") != TUS_VERSION:
+    version = req.get_header("Tus-Resumable")
+    if version != TUS_VERSION and not (optional and version is None):
         raise unsupported_version()
 
 
@@ -65,7 +67,8 @@ class TusCreationResource:
         declaration = Declaration(metadata)
         kind, container = self._container(req, user, declaration.container_href)
         body = RequestBody.of(req) if _is_upload_body(req) else None
-        checksum = parse_checksum(req.get_header("Upload-Checksum")) if body else None
+        checksum = (None if body is None
+                    else parse_checksum(req.get_header("Upload-Checksum")))
         upload = self.tus.create(user, length, metadata, declaration, kind, container,
                                  body=body, checksum=checksum)
         resp.status = falcon.HTTP_201
@@ -94,7 +97,8 @@ class TusUploadResource:
         self.tus = tus
 
     def on_head(self, req, resp, token):
-        _speaks_tus(req, resp)
+        # as tusd: a HEAD (a browser's, a proxy's check) need not name the version
+        _speaks_tus(req, resp, optional=True)
         upload = self.tus.find(req.context.user, token)
         resp.set_header("Upload-Length", str(upload.upload_length))
         if upload.metadata:
@@ -109,8 +113,7 @@ class TusUploadResource:
                            f"Expected CONTENT-TYPE to be {OFFSET_OCTET_STREAM}.")
         offset = parse_upload_offset(req.get_header("Upload-Offset"))
         checksum = parse_checksum(req.get_header("Upload-Checksum"))
-        user = req.context.user
-        upload = self.tus.append(user, self.tus.find(user, token), offset,
+        upload = self.tus.append(self.tus.find(req.context.user, token), offset,
                                  RequestBody.of(req), checksum)
         resp.status = falcon.HTTP_204
         _answer_progress(req, resp, upload)
