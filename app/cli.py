@@ -6,6 +6,7 @@ fails with one line on stderr and a non-zero exit status on bad input.
 import argparse
 import datetime
 import difflib
+import os
 import secrets
 import signal
 import sys
@@ -25,6 +26,7 @@ from affix.app.scanning import (
 )
 from affix.app.serving import HalWorker
 from affix.app.settings import Settings, SettingsError, metrics_port
+from affix.app.upload_client import DEFAULT_CHUNK_SIZE, KEY_VARIABLE, upload_files
 from affix.app.webhooks import EVENTS, DeliveryPolicy, WebhookEvents, WebhookWorker
 from affix.plugins.clamav import ClamdScanner, ScannerUnavailable
 from affix.plugins.manager import (
@@ -443,6 +445,21 @@ def cmd_plugins(args, settings, out):
         print(f"{name} ({distribution} {version}): {', '.join(hooks) or 'no hooks'}", file=out)
 
 
+def _byte_count(text):
+    """``SIZE`` of an option: a whole number of bytes, or of KiB, MiB or GiB (``512K``)."""
+    number, unit = (text[:-1], text[-1].upper()) if text[-1:].isalpha() else (text, "")
+    if not number.isdigit() or unit not in ("", "K", "M", "G") or int(number) == 0:
+        raise argparse.ArgumentTypeError(f"not a size such as 512K or 8M: {text!r}")
+    return int(number) * 1024 ** " KMG".index(unit or " ")
+
+
+def cmd_upload(args, environ, out):
+    """A client command: it reads no server settings, and answers its own exit status."""
+    return upload_files(args.files, args.url, work_package=args.work_package,
+                        description=args.description, as_json=args.json,
+                        chunk_size=args.chunk_size, environ=environ, out=out, err=sys.stderr)
+
+
 def build_parser():
     parser = argparse.ArgumentParser(prog="affix", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -571,6 +588,24 @@ def build_parser():
         help="how long delivered events are kept before they are pruned (default %(default)s)")
     webhooks_run.set_defaults(handler=cmd_webhooks_run)
 
+    upload = commands.add_parser(
+        "upload", help="upload files to an affix or OpenProject server, resumably where it "
+                       f"can; the API key is read from {KEY_VARIABLE} or the config file")
+    upload.add_argument("files", nargs="+", metavar="FILE")
+    upload.add_argument("--url", required=True,
+                        help="the server, e.g. https://openproject.example.com")
+    upload.add_argument("--work-package", type=int, metavar="ID",
+                        help="attach to this work package (default: upload without a "
+                             "container, to claim later)")
+    upload.add_argument("--description", metavar="TEXT", help="each file's description")
+    upload.add_argument("--json", action="store_true",
+                        help="print one JSON array of the files' attachments and errors")
+    upload.add_argument(
+        "--chunk-size", type=_byte_count, default=DEFAULT_CHUNK_SIZE, metavar="SIZE",
+        help="bytes per request of a resumable upload, e.g. 512K or 8M: at most this much is "
+             "sent again after an interruption (default 8M)")
+    upload.set_defaults(handler=cmd_upload)
+
     plugins = commands.add_parser(
         "plugins", help="list the loaded plugins, their distributions and their hooks")
     plugins.set_defaults(handler=cmd_plugins)
@@ -580,6 +615,8 @@ def build_parser():
 def main(argv=None, environ=None, out=None):
     args = build_parser().parse_args(argv)
     out = sys.stdout if out is None else out
+    if args.handler is cmd_upload:
+        return cmd_upload(args, os.environ if environ is None else environ, out)
     try:
         settings = Settings.from_environ(environ)
         args.handler(args, settings, out)

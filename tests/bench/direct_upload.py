@@ -11,15 +11,12 @@ completes the upload: it reads the object once for its md5 and content type; the
 attachment's own key happens inside the store).
 """
 import argparse
-import contextlib
 import hashlib
 import json
 import os
 import shutil
-import socket
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -29,57 +26,12 @@ from affix.app.testing import multipart
 from affix.storage.s3 import s3_client
 from tests.bench.run import MiB, affix_server, say
 from tests.support.net import HOST
+from tests.support.relays import CountingRelay
 from tests.support.s3 import running_moto_server, s3_environ, s3_options
 
 BUCKET = "affix-bench"
 PREFIX = "blobs"
-RELAY_BUFFER = 256 * 1024
 TIMEOUT = 600
-
-
-class CountingRelay:
-    """A TCP relay on a free loopback port to ``target`` (host, port) that counts the bytes
-    each way: ``sent`` towards the target, ``received`` back."""
-
-    def __init__(self, target):
-        self.target = target
-        self.sent = 0
-        self.received = 0
-        self._lock = threading.Lock()
-        self._listener = socket.create_server((HOST, 0))
-        self.port = self._listener.getsockname()[1]
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self):
-        while True:
-            try:
-                client, _ = self._listener.accept()
-            except OSError:
-                return
-            upstream = socket.create_connection(self.target)
-            threading.Thread(target=self._pump, args=(client, upstream, "sent"),
-                             daemon=True).start()
-            threading.Thread(target=self._pump, args=(upstream, client, "received"),
-                             daemon=True).start()
-
-    def _pump(self, source, destination, counter):
-        try:
-            while data := source.recv(RELAY_BUFFER):
-                destination.sendall(data)
-                with self._lock:
-                    setattr(self, counter, getattr(self, counter) + len(data))
-        except OSError:
-            pass
-        finally:
-            with contextlib.suppress(OSError):
-                destination.shutdown(socket.SHUT_WR)
-
-    def counts(self) -> tuple:
-        with self._lock:
-            return self.sent, self.received
-
-    def close(self):
-        self._listener.close()
 
 
 def measured(relay, action):

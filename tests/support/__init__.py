@@ -23,6 +23,7 @@ builder, ``basic_auth``) lives in affix itself, in ``affix.app.testing``.
 - ``cli``: running ``affix <command>`` in this process; the ``environ`` fixture
 - ``disks``: a real, small filesystem, for a full disk
 - ``net``, ``processes``, ``waiting``: loopback ports, subprocesses, polling
+- ``relays``: TCP relays on loopback: one that counts bytes, a gate that holds a client mid-upload
 - ``servers``: a real ``affix serve`` (gunicorn) on loopback; the ``server`` fixtures
 - ``http``: uploading to and downloading from a real server
 - ``webhook_receiver``: a real HTTP server on loopback that webhooks are delivered to

@@ -1,0 +1,562 @@
+"""``affix upload``: the client side of affix's three ways in, for people at a terminal.
+
+For each file it takes the best way the server offers: tus (resumable) when ``OPTIONS`` on the
+tus endpoint says so, else OpenProject's direct upload to object storage when ``prepare``
+answers a form, else the plain multipart upload every OpenProject answers. The same command
+run again after Ctrl-C, a dropped connection or a refusal goes on where it stopped: a state
+file remembers each tus upload's URL as soon as it exists (the server is asked how far it got,
+and only the rest is sent) and the attachment of each file the command uploaded already.
+
+The API key comes from the environment or a config file, never from the command line, where
+``ps`` would show it to every user of the machine.
+"""
+import base64
+import contextlib
+import copy
+import dataclasses
+import fcntl
+import hashlib
+import json
+import os
+import secrets
+import shlex
+import tomllib
+import urllib.parse
+from pathlib import Path
+
+import requests
+from tqdm import tqdm
+
+KEY_VARIABLE = "AFFIX_API_KEY"
+CONFIG_FILE = Path("affix", "client.toml")
+STATE_FILE = Path("affix", "uploads.json")
+TUS_VERSION = "1.0.0"
+API = "/api/v3"
+# what one tus PATCH carries: a server that drops a PATCH cut short costs at most this much
+DEFAULT_CHUNK_SIZE = 8 * 1024 * 1024
+# what one write to the socket carries, and how often the progress bar moves
+SEND_BLOCK = 1024 * 1024
+# for the answers that carry no file: a server that says nothing for this long is gone
+ANSWER_TIMEOUT = 60
+# how long a file's bytes may wait for the server to take them
+SEND_TIMEOUT = 300
+# the slowest a server is expected to read a file back when it finishes an upload (for its md5,
+# type and virus scan): the answer to the request that finishes it may take that long
+READ_BACK_RATE = 5 * 1000 * 1000
+# OpenProject's (and affix's) answer to prepare when uploads cannot go to the store directly
+DIRECT_UPLOAD_NOT_AVAILABLE = "Direct file upload is not available"
+
+
+class UploadError(Exception):
+    """One file could not be uploaded; the message is what the user reads."""
+
+
+class NoKey(Exception):
+    """Neither the environment nor the config file holds an API key for the server."""
+
+
+def xdg_folder(environ, variable, *below_home) -> Path:
+    """An XDG base folder: ``$variable``, else its default below ``$HOME``."""
+    return Path(environ.get(variable) or Path(environ.get("HOME", "~"), *below_home)).expanduser()
+
+
+def server_root(url) -> str:
+    """The server's root from what a user types: with or without a trailing slash or
+    ``/api/v3``, so that every spelling shares one key and one resume state."""
+    root = url.rstrip("/")
+    if root.endswith(API):
+        root = root[:-len(API)]
+    parts = urllib.parse.urlsplit(root)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise UploadError(f"--url is http://host/... or https://host/..., not {url!r}")
+    return root
+
+
+def api_key(environ, root) -> str:
+    """The key from ``AFFIX_API_KEY``, else from the config file: the ``api_key`` of the
+    server's own table (``[servers."https://host"]``), else the file's top-level ``api_key``."""
+    key = environ.get(KEY_VARIABLE, "").strip()
+    if key:
+        return key
+    path = xdg_folder(environ, "XDG_CONFIG_HOME", ".config") / CONFIG_FILE
+    try:
+        with open(path, "rb") as config:
+            document = tomllib.load(config)
+    except FileNotFoundError:
+        document = {}
+    except (OSError, tomllib.TOMLDecodeError) as error:
+        raise NoKey(f"cannot read {path}: {error}") from None
+    server = document.get("servers", {}).get(root, {})
+    key = server.get("api_key") or document.get("api_key")
+    if not isinstance(key, str) or not key.strip():
+        raise NoKey(f"no API key for {root}: set {KEY_VARIABLE}, or api_key in {path}")
+    return key.strip()
+
+
+class ResumeState:
+    """What lets the same command go on where it stopped, in one JSON file: the tus upload URL
+    of each unfinished upload (``uploads``, by server and file), and the attachment each file
+    of an unfinished command became (``commands``, by the whole command), so that running it
+    again uploads none of them twice. Every change is a locked read-modify-write: two clients
+    at once lose nothing."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    @staticmethod
+    def upload_key(root, path: Path, work_package, description) -> str:
+        # a changed file (size or mtime) is another file, and so is one bound for another
+        # container or with another description: the tus upload already carries both
+        return json.dumps([root, *file_identity(path), work_package, description])
+
+    @staticmethod
+    def command_key(root, paths, work_package, description) -> str:
+        return json.dumps([root, [file_identity(path) for path in paths], work_package,
+                           description])
+
+    def upload_url(self, key):
+        with self._section("uploads") as uploads:
+            return uploads.get(key)
+
+    def remember(self, key, upload_url):
+        with self._section("uploads") as uploads:
+            uploads[key] = upload_url
+
+    def forget(self, key):
+        with self._section("uploads") as uploads:
+            uploads.pop(key, None)
+
+    def uploaded(self, command) -> dict:
+        """{file as given: {"url", "way"}} of what ``command`` uploaded before it stopped."""
+        with self._section("commands") as commands:
+            return dict(commands.get(command, {}))
+
+    def record_uploaded(self, command, path, url, way):
+        with self._section("commands") as commands:
+            commands.setdefault(command, {})[str(path)] = {"url": url, "way": way}
+
+    def forget_command(self, command):
+        with self._section("commands") as commands:
+            commands.pop(command, None)
+
+    @contextlib.contextmanager
+    def _section(self, name):
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path.with_suffix(".lock"), "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                document = json.loads(self.path.read_text())
+            except (FileNotFoundError, ValueError):
+                # a lost state costs a fresh upload, never a failed command
+                document = {}
+            # a copy to the bottom: a change to a command's entries is a change to write
+            section = copy.deepcopy(document.get(name, {}))
+            yield section
+            if section != document.get(name, {}):
+                document[name] = section
+                written = self.path.with_suffix(".tmp")
+                written.write_text(json.dumps(
+                    {key: value for key, value in document.items() if value}, indent=1))
+                os.replace(written, self.path)
+
+
+def file_identity(path: Path) -> list:
+    status = path.stat()
+    return [str(path.resolve()), status.st_size, status.st_mtime_ns]
+
+
+class FileSlice:
+    """``length`` bytes of a file from ``offset``, read block by block as they are sent."""
+
+    def __init__(self, path, offset, length):
+        self.path, self.offset, self.length = path, offset, length
+
+    def blocks(self):
+        with open(self.path, "rb") as source:
+            source.seek(self.offset)
+            left = self.length
+            while left:
+                block = source.read(min(SEND_BLOCK, left))
+                if not block:
+                    raise UploadError(f"{self.path} became shorter while it was uploaded")
+                left -= len(block)
+                yield block
+
+
+class Body:
+    """A request body of known length (so it goes with Content-Length, which object stores
+    require), sent from its parts block by block: bytes of framing (a form's boundaries), and
+    slices of the file, each block of which ``sent`` hears of."""
+
+    def __init__(self, parts, sent):
+        self.parts = parts
+        self.sent = sent
+
+    def __len__(self):
+        return sum(len(part) if isinstance(part, bytes) else part.length for part in self.parts)
+
+    def __iter__(self):
+        for part in self.parts:
+            if isinstance(part, bytes):
+                yield part
+                continue
+            for block in part.blocks():
+                yield block
+                if self.sent is not None:
+                    self.sent(len(block))
+
+
+def multipart(fields, file_part=None, sent=None):
+    """(Body, Content-Type) of a form: ``fields`` ((name, text or (bytes, type))) in their
+    order, then, if given, the part ``file`` from ``file_part``, a :class:`FileSlice`."""
+    boundary = "affix-" + secrets.token_hex(16)
+    parts = []
+    for name, value in fields:
+        data, content_type = value if isinstance(value, tuple) else (value.encode(), None)
+        head = f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n'
+        if content_type:
+            head += f"Content-Type: {content_type}\r\n"
+        parts.append(head.encode() + b"\r\n" + data + b"\r\n")
+    if file_part is not None:
+        file_name = urllib.parse.quote(Path(file_part.path).name)
+        parts.extend([f'--{boundary}\r\nContent-Disposition: form-data; name="file"; '
+                      f'filename="{file_name}"\r\n'
+                      "Content-Type: application/octet-stream\r\n\r\n".encode(),
+                      file_part, b"\r\n"])
+    parts.append(f"--{boundary}--\r\n".encode())
+    return Body(parts, sent), f"multipart/form-data; boundary={boundary}"
+
+
+def error_message(response) -> str:
+    """What the server said went wrong: its HAL ``message`` (with the messages of a
+    MultipleErrors), else the HTTP status."""
+    try:
+        document = response.json()
+        message = document["message"]
+    except (ValueError, KeyError, TypeError):
+        return f"the server answered {response.status_code} {response.reason}"
+    details = [error.get("message") for error in
+               (document.get("_embedded") or {}).get("errors", ()) if isinstance(error, dict)]
+    return " ".join([message, *filter(None, details)])
+
+
+def expect(response, *statuses):
+    if response.status_code not in statuses:
+        raise UploadError(error_message(response))
+    return response
+
+
+def described(description) -> dict:
+    """The metadata's ``description``, as OpenProject takes it, when there is one."""
+    return {} if description is None else {"description": {"raw": description}}
+
+
+def tus_metadata(pairs) -> str:
+    return ",".join(f"{name} {base64.b64encode(value.encode()).decode()}"
+                    for name, value in pairs if value is not None)
+
+
+def attachment_link(response):
+    """The attachment a finished tus upload became, from its ``Link: <...>; rel="attachment"``."""
+    return urllib.parse.urljoin(response.url, response.links["attachment"]["url"])
+
+
+def finishing(size):
+    """The (connect, read) timeouts of a request whose answer waits for the server to read
+    ``size`` bytes back."""
+    return ANSWER_TIMEOUT, SEND_TIMEOUT + size / READ_BACK_RATE
+
+
+def check_digest(path, uploaded):
+    """The server's md5 of what it stored is the file's: whatever crossed the network, from
+    however many runs of a resumed upload."""
+    digest = uploaded.attachment.get("digest") or {}
+    if digest.get("algorithm") != "md5":
+        return
+    with open(path, "rb") as source:
+        local = hashlib.file_digest(source, "md5").hexdigest()
+    if digest.get("hash") != local:
+        raise UploadError(f"the server stored other bytes than the file holds (md5 "
+                          f"{digest.get('hash')}, the file's {local}): {uploaded.url}")
+
+
+@dataclasses.dataclass
+class Uploaded:
+    url: str
+    attachment: dict
+    way: str
+
+
+class Uploader:
+    """Uploads files to one server, each the best way it offers."""
+
+    def __init__(self, root, key, state: ResumeState, progress, chunk_size=DEFAULT_CHUNK_SIZE):
+        self.root = root
+        self.session = requests.Session()
+        self.session.auth = ("apikey", key)
+        self.state = state
+        self.progress = progress
+        self.chunk_size = chunk_size
+        self._tus_offered = None
+        self._direct_offered = None
+
+    def close(self):
+        self.session.close()
+
+    def upload(self, path: Path, work_package=None, description=None) -> Uploaded:
+        size = path.stat().st_size
+        if self.tus_offered():
+            uploaded = self.upload_tus(path, size, work_package, description)
+        else:
+            container_path = f"{API}/work_packages/{work_package}" if work_package else API
+            upload = self.prepare_direct(path, size, container_path, description)
+            if upload is not None:
+                uploaded = self.upload_direct(path, size, upload)
+            else:
+                uploaded = self.upload_multipart(path, size, container_path, description)
+        check_digest(path, uploaded)
+        return uploaded
+
+    def tus_offered(self) -> bool:
+        """Whether the server has a tus 1.0 endpoint: asked once."""
+        if self._tus_offered is None:
+            response = self.session.options(f"{self.root}{API}/attachments/tus",
+                                            timeout=ANSWER_TIMEOUT)
+            versions = response.headers.get("Tus-Version", "").split(",")
+            self._tus_offered = response.ok and TUS_VERSION in map(str.strip, versions)
+        return self._tus_offered
+
+    # --- tus --------------------------------------------------------------------------------
+
+    def upload_tus(self, path, size, work_package, description) -> Uploaded:
+        key = ResumeState.upload_key(self.root, path, work_package, description)
+        upload_url, last = self._resumable(key, size)
+        if upload_url is None:
+            container = f"{API}/work_packages/{work_package}" if work_package else None
+            last = expect(self.session.post(
+                f"{self.root}{API}/attachments/tus", timeout=ANSWER_TIMEOUT, headers={
+                    "Tus-Resumable": TUS_VERSION, "Upload-Length": str(size),
+                    "Upload-Metadata": tus_metadata([("filename", path.name),
+                                                     ("description", description),
+                                                     ("container", container)])}), 201)
+            upload_url = urllib.parse.urljoin(last.url, last.headers["Location"])
+            self.state.remember(key, upload_url)
+        offset = int(last.headers.get("Upload-Offset", 0))
+        with self.progress(path.name, size, offset) as bar:
+            # until an answer names the attachment: a HEAD after a finished upload does, and
+            # the PATCH that brings the last byte (an empty one for an empty file)
+            while "attachment" not in last.links:
+                if last.request.method == "PATCH" and offset == size:
+                    raise UploadError("the server finished the upload without naming its "
+                                      "attachment")
+                last = self._patch(upload_url, path, size, offset,
+                                   min(self.chunk_size, size - offset), bar)
+                reached = int(last.headers["Upload-Offset"])
+                if reached < offset or reached == offset < size:
+                    raise UploadError(f"the server kept none of the bytes from {offset} on")
+                offset = reached
+        self.state.forget(key)
+        return self._uploaded(attachment_link(last), "tus")
+
+    def _resumable(self, key, size):
+        """(upload URL, its HEAD answer) of the upload of this file the server still holds,
+        else (None, None)."""
+        upload_url = self.state.upload_url(key)
+        if upload_url is None:
+            return None, None
+        response = self.session.head(upload_url, timeout=ANSWER_TIMEOUT,
+                                     headers={"Tus-Resumable": TUS_VERSION})
+        if response.status_code in (403, 404, 410):
+            self.state.forget(key)
+            return None, None
+        expect(response, 200, 204)
+        if response.headers.get("Upload-Length") != str(size):
+            self.state.forget(key)
+            return None, None
+        return upload_url, response
+
+    def _patch(self, upload_url, path, size, offset, length, bar):
+        # no Upload-Checksum: a server drops a PATCH cut short whose checksum fails, and a
+        # dropped connection would cost the whole chunk; the md5 of the whole file is checked
+        # at the end instead
+        headers = {"Tus-Resumable": TUS_VERSION, "Upload-Offset": str(offset),
+                   "Content-Type": "application/offset+octet-stream"}
+        bar.reset_to(offset)
+        response = self.session.patch(
+            upload_url, data=Body([FileSlice(path, offset, length)], bar.update),
+            headers=headers, timeout=finishing(size))
+        return expect(response, 204)
+
+    # --- direct upload ----------------------------------------------------------------------
+
+    def prepare_direct(self, path, size, container_path, description):
+        """The prepared upload (its form and where to complete it), or None when the server
+        uploads nothing directly: a 422 that says so (OpenProject's message), or no route;
+        then it is not asked again."""
+        if self._direct_offered is False:
+            return None
+        body, content_type = multipart([("metadata", (json.dumps(
+            {"fileName": path.name, "fileSize": size, **described(description)}).encode(),
+            "application/json"))])
+        response = self.session.post(
+            f"{self.root}{container_path}/attachments/prepare", data=body,
+            headers={"Content-Type": content_type}, timeout=ANSWER_TIMEOUT)
+        self._direct_offered = not (response.status_code in (404, 405) or (
+            response.status_code == 422
+            and error_message(response).startswith(DIRECT_UPLOAD_NOT_AVAILABLE)))
+        return expect(response, 200, 201).json() if self._direct_offered else None
+
+    def upload_direct(self, path, size, upload) -> Uploaded:
+        form = upload["_links"]["addAttachment"]
+        with self.progress(path.name, size, 0) as bar:
+            body, content_type = multipart(list(form["form_fields"].items()),
+                                           FileSlice(path, 0, size), bar.update)
+            # the store is not affix: no API key goes there
+            stored = requests.post(form["href"], data=body, timeout=(ANSWER_TIMEOUT, SEND_TIMEOUT),
+                                   headers={"Content-Type": content_type})
+            if not stored.ok:
+                raise UploadError(f"the object store answered {stored.status_code} "
+                                  f"{stored.reason}")
+        completed = expect(self.session.get(
+            urllib.parse.urljoin(self.root + "/", upload["_links"]["completeUpload"]["href"]),
+            timeout=finishing(size)), 200)
+        return self._described(completed, "direct")
+
+    # --- multipart --------------------------------------------------------------------------
+
+    def upload_multipart(self, path, size, container_path, description) -> Uploaded:
+        metadata = {"fileName": path.name, **described(description)}
+        with self.progress(path.name, size, 0) as bar:
+            body, content_type = multipart(
+                [("metadata", (json.dumps(metadata).encode(), "application/json"))],
+                FileSlice(path, 0, size), bar.update)
+            response = self.session.post(
+                f"{self.root}{container_path}/attachments", data=body,
+                headers={"Content-Type": content_type}, timeout=finishing(size))
+        # affix answers 200, as the spec says; OpenProject 201
+        return self._described(expect(response, 200, 201), "multipart")
+
+    # --- the attachment ---------------------------------------------------------------------
+
+    def earlier(self, url, way):
+        """The attachment an earlier run of the command made, if the server still has it."""
+        response = self.session.get(url, timeout=ANSWER_TIMEOUT)
+        if response.status_code == 404:
+            return None
+        return self._described(expect(response, 200), way)
+
+    def _uploaded(self, attachment_url, way) -> Uploaded:
+        return self._described(
+            expect(self.session.get(attachment_url, timeout=ANSWER_TIMEOUT), 200), way)
+
+    def _described(self, response, way) -> Uploaded:
+        attachment = response.json()
+        url = urllib.parse.urljoin(response.url, attachment["_links"]["self"]["href"])
+        return Uploaded(url=url, attachment=attachment, way=way)
+
+
+class ProgressBar:
+    """A file's progress on a terminal (bytes, rate, time left); nothing when ``stream`` is
+    not one, so that logs and pipes get no control codes."""
+
+    def __init__(self, stream, name, total, initial):
+        self.bar = tqdm(total=total, initial=initial, desc=name, unit="B", unit_scale=True,
+                        unit_divisor=1024, file=stream, disable=not stream.isatty(),
+                        dynamic_ncols=True)
+
+    def update(self, count):
+        self.bar.update(count)
+
+    def reset_to(self, offset):
+        """Where the server says the upload stands: bytes sent but not kept are counted
+        again."""
+        if self.bar.n != offset:
+            self.bar.n = offset
+            self.bar.refresh()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.bar.close()
+
+
+def progress_bars(stream):
+    return lambda name, total, initial: ProgressBar(stream, name, total, initial)
+
+
+def command_line(paths, url, work_package, description, as_json, chunk_size) -> str:
+    """The ``affix upload`` of these arguments, as a user runs it again."""
+    words = ["affix", "upload", *map(str, paths), "--url", url]
+    if work_package is not None:
+        words += ["--work-package", str(work_package)]
+    if description is not None:
+        words += ["--description", description]
+    if as_json:
+        words.append("--json")
+    if chunk_size != DEFAULT_CHUNK_SIZE:
+        words += ["--chunk-size", str(chunk_size)]
+    return shlex.join(words)
+
+
+def upload_files(paths, url, *, work_package=None, description=None, as_json=False,
+                 environ, out, err, chunk_size=DEFAULT_CHUNK_SIZE) -> int:
+    """``affix upload``: each file in turn, its attachment's URL on ``out`` as it is done (all
+    of them as one JSON array with ``as_json``), what went wrong on ``err``. The exit status is
+    0 when every file was uploaded, 1 when one was not, 130 on Ctrl-C; every way out but the
+    first says which files were uploaded, and that the same command goes on from there."""
+    try:
+        root = server_root(url)
+        key = api_key(environ, root)
+    except (UploadError, NoKey) as error:
+        print(f"affix: error: {error}", file=err)
+        return 1
+    paths = [Path(path) for path in paths]
+    unreadable = [path for path in paths if not path.is_file() or not os.access(path, os.R_OK)]
+    if unreadable:
+        print(f"affix: error: not a readable file: {unreadable[0]}", file=err)
+        return 1
+    state = ResumeState(xdg_folder(environ, "XDG_STATE_HOME", ".local", "state") / STATE_FILE)
+    command = ResumeState.command_key(root, paths, work_package, description)
+    earlier = state.uploaded(command)
+    uploader = Uploader(root, key, state, progress_bars(err), chunk_size)
+    results, left = [], list(paths)
+    try:
+        while left:
+            path = left[0]
+            try:
+                before = earlier.get(str(path))
+                uploaded = uploader.earlier(**before) if before else None
+                if uploaded is None:
+                    uploaded = uploader.upload(path, work_package, description)
+                    state.record_uploaded(command, path, uploaded.url, uploaded.way)
+            except requests.RequestException as error:
+                # the exception's text is a page of urllib3's internals
+                results.append({"file": str(path),
+                                "error": f"no answer from {root} ({type(error).__name__})"})
+                print(f"affix: error: {path}: {results[-1]['error']}", file=err, flush=True)
+            except UploadError as error:
+                results.append({"file": str(path), "error": str(error)})
+                print(f"affix: error: {path}: {error}", file=err, flush=True)
+            else:
+                results.append({"file": str(path), "url": uploaded.url, "way": uploaded.way,
+                                "attachment": uploaded.attachment})
+                if not as_json:
+                    print(uploaded.url, file=out, flush=True)
+            left.pop(0)
+        interrupted = False
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        uploader.close()
+    if as_json:
+        print(json.dumps(results, indent=2), file=out, flush=True)
+    done = [result["file"] for result in results if "url" in result]
+    if len(done) == len(paths):
+        state.forget_command(command)
+        return 0
+    listed = f" ({', '.join(done)})" if done else ""
+    print(f"affix: {'interrupted; ' if interrupted else ''}uploaded {len(done)} of {len(paths)} "
+          f"files{listed}; to go on, run the same command again:\n  "
+          + command_line(paths, url, work_package, description, as_json, chunk_size), file=err)
+    return 130 if interrupted else 1

@@ -1,0 +1,502 @@
+"""``affix upload`` against real servers: the plain multipart upload where nothing better is
+offered, direct upload to S3 (moto), into a work package, with the key from the environment or
+the config file or none, the server's error messages, ``--json``, a progress bar on a terminal
+and none in a pipe, and Ctrl-C."""
+import fcntl
+import io
+import json
+import os
+import pty
+import re
+import signal
+import struct
+import subprocess
+import sys
+import termios
+from pathlib import Path
+
+import pytest
+import requests
+
+from affix.app.cli import main
+from affix.app.upload_client import ResumeState
+from support.cli import affix
+from support.content import MiB, md5, random_bytes
+from support.errors import WRONG_CREDENTIALS
+from support.net import REQUEST_TIMEOUT
+from support.processes import COMMAND_TIMEOUT, REPO_ROOT, environ_without_affix
+from support.relays import CorruptingRelay, Gate
+from support.s3 import s3_environ
+from support.servers import HIGH_LIMIT, running_server
+from support.state import STORAGE_KEY
+from support.waiting import wait_for
+
+pytestmark = pytest.mark.system
+
+# tus off, where a server would offer it: what these tests check is the way after it
+NO_TUS = {"AFFIX_TUS_MAX_SIZE": "0"}
+CONTENT = random_bytes(300 * 1024, seed=16)
+
+
+def serving(tmp_path, databases, limit=HIGH_LIMIT, environ=NO_TUS):
+    """A real server with its data in ``tmp_path / "server"``."""
+    (tmp_path / "server").mkdir()
+    return running_server(tmp_path / "server", databases, limit, environ)
+
+
+@pytest.fixture
+def plain_server(tmp_path, databases):
+    """A server with local storage (no direct uploads) and no tus."""
+    with serving(tmp_path, databases) as server:
+        yield server
+
+
+@pytest.fixture
+def files(tmp_path):
+    """Writes files into a folder of their own; the paths, in the order given."""
+    folder = tmp_path / "files"
+    folder.mkdir()
+
+    def write(**contents):
+        for name, content in contents.items():
+            (folder / name).write_bytes(content)
+        return [str(folder / name) for name in contents]
+    return write
+
+
+@pytest.fixture
+def home(tmp_path):
+    """The client's home: its config and state folders, and no key anywhere yet."""
+    folder = tmp_path / "home"
+    folder.mkdir()
+    return folder
+
+
+def client_environ(home, key=None) -> dict:
+    environ = {"HOME": str(home), "XDG_CONFIG_HOME": str(home / "config"),
+               "XDG_STATE_HOME": str(home / "state")}
+    if key is not None:
+        environ["AFFIX_API_KEY"] = key
+    return environ
+
+
+def resume_state(home) -> dict:
+    path = home / "state" / "affix" / "uploads.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def upload(capsys, environ, *argv):
+    """``affix upload ARGV`` in this process: (exit status, stdout, stderr)."""
+    out = io.StringIO()
+    status = main(["upload", *argv], environ=environ, out=out)
+    return status, out.getvalue(), capsys.readouterr().err
+
+
+def new_work_package(server, databases, tmp_path) -> int:
+    """The id of a new work package in a new project "demo" of the server ``serving`` made."""
+    environ = databases.environ(tmp_path / "server" / "data")
+    assert affix(environ, "project", "add", "demo")[0] == 0
+    created = requests.post(server.url("/api/v3/work_packages"), headers=server.auth,
+                            timeout=REQUEST_TIMEOUT, json={
+                                "subject": "Roof",
+                                "_links": {"project": {"href": "/api/v3/projects/demo"}}})
+    assert created.status_code == 201, created.text
+    return created.json()["id"]
+
+
+def fetched(server, url) -> dict:
+    response = requests.get(url, headers=server.auth, timeout=REQUEST_TIMEOUT)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def test_a_file_goes_up_as_a_plain_multipart_upload(capsys, plain_server, files, home):
+    [path] = files(**{"notes.bin": CONTENT})
+    status, out, err = upload(capsys, client_environ(home, plain_server.api_key),
+                              path, "--url", plain_server.url("/"))
+    assert (status, err) == (0, "")
+    [(attachment_id, name, size, digest, _)] = plain_server.stored.rows()
+    assert out == plain_server.url(f"/api/v3/attachments/{attachment_id}") + "\n"
+    assert (name, size, digest) == ("notes.bin", len(CONTENT), md5(CONTENT))
+    # nothing to go on with
+    assert resume_state(home) == {}
+
+
+def test_json_lists_every_file_with_its_attachment(capsys, plain_server, files, home):
+    paths = files(**{"a.bin": CONTENT, "b.txt": b"hello\n"})
+    status, out, err = upload(capsys, client_environ(home, plain_server.api_key), *paths,
+                              "--url", plain_server.url("/api/v3"), "--json",
+                              "--description", "Two files")
+    assert (status, err) == (0, "")
+    [(first, *_), (second, *_)] = plain_server.stored.rows()
+    urls = [plain_server.url(f"/api/v3/attachments/{each}") for each in (first, second)]
+    assert json.loads(out) == [
+        {"file": path, "url": url, "way": "multipart", "attachment": fetched(plain_server, url)}
+        for path, url in zip(paths, urls)]
+    assert [fetched(plain_server, url)["description"]["raw"] for url in urls] == [
+        "Two files", "Two files"]
+
+
+def test_the_key_comes_from_the_config_file(capsys, plain_server, files, home):
+    [path] = files(**{"a.bin": CONTENT})
+    config = home / "config" / "affix" / "client.toml"
+    config.parent.mkdir(parents=True)
+    root = plain_server.url("")
+    config.write_text(f'api_key = "not-this-one"\n\n[servers."{root}"]\n'
+                      f'api_key = "{plain_server.api_key}"\n')
+    status, out, err = upload(capsys, client_environ(home), path, "--url", root + "/")
+    assert (status, err) == (0, "")
+    assert len(plain_server.stored.rows()) == 1
+    # the top-level key serves every other server: here, a wrong one
+    config.write_text(f'api_key = "{plain_server.api_key}x"\n')
+    status, out, err = upload(capsys, client_environ(home), path, "--url", root)
+    assert (status, out) == (1, "")
+    assert err == (f"affix: error: {path}: {WRONG_CREDENTIALS}\n"
+                   "affix: uploaded 0 of 1 files; to go on, run the same command again:\n"
+                   f"  affix upload {path} --url {root}\n")
+    assert len(plain_server.stored.rows()) == 1
+
+
+def test_without_a_key_nothing_is_sent(capsys, files, home):
+    [path] = files(**{"a.bin": CONTENT})
+    # a port nobody listens on: the command must stop before it connects
+    status, out, err = upload(capsys, client_environ(home), path, "--url", "http://127.0.0.1:9")
+    assert (status, out) == (1, "")
+    config = home / "config" / "affix" / "client.toml"
+    assert err == ("affix: error: no API key for http://127.0.0.1:9: set AFFIX_API_KEY, or "
+                   f"api_key in {config}\n")
+
+
+def test_an_unreadable_config_file_or_a_wrong_url_is_one_line(capsys, files, home):
+    [path] = files(**{"a.bin": CONTENT})
+    config = home / "config" / "affix" / "client.toml"
+    config.parent.mkdir(parents=True)
+    config.write_text('api_key = "unclosed\n')
+    status, out, err = upload(capsys, client_environ(home), path, "--url", "http://127.0.0.1:9")
+    assert (status, out) == (1, "")
+    # the rest of the line is tomllib's own account of the fault
+    assert err.startswith(f"affix: error: cannot read {config}: ")
+    assert err.count("\n") == 1 and err.endswith("\n")
+    status, out, err = upload(capsys, client_environ(home, "key"), path, "--url", "example.com")
+    assert (status, out) == (1, "")
+    assert err == ("affix: error: --url is http://host/... or https://host/..., not "
+                   "'example.com'\n")
+
+
+def test_a_chunk_size_that_is_none_is_a_usage_error(capsys, files, home):
+    [path] = files(**{"a.bin": CONTENT})
+    with pytest.raises(SystemExit) as stopped:
+        upload(capsys, client_environ(home, "key"), path, "--url", "http://127.0.0.1:9",
+               "--chunk-size", "8X")
+    assert stopped.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        "affix upload: error: argument --chunk-size: not a size such as 512K or 8M: '8X'")
+
+
+def test_a_refused_file_says_why_and_the_others_go_up(capsys, tmp_path, databases, files, home):
+    limit = 200 * 1024
+    paths = files(**{"small.txt": b"small\n", "big.bin": CONTENT, "last.txt": b"last\n"})
+    with serving(tmp_path, databases, limit) as server:
+        status, out, err = upload(capsys, client_environ(home, server.api_key), *paths,
+                                  "--url", server.url(""))
+        rows = server.stored.rows()
+        # the same command again: the refused file is tried again, the others not
+        again = upload(capsys, client_environ(home, server.api_key), *paths,
+                       "--url", server.url(""))
+        assert server.stored.rows() == rows
+        # an attachment deleted since is uploaded anew
+        deleted = requests.delete(out.splitlines()[0], headers=server.auth,
+                                  timeout=REQUEST_TIMEOUT)
+        assert deleted.status_code == 204
+        assert upload(capsys, client_environ(home, server.api_key), *paths,
+                      "--url", server.url(""))[0] == 1
+        anew = server.stored.rows()
+    assert [row[1] for row in anew] == ["last.txt", "small.txt"]
+    assert status == 1
+    assert [(name, size) for _, name, size, _, _ in rows] == [("small.txt", 6), ("last.txt", 5)]
+    assert out.splitlines() == [server.url(f"/api/v3/attachments/{row[0]}") for row in rows]
+    assert err == (
+        f"affix: error: {paths[1]}: File is too large (maximum size is {limit} Bytes).\n"
+        f"affix: uploaded 2 of 3 files ({paths[0]}, {paths[2]}); to go on, run the same "
+        "command again:\n"
+        f"  affix upload {' '.join(paths)} --url {server.url('')}\n")
+    assert again == (status, out, err)
+
+
+def test_a_file_goes_into_a_work_package(capsys, plain_server, files, home, databases, tmp_path):
+    work_package = new_work_package(plain_server, databases, tmp_path)
+    [path] = files(**{"plan.txt": b"roof plan\n"})
+    status, out, err = upload(capsys, client_environ(home, plain_server.api_key), path,
+                              "--url", plain_server.url(""), "--work-package", str(work_package))
+    assert (status, err) == (0, "")
+    attachment = fetched(plain_server, out.strip())
+    assert attachment["_links"]["container"]["href"] == f"/api/v3/work_packages/{work_package}"
+    # a work package that is not there: the server's message, and nothing stored
+    status, out, err = upload(capsys, client_environ(home, plain_server.api_key), path,
+                              "--url", plain_server.url(""), "--work-package", "999")
+    assert (status, out) == (1, "")
+    assert err.splitlines()[0] == (
+        f"affix: error: {path}: The requested resource could not be found.")
+    assert len(plain_server.stored.rows()) == 1
+
+
+def test_files_go_straight_to_s3_when_the_server_offers_it(capsys, tmp_path, databases,
+                                                           s3_bucket, files, home):
+    environ = {**NO_TUS, **s3_environ(s3_bucket.endpoint_url),
+               "AFFIX_STORAGE_URL": s3_bucket.url("blobs")}
+    [path] = files(**{"video.bin": CONTENT})
+    with serving(tmp_path, databases, environ=environ) as server:
+        work_package = new_work_package(server, databases, tmp_path)
+        status, out, err = upload(capsys, client_environ(home, server.api_key), path,
+                                  "--url", server.url(""), "--json")
+        assert (status, err) == (0, "")
+        status, into, err = upload(capsys, client_environ(home, server.api_key), path,
+                                   "--url", server.url(""), "--work-package", str(work_package))
+        assert (status, err) == (0, "")
+        rows = server.stored.rows()
+        urls = [server.url(f"/api/v3/attachments/{row[0]}") for row in rows]
+        assert json.loads(out) == [{"file": path, "url": urls[0], "way": "direct",
+                                    "attachment": fetched(server, urls[0])}]
+        assert into == urls[1] + "\n"
+        assert fetched(server, urls[1])["_links"]["container"]["href"] == (
+            f"/api/v3/work_packages/{work_package}")
+    assert [row[1:4] for row in rows] == [("video.bin", len(CONTENT), md5(CONTENT))] * 2
+    # the copies completion made, and no staged object left
+    assert s3_bucket.objects() == {f"blobs/{row[4]}": CONTENT for row in rows}
+    assert all(STORAGE_KEY.fullmatch(row[4]) for row in rows)
+
+
+def test_bytes_damaged_on_the_way_are_reported(capsys, plain_server, files, home):
+    [path] = files(**{"damaged.bin": CONTENT})
+    relay = CorruptingRelay(plain_server.port, at=len(CONTENT) // 2)
+    try:
+        status, out, err = upload(capsys, client_environ(home, plain_server.api_key), path,
+                                  "--url", relay.url)
+    finally:
+        relay.close()
+    [(attachment_id, _, size, digest, _)] = plain_server.stored.rows()
+    assert (status, out, size) == (1, "", len(CONTENT))
+    assert digest != md5(CONTENT)
+    assert err == (
+        f"affix: error: {path}: the server stored other bytes than the file holds (md5 "
+        f"{digest}, the file's {md5(CONTENT)}): {relay.url}/api/v3/attachments/{attachment_id}\n"
+        "affix: uploaded 0 of 1 files; to go on, run the same command again:\n"
+        f"  affix upload {path} --url {relay.url}\n")
+
+
+# --- the client as a user runs it: a terminal, a pipe, Ctrl-C ----------------------------------
+
+def client_command(*argv):
+    return [sys.executable, "-m", "affix.app.cli", "upload", *argv]
+
+
+def run_on_terminal(argv, environ) -> tuple:
+    """(exit status, everything written to the terminal) of the client run on a pseudo-terminal
+    of 24 rows and 100 columns, as stdout and stderr."""
+    leader, follower = pty.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))
+    process = subprocess.Popen(argv, cwd=REPO_ROOT, env=environ, stdin=subprocess.DEVNULL,
+                               stdout=follower, stderr=follower)
+    os.close(follower)
+    written = b""
+    while True:
+        try:
+            data = os.read(leader, 65536)
+        except OSError:
+            # EIO: the client has exited and closed its end
+            break
+        if not data:
+            break
+        written += data
+    os.close(leader)
+    return process.wait(timeout=COMMAND_TIMEOUT), written.decode()
+
+
+def test_a_terminal_gets_a_progress_bar_and_a_pipe_none(plain_server, files, home):
+    [path] = files(**{"movie.bin": CONTENT})
+    environ = environ_without_affix(**client_environ(home, plain_server.api_key))
+    status, written = run_on_terminal(client_command(path, "--url", plain_server.url("")),
+                                      environ)
+    assert status == 0, written
+    [(first, *_)] = plain_server.stored.rows()
+    # tqdm's line, drawn over itself with \r: the name, the share done, the bar, the bytes,
+    # the time spent and left, the rate
+    final = written.split("\r\n")[0].split("\r")[-1].rstrip()
+    assert re.fullmatch(r"movie\.bin: 100%\|[^|]+\| 300k/300k \[\d\d:\d\d<\d\d:\d\d, "
+                        r"[\d.]+[kMG]?B/s\]", final), written
+    assert written.endswith(plain_server.url(f"/api/v3/attachments/{first}") + "\r\n")
+
+    piped = subprocess.run(client_command(path, "--url", plain_server.url("")), cwd=REPO_ROOT,
+                           env=environ, capture_output=True, timeout=COMMAND_TIMEOUT)
+    [_, (second, *_)] = plain_server.stored.rows()
+    assert (piped.returncode, piped.stderr) == (0, b"")
+    assert piped.stdout == (plain_server.url(f"/api/v3/attachments/{second}") + "\n").encode()
+
+
+def test_ctrl_c_stops_an_upload_and_the_same_command_goes_on(plain_server, files, home):
+    paths = files(**{"first.txt": b"first\n", "big.bin": random_bytes(4 * MiB, seed=3),
+                     "last.txt": b"last\n"})
+    # the first file through, then half of the second
+    gate = Gate(plain_server.port, hold_after=2 * MiB)
+    try:
+        environ = environ_without_affix(**client_environ(home, plain_server.api_key))
+        process = subprocess.Popen(client_command(*paths, "--url", gate.url), cwd=REPO_ROOT,
+                                   env=environ, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        wait_for(gate.holding.is_set, "the client in the middle of the second file")
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=COMMAND_TIMEOUT)
+        [(first, name, *_)] = plain_server.stored.rows()
+        assert process.returncode == 130
+        assert out.decode() == f"{gate.url}/api/v3/attachments/{first}\n"
+        assert err.decode() == (
+            f"affix: interrupted; uploaded 1 of 3 files ({paths[0]}); to go on, run the same "
+            "command again:\n"
+            f"  affix upload {' '.join(paths)} --url {gate.url}\n")
+        # a multipart upload cut short leaves nothing behind
+        gate.release()
+        wait_for(lambda: plain_server.staged_blobs() == [], "the cut upload's staged blob gone")
+
+        again = subprocess.run(client_command(*paths, "--url", gate.url), cwd=REPO_ROOT,
+                               env=environ, capture_output=True, timeout=COMMAND_TIMEOUT)
+    finally:
+        gate.close()
+    rows = plain_server.stored.rows()
+    assert [row[1] for row in rows] == ["first.txt", "big.bin", "last.txt"]
+    assert (again.returncode, again.stderr) == (0, b"")
+    # the first file's attachment as the first run made it, then the other two
+    assert again.stdout.decode().splitlines() == [
+        f"{gate.url}/api/v3/attachments/{row[0]}" for row in rows]
+    assert rows[0][0] == first
+    assert resume_state(home) == {}
+
+
+# --- tus: resumable ------------------------------------------------------------------------------
+
+TUS = {"AFFIX_TUS_MAX_SIZE": str(HIGH_LIMIT)}
+CHUNK = 128 * 1024
+
+
+@pytest.fixture
+def tus_server(tmp_path, databases):
+    """A server that offers tus, with local storage."""
+    with serving(tmp_path, databases, environ=TUS) as server:
+        yield server
+
+
+def test_a_file_goes_up_by_tus_in_chunks_into_a_work_package(capsys, tus_server, files, home,
+                                                             databases, tmp_path):
+    work_package = new_work_package(tus_server, databases, tmp_path)
+    paths = files(**{"talk.bin": CONTENT, "empty.txt": b""})
+    status, out, err = upload(capsys, client_environ(home, tus_server.api_key), *paths,
+                              "--url", tus_server.url(""), "--chunk-size", "128K", "--json",
+                              "--work-package", str(work_package), "--description", "The talk")
+    assert (status, err) == (0, "")
+    rows = tus_server.stored.rows()
+    assert [row[1:4] for row in rows] == [("talk.bin", len(CONTENT), md5(CONTENT)),
+                                          ("empty.txt", 0, md5(b""))]
+    urls = [tus_server.url(f"/api/v3/attachments/{row[0]}") for row in rows]
+    attachments = [fetched(tus_server, url) for url in urls]
+    assert json.loads(out) == [
+        {"file": path, "url": url, "way": "tus", "attachment": attachment}
+        for path, url, attachment in zip(paths, urls, attachments)]
+    for attachment in attachments:
+        assert attachment["description"]["raw"] == "The talk"
+        assert attachment["_links"]["container"]["href"] == (
+            f"/api/v3/work_packages/{work_package}")
+    # remembered while it ran, forgotten once done
+    assert resume_state(home) == {}
+
+
+@pytest.mark.parametrize("interruption", ["ctrl-c", "dropped connection"])
+def test_an_interrupted_tus_upload_resumes_where_it_stopped(tus_server, files, home,
+                                                           interruption):
+    content = random_bytes(4 * MiB, seed=5)
+    [path] = files(**{"big.bin": content})
+    # held in the middle of a chunk, so that the server keeps a part of one
+    gate = Gate(tus_server.port, hold_after=2 * MiB + CHUNK // 2)
+    environ = environ_without_affix(**client_environ(home, tus_server.api_key))
+    argv = client_command(path, "--url", gate.url, "--chunk-size", str(CHUNK))
+    try:
+        process = subprocess.Popen(argv, cwd=REPO_ROOT, env=environ, stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE)
+        wait_for(gate.holding.is_set, "the client in the middle of the file")
+        [upload_url] = resume_state(home)["uploads"].values()
+        # asked past the gate: what the server holds of the file now
+        direct_url = upload_url.replace(gate.url, tus_server.url(""))
+
+        def held():
+            response = requests.head(direct_url, headers={**tus_server.auth,
+                                                          "Tus-Resumable": "1.0.0"},
+                                     timeout=REQUEST_TIMEOUT)
+            assert response.status_code in (200, 204), response.text
+            return int(response.headers["Upload-Offset"])
+        wait_for(lambda: held() >= CHUNK, "a chunk stored")
+        if interruption == "ctrl-c":
+            process.send_signal(signal.SIGINT)
+        else:
+            gate.cut()
+        out, err = process.communicate(timeout=COMMAND_TIMEOUT)
+        assert (process.returncode, out) == (130 if interruption == "ctrl-c" else 1, b"")
+        again = (" 0 of 1 files; to go on, run the same command again:\n"
+                 f"  affix upload {path} --url {gate.url} --chunk-size {CHUNK}\n")
+        assert err.decode() == (
+            "affix: interrupted; uploaded" + again if interruption == "ctrl-c" else
+            f"affix: error: {path}: no answer from {gate.url} (ConnectionError)\n"
+            "affix: uploaded" + again)
+        assert tus_server.stored.rows() == []
+        # the server sees the connection go (cut, or dropped with the held ones as the gate
+        # opens) and keeps the part of a chunk that arrived
+        gate.release()
+        wait_for(lambda: held() % CHUNK != 0, "the part of a chunk kept")
+        offset = held()
+        assert 2 * MiB < offset < 2 * MiB + CHUNK // 2
+        resumed = subprocess.run(argv, cwd=REPO_ROOT, env=environ, capture_output=True,
+                                 timeout=COMMAND_TIMEOUT)
+        sent_again = gate.forwarded
+    finally:
+        gate.close()
+    [(attachment_id, name, size, digest, _)] = tus_server.stored.rows()
+    assert (resumed.returncode, resumed.stderr) == (0, b"")
+    assert resumed.stdout.decode() == f"{gate.url}/api/v3/attachments/{attachment_id}\n"
+    assert (name, size, digest) == ("big.bin", len(content), md5(content))
+    # the rest of the file, and requests' headers: nothing the server held went again
+    assert len(content) - offset <= sent_again < len(content) - offset + 16 * 1024
+    assert resume_state(home) == {}
+
+
+def test_an_upload_the_server_no_longer_knows_starts_afresh(capsys, tus_server, files, home):
+    [path] = files(**{"a.bin": CONTENT})
+    state = ResumeState(home / "state" / "affix" / "uploads.json")
+    root = tus_server.url("")
+    key = ResumeState.upload_key(root, Path(path), None, None)
+    state.remember(key, tus_server.url("/api/v3/attachments/tus/0123456789abcdef"))
+    status, out, err = upload(capsys, client_environ(home, tus_server.api_key), path,
+                              "--url", root)
+    assert (status, err) == (0, "")
+    [(attachment_id, name, size, digest, _)] = tus_server.stored.rows()
+    assert (size, digest) == (len(CONTENT), md5(CONTENT))
+    assert resume_state(home) == {}
+
+
+def test_a_file_over_the_tus_limit_gets_the_servers_message(capsys, tmp_path, databases, files,
+                                                            home):
+    limit = 200 * 1024
+    paths = files(**{"big.bin": CONTENT, "small.txt": b"small\n"})
+    with serving(tmp_path, databases, environ={"AFFIX_TUS_MAX_SIZE": str(limit)}) as server:
+        status, out, err = upload(capsys, client_environ(home, server.api_key), *paths,
+                                  "--url", server.url(""), "--json")
+        [(attachment_id, name, *_)] = server.stored.rows()
+        url = server.url(f"/api/v3/attachments/{attachment_id}")
+        too_large = f"File is too large (maximum size is {limit} Bytes)."
+        assert json.loads(out) == [
+            {"file": paths[0], "error": too_large},
+            {"file": paths[1], "url": url, "way": "tus", "attachment": fetched(server, url)}]
+    assert (status, name) == (1, "small.txt")
+    assert err == (
+        f"affix: error: {paths[0]}: {too_large}\n"
+        f"affix: uploaded 1 of 2 files ({paths[1]}); to go on, run the same command again:\n"
+        f"  affix upload {' '.join(paths)} --url {server.url('')} --json\n")
+    # no tus upload to resume (the refused file's was never created), and what the command
+    # uploaded, for when it runs again
+    command = ResumeState.command_key(server.url(""), [Path(each) for each in paths], None, None)
+    assert resume_state(home) == {"commands": {command: {paths[1]: {"url": url, "way": "tus"}}}}
