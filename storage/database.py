@@ -53,8 +53,11 @@ class _FileLock:
                 except BlockingIOError:
                     pass
                 self._taking = threading.Event()
-                threading.Thread(target=self._take, args=(fd, self._taking), daemon=True,
-                                 name="affix-writers-flock").start()
+                # the thread locks through a descriptor of its own for the same open file: a
+                # queue closed while it waits cannot leave it unlocking whatever file reuses
+                # the number (its own lock file reopened, in the middle of another's turn)
+                threading.Thread(target=self._take, args=(os.dup(fd), self._taking),
+                                 daemon=True, name="affix-writers-flock").start()
             taking = self._taking
             self._wanted = True
         taking.wait(timeout)
@@ -66,13 +69,17 @@ class _FileLock:
             return False
 
     def _take(self, fd, taking):
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        with self._mutex:
-            if self._wanted:
-                taking.set()
-                return
-            fcntl.flock(fd, fcntl.LOCK_UN)
-            self._taking = None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            with self._mutex:
+                if self._wanted:
+                    # the lock belongs to the open file, which the queue's descriptor keeps
+                    taking.set()
+                    return
+                fcntl.flock(fd, fcntl.LOCK_UN)
+                self._taking = None
+        finally:
+            os.close(fd)
 
 
 class WriterQueue:

@@ -515,6 +515,33 @@ def test_a_turn_nobody_waits_for_anymore_goes_straight_back(tmp_path):
     queue.close()
 
 
+def test_a_queue_closed_while_its_wait_is_in_flight_leaves_the_descriptor_reusing_its_number_alone(
+        tmp_path, monkeypatch):
+    failures = []
+    monkeypatch.setattr(threading, "excepthook", failures.append)
+    queue = WriterQueue(tmp_path / "db", timeout=0.05)
+    with writers_lock_held(queue.lock_path) as holder:
+        with pytest.raises(WriteLockTimeout):
+            with queue.turn():
+                pass
+        [waiting] = [thread for thread in threading.enumerate()
+                     if thread.name == "affix-writers-flock"]
+        queue.close()
+        # a file opened now gets the number the queue's closed descriptor had, and a lock
+        bystander_path = tmp_path / "bystander"
+        bystander = os.open(bystander_path, os.O_WRONLY | os.O_CREAT)
+        fcntl.flock(bystander, fcntl.LOCK_EX)
+        fcntl.flock(holder, fcntl.LOCK_UN)
+        waiting.join(30)
+    assert not waiting.is_alive()
+    assert failures == []
+    other = os.open(bystander_path, os.O_WRONLY)
+    with pytest.raises(BlockingIOError):
+        fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    os.close(other)
+    os.close(bystander)
+
+
 @pytest.mark.sqlite_only("the writers' queue is SQLite's")
 def test_an_upload_that_waits_too_long_for_the_write_lock_is_503_and_stores_nothing(
         settings, plugin_manager, people, stored, monkeypatch):
