@@ -75,16 +75,30 @@ def upload_not_found():
     return not_found("The upload does not exist, or has expired.")
 
 
-def parse_upload_length(raw):
-    if raw is None or not raw.isdigit():
-        raise bad_header("Upload-Length", "the size of the file in bytes")
+def parse_count(name, raw, what):
+    """The whole number of bytes a header says, in ASCII digits alone: 400 for anything else
+    (``int()`` takes a sign, spaces, underscores and the digits of every script, and
+    ``str.isdigit`` superscripts that ``int()`` refuses)."""
+    if raw is None or not (raw.isascii() and raw.isdigit()):
+        raise bad_header(name, what)
     return int(raw)
+
+
+def parse_upload_length(raw):
+    return parse_count("Upload-Length", raw, "the size of the file in bytes")
 
 
 def parse_upload_offset(raw):
-    if raw is None or not raw.isdigit():
-        raise bad_header("Upload-Offset", "the number of bytes the upload has")
-    return int(raw)
+    return parse_count("Upload-Offset", raw, "the number of bytes the upload has")
+
+
+def request_body(req):
+    """The body of a tus request, its Content-Length (if any) checked as strictly as the
+    protocol's own headers."""
+    raw = req.get_header("Content-Length")
+    length = None if raw is None else parse_count(
+        "Content-Length", raw, "the number of bytes of the body")
+    return RequestBody(req.stream, req.content_type, length)
 
 
 def parse_checksum(raw):

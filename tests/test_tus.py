@@ -340,6 +340,37 @@ def test_an_unusable_creation_header_is_400(client, people, catalog, headers, me
     assert uploads(catalog) == []
 
 
+@pytest.mark.parametrize("value", ["+5", " 5_0", "\u00b2", "-1", "5.0", "0x5", ""])
+def test_upload_length_and_offset_are_ascii_digits_alone(client, people, catalog, stored,
+                                                         value):
+    auth = people.auth("ada")
+    assert_error(create(client, auth, 5, headers={"Upload-Length": value}), 400,
+                 "InvalidRequestBody", "Upload-Length must be the size of the file in bytes.")
+    assert uploads(catalog) == []
+    path = created(client, auth, 10)
+    assert_error(patch(client, auth, path, 0, b"hello", headers={"Upload-Offset": value}),
+                 400, "InvalidRequestBody",
+                 "Upload-Offset must be the number of bytes the upload has.")
+    assert uploads(catalog) == [(token_of(path), 0, 10, None)]
+    assert partial_files(stored.blob_root) == {}
+
+
+# what int() takes (the WSGI validator of falcon.testing lets nothing else through)
+@pytest.mark.parametrize("value", ["+5", " 5_0"])
+def test_a_content_length_is_ascii_digits_alone(client, people, catalog, stored, value):
+    auth = people.auth("ada")
+    message = "Content-Length must be the number of bytes of the body."
+    assert_error(create(client, auth, 5, body=b"hello", headers={"Content-Length": value}),
+                 400, "InvalidRequestBody", message)
+    assert uploads(catalog) == []
+    path = created(client, auth, 10)
+    assert_error(patch(client, auth, path, 0, b"hello", headers={"Content-Length": value}),
+                 400, "InvalidRequestBody", message)
+    assert uploads(catalog) == [(token_of(path), 0, 10, None)]
+    assert partial_files(stored.blob_root) == {}
+    assert attachments(catalog) == []
+
+
 def test_a_file_name_is_needed(client, people, catalog):
     response = create(client, people.auth("ada"), 3, description="nameless")
     assert_error(response, 422, "PropertyConstraintViolation", "File name can't be blank.",
