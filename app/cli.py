@@ -99,12 +99,21 @@ def _plugin_manager(settings):
     return create_plugin_manager(disabled=settings.disabled_plugins)
 
 
+def sweep_staging(catalog, blob_store, cutoff=None) -> int:
+    """Sweep ``blob_store``'s staging (``cutoff``: see its ``sweep_staging``), keeping the
+    multipart uploads of the resumable uploads still going on, by any node: a node that
+    starts, or ``affix gc``, must never cut another node's upload short."""
+    in_use = ResumableUploads(catalog).multipart_ids_in_use(utc_now())
+    return blob_store.sweep_staging(cutoff, keep=frozenset(in_use))
+
+
 def cmd_serve(args, settings, out):
     # a broken plugin stops the start here, with one message, rather than in every worker
     _plugin_manager(settings)
     catalog = open_catalog(settings)
     ensure_admin(catalog, out, args.bind)
-    swept = open_blob_store(settings.storage_url, settings.s3).sweep_staging()
+    with catalog.database.connection_context():
+        swept = sweep_staging(catalog, open_blob_store(settings.storage_url, settings.s3))
     if swept:
         print(f"affix: removed {swept} partial upload{'' if swept == 1 else 's'} left in staging "
               "by an earlier stop", file=out, flush=True)
@@ -294,7 +303,11 @@ def cmd_gc(args, settings, out):
     print(f"{verb} {len(orphans)} blob{'' if len(orphans) == 1 else 's'} without an attachment, "
           f"older than {args.min_age} minutes", file=out)
     # what uploads cut short left in staging, by a crash or by a disk that filled up
-    swept = 0 if args.dry_run else blob_store.sweep_staging(cutoff)
+    if args.dry_run:
+        swept = 0
+    else:
+        with catalog.database.connection_context():
+            swept = sweep_staging(catalog, blob_store, cutoff)
     if swept:
         print(f"removed {swept} partial upload{'' if swept == 1 else 's'} left in staging, "
               f"older than {args.min_age} minutes", file=out)

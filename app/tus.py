@@ -18,6 +18,7 @@ import binascii
 import datetime
 import hashlib
 import hmac
+import io
 import secrets
 
 import falcon
@@ -26,7 +27,7 @@ from affix.app.content_types import OCTET_STREAM
 from affix.app.errors import (
     ApiError, invalid_request_body, not_found, property_violation, property_violations,
 )
-from affix.app.upload import READ_CHUNK_SIZE, description_of, read_body_chunk
+from affix.app.upload import READ_CHUNK_SIZE, RequestBody, description_of, read_body_chunk
 from affix.storage.blob_store import new_storage_key
 from affix.storage.models import PREPARED
 from affix.storage.resumable import LEASE_DURATION, LEASE_RENEWAL, remove_unless_leased
@@ -74,16 +75,30 @@ def upload_not_found():
     return not_found("The upload does not exist, or has expired.")
 
 
-def parse_upload_length(raw):
-    if raw is None or not raw.isdigit():
-        raise bad_header("Upload-Length", "the size of the file in bytes")
+def parse_count(name, raw, what):
+    """The whole number of bytes a header says, in ASCII digits alone: 400 for anything else
+    (``int()`` takes a sign, spaces, underscores and the digits of every script, and
+    ``str.isdigit`` superscripts that ``int()`` refuses)."""
+    if raw is None or not (raw.isascii() and raw.isdigit()):
+        raise bad_header(name, what)
     return int(raw)
+
+
+def parse_upload_length(raw):
+    return parse_count("Upload-Length", raw, "the size of the file in bytes")
 
 
 def parse_upload_offset(raw):
-    if raw is None or not raw.isdigit():
-        raise bad_header("Upload-Offset", "the number of bytes the upload has")
-    return int(raw)
+    return parse_count("Upload-Offset", raw, "the number of bytes the upload has")
+
+
+def request_body(req):
+    """The body of a tus request, its Content-Length (if any) checked as strictly as the
+    protocol's own headers."""
+    raw = req.get_header("Content-Length")
+    length = None if raw is None else parse_count(
+        "Content-Length", raw, "the number of bytes of the body")
+    return RequestBody(req.stream, req.content_type, length)
 
 
 def parse_checksum(raw):
@@ -173,7 +188,10 @@ class TusUploads:
             storage_key=new_storage_key(), created_at=now, expires_at=now + self._expiry,
         )
         if body is None:
-            return upload
+            if length:
+                return upload
+            # an empty file is complete at once: it becomes an attachment now
+            body = RequestBody(io.BytesIO(), None, 0)
         try:
             return self.append(upload, 0, body, checksum)
         except BaseException:
@@ -181,7 +199,8 @@ class TusUploads:
             raise
 
     def _remove(self, upload) -> bool:
-        return remove_unless_leased(self._table, self._partials, upload, self.service.clock())
+        return remove_unless_leased(
+            self._table, self._partials, upload, self.service.clock()) is not None
 
     def find(self, user, token):
         """``user``'s upload ``token``; 404 for another's, a missing or an expired one."""
@@ -198,33 +217,66 @@ class TusUploads:
             raise locked()
         return lease
 
+    def _confirm(self, upload, lease):
+        """Make sure ``lease`` still holds ``upload``, for a lease's time from now: 423 when
+        another request took the upload over (this one stalled past its lease)."""
+        if not self._table.renew_lease(upload, lease, self.service.clock() + LEASE_DURATION):
+            raise locked()
+
     def append(self, upload, offset, body, checksum):
         """Write ``body`` (a :class:`~affix.app.upload.RequestBody`) to ``upload`` at
         ``offset``; finish it when its last byte has arrived. ``checksum`` is
         :func:`parse_checksum`'s. The upload's row, as it is now."""
-        lease = self._lease(upload)
+        leased = upload
+        lease = self._lease(leased)
         try:
+            # what was read before the lease may be stale: a PATCH that held it since (a
+            # client's retry that overtook its first try) moved the offset on, or finished
+            # the upload; or a termination removed it
+            upload = self._table.reread(leased)
+            if upload is None:
+                raise upload_not_found()
+            if upload.attachment_id is not None:
+                # finished: a client's retry of the last PATCH, whose answer it never saw,
+                # learns so again
+                return upload
             if offset != upload.received:
                 raise offset_mismatch(upload.received, offset)
             remaining = upload.upload_length - upload.received
             if body.content_length is not None and body.content_length > remaining:
                 raise too_large(upload.upload_length)
-            hasher = checksum[0] if checksum else None
-            appended = self._partials.append(
-                upload.progress, self._chunks(body, remaining, hasher, upload, lease))
-            if checksum and not hmac.compare_digest(hasher.digest(), checksum[1]):
-                appended.drop()
-                raise checksum_mismatch()
-            appended.keep()
-            now = self.service.clock()
-            if not self._table.record_progress(upload, lease, appended.progress,
-                                               now + self._expiry):
-                raise locked()
+            self._write(upload, lease, body, remaining, checksum)
             if upload.received == upload.upload_length and upload.attachment_id is None:
                 self._finish(upload, lease)
         finally:
-            self._table.release_lease(upload, lease)
+            self._table.release_lease(leased, lease)
         return upload
+
+    def _write(self, upload, lease, body, remaining, checksum):
+        """Append the PATCH's bytes and record how far the upload is, all under ``lease``.
+        Bytes are kept only while the lease is confirmed: a request that lost it (another
+        took the upload over) must not touch what the new holder writes. A failure gives up
+        this PATCH's bytes; the partial store goes back to the row's offset only while the
+        lease still holds, as its new holder may be writing past it."""
+        hasher = checksum[0] if checksum else None
+        appended = None
+        try:
+            appended = self._partials.append(
+                upload.progress, self._chunks(body, remaining, hasher, upload, lease))
+            if checksum and not hmac.compare_digest(hasher.digest(), checksum[1]):
+                raise checksum_mismatch()
+            self._confirm(upload, lease)
+        except BaseException:
+            if appended is not None:
+                appended.drop()
+            if self._table.renew_lease(upload, lease,
+                                       self.service.clock() + LEASE_DURATION):
+                self._partials.rewind(upload.progress)
+            raise
+        appended.keep()
+        if not self._table.record_progress(upload, lease, appended.progress,
+                                           self.service.clock() + self._expiry):
+            raise locked()
 
     def _chunks(self, body, remaining, hasher, upload, lease):
         """The PATCH's bytes, at most ``remaining``, renewing the lease as time passes. A body
@@ -259,6 +311,9 @@ class TusUploads:
         """Make the complete ``upload`` an attachment, or remove every trace of it."""
         service = self.service
         author = upload.author
+        # reading the file back may take long: a lease's time from here, so that nobody
+        # (cleanup, a termination) takes the upload over while it becomes an attachment
+        self._confirm(upload, lease)
         try:
             kind, container = service.container_of(upload)
             if kind is not None and container is None:

@@ -20,6 +20,7 @@ import json
 import os
 import secrets
 import shlex
+import time
 import tomllib
 import urllib.parse
 from pathlib import Path
@@ -43,6 +44,9 @@ SEND_TIMEOUT = 300
 # the slowest a server is expected to read a file back when it finishes an upload (for its md5,
 # type and virus scan): the answer to the request that finishes it may take that long
 READ_BACK_RATE = 5 * 1000 * 1000
+# the seconds to wait before each new try of a tus PATCH answered 423 (another request, a
+# PATCH of ours cut short whose server side still reads, holds the upload): a minute in all
+LOCKED_WAITS = (2, 4, 8, 16, 32)
 # OpenProject's (and affix's) answer to prepare when uploads cannot go to the store directly
 DIRECT_UPLOAD_NOT_AVAILABLE = "Direct file upload is not available"
 
@@ -290,8 +294,11 @@ class Uploaded:
 class Uploader:
     """Uploads files to one server, each the best way it offers."""
 
-    def __init__(self, root, key, state: ResumeState, progress, chunk_size=DEFAULT_CHUNK_SIZE):
+    def __init__(self, root, key, state: ResumeState, progress, chunk_size=DEFAULT_CHUNK_SIZE,
+                 wait=time.sleep):
         self.root = root
+        # how the uploader waits (seconds) before it tries a locked upload again
+        self.wait = wait
         self.session = requests.Session()
         self.session.auth = ("apikey", key)
         self.state = state
@@ -381,10 +388,26 @@ class Uploader:
         # at the end instead
         headers = {"Tus-Resumable": TUS_VERSION, "Upload-Offset": str(offset),
                    "Content-Type": "application/offset+octet-stream"}
-        bar.reset_to(offset)
-        response = self.session.patch(
-            upload_url, data=Body([FileSlice(path, offset, length)], bar.update),
-            headers=headers, timeout=finishing(size))
+        waits = iter(LOCKED_WAITS)
+        while True:
+            bar.reset_to(offset)
+            response = self.session.patch(
+                upload_url, data=Body([FileSlice(path, offset, length)], bar.update),
+                headers=headers, timeout=finishing(size))
+            wait = next(waits, None) if response.status_code == 423 else None
+            if wait is None:
+                break
+            # a server refuses a locked upload before it reads the body, and may close the
+            # connection once it has answered: the next try goes on a new one
+            self.session.close()
+            self.wait(wait)
+        if response.status_code == 409:
+            # the server has other bytes than this client thinks (the answer to an earlier
+            # PATCH got lost, or another client went on): it says how far it is, on a new
+            # connection as after a 423
+            self.session.close()
+            return expect(self.session.head(upload_url, timeout=ANSWER_TIMEOUT,
+                                            headers={"Tus-Resumable": TUS_VERSION}), 200, 204)
         return expect(response, 204)
 
     # --- direct upload ----------------------------------------------------------------------
@@ -500,7 +523,7 @@ def command_line(paths, url, work_package, description, as_json, chunk_size) -> 
 
 
 def upload_files(paths, url, *, work_package=None, description=None, as_json=False,
-                 environ, out, err, chunk_size=DEFAULT_CHUNK_SIZE) -> int:
+                 environ, out, err, chunk_size=DEFAULT_CHUNK_SIZE, wait=time.sleep) -> int:
     """``affix upload``: each file in turn, its attachment's URL on ``out`` as it is done (all
     of them as one JSON array with ``as_json``), what went wrong on ``err``. The exit status is
     0 when every file was uploaded, 1 when one was not, 130 on Ctrl-C; every way out but the
@@ -519,7 +542,7 @@ def upload_files(paths, url, *, work_package=None, description=None, as_json=Fal
     state = ResumeState(xdg_folder(environ, "XDG_STATE_HOME", ".local", "state") / STATE_FILE)
     command = ResumeState.command_key(root, paths, work_package, description)
     earlier = state.uploaded(command)
-    uploader = Uploader(root, key, state, progress_bars(err), chunk_size)
+    uploader = Uploader(root, key, state, progress_bars(err), chunk_size, wait)
     results, left = [], list(paths)
     try:
         while left:

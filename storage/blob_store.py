@@ -72,8 +72,11 @@ class BlobStore(Protocol):
     def stored_blobs(self) -> Iterator[tuple[str, datetime.datetime]]:
         """(key, last modified as naive UTC) of every committed blob; staging is not listed."""
 
-    def sweep_staging(self) -> int:
-        """Remove what interrupted uploads left in staging; returns how many."""
+    def sweep_staging(self, cutoff: datetime.datetime | None = None,
+                      keep: frozenset = frozenset()) -> int:
+        """Remove what interrupted uploads left in staging (with ``cutoff``, only what is
+        older), but none of the multipart uploads in ``keep`` (those of resumable uploads
+        still going on); returns how many."""
 
     def check_reachable(self) -> None:
         """Raise a :class:`StorageError` unless blobs can be stored now (one cheap call)."""

@@ -70,8 +70,11 @@ def remove_expired_resumable_uploads(uploads, partials, blob_store, now) -> int:
     ``prepared``, nobody's attachment, and goes with its blob."""
     removed = 0
     Attachment = uploads.catalog.Attachment
-    for upload in uploads.expired(now):
-        if not remove_unless_leased(uploads, partials, upload, now):
+    for candidate in uploads.expired(now):
+        # a PATCH since the listing may have moved its expiry on: only what is expired still
+        # when read under the lease goes
+        upload = remove_unless_leased(uploads, partials, candidate, now, expired_only=True)
+        if upload is None:
             continue
         removed += 1
         if upload.attachment_id is not None and (

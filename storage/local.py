@@ -86,9 +86,11 @@ class LocalBlobStore:
         # its own fsync
         fsync_directory(self.root)
 
-    def sweep_staging(self, cutoff: datetime.datetime | None = None) -> int:
+    def sweep_staging(self, cutoff: datetime.datetime | None = None,
+                      keep: frozenset = frozenset()) -> int:
         """Remove what uploads cut short left in staging: everything, or with ``cutoff`` (naive
-        UTC) only files last written before it; returns how many.
+        UTC) only files last written before it; returns how many. ``keep`` is for stores
+        whose resumable uploads write into staging: here they never do (``.tus/``).
 
         Everything is only safe while no upload is running: ``affix serve`` sweeps so before
         any worker starts; ``affix gc``, which runs beside the workers, with a cutoff older than

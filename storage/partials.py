@@ -25,7 +25,8 @@ PARTIALS_DIR = ".tus"
 
 class Appended(Protocol):
     """The bytes of one PATCH, written: ``progress`` is how far the upload is with them.
-    ``keep`` makes them durable; ``drop`` gives them up (nothing else is called after it)."""
+    ``keep`` makes them durable; ``drop`` gives them up (nothing else is called after it)
+    without touching what the upload had before them."""
 
     progress: Progress
 
@@ -36,7 +37,13 @@ class Appended(Protocol):
 
 class PartialStore(Protocol):
     def append(self, progress: Progress, chunks: Iterable[bytes]) -> Appended:
-        """Write ``chunks`` after the ``progress.received`` bytes the upload has."""
+        """Write ``chunks`` after the ``progress.received`` bytes the upload has. On failure
+        nothing is gone back over: whoever holds the upload's lease may :meth:`rewind`."""
+
+    def rewind(self, progress: Progress) -> None:
+        """Give up whatever was written past ``progress`` (the row's, read under the lease
+        that its caller still holds): never call it without, as a new holder of the lease
+        may be writing there."""
 
     def commit(self, progress: Progress) -> str:
         """Make the complete upload the blob ``progress.storage_key``; returns that key."""
@@ -54,7 +61,6 @@ class _LocalAppended:
 
     def keep(self):
         with full_disk_as_store_full():
-            self.file.flush()
             os.fsync(self.file.fileno())
         self.file.close()
         if self.start == 0:
@@ -62,15 +68,15 @@ class _LocalAppended:
             fsync_directory(self.folder)
 
     def drop(self):
-        # back to where the PATCH began, never longer than the file is; on a full disk the
-        # flush fails for the reason the PATCH did, and the bytes go all the same
-        with contextlib.suppress(OSError):
-            self.file.flush()
-        with contextlib.suppress(OSError):
-            if os.fstat(self.file.fileno()).st_size > self.start:
-                self.file.truncate(self.start)
-        with contextlib.suppress(OSError):
-            self.file.close()
+        # nothing cut off here: only the lease's holder may (LocalPartials.rewind)
+        self.file.close()
+
+
+def _write_all(file, chunk):
+    """Write the whole ``chunk`` to the unbuffered ``file`` (a write may take only part)."""
+    view = memoryview(chunk)
+    while view:
+        view = view[file.write(view):]
 
 
 class LocalPartials:
@@ -87,8 +93,10 @@ class LocalPartials:
 
     def append(self, progress, chunks):
         with full_disk_as_store_full():
-            # made by the upload's first bytes
-            file = open(os.open(self._path(progress), os.O_RDWR | os.O_CREAT, 0o644), "r+b")
+            # made by the upload's first bytes; unbuffered, so that nothing this PATCH wrote
+            # reaches the file after it has given up (a buffer flushed at close would)
+            file = open(os.open(self._path(progress), os.O_RDWR | os.O_CREAT, 0o644), "r+b",
+                        buffering=0)
         try:
             if os.fstat(file.fileno()).st_size < progress.received:
                 # never fill what is missing with zeros
@@ -99,13 +107,19 @@ class LocalPartials:
             written = 0
             with full_disk_as_store_full():
                 for chunk in chunks:
-                    file.write(chunk)
+                    _write_all(file, chunk)
                     written += len(chunk)
         except BaseException:
-            _LocalAppended(file, self.folder, progress, progress.received).drop()
+            file.close()
             raise
         return _LocalAppended(file, self.folder, dataclasses.replace(
             progress, received=progress.received + written), progress.received)
+
+    def rewind(self, progress):
+        # a PATCH that failed before its first write may have made no file
+        with contextlib.suppress(FileNotFoundError), open(self._path(progress), "r+b") as file:
+            if os.fstat(file.fileno()).st_size > progress.received:
+                file.truncate(progress.received)
 
     def commit(self, progress):
         target = self._store.path_of(progress.storage_key)

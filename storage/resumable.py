@@ -92,6 +92,21 @@ class ResumableUploads:
         return (ResumableUpload.select(ResumableUpload, self.catalog.User)
                 .join(self.catalog.User).where(ResumableUpload.token == token).first())
 
+    def reread(self, upload):
+        """``upload``'s row as it is now (None once it is gone): what a request read before
+        it took the lease may have changed since, by another request that held it."""
+        return self.by_token(upload.token)
+
+    def multipart_ids_in_use(self, now) -> set:
+        """The multipart uploads (S3) of the uploads that may still go on at ``now``: not
+        expired, or written by a PATCH whose lease is valid (it renews the expiry when it
+        is done)."""
+        ResumableUpload = self.ResumableUpload
+        return {row.multipart_id for row in ResumableUpload.select(ResumableUpload.multipart_id)
+                .where(ResumableUpload.multipart_id.is_null(False)
+                       & ((ResumableUpload.expires_at > now)
+                          | (ResumableUpload.lease_until > now)))}
+
     def take_lease(self, upload, now, until) -> str | None:
         """A lease on ``upload`` until ``until`` when nobody holds one at ``now``: its token,
         or None."""
@@ -154,13 +169,26 @@ class ResumableUploads:
                     .order_by(ResumableUpload.id))
 
 
-def remove_unless_leased(uploads, partials, upload, now) -> bool:
+def remove_unless_leased(uploads, partials, upload, now, expired_only=False):
     """Remove ``upload``'s row and bytes (in ``partials``) unless a PATCH holds its lease at
-    ``now``; whether it did. Never an attachment it became."""
+    ``now`` (or, ``expired_only``, unless it has not expired at ``now``); the row as it was
+    when removed, or None. Never an attachment it became.
+
+    The row is read again under the lease: between the caller's read and the lease, a PATCH
+    may have moved the upload on (its bytes in another multipart upload, its expiry later, an
+    attachment it became), and what is removed is what is there now."""
     lease = uploads.take_lease(upload, now, now + LEASE_DURATION)
-    if lease is None or not uploads.remove(upload, lease):
-        return False
+    if lease is None:
+        return None
+    current = uploads.reread(upload)
+    if current is None:
+        return None
+    if expired_only and current.expires_at > now:
+        uploads.release_lease(current, lease)
+        return None
+    if not uploads.remove(current, lease):
+        return None
     # the row first: a crash between the two leaves bytes nobody can reach, never an upload
     # whose bytes are gone
-    partials.discard(upload.progress)
-    return True
+    partials.discard(current.progress)
+    return current

@@ -262,12 +262,16 @@ class S3BlobStore:
                     if is_storage_key(key):
                         yield key, naive_utc(item["LastModified"])
 
-    def sweep_staging(self, cutoff: datetime.datetime | None = None) -> int:
+    def sweep_staging(self, cutoff: datetime.datetime | None = None,
+                      keep: frozenset = frozenset()) -> int:
         """Abort multipart uploads under the prefix initiated before ``cutoff`` (naive UTC;
-        default :data:`DEFAULT_STAGING_MAX_AGE` ago); returns how many.
+        default :data:`DEFAULT_STAGING_MAX_AGE` ago), but none whose upload id is in
+        ``keep``; returns how many.
 
         Other nodes may be uploading into the same bucket right now, so unlike a local
-        staging folder, only uploads older than any upload can last are taken.
+        staging folder, only uploads older than any single request lasts are taken. A
+        resumable upload's multipart upload lasts as long as the upload goes on, however
+        old: its id is to be in ``keep``.
         """
         if cutoff is None:
             cutoff = self.clock() - DEFAULT_STAGING_MAX_AGE
@@ -278,7 +282,8 @@ class S3BlobStore:
         with as_storage_errors("sweep the pending uploads"):
             for page in pages:
                 for upload in page.get("Uploads", ()):
-                    if naive_utc(upload["Initiated"]) >= cutoff:
+                    if (naive_utc(upload["Initiated"]) >= cutoff
+                            or upload["UploadId"] in keep):
                         continue
                     try:
                         self.client.abort_multipart_upload(

@@ -88,6 +88,11 @@ class S3Partials:
         return _S3Appended(self, dataclasses.replace(progress, received=received), buffer,
                            started)
 
+    def rewind(self, progress):
+        # nothing to go back over: the staged rest is written by keep alone, and parts past
+        # the row's count are written over by the next PATCH, never completed
+        pass
+
     def stage_remainder(self, progress, remainder):
         store = self._store
         with as_storage_errors("stage the rest of the upload"):

@@ -14,7 +14,7 @@ from affix.app.cli import main
 from affix.app.settings import Settings, SettingsError
 from affix.storage.cleanup import remove_expired_resumable_uploads
 from affix.storage.partials import LocalPartials
-from affix.storage.resumable import LEASE_DURATION, ResumableUploads
+from affix.storage.resumable import LEASE_DURATION, LEASE_RENEWAL, ResumableUploads
 from affix.storage.stores import open_blob_store
 from support.content import md5, png_bytes, random_bytes
 from support.defaults import FROZEN_NOW, SMALL_LIMIT
@@ -179,14 +179,47 @@ def test_creation_with_upload_sends_the_whole_file_in_the_post(client, people, c
     assert list(blob_files(stored).values()) == [picture]
 
 
-def test_an_empty_file(client, people, catalog, stored):
+def test_an_empty_file_is_an_attachment_as_soon_as_it_is_created(client, people, catalog,
+                                                                  stored):
     auth = people.auth("ada")
-    path = created(client, auth, 0, filename="empty.txt")
-    response = patch(client, auth, path, 0, b"")
-    assert response.status_code == 204
+    response = create(client, auth, 0, filename="empty.txt")
+    assert response.status_code == 201
     [(attachment_id, *row)] = attachments(catalog)
-    assert row[:3] == ["empty.txt", 0, md5(b"")]
+    assert row == ["empty.txt", 0, md5(b""), "application/octet-stream", "uploaded", None,
+                   None]
+    assert response.headers["upload-offset"] == "0"
+    assert response.headers["link"] == f'</api/v3/attachments/{attachment_id}>; rel="attachment"'
+    path = response.headers["location"]
+    assert uploads(catalog) == [(token_of(path), 0, 0, attachment_id)]
     assert list(blob_files(stored).values()) == [b""]
+    assert partial_files(stored.blob_root) == {}
+    # a client that sends its (empty) PATCH all the same learns the same
+    again = patch(client, auth, path, 0, b"")
+    assert again.status_code == 204
+    assert (again.headers["upload-offset"], again.headers["link"]) == (
+        "0", response.headers["link"])
+    assert [row[0] for row in attachments(catalog)] == [attachment_id]
+
+
+def test_a_patch_to_a_finished_upload_answers_where_its_attachment_is(client, people,
+                                                                       catalog, stored):
+    auth = people.auth("ada")
+    path = created(client, auth, len(CONTENT))
+    assert patch(client, auth, path, 0, CONTENT[:1000]).status_code == 204
+    last = patch(client, auth, path, 1000, CONTENT[1000:])
+    assert last.status_code == 204
+    [(attachment_id, *_)] = attachments(catalog)
+    # the client never saw the last answer and sends its PATCH again, or asks from the end
+    for offset in (1000, len(CONTENT)):
+        retried = patch(client, auth, path, offset, CONTENT[offset:])
+        assert retried.status_code == 204
+        assert retried.headers["upload-offset"] == str(len(CONTENT))
+        assert retried.headers["link"] == last.headers["link"] == (
+            f'</api/v3/attachments/{attachment_id}>; rel="attachment"')
+    assert uploads(catalog) == [(token_of(path), len(CONTENT), len(CONTENT), attachment_id)]
+    assert [row[0] for row in attachments(catalog)] == [attachment_id]
+    assert list(blob_files(stored).values()) == [CONTENT]
+    assert partial_files(stored.blob_root) == {}
 
 
 def test_an_upload_into_a_work_package(client, people, catalog):
@@ -307,6 +340,37 @@ def test_an_unusable_creation_header_is_400(client, people, catalog, headers, me
     assert uploads(catalog) == []
 
 
+@pytest.mark.parametrize("value", ["+5", " 5_0", "\u00b2", "-1", "5.0", "0x5", ""])
+def test_upload_length_and_offset_are_ascii_digits_alone(client, people, catalog, stored,
+                                                         value):
+    auth = people.auth("ada")
+    assert_error(create(client, auth, 5, headers={"Upload-Length": value}), 400,
+                 "InvalidRequestBody", "Upload-Length must be the size of the file in bytes.")
+    assert uploads(catalog) == []
+    path = created(client, auth, 10)
+    assert_error(patch(client, auth, path, 0, b"hello", headers={"Upload-Offset": value}),
+                 400, "InvalidRequestBody",
+                 "Upload-Offset must be the number of bytes the upload has.")
+    assert uploads(catalog) == [(token_of(path), 0, 10, None)]
+    assert partial_files(stored.blob_root) == {}
+
+
+# what int() takes (the WSGI validator of falcon.testing lets nothing else through)
+@pytest.mark.parametrize("value", ["+5", " 5_0"])
+def test_a_content_length_is_ascii_digits_alone(client, people, catalog, stored, value):
+    auth = people.auth("ada")
+    message = "Content-Length must be the number of bytes of the body."
+    assert_error(create(client, auth, 5, body=b"hello", headers={"Content-Length": value}),
+                 400, "InvalidRequestBody", message)
+    assert uploads(catalog) == []
+    path = created(client, auth, 10)
+    assert_error(patch(client, auth, path, 0, b"hello", headers={"Content-Length": value}),
+                 400, "InvalidRequestBody", message)
+    assert uploads(catalog) == [(token_of(path), 0, 10, None)]
+    assert partial_files(stored.blob_root) == {}
+    assert attachments(catalog) == []
+
+
 def test_a_file_name_is_needed(client, people, catalog):
     response = create(client, people.auth("ada"), 3, description="nameless")
     assert_error(response, 422, "PropertyConstraintViolation", "File name can't be blank.",
@@ -383,6 +447,73 @@ def test_cleanup_keeps_a_finished_upload_s_attachment_but_not_one_a_crash_left_p
     assert [row[0] for row in attachments(catalog)] == [kept_id]
     assert list(blob_files(stored).values()) == [CONTENT]
     assert head(client, auth, finished).status_code == 404
+
+
+def test_cleanup_keeps_an_upload_whose_expiry_a_patch_moved_on_since_it_was_listed(
+        client, people, catalog, stored, clock, settings, monkeypatch):
+    auth = people.auth("ada")
+    path = created(client, auth, len(CONTENT))
+    clock.advance(datetime.timedelta(hours=23))
+    listed = ResumableUploads.expired
+
+    def patched_once_listed(table, cutoff):
+        expired = listed(table, cutoff)
+        # between the listing and the lease, the client goes on (cleanup's clock runs ahead)
+        assert patch(client, auth, path, 0, CONTENT[:10]).status_code == 204
+        return expired
+
+    monkeypatch.setattr(ResumableUploads, "expired", patched_once_listed)
+    blob_store = open_blob_store(settings.storage_url)
+    with catalog.database.connection_context():
+        assert remove_expired_resumable_uploads(
+            ResumableUploads(catalog), LocalPartials(blob_store), blob_store,
+            clock() + datetime.timedelta(hours=2)) == 0
+    assert uploads(catalog) == [(token_of(path), 10, len(CONTENT), None)]
+    assert partial_files(stored.blob_root) == {token_of(path): CONTENT[:10]}
+
+
+class CleanupWhileFinishing(Recorder):
+    """An inspector of the finished file (read back for the attachment) that lets time pass
+    past the upload's expiry and its first lease, and runs cleanup meanwhile."""
+
+    def __init__(self, clock, cleanup):
+        super().__init__()
+        self._clock = clock
+        self._cleanup = cleanup
+        self.removed = []
+
+    def feed(self, chunk):
+        # past the lease the PATCH took when it began, not past one from when it finished
+        self._clock.advance(LEASE_DURATION - datetime.timedelta(seconds=1))
+        self.removed.append(self._cleanup(self._clock()))
+        super().feed(chunk)
+
+
+def test_cleanup_cannot_take_an_upload_while_it_becomes_an_attachment(
+        settings, plugin_manager, people, catalog, stored, clock):
+    client = app_with(settings, plugin_manager, clock=clock, tus_expiry=60)
+    blob_store = open_blob_store(settings.storage_url)
+
+    def cleanup(now):
+        with catalog.database.connection_context():
+            return remove_expired_resumable_uploads(
+                ResumableUploads(catalog), LocalPartials(blob_store), blob_store, now)
+
+    recorder = CleanupWhileFinishing(clock, cleanup)
+    plugin_manager.register(Inspecting(recorder))
+    auth = people.auth("ada")
+    data = CONTENT[:1000]
+    path = created(client, auth, len(data))
+    # a PATCH whose one read takes just under a minute: its lease is never renewed while read
+    body = ClockedBody(data, clock, LEASE_RENEWAL - datetime.timedelta(seconds=1))
+    response = patch_streaming(client, auth, path, 0, body, len(data))
+    assert response.status_code == 204, response.json
+    assert recorder.removed == [0]
+    [(attachment_id, *row)] = attachments(catalog)
+    assert row == ["notes.txt", len(data), md5(data), "application/octet-stream", "uploaded",
+                   None, None]
+    assert response.headers["link"] == f'</api/v3/attachments/{attachment_id}>; rel="attachment"'
+    assert list(blob_files(stored).values()) == [data]
 
 
 def test_affix_cleanup_removes_expired_uploads(settings, client, people, catalog, stored,
@@ -614,30 +745,56 @@ def test_a_long_patch_renews_its_lease_as_it_reads(client, people, catalog, stor
     assert list(blob_files(stored).values()) == [data]
 
 
-def test_a_patch_that_lost_its_lease_is_423_and_keeps_none_of_its_bytes(
-        client, people, catalog, stored, clock):
+def test_a_patch_that_lost_its_lease_is_423_and_leaves_the_new_holder_s_bytes_alone(
+        settings, plugin_manager, client, people, catalog, stored, clock):
     auth = people.auth("ada")
     data = random_bytes(5 * 1024 * 1024)
     path = created(client, auth, len(data))
     assert patch(client, auth, path, 0, data[:100]).status_code == 204
-    with catalog.database.connection_context():
-        table = ResumableUploads(catalog)
-        upload = table.by_token(token_of(path))
+    other_node = app_with(settings, plugin_manager, clock=clock)
 
     def stalls_then_another_node_takes_over(number):
         if number == 3:
-            # this PATCH's node stalled past its lease; another took the upload over
+            # this PATCH's node stalled past its lease; the client's retry, on another node,
+            # took the upload over and went on from the offset it learnt
             clock.advance(LEASE_DURATION)
-            with catalog.database.connection_context():
-                assert table.take_lease(upload, clock(), clock() + LEASE_DURATION)
+            assert head(other_node, auth, path).headers["upload-offset"] == "100"
+            assert patch(other_node, auth, path, 100, data[100:5000]).status_code == 204
 
     body = ClockedBody(data[100:], clock, datetime.timedelta(seconds=1),
                        stalls_then_another_node_takes_over)
     response = patch_streaming(client, auth, path, 100, body, len(data) - 100)
     assert_error(response, 423, "Locked",
                  "Another request is writing to this upload. Try again once it has finished.")
-    assert uploads(catalog) == [(token_of(path), 100, len(data), None)]
-    assert partial_files(stored.blob_root) == {token_of(path): data[:100]}
+    # the stalled PATCH gave up its bytes without cutting off those kept since
+    assert uploads(catalog) == [(token_of(path), 5000, len(data), None)]
+    assert partial_files(stored.blob_root) == {token_of(path): data[:5000]}
+    assert patch(client, auth, path, 5000, data[5000:]).status_code == 204
+    assert list(blob_files(stored).values()) == [data]
+
+
+def test_a_late_patch_is_409_when_the_upload_moved_on_before_it_got_the_lease(
+        settings, plugin_manager, client, people, catalog, stored, clock, monkeypatch):
+    auth = people.auth("ada")
+    path = created(client, auth, len(CONTENT))
+    other_node = app_with(settings, plugin_manager, clock=clock)
+    take_lease = ResumableUploads.take_lease
+    overtaken = []
+
+    def overtaken_before_the_lease(table, upload, now, until):
+        # the moment between reading the upload and taking its lease: the client's retry of
+        # this very PATCH, on another node, gets there first
+        if not overtaken:
+            overtaken.append(True)
+            assert patch(other_node, auth, path, 0, CONTENT[:1000]).status_code == 204
+        return take_lease(table, upload, now, until)
+
+    monkeypatch.setattr(ResumableUploads, "take_lease", overtaken_before_the_lease)
+    response = patch(client, auth, path, 0, b"x" * 1000)
+    assert_error(response, 409, "UpdateConflict",
+                 "The upload has 1000 bytes: a PATCH continues at Upload-Offset 1000, not 0.")
+    assert uploads(catalog) == [(token_of(path), 1000, len(CONTENT), None)]
+    assert partial_files(stored.blob_root) == {token_of(path): CONTENT[:1000]}
 
 
 def test_a_partial_file_that_lost_bytes_is_never_filled_with_zeros(client, people, catalog,

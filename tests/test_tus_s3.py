@@ -4,17 +4,25 @@ before the last byte; a wrong checksum, a refusal at the end and cleanup leave t
 was."""
 import dataclasses
 import datetime
+import io
 
 import falcon.testing
 import pytest
 
 from affix.app import create_app
+from affix.app.cli import main, sweep_staging
 from affix.storage.cleanup import remove_expired_resumable_uploads
-from affix.storage.resumable import ResumableUploads
+from affix.storage.models import utc_now
+from affix.storage.resumable import LEASE_DURATION, ResumableUploads, remove_unless_leased
+from affix.storage.s3 import DEFAULT_STAGING_MAX_AGE, PART_SIZE, S3BlobStore
 from affix.storage.stores import open_blob_store, open_partial_store
+from support.clocks import Clock
 from support.content import MiB, md5, random_bytes
 from support.defaults import FROZEN_NOW, SMALL_LIMIT
-from support.tus import checksum, created, patch, token_of, uploads
+from support.s3 import s3_environ
+from support.tus import (
+    OFFSET_OCTET_STREAM, TUS, checksum, created, head, patch, token_of, uploads,
+)
 
 pytestmark = pytest.mark.system
 
@@ -128,6 +136,115 @@ def test_cleanup_aborts_the_multipart_upload_and_deletes_the_rest(
         blob_store = open_blob_store(settings.storage_url, settings.s3)
         assert remove_expired_resumable_uploads(
             ResumableUploads(catalog), open_partial_store(blob_store), blob_store, clock()) == 1
+    assert uploads(catalog) == []
+    assert s3_bucket.objects() == {}
+    assert s3_bucket.pending_uploads() == []
+
+
+def test_neither_a_node_s_start_nor_gc_aborts_a_live_upload_s_multipart_upload(
+        settings, plugin_manager, people, catalog, s3_bucket):
+    # the app's clock is the wall clock's moment: the commands' sweeps go by the wall clock
+    clock = Clock(utc_now())
+    client = falcon.testing.TestClient(create_app(settings, plugin_manager=plugin_manager,
+                                                  clock=clock))
+    auth = people.auth("ada")
+    path = created(client, auth, len(CONTENT), filename="big.bin")
+    assert patch(client, auth, path, 0, CONTENT[:9 * MiB]).status_code == 204
+    assert parts(catalog, path) == (1, 8 * MiB)
+    # beside it, a multipart upload that a worker killed mid-upload left behind
+    blob_store = open_blob_store(settings.storage_url, settings.s3)
+    abandoned = blob_store.stage()
+    abandoned.write(random_bytes(PART_SIZE))
+    assert len(s3_bucket.pending_uploads()) == 2
+
+    # a node starting once the upload has gone on for longer than the sweep's age
+    later = S3BlobStore(settings.storage_url, settings.s3,
+                        clock=lambda: utc_now() + DEFAULT_STAGING_MAX_AGE * 2)
+    with catalog.database.connection_context():
+        assert sweep_staging(catalog, later) == 1
+    assert s3_bucket.pending_uploads() == [f"{PREFIX}/{parts_key(catalog, path)}"]
+    out = io.StringIO()
+    environ = {"AFFIX_DATA_DIR": str(settings.data_dir),
+               "AFFIX_DATABASE_URL": settings.database_url,
+               "AFFIX_STORAGE_URL": settings.storage_url, **s3_environ(s3_bucket.endpoint_url)}
+    assert main(["gc", "--min-age", "0"], environ=environ, out=out) == 0
+    assert out.getvalue() == "removed 0 blobs without an attachment, older than 0 minutes\n"
+    assert len(s3_bucket.pending_uploads()) == 1
+
+    clock.advance(datetime.timedelta(hours=1))
+    assert patch(client, auth, path, 9 * MiB, CONTENT[9 * MiB:]).status_code == 204
+    with catalog.database.connection_context():
+        (record,) = catalog.Attachment.select()
+    assert (record.file_size, record.md5) == (len(CONTENT), md5(CONTENT))
+    assert s3_bucket.objects() == {f"{PREFIX}/{record.storage_key}": CONTENT}
+    assert s3_bucket.pending_uploads() == []
+
+
+def parts_key(catalog, path):
+    with catalog.database.connection_context():
+        return ResumableUploads(catalog).by_token(token_of(path)).storage_key
+
+
+class StallingChunkedBody(io.RawIOBase):
+    """A PATCH body without Content-Length whose end comes only after ``on_end`` ran."""
+
+    def __init__(self, data, on_end):
+        self._data = io.BytesIO(data)
+        self._on_end = on_end
+
+    def readable(self):
+        return True
+
+    def read(self, size=-1):
+        chunk = self._data.read(size)
+        if not chunk:
+            self._on_end()
+        return chunk
+
+
+def test_a_patch_that_lost_its_lease_before_keeping_leaves_the_staged_rest_alone(
+        settings, plugin_manager, client, people, catalog, s3_bucket, clock):
+    auth = people.auth("ada")
+    small = CONTENT[:4 * MiB]
+    path = created(client, auth, len(small))
+    assert patch(client, auth, path, 0, small[:MiB]).status_code == 204
+    other_node = falcon.testing.TestClient(create_app(
+        settings, plugin_manager=plugin_manager, clock=clock))
+
+    def stalled_then_overtaken():
+        # this PATCH's node stalls after its last byte, past its lease; the client's retry
+        # goes on through another node
+        clock.advance(LEASE_DURATION)
+        assert head(other_node, auth, path).headers["upload-offset"] == str(MiB)
+        assert patch(other_node, auth, path, MiB, small[MiB:3 * MiB]).status_code == 204
+
+    response = client.simulate_patch(path, headers={
+        **auth, **TUS, "Upload-Offset": str(MiB), "Content-Type": OFFSET_OCTET_STREAM},
+        extras={"wsgi.input": StallingChunkedBody(b"x" * MiB, stalled_then_overtaken)})
+    assert response.status_code == 423
+    assert response.json["message"] == (
+        "Another request is writing to this upload. Try again once it has finished.")
+    assert uploads(catalog) == [(token_of(path), 3 * MiB, len(small), None)]
+    assert staged_rest(s3_bucket, path) == small[:3 * MiB]
+    assert patch(client, auth, path, 3 * MiB, small[3 * MiB:]).status_code == 204
+    with catalog.database.connection_context():
+        (record,) = catalog.Attachment.select()
+    assert s3_bucket.objects() == {f"{PREFIX}/{record.storage_key}": small}
+
+
+def test_removing_an_upload_read_before_a_patch_moved_it_on_aborts_its_multipart_upload(
+        client, people, catalog, s3_bucket, settings, clock):
+    auth = people.auth("ada")
+    path = created(client, auth, len(CONTENT))
+    blob_store = open_blob_store(settings.storage_url, settings.s3)
+    with catalog.database.connection_context():
+        table = ResumableUploads(catalog)
+        # read by a termination or cleanup before the PATCH that started the multipart upload
+        stale = table.by_token(token_of(path))
+        assert patch(client, auth, path, 0, CONTENT[:9 * MiB]).status_code == 204
+        removed = remove_unless_leased(table, open_partial_store(blob_store), stale, clock())
+    assert (removed.received, removed.part_count) == (9 * MiB, 1)
+    assert removed.multipart_id is not None
     assert uploads(catalog) == []
     assert s3_bucket.objects() == {}
     assert s3_bucket.pending_uploads() == []

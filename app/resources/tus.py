@@ -10,9 +10,9 @@ from affix.app.ids import id_of
 from affix.app.resources.attachments import visible_container
 from affix.app.tus import (
     CHECKSUM_ALGORITHMS, EXTENSIONS, OFFSET_OCTET_STREAM, TUS_VERSION, Declaration,
-    parse_checksum, parse_upload_length, parse_upload_offset, unsupported_version,
+    parse_checksum, parse_upload_length, parse_upload_offset, request_body,
+    unsupported_version,
 )
-from affix.app.upload import RequestBody
 
 TUS_PATH = f"{representers.API}/attachments/tus"
 _CONTAINER_HREF = re.compile(rf"{representers.API}/([A-Za-z0-9_-]+)/([0-9]+)")
@@ -66,7 +66,7 @@ class TusCreationResource:
         metadata = req.get_header("Upload-Metadata")
         declaration = Declaration(metadata)
         kind, container = self._container(req, user, declaration.container_href)
-        body = RequestBody.of(req) if _is_upload_body(req) else None
+        body = request_body(req) if _is_upload_body(req) else None
         checksum = (None if body is None
                     else parse_checksum(req.get_header("Upload-Checksum")))
         upload = self.tus.create(user, length, metadata, declaration, kind, container,
@@ -112,9 +112,9 @@ class TusUploadResource:
             raise ApiError(falcon.HTTP_415, "TypeNotSupported",
                            f"Expected CONTENT-TYPE to be {OFFSET_OCTET_STREAM}.")
         offset = parse_upload_offset(req.get_header("Upload-Offset"))
+        body = request_body(req)
         checksum = parse_checksum(req.get_header("Upload-Checksum"))
-        upload = self.tus.append(self.tus.find(req.context.user, token), offset,
-                                 RequestBody.of(req), checksum)
+        upload = self.tus.append(self.tus.find(req.context.user, token), offset, body, checksum)
         resp.status = falcon.HTTP_204
         _answer_progress(req, resp, upload)
 
