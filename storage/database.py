@@ -85,6 +85,8 @@ class WriterQueue:
     threads of one process queue on a lock, and one thread of each process on ``flock`` of a
     file beside the database, which the kernel hands over the moment it is released. A writer
     waits at most ``timeout`` seconds in all, then gives up with :class:`WriteLockTimeout`.
+    The threads that queue here are the leaders of group commits
+    (:mod:`affix.storage.group_commit`), each taking the turn for the writers of its group.
     """
 
     def __init__(self, database_path, timeout=None):
