@@ -63,6 +63,12 @@ class GroupCommit:
             with self._database.atomic():
                 yield
             return
+        if self._database.in_transaction():
+            # within a transaction of the thread's own (an atomic() block, not a write
+            # transaction): a savepoint in it, with the writers' turn, as before group commit
+            with self._writers.turn(), self._database.atomic():
+                yield
+            return
         if self._database.is_closed():
             self._database.cursor()  # raises peewee's own error for a connection not opened
         with self._changes:
@@ -124,6 +130,7 @@ class GroupCommit:
                 group.joined -= 1
                 self._changes.notify_all()
             raise self._writers.timed_out()
+        self._notice_a_lost_transaction(group)
         if group.failure is not None:
             self._end_turn(group)
             raise _did_not_commit(group.failure)
@@ -167,6 +174,13 @@ class GroupCommit:
         if not group.connection.in_transaction:
             group.failure = group.failure or error
 
+    @staticmethod
+    def _notice_a_lost_transaction(group):
+        """SQLite may end the transaction under a member that went on after a failed statement
+        (a full disk): later writes would run outside it, each committed on its own."""
+        if group.failure is None and not group.connection.in_transaction:
+            group.failure = peewee.OperationalError("SQLite ended the group's transaction")
+
     def _end_turn(self, group):
         with self._changes:
             group.finished += 1
@@ -188,6 +202,7 @@ class GroupCommit:
             # outside any transaction
             self._close(group)
         try:
+            self._notice_a_lost_transaction(group)
             if group.failure is None:
                 try:
                     self._database.execute_sql("COMMIT")

@@ -235,3 +235,20 @@ def test_writers_in_many_threads_each_return_with_their_rows_committed(catalog, 
     logins = sorted(f"writer-{number}-{row}" for number in range(8) for row in range(5))
     assert seen == dict.fromkeys(logins, True)
     assert committed_logins(observer) == logins
+
+
+@only_sqlite
+def test_a_write_transaction_within_a_transaction_of_the_threads_own_nests_in_it(
+        catalog, observer):
+    database = catalog.database
+    with database.connection_context():
+        with database.atomic():
+            add_user(catalog, "outer")
+            with pytest.raises(peewee.IntegrityError):
+                with catalog.write_transaction():
+                    add_user(catalog, "inner")
+                    add_user(catalog, "outer")
+            with catalog.write_transaction():
+                add_user(catalog, "second")
+            assert committed_logins(observer) == []
+    assert committed_logins(observer) == ["outer", "second"]
