@@ -11,6 +11,8 @@ import peewee
 from playhouse.db_url import connect, parse
 from playhouse.pool import PooledDatabase, PooledSqliteDatabase
 
+from affix.storage.group_commit import GroupCommit
+
 # synchronous=FULL makes every commit durable (an upload answered 200 survives power loss);
 # busy_timeout makes concurrent writers wait instead of failing at once.
 SQLITE_PRAGMAS = {
@@ -90,6 +92,8 @@ class WriterQueue:
     threads of one process queue on a lock, and one thread of each process on ``flock`` of a
     file beside the database, which the kernel hands over the moment it is released. A writer
     waits at most ``timeout`` seconds in all, then gives up with :class:`WriteLockTimeout`.
+    The threads that queue here are the leaders of group commits
+    (:mod:`affix.storage.group_commit`), each taking the turn for the writers of its group.
     """
 
     def __init__(self, database_path, timeout=None):
@@ -106,13 +110,13 @@ class WriterQueue:
     def turn(self):
         deadline = time.monotonic() + self.timeout
         if not self._threads.acquire(timeout=self.timeout):
-            raise self._timed_out()
+            raise self.timed_out()
         try:
             outermost = self._depth == 0
             if outermost:
                 fd = self._fd()
                 if not self._file_lock.acquire(fd, max(deadline - time.monotonic(), 0)):
-                    raise self._timed_out()
+                    raise self.timed_out()
             self._depth += 1
             try:
                 yield
@@ -123,7 +127,8 @@ class WriterQueue:
         finally:
             self._threads.release()
 
-    def _timed_out(self):
+    def timed_out(self):
+        """The error of a writer that waited its longest for its turn."""
         return WriteLockTimeout(f"waited {self.timeout} s for the database's write lock")
 
     def close(self):
@@ -148,11 +153,13 @@ class WriterQueue:
 
 class AffixSqliteDatabase(PooledSqliteDatabase):
     """Pooled SQLite whose connections all work in WAL mode, which lets readers go on while an
-    upload commits, and whose writers queue (:class:`WriterQueue`)."""
+    upload commits, whose writers queue (:class:`WriterQueue`), and whose writers of one process
+    share their transactions (:class:`~affix.storage.group_commit.GroupCommit`)."""
 
     def __init__(self, database, **kwargs):
         super().__init__(database, **kwargs)
         self.writers = WriterQueue(database)
+        self.group_commit = GroupCommit(self, self.writers)
 
     def _set_pragmas(self, conn):
         super()._set_pragmas(conn)

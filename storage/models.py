@@ -14,8 +14,6 @@ from affix.storage.migrations import dialect, take_postgres_schema_lock
 # ids are 64-bit integers in every database we support; a larger number names no row, and
 # asking a driver for it raises instead of finding nothing
 MAX_ID = 2**63 - 1
-# what SQLite answers a rollback after it ended the transaction itself
-_NO_TRANSACTION = "no transaction is active"
 
 
 # An attachment's status, as OpenProject names them (what each allows: affix.app.lifecycle).
@@ -198,25 +196,16 @@ class Catalog:
         SQLite's default deferred transaction that reads and then writes fails at once
         (SQLITE_BUSY, no waiting) when another writer committed in between; taking the lock
         first, after waiting in the writers' queue, makes concurrent writers take turns instead.
+        The writers of one process that come at once share one transaction and one commit
+        (:mod:`affix.storage.group_commit`); the block returns once its writes are committed.
         Other databases lock rows as they go.
         """
-        if not isinstance(self.database, AffixSqliteDatabase):
-            with self.database.atomic():
+        if isinstance(self.database, AffixSqliteDatabase):
+            with self.database.group_commit.member():
                 yield
             return
-        with self.database.writers.turn():
-            try:
-                with self.database.atomic("IMMEDIATE"):
-                    yield
-            except peewee.OperationalError as error:
-                # SQLite ends a transaction itself when the disk is full; the rollback that
-                # follows then fails, and its error would hide the one that says why
-                cause = error
-                while cause is not None and _NO_TRANSACTION in str(cause):
-                    cause = cause.__context__
-                if cause is not None and cause is not error:
-                    raise cause from None
-                raise
+        with self.database.atomic():
+            yield
 
     @contextlib.contextmanager
     def schema_change(self):

@@ -4,6 +4,8 @@ An upload keeps the first ``SNIFF_SIZE`` (8 KiB) bytes of its file; libmagic is 
 ``SNIFF_PREFIX`` of them, which costs less (python -m tests.bench.sniffing). These tests hold the
 answers identical on the kinds of file the test suite uploads and on files shaped as the fuzzer's.
 """
+import threading
+
 import pytest
 from hypothesis import given, settings, strategies as st
 
@@ -65,6 +67,31 @@ def test_known_kinds_answers():
         "random, 16 KiB": Sniffed("application/octet-stream", None),
         "empty": Sniffed("application/octet-stream", None),
     }
+
+
+def test_threads_sniffing_at_once_get_the_answers_one_thread_gets():
+    """The sniffer's handles are shared by a worker's threads: each sniff's answer is its own."""
+    samples = [head_of(data) for data in [*KNOWN.values(), *FUZZ_SHAPED[:400]]]
+    alone = [ContentSniffer().sniff(head) for head in samples]
+    shared = ContentSniffer()
+    threads = 8
+    start = threading.Barrier(threads)
+    answers = [None] * threads
+
+    def sniff_all(number):
+        start.wait()
+        # each thread from a place of its own, so that different files are sniffed at once
+        first = number * len(samples) // threads
+        order = [*range(first, len(samples)), *range(first)]
+        answers[number] = {index: shared.sniff(samples[index]) for index in order}
+
+    sniffing = [threading.Thread(target=sniff_all, args=(number,)) for number in range(threads)]
+    for thread in sniffing:
+        thread.start()
+    for thread in sniffing:
+        thread.join()
+    assert [[found[index] for index in range(len(samples))] for found in answers] == [
+        alone] * threads
 
 
 def test_fuzz_shaped_files_sniff_alike(sniffers):

@@ -14,6 +14,7 @@ The load test found that SQLite handed the id of a deleted attachment to the nex
 in test_resources.py keeps that fixed.
 """
 import collections
+import concurrent.futures
 import contextlib
 import dataclasses
 import hashlib
@@ -411,6 +412,30 @@ def test_the_whole_server_killed_between_uploads_keeps_every_acknowledged_one(af
     assert gone.status_code == 404
     uploads.update(upload_all(server, some_files(seed=11)))
     assert_intact(server, uploads)
+
+
+def test_the_whole_server_killed_right_after_concurrent_uploads_keeps_every_acknowledged_one(
+        affix):
+    """Uploads that come at once share their commit on SQLite (affix.storage.group_commit): an
+    answer 200 must still mean that the commit holding its row was made."""
+    server = affix(CRASH_LIMIT).start()
+    contents = {f"together-{number}.bin": random_bytes(4 * KiB, seed=20 + number)
+                for number in range(THREADS * WORKERS * 2)}
+    uploads = {}
+
+    def upload_one(file_name):
+        content = contents[file_name]
+        attachment_id = assert_uploaded(upload(server, file_name, content), file_name, content)
+        uploads[attachment_id] = (file_name, content)
+
+    with concurrent.futures.ThreadPoolExecutor(THREADS * WORKERS) as clients:
+        list(clients.map(upload_one, contents))
+    server.kill_server()
+
+    assert len(uploads) == len(contents)
+    assert_intact(server, uploads)
+    server.start()
+    assert_served(server, uploads)
 
 
 def test_the_whole_server_killed_mid_upload_is_swept_at_the_next_start(
