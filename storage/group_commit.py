@@ -79,16 +79,20 @@ class GroupCommit:
             else:
                 group.joined += 1
             self._changes.notify_all()
+        # what the member's writes ask peewee to run after their commit (after_commit)
+        callbacks = []
         if leading:
-            with self._leading(group), self._writing(group):
+            with self._leading(group), self._writing(group, callbacks):
                 yield
         else:
             self._take_baton(group)
-            with self._writing(group):
+            with self._writing(group, callbacks):
                 yield
             group.committed.wait()
             if group.failure is not None:
                 raise _did_not_commit(group.failure)
+        for callback in callbacks:
+            callback()
 
     def wait_for_members(self, count, timeout):
         """Whether the group open now has ``count`` members within ``timeout`` seconds (for
@@ -130,36 +134,39 @@ class GroupCommit:
                 group.joined -= 1
                 self._changes.notify_all()
             raise self._writers.timed_out()
-        self._notice_a_lost_transaction(group)
+        try:
+            self._notice_a_lost_transaction(group)
+        except BaseException:
+            self._end_turn(group)
+            raise
         if group.failure is not None:
             self._end_turn(group)
             raise _did_not_commit(group.failure)
 
     @contextlib.contextmanager
-    def _writing(self, group):
-        """The member's writes, on the group's connection, in a savepoint of their own."""
+    def _writing(self, group, callbacks):
+        """The member's writes, on the group's connection, in a savepoint of their own; what
+        they register with after_commit goes to ``callbacks``, kept only if they succeed."""
         state = self._database._state
-        own = (state.conn, state.closed, state.transactions)
-        state.conn, state.closed, state.transactions = group.connection, False, []
-        savepoint = self._database.savepoint()
-        # atomic() blocks within the member's writes see a transaction and nest as savepoints
-        self._database.push_transaction(savepoint)
-        self._member_of.group = group
+        own = (state.conn, state.closed, state.transactions, state.commit_callbacks)
         try:
+            state.conn, state.closed, state.transactions = group.connection, False, []
+            state.commit_callbacks = callbacks
+            savepoint = self._database.savepoint()
+            # atomic() blocks within the member's writes see a transaction and nest as savepoints
+            self._database.push_transaction(savepoint)
+            self._member_of.group = group
             savepoint.__enter__()
             try:
                 yield
-            except BaseException as error:
-                self._undo(group, savepoint, error)
-                raise
-            try:
                 savepoint.commit(begin=False)
             except BaseException as error:
+                callbacks.clear()
                 self._undo(group, savepoint, error)
                 raise
         finally:
             self._member_of.group = None
-            state.conn, state.closed, state.transactions = own
+            state.conn, state.closed, state.transactions, state.commit_callbacks = own
             self._end_turn(group)
 
     def _undo(self, group, savepoint, error):
@@ -195,24 +202,34 @@ class GroupCommit:
 
     def _commit(self, group):
         """Wait for every member's writes, commit them once and wake the members; the failure
-        of the commit, or None."""
-        with self._changes:
-            self._changes.wait_for(lambda: group.finished >= group.joined)
-            # in the same hold of the lock: a writer that joined later would find its writes
-            # outside any transaction
-            self._close(group)
+        of the commit, or None. Anything but a database's error (an interrupt while waiting,
+        an error of the driver's) is raised after the members were told their writes are lost.
+        """
         try:
-            self._notice_a_lost_transaction(group)
-            if group.failure is None:
-                try:
+            try:
+                # closed first: a writer that came later would find its writes outside any
+                # transaction, or (were this wait interrupted) join a group that never ends
+                self._close(group)
+                self._await_members(group)
+                self._notice_a_lost_transaction(group)
+                if group.failure is None:
                     self._database.execute_sql("COMMIT")
-                except peewee.DatabaseError as error:
-                    group.failure = error
-            if group.failure is not None and group.connection.in_transaction:
-                self._database.execute_sql("ROLLBACK")
+            except BaseException as error:
+                group.failure = group.failure or error
+                if not isinstance(error, peewee.DatabaseError):
+                    # the members still writing do so on this connection: roll back after them
+                    self._await_members(group)
+                    raise
+            finally:
+                if group.failure is not None and group.connection.in_transaction:
+                    self._database.execute_sql("ROLLBACK")
         finally:
             group.committed.set()
         return group.failure
+
+    def _await_members(self, group):
+        with self._changes:
+            self._changes.wait_for(lambda: group.finished >= group.joined)
 
 
 def _did_not_commit(failure):

@@ -156,6 +156,106 @@ def test_a_commit_that_fails_fails_every_member_and_keeps_nothing(catalog, obser
 
 
 @only_sqlite
+def test_a_commit_that_fails_with_an_error_of_the_driver_fails_every_member(
+        catalog, observer, monkeypatch):
+    # a fault no real COMMIT is known to raise (peewee's InterfaceError is no DatabaseError),
+    # so made by hand: nothing may pass it off as committed
+    database = catalog.database
+    execute_sql = database.execute_sql
+
+    def commit_raising(sql, params=None):
+        if sql == "COMMIT":
+            raise peewee.InterfaceError("the driver gave up")
+        return execute_sql(sql, params)
+
+    monkeypatch.setattr(database, "execute_sql", commit_raising)
+    members = Members(catalog, observer, [lambda number=number: add_user(catalog, f"w-{number}")
+                                          for number in range(3)]).run()
+
+    assert [(type(error), str(error)) for error in members.raised] == [
+        (peewee.InterfaceError, "the driver gave up")] + [
+        (GroupCommitFailed, "the group's transaction did not commit: the driver gave up")] * 2
+    assert committed_logins(observer) == []
+
+
+@only_sqlite
+def test_what_a_member_runs_after_commit_runs_after_the_groups_commit_and_never_if_rolled_back(
+        catalog, observer):
+    with catalog.database.connection_context(), catalog.write_transaction():
+        add_user(catalog, "taken")
+    ran = []
+
+    def write(number):
+        add_user(catalog, f"writer-{number}")
+        catalog.database.after_commit(
+            lambda: ran.append((number, committed_logins(observer))))
+        if number == 1:
+            add_user(catalog, "taken")
+
+    members = Members(catalog, observer, [lambda number=number: write(number)
+                                          for number in range(3)]).run()
+
+    assert [type(error) for error in members.raised] == [type(None), peewee.IntegrityError,
+                                                         type(None)]
+    everything = ["taken", "writer-0", "writer-2"]
+    assert sorted(ran) == [(0, everything), (2, everything)]
+    # nothing is left waiting on a thread for a later, unrelated commit
+    with catalog.database.connection_context(), catalog.database.atomic():
+        add_user(catalog, "later")
+    assert sorted(number for number, _ in ran) == [0, 2]
+
+
+class Interrupted(BaseException):
+    """What a signal's handler raises in the thread it interrupts (KeyboardInterrupt would stop
+    the test run)."""
+
+
+@only_sqlite
+def test_a_leader_interrupted_while_it_waits_for_its_members_leaves_no_group_behind(
+        catalog, observer, monkeypatch):
+    group_commit = catalog.database.group_commit
+    await_members = group_commit._await_members
+    interruptions = [Interrupted("a signal")]
+
+    def interrupted_once(group):
+        if interruptions:
+            raise interruptions.pop()
+        await_members(group)
+
+    monkeypatch.setattr(group_commit, "_await_members", interrupted_once)
+    outcomes = {}
+
+    def write(name):
+        try:
+            with catalog.database.connection_context(), catalog.write_transaction():
+                add_user(catalog, name)
+                if name == "leader":
+                    assert group_commit.wait_for_members(2, CONDITION_TIMEOUT)
+            outcomes[name] = None
+        except BaseException as error:  # reported by the assertion below
+            outcomes[name] = error
+
+    leader = threading.Thread(target=write, args=("leader",))
+    leader.start()
+    assert group_commit.wait_for_members(1, CONDITION_TIMEOUT)
+    member = threading.Thread(target=write, args=("member",))
+    member.start()
+    for thread in (leader, member):
+        thread.join(CONDITION_TIMEOUT)
+        assert not thread.is_alive()
+
+    assert {name: (type(error), str(error)) for name, error in outcomes.items()} == {
+        "leader": (Interrupted, "a signal"),
+        "member": (GroupCommitFailed, "the group's transaction did not commit: a signal"),
+    }
+    assert committed_logins(observer) == []
+    # the next writer leads a group of its own instead of joining the one that never ended
+    write("later")
+    assert outcomes["later"] is None
+    assert committed_logins(observer) == ["later"]
+
+
+@only_sqlite
 def test_write_transactions_nest_within_a_member_as_savepoints(catalog, observer):
     def write(number):
         add_user(catalog, f"outer-{number}")
