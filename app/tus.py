@@ -277,6 +277,7 @@ class TusUploads:
         if not self._table.record_progress(upload, lease, appended.progress,
                                            self.service.clock() + self._expiry):
             raise locked()
+        appended.recorded()
 
     def _chunks(self, body, remaining, hasher, upload, lease):
         """The PATCH's bytes, at most ``remaining``, renewing the lease as time passes. A body
