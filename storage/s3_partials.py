@@ -176,7 +176,6 @@ class S3Partials:
             log.exception("could not abort the multipart upload %s", progress.multipart_id)
 
     def discard(self, progress):
-        store = self._store
         if progress.multipart_id is not None:
             self.abort(progress)
         with as_storage_errors("remove the upload"):
