@@ -263,6 +263,32 @@ def test_a_patch_after_a_crash_while_finishing_finishes_the_attachment(
     assert (got.status_code, got.content) == (200, CONTENT)
 
 
+def test_an_upload_cancelled_while_its_stalled_patch_finishes_becomes_no_attachment(
+        settings, plugin_manager, client, people, catalog, stored, clock, monkeypatch):
+    auth = people.auth("ada")
+    path = created(client, auth, len(CONTENT))
+    other_node = app_with(settings, plugin_manager, clock=clock)
+    committing = LocalPartials.commit
+
+    def stalled_then_cancelled(partials, progress):
+        key = committing(partials, progress)
+        # the node stalls past its lease before the attachment row; the client gives up
+        # and cancels the upload through another node
+        clock.advance(LEASE_DURATION)
+        assert other_node.simulate_delete(path, headers={**auth, **TUS}).status_code == 204
+        return key
+
+    monkeypatch.setattr(LocalPartials, "commit", stalled_then_cancelled)
+    response = patch(client, auth, path, 0, CONTENT)
+    assert response.status_code == 423
+    assert response.json["errorIdentifier"] == "urn:openproject-org:api:v3:errors:Locked"
+    assert response.json["message"] == (
+        "Another request is writing to this upload. Try again once it has finished.")
+    assert uploads(catalog) == []
+    assert attachments(catalog) == []
+    assert stored.files() == {}
+
+
 def test_an_upload_into_a_work_package(client, people, catalog):
     work_package_id = created_work_package(client, people, "ada")
     auth = people.auth("ada")
