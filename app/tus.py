@@ -238,7 +238,10 @@ class TusUploads:
                 raise upload_not_found()
             if upload.attachment_id is not None:
                 # finished: a client's retry of the last PATCH, whose answer it never saw,
-                # learns so again
+                # learns so again; or its finishing was cut short (a crash), and the retry
+                # finishes it, its bytes being in the store already
+                if self.attachment_of(upload) is None:
+                    self._finish_again(upload, lease)
                 return upload
             if offset != upload.received:
                 raise offset_mismatch(upload.received, offset)
@@ -277,6 +280,7 @@ class TusUploads:
         if not self._table.record_progress(upload, lease, appended.progress,
                                            self.service.clock() + self._expiry):
             raise locked()
+        appended.recorded()
 
     def _chunks(self, body, remaining, hasher, upload, lease):
         """The PATCH's bytes, at most ``remaining``, renewing the lease as time passes. A body
@@ -307,6 +311,17 @@ class TusUploads:
                 renewed = now
             yield chunk
 
+    def attachment_of(self, upload):
+        """The id of the attachment ``upload`` became, or None: also while that attachment
+        is still ``prepared``, since a crash cut its finishing short (the next PATCH
+        finishes it)."""
+        if upload.attachment_id is None:
+            return None
+        Attachment = self.service.catalog.Attachment
+        cut_short = Attachment.select().where(
+            (Attachment.id == upload.attachment_id) & (Attachment.status == PREPARED)).exists()
+        return None if cut_short else upload.attachment_id
+
     def _finish(self, upload, lease):
         """Make the complete ``upload`` an attachment, or remove every trace of it."""
         service = self.service
@@ -332,13 +347,29 @@ class TusUploads:
                     description=upload.description, author=author,
                     container_type=upload.container_type, container_id=upload.container_id,
                     status=PREPARED, storage_key=storage_key, created_at=service.clock())
-                self._table.became(upload, lease, record.id)
+                if not self._table.became(upload, lease, record.id):
+                    raise locked()
         except BaseException:
             service.delete_blob(storage_key)
             self._table.remove(upload, lease)
             raise
+        self._finish_attachment(upload, lease, record)
+
+    def _finish_again(self, upload, lease):
+        """Finish the attachment ``upload`` became, which a crash left ``prepared``."""
+        self._confirm(upload, lease)
+        record = self.service.catalog.get(self.service.catalog.Attachment, upload.attachment_id)
+        if record is None:
+            # removed meanwhile (its author deleted it): the upload went with it
+            self._table.remove(upload, lease)
+            raise upload_not_found()
+        self._finish_attachment(upload, lease, record)
+
+    def _finish_attachment(self, upload, lease, record):
+        """Read the prepared ``record``'s bytes back and make it an attachment; on failure
+        the attachment, its bytes and ``upload`` are gone."""
         try:
-            self._stored.finish(record, storage_key)
+            self._stored.finish(record, record.storage_key)
         except BaseException:
             self._table.remove(upload, lease)
             raise

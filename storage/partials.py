@@ -26,11 +26,14 @@ PARTIALS_DIR = ".tus"
 class Appended(Protocol):
     """The bytes of one PATCH, written: ``progress`` is how far the upload is with them.
     ``keep`` makes them durable; ``drop`` gives them up (nothing else is called after it)
-    without touching what the upload had before them."""
+    without touching what the upload had before them. ``recorded`` is called once the row
+    says ``progress``: what was kept for earlier states may go."""
 
     progress: Progress
 
     def keep(self) -> None: ...
+
+    def recorded(self) -> None: ...
 
     def drop(self) -> None: ...
 
@@ -70,6 +73,10 @@ class _LocalAppended:
     def drop(self):
         # nothing cut off here: only the lease's holder may (LocalPartials.rewind)
         self.file.close()
+
+    def recorded(self):
+        # one file, appended to: nothing of an earlier state is kept apart
+        pass
 
 
 def _write_all(file, chunk):

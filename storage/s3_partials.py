@@ -4,9 +4,12 @@
 Each upload writes a multipart upload at its own storage key, one part of at least
 :data:`~affix.storage.s3.PART_SIZE` bytes at a time (S3 takes no smaller part but the last);
 what a PATCH leaves over, less than a part, is staged as an object of its own,
-``<prefix>/.tus/<token>``, until the next PATCH reads it back and goes on. A worker holds at
-most one part in memory per PATCH. Nothing is visible at the storage key before ``commit``
-completes the multipart upload.
+``<prefix>/.tus/<token>/<parts size>-<received>``, until the next PATCH reads it back and goes
+on. The rest is named by the row's state it belongs to, as it is written before the row records
+that state: a PATCH whose progress was never recorded (the database failed, the process died)
+leaves a rest that no row names, never one in place of the row's; rests of other states go once
+the row has moved on, and with the upload. A worker holds at most one part in memory per PATCH.
+Nothing is visible at the storage key before ``commit`` completes the multipart upload.
 
 A part is numbered by how many parts the upload's row says there are: a part written past that
 (a PATCH cut short, a checksum that did not match) is written over by the next PATCH, and never
@@ -33,6 +36,15 @@ class _S3Appended:
     def keep(self):
         self.partials.stage_remainder(self.progress, self.remainder)
 
+    def recorded(self):
+        # best effort: the PATCH's bytes are kept and recorded, and what is left the upload's
+        # commit or discard removes
+        try:
+            self.partials.remove_rests(self.progress, kept=self.progress)
+        except STORE_ERRORS:
+            log.exception("could not remove the earlier rests of the upload %s",
+                          self.progress.token)
+
     def drop(self):
         self.remainder.clear()
         if self.started is not None:
@@ -45,8 +57,11 @@ class S3Partials:
     def __init__(self, store):
         self._store = store
 
+    def _rests_prefix(self, progress):
+        return self._store.object_key(f"{PARTIALS_DIR}/{progress.token}/")
+
     def _remainder_key(self, progress):
-        return self._store.object_key(f"{PARTIALS_DIR}/{progress.token}")
+        return f"{self._rests_prefix(progress)}{progress.parts_size}-{progress.received}"
 
     def _staged_remainder(self, progress) -> bytearray:
         if progress.received == progress.parts_size:
@@ -95,13 +110,23 @@ class S3Partials:
 
     def stage_remainder(self, progress, remainder):
         store = self._store
-        with as_storage_errors("stage the rest of the upload"):
-            if remainder:
+        if remainder:
+            with as_storage_errors("stage the rest of the upload"):
                 store.client.put_object(Bucket=store.bucket, Key=self._remainder_key(progress),
                                         Body=remainder)
-            else:
-                store.client.delete_object(Bucket=store.bucket,
-                                           Key=self._remainder_key(progress))
+
+    def remove_rests(self, progress, kept=None):
+        """Delete every rest staged for the upload but the one of ``kept`` (a
+        :class:`Progress`; None: all of them), a page of the listing at a time."""
+        store = self._store
+        kept_key = None if kept is None else self._remainder_key(kept)
+        pages = store.client.get_paginator("list_objects_v2").paginate(
+            Bucket=store.bucket, Prefix=self._rests_prefix(progress),
+            PaginationConfig={"PageSize": LIST_PAGE_SIZE})
+        for page in pages:
+            for item in page.get("Contents", ()):
+                if item["Key"] != kept_key:
+                    store.client.delete_object(Bucket=store.bucket, Key=item["Key"])
 
     def commit(self, progress):
         store = self._store
@@ -123,7 +148,7 @@ class S3Partials:
                 store.client.complete_multipart_upload(
                     Bucket=store.bucket, Key=object_key, UploadId=progress.multipart_id,
                     MultipartUpload={"Parts": self._parts(progress, object_key)})
-            store.client.delete_object(Bucket=store.bucket, Key=self._remainder_key(progress))
+            self.remove_rests(progress)
         return progress.storage_key
 
     def _parts(self, progress, object_key):
@@ -151,8 +176,7 @@ class S3Partials:
             log.exception("could not abort the multipart upload %s", progress.multipart_id)
 
     def discard(self, progress):
-        store = self._store
         if progress.multipart_id is not None:
             self.abort(progress)
         with as_storage_errors("remove the upload"):
-            store.client.delete_object(Bucket=store.bucket, Key=self._remainder_key(progress))
+            self.remove_rests(progress)

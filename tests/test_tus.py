@@ -12,6 +12,7 @@ import pytest
 from affix.app import create_app
 from affix.app.cli import main
 from affix.app.settings import Settings, SettingsError
+from affix.app.tus import TusUploads
 from affix.storage.cleanup import remove_expired_resumable_uploads
 from affix.storage.partials import LocalPartials
 from affix.storage.resumable import LEASE_DURATION, LEASE_RENEWAL, ResumableUploads
@@ -220,6 +221,72 @@ def test_a_patch_to_a_finished_upload_answers_where_its_attachment_is(client, pe
     assert [row[0] for row in attachments(catalog)] == [attachment_id]
     assert list(blob_files(stored).values()) == [CONTENT]
     assert partial_files(stored.blob_root) == {}
+
+
+@pytest.mark.parametrize("retried_from", [len(CONTENT), 1000])
+def test_a_patch_after_a_crash_while_finishing_finishes_the_attachment(
+        client, people, catalog, stored, clock, monkeypatch, retried_from):
+    subscription = subscribe(catalog, "http://127.0.0.1:9/hooks", ["attachment.created"],
+                             FROZEN_NOW)
+    auth = people.auth("ada")
+    path = created(client, auth, len(CONTENT), filename="data.bin")
+    assert patch(client, auth, path, 0, CONTENT[:1000]).status_code == 204
+    # the node dies once the attachment row is committed: nothing of finishing happens after
+    # it, and the answer never reaches the client
+    monkeypatch.setattr(TusUploads, "_finish_attachment", lambda *crashed: None)
+    patch(client, auth, path, 1000, CONTENT[1000:])
+    monkeypatch.undo()
+    [(attachment_id, *row)] = attachments(catalog)
+    assert row == ["data.bin", len(CONTENT), "", "application/octet-stream", "prepared",
+                   None, None]
+    assert uploads(catalog) == [(token_of(path), len(CONTENT), len(CONTENT), attachment_id)]
+
+    # not finished: every byte is there, but no Link names an attachment that is not
+    asked = head(client, auth, path)
+    assert asked.status_code == 200
+    assert asked.headers["upload-offset"] == str(len(CONTENT))
+    assert "link" not in asked.headers
+
+    # the client's retry of its last PATCH, or an empty one at the end, finishes it
+    retried = patch(client, auth, path, retried_from, CONTENT[retried_from:])
+    assert retried.status_code == 204
+    assert retried.headers["upload-offset"] == str(len(CONTENT))
+    assert retried.headers["link"] == f'</api/v3/attachments/{attachment_id}>; rel="attachment"'
+    assert attachments(catalog) == [(attachment_id, "data.bin", len(CONTENT), md5(CONTENT),
+                                     "application/octet-stream", "uploaded", None, None)]
+    assert outbox(catalog) == [(subscription, "attachment.created", attachment_id, False)]
+    assert uploads(catalog) == [(token_of(path), len(CONTENT), len(CONTENT), attachment_id)]
+    assert list(blob_files(stored).values()) == [CONTENT]
+    assert partial_files(stored.blob_root) == {}
+    assert head(client, auth, path).headers["link"] == retried.headers["link"]
+    got = client.simulate_get(f"/api/v3/attachments/{attachment_id}/content", headers=auth)
+    assert (got.status_code, got.content) == (200, CONTENT)
+
+
+def test_an_upload_cancelled_while_its_stalled_patch_finishes_becomes_no_attachment(
+        settings, plugin_manager, client, people, catalog, stored, clock, monkeypatch):
+    auth = people.auth("ada")
+    path = created(client, auth, len(CONTENT))
+    other_node = app_with(settings, plugin_manager, clock=clock)
+    committing = LocalPartials.commit
+
+    def stalled_then_cancelled(partials, progress):
+        key = committing(partials, progress)
+        # the node stalls past its lease before the attachment row; the client gives up
+        # and cancels the upload through another node
+        clock.advance(LEASE_DURATION)
+        assert other_node.simulate_delete(path, headers={**auth, **TUS}).status_code == 204
+        return key
+
+    monkeypatch.setattr(LocalPartials, "commit", stalled_then_cancelled)
+    response = patch(client, auth, path, 0, CONTENT)
+    assert response.status_code == 423
+    assert response.json["errorIdentifier"] == "urn:openproject-org:api:v3:errors:Locked"
+    assert response.json["message"] == (
+        "Another request is writing to this upload. Try again once it has finished.")
+    assert uploads(catalog) == []
+    assert attachments(catalog) == []
+    assert stored.files() == {}
 
 
 def test_an_upload_into_a_work_package(client, people, catalog):

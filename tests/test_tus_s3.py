@@ -7,6 +7,7 @@ import datetime
 import io
 
 import falcon.testing
+import peewee
 import pytest
 
 from affix.app import create_app
@@ -37,8 +38,18 @@ def settings(tmp_path, s3_bucket, databases):
         s3=s3_bucket.options)
 
 
+def staged_rests(s3_bucket, path) -> dict:
+    """{name (<parts size>-<received>): bytes} of every rest staged for the upload."""
+    folder = f"{PREFIX}/.tus/{token_of(path)}/"
+    return {key.removeprefix(folder): data for key, data in s3_bucket.objects().items()
+            if key.startswith(folder)}
+
+
 def staged_rest(s3_bucket, path) -> bytes | None:
-    return s3_bucket.objects().get(f"{PREFIX}/.tus/{token_of(path)}")
+    """The one rest staged for the upload (None: none)."""
+    rests = staged_rests(s3_bucket, path)
+    assert len(rests) <= 1, list(rests)
+    return next(iter(rests.values()), None)
 
 
 def parts(catalog, path):
@@ -61,7 +72,10 @@ def test_parts_go_to_a_multipart_upload_and_the_rest_waits_in_the_bucket(
         assert patch(client, auth, path, offset, CONTENT[offset:offset + size]).status_code == 204
         offset += size
         assert parts(catalog, path) == (count, parts_in_mib * MiB)
-        assert staged_rest(s3_bucket, path) == (CONTENT[parts_in_mib * MiB:offset] or None)
+        # named by the row's state, the rest of earlier states gone
+        rest = CONTENT[parts_in_mib * MiB:offset]
+        assert staged_rests(s3_bucket, path) == (
+            {f"{parts_in_mib * MiB}-{offset}": rest} if rest else {})
         # nothing is an object at a storage key before the last byte
         assert [key for key in s3_bucket.objects() if not key.startswith(f"{PREFIX}/.tus/")] == []
     assert len(s3_bucket.pending_uploads()) == 1
@@ -245,6 +259,102 @@ def test_removing_an_upload_read_before_a_patch_moved_it_on_aborts_its_multipart
         removed = remove_unless_leased(table, open_partial_store(blob_store), stale, clock())
     assert (removed.received, removed.part_count) == (9 * MiB, 1)
     assert removed.multipart_id is not None
+    assert uploads(catalog) == []
+    assert s3_bucket.objects() == {}
+    assert s3_bucket.pending_uploads() == []
+
+
+def record_progress_failing_once(monkeypatch):
+    """ResumableUploads.record_progress raising a database error once, after the PATCH's
+    bytes were kept: a failure at that instant cannot be made otherwise."""
+    recording = ResumableUploads.record_progress
+
+    def failing(table, *args, **kwargs):
+        monkeypatch.setattr(ResumableUploads, "record_progress", recording)
+        raise peewee.OperationalError("database is locked")
+
+    monkeypatch.setattr(ResumableUploads, "record_progress", failing)
+
+
+def assert_unavailable(response):
+    assert response.status_code == 503
+    assert response.json["errorIdentifier"] == (
+        "urn:openproject-org:api:v3:errors:ServiceUnavailable")
+    assert response.json["message"] == (
+        "The service is temporarily unavailable. Please try again later.")
+
+
+@pytest.mark.parametrize("end, rest_left, multipart_left", [
+    # a rest alone, longer than the row's
+    (6 * MiB, {f"0-{6 * MiB}": CONTENT[:6 * MiB]}, 0),
+    # a part and a rest as long as the row's: read as the row's, it would go unnoticed; and
+    # a multipart upload that no row names
+    (11 * MiB, {f"{8 * MiB}-{11 * MiB}": CONTENT[8 * MiB:11 * MiB]}, 1),
+])
+def test_a_patch_whose_progress_was_not_recorded_leaves_the_row_s_rest_to_go_on_from(
+        client, people, catalog, s3_bucket, settings, monkeypatch, end, rest_left,
+        multipart_left):
+    auth = people.auth("ada")
+    path = created(client, auth, len(CONTENT), filename="big.bin")
+    assert patch(client, auth, path, 0, CONTENT[:3 * MiB]).status_code == 204
+    record_progress_failing_once(monkeypatch)
+    assert_unavailable(patch(client, auth, path, 3 * MiB, CONTENT[3 * MiB:end]))
+    assert uploads(catalog) == [(token_of(path), 3 * MiB, len(CONTENT), None)]
+    assert parts(catalog, path) == (0, 0)
+    assert staged_rests(s3_bucket, path) == {f"0-{3 * MiB}": CONTENT[:3 * MiB], **rest_left}
+
+    # the client goes on from the offset HEAD tells
+    offset = int(head(client, auth, path).headers["upload-offset"])
+    assert offset == 3 * MiB
+    response = patch(client, auth, path, offset, CONTENT[offset:offset + 3 * MiB])
+    assert response.status_code == 204
+    # the row's rest, the earlier one and the one no row names are gone
+    assert staged_rests(s3_bucket, path) == {f"0-{6 * MiB}": CONTENT[:6 * MiB]}
+    offset = 6 * MiB
+    while offset < len(CONTENT):
+        response = patch(client, auth, path, offset, CONTENT[offset:offset + 3 * MiB])
+        assert response.status_code == 204, response.json
+        offset = int(response.headers["upload-offset"])
+    with catalog.database.connection_context():
+        (record,) = catalog.Attachment.select()
+    assert (record.file_size, record.md5, record.status) == (
+        len(CONTENT), md5(CONTENT), "uploaded")
+    assert s3_bucket.objects() == {f"{PREFIX}/{record.storage_key}": CONTENT}
+    # the failed PATCH's multipart upload is left to the staging sweep: whether its database
+    # error left the row unchanged, nobody can tell at that instant
+    assert len(s3_bucket.pending_uploads()) == multipart_left
+    later = S3BlobStore(settings.storage_url, settings.s3,
+                        clock=lambda: utc_now() + DEFAULT_STAGING_MAX_AGE * 2)
+    with catalog.database.connection_context():
+        assert sweep_staging(catalog, later) == multipart_left
+    assert s3_bucket.pending_uploads() == []
+
+
+def terminated(client, auth, path, **_):
+    response = client.simulate_delete(path, headers={**auth, **TUS})
+    assert response.status_code == 204
+
+
+def cleaned_up(client, auth, path, *, catalog, settings, clock):
+    clock.advance(datetime.timedelta(days=1))
+    with catalog.database.connection_context():
+        blob_store = open_blob_store(settings.storage_url, settings.s3)
+        assert remove_expired_resumable_uploads(
+            ResumableUploads(catalog), open_partial_store(blob_store), blob_store, clock()) == 1
+
+
+@pytest.mark.parametrize("removed", [terminated, cleaned_up])
+def test_removing_an_upload_deletes_every_rest_staged_for_it(
+        client, people, catalog, s3_bucket, settings, clock, monkeypatch, removed):
+    auth = people.auth("ada")
+    path = created(client, auth, len(CONTENT))
+    assert patch(client, auth, path, 0, CONTENT[:9 * MiB]).status_code == 204
+    record_progress_failing_once(monkeypatch)
+    assert_unavailable(patch(client, auth, path, 9 * MiB, CONTENT[9 * MiB:12 * MiB]))
+    assert staged_rests(s3_bucket, path) == {
+        f"{8 * MiB}-{9 * MiB}": CONTENT[8 * MiB:9 * MiB],
+        f"{8 * MiB}-{12 * MiB}": CONTENT[8 * MiB:12 * MiB]}
+    removed(client, auth, path, catalog=catalog, settings=settings, clock=clock)
     assert uploads(catalog) == []
     assert s3_bucket.objects() == {}
     assert s3_bucket.pending_uploads() == []

@@ -32,12 +32,13 @@ def _is_upload_body(req) -> bool:
     return (req.content_type or "").split(";")[0].strip().lower() == OFFSET_OCTET_STREAM
 
 
-def _answer_progress(req, resp, upload):
+def _answer_progress(req, resp, tus, upload):
     resp.set_header("Upload-Offset", str(upload.received))
     resp.set_header("Upload-Expires", falcon.dt_to_http(upload.expires_at))
-    if upload.attachment_id is not None:
+    attachment_id = tus.attachment_of(upload)
+    if attachment_id is not None:
         # where a generic tus client finds what its upload became
-        href = representers.attachment_path(req.root_path, upload.attachment_id)
+        href = representers.attachment_path(req.root_path, attachment_id)
         resp.set_header("Link", f'<{href}>; rel="attachment"')
 
 
@@ -73,7 +74,7 @@ class TusCreationResource:
                                  body=body, checksum=checksum)
         resp.status = falcon.HTTP_201
         resp.set_header("Location", f"{req.root_path}{TUS_PATH}/{upload.token}")
-        _answer_progress(req, resp, upload)
+        _answer_progress(req, resp, self.tus, upload)
 
     def _container(self, req, user, href):
         """(kind, container) an ``Upload-Metadata`` container href names, as the container's
@@ -104,7 +105,7 @@ class TusUploadResource:
         if upload.metadata:
             resp.set_header("Upload-Metadata", upload.metadata)
         resp.set_header("Cache-Control", "no-store")
-        _answer_progress(req, resp, upload)
+        _answer_progress(req, resp, self.tus, upload)
 
     def on_patch(self, req, resp, token):
         _speaks_tus(req, resp)
@@ -116,7 +117,7 @@ class TusUploadResource:
         checksum = parse_checksum(req.get_header("Upload-Checksum"))
         upload = self.tus.append(self.tus.find(req.context.user, token), offset, body, checksum)
         resp.status = falcon.HTTP_204
-        _answer_progress(req, resp, upload)
+        _answer_progress(req, resp, self.tus, upload)
 
     def on_delete(self, req, resp, token):
         _speaks_tus(req, resp)
