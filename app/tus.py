@@ -277,8 +277,13 @@ class TusUploads:
                 self._partials.rewind(upload.progress)
             raise
         appended.keep()
+        # an upload that goes on is let go with its progress: the lease would otherwise
+        # outlast the offset it recorded, and a client's next PATCH, sent as soon as it reads
+        # that offset, would find it locked (423)
+        finishing = appended.progress.received == upload.upload_length
         if not self._table.record_progress(upload, lease, appended.progress,
-                                           self.service.clock() + self._expiry):
+                                           self.service.clock() + self._expiry,
+                                           release=not finishing):
             raise locked()
         appended.recorded()
 

@@ -27,7 +27,8 @@ class Appended(Protocol):
     """The bytes of one PATCH, written: ``progress`` is how far the upload is with them.
     ``keep`` makes them durable; ``drop`` gives them up (nothing else is called after it)
     without touching what the upload had before them. ``recorded`` is called once the row
-    says ``progress``: what was kept for earlier states may go."""
+    says ``progress``, maybe no longer under the lease: what was kept for the state before
+    may go, and nothing that a later state could use."""
 
     progress: Progress
 

@@ -130,14 +130,17 @@ class ResumableUploads:
             return bool(self.ResumableUpload.update(lease_until=until)
                         .where(self._held(upload, lease)).execute())
 
-    def record_progress(self, upload, lease, progress: Progress, expires_at) -> bool:
-        """Store how far ``upload`` is, under ``lease``, keeping the lease; whether the lease
-        still held it."""
+    def record_progress(self, upload, lease, progress: Progress, expires_at,
+                        release=False) -> bool:
+        """Store how far ``upload`` is, under ``lease``, and with ``release`` give the lease
+        up in the same write (a client that reads the new offset may send the next PATCH at
+        once); whether the lease still held it."""
+        released = {"lease_token": None, "lease_until": None} if release else {}
         with self.catalog.write_transaction():
             updated = (self.ResumableUpload.update(
                 received=progress.received, part_count=progress.part_count,
                 parts_size=progress.parts_size, multipart_id=progress.multipart_id,
-                expires_at=expires_at).where(self._held(upload, lease)).execute())
+                expires_at=expires_at, **released).where(self._held(upload, lease)).execute())
         if updated:
             upload.received, upload.part_count = progress.received, progress.part_count
             upload.parts_size, upload.multipart_id = progress.parts_size, progress.multipart_id

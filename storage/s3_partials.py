@@ -7,8 +7,9 @@ what a PATCH leaves over, less than a part, is staged as an object of its own,
 ``<prefix>/.tus/<token>/<parts size>-<received>``, until the next PATCH reads it back and goes
 on. The rest is named by the row's state it belongs to, as it is written before the row records
 that state: a PATCH whose progress was never recorded (the database failed, the process died)
-leaves a rest that no row names, never one in place of the row's; rests of other states go once
-the row has moved on, and with the upload. A worker holds at most one part in memory per PATCH.
+leaves a rest that no row names, never one in place of the row's, which the next PATCH removes
+before it stages its own; the rest of the state a PATCH began from goes once the row has moved
+on (a state never comes back: the bytes received only grow), and every rest with the upload. A worker holds at most one part in memory per PATCH.
 Nothing is visible at the storage key before ``commit`` completes the multipart upload.
 
 A part is numbered by how many parts the upload's row says there are: a part written past that
@@ -32,17 +33,27 @@ class _S3Appended:
     remainder: bytearray
     # the multipart upload this PATCH started, which nothing else knows of yet
     started: str | None
+    # the state the PATCH began from: the row's until it records ``progress``
+    before: Progress
 
     def keep(self):
-        self.partials.stage_remainder(self.progress, self.remainder)
+        with as_storage_errors("stage the rest of the upload"):
+            # under the lease: the rests no row names, of PATCHes whose progress was lost
+            self.partials.remove_rests(self.progress, kept=self.before)
+            self.partials.stage_remainder(self.progress, self.remainder)
 
     def recorded(self):
-        # best effort: the PATCH's bytes are kept and recorded, and what is left the upload's
-        # commit or discard removes
+        # best effort, and maybe after the lease was given up: only the rest of the state
+        # before goes, which no later PATCH reads; what is left the upload's end removes
+        before = self.partials.remainder_key(self.before)
+        if self.before.received == self.before.parts_size or (
+                before == self.partials.remainder_key(self.progress)):
+            return
+        store = self.partials.store
         try:
-            self.partials.remove_rests(self.progress, kept=self.progress)
+            store.client.delete_object(Bucket=store.bucket, Key=before)
         except STORE_ERRORS:
-            log.exception("could not remove the earlier rests of the upload %s",
+            log.exception("could not remove an earlier rest of the upload %s",
                           self.progress.token)
 
     def drop(self):
@@ -55,23 +66,23 @@ class S3Partials:
     """The partial uploads of one :class:`~affix.storage.s3.S3BlobStore`."""
 
     def __init__(self, store):
-        self._store = store
+        self.store = store
 
     def _rests_prefix(self, progress):
-        return self._store.object_key(f"{PARTIALS_DIR}/{progress.token}/")
+        return self.store.object_key(f"{PARTIALS_DIR}/{progress.token}/")
 
-    def _remainder_key(self, progress):
+    def remainder_key(self, progress):
         return f"{self._rests_prefix(progress)}{progress.parts_size}-{progress.received}"
 
     def _staged_remainder(self, progress) -> bytearray:
         if progress.received == progress.parts_size:
             return bytearray()
-        store = self._store
-        answer = store.client.get_object(Bucket=store.bucket, Key=self._remainder_key(progress))
+        store = self.store
+        answer = store.client.get_object(Bucket=store.bucket, Key=self.remainder_key(progress))
         return bytearray(answer["Body"].read())
 
     def _upload_part(self, progress, buffer):
-        store = self._store
+        store = self.store
         object_key = store.object_key(progress.storage_key)
         multipart_id = progress.multipart_id
         if multipart_id is None:
@@ -101,7 +112,7 @@ class S3Partials:
             raise
         started = progress.multipart_id if before.multipart_id is None else None
         return _S3Appended(self, dataclasses.replace(progress, received=received), buffer,
-                           started)
+                           started, before)
 
     def rewind(self, progress):
         # nothing to go back over: the staged rest is written by keep alone, and parts past
@@ -109,17 +120,16 @@ class S3Partials:
         pass
 
     def stage_remainder(self, progress, remainder):
-        store = self._store
+        store = self.store
         if remainder:
-            with as_storage_errors("stage the rest of the upload"):
-                store.client.put_object(Bucket=store.bucket, Key=self._remainder_key(progress),
-                                        Body=remainder)
+            store.client.put_object(Bucket=store.bucket, Key=self.remainder_key(progress),
+                                    Body=remainder)
 
     def remove_rests(self, progress, kept=None):
         """Delete every rest staged for the upload but the one of ``kept`` (a
         :class:`Progress`; None: all of them), a page of the listing at a time."""
-        store = self._store
-        kept_key = None if kept is None else self._remainder_key(kept)
+        store = self.store
+        kept_key = None if kept is None else self.remainder_key(kept)
         pages = store.client.get_paginator("list_objects_v2").paginate(
             Bucket=store.bucket, Prefix=self._rests_prefix(progress),
             PaginationConfig={"PageSize": LIST_PAGE_SIZE})
@@ -129,7 +139,7 @@ class S3Partials:
                     store.client.delete_object(Bucket=store.bucket, Key=item["Key"])
 
     def commit(self, progress):
-        store = self._store
+        store = self.store
         object_key = store.object_key(progress.storage_key)
         with as_storage_errors("complete the upload"):
             if progress.multipart_id is None:
@@ -138,7 +148,7 @@ class S3Partials:
                     store.client.copy_object(
                         Bucket=store.bucket, Key=object_key,
                         CopySource={"Bucket": store.bucket,
-                                    "Key": self._remainder_key(progress)})
+                                    "Key": self.remainder_key(progress)})
                 else:
                     store.client.put_object(Bucket=store.bucket, Key=object_key, Body=b"")
             else:
@@ -153,7 +163,7 @@ class S3Partials:
 
     def _parts(self, progress, object_key):
         """The parts the upload's row counts, with their ETags."""
-        store = self._store
+        store = self.store
         pages = store.client.get_paginator("list_parts").paginate(
             Bucket=store.bucket, Key=object_key, UploadId=progress.multipart_id,
             PaginationConfig={"PageSize": LIST_PAGE_SIZE})
@@ -164,7 +174,7 @@ class S3Partials:
     def abort(self, progress):
         """Abort the upload's multipart upload, if it has one; best effort, as an error on
         its way must not be replaced (what is left, the staging sweep aborts)."""
-        store = self._store
+        store = self.store
         try:
             store.client.abort_multipart_upload(
                 Bucket=store.bucket, Key=store.object_key(progress.storage_key),

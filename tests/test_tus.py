@@ -14,6 +14,7 @@ from affix.app.cli import main
 from affix.app.settings import Settings, SettingsError
 from affix.app.tus import TusUploads
 from affix.storage.cleanup import remove_expired_resumable_uploads
+from affix.storage import partials as partials_module
 from affix.storage.partials import LocalPartials
 from affix.storage.resumable import LEASE_DURATION, LEASE_RENEWAL, ResumableUploads
 from affix.storage.stores import open_blob_store
@@ -151,6 +152,24 @@ def test_an_upload_in_parts_becomes_an_attachment(client, people, catalog, store
     assert finished.status_code == 200
     assert finished.headers["link"] == last.headers["link"]
     assert finished.headers["upload-offset"] == str(len(CONTENT))
+
+
+def test_a_patch_that_does_not_finish_lets_its_lease_go_with_the_offset_it_records(
+        client, people, catalog, monkeypatch):
+    # in one write: a client that reads the new offset and sends its next PATCH at once must
+    # find the upload free, not locked (423) while the request that recorded it tidies up
+    seen_while_tidying = []
+
+    def recorded(appended):
+        with catalog.database.connection_context():
+            row = ResumableUploads(catalog).by_token(appended.progress.token)
+        seen_while_tidying.append((row.received, row.lease_token, row.lease_until))
+
+    monkeypatch.setattr(partials_module._LocalAppended, "recorded", recorded)
+    auth = people.auth("ada")
+    path = created(client, auth, len(CONTENT))
+    assert patch(client, auth, path, 0, CONTENT[:10]).status_code == 204
+    assert seen_while_tidying == [(10, None, None)]
 
 
 def test_head_answers_the_offset_the_length_and_the_metadata(client, people, stored):
