@@ -39,6 +39,12 @@ def app_with(settings, plugin_manager, clock=lambda: FROZEN_NOW, **changes):
         dataclasses.replace(settings, **changes), plugin_manager=plugin_manager, clock=clock))
 
 
+@pytest.fixture
+def other_node(settings, plugin_manager, clock):
+    """Another app on the same database and store, on the same clock: a second node."""
+    return app_with(settings, plugin_manager, clock=clock)
+
+
 def attachments(catalog):
     """(id, file name, size, md5, content type, status, container) of every attachment."""
     with catalog.database.connection_context():
@@ -283,10 +289,9 @@ def test_a_patch_after_a_crash_while_finishing_finishes_the_attachment(
 
 
 def test_an_upload_cancelled_while_its_stalled_patch_finishes_becomes_no_attachment(
-        settings, plugin_manager, client, people, catalog, stored, clock, monkeypatch):
+        client, people, catalog, stored, clock, other_node, monkeypatch):
     auth = people.auth("ada")
     path = created(client, auth, len(CONTENT))
-    other_node = app_with(settings, plugin_manager, clock=clock)
     committing = LocalPartials.commit
 
     def stalled_then_cancelled(partials, progress):
@@ -832,12 +837,11 @@ def test_a_long_patch_renews_its_lease_as_it_reads(client, people, catalog, stor
 
 
 def test_a_patch_that_lost_its_lease_is_423_and_leaves_the_new_holder_s_bytes_alone(
-        settings, plugin_manager, client, people, catalog, stored, clock):
+        client, people, catalog, stored, clock, other_node):
     auth = people.auth("ada")
     data = random_bytes(5 * 1024 * 1024)
     path = created(client, auth, len(data))
     assert patch(client, auth, path, 0, data[:100]).status_code == 204
-    other_node = app_with(settings, plugin_manager, clock=clock)
 
     def stalls_then_another_node_takes_over(number):
         if number == 3:
@@ -860,10 +864,9 @@ def test_a_patch_that_lost_its_lease_is_423_and_leaves_the_new_holder_s_bytes_al
 
 
 def test_a_late_patch_is_409_when_the_upload_moved_on_before_it_got_the_lease(
-        settings, plugin_manager, client, people, catalog, stored, clock, monkeypatch):
+        client, people, catalog, stored, other_node, monkeypatch):
     auth = people.auth("ada")
     path = created(client, auth, len(CONTENT))
-    other_node = app_with(settings, plugin_manager, clock=clock)
     take_lease = ResumableUploads.take_lease
     overtaken = []
 
