@@ -8,9 +8,7 @@ import datetime
 import difflib
 import os
 import secrets
-import signal
 import sys
-import threading
 import urllib.parse
 
 import peewee
@@ -26,6 +24,7 @@ from affix.app.scanning import (
 )
 from affix.app.serving import HalWorker
 from affix.app.settings import Settings, SettingsError, metrics_port
+from affix.app.stop_signals import StopSignals
 from affix.app.upload_client import DEFAULT_CHUNK_SIZE, KEY_VARIABLE, upload_files
 from affix.app.webhooks import EVENTS, DeliveryPolicy, WebhookEvents, WebhookWorker
 from affix.plugins.clamav import ClamdScanner, ScannerUnavailable
@@ -445,10 +444,8 @@ def cmd_webhooks_run(args, settings, out):
         max_backoff=datetime.timedelta(seconds=args.max_backoff),
         keep_delivered=datetime.timedelta(hours=args.keep_delivered))
     worker = WebhookWorker(open_catalog(settings), policy)
-    stopping = threading.Event()
     # systemd's stop (SIGTERM) and Ctrl-C end the loop after the delivery under way
-    for signal_number in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signal_number, lambda *_: stopping.set())
+    stopping = StopSignals()
     print("affix: delivering webhooks", file=out, flush=True)
     worker.run(stopping, args.poll_interval)
 

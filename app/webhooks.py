@@ -165,17 +165,24 @@ class WebhookWorker:
         self._send = send
         self._pruned_at = None
 
-    def deliver_due(self) -> int:
-        """Prune when it is time, then lease the due entries and try each once; how many."""
+    def deliver_due(self, stopping=None) -> int:
+        """Prune when it is time, then lease the due entries and try each once; how many were
+        tried. Once ``stopping`` is set, the batch ends after the delivery under way and the
+        entries not tried are handed back for any worker, rather than waiting out the lease."""
         now = self._clock()
+        lease_until = now + self._policy.lease
         with self._database.connection_context():
             if self._pruned_at is None or now - self._pruned_at >= self._policy.prune_every:
                 pruned = self._outbox.prune(now - self._policy.keep_delivered)
                 if pruned:
                     log.info("pruned %d delivered webhook events", pruned)
                 self._pruned_at = now
-            entries = self._outbox.claim_due(now, self._policy.lease, self._policy.batch)
-        for entry in entries:
+            entries = self._outbox.claim_due(now, lease_until, self._policy.batch)
+        for tried, entry in enumerate(entries):
+            if stopping is not None and stopping.is_set():
+                with self._database.connection_context():
+                    self._outbox.release([left.id for left in entries[tried:]], lease_until)
+                return tried
             self._attempt(entry)
         return len(entries)
 
@@ -195,12 +202,12 @@ class WebhookWorker:
             self._outbox.delivered(entry.id, self._clock())
 
     def run(self, stopping, poll_interval):
-        """Deliver until ``stopping`` (a threading.Event) is set, looking for new events every
-        ``poll_interval`` seconds when there is nothing to do. A database that is away (a
-        restart) is waited for, not given up on."""
+        """Deliver until ``stopping`` (a threading.Event, or StopSignals) is set, looking for new
+        events every ``poll_interval`` seconds when there is nothing to do. A database that is
+        away (a restart) is waited for, not given up on."""
         while not stopping.is_set():
             try:
-                delivered = self.deliver_due()
+                delivered = self.deliver_due(stopping)
             except (peewee.OperationalError, peewee.InterfaceError) as error:
                 log.warning("the database failed (%s); trying again", error)
                 delivered = 0

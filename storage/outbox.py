@@ -122,8 +122,8 @@ class Outbox:
                     subscription_id, event_id, event, attachment_id, text, moment, 0, moment))
         return len(wanting)
 
-    def claim_due(self, now, lease, limit):
-        """Lease up to ``limit`` due entries to the caller until ``now + lease``, oldest first,
+    def claim_due(self, now, lease_until, limit):
+        """Lease up to ``limit`` due entries to the caller until ``lease_until``, oldest first,
         each with its ``subscription``. An entry is due when it is undelivered, its retry time
         has come, no live lease holds it, and no earlier entry of the same subscription and
         attachment is undelivered (so at most one entry per attachment and subscription is
@@ -146,7 +146,7 @@ class Outbox:
         with self.catalog.write_transaction():
             entries = list(query)
             if entries:
-                (Entry.update(lease_until=now + lease)
+                (Entry.update(lease_until=lease_until)
                  .where(Entry.id.in_([entry.id for entry in entries])).execute())
             subscriptions = {
                 subscription.id: subscription for subscription in Subscription.select()
@@ -154,6 +154,15 @@ class Outbox:
         for entry in entries:
             entry.subscription = subscriptions[entry.subscription_id]
         return entries
+
+    def release(self, entry_ids, lease_until):
+        """Hand back entries leased until ``lease_until`` and not tried: due at once for any
+        worker. A lease that ran out and was taken by another worker is not this one's."""
+        Entry = self.OutboxEntry
+        with self.catalog.write_transaction():
+            (Entry.update(lease_until=None)
+             .where(Entry.id.in_(entry_ids) & (Entry.lease_until == lease_until)
+                    & Entry.delivered_at.is_null()).execute())
 
     def delivered(self, entry_id, now):
         Entry = self.OutboxEntry
