@@ -214,8 +214,14 @@ class TusUploads:
         now = self.service.clock()
         lease = self._table.take_lease(upload, now, now + LEASE_DURATION)
         if lease is None:
-            raise locked()
+            raise self._not_leased(upload)
         return lease
+
+    def _not_leased(self, upload):
+        """The error for a lease ``upload`` did not give: 423 while another request holds it,
+        404 once it is gone (terminated meanwhile), which a client gives up on at once rather
+        than retrying as it does a 423."""
+        return upload_not_found() if self._table.reread(upload) is None else locked()
 
     def _confirm(self, upload, lease):
         """Make sure ``lease`` still holds ``upload``, for a lease's time from now: 423 when
@@ -383,4 +389,4 @@ class TusUploads:
         """Remove ``upload`` and its bytes (termination); an attachment it became stays. 423
         while a PATCH writes it."""
         if not self._remove(upload):
-            raise locked()
+            raise self._not_leased(upload)

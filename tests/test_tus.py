@@ -886,6 +886,31 @@ def test_a_late_patch_is_409_when_the_upload_moved_on_before_it_got_the_lease(
     assert partial_files(stored.blob_root) == {token_of(path): CONTENT[:1000]}
 
 
+@pytest.mark.parametrize("request_of", [
+    lambda client, auth, path: patch(client, auth, path, 1000, CONTENT[1000:]),
+    lambda client, auth, path: client.simulate_delete(path, headers={**auth, **TUS}),
+], ids=["PATCH", "DELETE"])
+def test_a_request_for_an_upload_terminated_before_it_got_the_lease_is_404(
+        client, people, catalog, stored, other_node, monkeypatch, request_of):
+    auth = people.auth("ada")
+    path = created(client, auth, len(CONTENT))
+    assert patch(client, auth, path, 0, CONTENT[:1000]).status_code == 204
+    take_lease = ResumableUploads.take_lease
+    terminated = []
+
+    def terminated_before_the_lease(table, upload, now, until):
+        # between reading the upload and taking its lease, the client cancels it elsewhere
+        # (whose termination takes a lease too)
+        if not terminated:
+            terminated.append(True)
+            assert other_node.simulate_delete(path, headers={**auth, **TUS}).status_code == 204
+        return take_lease(table, upload, now, until)
+
+    monkeypatch.setattr(ResumableUploads, "take_lease", terminated_before_the_lease)
+    assert_error(request_of(client, auth, path), 404, "NotFound", GONE)
+    assert_nothing_left(catalog, stored)
+
+
 def test_a_partial_file_that_lost_bytes_is_never_filled_with_zeros(client, people, catalog,
                                                                    stored):
     auth = people.auth("ada")
