@@ -56,10 +56,7 @@ class StagedLocalBlob:
             os.fsync(self._file.fileno())
         self._file.close()
         key = new_storage_key()
-        target = self._store.path_of(key)
-        os.rename(self.path, target)
-        # the rename is durable only once the directory entry is
-        fsync_directory(target.parent)
+        self._store.place(self.path, key)
         return key
 
     def discard(self):
@@ -71,20 +68,39 @@ class StagedLocalBlob:
 
 
 class LocalBlobStore:
-    """Blobs as files in a folder on the local disk. The 256 fan-out folders are made once when
-    the store opens: a commit then creates no folder, so the only directory it must make durable
-    is its own."""
+    """Blobs as files in a folder on the local disk, in 256 fan-out folders.
+
+    A fan-out folder is made by the first blob that goes into it, not when the store opens: a
+    store that holds few blobs (a test's, a small installation's) has few folders, and a new
+    store costs one folder rather than 257. Each store object remembers the folders whose
+    entries it knows to be durable, so a commit into one of them syncs only its own folder.
+    """
 
     def __init__(self, root):
         self.root = Path(root)
         self.staging = self.root / STAGING_DIR
         self.staging.mkdir(parents=True, exist_ok=True)
-        for name in FAN_OUT:
-            (self.root / name).mkdir(exist_ok=True)
-        # the folders' entries, durable before a blob is renamed into one; also when they were
-        # found rather than made: their maker may have crashed, or still be on its way, before
-        # its own fsync
+        self._durable_folders = {path.name for path in self.root.iterdir()
+                                 if path.name in FAN_OUT}
+        # the entries found, durable before a blob is renamed into one of their folders: their
+        # maker may have crashed, or still be on its way, before its own fsync
         fsync_directory(self.root)
+
+    def place(self, source: Path, key: str):
+        """Rename ``source``, a synced file on this store's file system, to be blob ``key``,
+        durably: the rename, and the entry of a fan-out folder made for it."""
+        target = self.path_of(key)
+        folder = target.parent
+        # a new folder, or a new entry in a full folder, needs room of its own
+        with full_disk_as_store_full():
+            if folder.name not in self._durable_folders:
+                folder.mkdir(exist_ok=True)
+                # made here, or by another process that may not have synced the entry yet
+                fsync_directory(self.root)
+                self._durable_folders.add(folder.name)
+            os.rename(source, target)
+        # the rename is durable only once the directory entry is
+        fsync_directory(folder)
 
     def sweep_staging(self, cutoff: datetime.datetime | None = None,
                       keep: frozenset = frozenset()) -> int:
@@ -134,6 +150,7 @@ class LocalBlobStore:
         names blobs, in its fan-out folders. Nothing else in the folder is ever listed, so
         nothing else is ever collected."""
         for prefix in FAN_OUT:
+            # a folder no blob went into was never made: rglob lists nothing there
             for path in (self.root / prefix).rglob("*"):
                 key = path.relative_to(self.root).as_posix()
                 if not is_storage_key(key):

@@ -130,12 +130,10 @@ class LocalPartials:
                 file.truncate(progress.received)
 
     def commit(self, progress):
-        target = self._store.path_of(progress.storage_key)
         if progress.received == 0:
             # an empty file never had bytes to make its partial file
             open(self._path(progress), "ab").close()
-        os.rename(self._path(progress), target)
-        fsync_directory(target.parent)
+        self._store.place(self._path(progress), progress.storage_key)
         return progress.storage_key
 
     def discard(self, progress):

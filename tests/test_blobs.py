@@ -4,9 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from affix.storage.blob_store import FAN_OUT
 from affix.storage.local import STAGING_DIR, LocalBlobStore
-from support.state import STORAGE_KEY
 
 
 @pytest.fixture
@@ -22,11 +20,29 @@ def fsynced(monkeypatch):
     return paths
 
 
-def test_a_new_store_makes_its_folders_and_their_entries_durable(tmp_path, fsynced):
+@pytest.fixture
+def keys(monkeypatch):
+    """The keys the next commits get, in order, instead of random ones: ``keys.extend(...)``."""
+    upcoming = []
+    monkeypatch.setattr("affix.storage.local.new_storage_key", lambda: upcoming.pop(0))
+    return upcoming
+
+
+def key_in(folder: str, number: int) -> str:
+    return f"{folder}/{folder}{number:030x}"
+
+
+def committed(store, content: bytes) -> tuple:
+    """The key ``content`` was committed under, and the staged file it came from."""
+    staged = store.stage()
+    staged.write(content)
+    return staged.commit(), staged.path
+
+
+def test_a_new_store_makes_only_its_staging_folder_and_syncs_its_entry(tmp_path, fsynced):
     root = tmp_path / "blobs"
     LocalBlobStore(root)
-    assert sorted(path.name for path in root.iterdir()) == sorted([STAGING_DIR, *FAN_OUT])
-    assert len(FAN_OUT) == 256
+    assert [path.name for path in root.iterdir()] == [STAGING_DIR]
     assert fsynced == [root]
 
 
@@ -38,26 +54,47 @@ def test_reopening_a_store_syncs_the_folders_entries_again(tmp_path, fsynced):
     assert fsynced == [tmp_path]
 
 
-def test_a_commit_syncs_the_blob_then_its_folder_and_makes_no_folder(tmp_path, fsynced):
+def test_the_first_commit_into_a_folder_makes_it_and_syncs_its_entry(tmp_path, fsynced, keys):
     store = LocalBlobStore(tmp_path)
-    folders_before = sorted(path for path in tmp_path.rglob("*") if path.is_dir())
+    keys.extend([key_in("ab", 1), key_in("ab", 2)])
     fsynced.clear()
-    staged = store.stage()
-    staged_path = staged.path
-    staged.write(b"durable bytes")
-    key = staged.commit()
-    assert STORAGE_KEY.fullmatch(key)
-    target = tmp_path / key
-    assert fsynced == [staged_path, target.parent]
-    assert target.read_bytes() == b"durable bytes"
+    first, first_staged = committed(store, b"durable bytes")
+    assert (first, fsynced) == (key_in("ab", 1), [first_staged, tmp_path, tmp_path / "ab"])
+    fsynced.clear()
+    # the folder's entry is known durable now: the next commit into it syncs the folder only
+    second, second_staged = committed(store, b"more bytes")
+    assert (second, fsynced) == (key_in("ab", 2), [second_staged, tmp_path / "ab"])
+    assert [(tmp_path / key).read_bytes() for key in (first, second)] == [
+        b"durable bytes", b"more bytes"]
     assert list(store.staging.iterdir()) == []
-    assert sorted(path for path in tmp_path.rglob("*") if path.is_dir()) == folders_before
+    assert sorted(path.name for path in tmp_path.iterdir()) == sorted([STAGING_DIR, "ab"])
+
+
+def test_a_folder_another_process_made_is_synced_again_by_the_first_commit_here(
+        tmp_path, fsynced, keys):
+    # two workers' stores, opened before either made the folder: the one that did may not
+    # have synced its entry yet when the other renames a blob into it
+    here, elsewhere = LocalBlobStore(tmp_path), LocalBlobStore(tmp_path)
+    keys.extend([key_in("cd", 1), key_in("cd", 2)])
+    committed(elsewhere, b"first")
+    fsynced.clear()
+    key, staged_path = committed(here, b"second")
+    assert (key, fsynced) == (key_in("cd", 2), [staged_path, tmp_path, tmp_path / "cd"])
+
+
+def test_a_store_opened_after_a_folder_was_made_knows_it_durable(tmp_path, fsynced, keys):
+    keys.extend([key_in("ef", 1), key_in("ef", 2)])
+    committed(LocalBlobStore(tmp_path), b"first")
+    reopened = LocalBlobStore(tmp_path)
+    fsynced.clear()
+    key, staged_path = committed(reopened, b"second")
+    assert (key, fsynced) == (key_in("ef", 2), [staged_path, tmp_path / "ef"])
 
 
 def test_blobs_of_the_earlier_two_level_layout_are_still_served_and_listed(tmp_path):
     store = LocalBlobStore(tmp_path)
     old_key = "ab/cd/abcd" + "0" * 28
-    (tmp_path / "ab" / "cd").mkdir()
+    (tmp_path / "ab" / "cd").mkdir(parents=True)
     (tmp_path / old_key).write_bytes(b"from an earlier version")
     with store.open(old_key) as blob:
         assert blob.read() == b"from an earlier version"

@@ -381,6 +381,7 @@ def test_gc_never_takes_a_file_affix_did_not_make(settings, client, people, stor
         "ab/" + "cd" + "0" * 30: b"a key of another fan-out folder",
     }
     for name, content in foreign.items():
+        (stored.blob_root / name).parent.mkdir(exist_ok=True)
         (stored.blob_root / name).write_bytes(content)
         age(stored.blob_root / name, TWO_DAYS)
     before = stored.snapshot()

@@ -14,6 +14,8 @@ import pytest
 
 from affix.app import create_app, open_catalog
 from affix.app.testing import multipart
+from affix.storage.local import STAGING_DIR
+from affix.storage.partials import PARTIALS_DIR
 from affix.storage.models import Catalog
 from support.bodies import upload_body
 from support.client import post
@@ -323,16 +325,17 @@ def test_database_out_of_reach_is_503_before_anything_is_read(
     assert stored.snapshot() == earlier
 
 
-# room for the fan-out folders and one small blob, not for an upload of SMALL_LIMIT bytes
+# room for a fan-out folder and one small blob, not for an upload of SMALL_LIMIT bytes
 SMALL_DISK = 16 * 1024
 FULL = (507, "InsufficientStorage", "There is not enough storage space left to store the file.")
 
 
 @contextlib.contextmanager
-def app_on_small_disk(tmp_path, databases, plugin_manager, disk_size, max_attachment_size):
+def app_on_small_disk(tmp_path, databases, plugin_manager, disk_size, max_attachment_size,
+                      inodes=None):
     """(client, people, stored) of an app whose blobs live on a real filesystem of
-    ``disk_size`` bytes."""
-    with small_disk(tmp_path / "disk", disk_size) as disk:
+    ``disk_size`` bytes (and ``inodes`` files and folders: see ``small_disk``)."""
+    with small_disk(tmp_path / "disk", disk_size, inodes) as disk:
         settings = databases.settings(tmp_path / "data", storage_url=str(disk),
                                       max_attachment_size=max_attachment_size)
         client = falcon.testing.TestClient(
@@ -357,6 +360,20 @@ def test_a_full_disk_refuses_the_upload_and_leaves_nothing(tmp_path, databases, 
         assert_error(response, *FULL)
         # no row, no staged file, and the blob that fitted untouched
         assert stored.snapshot() == earlier
+
+
+@pytest.mark.system  # mounts a filesystem
+def test_no_room_for_the_first_blob_s_folder_refuses_the_upload_and_leaves_nothing(
+        tmp_path, databases, plugin_manager):
+    # room for the disk's root, the store's staging folders (.staging and .tus) and a staged
+    # file, not for the fan-out folder the first blob goes into
+    with app_on_small_disk(tmp_path, databases, plugin_manager, SMALL_DISK, SMALL_LIMIT,
+                           inodes=4) as (client, people, stored):
+        response = post(client, people, upload_body(file=b"no folder"))
+        assert_error(response, *FULL)
+        assert stored.snapshot() == ([], {})
+        assert sorted(path.name for path in stored.blob_root.iterdir()) == [
+            STAGING_DIR, PARTIALS_DIR]
 
 
 @pytest.mark.system  # mounts a filesystem
