@@ -443,9 +443,10 @@ def cmd_webhooks_run(args, settings, out):
     policy = DeliveryPolicy(
         max_backoff=datetime.timedelta(seconds=args.max_backoff),
         keep_delivered=datetime.timedelta(hours=args.keep_delivered))
-    worker = WebhookWorker(open_catalog(settings), policy)
-    # systemd's stop (SIGTERM) and Ctrl-C end the loop after the delivery under way
+    # systemd's stop (SIGTERM) and Ctrl-C end the loop after the delivery under way; blocked
+    # from here on, before the catalogue (a migration) or anything else may start a thread
     stopping = StopSignals()
+    worker = WebhookWorker(open_catalog(settings), policy)
     print("affix: delivering webhooks", file=out, flush=True)
     worker.run(stopping, args.poll_interval)
 

@@ -14,7 +14,8 @@ class StopSignals:
     """Answers ``is_set`` and ``wait(timeout)`` as a ``threading.Event`` does, set by a signal.
 
     Created in the main thread before any other thread starts, so that every thread inherits the
-    blocked mask and the signals stay pending until asked for.
+    blocked mask and the signals stay pending until asked for. The mask also passes to child
+    processes, which would not see these signals: the webhook worker starts none.
     """
 
     def __init__(self):

@@ -94,13 +94,23 @@ class LocalBlobStore:
         # a new folder, or a new entry in a full folder, needs room of its own
         with full_disk_as_store_full():
             if folder.name not in self._durable_folders:
-                folder.mkdir(exist_ok=True)
-                # made here, or by another process that may not have synced the entry yet
-                fsync_directory(self.root)
-                self._durable_folders.add(folder.name)
-            os.rename(source, target)
-        # the rename is durable only once the directory entry is
-        fsync_directory(folder)
+                self._make_durable_folder(folder)
+            try:
+                os.rename(source, target)
+            except FileNotFoundError:
+                if not os.path.exists(source):
+                    raise
+                # the folder went since (an operator tidied away an empty one): made again
+                self._make_durable_folder(folder)
+                os.rename(source, target)
+            # the rename is durable only once the directory entry is
+            fsync_directory(folder)
+
+    def _make_durable_folder(self, folder: Path):
+        folder.mkdir(exist_ok=True)
+        # made here, or by another process that may not have synced its entry yet
+        fsync_directory(self.root)
+        self._durable_folders.add(folder.name)
 
     def sweep_staging(self, cutoff: datetime.datetime | None = None,
                       keep: frozenset = frozenset()) -> int:

@@ -95,6 +95,9 @@ class LocalPartials:
         self._store = store
         self.folder = store.root / PARTIALS_DIR
         self.folder.mkdir(exist_ok=True)
+        # the folder's entry, durable before a partial file in it is: made here, or found made
+        # by an opener that may have crashed before syncing it
+        fsync_directory(store.root)
 
     def _path(self, progress):
         return self.folder / progress.token

@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 
 from affix.storage.local import STAGING_DIR, LocalBlobStore
+from affix.storage.partials import PARTIALS_DIR, LocalPartials
 
 
 @pytest.fixture
@@ -101,3 +102,24 @@ def test_blobs_of_the_earlier_two_level_layout_are_still_served_and_listed(tmp_p
     assert [key for key, _ in store.stored_blobs()] == [old_key]
     store.delete(old_key)
     assert not (tmp_path / old_key).exists()
+
+
+def test_a_folder_tidied_away_since_is_made_again(tmp_path, fsynced, keys):
+    store = LocalBlobStore(tmp_path)
+    keys.extend([key_in("ab", 1), key_in("ab", 2)])
+    first, _ = committed(store, b"gone")
+    store.delete(first)
+    # an operator removes the empty folder while the store still knows it
+    (tmp_path / "ab").rmdir()
+    fsynced.clear()
+    key, staged_path = committed(store, b"kept")
+    assert (key, fsynced) == (key_in("ab", 2), [staged_path, tmp_path, tmp_path / "ab"])
+    assert (tmp_path / key).read_bytes() == b"kept"
+
+
+def test_the_partial_files_folder_s_entry_is_durable_when_it_opens(tmp_path, fsynced):
+    store = LocalBlobStore(tmp_path)
+    fsynced.clear()
+    LocalPartials(store)
+    assert (tmp_path / PARTIALS_DIR).is_dir()
+    assert fsynced == [tmp_path]

@@ -15,8 +15,8 @@ import pytest
 from affix.app import create_app, open_catalog
 from affix.app.testing import multipart
 from affix.storage.local import STAGING_DIR
-from affix.storage.partials import PARTIALS_DIR
 from affix.storage.models import Catalog
+from affix.storage.partials import PARTIALS_DIR
 from support.bodies import upload_body
 from support.client import post
 from support.content import png_bytes

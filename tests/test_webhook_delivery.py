@@ -3,6 +3,7 @@ with a capped backoff while the receiver is away, in order per attachment, at le
 the worker is killed mid-delivery, once each with several workers, and pruned once delivered.
 Time passes through the worker's clock; nothing sleeps."""
 import calendar
+import contextlib
 import datetime
 import json
 import os
@@ -18,6 +19,7 @@ from affix.app import connect_catalog, open_catalog
 from affix.app.webhooks import DeliveryPolicy, WebhookWorker
 from affix.storage.database import release_connections
 from affix.storage.models import utc_now
+from affix.storage.outbox import Outbox
 from support.cli import affix
 from support.client import uploaded
 from support.clocks import Clock
@@ -213,34 +215,37 @@ def test_a_worker_killed_mid_delivery_loses_nothing(
                for delivery in receiver.deliveries[:3])
 
 
-def start_webhook_worker(environ, *options):
+@contextlib.contextmanager
+def webhook_worker(environ, *options):
+    """``affix webhooks run`` with ``options``, once it says it is delivering; killed at the
+    end if it is still running."""
     worker = subprocess.Popen(
         [sys.executable, "-m", "affix.app.cli", "webhooks", "run", *options],
         cwd=REPO_ROOT, env=environ_without_affix(**environ), stdout=subprocess.PIPE,
         stderr=subprocess.PIPE, text=True, start_new_session=True)
-    assert worker.stdout.readline() == "affix: delivering webhooks\n"
-    return worker
+    try:
+        assert worker.stdout.readline() == "affix: delivering webhooks\n"
+        yield worker
+    finally:
+        if worker.poll() is None:
+            os.killpg(worker.pid, signal.SIGKILL)
+            worker.communicate()
 
 
 def stopped(worker, signal_number, meanwhile=lambda: None):
     """``worker``'s exit status and output once ``signal_number`` stopped it; ``meanwhile`` runs
     between the signal and the wait for the exit."""
-    try:
-        worker.send_signal(signal_number)
-        meanwhile()
-        stdout, stderr = worker.communicate(timeout=COMMAND_TIMEOUT)
-    finally:
-        if worker.poll() is None:
-            os.killpg(worker.pid, signal.SIGKILL)
-            worker.wait()
+    worker.send_signal(signal_number)
+    meanwhile()
+    stdout, stderr = worker.communicate(timeout=COMMAND_TIMEOUT)
     return worker.returncode, stdout, stderr
 
 
 @pytest.mark.parametrize("signal_number", [signal.SIGTERM, signal.SIGINT])
 def test_affix_webhooks_run_stops_on_sigterm_and_ctrl_c(environ, signal_number):
     # a poll interval far longer than the command timeout: only the signal can end the wait
-    worker = start_webhook_worker(environ, "--poll-interval", "3600")
-    assert stopped(worker, signal_number) == (0, "", "")
+    with webhook_worker(environ, "--poll-interval", "3600") as worker:
+        assert stopped(worker, signal_number) == (0, "", "")
 
 
 def test_a_stop_mid_delivery_ends_the_worker_once_that_delivery_is_recorded(
@@ -248,15 +253,40 @@ def test_a_stop_mid_delivery_ends_the_worker_once_that_delivery_is_recorded(
     assert affix(environ, "webhooks", "add", receiver.url, "--secret", SECRET)[0] == 0
     first, second = (uploaded(client, people, "ada", name=name) for name in ("1.txt", "2.txt"))
     receiver.hold()
-    worker = start_webhook_worker(environ, "--poll-interval", "0.05")
-    receiver.wait_for_deliveries(1)
-    assert stopped(worker, signal.SIGTERM, meanwhile=receiver.release) == (0, "", "")
+    with webhook_worker(environ, "--poll-interval", "0.05") as worker:
+        receiver.wait_for_deliveries(1)
+        assert stopped(worker, signal.SIGTERM, meanwhile=receiver.release) == (0, "", "")
     # the one under way was answered and recorded; the next, leased in the same batch, was
     # not tried but handed back: due at once for the next worker, not in 200 seconds
     assert events_by_attachment(receiver.deliveries) == {first: ["attachment.created"]}
     assert [(entry.attachment_id, entry.delivered_at is not None, entry.lease_until,
              entry.attempts) for entry in outbox_entries(catalog)] == [
         (first, True, None, 1), (second, False, None, 0)]
+
+
+def test_a_worker_hands_back_only_its_own_undelivered_leases(client, people, catalog,
+                                                              receiver):
+    subscribe(catalog, receiver.url, ALL, FROZEN_NOW)
+    ids = [uploaded(client, people, "ada", name=f"{number}.txt") for number in range(3)]
+    outbox_of = Outbox(catalog)
+    first_lease = FROZEN_NOW + DeliveryPolicy().lease
+    with catalog.database.connection_context():
+        first_batch = outbox_of.claim_due(FROZEN_NOW, first_lease, 2)
+        outbox_of.delivered(first_batch[0].id, FROZEN_NOW)
+        # the first worker stalls past its lease: a second takes what is left
+        later = first_lease + SECOND
+        second_lease = later + DeliveryPolicy().lease
+        second_batch = outbox_of.claim_due(later, second_lease, 2)
+        # the first worker, back, hands back its batch: nothing of it is its own any more
+        outbox_of.release([entry.id for entry in first_batch], first_lease)
+    leases = [(entry.attachment_id, entry.delivered_at is not None, entry.lease_until)
+              for entry in outbox_entries(catalog)]
+    assert [entry.attachment_id for entry in second_batch] == ids[1:]
+    assert leases == [(ids[0], True, None), (ids[1], False, second_lease),
+                      (ids[2], False, second_lease)]
+    with catalog.database.connection_context():
+        outbox_of.release([entry.id for entry in second_batch], second_lease)
+    assert [entry.lease_until for entry in outbox_entries(catalog)] == [None, None, None]
 
 
 def test_several_workers_deliver_each_event_once_in_order(
