@@ -37,7 +37,32 @@ def pytest_xdist_auto_num_workers(config):
     return 2 * (os.cpu_count() or 1)
 
 
+# pytest's temporary folders go on this RAM disk when it has room (a run writes about 1 GB):
+# on a disk, every test's SQLite commits and blob writes wait for fsync, and the fast tier took
+# 78 s there against 60 s here (2 cores, 2026-12-02). ``--basetemp`` chooses another folder.
+RAM_DISK = Path("/dev/shm")
+RAM_DISK_ROOM = 4 * 1024 ** 3
+
+
+def ram_disk_basetemp() -> Path | None:
+    """This user's test folder on the RAM disk, or None without a roomy one."""
+    try:
+        usage = os.statvfs(RAM_DISK)
+    except OSError:
+        return None
+    if usage.f_bavail * usage.f_frsize < RAM_DISK_ROOM or not os.access(RAM_DISK, os.W_OK):
+        return None
+    # one per user: pytest empties a chosen basetemp when a run starts, and two runs of one
+    # user at once need --basetemp of their own
+    return RAM_DISK / f"affix-tests-{os.getuid()}"
+
+
+@pytest.hookimpl(tryfirst=True)
 def pytest_configure(config):
+    # before pytest's own tmp_path factory reads the option; xdist's workers get theirs from
+    # the controller
+    if config.option.basetemp is None:
+        config.option.basetemp = ram_disk_basetemp()
     for kind in DATABASE_KINDS:
         config.addinivalue_line(
             "markers", f"{kind}_only(reason): checks what only {kind} has; not run on the other")
