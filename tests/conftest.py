@@ -85,6 +85,31 @@ def pytest_collection_modifyitems(config, items):
         items[:] = kept
 
 
+@pytest.hookimpl(trylast=True, specname="pytest_collection_modifyitems")
+def pytest_collection_modifyitems_long_tests_first(items):
+    """Each xdist worker starts with a contiguous share of the collection, and others steal
+    from its end: the tests marked ``long`` go to the fronts of the shares, so that no
+    minute-long test starts last and ends the run alone. They are dealt in runs, in collection
+    order, so a test's two databases share a worker and run one after the other (the two load
+    tests at once would load the machine twice over). (Last, once ``-m`` and ``-k`` have
+    deselected; every worker computes the same order.)"""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    long_tests = [item for item in items if item.get_closest_marker("long")]
+    if workers < 2 or not long_tests:
+        return
+    others = iter([item for item in items if not item.get_closest_marker("long")])
+    per_share = -(-len(long_tests) // workers)
+    ordered, remaining = [], len(items)
+    for share in range(workers):
+        # the sizes xdist's worksteal scheduler gives each worker at the start
+        size = remaining // (workers - share)
+        remaining -= size
+        dealt = long_tests[share * per_share:(share + 1) * per_share]
+        ordered += dealt + [next(others) for _ in range(max(size - len(dealt), 0))]
+    ordered += list(others)
+    items[:] = ordered
+
+
 @pytest.fixture(scope="session")
 def postgres_server():
     server = PostgresServer.from_environ()

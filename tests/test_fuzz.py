@@ -756,6 +756,7 @@ def _leading_dash_case():
 
 
 @FUZZ
+@pytest.mark.long
 @given(case=read_size_cases())
 @example(case=_epilogue_case())
 @example(case=_leading_dash_case())

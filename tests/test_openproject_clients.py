@@ -267,6 +267,7 @@ def cli(server, api_key, tmp_path):
     return OpenProjectCli(tmp_path / "home", server.url(""), api_key)
 
 
+@pytest.mark.long
 def test_openproject_cli_attachment_flow(server, cli, project_id, tmp_path):
     """Create a work package, upload into it, list, download, delete the attachment, then the
     work package with another attachment: every row and blob goes."""

@@ -806,6 +806,7 @@ def server_findings(server) -> list:
     return findings
 
 
+@pytest.mark.long
 def test_sixteen_clients_for_a_minute_get_no_5xx_and_lose_nothing(affix):
     server = affix(LOAD_LIMIT)
     project_id, keys = set_up_load_users(server)

@@ -22,6 +22,7 @@ SEED = "20261128"
 HOOKS = Path(__file__).parent / "support" / "schemathesis_hooks.py"
 
 
+@pytest.mark.long
 def test_no_request_schemathesis_makes_gets_a_server_error(server, tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "schemathesis.cli", "run", server.url("/api/v3/spec.json"),
