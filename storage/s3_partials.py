@@ -9,8 +9,9 @@ on. The rest is named by the row's state it belongs to, as it is written before 
 that state: a PATCH whose progress was never recorded (the database failed, the process died)
 leaves a rest that no row names, never one in place of the row's, which the next PATCH removes
 before it stages its own; the rest of the state a PATCH began from goes once the row has moved
-on (a state never comes back: the bytes received only grow), and every rest with the upload. A worker holds at most one part in memory per PATCH.
-Nothing is visible at the storage key before ``commit`` completes the multipart upload.
+on (a state never comes back: the bytes received only grow), and every rest with the upload. A
+worker holds at most one part in memory per PATCH. Nothing is visible at the storage key before
+``commit`` completes the multipart upload.
 
 A part is numbered by how many parts the upload's row says there are: a part written past that
 (a PATCH cut short, a checksum that did not match) is written over by the next PATCH, and never

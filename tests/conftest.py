@@ -94,10 +94,12 @@ def pytest_collection_modifyitems_long_tests_first(items):
     tests at once would load the machine twice over). (Last, once ``-m`` and ``-k`` have
     deselected; every worker computes the same order.)"""
     workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
-    long_tests = [item for item in items if item.get_closest_marker("long")]
+    long_tests, others = [], []
+    for item in items:
+        (long_tests if item.get_closest_marker("long") else others).append(item)
     if workers < 2 or not long_tests:
         return
-    others = iter([item for item in items if not item.get_closest_marker("long")])
+    others = iter(others)
     per_share = -(-len(long_tests) // workers)
     ordered, remaining = [], len(items)
     for share in range(workers):
