@@ -25,7 +25,7 @@ from support.content import png_bytes
 from support.defaults import FROZEN_NOW
 from support.disks import small_disk
 from support.errors import (
-    DOES_NOT_EXIST, NO_SUCH_ATTACHMENT, NOT_FOUND, assert_error,
+    DOES_NOT_EXIST, NO_SUCH_ATTACHMENT, NOT_FOUND, UNAVAILABLE, assert_error,
 )
 from support.people import make_people
 from support.state import Stored
@@ -454,8 +454,7 @@ def test_a_full_database_disk_is_503_and_the_log_says_why(
             failed = [response for response in responses if response.status_code != 200]
             assert failed, "the disk never filled up"
             for response in failed:
-                assert_error(response, 503, "ServiceUnavailable",
-                             "The service is temporarily unavailable. Please try again later.")
+                assert_error(response, 503, "ServiceUnavailable", UNAVAILABLE)
             assert "database or disk is full" in caplog.text
             assert "cannot rollback" not in caplog.text
             # what failed left nothing; what was answered 200 is stored
@@ -558,7 +557,6 @@ def test_an_upload_that_waits_too_long_for_the_write_lock_is_503_and_stores_noth
         response = client.simulate_post("/api/v3/attachments", body=body, headers={
             **people.auth("bob"), "Content-Type": content_type})
 
-    assert_error(response, 503, "ServiceUnavailable",
-                 "The service is temporarily unavailable. Please try again later.")
+    assert_error(response, 503, "ServiceUnavailable", UNAVAILABLE)
     assert response.headers["retry-after"] == "5"
     assert stored.snapshot() == before

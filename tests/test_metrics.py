@@ -15,7 +15,7 @@ from affix.plugins.clamav import ScanOptions
 from support.cli import affix
 from support.client import post, upload, uploaded
 from support.defaults import FROZEN_NOW
-from support.errors import assert_error
+from support.errors import UNAVAILABLE, assert_error
 from support.inspectors import Inspecting, Recorder
 from support.scrape import metrics_listener, scrape_in_process
 from support.work_packages import created
@@ -244,8 +244,7 @@ def test_a_database_out_of_reach_is_counted_and_the_scrape_still_answers(
         os.rmdir(database_file)
         os.rename(moved, database_file)
 
-    assert_error(response, 503, "ServiceUnavailable",
-                 "The service is temporarily unavailable. Please try again later.")
+    assert_error(response, 503, "ServiceUnavailable", UNAVAILABLE)
     assert scraped.value("affix_backend_errors_total", backend="database") == 1
     assert scraped.value("affix_backend_errors_total", backend="storage") == 0
     # 503 is no refusal of the client's request

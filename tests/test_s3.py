@@ -22,7 +22,7 @@ from affix.storage.stores import open_blob_store
 from support.bodies import upload_body
 from support.content import MiB, md5, png_bytes, random_bytes
 from support.defaults import FROZEN_NOW, SMALL_LIMIT
-from support.errors import URN, hal_error
+from support.errors import UNAVAILABLE, URN, hal_error
 from support.net import REQUEST_TIMEOUT, free_port
 from support.s3 import s3_environ, s3_options
 from support.servers import HIGH_LIMIT, running_server
@@ -435,8 +435,7 @@ def test_an_object_store_out_of_reach_is_503_and_leaves_no_row(
     response = post(client, people, upload_body(file=b"nowhere to go"))
     assert response.status_code == 503
     assert response.headers["Retry-After"] == "5"
-    assert response.json == hal_error(
-        "ServiceUnavailable", "The service is temporarily unavailable. Please try again later.")
+    assert response.json == hal_error("ServiceUnavailable", UNAVAILABLE)
     assert rows() == []
 
 

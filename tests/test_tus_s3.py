@@ -20,6 +20,7 @@ from affix.storage.stores import open_blob_store, open_partial_store
 from support.clocks import Clock
 from support.content import MiB, md5, random_bytes
 from support.defaults import FROZEN_NOW, SMALL_LIMIT
+from support.errors import UNAVAILABLE, assert_error
 from support.s3 import s3_environ
 from support.tus import (
     OFFSET_OCTET_STREAM, TUS, checksum, created, head, patch, token_of, uploads,
@@ -276,14 +277,6 @@ def record_progress_failing_once(monkeypatch):
     monkeypatch.setattr(ResumableUploads, "record_progress", failing)
 
 
-def assert_unavailable(response):
-    assert response.status_code == 503
-    assert response.json["errorIdentifier"] == (
-        "urn:openproject-org:api:v3:errors:ServiceUnavailable")
-    assert response.json["message"] == (
-        "The service is temporarily unavailable. Please try again later.")
-
-
 @pytest.mark.parametrize("end, rest_left, multipart_left", [
     # a rest alone, longer than the row's
     (6 * MiB, {f"0-{6 * MiB}": CONTENT[:6 * MiB]}, 0),
@@ -298,7 +291,8 @@ def test_a_patch_whose_progress_was_not_recorded_leaves_the_row_s_rest_to_go_on_
     path = created(client, auth, len(CONTENT), filename="big.bin")
     assert patch(client, auth, path, 0, CONTENT[:3 * MiB]).status_code == 204
     record_progress_failing_once(monkeypatch)
-    assert_unavailable(patch(client, auth, path, 3 * MiB, CONTENT[3 * MiB:end]))
+    assert_error(patch(client, auth, path, 3 * MiB, CONTENT[3 * MiB:end]), 503,
+                 "ServiceUnavailable", UNAVAILABLE)
     assert uploads(catalog) == [(token_of(path), 3 * MiB, len(CONTENT), None)]
     assert parts(catalog, path) == (0, 0)
     assert staged_rests(s3_bucket, path) == {f"0-{3 * MiB}": CONTENT[:3 * MiB], **rest_left}
@@ -350,7 +344,8 @@ def test_removing_an_upload_deletes_every_rest_staged_for_it(
     path = created(client, auth, len(CONTENT))
     assert patch(client, auth, path, 0, CONTENT[:9 * MiB]).status_code == 204
     record_progress_failing_once(monkeypatch)
-    assert_unavailable(patch(client, auth, path, 9 * MiB, CONTENT[9 * MiB:12 * MiB]))
+    assert_error(patch(client, auth, path, 9 * MiB, CONTENT[9 * MiB:12 * MiB]), 503,
+                 "ServiceUnavailable", UNAVAILABLE)
     assert staged_rests(s3_bucket, path) == {
         f"{8 * MiB}-{9 * MiB}": CONTENT[8 * MiB:9 * MiB],
         f"{8 * MiB}-{12 * MiB}": CONTENT[8 * MiB:12 * MiB]}

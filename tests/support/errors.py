@@ -11,6 +11,8 @@ NO_SUCH_ATTACHMENT = "The specified attachment does not exist."
 # a claim naming an attachment that is not there, or one already claimed elsewhere
 DOES_NOT_EXIST = "Attachments does not exist."
 CANNOT_BE_CHANGED = "Attachments cannot be changed."
+# a database or a store out of reach (503)
+UNAVAILABLE = "The service is temporarily unavailable. Please try again later."
 
 
 def hal_error(identifier, message, attribute=None) -> dict:
