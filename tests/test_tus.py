@@ -23,7 +23,7 @@ from support.defaults import FROZEN_NOW, SMALL_LIMIT
 from support.errors import NOT_AUTHORIZED, NOT_FOUND, assert_error
 from support.inspectors import Inspecting, Recorder
 from support.tus import (
-    OFFSET_OCTET_STREAM, TUS, TUS_PATH, checksum, create, created, encode_metadata, head,
+    LOCKED, OFFSET_OCTET_STREAM, TUS, TUS_PATH, checksum, create, created, encode_metadata, head,
     partial_files, patch, token_of, uploads,
 )
 from support.webhooks import outbox, subscribe
@@ -304,10 +304,7 @@ def test_an_upload_cancelled_while_its_stalled_patch_finishes_becomes_no_attachm
 
     monkeypatch.setattr(LocalPartials, "commit", stalled_then_cancelled)
     response = patch(client, auth, path, 0, CONTENT)
-    assert response.status_code == 423
-    assert response.json["errorIdentifier"] == "urn:openproject-org:api:v3:errors:Locked"
-    assert response.json["message"] == (
-        "Another request is writing to this upload. Try again once it has finished.")
+    assert_error(response, 423, "Locked", LOCKED)
     assert uploads(catalog) == []
     assert attachments(catalog) == []
     assert stored.files() == {}
@@ -632,9 +629,7 @@ def test_a_patch_while_another_holds_the_upload_is_423_until_its_lease_runs_out(
         assert lease is not None
     for response in (patch(client, auth, path, 0, CONTENT[:10]),
                      client.simulate_delete(path, headers={**auth, **TUS})):
-        assert_error(response, 423, "Locked",
-                     "Another request is writing to this upload. Try again once it has "
-                     "finished.")
+        assert_error(response, 423, "Locked", LOCKED)
     assert uploads(catalog) == [(token_of(path), 0, len(CONTENT), None)]
     assert partial_files(stored.blob_root) == {}
     # that node died: once its lease has run out, the upload goes on
@@ -854,8 +849,7 @@ def test_a_patch_that_lost_its_lease_is_423_and_leaves_the_new_holder_s_bytes_al
     body = ClockedBody(data[100:], clock, datetime.timedelta(seconds=1),
                        stalls_then_another_node_takes_over)
     response = patch_streaming(client, auth, path, 100, body, len(data) - 100)
-    assert_error(response, 423, "Locked",
-                 "Another request is writing to this upload. Try again once it has finished.")
+    assert_error(response, 423, "Locked", LOCKED)
     # the stalled PATCH gave up its bytes without cutting off those kept since
     assert uploads(catalog) == [(token_of(path), 5000, len(data), None)]
     assert partial_files(stored.blob_root) == {token_of(path): data[:5000]}

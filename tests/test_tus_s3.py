@@ -23,7 +23,7 @@ from support.defaults import FROZEN_NOW, SMALL_LIMIT
 from support.errors import UNAVAILABLE, assert_error
 from support.s3 import s3_environ
 from support.tus import (
-    OFFSET_OCTET_STREAM, TUS, checksum, created, head, patch, token_of, uploads,
+    LOCKED, OFFSET_OCTET_STREAM, TUS, checksum, created, head, patch, token_of, uploads,
 )
 
 pytestmark = pytest.mark.system
@@ -236,9 +236,7 @@ def test_a_patch_that_lost_its_lease_before_keeping_leaves_the_staged_rest_alone
     response = client.simulate_patch(path, headers={
         **auth, **TUS, "Upload-Offset": str(MiB), "Content-Type": OFFSET_OCTET_STREAM},
         extras={"wsgi.input": StallingChunkedBody(b"x" * MiB, stalled_then_overtaken)})
-    assert response.status_code == 423
-    assert response.json["message"] == (
-        "Another request is writing to this upload. Try again once it has finished.")
+    assert_error(response, 423, "Locked", LOCKED)
     assert uploads(catalog) == [(token_of(path), 3 * MiB, len(small), None)]
     assert staged_rest(s3_bucket, path) == small[:3 * MiB]
     assert patch(client, auth, path, 3 * MiB, small[3 * MiB:]).status_code == 204

@@ -16,7 +16,7 @@ from affix.storage.resumable import ResumableUploads
 from support.content import md5, random_bytes
 from support.net import REQUEST_TIMEOUT
 from support.servers import HIGH_LIMIT, running_server
-from support.tus import OFFSET_OCTET_STREAM, TUS, token_of
+from support.tus import LOCKED, OFFSET_OCTET_STREAM, TUS, token_of
 
 pytestmark = pytest.mark.system
 
@@ -117,8 +117,7 @@ def test_an_upload_locked_for_longer_than_every_wait_fails_with_the_server_s_wor
     finally:
         client.close()
     assert waits == [2, 4, 8, 16, 32]
-    assert str(failed.value) == (
-        "Another request is writing to this upload. Try again once it has finished.")
+    assert str(failed.value) == LOCKED
     assert held.row() == (0, None)
     # the same command, run again once the other request is done, goes on with the upload
     held.release()

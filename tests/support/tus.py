@@ -15,6 +15,8 @@ from .net import HOST, REQUEST_TIMEOUT
 TUS_PATH = "/api/v3/attachments/tus"
 TUS = {"Tus-Resumable": "1.0.0"}
 OFFSET_OCTET_STREAM = "application/offset+octet-stream"
+# a PATCH or DELETE while another request holds the upload's lease (423 Locked)
+LOCKED = "Another request is writing to this upload. Try again once it has finished."
 
 
 def encode_metadata(**pairs) -> str:
