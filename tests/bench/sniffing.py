@@ -9,8 +9,14 @@ them and grown past 8 KiB) and files shaped as tests/test_fuzz.py's file parts. 
 microseconds per call (``time.process_time``), the median of rounds run in alternation, for
 text (the two long text files) and for binary data (4 and 16 KiB of random bytes); "differ"
 counts the files whose answer is not the one of 8 KiB without flags.
+
+A second table times the same calls as affix makes them (its prefix, no flags) with the CPU's
+caches cold: before each call, a buffer of N MiB is copied, as a worker's other work between two
+uploads evicts libmagic's database (its compiled magic file, several MB, which every call walks
+entry by entry) from the caches. Only the call itself is timed.
 """
 import argparse
+import ctypes
 import os
 import statistics
 import sys
@@ -21,7 +27,10 @@ import magic
 from affix.app.content_types import SNIFF_PREFIX
 from tests.support.content import fuzz_shaped_files, known_files
 
+MiB = 1024 * 1024
 FULL = 8 * 1024
+# what is copied before each call of the cold table, MiB (0: the caches warm, as above)
+EVICT_MIB = (0, 1, 4, 16)
 PREFIXES = (256, 512, 1024, 2048, 4096, FULL)
 # libmagic 5.44's magic.h; python-magic names some of these by their older meanings
 NO_CHECK = {
@@ -57,6 +66,19 @@ def cpu_microseconds(handle, files, prefix, repeat):
         for data in files:
             handle.from_buffer(data[:prefix])
     return (time.process_time() - started) / (repeat * len(files)) * 1e6
+
+
+def cold_cpu_microseconds(handle, files, prefix, evict, repeat):
+    """CPU microseconds per call, each after copying ``evict`` (a bytearray; empty: warm)."""
+    spent = 0.0
+    for _ in range(repeat):
+        for data in files:
+            if evict:
+                bytes(evict)
+            started = time.process_time()
+            handle.from_buffer(data[:prefix])
+            spent += time.process_time() - started
+    return spent / (repeat * len(files)) * 1e6
 
 
 def main(argv=None):
@@ -96,7 +118,37 @@ def main(argv=None):
                      for data, answer in zip(corpus, expected))
         print(f"| {prefix} | {flags} | {statistics.median(times[(prefix, flags)]['text']):.0f} | "
               f"{statistics.median(times[(prefix, flags)]['binary']):.0f} | {differ} |")
+
+    database = magic_database_size()
+    print(f"\naffix's calls ({SNIFF_PREFIX} bytes, no flags) with the caches cold: N MiB copied "
+          f"before each call; libmagic's database: {database / MiB:.1f} MiB")
+    evictions = {size: bytearray(os.urandom(size * MiB)) for size in EVICT_MIB}
+    cold = {size: {"text": [], "binary": []} for size in EVICT_MIB}
+    for number in range(rounds):
+        for size in (EVICT_MIB if number % 2 == 0 else EVICT_MIB[::-1]):
+            for kind, files in (("text", text), ("binary", binary)):
+                cold[size][kind].append(cold_cpu_microseconds(
+                    reference, files, SNIFF_PREFIX, evictions[size], max(repeat // 4, 5)))
+    print("| copied before each call, MiB | text, us | binary, us |")
+    print("|---|---|---|")
+    for size in EVICT_MIB:
+        print(f"| {size} | {statistics.median(cold[size]['text']):.0f} | "
+              f"{statistics.median(cold[size]['binary']):.0f} |")
     return 0
+
+
+def magic_database_size() -> int:
+    """Bytes of the magic files libmagic loads: its path list (``MAGIC``, or the built-in one),
+    each entry's compiled ``.mgc`` where there is one."""
+    getpath = magic.libmagic.magic_getpath
+    getpath.restype, getpath.argtypes = ctypes.c_char_p, [ctypes.c_char_p, ctypes.c_int]
+    size = 0
+    for entry in os.fsdecode(getpath(None, 0)).split(":"):
+        for candidate in (f"{entry}.mgc", entry):
+            if os.path.isfile(candidate):
+                size += os.path.getsize(candidate)
+                break
+    return size
 
 
 if __name__ == "__main__":
