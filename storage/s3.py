@@ -8,8 +8,10 @@ aborts it; one that nobody commits or discards (a worker killed mid-upload, a bu
 pending, invisible, until :meth:`S3BlobStore.sweep_staging` aborts it. No finalizer ever
 completes it (streaming-form-data's S3Target does, with whatever arrived).
 
-boto3 is an optional dependency (the ``s3`` extra): this module imports without it, so that
-settings can be read anywhere, and the store says what is missing when it is opened.
+boto3 is an optional dependency (the ``s3`` extra), imported when a store opens its client:
+this module imports without it, so that settings can be read anywhere, and the store says what
+is missing when it is opened. Nor do those who store in a local folder pay for importing it
+(about 0.15 s of CPU in every ``affix`` command and server start).
 """
 import contextlib
 import dataclasses
@@ -22,25 +24,23 @@ from affix.storage.blob_store import (
 )
 from affix.storage.models import utc_now
 
-try:
-    import boto3
-    import botocore.config
-    import botocore.exceptions
-except ImportError:  # pragma: no cover - only without the s3 extra
-    boto3 = None
-
 log = logging.getLogger(__name__)
 
-# every error the store's client raises
-STORE_ERRORS = (
-    (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError)
-    if boto3 is not None else ()
-)
+
+def store_errors() -> tuple:
+    """Every error the store's client raises. An ``except`` clause asks only once an error
+    reached it, by which time a client was made and botocore imported."""
+    try:
+        import botocore.exceptions
+    except ImportError:  # pragma: no cover - only without the s3 extra
+        return ()
+    return botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError
 
 
 def is_unavailable(error) -> bool:
-    """Whether a :data:`STORE_ERRORS` error says that the store is out of reach or failing on
+    """Whether a :func:`store_errors` error says that the store is out of reach or failing on
     its side (a 5xx), after boto3's retries: worth trying again later."""
+    import botocore.exceptions
     if isinstance(error, (botocore.exceptions.ConnectionError,
                           botocore.exceptions.HTTPClientError)):
         return True
@@ -54,7 +54,7 @@ def as_storage_errors(action):
     :class:`StorageError` for any other answer (access denied, no such bucket)."""
     try:
         yield
-    except STORE_ERRORS as error:
+    except store_errors() as error:
         kind = StoreUnavailable if is_unavailable(error) else StorageError
         raise kind(f"could not {action}: {error}") from error
 
@@ -100,9 +100,12 @@ def naive_utc(moment: datetime.datetime) -> datetime.datetime:
 
 
 def s3_client(options: S3Options):
-    if boto3 is None:
+    try:
+        import boto3.session
+        import botocore.config
+    except ImportError:
         raise ValueError("S3 storage needs boto3: install affix with the s3 extra "
-                         "(pip install 'affix[s3]')")
+                         "(pip install 'affix[s3]')") from None
     config = botocore.config.Config(
         s3={"addressing_style": options.addressing_style or "auto"},
         # pre-signed URLs too: boto3 would sign some with the deprecated SigV2
@@ -191,7 +194,7 @@ class StagedS3Blob:
                     pass
             if self._commit_attempted:
                 client.delete_object(Bucket=bucket, Key=self.object_key)
-        except STORE_ERRORS:
+        except store_errors():
             log.exception("could not abort the upload of s3://%s/%s (upload id %s); the "
                           "staging sweep will", bucket, self.object_key, self.upload_id)
 

@@ -22,7 +22,7 @@ import logging
 
 from affix.storage.partials import PARTIALS_DIR
 from affix.storage.resumable import Progress
-from affix.storage.s3 import LIST_PAGE_SIZE, PART_SIZE, STORE_ERRORS, as_storage_errors
+from affix.storage.s3 import LIST_PAGE_SIZE, PART_SIZE, as_storage_errors, store_errors
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +53,7 @@ class _S3Appended:
         store = self.partials.store
         try:
             store.client.delete_object(Bucket=store.bucket, Key=before)
-        except STORE_ERRORS:
+        except store_errors():
             log.exception("could not remove an earlier rest of the upload %s",
                           self.progress.token)
 
@@ -183,7 +183,7 @@ class S3Partials:
         except store.client.exceptions.NoSuchUpload:
             # completed (a finished upload) or aborted already
             pass
-        except STORE_ERRORS:
+        except store_errors():
             log.exception("could not abort the multipart upload %s", progress.multipart_id)
 
     def discard(self, progress):

@@ -17,7 +17,7 @@ import contextlib
 import secrets
 
 from affix.storage.blob_store import new_storage_key
-from affix.storage.s3 import LIST_PAGE_SIZE, STORE_ERRORS, as_storage_errors, naive_utc
+from affix.storage.s3 import LIST_PAGE_SIZE, as_storage_errors, naive_utc, store_errors
 
 STAGING_FOLDER = ".direct-uploads"
 # S3 takes at most 5 GiB in one POST, and copies at most 5 GiB in one CopyObject
@@ -34,7 +34,7 @@ _MISSING = ("404", "NoSuchKey")
 def _missing_as_not_found(staged_key):
     try:
         yield
-    except STORE_ERRORS as error:
+    except store_errors() as error:
         response = getattr(error, "response", None) or {}
         if response.get("Error", {}).get("Code") in _MISSING:
             raise FileNotFoundError(staged_key) from None
