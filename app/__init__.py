@@ -1,4 +1,6 @@
 """affix's HTTP face. :func:`create_app` builds a WSGI app from explicit collaborators."""
+# first: streaming-form-data (imported by app/upload.py) must find its unused imports deferred
+import affix.app.deferred_imports  # noqa: F401
 import falcon
 import falcon.media
 
