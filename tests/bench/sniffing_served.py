@@ -21,7 +21,6 @@ import contextlib
 import os
 import platform
 import shutil
-import statistics
 import sys
 import tempfile
 from pathlib import Path
@@ -29,8 +28,7 @@ from pathlib import Path
 import magic
 
 from tests.bench.run import (
-    KiB, MiB, POOL_SIZE, BenchError, Payload, affix_server, alternating, bench_parser, bench_small_uploads,
-    check_logs, cpu_seconds, run_bench, run_load, say,
+    MiB, POOL_SIZE, affix_server, bench_parser, bench_small_uploads, check_logs, run_bench, say,
 )
 
 # one rule, in magic(5)'s syntax: PNG's signature
@@ -61,24 +59,6 @@ def text_pool(size) -> bytes:
     lines = (b"line %05d of a long text file\n" % (number % 100_000)
              for number in range(size // 30 + 1))
     return b"".join(lines)[:size]
-
-
-def one_client(servers, payload, duration):
-    """Per server: (median latency in ms, worker CPU ms per upload) of one client."""
-    latencies = {server.name: [] for server in servers}
-    cpu = {server.name: 0.0 for server in servers}
-    for _, order in alternating(servers, 2):
-        for server in order:
-            pids = server.worker_pids()
-            before = cpu_seconds(pids)
-            measured, samples, errors, _ = run_load(server, payload, 1, 1, duration / 2)
-            cpu[server.name] += cpu_seconds(pids) - before
-            if errors:
-                raise BenchError(f"{server.name}: {errors} failed uploads, e.g. {samples}")
-            latencies[server.name] += measured
-    return {name: (statistics.median(measured) * 1000,
-                   cpu[name] / max(1, len(measured)) * 1000)
-            for name, measured in latencies.items()}
 
 
 def parse_args(argv):
@@ -121,8 +101,8 @@ def run(args):
                 ]
                 small = bench_small_uploads(servers, pool, args.clients, args.client_processes,
                                             args.duration, number=f"4 KiB of {kind}")
-                say(f"  one client, {args.latency_duration:g} s per server")
-                alone = one_client(servers, Payload(pool, 4 * KiB), args.latency_duration)
+                alone = bench_small_uploads(servers, pool, 1, 1, args.latency_duration,
+                                            number=f"4 KiB of {kind}, one client")
                 results[kind] = (small, alone)
                 check_logs(servers)
     finally:
@@ -139,11 +119,11 @@ def report(args, results):
             f"{one_rule['rate']:.0f} | x {one_rule['rate'] / stock['rate']:.2f} |")
         say(f"| {kind} | {args.clients} | worker CPU ms per upload | {stock['cpu_ms']:.2f} | "
             f"{one_rule['cpu_ms']:.2f} | {stock['cpu_ms'] - one_rule['cpu_ms']:.2f} |")
-        (stock_ms, stock_cpu), (one_ms, one_cpu) = alone["affix"], alone["affix-1rule"]
-        say(f"| {kind} | 1 | median latency, ms | {stock_ms:.2f} | {one_ms:.2f} | "
-            f"{stock_ms - one_ms:.2f} |")
-        say(f"| {kind} | 1 | worker CPU ms per upload | {stock_cpu:.2f} | {one_cpu:.2f} | "
-            f"{stock_cpu - one_cpu:.2f} |")
+        stock, one_rule = alone["affix"], alone["affix-1rule"]
+        say(f"| {kind} | 1 | median latency, ms | {stock['p50']:.2f} | {one_rule['p50']:.2f} | "
+            f"{stock['p50'] - one_rule['p50']:.2f} |")
+        say(f"| {kind} | 1 | worker CPU ms per upload | {stock['cpu_ms']:.2f} | "
+            f"{one_rule['cpu_ms']:.2f} | {stock['cpu_ms'] - one_rule['cpu_ms']:.2f} |")
     say(f"\nload average now {' '.join(f'{value:.2f}' for value in os.getloadavg())}")
 
 
