@@ -1,20 +1,23 @@
 """The modules streaming-form-data imports at its start and affix never uses, loaded on first use.
 
 streaming-form-data 2.1's ``targets`` module imports smart_open (for its S3 and GCS targets) and
-aiofiles (for its asynchronous targets) as it is imported. With boto3 installed (affix's ``s3``
-extra), smart_open imports it and requests for its transports: about 0.25 s of CPU in every
-process that imports affix (every ``affix`` command, every server's start), half of what
-``affix --help`` costs. affix parses with the synchronous parser into targets of its own and
-uses neither module.
+aiofiles (for its asynchronous targets) as it is imported; smart_open imports its transports,
+boto3 among them where it is installed (affix's ``s3`` extra). affix parses with the synchronous
+parser into targets of its own and uses neither module. With them and boto3 (which
+``storage/s3.py`` imports only when a store makes its client) left out, importing ``affix.app.cli``
+takes 0.32 s of CPU instead of 0.52: every ``affix`` command and every server's start.
 
 The change to send upstream imports each inside the targets that use it. Until a release has it,
 affix puts a stand-in for each in ``sys.modules`` before streaming-form-data is first imported,
-on the streaming-form-data versions this was checked on (:data:`TESTED_VERSIONS`): the first
-attribute anything asks of a stand-in imports the real module, which then takes the stand-in's
-place in ``sys.modules``. A plugin that uses ``S3Target``, or any other importer of either
-module, gets the module itself. Where a module was imported already, is not installed, or the
-version differs, nothing is put in its place. Importing this module does it, and
-``affix.app`` imports it before anything else.
+on the streaming-form-data versions this was checked on (:data:`TESTED_VERSIONS`). The first
+attribute anything asks of a stand-in, or sets or deletes on it, imports the real module, which
+takes the stand-in's place in ``sys.modules``; a module that imported the stand-in meanwhile
+(streaming-form-data's targets, or anything imported after affix) keeps it, and reaches the
+real module through it. Where a module was imported already, is not installed, or the version
+differs, nothing is put in its place. Importing this module does it, and ``affix.app`` imports
+it before anything else.
+
+``importlib.reload`` of a stand-in is not supported: reload the real module once it is loaded.
 """
 import importlib
 import importlib.metadata
@@ -29,27 +32,51 @@ UNUSED_BY_AFFIX = ("smart_open", "aiofiles")
 IMPORTER = "streaming_form_data.targets"
 
 
+# Stands in ``sys.modules`` for the module of ``spec`` until it is used. Its own namespace holds
+# only its name, the real module's spec (so that importlib finds the module without loading it)
+# and the lock of its swap; every other attribute is the real module's, ``__doc__`` too (a
+# class's docstring would answer in its place, hence this comment).
 class DeferredModule(types.ModuleType):
-    """Stands in ``modules`` for the module of ``spec`` until an attribute is asked of it."""
 
-    def __init__(self, spec, modules):
+    def __init__(self, spec):
         super().__init__(spec.name)
-        self.__spec__ = spec
-        # in the instance's own namespace, so that reaching them never loads the module
-        self.__dict__["_affix_modules"] = modules
-        self.__dict__["_affix_loading"] = threading.Lock()
+        namespace = self.__dict__
+        # ModuleType's own None for these would answer in the real module's place
+        for name in ("__doc__", "__loader__", "__package__"):
+            namespace.pop(name, None)
+        # set in the namespace directly: setting an attribute loads the module
+        namespace["__spec__"] = spec
+        namespace["_affix_swapping"] = threading.Lock()
+
+    @property
+    def __doc__(self):
+        return self._affix_loaded().__doc__
 
     def __getattr__(self, attribute):
-        # only asked for what the stand-in lacks: everything but the few names above
-        return getattr(self._affix_loaded(), attribute)
+        try:
+            module = self._affix_loaded()
+        except ImportError as error:
+            if attribute.startswith("__") and attribute.endswith("__"):
+                # getattr(module, "__file__", None) and its like, as on any module without it
+                raise AttributeError(
+                    f"{self.__name__} could not be imported: {error}") from error
+            raise
+        return getattr(module, attribute)
+
+    def __setattr__(self, attribute, value):
+        setattr(self._affix_loaded(), attribute, value)
+
+    def __delattr__(self, attribute):
+        delattr(self._affix_loaded(), attribute)
 
     def _affix_loaded(self) -> types.ModuleType:
-        with self._affix_loading:
-            module = self._affix_modules.get(self.__name__)
-            if module is None or module is self:
-                self._affix_modules.pop(self.__name__, None)
-                module = importlib.import_module(self.__name__)
-            return module
+        """The real module, imported the first time."""
+        # the lock covers the swap only: held across the import, it could wait on the import
+        # system's own lock of a submodule whose importer waits on it in turn
+        with self._affix_swapping:
+            if sys.modules.get(self.__name__) is self:
+                del sys.modules[self.__name__]
+        return importlib.import_module(self.__name__)
 
 
 def defer_unused_imports(modules=None) -> bool:
@@ -70,7 +97,7 @@ def defer_unused_imports(modules=None) -> bool:
             continue
         spec = importlib.util.find_spec(name)
         if spec is not None:
-            modules[name] = DeferredModule(spec, modules)
+            modules[name] = DeferredModule(spec)
     return True
 
 

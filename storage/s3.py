@@ -28,8 +28,9 @@ log = logging.getLogger(__name__)
 
 
 def store_errors() -> tuple:
-    """Every error the store's client raises. An ``except`` clause asks only once an error
-    reached it, by which time a client was made and botocore imported."""
+    """Every error the store's client raises. An ``except store_errors()`` clause calls it
+    only when an exception reaches it; botocore is imported then if it was not yet (about
+    12 ms, once), and without it nothing is a store's error."""
     try:
         import botocore.exceptions
     except ImportError:  # pragma: no cover - only without the s3 extra
@@ -103,7 +104,9 @@ def s3_client(options: S3Options):
     try:
         import boto3.session
         import botocore.config
-    except ImportError:
+    except ModuleNotFoundError as missing:
+        if (missing.name or "").partition(".")[0] not in ("boto3", "botocore"):
+            raise  # a dependency of theirs: a broken installation, said as it is
         raise ValueError("S3 storage needs boto3: install affix with the s3 extra "
                          "(pip install 'affix[s3]')") from None
     config = botocore.config.Config(

@@ -1,10 +1,13 @@
 """What streaming-form-data imports and affix never uses (smart_open, aiofiles), and boto3 on a
 local store, are not imported with affix; whoever uses them gets the modules themselves
 (app/deferred_imports.py, storage/s3.py)."""
+import importlib.metadata
+import importlib.util
 import json
 import subprocess
 import sys
 import types
+import uuid
 
 import pytest
 
@@ -82,6 +85,15 @@ def test_nothing_is_deferred_on_a_version_it_was_not_tested_with(monkeypatch):
     assert modules == {}
 
 
+@pytest.fixture
+def installed_version_tested(monkeypatch):
+    """The installed streaming-form-data counts as tested, whichever it is: only what a test
+    arranges decides."""
+    monkeypatch.setattr(deferred_imports, "TESTED_VERSIONS",
+                        (importlib.metadata.version("streaming-form-data"),))
+
+
+@pytest.mark.usefixtures("installed_version_tested")
 def test_nothing_is_deferred_once_streaming_form_data_s_targets_were_imported():
     targets = types.ModuleType("streaming_form_data.targets")
     modules = {"streaming_form_data.targets": targets}
@@ -90,6 +102,7 @@ def test_nothing_is_deferred_once_streaming_form_data_s_targets_were_imported():
     assert modules == {"streaming_form_data.targets": targets}
 
 
+@pytest.mark.usefixtures("installed_version_tested")
 def test_a_module_imported_already_keeps_its_place():
     aiofiles = types.ModuleType("aiofiles")
     modules = {"aiofiles": aiofiles}
@@ -98,3 +111,46 @@ def test_a_module_imported_already_keeps_its_place():
     assert modules["aiofiles"] is aiofiles
     assert type(modules["smart_open"]) is DeferredModule
     assert sorted(modules) == ["aiofiles", "smart_open"]
+
+
+def stand_in_for(source, tmp_path, monkeypatch):
+    """A DeferredModule in sys.modules for a new module of ``source``, its name, not imported."""
+    name = f"affix_deferred_probe_{uuid.uuid4().hex}"
+    (tmp_path / f"{name}.py").write_text(source)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    stand_in = DeferredModule(importlib.util.find_spec(name))
+    monkeypatch.setitem(sys.modules, name, stand_in)
+    return stand_in, name
+
+
+def test_an_attribute_set_on_a_stand_in_is_set_on_the_module(tmp_path, monkeypatch):
+    stand_in, name = stand_in_for("value = 1\n", tmp_path, monkeypatch)
+
+    stand_in.value = 2
+
+    module = sys.modules[name]
+    assert type(module) is types.ModuleType
+    assert (module.value, stand_in.value) == (2, 2)
+    del stand_in.value
+    assert not hasattr(module, "value")
+
+
+def test_a_stand_in_answers_the_module_s_own_names_not_its_own(tmp_path, monkeypatch):
+    stand_in, name = stand_in_for('"""The probe."""\n', tmp_path, monkeypatch)
+
+    assert name not in [module.__name__ for module in sys.modules.values()
+                        if type(module) is types.ModuleType]
+    assert stand_in.__doc__ == "The probe."
+    assert stand_in.__file__ == str(tmp_path / f"{name}.py")
+    assert type(sys.modules[name]) is types.ModuleType
+
+
+def test_a_stand_in_whose_module_cannot_be_imported_has_no_file_and_raises_on_use(
+        tmp_path, monkeypatch):
+    stand_in, name = stand_in_for('raise ImportError("the probe is broken")\n', tmp_path,
+                                  monkeypatch)
+
+    assert getattr(stand_in, "__file__", None) is None
+    with pytest.raises(ImportError, match="the probe is broken"):
+        stand_in.anything
+    assert name not in sys.modules

@@ -2,12 +2,14 @@
 abandoned multipart uploads decides on scripted S3 answers. test_s3.py has the rest, against
 moto's S3 server."""
 import datetime
+import importlib
+import sys
 
 import pytest
 from botocore.stub import Stubber
 
 from affix.app.settings import Settings, SettingsError
-from affix.storage.s3 import S3BlobStore, S3Options
+from affix.storage.s3 import S3BlobStore, S3Options, s3_client
 
 
 def stubbed_store(now):
@@ -106,3 +108,30 @@ def test_bad_s3_settings_are_refused_with_the_variable_named(environ, message):
     with pytest.raises(SettingsError) as refused:
         Settings.from_environ(environ)
     assert str(refused.value) == message
+
+
+def test_without_boto3_an_s3_store_says_what_to_install(monkeypatch):
+    # None in sys.modules: the import fails as where boto3 is not installed
+    monkeypatch.setitem(sys.modules, "boto3.session", None)
+
+    with pytest.raises(ValueError) as raised:
+        s3_client(S3Options())
+    assert str(raised.value) == ("S3 storage needs boto3: install affix with the s3 extra "
+                                 "(pip install 'affix[s3]')")
+
+
+def test_a_module_boto3_needs_and_lacks_is_said_as_it_is(tmp_path, monkeypatch):
+    # the real boto3 first, so that the test ends with it back in sys.modules
+    importlib.import_module("boto3.session")
+    for name in [name for name in sys.modules if name.partition(".")[0] == "boto3"]:
+        monkeypatch.delitem(sys.modules, name)
+    # then a boto3 whose session imports a module nobody installed, in place of the real one
+    package = tmp_path / "boto3"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "session.py").write_text("import affix_test_no_such_module\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+
+    with pytest.raises(ModuleNotFoundError) as raised:
+        s3_client(S3Options())
+    assert raised.value.name == "affix_test_no_such_module"
