@@ -3,9 +3,9 @@
 streaming-form-data 2.1's ``targets`` module imports smart_open (for its S3 and GCS targets) and
 aiofiles (for its asynchronous targets) as it is imported; smart_open imports its transports,
 boto3 among them where it is installed (affix's ``s3`` extra). affix parses with the synchronous
-parser into targets of its own and uses neither module. With them and boto3 (which
-``storage/s3.py`` imports only when a store makes its client) left out, importing ``affix.app.cli``
-takes 0.32 s of CPU instead of 0.52: every ``affix`` command and every server's start.
+parser into targets of its own and uses neither module. Left out with boto3 (which
+``storage/s3.py`` imports only when a store makes its client), they no longer slow every
+``affix`` command and every server's start (README, *Performance*).
 
 The change to send upstream imports each inside the targets that use it. Until a release has it,
 affix puts a stand-in for each in ``sys.modules`` before streaming-form-data is first imported,

@@ -107,10 +107,16 @@ class LocalBlobStore:
             fsync_directory(folder)
 
     def _make_durable_folder(self, folder: Path):
-        folder.mkdir(exist_ok=True)
-        # made here, or by another process that may not have synced its entry yet
-        fsync_directory(self.root)
+        self.make_folder(folder.name)
         self._durable_folders.add(folder.name)
+
+    def make_folder(self, name: str) -> Path:
+        """The folder ``name`` in the store's root, made if it is not there, its entry durable:
+        made here, or by another process that may not have synced it yet."""
+        folder = self.root / name
+        folder.mkdir(exist_ok=True)
+        fsync_directory(self.root)
+        return folder
 
     def sweep_staging(self, cutoff: datetime.datetime | None = None,
                       keep: frozenset = frozenset()) -> int:

@@ -93,11 +93,8 @@ class LocalPartials:
 
     def __init__(self, store):
         self._store = store
-        self.folder = store.root / PARTIALS_DIR
-        self.folder.mkdir(exist_ok=True)
-        # the folder's entry, durable before a partial file in it is: made here, or found made
-        # by an opener that may have crashed before syncing it
-        fsync_directory(store.root)
+        # its entry durable before a partial file in it is
+        self.folder = store.make_folder(PARTIALS_DIR)
 
     def _path(self, progress):
         return self.folder / progress.token

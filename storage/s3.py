@@ -11,7 +11,7 @@ completes it (streaming-form-data's S3Target does, with whatever arrived).
 boto3 is an optional dependency (the ``s3`` extra), imported when a store opens its client:
 this module imports without it, so that settings can be read anywhere, and the store says what
 is missing when it is opened. Nor do those who store in a local folder pay for importing it
-(about 0.15 s of CPU in every ``affix`` command and server start).
+in every ``affix`` command and server start (README, *Performance*).
 """
 import contextlib
 import dataclasses
@@ -29,8 +29,8 @@ log = logging.getLogger(__name__)
 
 def store_errors() -> tuple:
     """Every error the store's client raises. An ``except store_errors()`` clause calls it
-    only when an exception reaches it; botocore is imported then if it was not yet (about
-    12 ms, once), and without it nothing is a store's error."""
+    only when an exception reaches it; botocore is imported then if it was not yet, and
+    without it nothing is a store's error."""
     try:
         import botocore.exceptions
     except ImportError:  # pragma: no cover - only without the s3 extra

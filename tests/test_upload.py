@@ -295,8 +295,6 @@ def test_failure_while_reading_the_body_discards_the_staged_blob(
     assert stored.snapshot() == earlier
 
 
-
-
 @pytest.mark.parametrize("failure", ["database is locked", "disk I/O error"])
 def test_database_failure_at_commit_is_503_and_removes_the_committed_blob(
         client, people, stored, earlier, monkeypatch, failure):

@@ -4,12 +4,12 @@ a one-rule magic database, and the Falcon peer.
     python -m tests.bench.cold_caches            # about a minute
     python -m tests.bench.cold_caches --quick    # a smoke run
 
-Each upload goes through ``falcon.testing`` (no server, no other process), its data on tmpfs
-(``--tmpfs-dir``). Before each one, a
-buffer of N MiB is copied (0: the caches as the upload before left them), as a served worker's
-other work (its other requests, the other worker, the clients) evicts what the upload touches;
-only the upload itself is timed (CPU, ``time.process_time``). The rounds rotate which goes
-first; the figures are medians of the rounds. affix's second app loads a magic database of one
+Each upload is a call of the WSGI app (no server, no other process, no test client), its data
+on tmpfs (``--tmpfs-dir``). Before each one, a buffer of N MiB is copied (0: the caches as the
+upload before left them), as a served worker's other work (its other requests, the other
+worker, the clients) evicts what the upload touches; only the upload itself is timed (CPU,
+``time.process_time``). The rounds rotate which goes first; the figures are medians of the
+rounds. affix's second app loads a magic database of one
 rule (``tests/bench/sniffing_served.py``), so that its figures are affix without libmagic's walk
 of the system's database. The Falcon peer (``tests/bench/falcon_peer.py``) parses the form with
 Falcon's own parser, writes and fsyncs the file and answers its size.
@@ -19,13 +19,11 @@ import os
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-import falcon.testing
-
 from affix.app.testing import upload_form
-from tests.bench.operations_cpu import make_app
+from tests.bench.operations_cpu import make_app, post_upload
+from tests.bench.run import cpu_per_call
 from tests.bench.sniffing_served import one_rule_database
 
 MiB = 1024 * 1024
@@ -36,20 +34,6 @@ def falcon_peer(folder: Path):
     os.environ["BENCH_PEER_DIR"] = str(folder)
     from tests.bench.falcon_peer import app
     return app, "/upload", {}
-
-
-def upload_cpu_ms(client, path, headers, body, uploads, evict) -> float:
-    """CPU milliseconds per upload of ``body``, each after copying ``evict`` (empty: none)."""
-    spent = 0.0
-    for _ in range(uploads):
-        if evict:
-            bytes(evict)
-        started = time.process_time()
-        response = client.simulate_post(path, body=body, headers=headers)
-        spent += time.process_time() - started
-        if response.status_code != 200:
-            raise RuntimeError(f"{path}: {response.status_code} {response.text}")
-    return spent / uploads * 1000
 
 
 def main(argv=None):
@@ -74,34 +58,32 @@ def main(argv=None):
             del os.environ["MAGIC"]
         (root / "peer").mkdir()
         peer_app, peer_path, peer_headers = falcon_peer(root / "peer")
-        body, content_type = upload_form("bench.bin", os.urandom(4096))
+        body = upload_form("bench.bin", os.urandom(4096))
         subjects = {
             "affix": (affix_app, "/api/v3/attachments", affix_headers),
             "affix, one-rule database": (one_rule_app, "/api/v3/attachments", one_rule_headers),
             "Falcon peer": (peer_app, peer_path, peer_headers),
         }
-        clients = {name: (falcon.testing.TestClient(app), path,
-                          {**headers, "Content-Type": content_type})
-                   for name, (app, path, headers) in subjects.items()}
         evictions = {size: bytearray(os.urandom(size * MiB)) for size in EVICT_MIB}
-        for client, path, headers in clients.values():
-            upload_cpu_ms(client, path, headers, body, 20, b"")
-        cpu = {(name, size): [] for name in clients for size in EVICT_MIB}
-        order = [(name, size) for name in clients for size in EVICT_MIB]
+        for app, path, headers in subjects.values():
+            for _ in range(20):
+                post_upload(app, headers, body, path)
+        cpu = {(name, size): [] for name in subjects for size in EVICT_MIB}
+        order = [(name, size) for name in subjects for size in EVICT_MIB]
         for number in range(rounds):
             shift = number % len(order)
             for name, size in order[shift:] + order[:shift]:
-                client, path, headers = clients[name]
-                cpu[(name, size)].append(
-                    upload_cpu_ms(client, path, headers, body, uploads, evictions[size]))
+                app, path, headers = subjects[name]
+                cpu[(name, size)].append(1000 * cpu_per_call(
+                    lambda: post_upload(app, headers, body, path), uploads, evictions[size]))
 
     print(f"CPU ms per 4 KiB upload in one process, median of {rounds} rounds of {uploads} "
           f"(load average {' '.join(f'{value:.2f}' for value in os.getloadavg())})")
     print("| copied before each upload, MiB | "
-          + " | ".join(clients) + " | affix / Falcon peer | one-rule / Falcon peer |")
-    print("|---" * (len(clients) + 3) + "|")
+          + " | ".join(subjects) + " | affix / Falcon peer | one-rule / Falcon peer |")
+    print("|---" * (len(subjects) + 3) + "|")
     for size in EVICT_MIB:
-        figures = {name: statistics.median(cpu[(name, size)]) for name in clients}
+        figures = {name: statistics.median(cpu[(name, size)]) for name in subjects}
         print(f"| {size} | " + " | ".join(f"{value:.3f}" for value in figures.values())
               + f" | {figures['affix'] / figures['Falcon peer']:.1f}"
               f" | {figures['affix, one-rule database'] / figures['Falcon peer']:.1f} |")

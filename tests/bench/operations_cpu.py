@@ -60,17 +60,23 @@ def access_logger(path):
     return logger
 
 
+def post_upload(app, headers, body, path="/api/v3/attachments") -> dict:
+    """POST ``body`` (bytes, Content-Type) to ``path`` of the WSGI ``app``, called directly (no
+    test client's work in the figures); the request's environ. Anything but 200 raises."""
+    environ = falcon.testing.create_environ(
+        path, method="POST", body=body[0], headers={**headers, "Content-Type": body[1]})
+    statuses = []
+    b"".join(app(environ, lambda status, headers, exc_info=None: statuses.append(status)))
+    if not statuses[0].startswith("200"):
+        raise RuntimeError(f"an upload to {path} was answered {statuses[0]}")
+    return environ
+
+
 def upload_cpu_ms(app, headers, body, uploads, log=None, access_times=None) -> float:
     """CPU ms per upload of ``uploads`` uploads of ``body`` through ``app``."""
     started = time.process_time()
     for _ in range(uploads):
-        environ = falcon.testing.create_environ(
-            "/api/v3/attachments", method="POST", body=body[0],
-            headers={**headers, "Content-Type": body[1]})
-        statuses = []
-        b"".join(app(environ, lambda status, headers, exc_info=None: statuses.append(status)))
-        if not statuses[0].startswith("200"):
-            raise RuntimeError(f"an upload was answered {statuses[0]}")
+        environ = post_upload(app, headers, body)
         if log is not None:
             logged = time.process_time()
             log.access(Sent(), None, environ, datetime.timedelta(milliseconds=1))

@@ -17,14 +17,15 @@ entry by entry) from the caches. Only the call itself is timed.
 """
 import argparse
 import ctypes
+import itertools
 import os
 import statistics
 import sys
-import time
 
 import magic
 
 from affix.app.content_types import SNIFF_PREFIX
+from tests.bench.run import cpu_per_call
 from tests.support.content import fuzz_shaped_files, known_files
 
 MiB = 1024 * 1024
@@ -60,25 +61,12 @@ def sniffer(flags=()):
     return handle
 
 
-def cpu_microseconds(handle, files, prefix, repeat):
-    started = time.process_time()
-    for _ in range(repeat):
-        for data in files:
-            handle.from_buffer(data[:prefix])
-    return (time.process_time() - started) / (repeat * len(files)) * 1e6
-
-
-def cold_cpu_microseconds(handle, files, prefix, evict, repeat):
-    """CPU microseconds per call, each after copying ``evict`` (a bytearray; empty: warm)."""
-    spent = 0.0
-    for _ in range(repeat):
-        for data in files:
-            if evict:
-                bytes(evict)
-            started = time.process_time()
-            handle.from_buffer(data[:prefix])
-            spent += time.process_time() - started
-    return spent / (repeat * len(files)) * 1e6
+def cpu_microseconds(handle, files, prefix, repeat, evict=b""):
+    """CPU microseconds per call on the first ``prefix`` bytes of each of ``files``, each call
+    after copying ``evict`` (empty: the caches warm)."""
+    calls = itertools.cycle(files)
+    return cpu_per_call(lambda: handle.from_buffer(next(calls)[:prefix]),
+                        repeat * len(files), evict) * 1e6
 
 
 def main(argv=None):
@@ -127,8 +115,8 @@ def main(argv=None):
     for number in range(rounds):
         for size in (EVICT_MIB if number % 2 == 0 else EVICT_MIB[::-1]):
             for kind, files in (("text", text), ("binary", binary)):
-                cold[size][kind].append(cold_cpu_microseconds(
-                    reference, files, SNIFF_PREFIX, evictions[size], max(repeat // 4, 5)))
+                cold[size][kind].append(cpu_microseconds(
+                    reference, files, SNIFF_PREFIX, max(repeat // 4, 5), evictions[size]))
     print("| copied before each call, MiB | text, us | binary, us |")
     print("|---|---|---|")
     for size in EVICT_MIB:
