@@ -18,12 +18,25 @@ def last_modified(created_at: datetime.datetime) -> datetime.datetime:
     return created_at.replace(microsecond=0, tzinfo=datetime.UTC)
 
 
+def http_date(value: str | None) -> datetime.datetime | None:
+    """The moment an HTTP date names (aware, UTC); None for no value and for anything that is
+    not one date: RFC 9110 (13.1.3) has a recipient ignore an invalid date, a list of dates
+    included, where Falcon's own properties answer 400."""
+    if value is None:
+        return None
+    try:
+        return falcon.http_date_to_dt(value.strip()).replace(tzinfo=datetime.UTC)
+    except ValueError:
+        return None
+
+
 def not_modified(req, etag: falcon.ETag, modified: datetime.datetime) -> bool:
     """Whether the client's copy is current: a 304. ``If-None-Match`` is compared weakly and
-    wins over ``If-Modified-Since``, which is read only without it."""
-    if req.if_none_match is not None:
-        return any(tag == "*" or tag == etag for tag in req.if_none_match)
-    since = req.if_modified_since
+    wins over ``If-Modified-Since``, which is read only without it (RFC 9110, 13.1.3), even
+    when it names no tag affix can read."""
+    if req.get_header("If-None-Match") is not None:
+        return any(tag == "*" or tag == etag for tag in req.if_none_match or ())
+    since = http_date(req.get_header("If-Modified-Since"))
     return since is not None and modified <= since
 
 
@@ -39,7 +52,4 @@ def range_applies(req, etag: falcon.ETag, modified: datetime.datetime) -> bool:
         return False
     if condition.startswith('"'):
         return falcon.ETag.loads(condition) == etag
-    try:
-        return falcon.http_date_to_dt(condition).replace(tzinfo=datetime.UTC) == modified
-    except ValueError:
-        return False
+    return http_date(condition) == modified

@@ -48,10 +48,18 @@ def test_a_download_carries_its_validators_and_is_private(client, people, conten
     ({"If-Modified-Since": UPLOADED}, 304),
     ({"If-Modified-Since": AFTER}, 304),
     ({"If-Modified-Since": BEFORE}, 200),
-    # If-None-Match decides when both are sent
+    # If-None-Match decides when both are sent, even one whose tags cannot be read
     ({"If-None-Match": '"other"', "If-Modified-Since": AFTER}, 200),
+    ({"If-None-Match": "unquoted", "If-Modified-Since": AFTER}, 200),
+    # an invalid date is ignored (RFC 9110, 13.1.3), a list of dates too: the whole file
+    ({"If-Modified-Since": "not a date"}, 200),
+    ({"If-Modified-Since": f"{UPLOADED}, {AFTER}"}, 200),
+    ({"If-Modified-Since": "Wed, 21 May 2014 25:61:20 GMT"}, 200),
+    ({"If-Modified-Since": ""}, 200),
+    ({"If-Modified-Since": "9" * 5000}, 200),
 ], ids=["tag", "weak tag", "one of tags", "any", "other tag", "same date", "later date",
-        "earlier date", "tag over date"])
+        "earlier date", "tag over date", "unreadable tag over date", "invalid date",
+        "list of dates", "impossible time", "empty date", "5000 digits"])
 def test_a_current_copy_is_304_without_a_body(client, people, content_path, headers, status):
     response = download(client, people, content_path, **headers)
 
