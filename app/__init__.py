@@ -1,7 +1,6 @@
 """affix's HTTP face. :func:`create_app` builds a WSGI app from explicit collaborators."""
 # first: streaming-form-data (imported by app/upload.py) must find its unused imports deferred
 import affix.app.deferred_imports  # noqa: F401
-import falcon
 import falcon.media
 
 from affix.app.allowlist import Allowlist, AllowlistPolicy
@@ -41,7 +40,7 @@ from affix.app.resources.work_packages import (
     ProjectWorkPackagesResource, WorkPackageResource, WorkPackagesResource,
 )
 from affix.app.resources.tus import TUS_PATH, TusCreationResource, TusUploadResource
-from affix.app.routing import PathNormaliser, ShadowedIds
+from affix.app.routing import App, PathNormaliser, ShadowedIds
 from affix.app.settings import Settings, metrics_port
 from affix.app.stored_uploads import StoredUploads
 from affix.app.tus import TusUploads
@@ -136,7 +135,7 @@ def create_app(settings: Settings | None = None, *, plugin_manager=None, clock=u
     tus = TusUploads(service, stored_uploads, ResumableUploads(catalog),
                      open_partial_store(blob_store), settings.tus_max_size, settings.tus_expiry)
 
-    app = falcon.App(
+    app = App(
         media_type=HAL_JSON,
         middleware=[
             # first: every other middleware, and the router, see the normalised path

@@ -96,7 +96,9 @@ def _read_range(blob_file, first, length):
 
 def send_blob(req, resp, open_blob, size, presentation, file_name, honour_range=True):
     """Answer with the blob's bytes: the whole of them, or the one range requested when
-    ``honour_range`` (an ``If-Range`` that no longer holds asks for the whole).
+    ``honour_range`` (an ``If-Range`` that no longer holds asks for the whole). A HEAD gets
+    the same headers, its Content-Length among them, and the blob is never opened: Falcon
+    would drop an open stream unread and unclosed.
 
     The range is checked before anything else is set: a 416 must not go out with the file's
     Content-Disposition, nor leave a blob open.
@@ -106,12 +108,17 @@ def send_blob(req, resp, open_blob, size, presentation, file_name, honour_range=
     resp.set_header("Content-Disposition", content_disposition(presentation.inline, file_name))
     resp.set_header("X-Content-Type-Options", "nosniff")
     resp.set_header("Accept-Ranges", "bytes")
+    first, last = (0, size - 1) if byte_range is None else byte_range
+    length = last - first + 1
+    if byte_range is not None:
+        resp.status = falcon.HTTP_206
+        resp.set_header("Content-Range", f"bytes {first}-{last}/{size}")
+    if req.method == "HEAD":
+        resp.content_length = length
+        return
     blob_file = open_blob()
     if byte_range is None:
         # a real file lets the server use wsgi.file_wrapper (sendfile)
         resp.set_stream(blob_file, size)
         return
-    first, last = byte_range
-    resp.status = falcon.HTTP_206
-    resp.set_header("Content-Range", f"bytes {first}-{last}/{size}")
-    resp.set_stream(_read_range(blob_file, first, last - first + 1), last - first + 1)
+    resp.set_stream(_read_range(blob_file, first, length), length)

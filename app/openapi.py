@@ -522,6 +522,14 @@ def _tus_paths():
     }
 
 
+def _head_of(get):
+    """The HEAD operation of a ``get``: its answers' statuses and headers, no body."""
+    return {**get, "summary": f"{get['summary']}: the headers alone",
+            "responses": {status: {key: value for key, value in response.items()
+                                   if key != "content"}
+                          for status, response in get["responses"].items()}}
+
+
 def openapi_document(base, container_types, tus=False) -> dict:
     paths = _attachment_paths()
     if tus:
@@ -530,6 +538,10 @@ def openapi_document(base, container_types, tus=False) -> dict:
         paths.update(_work_package_paths())
     for kind in container_types:
         paths.update(_container_paths(kind))
+    for operations in paths.values():
+        # every GET resource answers HEAD (affix.app.routing.App)
+        if "get" in operations and "head" not in operations:
+            operations["head"] = _head_of(operations["get"])
     return {
         "openapi": "3.1.0",
         "info": {"title": "affix", "version": "3",

@@ -3,6 +3,8 @@ dropped, before routing (``/api/v3/work_packages//6`` is ``/api/v3/work_packages
 ``/api/v3/work_packages/`` is ``/api/v3/work_packages``); some clients build such URLs."""
 import re
 
+import falcon
+
 from affix.app.errors import not_found
 
 _REPEATED_SLASHES = re.compile(r"//+")
@@ -36,3 +38,16 @@ class ShadowedIds:
         if (getattr(resource, "shadows_an_id", False) and req.method != "OPTIONS"
                 and not hasattr(resource, f"on_{req.method.lower()}")):
             raise not_found()
+
+
+class App(falcon.App):
+    """Falcon's app, where every resource that answers GET answers HEAD alike: RFC 9110 (9.1)
+    expects HEAD of every GET resource, and CORS preflights advertise it. Falcon itself drops
+    the body of a HEAD's answer and keeps its headers (a Content-Length of the body it would
+    have sent among them). A resource that streams its body opens nothing for a HEAD, so it
+    has an ``on_head`` of its own (or serves both from one method that asks)."""
+
+    def add_route(self, uri_template, resource, **kwargs):
+        if hasattr(resource, "on_get") and not hasattr(resource, "on_head"):
+            resource.on_head = resource.on_get
+        super().add_route(uri_template, resource, **kwargs)
