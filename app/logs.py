@@ -5,6 +5,11 @@ as text for a terminal or as one JSON object a line (python-json-logger) for a l
 :class:`AccessLogger` its logger class. An access line carries the request's
 :class:`~affix.app.request_facts.RequestFacts` and what only the server knows (the bytes it
 sent, the time until the last of them); never a header, the query or a byte of a body.
+
+A line may still quote what a client chose (a routed path's segments, a file name in an error):
+no such value may begin a line of its own or drive a terminal (CWE-117). JSON escapes every
+control character itself; the text format escapes them (:func:`escaped`) and indents each line
+of a trace, so that a line that begins at the margin is always one of the log's own.
 """
 import logging
 import re
@@ -23,6 +28,12 @@ ACCESS_TEXT_FORMAT = (TEXT_FORMAT + " %(bytes_in)d bytes in, %(bytes_out)d out, 
 # the fields of every JSON line, first; an access line adds the request's
 JSON_FIELDS = "%(asctime)s %(levelname)s %(name)s %(process)d %(message)s"
 JSON_RENAMED = {"asctime": "time", "levelname": "level", "name": "logger", "process": "pid"}
+# what a text line must not carry as is: C0 and C1 control characters (a newline or a carriage
+# return would begin a line of the client's making, ESC would drive the terminal) and Unicode's
+# line and paragraph separators, which some viewers break lines at
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+# a trace's lines are indented by this much, the first included
+TRACE_INDENT = "    "
 # gunicorn's warning about a request it refused, up to the kind of error; what follows quotes
 # the request's own text (its request line, a header's name, a chunk's size line)
 _REFUSED_REQUEST = re.compile(r"(Invalid request from ip=\S+: [^:']+)")
@@ -37,6 +48,29 @@ class JsonLines(JsonFormatter):
 
     def __init__(self):
         super().__init__(JSON_FIELDS, rename_fields=JSON_RENAMED)
+
+
+def escaped(text: str) -> str:
+    """``text`` with every character of ``_UNPRINTABLE`` written as a Python escape."""
+    return _UNPRINTABLE.sub(lambda match: repr(match[0])[1:-1], text)
+
+
+class TextLines(logging.Formatter):
+    """logging's formatter for the text format: one line an event, whatever its values hold.
+    A trace, or a stack, follows on lines of its own, each indented and escaped."""
+
+    def formatMessage(self, record):
+        return escaped(super().formatMessage(record))
+
+    def formatException(self, ei):
+        return self._indented(super().formatException(ei))
+
+    def formatStack(self, stack_info):
+        return self._indented(super().formatStack(stack_info))
+
+    @staticmethod
+    def _indented(text):
+        return "\n".join(TRACE_INDENT + escaped(line) for line in text.split("\n"))
 
 
 class RequestIdFilter(logging.Filter):
@@ -66,8 +100,8 @@ def logging_config(log_format: str, access_log: bool) -> dict:
     if log_format == "json":
         lines = access = {"()": JsonLines}
     else:
-        lines = {"format": TEXT_FORMAT, "datefmt": TEXT_DATE_FORMAT}
-        access = {"format": ACCESS_TEXT_FORMAT, "datefmt": TEXT_DATE_FORMAT}
+        lines = {"()": TextLines, "fmt": TEXT_FORMAT, "datefmt": TEXT_DATE_FORMAT}
+        access = {"()": TextLines, "fmt": ACCESS_TEXT_FORMAT, "datefmt": TEXT_DATE_FORMAT}
 
     def to_stderr(formatter, filters):
         return {"class": "logging.StreamHandler", "stream": "ext://sys.stderr",

@@ -3,14 +3,18 @@ the request id from X-Request-Id or made up and echoed; and never a key, an Auth
 header or a byte of a file, whatever the request."""
 import base64
 import contextlib
+import logging
 import re
 import socket
 import string
+import sys
+import urllib.parse
 
 import pytest
 import requests
 from hypothesis import HealthCheck, given, settings as hypothesis_settings, strategies as st
 
+from affix.app.logs import TEXT_DATE_FORMAT, TEXT_FORMAT, TRACE_INDENT, TextLines
 from affix.app.settings import Settings, SettingsError
 from affix.app.testing import basic_auth, multipart, upload_form
 from support.logs import access_line, access_lines, json_lines
@@ -176,6 +180,67 @@ def test_text_logs_read_like_gunicorns_own(start_logging_server):
     wait_for(written, "the text access line")
     assert re.search(r"^\[[^]]+\] \[\d+\] \[INFO\] Booting worker with pid: \d+$",
                      server.stderr(), re.MULTILINE)
+
+
+# a routed path's string segment as a client can spell it: a line of its own making after a
+# newline, and an escape sequence that erases the terminal's line
+FORGED_SEGMENT = "x%0A%5B2026-12-01%2006:03:46%20+0000%5D%20%5BCRITICAL%5D%20forged%1B%5B2K"
+FORGED_PATHS = [f"/api/v3/projects/{FORGED_SEGMENT}", f"/api/v3/attachments/tus/{FORGED_SEGMENT}"]
+FORGED_ESCAPED = "x\\n[2026-12-01 06:03:46 +0000] [CRITICAL] forged\\x1b[2K"
+
+
+@pytest.mark.system
+def test_a_client_cannot_write_a_text_line_of_its_own(start_logging_server):
+    server = start_logging_server()
+    for number, path in enumerate(FORGED_PATHS):
+        response = requests.get(server.url(path), timeout=REQUEST_TIMEOUT,
+                                headers={"X-Request-Id": f"r-{number}"})
+        assert response.status_code == 401
+
+    def written():
+        return all(f"request r-{number}" in server.stderr()
+                   for number in range(len(FORGED_PATHS)))
+
+    wait_for(written, "both access lines")
+    log = server.stderr()
+    assert "\x1b" not in log and "forged" not in log.replace(FORGED_ESCAPED, "")
+    for number, path in enumerate(FORGED_PATHS):
+        escaped_path = path.replace(FORGED_SEGMENT, FORGED_ESCAPED)
+        assert re.search(rf"^\[[^]]+\] \[\d+\] \[INFO\] GET {re.escape(escaped_path)} 401 0 "
+                         rf"bytes in, \d+ out, \d+\.\d{{3}} s, user None, request r-{number}$",
+                         log, re.MULTILINE)
+
+
+@pytest.mark.system
+def test_a_client_cannot_write_a_json_line_of_its_own(json_server):
+    server = json_server
+    requests.get(server.url(FORGED_PATHS[0]), timeout=REQUEST_TIMEOUT,
+                 headers={"X-Request-Id": "forged"})
+
+    line = access_line(server, "forged")
+
+    assert line["path"] == "/api/v3/projects/" + urllib.parse.unquote(FORGED_SEGMENT)
+    # json_lines parsed every line as an object of its own: none was begun by the client
+    assert "\x1b" not in server.stderr()
+
+
+def test_a_trace_in_text_is_indented_and_escaped_below_its_one_line():
+    formatter = TextLines(TEXT_FORMAT, TEXT_DATE_FORMAT)
+    record = logging.LogRecord("affix", logging.ERROR, __file__, 1, "failed in %s", (
+        "GET /api/v3/projects/x\n[CRITICAL] forged\x1b[2K\u2028",), None)
+    try:
+        raise ValueError("bad name\r\n[CRITICAL] forged\x85")
+    except ValueError:
+        record.exc_info = sys.exc_info()
+
+    first, *trace = formatter.format(record).split("\n")
+
+    assert first.endswith(
+        "[ERROR] failed in GET /api/v3/projects/x\\n[CRITICAL] forged\\x1b[2K\\u2028")
+    assert trace[0] == TRACE_INDENT + "Traceback (most recent call last):"
+    assert trace[-2:] == [TRACE_INDENT + "ValueError: bad name\\r",
+                          TRACE_INDENT + "[CRITICAL] forged\\x85"]
+    assert all(line.startswith(TRACE_INDENT) for line in trace)
 
 
 @pytest.mark.system
