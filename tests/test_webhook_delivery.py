@@ -284,12 +284,12 @@ def test_a_worker_hands_back_only_its_own_undelivered_leases(client, people, cat
     outbox_of = Outbox(catalog)
     first_lease = FROZEN_NOW + DeliveryPolicy().lease
     with catalog.database.connection_context():
-        first_batch = outbox_of.claim_due(FROZEN_NOW, first_lease, 2)
+        first_batch = outbox_of.claim_due(FROZEN_NOW, first_lease, 2, 1)
         outbox_of.delivered(first_batch[0].id, FROZEN_NOW)
         # the first worker stalls past its lease: a second takes what is left
         later = first_lease + SECOND
         second_lease = later + DeliveryPolicy().lease
-        second_batch = outbox_of.claim_due(later, second_lease, 2)
+        second_batch = outbox_of.claim_due(later, second_lease, 2, 1)
         # the first worker, back, hands back its batch: nothing of it is its own any more
         outbox_of.release([entry.id for entry in first_batch], first_lease)
     leases = [(entry.attachment_id, entry.delivered_at is not None, entry.lease_until)
