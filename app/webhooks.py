@@ -12,6 +12,7 @@ import http.client
 import io
 import json
 import logging
+import socket
 import ssl
 import threading
 import time
@@ -173,12 +174,27 @@ class _DeliveryConnection(http.client.HTTPConnection):
     only what is left of one deadline."""
 
     def __init__(self, netloc, deadline):
-        super().__init__(netloc, timeout=deadline.remaining())
+        super().__init__(netloc)
         self._deadline = deadline
 
     def connect(self):
-        self.timeout = self._deadline.remaining()
-        super().connect()
+        # not socket.create_connection: it gives each of the host's addresses the whole
+        # timeout. Looking the name up is the system resolver's, within its own timeouts.
+        failure = OSError(f"no address for {self.host}")
+        for family, kind, protocol, _, address in socket.getaddrinfo(
+                self.host, self.port, type=socket.SOCK_STREAM):
+            sock = socket.socket(family, kind, protocol)
+            try:
+                sock.settimeout(self._deadline.remaining())
+                sock.connect(address)
+            except OSError as error:
+                sock.close()
+                failure = error
+                continue
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            self.sock = sock
+            return
+        raise failure
 
     def send(self, data):
         if self.sock is not None:
