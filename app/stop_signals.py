@@ -6,6 +6,7 @@ lock is not reentrant. So no handler runs at all here: the signals are blocked a
 synchronously with ``sigtimedwait``, which is also what wakes a waiting loop at once.
 """
 import signal
+import threading
 
 STOP_SIGNALS = frozenset({signal.SIGTERM, signal.SIGINT})
 
@@ -16,17 +17,23 @@ class StopSignals:
     Created in the main thread before any other thread starts, so that every thread inherits the
     blocked mask and the signals stay pending until asked for. The mask also passes to child
     processes, which would not see these signals: the webhook worker starts none.
+
+    Any thread may ask (the webhook worker's lanes do). Taking a signal and keeping it is one
+    step under a lock: a thread that asked in between would find the signal neither pending
+    nor kept. So a thread that asks while another waits waits too.
     """
 
     def __init__(self):
         signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
         self._received = None
+        self._taking = threading.Lock()
 
     def is_set(self):
         return self.wait(0)
 
     def wait(self, timeout):
         """True once a stop signal came, waiting up to ``timeout`` seconds for one."""
-        if self._received is None:
-            self._received = signal.sigtimedwait(STOP_SIGNALS, timeout)
-        return self._received is not None
+        with self._taking:
+            if self._received is None:
+                self._received = signal.sigtimedwait(STOP_SIGNALS, timeout)
+            return self._received is not None

@@ -122,12 +122,15 @@ class Outbox:
                     subscription_id, event_id, event, attachment_id, text, moment, 0, moment))
         return len(wanting)
 
-    def claim_due(self, now, lease_until, limit):
-        """Lease up to ``limit`` due entries to the caller until ``lease_until``, oldest first,
-        each with its ``subscription``. An entry is due when it is undelivered, its retry time
-        has come, no live lease holds it, and no earlier entry of the same subscription and
-        attachment is undelivered (so at most one entry per attachment and subscription is
-        ever out at a time)."""
+    def claim_due(self, now, lease_until, per_subscription, subscriptions, excluding=()):
+        """Lease to the caller until ``lease_until`` due entries, oldest first, each with its
+        ``subscription``: of at most ``subscriptions`` subscriptions, none of ``excluding``,
+        at most ``per_subscription`` of each, out of the oldest that many in all. An entry is
+        due when it is undelivered, its retry time has come, no live lease holds it, and no
+        earlier entry of the same subscription and attachment is undelivered (so at most one
+        entry per attachment and subscription is ever out at a time)."""
+        if subscriptions < 1:
+            return []
         Entry, Subscription = self.OutboxEntry, self.Subscription
         Earlier = Entry.alias()
         earlier_waiting = Earlier.select(peewee.SQL("1")).where(
@@ -137,22 +140,28 @@ class Outbox:
         query = (Entry.select()
                  .where(Entry.delivered_at.is_null() & (Entry.next_attempt_at <= now)
                         & Entry.subscription_id.in_(Subscription.select(Subscription.id))
+                        & Entry.subscription_id.not_in(list(excluding))
                         & (Entry.lease_until.is_null() | (Entry.lease_until <= now))
                         & ~peewee.fn.EXISTS(earlier_waiting))
-                 .order_by(Entry.id).limit(limit))
+                 .order_by(Entry.id).limit(per_subscription * subscriptions))
         if dialect(self.database) == "postgresql":
             # another worker's claim in progress holds its rows: skip them rather than wait
             query = query.for_update(skip_locked=True)
         with self.catalog.write_transaction():
-            entries = list(query)
+            entries, taken = [], {}
+            for entry in query:
+                count = taken.get(entry.subscription_id, 0)
+                if count < per_subscription and (count or len(taken) < subscriptions):
+                    taken[entry.subscription_id] = count + 1
+                    entries.append(entry)
             if entries:
                 (Entry.update(lease_until=lease_until)
                  .where(Entry.id.in_([entry.id for entry in entries])).execute())
-            subscriptions = {
+            subscriptions_by_id = {
                 subscription.id: subscription for subscription in Subscription.select()
-                .where(Subscription.id.in_({entry.subscription_id for entry in entries}))}
+                .where(Subscription.id.in_(set(taken)))}
         for entry in entries:
-            entry.subscription = subscriptions[entry.subscription_id]
+            entry.subscription = subscriptions_by_id[entry.subscription_id]
         return entries
 
     def release(self, entry_ids, lease_until):

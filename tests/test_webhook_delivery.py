@@ -1,7 +1,9 @@
 """Delivering webhooks to a real HTTP receiver on loopback: signed as the README says, retried
 with a capped backoff while the receiver is away, in order per attachment, at least once when
-the worker is killed mid-delivery, once each with several workers, and pruned once delivered.
-Time passes through the worker's clock; nothing sleeps."""
+the worker is killed mid-delivery, once each with several workers, within a deadline for the
+whole delivery, without one subscription's slow receiver holding up another's, and pruned once
+delivered. Time passes through the worker's clock; nothing sleeps, but for the one deadline
+that a real socket measures in real time."""
 import calendar
 import contextlib
 import datetime
@@ -16,7 +18,7 @@ import pytest
 import requests
 
 from affix.app import connect_catalog, open_catalog
-from affix.app.webhooks import DeliveryPolicy, WebhookWorker
+from affix.app.webhooks import DeliveryPolicy, WebhookWorker, post
 from affix.storage.database import release_connections
 from affix.storage.models import utc_now
 from affix.storage.outbox import Outbox
@@ -27,7 +29,8 @@ from support.defaults import FROZEN_NOW
 from support.http import assert_uploaded, upload
 from support.net import REQUEST_TIMEOUT
 from support.processes import COMMAND_TIMEOUT, REPO_ROOT, environ_without_affix
-from support.webhook_receiver import WebhookReceiver
+from support.waiting import wait_for
+from support.webhook_receiver import HOLD_TIMEOUT, WebhookReceiver
 from support.webhooks import (
     SECRET, events_by_attachment, outbox, outbox_entries, readme_verify, subscribe,
 )
@@ -42,13 +45,23 @@ SECOND = datetime.timedelta(seconds=1)
 MAX_ROUNDS = 100
 
 
-@pytest.fixture
-def receiver():
+def running_receiver():
     receiver = WebhookReceiver()
     receiver.start()
     yield receiver
     receiver.release()
     receiver.stop()
+
+
+@pytest.fixture
+def receiver():
+    yield from running_receiver()
+
+
+@pytest.fixture
+def slow_receiver():
+    """The receiver of another subscription, one that makes its deliveries wait."""
+    yield from running_receiver()
 
 
 def unix(moment) -> int:
@@ -271,12 +284,12 @@ def test_a_worker_hands_back_only_its_own_undelivered_leases(client, people, cat
     outbox_of = Outbox(catalog)
     first_lease = FROZEN_NOW + DeliveryPolicy().lease
     with catalog.database.connection_context():
-        first_batch = outbox_of.claim_due(FROZEN_NOW, first_lease, 2)
+        first_batch = outbox_of.claim_due(FROZEN_NOW, first_lease, 2, 1)
         outbox_of.delivered(first_batch[0].id, FROZEN_NOW)
         # the first worker stalls past its lease: a second takes what is left
         later = first_lease + SECOND
         second_lease = later + DeliveryPolicy().lease
-        second_batch = outbox_of.claim_due(later, second_lease, 2)
+        second_batch = outbox_of.claim_due(later, second_lease, 2, 1)
         # the first worker, back, hands back its batch: nothing of it is its own any more
         outbox_of.release([entry.id for entry in first_batch], first_lease)
     leases = [(entry.attachment_id, entry.delivered_at is not None, entry.lease_until)
@@ -367,3 +380,114 @@ def test_an_event_written_as_its_subscription_was_removed_is_never_delivered_and
     assert [(delivery.path, delivery.status, json.loads(delivery.body)["type"])
             for delivery in receiver.deliveries] == [("/hooks/affix", 204, "attachment.created")]
     assert outbox(catalog) == [(kept, "attachment.created", attachment_id, True)]
+
+
+def test_an_answer_dripped_past_the_deadline_fails_and_is_hung_up_on(
+        client, people, catalog, receiver):
+    subscribe(catalog, receiver.url, ALL, FROZEN_NOW)
+    uploaded(client, people, "ada")
+    start = datetime.datetime(2026, 12, 1, 6, 30)
+    clock = Clock(start)
+    # a real socket measures the deadline in real time, so it is small here: 0.5 s, against
+    # an answer of some 60 bytes dripped a byte every 0.05 s. Each byte comes well within the
+    # deadline; the whole answer (3 s) comes long after it.
+    worker = WebhookWorker(catalog, DeliveryPolicy(timeout=0.5), clock=clock)
+    receiver.status = 200
+    receiver.drip(0.05)
+
+    assert worker.deliver_due() == 1
+
+    [entry] = outbox_entries(catalog)
+    assert (entry.delivered_at, entry.attempts, entry.next_attempt_at, entry.lease_until,
+            entry.last_error) == (
+        None, 1, start + 5 * SECOND, None, "TimeoutError: no complete answer within 0.5 s")
+    # the worker closed its connection: the rest of the answer had nobody to go to
+    [dripped] = receiver.deliveries
+    wait_for(lambda: dripped.cut, "the receiver to find the connection closed")
+    assert dripped.status is None
+
+    # retried as any failure is, and delivered once the receiver answers in time
+    receiver.drip(None)
+    clock.advance(5 * SECOND)
+    assert worker.deliver_due() == 1
+    assert [(delivery.status, delivery.body) for delivery in receiver.deliveries] == [
+        (None, entry.body.encode()), (200, entry.body.encode())]
+    [entry] = outbox_entries(catalog)
+    assert (entry.delivered_at, entry.attempts, entry.last_error) == (clock.now, 2, None)
+
+
+def test_a_receiver_that_keeps_a_delivery_waiting_delays_no_other_subscription(
+        client, people, catalog, receiver, slow_receiver):
+    slow = subscribe(catalog, slow_receiver.url, ALL, FROZEN_NOW)
+    healthy = subscribe(catalog, receiver.url, ALL, FROZEN_NOW)
+    first = uploaded(client, people, "ada", name="first.txt")
+    slow_receiver.hold()
+    stopping = threading.Event()
+    # a deadline past the hold: only releasing the slow receiver ends its delivery
+    worker = WebhookWorker(catalog, DeliveryPolicy(timeout=HOLD_TIMEOUT + 1),
+                           clock=Clock(datetime.datetime(2026, 12, 1, 6, 30)))
+    running = threading.Thread(target=worker.run, args=(stopping, 0.01))
+    running.start()
+    try:
+        slow_receiver.wait_for_deliveries(1)
+        receiver.wait_for_deliveries(1)
+        # an event written while the slow receiver still holds the first is not held up either
+        second = uploaded(client, people, "ada", name="second.txt")
+        receiver.wait_for_deliveries(2)
+        wait_for(lambda: [row[3] for row in outbox(catalog) if row[0] == healthy] == [True] * 2,
+                 "the healthy subscription's deliveries to be recorded")
+        assert [delivery.status for delivery in slow_receiver.deliveries] == [None]
+    finally:
+        stopping.set()
+        slow_receiver.release()
+        running.join()
+
+    assert events_by_attachment(receiver.answered(204)) == {
+        first: ["attachment.created"], second: ["attachment.created"]}
+    # the slow delivery, once answered, was recorded; the slow subscription's second event
+    # waited for its lane and was never leased
+    assert events_by_attachment(slow_receiver.answered(204)) == {first: ["attachment.created"]}
+    assert [(entry.subscription_id, entry.attachment_id, entry.delivered_at is not None,
+             entry.lease_until, entry.attempts) for entry in outbox_entries(catalog)] == [
+        (slow, first, True, None, 1), (healthy, first, True, None, 1),
+        (slow, second, False, None, 0), (healthy, second, True, None, 1)]
+
+
+def test_a_worker_starts_no_delivery_its_lease_could_run_out_in(
+        client, people, catalog, settings, receiver):
+    subscribe(catalog, receiver.url, ALL, FROZEN_NOW)
+    ids = [uploaded(client, people, "ada", name=f"{number}.txt") for number in range(2)]
+    start = datetime.datetime(2026, 12, 1, 6, 30)
+    clock = Clock(start)
+    policy = DeliveryPolicy(batch=2)
+    lease_ends = start + policy.lease
+    other_catalog = connect_catalog(settings)
+    other = WebhookWorker(other_catalog, policy, clock=clock)
+    sent = []
+
+    def stalling_post(url, headers, body, timeout):
+        sent.append(json.loads(body)["attachment"]["id"])
+        if len(sent) == 2:
+            # the second delivery takes its whole deadline: meanwhile the lease runs out and
+            # the other worker takes what it finds due
+            clock.now = lease_ends + SECOND
+            deliver_all(other)
+        post(url, headers, body, timeout)
+        if len(sent) == 1:
+            # the first delivery (or a pause of the worker) left less than a deadline of
+            # the lease
+            clock.now = lease_ends - datetime.timedelta(seconds=policy.timeout / 2)
+
+    worker = WebhookWorker(catalog, policy, clock=clock, send=stalling_post)
+    assert worker.deliver_due() == 1
+    # the second was handed back, due at once for any worker
+    assert [(entry.attachment_id, entry.delivered_at, entry.lease_until, entry.attempts)
+            for entry in outbox_entries(catalog)] == [
+        (ids[0], clock.now, None, 1), (ids[1], None, None, 0)]
+    assert deliver_all(other) == 1
+    release_connections(other_catalog.database)
+
+    assert sent == ids[:1]
+    assert [delivery.headers["Affix-Webhook-Id"] for delivery in receiver.deliveries] == [
+        entry.event_id for entry in outbox_entries(catalog)]
+    assert [row[3] for row in outbox(catalog)] == [True, True]

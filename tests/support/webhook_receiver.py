@@ -1,6 +1,8 @@
 """A webhook receiver: a real threaded HTTP server on loopback that records every POST, and
-answers as the test tells it (204, 503, not at all until released, or no connection)."""
+answers as the test tells it (204, 503, not at all until released, a byte at a time, or no
+connection)."""
 import dataclasses
+import http
 import http.server
 import threading
 
@@ -16,15 +18,19 @@ class Delivery:
     path: str
     headers: dict
     body: bytes
-    # what the receiver answered; None while it holds the request
+    # what the receiver answered; None while it holds the request or drips its answer, and
+    # for good when the sender hung up before the whole answer was sent
     status: int | None = None
+    # the sender closed the connection while the answer was being dripped
+    cut: bool = False
 
 
 class WebhookReceiver:
     """``deliveries`` lists every request received, in order, also those answered with an
     error. ``status`` is the answer; ``hold(after=n)`` makes the requests after the n-th wait,
-    received and unanswered, until ``release()``. ``stop()`` closes the port (connections are
-    refused) and ``start()`` opens it again, on the same port."""
+    received and unanswered, until ``release()``; ``drip(interval)`` sends each answer a byte
+    every ``interval`` seconds. ``stop()`` closes the port (connections are refused) and
+    ``start()`` opens it again, on the same port."""
 
     def __init__(self):
         self.deliveries = []
@@ -32,6 +38,8 @@ class WebhookReceiver:
         self._released = threading.Event()
         self._released.set()
         self._hold_after = 0
+        self._drip_interval = None
+        self._stopped = threading.Event()
         self._lock = threading.Lock()
         self._server = None
         self.port = 0
@@ -42,6 +50,7 @@ class WebhookReceiver:
 
     def start(self):
         receiver = self
+        self._stopped.clear()
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_POST(self):
@@ -52,10 +61,30 @@ class WebhookReceiver:
                     held = len(receiver.deliveries) > receiver._hold_after
                 if held:
                     receiver._released.wait(HOLD_TIMEOUT)
-                delivery.status = receiver.status
-                self.send_response(receiver.status)
+                status, interval = receiver.status, receiver._drip_interval
+                if interval is not None:
+                    self.drip(delivery, status, interval)
+                    return
+                delivery.status = status
+                self.send_response(status)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
+
+            def drip(self, delivery, status, interval):
+                """A whole, valid answer, each byte sent on its own ``interval`` after the
+                one before, until the receiver stops."""
+                self.close_connection = True
+                answer = (f"HTTP/1.1 {status} {http.HTTPStatus(status).phrase}\r\n"
+                          "Content-Length: 0\r\nConnection: close\r\n\r\n").encode()
+                try:
+                    for offset in range(len(answer)):
+                        if offset and receiver._stopped.wait(interval):
+                            return
+                        self.wfile.write(answer[offset:offset + 1])
+                except (BrokenPipeError, ConnectionResetError):
+                    delivery.cut = True
+                    return
+                delivery.status = status
 
             def log_message(self, *args):
                 pass
@@ -72,6 +101,7 @@ class WebhookReceiver:
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
 
     def stop(self):
+        self._stopped.set()
         self._server.shutdown()
         self._server.server_close()
 
@@ -81,6 +111,10 @@ class WebhookReceiver:
 
     def release(self):
         self._released.set()
+
+    def drip(self, interval):
+        """Send each answer a byte every ``interval`` seconds from now on; None: at once."""
+        self._drip_interval = interval
 
     def wait_for_deliveries(self, count):
         wait_for(lambda: len(self.deliveries) >= count, f"{count} webhook deliveries")
