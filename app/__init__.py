@@ -146,7 +146,7 @@ def create_app(settings: Settings | None = None, *, plugin_manager=None, clock=u
             CrossOrigin(settings.cors_origins),
             JsonBodyLimit(settings.max_json_size),
             DatabaseSession(catalog.database),
-            Authenticator(catalog, lambda req: host_login(plugin_manager, req)),
+            Authenticator(catalog, lambda req: host_login(plugin_manager, req), clock),
             ShadowedIds(),
         ],
     )

@@ -1,6 +1,7 @@
 """Authentication by API key: ``Basic`` with user name ``apikey``, or ``Bearer``."""
 import base64
 import binascii
+import datetime
 import hashlib
 import hmac
 import secrets
@@ -17,11 +18,17 @@ def hash_api_key(key: str) -> str:
     return hashlib.sha256(key.encode("utf-8")).hexdigest()
 
 
-def issue_api_key(catalog, user, now) -> str:
-    """Create a key for ``user`` and return it; only its hash is stored, so this is the one
-    time anybody sees it."""
+# How stale a key's recorded last use may be: authenticating writes it only when the recorded
+# one is older, so a key in constant use costs one write per interval rather than one a request
+LAST_USE_PRECISION = datetime.timedelta(minutes=5)
+
+
+def issue_api_key(catalog, user, now, expires_at=None) -> str:
+    """Create a key for ``user`` (refused from ``expires_at`` on; None: never) and return it;
+    only its hash is stored, so this is the one time anybody sees it."""
     key = secrets.token_hex(32)
-    catalog.ApiKey.create(user=user, key_hash=hash_api_key(key), created_at=now)
+    catalog.ApiKey.create(user=user, key_hash=hash_api_key(key), created_at=now,
+                          expires_at=expires_at)
     return key
 
 
@@ -68,12 +75,17 @@ class Authenticator:
     The host's identity comes first (plugins on ``affix_authenticate``, such as the trusted
     ``REMOTE_USER``), then affix's own API keys. An identity nobody vouches for falls through
     to the API key and then to 401: there is never a default user.
+
+    Nothing of a key or a user is kept between requests: each reads them afresh, so a key
+    revoked or a user locked (``affix apikey revoke``, ``affix user lock``) is refused by every
+    worker of every node from the next request on.
     """
 
-    def __init__(self, catalog, host_identity):
+    def __init__(self, catalog, host_identity, clock):
         self.catalog = catalog
         # request -> login named by the host, or None
         self.host_identity = host_identity
+        self.clock = clock
 
     def process_resource(self, req, resp, resource, params):
         req.context.user = None
@@ -110,6 +122,13 @@ class Authenticator:
         # itself free of timing differences
         if user is None or not hmac.compare_digest(user.key_hash, digest):
             raise _wrong_credentials()
+        now = self.clock()
+        if user.expires_at is not None and user.expires_at <= now:
+            # as for a key that never was: nothing tells the caller the key once worked
+            raise _wrong_credentials()
+        if not user.locked and (user.last_used_at is None
+                                or now - user.last_used_at >= LAST_USE_PRECISION):
+            self.catalog.record_key_use(user.key_id, now)
         return user
 
 

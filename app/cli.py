@@ -15,6 +15,9 @@ import peewee
 from gunicorn.app.base import BaseApplication
 
 from affix.app import connect_catalog, create_app, open_catalog
+from affix.app.accounts import (
+    AccountError, delete_user, find_user, keys_of, revoke_key, revoke_keys, set_locked,
+)
 from affix.app.auth import issue_api_key
 from affix.app.logs import AccessLogger, logging_config
 from affix.app.metrics import mark_worker_dead, use_multiprocess_folder
@@ -67,13 +70,6 @@ class AffixServer(BaseApplication):
 
     def load(self):
         return create_app(self.settings, metrics_folder=self.metrics_folder)
-
-
-def _user(catalog, login):
-    user = catalog.User.get_or_none(catalog.User.login == login)
-    if user is None:
-        raise CommandError(f"no user with the login {login!r}")
-    return user
 
 
 def ensure_admin(catalog, out, bind):
@@ -155,12 +151,76 @@ def cmd_user_add(args, settings, out):
     print(f"created user {user.login!r} (id {user.id})", file=out)
 
 
-def cmd_apikey_create(args, settings, out):
+def cmd_user_lock(args, settings, out):
     catalog = open_catalog(settings)
     with catalog.database.connection_context():
-        key = issue_api_key(catalog, _user(catalog, args.login), utc_now())
+        set_locked(catalog, args.login, True)
+    print(f"locked user {args.login!r}: every API key of theirs is refused until affix user "
+          f"unlock {args.login}", file=out)
+
+
+def cmd_user_unlock(args, settings, out):
+    catalog = open_catalog(settings)
+    with catalog.database.connection_context():
+        set_locked(catalog, args.login, False)
+    print(f"unlocked user {args.login!r}", file=out)
+
+
+def cmd_user_delete(args, settings, out):
+    catalog = open_catalog(settings)
+    with catalog.database.connection_context():
+        user, keys, attachments, work_packages, deleted_user = delete_user(catalog, args.login)
+    print(f"deleted user {user.login!r} (id {user.id}) and its {_plural(keys, 'API key')}; its "
+          f"{_plural(attachments, 'attachment')} and {_plural(work_packages, 'work package')} "
+          f"now show the author {deleted_user.name!r} (id {deleted_user.id})", file=out)
+
+
+def cmd_apikey_create(args, settings, out):
+    if args.expires is not None and args.expires <= 0:
+        raise CommandError(f"--expires must be a whole number of days greater than 0, "
+                           f"not {args.expires}")
+    catalog = open_catalog(settings)
+    now = utc_now()
+    expires_at = None if args.expires is None else now + datetime.timedelta(days=args.expires)
+    with catalog.database.connection_context():
+        key = issue_api_key(catalog, find_user(catalog, args.login), now, expires_at)
     # alone on stdout, so that scripts can capture it
     print(key, file=out)
+
+
+def _timestamp(moment):
+    return moment.isoformat(timespec="seconds") + "Z"
+
+
+def cmd_apikey_list(args, settings, out):
+    """One line a key, never its secret (affix keeps only its hash)."""
+    catalog = open_catalog(settings)
+    with catalog.database.connection_context():
+        keys = keys_of(catalog, find_user(catalog, args.login))
+    now = utc_now()
+    for key in keys:
+        last_use = "never" if key.last_used_at is None else _timestamp(key.last_used_at)
+        if key.expires_at is None:
+            expiry = "expires never"
+        else:
+            expiry = (f"{'expired' if key.expires_at <= now else 'expires'} "
+                      f"{_timestamp(key.expires_at)}")
+        print(f"{key.id}\tcreated {_timestamp(key.created_at)}\tlast used {last_use}\t{expiry}",
+              file=out)
+    print(f"{_plural(len(keys), 'API key')} of {args.login!r}", file=out)
+
+
+def cmd_apikey_revoke(args, settings, out):
+    if (args.id is None) == (args.all is None):
+        raise CommandError("name the id of the key to revoke, or --all USER")
+    catalog = open_catalog(settings)
+    with catalog.database.connection_context():
+        if args.id is not None:
+            login = revoke_key(catalog, args.id)
+            print(f"revoked API key {args.id} of {login!r}", file=out)
+        else:
+            revoked = revoke_keys(catalog, args.all)
+            print(f"revoked {_plural(revoked, 'API key')} of {args.all!r}", file=out)
 
 
 def cmd_project_add(args, settings, out):
@@ -203,7 +263,7 @@ def cmd_role_add(args, settings, out):
 def cmd_member_add(args, settings, out):
     catalog = open_catalog(settings)
     with catalog.database.connection_context(), catalog.write_transaction():
-        user = _user(catalog, args.login)
+        user = find_user(catalog, args.login)
         project = catalog.Project.get_or_none(catalog.Project.identifier == args.project)
         if project is None:
             raise CommandError(f"no project {args.project!r}")
@@ -488,12 +548,31 @@ def build_parser():
     user_add.add_argument("--name", help="display name (default: the login)")
     user_add.add_argument("--admin", action="store_true", help="make the user an admin")
     user_add.set_defaults(handler=cmd_user_add)
+    for action, handler, what in (
+            ("lock", cmd_user_lock, "refuse every API key of a user, at once, on every node"),
+            ("unlock", cmd_user_unlock, "accept a locked user's keys again"),
+            ("delete", cmd_user_delete, "delete a user and their keys; their attachments and "
+                                        "work packages stay, by 'Deleted user'")):
+        user_action = user.add_parser(action, help=what)
+        user_action.add_argument("login")
+        user_action.set_defaults(handler=handler)
 
     apikey = commands.add_parser("apikey", help="manage API keys").add_subparsers(
         dest="action", required=True, metavar="ACTION")
     apikey_create = apikey.add_parser("create", help="create a key and print it once")
     apikey_create.add_argument("login")
+    apikey_create.add_argument("--expires", type=int, metavar="DAYS",
+                               help="refuse the key from this many days on (default: never)")
     apikey_create.set_defaults(handler=cmd_apikey_create)
+    apikey_list = apikey.add_parser(
+        "list", help="a user's keys: id, creation, last use, expiry (never the key)")
+    apikey_list.add_argument("login")
+    apikey_list.set_defaults(handler=cmd_apikey_list)
+    apikey_revoke = apikey.add_parser(
+        "revoke", help="delete a key (or every key of a user), refused at once on every node")
+    apikey_revoke.add_argument("id", nargs="?", type=int, metavar="KEY_ID")
+    apikey_revoke.add_argument("--all", metavar="USER", help="every key of this user")
+    apikey_revoke.set_defaults(handler=cmd_apikey_revoke)
 
     project = commands.add_parser("project", help="manage projects").add_subparsers(
         dest="action", required=True, metavar="ACTION")
@@ -631,7 +710,7 @@ def main(argv=None, environ=None, out=None):
     try:
         settings = Settings.from_environ(environ)
         args.handler(args, settings, out)
-    except (CommandError, SettingsError, PluginError, MigrationError) as error:
+    except (CommandError, AccountError, SettingsError, PluginError, MigrationError) as error:
         print(f"affix: error: {error}", file=sys.stderr)
         return 1
     return 0

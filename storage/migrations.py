@@ -195,6 +195,22 @@ def create_resumable_uploads(database):
     run_script(database, SCHEMA_V6, WEBHOOK_COLUMN_TYPES)
 
 
+# Version 7: what operators need against a leaked key or a user who must go. A key may expire
+# and remembers its last use; one user row, made on the first deletion of a user, stands for
+# every deleted user as OpenProject's DeletedUser does (the unique partial index keeps it one).
+SCHEMA_V7 = """
+ALTER TABLE "api_keys" ADD COLUMN "expires_at" {time};
+ALTER TABLE "api_keys" ADD COLUMN "last_used_at" {time};
+ALTER TABLE "users" ADD COLUMN "is_deleted_user" {bool} NOT NULL DEFAULT FALSE;
+CREATE UNIQUE INDEX "user_is_deleted_user" ON "users" ("is_deleted_user")
+ WHERE "is_deleted_user";
+"""
+
+
+def add_key_expiry_and_deleted_user(database):
+    run_script(database, SCHEMA_V7, COLUMN_TYPES)
+
+
 @dataclasses.dataclass(frozen=True)
 class Migration:
     version: int
@@ -326,6 +342,8 @@ MIGRATIONS = (
     Migration(4, "webhook subscriptions and their outbox", create_webhook_tables),
     Migration(5, "record what a virus scan found; index the status", add_scan_findings),
     Migration(6, "resumable (tus) uploads in progress", create_resumable_uploads),
+    Migration(7, "API keys that expire and record their last use; the deleted user",
+              add_key_expiry_and_deleted_user),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 

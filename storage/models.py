@@ -48,6 +48,8 @@ class Catalog:
             name = peewee.CharField(max_length=255)
             admin = peewee.BooleanField(default=False)
             locked = peewee.BooleanField(default=False)
+            # the one locked user that stands for every deleted user: see affix.app.accounts
+            is_deleted_user = peewee.BooleanField(default=False)
 
             class Meta:
                 table_name = "users"
@@ -58,6 +60,10 @@ class Catalog:
             # the plain key is never stored
             key_hash = peewee.CharField(max_length=64, unique=True)
             created_at = peewee.DateTimeField()
+            # None: the key never expires
+            expires_at = peewee.DateTimeField(null=True)
+            # written at most once per affix.app.auth.LAST_USE_PRECISION
+            last_used_at = peewee.DateTimeField(null=True)
 
             class Meta:
                 table_name = "api_keys"
@@ -231,13 +237,25 @@ class Catalog:
                 self.database.close()
 
     def user_of_key(self, key_hash):
-        """The user holding the API key whose hash is ``key_hash``, with that hash as its
-        ``key_hash``; None for no such key. Asked on every request: see :meth:`_statement`."""
+        """The user holding the API key whose hash is ``key_hash``, with the key's ``key_id``,
+        ``key_hash``, ``expires_at`` and ``last_used_at`` as attributes; None for no such key.
+        Asked on every request: see :meth:`_statement`."""
+        ApiKey = self.ApiKey
         sql, order = self._statement(
             "user_of_key", ["key hash"],
-            lambda key: self.User.select(self.User, self.ApiKey.key_hash)
-            .join(self.ApiKey).where(self.ApiKey.key_hash == key))
-        return next(iter(self.User.raw(sql, *order(key_hash))), None)
+            lambda key: self.User.select(self.User, ApiKey.id.alias("key_id"), ApiKey.key_hash,
+                                         ApiKey.expires_at, ApiKey.last_used_at)
+            .join(ApiKey).where(ApiKey.key_hash == key))
+        user = next(iter(self.User.raw(sql, *order(key_hash))), None)
+        if user is not None:
+            # a raw query converts only its own model's columns: SQLite gives these as text
+            for field in (ApiKey.expires_at, ApiKey.last_used_at):
+                setattr(user, field.name, field.python_value(getattr(user, field.name)))
+        return user
+
+    def record_key_use(self, key_id, now):
+        with self.write_transaction():
+            self.ApiKey.update(last_used_at=now).where(self.ApiKey.id == key_id).execute()
 
     def add_attachment(self, **values):
         """Insert an attachment row with ``values`` (every column but the id); the row, as

@@ -13,7 +13,7 @@ from affix.app.cli import ensure_admin, main
 from affix.app.settings import Settings
 from affix.app.testing import basic_auth
 from affix.plugins.manager import create_plugin_manager
-from support.cli import BUILT_IN_PERMISSIONS, affix
+from support.cli import BUILT_IN_PERMISSIONS, assert_refused, run_ok
 from support.state import roles
 
 
@@ -24,18 +24,6 @@ def cli_catalog(environ):
     catalog = open_catalog(Settings.from_environ(environ))
     yield catalog
     catalog.database.close()
-
-
-def run_ok(environ, *argv):
-    status, printed = affix(environ, *argv)
-    assert status == 0, printed
-    return printed
-
-
-def assert_refused(capsys, environ, argv, message):
-    status, printed = affix(environ, *argv)
-    assert (status, printed) == (1, "")
-    assert capsys.readouterr().err == f"affix: error: {message}\n"
 
 
 def users(catalog):

@@ -2,6 +2,7 @@
 nodes migrating at once, a database newer than the code, ``affix migrate``, and plugins' schema
 changes under the same lock."""
 import contextlib
+import hashlib
 import io
 import sqlite3
 import subprocess
@@ -15,7 +16,7 @@ import pytest
 
 from affix.app import connect_catalog, create_app, open_catalog
 from affix.app.cli import main
-from affix.app.testing import People
+from affix.app.testing import basic_auth
 from affix.storage.database import release_connections
 from affix.storage.migrations import (
     LATEST_VERSION, MIGRATIONS, TABLES, VERSION_TABLE, MigrationError, create_tables, migrate,
@@ -48,7 +49,7 @@ def affix_migrate(environ):
 
 
 def test_latest_version_is_the_last_migration():
-    assert [each.version for each in MIGRATIONS] == [1, 2, 3, 4, 5, 6] and LATEST_VERSION == 6
+    assert [each.version for each in MIGRATIONS] == [1, 2, 3, 4, 5, 6, 7] and LATEST_VERSION == 7
 
 
 def test_a_fresh_database_gets_every_migration_once(settings):
@@ -136,6 +137,18 @@ def legacy_sqlite_database(settings):
     return catalog
 
 
+# a key of Ada's, stored as every version stored keys: as the hash alone
+ADA_KEY = "0123456789abcdef" * 4
+# Ada the admin and her key, written with the columns of version 1: the models of today have
+# columns that older versions lack
+ADA_OF_VERSION_1 = (
+    """INSERT INTO "users" ("login", "name", "admin", "locked")
+       VALUES ('ada', 'Ada', TRUE, FALSE)""",
+    f"""INSERT INTO "api_keys" ("user_id", "key_hash", "created_at")
+        VALUES (1, '{hashlib.sha256(ADA_KEY.encode()).hexdigest()}', '2014-05-21 08:51:20')""",
+)
+
+
 def table_sqls(path):
     with contextlib.closing(sqlite3.connect(path)) as database:
         return dict(database.execute(
@@ -149,9 +162,9 @@ def test_an_old_sqlite_database_is_upgraded_with_its_rows_and_stops_reusing_ids(
         tmp_path, databases, plugin_manager):
     settings = databases.settings(tmp_path / "data")
     old = legacy_sqlite_database(settings)
-    people = People(old)
-    people.add("ada", admin=True)
     with old.database.connection_context():
+        for statement in ADA_OF_VERSION_1:
+            old.database.execute_sql(statement)
         for number in (1, 2, 3):
             old.Attachment.create(
                 file_name=f"{number}.txt", file_size=number, content_type="text/plain",
@@ -173,7 +186,7 @@ def test_an_old_sqlite_database_is_upgraded_with_its_rows_and_stops_reusing_ids(
                for table in TABLES)
     # the key issued before the upgrade still works; the newest attachment's id, once
     # deleted, is never given again
-    auth = people.auth("ada")
+    auth = {"Authorization": basic_auth(ADA_KEY)}
     assert client.simulate_delete("/api/v3/attachments/3", headers=auth).status_code == 204
     body, content_type = upload_body(b'{"fileName": "4.txt"}', b"four")
     uploaded = client.simulate_post("/api/v3/attachments", body=body,
@@ -197,20 +210,28 @@ def test_an_upgraded_sqlite_database_has_the_schema_of_a_new_one(tmp_path, datab
 
 # --- version 3: types, statuses, priorities, lock versions -----------------------------------
 
-def database_at_version_2(settings):
-    """A database as affix left it at version 2, before work packages had types."""
+def database_at(settings, version, statements):
+    """A database as affix left it at ``version``, with the rows ``statements`` insert."""
     settings.data_dir.mkdir()
     database = connect_catalog(settings).database
     with database.connection_context(), database.atomic():
         database.execute_sql(
             f'CREATE TABLE "{VERSION_TABLE}" ("version" INTEGER NOT NULL PRIMARY KEY, '
             '"description" TEXT NOT NULL, "applied_at" TIMESTAMP NOT NULL)')
-        for migration in MIGRATIONS[:2]:
+        for migration in MIGRATIONS[:version]:
             migration.apply(database)
             database.execute_sql(
                 f'INSERT INTO "{VERSION_TABLE}" VALUES ({migration.version}, '
                 f"'{migration.description}', CURRENT_TIMESTAMP)")
-        for statement in (
+        for statement in statements:
+            database.execute_sql(statement)
+    database.close()
+    return database
+
+
+def database_at_version_2(settings):
+    """A database as affix left it at version 2, before work packages had types."""
+    return database_at(settings, 2, (
                 """INSERT INTO "users" ("login", "name", "admin", "locked")
                    VALUES ('ada', 'Ada', TRUE, FALSE)""",
                 """INSERT INTO "projects" ("identifier", "name") VALUES ('demo', 'Demo')""",
@@ -219,10 +240,7 @@ def database_at_version_2(settings):
                       VALUES (1, 'Roof {number}', 1, '2014-05-21 08:51:20',
                               '2014-05-21 08:51:20')""" for number in (1, 2)),
                 # the newest work package is gone: its id must not come back
-                'DELETE FROM "work_packages" WHERE "id" = 2'):
-            database.execute_sql(statement)
-    database.close()
-    return database
+                'DELETE FROM "work_packages" WHERE "id" = 2'))
 
 
 def test_version_3_gives_existing_work_packages_the_defaults_and_never_reuses_their_ids(
@@ -405,3 +423,48 @@ def test_version_6_makes_the_table_of_resumable_uploads_as_its_model_has_it(sett
     assert columns == {field.column_name: field.null for field in model._meta.sorted_fields}
     assert indexes["resumable_upload_token"] == (["token"], True)
     assert indexes["resumable_upload_expires_at"] == (["expires_at"], False)
+
+
+# --- version 7: keys that expire and record their last use; the deleted user ----------------
+
+def test_version_7_gives_users_and_keys_the_columns_their_models_have(settings):
+    catalog = connect_catalog(settings)
+    migrate(catalog.database)
+    with catalog.database.connection_context():
+        for model in (catalog.User, catalog.ApiKey):
+            columns = {column.name: column.null
+                       for column in catalog.database.get_columns(model._meta.table_name)}
+            assert columns == {field.column_name: field.null
+                               for field in model._meta.sorted_fields}
+        indexes = {index.name: (index.columns, index.unique)
+                   for index in catalog.database.get_indexes("users")}
+    assert indexes["user_is_deleted_user"] == (["is_deleted_user"], True)
+
+
+def test_version_7_allows_one_deleted_user_and_any_number_of_others(settings):
+    catalog = open_catalog(settings)
+    User = catalog.User
+    with catalog.database.connection_context():
+        User.create(login="ada", name="Ada")
+        User.create(login="bob", name="Bob")
+        User.create(login="gone", name="Deleted user", locked=True, is_deleted_user=True)
+        with pytest.raises(peewee.IntegrityError):
+            User.create(login="gone too", name="Deleted user", locked=True,
+                        is_deleted_user=True)
+
+
+def test_a_key_issued_before_version_7_never_expires_and_still_works(
+        tmp_path, databases, plugin_manager):
+    settings = databases.settings(tmp_path / "data")
+    database_at(settings, 6, ADA_OF_VERSION_1)
+
+    client = falcon.testing.TestClient(
+        create_app(settings, plugin_manager=plugin_manager, clock=lambda: FROZEN_NOW))
+
+    response = client.simulate_get("/api/v3", headers={"Authorization": f"Bearer {ADA_KEY}"})
+    assert response.status_code == 200
+    catalog = connect_catalog(settings)
+    with catalog.database.connection_context():
+        assert [(k.expires_at, k.last_used_at) for k in catalog.ApiKey.select()] == [
+            (None, FROZEN_NOW)]
+        assert [u.is_deleted_user for u in catalog.User.select()] == [False]

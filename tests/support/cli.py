@@ -25,3 +25,17 @@ def affix(environ, *argv):
     out = io.StringIO()
     status = main(list(argv), environ=environ, out=out)
     return status, out.getvalue()
+
+
+def run_ok(environ, *argv):
+    """Run a command that must succeed; what it printed."""
+    status, printed = affix(environ, *argv)
+    assert status == 0, printed
+    return printed
+
+
+def assert_refused(capsys, environ, argv, message):
+    """Run a command that must fail with exit status 1 and the one line ``message``."""
+    status, printed = affix(environ, *argv)
+    assert (status, printed) == (1, "")
+    assert capsys.readouterr().err == f"affix: error: {message}\n"
