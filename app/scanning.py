@@ -114,10 +114,10 @@ def _quarantine(catalog, blob_store, record, finding, webhooks) -> bool:
     (``affix quarantine``); whether it did.
 
     Every link handed out before (a pre-signed S3 URL in an answer, a download that read the
-    row before) names the old key, and no store can take back a pre-signed URL: deleting the object is
-    what cuts them all off. The bytes are copied first, the row then names the copy, and only
-    then does the old object go; a crash on the way leaves the row naming bytes that are
-    there, and a blob no row names, which ``affix gc`` removes."""
+    row before) names the old key, and no store can take back a pre-signed URL: deleting the
+    object is what cuts them all off. The bytes are copied first, the row then names the copy,
+    and only then does the old object go; a crash on the way leaves the row naming bytes that
+    are there, and a blob no row names, which ``affix gc`` removes."""
     old_key = record.storage_key
     try:
         quarantine_key = _copy_blob(blob_store, old_key)

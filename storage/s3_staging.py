@@ -4,10 +4,10 @@ folder of the store's prefix, ``<prefix>/.direct-uploads/``, that pre-signed POS
 A form may write to its staged key only, and only until it expires; so an object there is
 nothing affix has checked. Completing an upload copies the staged object, inside the bucket, to
 a key of the store's own (:func:`~affix.storage.blob_store.new_storage_key`) that no form can
-write to, and deletes the staged one once the upload is complete: a form replayed after completion writes a new staged
-object, never what an attachment serves (OpenProject's advisory GHSA-c5j2-2mfg-49h7). The bytes
-are checked at that final key, after the copy, so what is checked is what is served whatever a
-replay does to the staged key meanwhile.
+write to, and deletes the staged one once the upload is complete: a form replayed after
+completion writes a new staged object, never what an attachment serves (OpenProject's advisory
+GHSA-c5j2-2mfg-49h7). The bytes are checked at that final key, after the copy, so what is
+checked is what is served whatever a replay does to the staged key meanwhile.
 
 Staged keys are not storage keys (:func:`~affix.storage.blob_store.is_storage_key`): the store
 never lists them as blobs, so ``affix gc`` never takes them; :meth:`S3UploadStaging.sweep`
