@@ -455,6 +455,37 @@ def test_a_quarantine_keeps_the_bytes_under_a_new_key(
     assert stored.files() == {clean_key: b"clean", quarantine_key: eicar()}
 
 
+class DeletingWhileScanning:
+    """clamd, and the attachment's author deleting it while clamd reads it."""
+
+    def __init__(self, scanner, delete):
+        self.scanner = scanner
+        self.delete = delete
+
+    def scan_file(self, file):
+        assert self.delete().status_code == 204
+        return self.scanner.scan_file(file)
+
+
+def test_malware_deleted_while_scanned_leaves_no_quarantined_copy(
+        settings, plugin_manager, people, catalog, clamd, stored):
+    client = scanning_client(settings, plugin_manager, mode="after", clamd=clamd.socket_path)
+    infected = upload(client, people, "bob", name="eicar.com", content=eicar()).json["id"]
+    scanner = DeletingWhileScanning(
+        ClamdScanner(clamd.socket_path, 30),
+        lambda: client.simulate_delete(f"/api/v3/attachments/{infected}",
+                                       headers=people.auth("bob")))
+    webhooks = WebhookEvents(Outbox(catalog), lambda: FROZEN_NOW)
+    report = ScanReport()
+
+    with catalog.database.connection_context():
+        scan_waiting(catalog, open_blob_store(settings.storage_url), scanner,
+                     events_for(CrashingAfter(survives=None)), webhooks, report=report)
+
+    assert report == ScanReport(gone=1)
+    assert stored.snapshot() == ([], {})
+
+
 def pre_signed_link(client, people, login, attachment_id) -> str:
     response = get(client, people, login, f"/api/v3/attachments/{attachment_id}/download")
     assert response.status_code == 302, response.json
