@@ -6,10 +6,11 @@
 2. The client POSTs the file to the store with that form; affix sees none of it.
 3. ``complete``: the author only (anyone else gets 404) tells affix the upload is done. affix
    checks the staged object's size, copies it inside the bucket to a key no form can write to,
-   deletes the staged one, then reads the copy once for its md5 and the head its content
-   type is sniffed from, and asks the upload policies, like any upload
-   (:mod:`affix.app.stored_uploads`). Only then does the row become ``uploaded``. Any failure
-   deletes the row and every object of the upload.
+   then reads the copy once for its md5 and the head its content type is sniffed from, and
+   asks the upload policies, like any upload (:mod:`affix.app.stored_uploads`). Only then does
+   the row become ``uploaded``, and the staged object is deleted. Any failure deletes the row
+   and every object of the upload, unless a repeat of the completion completed it meanwhile.
+   Completing again answers the attachment as it is.
 
 The store's policy pins the key and the size, but not every S3-compatible server enforces a
 policy (moto does not): completion checks size and content itself, at the key it copied to.
@@ -117,33 +118,56 @@ class DirectUploads:
         return record, form_url, form_fields
 
     def complete(self, user, attachment_id):
-        """The attachment of ``user``'s prepared upload ``attachment_id``, completed; 404 for
-        any other id, another user's, or an upload whose file is not in the store."""
+        """The attachment of ``user``'s upload ``attachment_id``, completed now or before
+        (completion is a GET: clients and proxies repeat it); 404 for any other id, another
+        user's, or an upload whose file is not in the store."""
         if not self.available:
             raise not_found()
-        record = self._prepared_by(user, attachment_id)
+        record = self._authored_by(user, attachment_id)
+        if record is None:
+            raise not_found()
+        if record.status != PREPARED:
+            return self.service.find_visible(user, attachment_id)
+        try:
+            return self._complete(user, record)
+        except Exception:
+            # a repeat that ran at the same time completed it: the upload stands, and so does
+            # its answer
+            now = self._authored_by(user, attachment_id)
+            if now is None or now.status == PREPARED:
+                raise
+            return self.service.find_visible(user, attachment_id)
+
+    def _complete(self, user, record):
+        """Copy the staged object, check the copy and make the row an attachment. Repeats of
+        it may run at the same time: each checks a copy of its own, exactly one makes the row
+        an attachment (a conditional UPDATE), and the staged object goes only after that, so
+        none of them finds it gone while the upload is still prepared. A failure of any of
+        them deletes the row only while it is still prepared."""
+        staged_key = record.storage_key
         try:
             kind, container = self.service.container_of(record)
             if kind is not None and container is None:
                 raise not_found()
             self.service.require_may_upload(user, kind, container)
             try:
-                size = self._staging.staged_size(record.storage_key)
+                size = self._staging.staged_size(staged_key)
                 if size != record.file_size:
                     raise size_mismatch(size, record.file_size)
-                storage_key = self._staging.promote(record.storage_key)
+                storage_key = self._staging.promote(staged_key)
             except FileNotFoundError:
                 raise not_found(NOT_UPLOADED) from None
+            record = self._stored.finish(record, storage_key)
         except BaseException:
-            self._stored.abandon(record, record.storage_key)
+            self._stored.abandon(record, staged_key)
             raise
-        return self._stored.finish(record, storage_key)
+        self._staging.discard(staged_key)
+        return record
 
-    def _prepared_by(self, user, attachment_id):
+    def _authored_by(self, user, attachment_id):
+        """The row of attachment ``attachment_id`` if ``user`` is its author; None otherwise."""
         Attachment = self._catalog.Attachment
         record = self._catalog.by_id(
             Attachment.select(Attachment, self._catalog.User).join(self._catalog.User),
             Attachment, attachment_id)
-        if record is None or record.status != PREPARED or record.author_id != user.id:
-            raise not_found()
-        return record
+        return record if record is not None and record.author_id == user.id else None

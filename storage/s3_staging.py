@@ -4,10 +4,10 @@ folder of the store's prefix, ``<prefix>/.direct-uploads/``, that pre-signed POS
 A form may write to its staged key only, and only until it expires; so an object there is
 nothing affix has checked. Completing an upload copies the staged object, inside the bucket, to
 a key of the store's own (:func:`~affix.storage.blob_store.new_storage_key`) that no form can
-write to, and deletes the staged one: a form replayed after completion writes a new staged
-object, never what an attachment serves (OpenProject's advisory GHSA-c5j2-2mfg-49h7). The bytes
-are checked at that final key, after the copy, so what is checked is what is served whatever a
-replay does to the staged key meanwhile.
+write to, and deletes the staged one once the upload is complete: a form replayed after
+completion writes a new staged object, never what an attachment serves (OpenProject's advisory
+GHSA-c5j2-2mfg-49h7). The bytes are checked at that final key, after the copy, so what is
+checked is what is served whatever a replay does to the staged key meanwhile.
 
 Staged keys are not storage keys (:func:`~affix.storage.blob_store.is_storage_key`): the store
 never lists them as blobs, so ``affix gc`` never takes them; :meth:`S3UploadStaging.sweep`
@@ -76,8 +76,10 @@ class S3UploadStaging:
         return answer["ContentLength"]
 
     def promote(self, staged_key: str) -> str:
-        """Copy the staged object to a new storage key inside the bucket, then delete the
-        staged one; returns the storage key. ``FileNotFoundError`` when nothing is staged."""
+        """Copy the staged object to a new storage key inside the bucket; returns the storage
+        key. ``FileNotFoundError`` when nothing is staged. The staged object stays: a
+        completion repeated meanwhile copies it too, and only the one that completes the
+        upload discards it."""
         store = self._store
         storage_key = new_storage_key()
         with as_storage_errors("copy the uploaded object"), _missing_as_not_found(staged_key):
@@ -85,7 +87,6 @@ class S3UploadStaging:
                 Bucket=store.bucket, Key=store.object_key(storage_key),
                 CopySource={"Bucket": store.bucket, "Key": store.object_key(staged_key)},
             )
-        self.discard(staged_key)
         return storage_key
 
     def discard(self, staged_key: str):

@@ -6,9 +6,11 @@ import dataclasses
 import io
 import json
 import tracemalloc
+import urllib.parse
 
 import falcon.testing
 import pytest
+import requests
 
 from affix.app import create_app
 from affix.app.scanning import ScanReport, scan_waiting
@@ -25,7 +27,7 @@ from support.client import get, upload
 from support.content import md5, random_bytes
 from support.defaults import FROZEN_NOW
 from support.errors import assert_error
-from support.net import HOST, free_port
+from support.net import HOST, REQUEST_TIMEOUT, free_port
 from support.s3 import s3_environ
 from support.servers import HIGH_LIMIT, running_server
 from support.webhooks import outbox, outbox_entries, subscribe
@@ -406,21 +408,154 @@ def test_affix_quarantine_lists_and_deletes_what_a_scan_found(
     assert md5(b"clean") == stored.rows()[0][3]
 
 
+@pytest.fixture
+def s3_settings(tmp_path, databases, s3_bucket):
+    return databases.settings(tmp_path / "data", storage_url=s3_bucket.url(),
+                              s3=s3_bucket.options)
+
+
+def s3_scan_environ(environ, clamd, s3_bucket):
+    return {**scan_environ(environ, "after", clamd.socket_path),
+            **s3_environ(s3_bucket.endpoint_url), "AFFIX_STORAGE_URL": s3_bucket.url()}
+
+
 def test_affix_scan_reads_from_s3_and_the_quarantine_deletes_there(
-        tmp_path, databases, plugin_manager, people, catalog, clamd, environ, s3_bucket):
-    settings = databases.settings(tmp_path / "data", storage_url=s3_bucket.url(),
-                                  s3=s3_bucket.options)
-    client = scanning_client(settings, plugin_manager, mode="after", clamd=clamd.socket_path)
+        s3_settings, plugin_manager, people, catalog, clamd, environ, s3_bucket):
+    client = scanning_client(s3_settings, plugin_manager, mode="after", clamd=clamd.socket_path)
     upload(client, people, "bob", name="clean.txt", content=b"clean")
     infected = upload(client, people, "bob", name="eicar.com", content=eicar()).json["id"]
-    scanning = {**scan_environ(environ, "after", clamd.socket_path),
-                **s3_environ(s3_bucket.endpoint_url), "AFFIX_STORAGE_URL": s3_bucket.url()}
+    scanning = s3_scan_environ(environ, clamd, s3_bucket)
 
     assert affix(scanning, "scan") == (0, "scanned 2 attachments: 1 clean, 1 quarantined\n")
     assert affix(scanning, "quarantine", "delete", str(infected)) == (
         0, f"deleted attachment {infected} (eicar.com)\ndeleted 1 quarantined attachment\n")
     assert rows(catalog) == [("clean.txt", "scanned", None)]
     assert list(s3_bucket.objects().values()) == [b"clean"]
+
+
+def storage_keys(catalog):
+    with catalog.database.connection_context():
+        return [row.storage_key
+                for row in catalog.Attachment.select().order_by(catalog.Attachment.id)]
+
+
+def test_a_quarantine_keeps_the_bytes_under_a_new_key(
+        settings, plugin_manager, people, catalog, clamd, environ, stored):
+    client = scanning_client(settings, plugin_manager, mode="after", clamd=clamd.socket_path)
+    upload(client, people, "bob", name="clean.txt", content=b"clean")
+    upload(client, people, "bob", name="eicar.com", content=eicar())
+    [clean_key, infected_key] = storage_keys(catalog)
+
+    affix(scan_environ(environ, "after", clamd.socket_path), "scan")
+
+    [kept_clean_key, quarantine_key] = storage_keys(catalog)
+    assert kept_clean_key == clean_key
+    # a download that read the row before the scan finds nothing at the key it read
+    assert quarantine_key != infected_key
+    assert stored.files() == {clean_key: b"clean", quarantine_key: eicar()}
+
+
+class DeletingWhileScanning:
+    """clamd, and the attachment's author deleting it while clamd reads it."""
+
+    def __init__(self, scanner, delete):
+        self.scanner = scanner
+        self.delete = delete
+
+    def scan_file(self, file):
+        assert self.delete().status_code == 204
+        return self.scanner.scan_file(file)
+
+
+def test_malware_deleted_while_scanned_leaves_no_quarantined_copy(
+        settings, plugin_manager, people, catalog, clamd, stored):
+    client = scanning_client(settings, plugin_manager, mode="after", clamd=clamd.socket_path)
+    infected = upload(client, people, "bob", name="eicar.com", content=eicar()).json["id"]
+    scanner = DeletingWhileScanning(
+        ClamdScanner(clamd.socket_path, 30),
+        lambda: client.simulate_delete(f"/api/v3/attachments/{infected}",
+                                       headers=people.auth("bob")))
+    webhooks = WebhookEvents(Outbox(catalog), lambda: FROZEN_NOW)
+    report = ScanReport()
+
+    with catalog.database.connection_context():
+        scan_waiting(catalog, open_blob_store(settings.storage_url), scanner,
+                     events_for(CrashingAfter(survives=None)), webhooks, report=report)
+
+    assert report == ScanReport(gone=1)
+    assert stored.snapshot() == ([], {})
+
+
+def pre_signed_link(client, people, login, attachment_id) -> str:
+    response = get(client, people, login, f"/api/v3/attachments/{attachment_id}/download")
+    assert response.status_code == 302, response.json
+    return response.headers["location"]
+
+
+def fetched(url) -> tuple:
+    answer = requests.get(url, timeout=REQUEST_TIMEOUT)
+    return answer.status_code, answer.content
+
+
+def assert_cut_off(links, s3_bucket):
+    """No link serves the bytes anymore: the object each names is gone. (moto answers a
+    pre-signed GET of a missing key that overrides response headers with 403
+    SignatureDoesNotMatch; S3 answers 403 AccessDenied or 404 NoSuchKey.)"""
+    named = {urllib.parse.unquote(urllib.parse.urlsplit(link).path)
+             .removeprefix(f"/{s3_bucket.name}/") for link in links}
+    assert named.isdisjoint(s3_bucket.objects())
+    for link in links:
+        status, body = fetched(link)
+        assert (status, eicar() in body) == (403, False), body
+
+
+def test_a_quarantine_cuts_off_the_pre_signed_links_handed_out(
+        s3_settings, plugin_manager, people, catalog, clamd, environ, s3_bucket):
+    client = scanning_client(s3_settings, plugin_manager, mode="after", clamd=clamd.socket_path)
+    infected = upload(client, people, "bob", name="eicar.com", content=eicar()).json
+    # before its scan, its author downloads it (and is given a link in every answer)
+    links = [pre_signed_link(client, people, "bob", infected["id"]),
+             infected["_links"]["downloadLocation"]["href"]]
+    assert [fetched(link) for link in links] == [(200, eicar())] * 2
+
+    assert affix(s3_scan_environ(environ, clamd, s3_bucket), "scan") == (
+        0, "scanned 1 attachment: 0 clean, 1 quarantined\n")
+
+    assert_cut_off(links, s3_bucket)
+    assert_error(get(client, people, "bob", f"/api/v3/attachments/{infected['id']}/download"),
+                 403, "MissingPermission", QUARANTINED_MESSAGE)
+    # kept for the admins under a key no link names, until affix quarantine delete
+    [quarantine_key] = storage_keys(catalog)
+    assert s3_bucket.objects() == {f"blobs/{quarantine_key}": eicar()}
+    assert all(quarantine_key not in link for link in links)
+
+
+def test_a_rescan_that_quarantines_cuts_off_the_links_of_every_viewer(
+        s3_settings, plugin_manager, people, catalog, clamd, environ, s3_bucket):
+    client = scanning_client(s3_settings, plugin_manager, mode="after", clamd=clamd.socket_path)
+    work_package_id = created(client, people, "ada")
+    attachment_id = upload(client, people, "ada", name="eicar.com", content=eicar(),
+                           path=f"/api/v3/work_packages/{work_package_id}/attachments").json["id"]
+    # scanned clean once, by signatures that did not know it yet
+    with catalog.database.connection_context():
+        catalog.Attachment.update(status="scanned").execute()
+    # its author, and one who may only look
+    viewers = ("ada", "eve")
+    links = [pre_signed_link(client, people, login, attachment_id) for login in viewers]
+    listing = f"/api/v3/work_packages/{work_package_id}/attachments"
+    links += [get(client, people, login, listing).json["_embedded"]["elements"][0]
+              ["_links"]["downloadLocation"]["href"] for login in viewers]
+    assert {fetched(link) for link in links} == {(200, eicar())}
+
+    assert affix(s3_scan_environ(environ, clamd, s3_bucket), "scan", "--rescan") == (
+        0, "marked 1 scanned attachment for rescan\n"
+           "scanned 1 attachment: 0 clean, 1 quarantined\n")
+
+    assert_cut_off(links, s3_bucket)
+    for login in viewers:
+        assert_error(get(client, people, login, f"/api/v3/attachments/{attachment_id}/download"),
+                     403, "MissingPermission", QUARANTINED_MESSAGE)
+    assert list(s3_bucket.objects().values()) == [eicar()]
 
 
 # --- over real HTTP ----------------------------------------------------------------------------

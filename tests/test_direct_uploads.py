@@ -6,6 +6,7 @@ cleanup with the app's clock.
 moto stores whatever a pre-signed POST sends, its policy unchecked (a body of another size, a
 key the policy does not allow): so these tests show that completion checks size, key and
 content itself."""
+import concurrent.futures
 import dataclasses
 import datetime
 import io
@@ -23,6 +24,7 @@ from affix.plugins.containers import ContainerType
 from affix.storage.cleanup import remove_expired_direct_uploads, remove_unclaimed
 from affix.storage.s3_staging import STAGING_FOLDER
 from affix.storage.stores import open_blob_store, open_upload_staging
+from support.client import get, uploaded
 from support.clocks import Clock
 from support.content import md5, png_bytes, random_bytes
 from support.defaults import FROZEN_NOW, SMALL_LIMIT
@@ -31,6 +33,7 @@ from support.direct_uploads import (
 )
 from support.errors import NOT_AUTHORIZED, NOT_FOUND, assert_error
 from support.net import REQUEST_TIMEOUT
+from support.races import RACE_ROUNDS, RACE_TIMEOUT, race
 from support.s3 import s3_environ
 from support.webhooks import outbox, outbox_entries, subscribe
 from support.work_packages import create, created, document, link
@@ -84,6 +87,14 @@ def assert_nothing_stored(catalog, s3_bucket, **objects):
     """No attachment row, and the bucket holds exactly ``objects`` (key: bytes)."""
     assert rows(catalog) == []
     assert s3_bucket.objects() == objects
+
+
+def unsigned(attachment) -> dict:
+    """``attachment`` without its pre-signed downloadLocation, which is signed afresh, with the
+    time of signing in it, in every answer."""
+    links = {name: link for name, link in attachment["_links"].items()
+             if name != "downloadLocation"}
+    return {**attachment, "_links": links}
 
 
 def uploaded_directly(client, people, s3_bucket, login="ada", content=CONTENT,
@@ -177,8 +188,14 @@ def test_a_direct_upload_end_to_end(client, people, catalog, s3_bucket):
     listed = client.simulate_get(f"/api/v3/work_packages/{work_package_id}/attachments",
                                  headers=people.auth("ada")).json
     assert [element["id"] for element in listed["_embedded"]["elements"]] == [attachment_id]
-    # completed once: a second completion finds no prepared upload
-    assert_error(complete(client, people, "ada", upload), 404, "NotFound", NOT_FOUND)
+    # completing again answers the attachment as it is now, and changes nothing
+    stored = rows(catalog), s3_bucket.objects()
+    again = complete(client, people, "ada", upload)
+    assert again.status_code == 200
+    assert unsigned(again.json) == unsigned(client.simulate_get(
+        f"/api/v3/attachments/{attachment_id}", headers=people.auth("ada")).json)
+    assert again.json["_links"]["container"]["href"] == f"/api/v3/work_packages/{work_package_id}"
+    assert (rows(catalog), s3_bucket.objects()) == stored
 
 
 def test_a_direct_upload_into_a_work_package(client, people, catalog, s3_bucket):
@@ -433,13 +450,73 @@ def test_only_the_author_completes(client, people, catalog, s3_bucket, login):
     assert complete(client, people, "ada", upload).status_code == 200
 
 
-def test_an_ordinary_attachment_is_no_upload_to_complete(client, people, catalog, s3_bucket):
-    _, attachment = uploaded_directly(client, people, s3_bucket)
+@pytest.mark.parametrize("login", ["ada", "bob"])
+def test_completing_an_ordinary_attachment_changes_nothing(
+        client, people, catalog, s3_bucket, login):
+    attachment_id = uploaded(client, people, "ada", name="cat.png", content=CONTENT)
+    attachment = get(client, people, "ada", f"/api/v3/attachments/{attachment_id}").json
     before = rows(catalog), s3_bucket.objects()
-    response = client.simulate_get(f"/api/v3/attachments/{attachment['id']}/uploaded",
-                                   headers=people.auth("ada"))
-    assert_error(response, 404, "NotFound", NOT_FOUND)
+    response = get(client, people, login, f"/api/v3/attachments/{attachment_id}/uploaded")
+    # a completion repeated after success looks just the same: its author gets the attachment
+    if login == "ada":
+        assert (response.status_code, unsigned(response.json)) == (200, unsigned(attachment))
+    else:
+        assert_error(response, 404, "NotFound", NOT_FOUND)
     assert (rows(catalog), s3_bucket.objects()) == before
+
+
+class CompletingAgainWhileChecking:
+    """Completes the upload a second time, from another thread, at the moment the first
+    completion asks the upload policies: after it copied and read the staged object, before
+    it writes the row. Only the first completion does so."""
+
+    def __init__(self, complete_again):
+        self.complete_again = complete_again
+        self.answers = []
+
+    @hookimpl
+    def affix_validate_upload(self, upload):
+        if not self.answers:
+            self.answers.append(None)
+            with concurrent.futures.ThreadPoolExecutor(1) as pool:
+                self.answers[0] = pool.submit(self.complete_again).result(RACE_TIMEOUT)
+        return None
+
+
+def test_a_completion_repeated_while_completing_completes_the_upload_once(
+        settings, plugin_manager, people, catalog, s3_bucket, heard):
+    client = falcon.testing.TestClient(
+        create_app(settings, plugin_manager=plugin_manager, clock=lambda: FROZEN_NOW))
+    upload = prepared(client, people, "ada", "cat.png", CONTENT)
+    assert send_to_store(upload, CONTENT).status_code == 201
+    repeat = CompletingAgainWhileChecking(lambda: complete(client, people, "ada", upload))
+    plugin_manager.register(repeat)
+
+    first = complete(client, people, "ada", upload)
+
+    [second] = repeat.answers
+    assert (first.status_code, second.status_code) == (200, 200), (first.json, second.json)
+    assert unsigned(first.json) == unsigned(second.json)
+    assert (first.json["id"], first.json["status"]) == (upload["id"], "uploaded")
+    [(_, status, _, digest, storage_key)] = rows(catalog)
+    assert (status, digest) == ("uploaded", md5(CONTENT))
+    # one copy kept, the other completion's copy and the staged object gone
+    assert s3_bucket.objects() == {f"{PREFIX}/{storage_key}": CONTENT}
+    assert heard.events == [("created", upload["id"], "uploaded", md5(CONTENT))]
+    assert served(client, people, upload["id"]) == CONTENT
+
+
+def test_two_completions_at_once_complete_the_upload_once(client, people, catalog, s3_bucket):
+    for round_number in range(RACE_ROUNDS):
+        upload = prepared(client, people, "ada", f"{round_number}.png", CONTENT)
+        assert send_to_store(upload, CONTENT).status_code == 201
+        answers = race(*[lambda: complete(client, people, "ada", upload)] * 2)
+        assert [answer.status_code for answer in answers] == [200, 200], answers[0].json
+        assert unsigned(answers[0].json) == unsigned(answers[1].json)
+        assert answers[0].json["id"] == upload["id"]
+    completed = rows(catalog)
+    assert [status for _, status, *_ in completed] == ["uploaded"] * RACE_ROUNDS
+    assert s3_bucket.objects() == {f"{PREFIX}/{key}": CONTENT for *_, key in completed}
 
 
 def test_an_upload_a_policy_rejects_does_not_complete(
@@ -492,10 +569,11 @@ def test_a_form_replayed_after_completion_changes_nothing_served(
     again = client.simulate_get(f"/api/v3/attachments/{attachment['id']}",
                                 headers=people.auth("ada")).json
     assert again["digest"] == {"algorithm": "md5", "hash": md5(CONTENT)}
-    # the replay is a staged object of nobody's, and completing again finds no upload
+    # the replay is a staged object of nobody's, and completing again takes nothing from it
     assert s3_bucket.objects() == {f"{PREFIX}/{storage_key}": CONTENT,
                                    staged_key_of(upload): replayed}
-    assert_error(complete(client, people, "ada", upload), 404, "NotFound", NOT_FOUND)
+    assert unsigned(complete(client, people, "ada", upload).json) == unsigned(attachment)
+    assert rows(catalog) == completed
     assert served(client, people, attachment["id"]) == CONTENT
     # once the form has expired, cleanup sweeps it; the attachment stays
     with catalog.database.connection_context():
@@ -529,9 +607,9 @@ def test_a_form_replayed_while_completing_changes_nothing_served(
     assert response.status_code == 200
     assert response.json["digest"]["hash"] == md5(CONTENT)
     [(_, _, _, _, storage_key)] = rows(catalog)
-    # the checked copy is what is served; the replay is a staged object of nobody's
-    assert s3_bucket.objects() == {f"{PREFIX}/{storage_key}": CONTENT,
-                                   staged_key_of(replay.upload): replayed}
+    # the checked copy is what is served; the replay went with the staged object, which the
+    # completion deletes once the upload is complete
+    assert s3_bucket.objects() == {f"{PREFIX}/{storage_key}": CONTENT}
     assert served(client, people, response.json["id"]) == CONTENT
 
 
