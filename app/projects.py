@@ -25,11 +25,20 @@ def is_member(catalog, user, project) -> bool:
         (Membership.user == user) & (Membership.project == project)).exists()
 
 
-def visible_project(catalog, user, key: str):
-    """The project ``key`` names if ``user`` may see it (a member, or an admin); 404 otherwise,
-    so that nobody learns that a project they may not see exists."""
+def project_visible_to(catalog, user, key: str):
+    """The project ``key`` names if ``user`` may see it (a member, or an admin); None for one
+    that does not exist and for one they may not see alike, so that whoever answers cannot
+    tell the two apart."""
     project = project_by_key(catalog, key)
     if project is None or not (user.admin or is_member(catalog, user, project)):
+        return None
+    return project
+
+
+def visible_project(catalog, user, key: str):
+    """The project ``key`` names if ``user`` may see it; 404 otherwise."""
+    project = project_visible_to(catalog, user, key)
+    if project is None:
         raise not_found(NOT_FOUND_MESSAGE)
     return project
 

@@ -13,7 +13,7 @@ from affix.app.errors import (
     ApiError, missing_permission, not_found, property_violation, property_violations,
 )
 from affix.app.ids import id_of
-from affix.app.projects import project_by_key, project_key_of_href
+from affix.app.projects import project_key_of_href, project_visible_to
 from affix.app.request_json import attachment_ids, links_of
 from affix.app.resources.attachments import render_attachment
 from affix.plugins.builtin import (
@@ -112,12 +112,13 @@ def read_change(catalog, document, *, creating) -> Change:
     return Change(values, claims, errors)
 
 
-def project_of_document(catalog, document):
-    """The project ``_links.project`` names (by id or identifier); 422 for none."""
+def project_of_document(catalog, user, document):
+    """The project ``_links.project`` names (by id or identifier); 422 for none, and the same
+    422 for one that does not exist or that ``user`` may not see."""
     key = project_key_of_href(_href(links_of(document), "project"))
     if key is None:
         raise property_violation("project", "Project can't be blank.")
-    project = project_by_key(catalog, key)
+    project = project_visible_to(catalog, user, key)
     if project is None:
         raise property_violation("project", "Project does not exist.")
     return project

@@ -260,8 +260,43 @@ def test_create_without_add_work_packages_is_403(
     if login == "nora" and path != CREATE_PATHS[0]:
         # a project nora is no member of is one she may not see: as OpenProject, 404
         assert_error(response, 404, "NotFound", NO_SUCH_PROJECT)
+    elif login == "nora":
+        # ... and named in _links.project, one that does not exist
+        assert_error(response, 422, "PropertyConstraintViolation", "Project does not exist.",
+                     "project")
     else:
         assert_error(response, 403, "MissingPermission", NOT_AUTHORIZED)
+    assert state(catalog, stored) == before
+
+
+@pytest.fixture
+def other_project(people):
+    """A project walt is no member of: olga's."""
+    people.add("olga", permissions=["view_work_packages", "add_work_packages"],
+               project="other")
+    return "other"
+
+
+@pytest.mark.parametrize("path", ["/api/v3/work_packages", "/api/v3/work_packages/form"])
+def test_a_project_one_may_not_see_is_named_as_one_that_does_not_exist(
+        client, people, team, catalog, stored, other_project, path):
+    attachment = uploaded(client, people, "walt")
+    before = state(catalog, stored)
+
+    answers = [client.simulate_post(path, json=document(
+        project=f"/api/v3/projects/{key}", attachments=[link(attachment)]),
+        headers=people.auth("walt")) for key in (other_project, "2", "missing", "99")]
+
+    # the other project by identifier and by id, then two that do not exist: one answer
+    assert [answer.status_code for answer in answers] == [answers[0].status_code] * 4
+    assert all(answer.json == answers[0].json for answer in answers)
+    if path.endswith("/form"):
+        assert answers[0].status_code == 200
+        assert answers[0].json["_embedded"]["validationErrors"]["project"]["message"] == (
+            "Project does not exist.")
+    else:
+        assert_error(answers[0], 422, "PropertyConstraintViolation",
+                     "Project does not exist.", "project")
     assert state(catalog, stored) == before
 
 
@@ -404,7 +439,8 @@ def test_permissions_are_per_project(client, people, team, catalog, stored):
         get(client, people, "walt", "/api/v3/projects/2"),
     ]
 
-    assert [response.status_code for response in refused] == [403, 404, 404, 404, 404]
+    # a project he may not see, named in _links.project, is one that does not exist
+    assert [response.status_code for response in refused] == [422, 404, 404, 404, 404]
     assert state(catalog, stored) == before
 
 

@@ -119,7 +119,7 @@ def _create_form(req, work_packages, document, project):
     change = read_change(catalog, document, creating=True)
     if project is None:
         try:
-            project = project_of_document(catalog, document)
+            project = project_of_document(catalog, user, document)
         except ApiError as error:
             change.errors.insert(0, error)
     if project is not None:

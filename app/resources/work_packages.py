@@ -39,7 +39,7 @@ class WorkPackagesResource:
 
     def on_post(self, req, resp):
         document = json_document(req)
-        project = project_of_document(self.work_packages.catalog, document)
+        project = project_of_document(self.work_packages.catalog, req.context.user, document)
         resp.status = falcon.HTTP_201
         resp.media = self.work_packages.render(
             req, self.work_packages.create(req, project, document))
