@@ -75,16 +75,33 @@ def upload_not_found():
     return not_found("The upload does not exist, or has expired.")
 
 
-def parse_count(name, raw, what):
-    """The whole number of bytes a header says, in ASCII digits alone: 400 for anything else
+# the most digits a count of bytes has: the database keeps counts in 64 bits
+MAX_COUNT_DIGITS = len(str(2 ** 63 - 1))
+
+
+def _significant_digits(raw):
+    """The digits of ``raw`` without its leading zeros, or None for anything but ASCII digits
     (``int()`` takes a sign, spaces, underscores and the digits of every script, and
     ``str.isdigit`` superscripts that ``int()`` refuses)."""
     if raw is None or not (raw.isascii() and raw.isdigit()):
+        return None
+    return raw.lstrip("0") or "0"
+
+
+def parse_count(name, raw, what):
+    """The whole number of bytes a header says, in ASCII digits alone: 400 for anything else,
+    and for more bytes than anything holds (``int()`` would refuse past 4,300 digits)."""
+    digits = _significant_digits(raw)
+    if digits is None or len(digits) > MAX_COUNT_DIGITS:
         raise bad_header(name, what)
-    return int(raw)
+    return int(digits)
 
 
-def parse_upload_length(raw):
+def parse_upload_length(raw, max_size):
+    """An ``Upload-Length``: 413 for one over ``max_size``, however many digits it has."""
+    digits = _significant_digits(raw)
+    if digits is not None and len(digits) > len(str(max_size)):
+        raise too_large(max_size)
     return parse_count("Upload-Length", raw, "the size of the file in bytes")
 
 

@@ -459,6 +459,33 @@ def test_a_content_length_is_ascii_digits_alone(client, people, catalog, stored,
     assert attachments(catalog) == []
 
 
+# past the 4,300 digits Python's int() takes from a string (ValueError, once a 500); such a
+# Content-Length neither falcon.testing's WSGI validator nor gunicorn lets through
+PAST_INT_DIGITS = "9" * 5000
+
+
+def test_counts_past_python_s_digit_limit_are_answered_as_tus_says(client, people, catalog,
+                                                                     stored):
+    auth = people.auth("ada")
+    limit = client.simulate_options(TUS_PATH).headers["tus-max-size"]
+    # a length past any limit: 413, as tus says for one over Tus-Max-Size
+    assert_error(create(client, auth, 5, headers={"Upload-Length": PAST_INT_DIGITS}), 413,
+                 "PropertyConstraintViolation",
+                 f"File is too large (maximum size is {limit} Bytes).")
+    assert uploads(catalog) == []
+    # leading zeros are no count of their own
+    padded = create(client, auth, 5, headers={"Upload-Length": "0" * 5000 + "5"})
+    assert padded.status_code == 201
+    path = padded.headers["location"]
+    assert_error(patch(client, auth, path, 0, b"hel", headers={"Upload-Offset": PAST_INT_DIGITS}),
+                 400, "InvalidRequestBody",
+                 "Upload-Offset must be the number of bytes the upload has.")
+    assert uploads(catalog) == [(token_of(path), 0, 5, None)]
+    assert partial_files(stored.blob_root) == {}
+    assert patch(client, auth, path, 0, b"hel",
+                 headers={"Upload-Offset": "0" * 5000}).headers["upload-offset"] == "3"
+
+
 def test_a_file_name_is_needed(client, people, catalog):
     response = create(client, people.auth("ada"), 3, description="nameless")
     assert_error(response, 422, "PropertyConstraintViolation", "File name can't be blank.",

@@ -63,7 +63,7 @@ class TusCreationResource:
     def on_post(self, req, resp):
         _speaks_tus(req, resp)
         user = req.context.user
-        length = parse_upload_length(req.get_header("Upload-Length"))
+        length = parse_upload_length(req.get_header("Upload-Length"), self.tus.max_size)
         metadata = req.get_header("Upload-Metadata")
         declaration = Declaration(metadata)
         kind, container = self._container(req, user, declaration.container_href)
