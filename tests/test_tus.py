@@ -464,8 +464,8 @@ def test_a_content_length_is_ascii_digits_alone(client, people, catalog, stored,
 PAST_INT_DIGITS = "9" * 5000
 
 
-def test_counts_past_python_s_digit_limit_are_answered_as_tus_says(client, people, catalog,
-                                                                     stored):
+def test_counts_past_python_s_digit_limit_are_answered_as_tus_says(
+        client, people, catalog, stored):
     auth = people.auth("ada")
     limit = client.simulate_options(TUS_PATH).headers["tus-max-size"]
     # a length past any limit: 413, as tus says for one over Tus-Max-Size
@@ -747,6 +747,40 @@ def test_a_permission_lost_before_the_last_byte_refuses_the_upload(
     assert blob_files(stored) == {} and partial_files(stored.blob_root) == {}
 
 
+def overridden(client, auth, path, method, headers=None, body=None):
+    """A POST that stands for ``method`` (X-HTTP-Method-Override), as a client behind a
+    proxy that lets only GET and POST through sends it."""
+    return client.simulate_post(path, body=body, headers={
+        **auth, **TUS, "X-HTTP-Method-Override": method, **(headers or {})})
+
+
+def test_a_post_overridden_as_patch_head_or_delete_is_that_request(client, people, catalog,
+                                                                   stored):
+    auth = people.auth("ada")
+    path = created(client, auth, 10)
+    sent = overridden(client, auth, path, "PATCH", body=b"hello", headers={
+        "Upload-Offset": "0", "Content-Type": OFFSET_OCTET_STREAM})
+    assert (sent.status_code, sent.headers["upload-offset"]) == (204, "5")
+    asked = overridden(client, auth, path, "head")
+    assert (asked.status_code, asked.headers["upload-offset"], asked.content) == (200, "5", b"")
+    assert asked.headers["upload-length"] == "10"
+    assert uploads(catalog) == [(token_of(path), 5, 10, None)]
+    assert partial_files(stored.blob_root) == {token_of(path): b"hello"}
+    # what a PATCH refuses, the override refuses alike
+    assert_error(overridden(client, auth, path, "PATCH", body=b"world", headers={
+        "Upload-Offset": "3", "Content-Type": OFFSET_OCTET_STREAM}),
+        409, "UpdateConflict",
+        "The upload has 5 bytes: a PATCH continues at Upload-Offset 5, not 3.")
+    # only the methods of an upload: a POST of its own, or standing for another, is 405
+    for method in (None, "GET", "PUT", "POST", "OPTIONS"):
+        headers = {} if method is None else {"X-HTTP-Method-Override": method}
+        refused = client.simulate_post(path, body=b"world", headers={**auth, **TUS, **headers})
+        assert_error(refused, 405, "NotImplemented",
+                     "The requested HTTP method is not allowed for this resource.")
+    assert overridden(client, auth, path, "DELETE").status_code == 204
+    assert_nothing_left(catalog, stored)
+
+
 # --- browsers on other origins -------------------------------------------------------------------
 
 PAGE = "https://app.example.org"
@@ -768,6 +802,12 @@ def test_a_browser_s_preflight_is_the_cors_middleware_s_and_the_answers_expose_t
     assert {"Location", "Link", "Upload-Offset", "Upload-Length", "Upload-Expires",
             "Tus-Resumable", "Tus-Version", "Tus-Extension", "Tus-Max-Size",
             "Tus-Checksum-Algorithm"} <= exposed
+    # a client behind a proxy that lets only POST through
+    overriding = client.simulate_options(f"{TUS_PATH}/abc", headers={
+        "Origin": PAGE, "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "tus-resumable,x-http-method-override"})
+    assert "X-HTTP-Method-Override" in overriding.headers[
+        "access-control-allow-headers"].split(", ")
     finished = create(client, people.auth("ada"), 5, body=b"hello", headers={"Origin": PAGE})
     assert finished.status_code == 201
     assert finished.headers["access-control-allow-origin"] == PAGE
