@@ -34,6 +34,16 @@ CONTENT = random_bytes(300_000, seed=16)
 GONE = "The upload does not exist, or has expired."
 
 
+# every upload's limit for these tests: conftest's is too small for the files tus is for, and
+# tus takes none larger
+LIMIT = 8 * 1024 * 1024
+
+
+@pytest.fixture
+def settings(settings):
+    return dataclasses.replace(settings, max_attachment_size=LIMIT)
+
+
 def app_with(settings, plugin_manager, clock=lambda: FROZEN_NOW, **changes):
     return falcon.testing.TestClient(create_app(
         dataclasses.replace(settings, **changes), plugin_manager=plugin_manager, clock=clock))
@@ -87,7 +97,7 @@ def test_options_tells_a_client_without_a_key_what_the_server_speaks(client):
         "tus-checksum-algorithm")} == {
         "tus-resumable": "1.0.0", "tus-version": "1.0.0",
         "tus-extension": "creation,creation-with-upload,termination,expiration,checksum",
-        "tus-max-size": str(10 * 1024 ** 3), "tus-checksum-algorithm": "sha1,md5,sha256"}
+        "tus-max-size": str(LIMIT), "tus-checksum-algorithm": "sha1,md5,sha256"}
 
 
 def test_a_tus_max_size_of_0_turns_tus_off(settings, plugin_manager, people, catalog):
@@ -390,9 +400,31 @@ def test_an_upload_over_the_tus_limit_is_413_before_anything_is_stored(
     assert_error(response, 413, "PropertyConstraintViolation",
                  "File is too large (maximum size is 1000 Bytes).")
     assert_nothing_left(catalog, stored)
-    # the single-request limit is another setting
-    assert settings.max_attachment_size == SMALL_LIMIT
+    # tus's own limit lowers every upload's
+    assert settings.max_attachment_size == LIMIT
     assert create(client, people.auth("ada"), 1000).status_code == 201
+
+
+def test_a_tus_limit_above_every_upload_s_is_lowered_to_it(settings, plugin_manager, people,
+                                                           catalog, stored):
+    # AFFIX_MAX_ATTACHMENT_SIZE is the largest file accepted, whichever way it comes
+    client = app_with(settings, plugin_manager, max_attachment_size=SMALL_LIMIT,
+                      tus_max_size=10 * 1024 ** 3)
+    auth = people.auth("ada")
+    announced = client.simulate_options(TUS_PATH).headers["tus-max-size"]
+    configured = client.simulate_get("/api/v3/configuration", headers=auth).json[
+        "maximumAttachmentFileSize"]
+    assert announced == str(configured) == str(SMALL_LIMIT)
+    too_large = f"File is too large (maximum size is {SMALL_LIMIT} Bytes)."
+    for response in (create(client, auth, SMALL_LIMIT + 1),
+                     create(client, auth, SMALL_LIMIT + 1, body=b"x" * (SMALL_LIMIT + 1))):
+        assert_error(response, 413, "PropertyConstraintViolation", too_large)
+    assert_nothing_left(catalog, stored)
+    # a file of the limit goes up, as it would in one request
+    response = create(client, auth, SMALL_LIMIT, body=CONTENT[:SMALL_LIMIT])
+    assert response.status_code == 201, response.json
+    assert [row[2:4] for row in attachments(catalog)] == [
+        (SMALL_LIMIT, md5(CONTENT[:SMALL_LIMIT]))]
 
 
 def test_more_bytes_than_the_upload_length_are_413(client, people, catalog, stored):
@@ -816,10 +848,20 @@ def test_a_browser_s_preflight_is_the_cors_middleware_s_and_the_answers_expose_t
 # --- settings ------------------------------------------------------------------------------------
 
 def test_the_tus_settings_and_their_defaults():
+    # every upload's limit, 5 MiB
     defaults = Settings.from_environ({})
-    assert (defaults.tus_max_size, defaults.tus_expiry) == (10 * 1024 ** 3, 24 * 3600)
+    assert (defaults.tus_limit, defaults.tus_expiry) == (5 * 1024 ** 2, 24 * 3600)
+    assert defaults.lowered_limits() == []
+    # 10 GiB at most, whatever every upload's limit
+    raised = Settings.from_environ({"AFFIX_MAX_ATTACHMENT_SIZE": str(20 * 1024 ** 3)})
+    assert raised.tus_limit == 10 * 1024 ** 3
     chosen = Settings.from_environ({"AFFIX_TUS_MAX_SIZE": "0", "AFFIX_TUS_EXPIRY": "600"})
-    assert (chosen.tus_max_size, chosen.tus_expiry) == (0, 600)
+    assert (chosen.tus_limit, chosen.tus_expiry) == (0, 600)
+    above = Settings.from_environ({"AFFIX_TUS_MAX_SIZE": str(10 * 1024 ** 3)})
+    assert above.tus_limit == 5 * 1024 ** 2
+    assert above.lowered_limits() == [
+        "AFFIX_TUS_MAX_SIZE=10737418240 is above AFFIX_MAX_ATTACHMENT_SIZE, the largest file "
+        "accepted: resumable (tus) uploads take at most 5242880 bytes"]
     with pytest.raises(SettingsError) as refused:
         Settings.from_environ({"AFFIX_TUS_MAX_SIZE": "-1"})
     assert str(refused.value) == (
