@@ -7,20 +7,23 @@ import datetime
 import io
 
 import falcon.testing
+import peewee
 import pytest
 
 from affix.app import create_app
 from affix.app.cli import main
 from affix.app.settings import Settings, SettingsError
+from affix.app.stored_uploads import StoredUploads
 from affix.app.tus import TusUploads
 from affix.storage.cleanup import remove_expired_resumable_uploads
 from affix.storage import partials as partials_module
 from affix.storage.partials import LocalPartials
+from affix.storage.blob_store import StoreUnavailable
 from affix.storage.resumable import LEASE_DURATION, LEASE_RENEWAL, ResumableUploads
 from affix.storage.stores import open_blob_store
 from support.content import md5, png_bytes, random_bytes
 from support.defaults import FROZEN_NOW, SMALL_LIMIT
-from support.errors import NOT_AUTHORIZED, NOT_FOUND, assert_error
+from support.errors import NOT_AUTHORIZED, NOT_FOUND, UNAVAILABLE, assert_error
 from support.inspectors import Inspecting, Recorder
 from support.tus import (
     LOCKED, OFFSET_OCTET_STREAM, TUS, TUS_PATH, checksum, create, created, encode_metadata, head,
@@ -268,7 +271,7 @@ def test_a_patch_after_a_crash_while_finishing_finishes_the_attachment(
     assert patch(client, auth, path, 0, CONTENT[:1000]).status_code == 204
     # the node dies once the attachment row is committed: nothing of finishing happens after
     # it, and the answer never reaches the client
-    monkeypatch.setattr(TusUploads, "_finish_attachment", lambda *crashed: None)
+    monkeypatch.setattr(StoredUploads, "finish", lambda *crashed, **options: None)
     patch(client, auth, path, 1000, CONTENT[1000:])
     monkeypatch.undo()
     [(attachment_id, *row)] = attachments(catalog)
@@ -296,6 +299,74 @@ def test_a_patch_after_a_crash_while_finishing_finishes_the_attachment(
     assert head(client, auth, path).headers["link"] == retried.headers["link"]
     got = client.simulate_get(f"/api/v3/attachments/{attachment_id}/content", headers=auth)
     assert (got.status_code, got.content) == (200, CONTENT)
+
+
+def failing_once(monkeypatch, owner, name, error):
+    """``owner.name`` raises ``error`` once, then is itself again: a store or a database out
+    of reach for a moment (what the real ones cannot be made to do on cue)."""
+    original = getattr(owner, name)
+
+    def fail(*args, **kwargs):
+        monkeypatch.setattr(owner, name, original)
+        raise error
+
+    monkeypatch.setattr(owner, name, fail)
+
+
+@pytest.mark.parametrize("failure", ["store", "database"])
+@pytest.mark.parametrize("retried_from", [5, 10])
+def test_a_passing_failure_while_finishing_keeps_the_upload_for_the_retried_patch(
+        client, people, catalog, stored, monkeypatch, failure, retried_from):
+    auth = people.auth("ada")
+    path = created(client, auth, 10, filename="notes.txt")
+    assert patch(client, auth, path, 0, b"hello").status_code == 204
+    if failure == "store":
+        failing_once(monkeypatch, LocalPartials, "commit", StoreUnavailable("the disk is away"))
+    else:
+        failing_once(monkeypatch, type(catalog), "add_attachment",
+                     peewee.OperationalError("database is locked"))
+    response = patch(client, auth, path, 5, b"world")
+    assert_error(response, 503, "ServiceUnavailable", UNAVAILABLE)
+    assert response.headers["retry-after"] == "5"
+    # every byte is kept, and what finishing made so far: no attachment yet
+    prepared = attachments(catalog)
+    assert [row[5] for row in prepared] == ([] if failure == "database" else ["prepared"])
+    assert uploads(catalog) == [(token_of(path), 10, 10, prepared[0][0] if prepared else None)]
+    assert partial_files(stored.blob_root) == {token_of(path): b"helloworld"}
+    assert blob_files(stored) == {}
+    asked = head(client, auth, path)
+    assert (asked.status_code, asked.headers["upload-offset"]) == (200, "10")
+    assert "link" not in asked.headers
+
+    # the client's retry of its last PATCH, or an empty one at the end, finishes it
+    retried = patch(client, auth, path, retried_from, b"helloworld"[retried_from:])
+    assert retried.status_code == 204, retried.json
+    [(attachment_id, *row)] = attachments(catalog)
+    assert row == ["notes.txt", 10, md5(b"helloworld"), "text/plain", "uploaded", None, None]
+    assert retried.headers["link"] == f'</api/v3/attachments/{attachment_id}>; rel="attachment"'
+    assert uploads(catalog) == [(token_of(path), 10, 10, attachment_id)]
+    assert partial_files(stored.blob_root) == {}
+    assert list(blob_files(stored).values()) == [b"helloworld"]
+
+
+def test_terminating_an_upload_whose_finishing_failed_removes_what_it_prepared(
+        client, people, catalog, stored, monkeypatch):
+    auth = people.auth("ada")
+    path = created(client, auth, 10)
+    failing_once(monkeypatch, StoredUploads, "finish", StoreUnavailable("the disk is away"))
+    assert patch(client, auth, path, 0, b"helloworld").status_code == 503
+    assert [row[5] for row in attachments(catalog)] == ["prepared"]
+    assert client.simulate_delete(path, headers={**auth, **TUS}).status_code == 204
+    assert_nothing_left(catalog, stored)
+
+
+def test_a_whole_file_in_a_creation_whose_finishing_failed_leaves_nothing(
+        client, people, catalog, stored, monkeypatch):
+    # its client never learnt where the upload is: nothing to retry
+    failing_once(monkeypatch, StoredUploads, "finish", StoreUnavailable("the disk is away"))
+    response = create(client, people.auth("ada"), 10, body=b"helloworld")
+    assert_error(response, 503, "ServiceUnavailable", UNAVAILABLE)
+    assert_nothing_left(catalog, stored)
 
 
 def test_an_upload_cancelled_while_its_stalled_patch_finishes_becomes_no_attachment(
