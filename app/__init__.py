@@ -133,7 +133,7 @@ def create_app(settings: Settings | None = None, *, plugin_manager=None, clock=u
         settings.direct_upload_limit, Allowlist(settings.allowlist),
     )
     tus = TusUploads(service, stored_uploads, ResumableUploads(catalog),
-                     open_partial_store(blob_store), settings.tus_max_size, settings.tus_expiry)
+                     open_partial_store(blob_store), settings.tus_limit, settings.tus_expiry)
 
     app = App(
         media_type=HAL_JSON,

@@ -112,6 +112,8 @@ def cmd_serve(args, settings, out):
     if swept:
         print(f"affix: removed {swept} partial upload{'' if swept == 1 else 's'} left in staging "
               "by an earlier stop", file=out, flush=True)
+    for lowered in settings.lowered_limits():
+        print(f"affix: {lowered}", file=out, flush=True)
     # the workers fork from this process: none may inherit its database connection or lock file
     release_connections(catalog.database)
     options = {

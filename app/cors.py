@@ -35,6 +35,8 @@ ALLOWED_REQUEST_HEADERS = (
     # resumable uploads (tus)
     "Tus-Resumable", "Upload-Length", "Upload-Offset", "Upload-Metadata", "Upload-Checksum",
     "Upload-Concat", "Upload-Defer-Length",
+    # a POST that stands for a tus PATCH, HEAD or DELETE
+    "X-HTTP-Method-Override",
 )
 EXPOSED_RESPONSE_HEADERS = (
     "Content-Disposition", "Content-Range", "Accept-Ranges", "Location", "ETag",

@@ -38,6 +38,14 @@ class ApiError(falcon.HTTPError):
         return body
 
 
+def is_refusal(error: BaseException) -> bool:
+    """Whether ``error`` refuses what the client asked for (a 4xx: a permission, a policy, a
+    plugin's or the virus scanner's no, a size), so that asking again is refused again. Any
+    other failure passes (a 503 from a database, a store or a scanner out of reach, a full
+    store, a crash): what the client sent is worth keeping for its retry."""
+    return isinstance(error, falcon.HTTPError) and 400 <= error.status_code < 500
+
+
 def invalid_request_body(message):
     return ApiError(falcon.HTTP_400, "InvalidRequestBody", message)
 

@@ -513,6 +513,18 @@ def _tus_paths():
                 [token, headers["Tus-Resumable"], headers["Upload-Offset"],
                  headers["Upload-Checksum"]],
                 {"required": True, **TUS_BYTES}),
+            "post": _operation(
+                "A PATCH, HEAD or DELETE sent as a POST (X-HTTP-Method-Override), for clients "
+                "behind proxies that let only GET and POST through",
+                {"200": {"description": "As a HEAD"},
+                 "204": {"description": "As a PATCH or a DELETE"},
+                 **_errors("400", "403", "404", "415", "422", "503", "507"), **tus_errors,
+                 "405": {"description": "No X-HTTP-Method-Override of PATCH, HEAD or DELETE"}},
+                [token, headers["Tus-Resumable"],
+                 {"name": "X-HTTP-Method-Override", "in": "header", "required": True,
+                  "schema": {"enum": ["PATCH", "HEAD", "DELETE"]}},
+                 {**headers["Upload-Offset"], "required": False}, headers["Upload-Checksum"]],
+                {"required": False, **TUS_BYTES}),
             "delete": _operation(
                 "Remove an upload and its bytes (an attachment it became stays)",
                 {"204": {"description": "Removed"}, **_errors("404"),

@@ -17,9 +17,10 @@ DEFAULT_GRACE_PERIOD_MINUTES = 180
 DEFAULT_MAX_JSON_SIZE = 1024 * 1024
 # what OpenProject gives its direct-upload forms since advisory GHSA-c5j2-2mfg-49h7: 4 hours
 DEFAULT_DIRECT_UPLOAD_EXPIRY = 4 * 3600
-# resumable uploads: the size of the largest files people struggle to send in one request (long
-# videos, disk images), still one that finishing (reading the file back once for its digest and
-# the inspectors) does within a PATCH's lease; 0 turns tus off
+# resumable uploads, unless AFFIX_TUS_MAX_SIZE says otherwise: the size of the largest files
+# people struggle to send in one request (long videos, disk images), still one that finishing
+# (reading the file back once for its digest and the inspectors) does within a PATCH's lease;
+# never more than every upload's limit
 DEFAULT_TUS_MAX_SIZE = 10 * 1024 ** 3
 # a day: an upload interrupted in the evening can be resumed the next morning
 DEFAULT_TUS_EXPIRY = 24 * 3600
@@ -177,19 +178,41 @@ class Settings:
     s3: S3Options = S3Options()
     # origins (scheme://host[:port]) whose pages may call affix, or ("*",); empty allows none
     cors_origins: tuple = ()
-    # bytes of a direct upload to S3; None: max_attachment_size
+    # bytes of a direct upload to S3, lowering max_attachment_size; None: as every upload
     max_direct_upload_size: int | None = None
     # seconds a direct-upload form lives; a prepared upload is cleaned up after that
     direct_upload_expiry: int = DEFAULT_DIRECT_UPLOAD_EXPIRY
+    # bytes of a resumable (tus) upload, lowering max_attachment_size; 0 turns tus off; None:
+    # DEFAULT_TUS_MAX_SIZE
+    tus_max_size: int | None = None
 
+    # max_attachment_size is the largest file accepted, whichever way it comes: a way's own
+    # setting may lower it, never raise it
     @property
     def direct_upload_limit(self) -> int:
-        """The size limit of direct uploads: their own, or every upload's."""
-        if self.max_direct_upload_size is None:
-            return min(self.max_attachment_size, MAX_DIRECT_UPLOAD_SIZE)
-        return self.max_direct_upload_size
-    # bytes of a resumable (tus) upload; 0 turns tus off
-    tus_max_size: int = DEFAULT_TUS_MAX_SIZE
+        """The size limit of direct uploads: their own, at most every upload's, and at most
+        what S3 takes in one POST."""
+        own = (MAX_DIRECT_UPLOAD_SIZE if self.max_direct_upload_size is None
+               else self.max_direct_upload_size)
+        return min(own, self.max_attachment_size)
+
+    @property
+    def tus_limit(self) -> int:
+        """The size limit of resumable uploads (0: tus is off): their own, at most every
+        upload's."""
+        own = DEFAULT_TUS_MAX_SIZE if self.tus_max_size is None else self.tus_max_size
+        return min(own, self.max_attachment_size)
+
+    def lowered_limits(self) -> list:
+        """What to tell an operator of a way's own size limit set above every upload's: it is
+        lowered to that."""
+        return [f"{variable}={size} is above AFFIX_MAX_ATTACHMENT_SIZE, the largest file "
+                f"accepted: {way} take at most {self.max_attachment_size} bytes"
+                for variable, size, way in (
+                    ("AFFIX_MAX_DIRECT_UPLOAD_SIZE", self.max_direct_upload_size,
+                     "direct uploads"),
+                    ("AFFIX_TUS_MAX_SIZE", self.tus_max_size, "resumable (tus) uploads"))
+                if size is not None and size > self.max_attachment_size]
     # seconds an unfinished resumable upload lives after its last PATCH
     tus_expiry: int = DEFAULT_TUS_EXPIRY
     # virus scanning: off, stream or after, and where clamd is
@@ -225,8 +248,7 @@ class Settings:
             "max_json_size": _positive_int(environ, "AFFIX_MAX_JSON_SIZE", DEFAULT_MAX_JSON_SIZE),
         }
         overrides.update(_direct_upload_settings(environ))
-        overrides["tus_max_size"] = _non_negative_int(
-            environ, "AFFIX_TUS_MAX_SIZE", DEFAULT_TUS_MAX_SIZE)
+        overrides["tus_max_size"] = _non_negative_int(environ, "AFFIX_TUS_MAX_SIZE", None)
         overrides["tus_expiry"] = _positive_int(environ, "AFFIX_TUS_EXPIRY", DEFAULT_TUS_EXPIRY)
         overrides["trust_remote_user"] = _flag(environ, "AFFIX_TRUST_REMOTE_USER")
         overrides["metrics_bind"] = _metrics_bind(environ)

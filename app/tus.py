@@ -25,7 +25,8 @@ import falcon
 
 from affix.app.content_types import OCTET_STREAM
 from affix.app.errors import (
-    ApiError, invalid_request_body, not_found, property_violation, property_violations,
+    ApiError, invalid_request_body, is_refusal, not_found, property_violation,
+    property_violations,
 )
 from affix.app.upload import READ_CHUNK_SIZE, RequestBody, description_of, read_body_chunk
 from affix.storage.blob_store import new_storage_key
@@ -75,16 +76,33 @@ def upload_not_found():
     return not_found("The upload does not exist, or has expired.")
 
 
-def parse_count(name, raw, what):
-    """The whole number of bytes a header says, in ASCII digits alone: 400 for anything else
+# the most digits a count of bytes has: the database keeps counts in 64 bits
+MAX_COUNT_DIGITS = len(str(2 ** 63 - 1))
+
+
+def _significant_digits(raw):
+    """The digits of ``raw`` without its leading zeros, or None for anything but ASCII digits
     (``int()`` takes a sign, spaces, underscores and the digits of every script, and
     ``str.isdigit`` superscripts that ``int()`` refuses)."""
     if raw is None or not (raw.isascii() and raw.isdigit()):
+        return None
+    return raw.lstrip("0") or "0"
+
+
+def parse_count(name, raw, what):
+    """The whole number of bytes a header says, in ASCII digits alone: 400 for anything else,
+    and for more bytes than anything holds (``int()`` would refuse past 4,300 digits)."""
+    digits = _significant_digits(raw)
+    if digits is None or len(digits) > MAX_COUNT_DIGITS:
         raise bad_header(name, what)
-    return int(raw)
+    return int(digits)
 
 
-def parse_upload_length(raw):
+def parse_upload_length(raw, max_size):
+    """An ``Upload-Length``: 413 for one over ``max_size``, however many digits it has."""
+    digits = _significant_digits(raw)
+    if digits is not None and len(digits) > len(str(max_size)):
+        raise too_large(max_size)
     return parse_count("Upload-Length", raw, "the size of the file in bytes")
 
 
@@ -199,8 +217,21 @@ class TusUploads:
             raise
 
     def _remove(self, upload) -> bool:
-        return remove_unless_leased(
-            self._table, self._partials, upload, self.service.clock()) is not None
+        """Remove ``upload`` and its bytes unless a PATCH holds it, and the attachment it
+        prepared while that is nobody's yet (its finishing failed); whether it did."""
+        removed = remove_unless_leased(self._table, self._partials, upload, self.service.clock())
+        if removed is None:
+            return False
+        record = self._became(removed)
+        if record is not None and record.status == PREPARED:
+            self._stored.abandon(record, record.storage_key)
+        return True
+
+    def _became(self, upload):
+        """The attachment row ``upload`` became, or None."""
+        catalog = self.service.catalog
+        return (None if upload.attachment_id is None
+                else catalog.get(catalog.Attachment, upload.attachment_id))
 
     def find(self, user, token):
         """``user``'s upload ``token``; 404 for another's, a missing or an expired one."""
@@ -242,12 +273,13 @@ class TusUploads:
             upload = self._table.reread(leased)
             if upload is None:
                 raise upload_not_found()
-            if upload.attachment_id is not None:
-                # finished: a client's retry of the last PATCH, whose answer it never saw,
-                # learns so again; or its finishing was cut short (a crash), and the retry
-                # finishes it, its bytes being in the store already
+            if upload.received == upload.upload_length:
+                # every byte is in: a client's retry of the last PATCH, whose answer it never
+                # saw, learns where the attachment is again; or finishing failed for a passing
+                # reason, or a crash cut it short, and the retry (or an empty PATCH at the
+                # end) finishes it, storing nothing of its body
                 if self.attachment_of(upload) is None:
-                    self._finish_again(upload, lease)
+                    self._finish(upload, lease)
                 return upload
             if offset != upload.received:
                 raise offset_mismatch(upload.received, offset)
@@ -255,7 +287,7 @@ class TusUploads:
             if body.content_length is not None and body.content_length > remaining:
                 raise too_large(upload.upload_length)
             self._write(upload, lease, body, remaining, checksum)
-            if upload.received == upload.upload_length and upload.attachment_id is None:
+            if upload.received == upload.upload_length:
                 self._finish(upload, lease)
         finally:
             self._table.release_lease(leased, lease)
@@ -334,56 +366,56 @@ class TusUploads:
         return None if cut_short else upload.attachment_id
 
     def _finish(self, upload, lease):
-        """Make the complete ``upload`` an attachment, or remove every trace of it."""
-        service = self.service
-        author = upload.author
+        """Make the complete ``upload`` an attachment: first a ``prepared`` one that the
+        upload records it became, then its bytes committed, read back and checked. A refusal
+        (:func:`~affix.app.errors.is_refusal`) removes every trace of it; a passing failure
+        keeps the upload, every byte and whatever finishing made so far, and the client's
+        retry of its last PATCH finishes it from there."""
         # reading the file back may take long: a lease's time from here, so that nobody
         # (cleanup, a termination) takes the upload over while it becomes an attachment
         self._confirm(upload, lease)
         try:
-            kind, container = service.container_of(upload)
-            if kind is not None and container is None:
-                raise not_found()
-            service.require_may_upload(author, kind, container)
-            storage_key = self._partials.commit(upload.progress)
-        except BaseException:
-            self._partials.discard(upload.progress)
-            self._table.remove(upload, lease)
+            record = (self._prepare(upload, lease) if upload.attachment_id is None
+                      else self._prepared(upload))
+            # committed already when an earlier try failed after it
+            self._partials.commit(upload.progress)
+            # committing may have stalled past the lease: whoever took the upload over since
+            # (a termination) decides what becomes of it
+            self._confirm(upload, lease)
+            self._stored.finish(record, record.storage_key, kept_for_retry=True)
+        except BaseException as error:
+            # the row first, under the lease: a PATCH that lost it leaves the bytes alone
+            if is_refusal(error) and self._table.remove(upload, lease):
+                self._partials.discard(upload.progress)
             raise
-        try:
-            with service.catalog.write_transaction():
-                record = service.catalog.add_attachment(
-                    file_name=upload.file_name, file_size=upload.upload_length,
-                    content_type=OCTET_STREAM, charset=None, md5="",
-                    description=upload.description, author=author,
-                    container_type=upload.container_type, container_id=upload.container_id,
-                    status=PREPARED, storage_key=storage_key, created_at=service.clock())
-                if not self._table.became(upload, lease, record.id):
-                    raise locked()
-        except BaseException:
-            service.delete_blob(storage_key)
-            self._table.remove(upload, lease)
-            raise
-        self._finish_attachment(upload, lease, record)
 
-    def _finish_again(self, upload, lease):
-        """Finish the attachment ``upload`` became, which a crash left ``prepared``."""
-        self._confirm(upload, lease)
-        record = self.service.catalog.get(self.service.catalog.Attachment, upload.attachment_id)
+    def _prepare(self, upload, lease):
+        """The ``prepared`` attachment the complete ``upload`` becomes, the permission to
+        upload into its container asked again; recorded as what the upload became."""
+        service = self.service
+        kind, container = service.container_of(upload)
+        if kind is not None and container is None:
+            raise not_found()
+        service.require_may_upload(upload.author, kind, container)
+        with service.catalog.write_transaction():
+            record = service.catalog.add_attachment(
+                file_name=upload.file_name, file_size=upload.upload_length,
+                content_type=OCTET_STREAM, charset=None, md5="",
+                description=upload.description, author=upload.author,
+                container_type=upload.container_type, container_id=upload.container_id,
+                status=PREPARED, storage_key=upload.storage_key, created_at=service.clock())
+            if not self._table.became(upload, lease, record.id):
+                raise locked()
+        return record
+
+    def _prepared(self, upload):
+        """The attachment ``upload`` became, still ``prepared``: an earlier try to finish it
+        failed for a passing reason, or a crash cut it short."""
+        record = self._became(upload)
         if record is None:
-            # removed meanwhile (its author deleted it): the upload went with it
-            self._table.remove(upload, lease)
+            # removed meanwhile (its author deleted it): the upload goes with it
             raise upload_not_found()
-        self._finish_attachment(upload, lease, record)
-
-    def _finish_attachment(self, upload, lease, record):
-        """Read the prepared ``record``'s bytes back and make it an attachment; on failure
-        the attachment, its bytes and ``upload`` are gone."""
-        try:
-            self._stored.finish(record, record.storage_key)
-        except BaseException:
-            self._table.remove(upload, lease)
-            raise
+        return record
 
     def terminate(self, upload):
         """Remove ``upload`` and its bytes (termination); an attachment it became stays. 423

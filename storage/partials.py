@@ -50,7 +50,8 @@ class PartialStore(Protocol):
         may be writing there."""
 
     def commit(self, progress: Progress) -> str:
-        """Make the complete upload the blob ``progress.storage_key``; returns that key."""
+        """Make the complete upload the blob ``progress.storage_key``; returns that key. Once
+        more after it did (its caller failed after it): the same, doing nothing again."""
 
     def discard(self, progress: Progress) -> None:
         """Remove every byte of the upload (nothing happens when there is none)."""
@@ -130,6 +131,9 @@ class LocalPartials:
                 file.truncate(progress.received)
 
     def commit(self, progress):
+        if self._store.path_of(progress.storage_key).exists():
+            # by an earlier try, whose caller failed after it: nothing else writes that key
+            return progress.storage_key
         if progress.received == 0:
             # an empty file never had bytes to make its partial file
             open(self._path(progress), "ab").close()

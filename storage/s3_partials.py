@@ -143,6 +143,11 @@ class S3Partials:
         store = self.store
         object_key = store.object_key(progress.storage_key)
         with as_storage_errors("complete the upload"):
+            if self._committed(object_key):
+                # by an earlier try, whose caller failed after it: nothing else writes that
+                # key; what that try left of the rests goes now
+                self.remove_rests(progress)
+                return progress.storage_key
             if progress.multipart_id is None:
                 # smaller than a part: the staged rest is the whole file
                 if progress.received:
@@ -161,6 +166,16 @@ class S3Partials:
                     MultipartUpload={"Parts": self._parts(progress, object_key)})
             self.remove_rests(progress)
         return progress.storage_key
+
+    def _committed(self, object_key) -> bool:
+        store = self.store
+        try:
+            store.client.head_object(Bucket=store.bucket, Key=object_key)
+        except store.client.exceptions.ClientError as error:
+            if error.response["Error"]["Code"] not in ("404", "NoSuchKey", "NotFound"):
+                raise
+            return False
+        return True
 
     def _parts(self, progress, object_key):
         """The parts the upload's row counts, with their ETags."""

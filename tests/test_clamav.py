@@ -20,7 +20,7 @@ from affix.plugins.clamav import ClamdScanner, ScanOptions, refusal
 from affix.plugins.manager import Events, create_plugin_manager
 from affix.storage.outbox import Outbox
 from affix.storage.stores import open_blob_store
-from support import http
+from support import http, tus
 from support.cli import affix
 from support.clamd import FINDING, eicar, running_clamd, unreachable_clamd
 from support.client import get, upload
@@ -173,6 +173,48 @@ def test_a_frozen_clamd_with_unscanned_files_accepted_keeps_the_upload_uploaded(
 
     assert response.status_code == 200
     assert rows(catalog) == [("late.txt", "uploaded", None)]
+
+
+def test_a_tus_upload_clamd_missed_at_its_end_is_finished_by_the_retried_patch(
+        settings, plugin_manager, people, catalog, stored, own_clamd):
+    client = scanning_client(settings, plugin_manager, mode="stream",
+                             clamd=own_clamd.socket_path, timeout=SHORT_TIMEOUT)
+    auth = people.auth("bob")
+    path = tus.created(client, auth, 10, filename="notes.txt")
+    assert tus.patch(client, auth, path, 0, b"hello").status_code == 204
+    with own_clamd.stopped():
+        response = tus.patch(client, auth, path, 5, b"world")
+    assert_error(response, 503, "ServiceUnavailable", UNCHECKED)
+    assert response.headers["retry-after"] == "5"
+    # every byte kept: the upload at its end, its attachment prepared, none yet
+    assert rows(catalog) == [("notes.txt", "prepared", None)]
+    [(attachment_id, *_)] = stored.rows()
+    assert tus.uploads(catalog) == [(tus.token_of(path), 10, 10, attachment_id)]
+    assert [data for name, data in stored.files().items()] == [b"helloworld"]
+    asked = tus.head(client, auth, path)
+    assert (asked.headers["upload-offset"], asked.headers.get("link")) == ("10", None)
+
+    # clamd back, the client sends its last PATCH again
+    retried = tus.patch(client, auth, path, 5, b"world")
+    assert retried.status_code == 204, retried.json
+    assert tus.attachment_of(retried.headers["link"]) == attachment_id
+    assert rows(catalog) == [("notes.txt", "scanned", None)]
+    assert [row[:4] for row in stored.rows()] == [
+        (attachment_id, "notes.txt", 10, md5(b"helloworld"))]
+    assert tus.partial_files(stored.blob_root) == {}
+
+
+def test_eicar_sent_by_tus_is_refused_at_its_end_leaving_nothing(
+        settings, plugin_manager, people, catalog, stored, clamd):
+    client = scanning_client(settings, plugin_manager, mode="stream", clamd=clamd.socket_path)
+    auth = people.auth("bob")
+    path = tus.created(client, auth, len(eicar()), filename="eicar.com")
+    assert tus.patch(client, auth, path, 0, eicar()[:10]).status_code == 204
+    assert_error(tus.patch(client, auth, path, 10, eicar()[10:]), 422,
+                 "PropertyConstraintViolation", INFECTED, "file")
+    assert tus.uploads(catalog) == []
+    assert stored.snapshot() == ([], {})
+    assert tus.head(client, auth, path).status_code == 404
 
 
 @pytest.fixture

@@ -22,7 +22,7 @@ METHODS = "GET, HEAD, POST, PATCH, DELETE"
 REQUEST_HEADERS = (
     "Authorization, Content-Type, X-Requested-With, If-None-Match, If-Modified-Since, "
     "If-Range, Range, Tus-Resumable, Upload-Length, Upload-Offset, Upload-Metadata, "
-    "Upload-Checksum, Upload-Concat, Upload-Defer-Length")
+    "Upload-Checksum, Upload-Concat, Upload-Defer-Length, X-HTTP-Method-Override")
 EXPOSED = (
     "Content-Disposition, Content-Range, Accept-Ranges, Location, ETag, Last-Modified, X-Request-Id, "
     "Upload-Offset, Upload-Length, Upload-Expires, Tus-Resumable, Tus-Version, Tus-Extension, "

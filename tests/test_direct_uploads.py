@@ -350,6 +350,21 @@ def test_an_unusable_declaration_is_refused_with_nothing_stored(
     assert_nothing_stored(catalog, s3_bucket)
 
 
+def test_a_direct_upload_limit_above_every_upload_s_is_lowered_to_it(
+        settings, plugin_manager, people, catalog, s3_bucket):
+    # AFFIX_MAX_ATTACHMENT_SIZE is the largest file accepted, whichever way it comes
+    client = falcon.testing.TestClient(create_app(
+        dataclasses.replace(settings, max_direct_upload_size=10 * SMALL_LIMIT),
+        plugin_manager=plugin_manager, clock=lambda: FROZEN_NOW))
+    assert client.simulate_get("/api/v3/configuration", headers=people.auth("ada")).json[
+        "maximumAttachmentFileSize"] == SMALL_LIMIT
+    assert_error(prepare(client, people, "ada", {"fileName": "a.bin",
+                                                 "fileSize": SMALL_LIMIT + 1}),
+                 422, "PropertyConstraintViolation",
+                 f"File is too large (maximum size is {SMALL_LIMIT} Bytes).", "fileSize")
+    assert_nothing_stored(catalog, s3_bucket)
+
+
 def test_a_declaration_without_name_and_size_names_both(client, people, catalog, s3_bucket):
     response = prepare(client, people, "ada", {})
     assert response.status_code == 422

@@ -45,10 +45,16 @@ def test_direct_upload_settings_default_to_four_hours_and_every_upload_s_limit()
 
 
 def test_direct_upload_settings_come_from_the_environment():
-    settings = Settings.from_environ({"AFFIX_MAX_DIRECT_UPLOAD_SIZE": str(2 * GiB),
+    settings = Settings.from_environ({"AFFIX_MAX_ATTACHMENT_SIZE": str(3 * GiB),
+                                      "AFFIX_MAX_DIRECT_UPLOAD_SIZE": str(2 * GiB),
                                       "AFFIX_DIRECT_UPLOAD_EXPIRY": "600"})
     assert (settings.direct_upload_expiry, settings.direct_upload_limit) == (600, 2 * GiB)
-    assert settings.max_attachment_size == 5 * 1024 * 1024
+    # never above every upload's limit, the largest file accepted
+    settings = Settings.from_environ({"AFFIX_MAX_DIRECT_UPLOAD_SIZE": str(2 * GiB)})
+    assert settings.direct_upload_limit == settings.max_attachment_size == 5 * 1024 * 1024
+    assert settings.lowered_limits() == [
+        f"AFFIX_MAX_DIRECT_UPLOAD_SIZE={2 * GiB} is above AFFIX_MAX_ATTACHMENT_SIZE, the "
+        f"largest file accepted: direct uploads take at most 5242880 bytes"]
 
 
 @pytest.mark.parametrize("environ, message", [

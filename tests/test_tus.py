@@ -7,20 +7,23 @@ import datetime
 import io
 
 import falcon.testing
+import peewee
 import pytest
 
 from affix.app import create_app
 from affix.app.cli import main
 from affix.app.settings import Settings, SettingsError
+from affix.app.stored_uploads import StoredUploads
 from affix.app.tus import TusUploads
 from affix.storage.cleanup import remove_expired_resumable_uploads
 from affix.storage import partials as partials_module
 from affix.storage.partials import LocalPartials
+from affix.storage.blob_store import StoreUnavailable
 from affix.storage.resumable import LEASE_DURATION, LEASE_RENEWAL, ResumableUploads
 from affix.storage.stores import open_blob_store
 from support.content import md5, png_bytes, random_bytes
 from support.defaults import FROZEN_NOW, SMALL_LIMIT
-from support.errors import NOT_AUTHORIZED, NOT_FOUND, assert_error
+from support.errors import NOT_AUTHORIZED, NOT_FOUND, UNAVAILABLE, assert_error
 from support.inspectors import Inspecting, Recorder
 from support.tus import (
     LOCKED, OFFSET_OCTET_STREAM, TUS, TUS_PATH, checksum, create, created, encode_metadata, head,
@@ -32,6 +35,16 @@ from support.work_packages import created as created_work_package
 EXPIRY = datetime.timedelta(hours=24)
 CONTENT = random_bytes(300_000, seed=16)
 GONE = "The upload does not exist, or has expired."
+
+
+# every upload's limit for these tests: conftest's is too small for the files tus is for, and
+# tus takes none larger
+LIMIT = 8 * 1024 * 1024
+
+
+@pytest.fixture
+def settings(settings):
+    return dataclasses.replace(settings, max_attachment_size=LIMIT)
 
 
 def app_with(settings, plugin_manager, clock=lambda: FROZEN_NOW, **changes):
@@ -87,7 +100,7 @@ def test_options_tells_a_client_without_a_key_what_the_server_speaks(client):
         "tus-checksum-algorithm")} == {
         "tus-resumable": "1.0.0", "tus-version": "1.0.0",
         "tus-extension": "creation,creation-with-upload,termination,expiration,checksum",
-        "tus-max-size": str(10 * 1024 ** 3), "tus-checksum-algorithm": "sha1,md5,sha256"}
+        "tus-max-size": str(LIMIT), "tus-checksum-algorithm": "sha1,md5,sha256"}
 
 
 def test_a_tus_max_size_of_0_turns_tus_off(settings, plugin_manager, people, catalog):
@@ -258,7 +271,7 @@ def test_a_patch_after_a_crash_while_finishing_finishes_the_attachment(
     assert patch(client, auth, path, 0, CONTENT[:1000]).status_code == 204
     # the node dies once the attachment row is committed: nothing of finishing happens after
     # it, and the answer never reaches the client
-    monkeypatch.setattr(TusUploads, "_finish_attachment", lambda *crashed: None)
+    monkeypatch.setattr(StoredUploads, "finish", lambda *crashed, **options: None)
     patch(client, auth, path, 1000, CONTENT[1000:])
     monkeypatch.undo()
     [(attachment_id, *row)] = attachments(catalog)
@@ -286,6 +299,74 @@ def test_a_patch_after_a_crash_while_finishing_finishes_the_attachment(
     assert head(client, auth, path).headers["link"] == retried.headers["link"]
     got = client.simulate_get(f"/api/v3/attachments/{attachment_id}/content", headers=auth)
     assert (got.status_code, got.content) == (200, CONTENT)
+
+
+def failing_once(monkeypatch, owner, name, error):
+    """``owner.name`` raises ``error`` once, then is itself again: a store or a database out
+    of reach for a moment (what the real ones cannot be made to do on cue)."""
+    original = getattr(owner, name)
+
+    def fail(*args, **kwargs):
+        monkeypatch.setattr(owner, name, original)
+        raise error
+
+    monkeypatch.setattr(owner, name, fail)
+
+
+@pytest.mark.parametrize("failure", ["store", "database"])
+@pytest.mark.parametrize("retried_from", [5, 10])
+def test_a_passing_failure_while_finishing_keeps_the_upload_for_the_retried_patch(
+        client, people, catalog, stored, monkeypatch, failure, retried_from):
+    auth = people.auth("ada")
+    path = created(client, auth, 10, filename="notes.txt")
+    assert patch(client, auth, path, 0, b"hello").status_code == 204
+    if failure == "store":
+        failing_once(monkeypatch, LocalPartials, "commit", StoreUnavailable("the disk is away"))
+    else:
+        failing_once(monkeypatch, type(catalog), "add_attachment",
+                     peewee.OperationalError("database is locked"))
+    response = patch(client, auth, path, 5, b"world")
+    assert_error(response, 503, "ServiceUnavailable", UNAVAILABLE)
+    assert response.headers["retry-after"] == "5"
+    # every byte is kept, and what finishing made so far: no attachment yet
+    prepared = attachments(catalog)
+    assert [row[5] for row in prepared] == ([] if failure == "database" else ["prepared"])
+    assert uploads(catalog) == [(token_of(path), 10, 10, prepared[0][0] if prepared else None)]
+    assert partial_files(stored.blob_root) == {token_of(path): b"helloworld"}
+    assert blob_files(stored) == {}
+    asked = head(client, auth, path)
+    assert (asked.status_code, asked.headers["upload-offset"]) == (200, "10")
+    assert "link" not in asked.headers
+
+    # the client's retry of its last PATCH, or an empty one at the end, finishes it
+    retried = patch(client, auth, path, retried_from, b"helloworld"[retried_from:])
+    assert retried.status_code == 204, retried.json
+    [(attachment_id, *row)] = attachments(catalog)
+    assert row == ["notes.txt", 10, md5(b"helloworld"), "text/plain", "uploaded", None, None]
+    assert retried.headers["link"] == f'</api/v3/attachments/{attachment_id}>; rel="attachment"'
+    assert uploads(catalog) == [(token_of(path), 10, 10, attachment_id)]
+    assert partial_files(stored.blob_root) == {}
+    assert list(blob_files(stored).values()) == [b"helloworld"]
+
+
+def test_terminating_an_upload_whose_finishing_failed_removes_what_it_prepared(
+        client, people, catalog, stored, monkeypatch):
+    auth = people.auth("ada")
+    path = created(client, auth, 10)
+    failing_once(monkeypatch, StoredUploads, "finish", StoreUnavailable("the disk is away"))
+    assert patch(client, auth, path, 0, b"helloworld").status_code == 503
+    assert [row[5] for row in attachments(catalog)] == ["prepared"]
+    assert client.simulate_delete(path, headers={**auth, **TUS}).status_code == 204
+    assert_nothing_left(catalog, stored)
+
+
+def test_a_whole_file_in_a_creation_whose_finishing_failed_leaves_nothing(
+        client, people, catalog, stored, monkeypatch):
+    # its client never learnt where the upload is: nothing to retry
+    failing_once(monkeypatch, StoredUploads, "finish", StoreUnavailable("the disk is away"))
+    response = create(client, people.auth("ada"), 10, body=b"helloworld")
+    assert_error(response, 503, "ServiceUnavailable", UNAVAILABLE)
+    assert_nothing_left(catalog, stored)
 
 
 def test_an_upload_cancelled_while_its_stalled_patch_finishes_becomes_no_attachment(
@@ -390,9 +471,31 @@ def test_an_upload_over_the_tus_limit_is_413_before_anything_is_stored(
     assert_error(response, 413, "PropertyConstraintViolation",
                  "File is too large (maximum size is 1000 Bytes).")
     assert_nothing_left(catalog, stored)
-    # the single-request limit is another setting
-    assert settings.max_attachment_size == SMALL_LIMIT
+    # tus's own limit lowers every upload's
+    assert settings.max_attachment_size == LIMIT
     assert create(client, people.auth("ada"), 1000).status_code == 201
+
+
+def test_a_tus_limit_above_every_upload_s_is_lowered_to_it(settings, plugin_manager, people,
+                                                           catalog, stored):
+    # AFFIX_MAX_ATTACHMENT_SIZE is the largest file accepted, whichever way it comes
+    client = app_with(settings, plugin_manager, max_attachment_size=SMALL_LIMIT,
+                      tus_max_size=10 * 1024 ** 3)
+    auth = people.auth("ada")
+    announced = client.simulate_options(TUS_PATH).headers["tus-max-size"]
+    configured = client.simulate_get("/api/v3/configuration", headers=auth).json[
+        "maximumAttachmentFileSize"]
+    assert announced == str(configured) == str(SMALL_LIMIT)
+    too_large = f"File is too large (maximum size is {SMALL_LIMIT} Bytes)."
+    for response in (create(client, auth, SMALL_LIMIT + 1),
+                     create(client, auth, SMALL_LIMIT + 1, body=b"x" * (SMALL_LIMIT + 1))):
+        assert_error(response, 413, "PropertyConstraintViolation", too_large)
+    assert_nothing_left(catalog, stored)
+    # a file of the limit goes up, as it would in one request
+    response = create(client, auth, SMALL_LIMIT, body=CONTENT[:SMALL_LIMIT])
+    assert response.status_code == 201, response.json
+    assert [row[2:4] for row in attachments(catalog)] == [
+        (SMALL_LIMIT, md5(CONTENT[:SMALL_LIMIT]))]
 
 
 def test_more_bytes_than_the_upload_length_are_413(client, people, catalog, stored):
@@ -457,6 +560,33 @@ def test_a_content_length_is_ascii_digits_alone(client, people, catalog, stored,
     assert uploads(catalog) == [(token_of(path), 0, 10, None)]
     assert partial_files(stored.blob_root) == {}
     assert attachments(catalog) == []
+
+
+# past the 4,300 digits Python's int() takes from a string (ValueError, once a 500); such a
+# Content-Length neither falcon.testing's WSGI validator nor gunicorn lets through
+PAST_INT_DIGITS = "9" * 5000
+
+
+def test_counts_past_python_s_digit_limit_are_answered_as_tus_says(
+        client, people, catalog, stored):
+    auth = people.auth("ada")
+    limit = client.simulate_options(TUS_PATH).headers["tus-max-size"]
+    # a length past any limit: 413, as tus says for one over Tus-Max-Size
+    assert_error(create(client, auth, 5, headers={"Upload-Length": PAST_INT_DIGITS}), 413,
+                 "PropertyConstraintViolation",
+                 f"File is too large (maximum size is {limit} Bytes).")
+    assert uploads(catalog) == []
+    # leading zeros are no count of their own
+    padded = create(client, auth, 5, headers={"Upload-Length": "0" * 5000 + "5"})
+    assert padded.status_code == 201
+    path = padded.headers["location"]
+    assert_error(patch(client, auth, path, 0, b"hel", headers={"Upload-Offset": PAST_INT_DIGITS}),
+                 400, "InvalidRequestBody",
+                 "Upload-Offset must be the number of bytes the upload has.")
+    assert uploads(catalog) == [(token_of(path), 0, 5, None)]
+    assert partial_files(stored.blob_root) == {}
+    assert patch(client, auth, path, 0, b"hel",
+                 headers={"Upload-Offset": "0" * 5000}).headers["upload-offset"] == "3"
 
 
 def test_a_file_name_is_needed(client, people, catalog):
@@ -720,6 +850,40 @@ def test_a_permission_lost_before_the_last_byte_refuses_the_upload(
     assert blob_files(stored) == {} and partial_files(stored.blob_root) == {}
 
 
+def overridden(client, auth, path, method, headers=None, body=None):
+    """A POST that stands for ``method`` (X-HTTP-Method-Override), as a client behind a
+    proxy that lets only GET and POST through sends it."""
+    return client.simulate_post(path, body=body, headers={
+        **auth, **TUS, "X-HTTP-Method-Override": method, **(headers or {})})
+
+
+def test_a_post_overridden_as_patch_head_or_delete_is_that_request(client, people, catalog,
+                                                                   stored):
+    auth = people.auth("ada")
+    path = created(client, auth, 10)
+    sent = overridden(client, auth, path, "PATCH", body=b"hello", headers={
+        "Upload-Offset": "0", "Content-Type": OFFSET_OCTET_STREAM})
+    assert (sent.status_code, sent.headers["upload-offset"]) == (204, "5")
+    asked = overridden(client, auth, path, "head")
+    assert (asked.status_code, asked.headers["upload-offset"], asked.content) == (200, "5", b"")
+    assert asked.headers["upload-length"] == "10"
+    assert uploads(catalog) == [(token_of(path), 5, 10, None)]
+    assert partial_files(stored.blob_root) == {token_of(path): b"hello"}
+    # what a PATCH refuses, the override refuses alike
+    assert_error(overridden(client, auth, path, "PATCH", body=b"world", headers={
+        "Upload-Offset": "3", "Content-Type": OFFSET_OCTET_STREAM}),
+        409, "UpdateConflict",
+        "The upload has 5 bytes: a PATCH continues at Upload-Offset 5, not 3.")
+    # only the methods of an upload: a POST of its own, or standing for another, is 405
+    for method in (None, "GET", "PUT", "POST", "OPTIONS"):
+        headers = {} if method is None else {"X-HTTP-Method-Override": method}
+        refused = client.simulate_post(path, body=b"world", headers={**auth, **TUS, **headers})
+        assert_error(refused, 405, "NotImplemented",
+                     "The requested HTTP method is not allowed for this resource.")
+    assert overridden(client, auth, path, "DELETE").status_code == 204
+    assert_nothing_left(catalog, stored)
+
+
 # --- browsers on other origins -------------------------------------------------------------------
 
 PAGE = "https://app.example.org"
@@ -741,6 +905,12 @@ def test_a_browser_s_preflight_is_the_cors_middleware_s_and_the_answers_expose_t
     assert {"Location", "Link", "Upload-Offset", "Upload-Length", "Upload-Expires",
             "Tus-Resumable", "Tus-Version", "Tus-Extension", "Tus-Max-Size",
             "Tus-Checksum-Algorithm"} <= exposed
+    # a client behind a proxy that lets only POST through
+    overriding = client.simulate_options(f"{TUS_PATH}/abc", headers={
+        "Origin": PAGE, "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "tus-resumable,x-http-method-override"})
+    assert "X-HTTP-Method-Override" in overriding.headers[
+        "access-control-allow-headers"].split(", ")
     finished = create(client, people.auth("ada"), 5, body=b"hello", headers={"Origin": PAGE})
     assert finished.status_code == 201
     assert finished.headers["access-control-allow-origin"] == PAGE
@@ -749,10 +919,20 @@ def test_a_browser_s_preflight_is_the_cors_middleware_s_and_the_answers_expose_t
 # --- settings ------------------------------------------------------------------------------------
 
 def test_the_tus_settings_and_their_defaults():
+    # every upload's limit, 5 MiB
     defaults = Settings.from_environ({})
-    assert (defaults.tus_max_size, defaults.tus_expiry) == (10 * 1024 ** 3, 24 * 3600)
+    assert (defaults.tus_limit, defaults.tus_expiry) == (5 * 1024 ** 2, 24 * 3600)
+    assert defaults.lowered_limits() == []
+    # 10 GiB at most, whatever every upload's limit
+    raised = Settings.from_environ({"AFFIX_MAX_ATTACHMENT_SIZE": str(20 * 1024 ** 3)})
+    assert raised.tus_limit == 10 * 1024 ** 3
     chosen = Settings.from_environ({"AFFIX_TUS_MAX_SIZE": "0", "AFFIX_TUS_EXPIRY": "600"})
-    assert (chosen.tus_max_size, chosen.tus_expiry) == (0, 600)
+    assert (chosen.tus_limit, chosen.tus_expiry) == (0, 600)
+    above = Settings.from_environ({"AFFIX_TUS_MAX_SIZE": str(10 * 1024 ** 3)})
+    assert above.tus_limit == 5 * 1024 ** 2
+    assert above.lowered_limits() == [
+        "AFFIX_TUS_MAX_SIZE=10737418240 is above AFFIX_MAX_ATTACHMENT_SIZE, the largest file "
+        "accepted: resumable (tus) uploads take at most 5242880 bytes"]
     with pytest.raises(SettingsError) as refused:
         Settings.from_environ({"AFFIX_TUS_MAX_SIZE": "-1"})
     assert str(refused.value) == (

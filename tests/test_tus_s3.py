@@ -19,7 +19,7 @@ from affix.storage.s3 import DEFAULT_STAGING_MAX_AGE, PART_SIZE, S3BlobStore
 from affix.storage.stores import open_blob_store, open_partial_store
 from support.clocks import Clock
 from support.content import MiB, md5, random_bytes
-from support.defaults import FROZEN_NOW, SMALL_LIMIT
+from support.defaults import FROZEN_NOW
 from support.errors import UNAVAILABLE, assert_error
 from support.s3 import s3_environ
 from support.tus import (
@@ -35,7 +35,8 @@ CONTENT = random_bytes(20 * MiB + 12345, seed=5)
 @pytest.fixture
 def settings(tmp_path, s3_bucket, databases):
     return databases.settings(
-        tmp_path / "data", max_attachment_size=SMALL_LIMIT, storage_url=s3_bucket.url(PREFIX),
+        # tus takes no file larger than every upload's limit
+        tmp_path / "data", max_attachment_size=len(CONTENT), storage_url=s3_bucket.url(PREFIX),
         s3=s3_bucket.options)
 
 

@@ -8,6 +8,7 @@ import io
 import pytest
 import requests
 from tusclient import client as tus_client
+from tusclient.exceptions import TusCommunicationError
 
 from support.content import KiB, MiB, md5, random_bytes
 from support.net import REQUEST_TIMEOUT
@@ -77,3 +78,20 @@ def test_tuspy_resumes_an_interrupted_upload_on_s3(tmp_path, databases, s3_bucke
     assert [key for key in objects if key.startswith(f"{PREFIX}/.tus/")] == []
     assert [md5(data) for data in objects.values()] == [md5(content)]
     assert s3_bucket.pending_uploads() == []
+
+
+def test_a_tus_limit_above_every_upload_s_is_lowered_and_serve_says_so(tmp_path, databases):
+    environ = {"AFFIX_TUS_MAX_SIZE": str(10 * 1024 ** 3)}
+    with running_server(tmp_path, databases, HIGH_LIMIT, environ) as server:
+        discovered = requests.options(server.url(TUS_PATH), timeout=REQUEST_TIMEOUT)
+        assert discovered.headers["Tus-Max-Size"] == str(HIGH_LIMIT)
+        tus = tus_client.TusClient(server.url(TUS_PATH), headers=server.auth)
+        uploader = tus.uploader(file_stream=io.BytesIO(b"x" * (HIGH_LIMIT + 1)),
+                                chunk_size=MiB, metadata={"filename": "big.bin"})
+        with pytest.raises(TusCommunicationError) as refused:
+            uploader.upload()
+        assert refused.value.status_code == 413
+        assert server.stored.rows() == []
+    assert (f"affix: AFFIX_TUS_MAX_SIZE=10737418240 is above AFFIX_MAX_ATTACHMENT_SIZE, the "
+            f"largest file accepted: resumable (tus) uploads take at most {HIGH_LIMIT} bytes\n"
+            ) in (tmp_path / "server.stdout").read_text()

@@ -1,5 +1,6 @@
 """The routes of resumable uploads (tus 1.0): ``/api/v3/attachments/tus`` (OPTIONS to discover,
-POST to create) and ``/api/v3/attachments/tus/{token}`` (HEAD, PATCH, DELETE)."""
+POST to create) and ``/api/v3/attachments/tus/{token}`` (HEAD, PATCH, DELETE, or a POST that
+stands for one of them)."""
 import re
 
 import falcon
@@ -63,7 +64,7 @@ class TusCreationResource:
     def on_post(self, req, resp):
         _speaks_tus(req, resp)
         user = req.context.user
-        length = parse_upload_length(req.get_header("Upload-Length"))
+        length = parse_upload_length(req.get_header("Upload-Length"), self.tus.max_size)
         metadata = req.get_header("Upload-Metadata")
         declaration = Declaration(metadata)
         kind, container = self._container(req, user, declaration.container_href)
@@ -94,8 +95,20 @@ class TusCreationResource:
 class TusUploadResource:
     """One upload: its offset (HEAD), its next bytes (PATCH), its end (DELETE)."""
 
+    # the methods a POST may stand for with X-HTTP-Method-Override
+    OVERRIDABLE = ("PATCH", "HEAD", "DELETE")
+
     def __init__(self, tus):
         self.tus = tus
+
+    def on_post(self, req, resp, token):
+        """A POST standing for a PATCH, HEAD or DELETE (``X-HTTP-Method-Override``), which
+        tus 1.0 asks servers to honour for clients behind proxies that let only GET and POST
+        through; anything else is no method of an upload (405)."""
+        method = (req.get_header("X-HTTP-Method-Override") or "").upper()
+        if method not in self.OVERRIDABLE:
+            raise falcon.HTTPMethodNotAllowed(("DELETE", "HEAD", "OPTIONS", "PATCH", "POST"))
+        getattr(self, f"on_{method.lower()}")(req, resp, token)
 
     def on_head(self, req, resp, token):
         # as tusd: a HEAD (a browser's, a proxy's check) need not name the version
