@@ -31,7 +31,7 @@ from support.net import HOST, REQUEST_TIMEOUT, free_port
 from support.processes import COMMAND_TIMEOUT, REPO_ROOT
 from support.races import race
 from support.s3 import s3_environ
-from support.servers import WORKERS, ServedAffix, await_startup, stop_expecting_it_running
+from support.servers import HIGH_LIMIT, WORKERS, ServedAffix, await_startup, stop_expecting_it_running
 from support.tus import (
     OFFSET_OCTET_STREAM, TUS, TUS_PATH, attachment_of, encode_metadata, offset_of,
 )
@@ -134,6 +134,8 @@ def cluster(tmp_path, databases, s3_bucket):
     environ.update(s3_environ(s3_bucket.endpoint_url), AFFIX_DATABASE_URL=database_url,
                    AFFIX_STORAGE_URL=s3_bucket.url(PREFIX),
                    AFFIX_GRACE_PERIOD=str(GRACE_PERIOD_MINUTES),
+                   # the resumable upload below is larger than the default limit
+                   AFFIX_MAX_ATTACHMENT_SIZE=str(HIGH_LIMIT),
                    NODE_B_DATA_DIR=str(tmp_path / "b" / "data"))
     with contextlib.ExitStack() as stack:
         a = start_node(stack, "A", tmp_path / "a", environ)
