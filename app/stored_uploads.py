@@ -129,3 +129,11 @@ class StoredUploads:
             self._blob_store.delete(object_key)
         except Exception:
             log.exception("could not remove the failed upload %s", record.id)
+
+    def discard(self, object_key):
+        """Delete the object a failed try made while its upload stays for a retry (a direct
+        upload's copy). Best effort, as :meth:`abandon`: what is left, ``affix gc`` removes."""
+        try:
+            self._blob_store.delete(object_key)
+        except Exception:
+            log.exception("could not remove the object of a failed try at %s", object_key)
