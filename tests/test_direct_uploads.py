@@ -25,6 +25,7 @@ from affix.plugins import hookimpl
 from affix.plugins.containers import ContainerType
 from affix.storage.blob_store import StoreUnavailable
 from affix.storage.cleanup import remove_expired_direct_uploads, remove_unclaimed
+from affix.storage.resumable import ResumableUploads
 from affix.storage.s3 import S3BlobStore
 from affix.storage.s3_staging import STAGING_FOLDER
 from affix.storage.stores import open_blob_store, open_upload_staging
@@ -692,7 +693,8 @@ def test_a_form_replayed_after_completion_changes_nothing_served(
     # once the form has expired, cleanup sweeps it; the attachment stays
     with catalog.database.connection_context():
         assert remove_expired_direct_uploads(
-            catalog, staging, datetime.datetime.now() + datetime.timedelta(minutes=1)) == 0
+            catalog, ResumableUploads(catalog), staging,
+            datetime.datetime.now() + datetime.timedelta(minutes=1)) == 0
     assert rows(catalog) == completed
     assert s3_bucket.objects() == {f"{PREFIX}/{storage_key}": CONTENT}
 
@@ -756,7 +758,8 @@ def test_cleanup_removes_prepared_uploads_once_their_form_expired(
         with catalog.database.connection_context():
             # the grace period of unclaimed uploads never takes a prepared one
             assert remove_unclaimed(catalog, None, cutoff, kept_statuses=()) == 0
-            return remove_expired_direct_uploads(catalog, staging, cutoff)
+            return remove_expired_direct_uploads(
+                catalog, ResumableUploads(catalog), staging, cutoff)
 
     assert cleanup(prepared_at + expiry - datetime.timedelta(seconds=1)) == 0
     assert cleanup(prepared_at + expiry) == 0
