@@ -595,16 +595,14 @@ class FailingWhileAnotherCompletes:
         self.complete_again = complete_again
         self.second_checking = threading.Event()
         self.first_answered = threading.Event()
-        self.second = None
-
-    def start_second(self):
-        self.second = concurrent.futures.ThreadPoolExecutor(1)
-        return self.second.submit(self.complete_again)
+        self.pool = concurrent.futures.ThreadPoolExecutor(1)
+        # the second completion's answer, once it started
+        self.answer = None
 
     @hookimpl
     def affix_validate_upload(self, upload):
-        if self.second is None:
-            self.answer = self.start_second()
+        if self.answer is None:
+            self.answer = self.pool.submit(self.complete_again)
             assert self.second_checking.wait(RACE_TIMEOUT)
             failing_once(self.monkeypatch, type(self.catalog), "write_transaction",
                          peewee.OperationalError("database is locked"))
@@ -628,7 +626,7 @@ def test_a_completion_failing_for_a_passing_reason_leaves_another_to_complete_th
     assert_error(first, 503, "ServiceUnavailable", UNAVAILABLE)
     failing.first_answered.set()
     second = failing.answer.result(RACE_TIMEOUT)
-    failing.second.shutdown()
+    failing.pool.shutdown()
 
     # the failed completion took nothing the other one needed
     assert_completed_once(client, people, catalog, s3_bucket, heard, upload, second)
