@@ -164,7 +164,7 @@ class DirectUploads:
                 storage_key = self._staging.promote(staged_key)
             except FileNotFoundError:
                 raise not_found(NOT_UPLOADED) from None
-            record = self._stored.finish(record, storage_key, kept_for_retry=True)
+            record = self._stored.finish(record, storage_key)
         except BaseException as error:
             if is_refusal(error):
                 # finishing deleted the copy already, if it made one
