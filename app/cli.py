@@ -337,11 +337,13 @@ def cmd_cleanup(args, settings, out):
         # quarantined attachments wait for an admin (affix quarantine)
         removed = remove_unclaimed(catalog, blob_store, now - grace_period,
                                    kept_statuses=(QUARANTINED,))
+        resumable_uploads = ResumableUploads(catalog)
         if staging is not None:
             expired = remove_expired_direct_uploads(
-                catalog, staging, now - datetime.timedelta(seconds=settings.direct_upload_expiry))
+                catalog, resumable_uploads, staging,
+                now - datetime.timedelta(seconds=settings.direct_upload_expiry))
         resumable = remove_expired_resumable_uploads(
-            ResumableUploads(catalog), open_partial_store(blob_store), blob_store, now)
+            resumable_uploads, open_partial_store(blob_store), blob_store, now)
     print(f"removed {removed} unclaimed attachment{'' if removed == 1 else 's'} older than "
           f"{settings.grace_period_minutes} minutes", file=out)
     if staging is not None:

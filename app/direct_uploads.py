@@ -8,9 +8,11 @@
    checks the staged object's size, copies it inside the bucket to a key no form can write to,
    then reads the copy once for its md5 and the head its content type is sniffed from, and
    asks the upload policies, like any upload (:mod:`affix.app.stored_uploads`). Only then does
-   the row become ``uploaded``, and the staged object is deleted. Any failure deletes the row
-   and every object of the upload, unless a repeat of the completion completed it meanwhile.
-   Completing again answers the attachment as it is.
+   the row become ``uploaded``, and the staged object is deleted. A refusal (a permission, a
+   size, a policy, the virus scanner's no) deletes the row and every object of the upload,
+   unless a repeat of the completion completed it meanwhile; a passing failure (the database,
+   the store or the virus scanner out of reach) only the copy, and the author's retry
+   completes the upload. Completing again answers the attachment as it is.
 
 The store's policy pins the key and the size, but not every S3-compatible server enforces a
 policy (moto does not): completion checks size and content itself, at the key it copied to.
@@ -18,7 +20,7 @@ policy (moto does not): completion checks size and content itself, at the key it
 import dataclasses
 
 from affix.app.content_types import OCTET_STREAM
-from affix.app.errors import not_found, property_violation, property_violations
+from affix.app.errors import is_refusal, not_found, property_violation, property_violations
 from affix.app.request_json import parse_json, storable_document
 from affix.app.stored_uploads import size_mismatch
 from affix.app.upload import description_of, file_too_large, receive_metadata
@@ -142,9 +144,14 @@ class DirectUploads:
         """Copy the staged object, check the copy and make the row an attachment. Repeats of
         it may run at the same time: each checks a copy of its own, exactly one makes the row
         an attachment (a conditional UPDATE), and the staged object goes only after that, so
-        none of them finds it gone while the upload is still prepared. A failure of any of
-        them deletes the row only while it is still prepared."""
+        none of them finds it gone while the upload is still prepared.
+
+        A refusal (:func:`~affix.app.errors.is_refusal`) deletes the row, while it is still
+        prepared, and the staged object. A passing failure deletes only this completion's
+        copy: the row and the staged object wait for the author's retry, and a repeat
+        running meanwhile goes on undisturbed."""
         staged_key = record.storage_key
+        storage_key = None
         try:
             kind, container = self.service.container_of(record)
             if kind is not None and container is None:
@@ -158,8 +165,12 @@ class DirectUploads:
             except FileNotFoundError:
                 raise not_found(NOT_UPLOADED) from None
             record = self._stored.finish(record, storage_key)
-        except BaseException:
-            self._stored.abandon(record, staged_key)
+        except BaseException as error:
+            if is_refusal(error):
+                # finishing deleted the copy already, if it made one
+                self._stored.abandon(record, staged_key)
+            elif storage_key is not None:
+                self._stored.discard(storage_key)
             raise
         self._staging.discard(staged_key)
         return record

@@ -5,8 +5,8 @@ requests (a direct upload to S3, a resumable tus upload): its row waits in statu
 Reading the stored bytes is the one place they pass through affix's checks: each chunk once,
 in order, shown to the upload's inspectors as on every way bytes enter affix, for the md5 and
 the head the content type is sniffed from; then the upload policies and the inspectors'
-verdict; then the row becomes an attachment and the plugins hear of it. A failure deletes the
-row and the object, unless the caller keeps them for its client's retry after a passing one.
+verdict; then the row becomes an attachment and the plugins hear of it. A refusal deletes the
+row and the object; a passing failure keeps them for the client's retry.
 """
 import hashlib
 import logging
@@ -70,12 +70,11 @@ class StoredUploads:
         self._catalog = service.catalog
         self._blob_store = blob_store
 
-    def finish(self, record, storage_key, kept_for_retry=False):
+    def finish(self, record, storage_key):
         """Finish the prepared ``record`` whose bytes are at ``storage_key`` (a key no client
-        can write to) like any upload; the record, an attachment now. On a failure the row
-        and the object are deleted; with ``kept_for_retry``, only on a refusal
-        (:func:`~affix.app.errors.is_refusal`), and a passing failure keeps both for the
-        caller to finish again."""
+        can write to) like any upload; the record, an attachment now. A refusal
+        (:func:`~affix.app.errors.is_refusal`) deletes the row and the object; a passing
+        failure keeps both for the caller to finish again."""
         author = record.author
         inspection = None
         try:
@@ -107,7 +106,7 @@ class StoredUploads:
                 # cleaned up, or deleted by its author, since it was read
                 raise not_found()
         except BaseException as error:
-            if not kept_for_retry or is_refusal(error):
+            if is_refusal(error):
                 self.abandon(record, storage_key)
             raise
         finally:
@@ -129,3 +128,11 @@ class StoredUploads:
             self._blob_store.delete(object_key)
         except Exception:
             log.exception("could not remove the failed upload %s", record.id)
+
+    def discard(self, object_key):
+        """Delete the object a failed try made while its upload stays for a retry (a direct
+        upload's copy). Best effort, as :meth:`abandon`: what is left, ``affix gc`` removes."""
+        try:
+            self._blob_store.delete(object_key)
+        except Exception:
+            log.exception("could not remove the object of a failed try at %s", object_key)

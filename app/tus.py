@@ -382,7 +382,7 @@ class TusUploads:
             # committing may have stalled past the lease: whoever took the upload over since
             # (a termination) decides what becomes of it
             self._confirm(upload, lease)
-            self._stored.finish(record, record.storage_key, kept_for_retry=True)
+            self._stored.finish(record, record.storage_key)
         except BaseException as error:
             # the row first, under the lease: a PATCH that lost it leaves the bytes alone
             if is_refusal(error) and self._table.remove(upload, lease):

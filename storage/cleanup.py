@@ -16,7 +16,8 @@ def remove_unclaimed(catalog, blob_store, cutoff, kept_statuses) -> int:
     candidates = list(
         Attachment.select(Attachment.id, Attachment.storage_key)
         .where(Attachment.container_type.is_null() & (Attachment.created_at < cutoff)
-               # a direct upload's form may still be in use: see remove_expired_direct_uploads
+               # a direct upload whose form may still be in use, or a tus upload waiting for
+               # its retry: each has its own expiry (remove_expired_direct_uploads)
                & (Attachment.status != PREPARED)
                & Attachment.status.not_in(kept_statuses))
     )
@@ -34,20 +35,30 @@ def remove_unclaimed(catalog, blob_store, cutoff, kept_statuses) -> int:
     return removed
 
 
-def remove_expired_direct_uploads(catalog, staging, cutoff) -> int:
+def remove_expired_direct_uploads(catalog, resumable_uploads, staging, cutoff) -> int:
     """Delete direct uploads prepared before ``cutoff`` and never completed, rows and staged
     objects, then every staged object last modified before ``cutoff`` (what a form replayed
     after completion left); returns how many uploads were removed. ``cutoff`` must lie at
     least a form's lifetime back, so that no form that could still be used is affected.
+
+    A prepared row that one of ``resumable_uploads`` became is no direct upload: its tus upload
+    waits for the retry of its last PATCH, its bytes at the row's key, until the upload's own
+    expiry (:func:`remove_expired_resumable_uploads`). One whose upload is gone (a crash cut
+    that removal short) goes here with its object.
 
     Each row goes in a conditional DELETE that a completion (a conditional UPDATE) cannot
     overlap: either the completion came first and the row stays, or the row is gone and the
     completion finds nothing.
     """
     Attachment = catalog.Attachment
+    ResumableUpload = resumable_uploads.ResumableUpload
+    # a tus upload records the row it became in the transaction that inserts it
+    became = (ResumableUpload.select(ResumableUpload.attachment_id)
+              .where(ResumableUpload.attachment_id.is_null(False)))
     candidates = list(
         Attachment.select(Attachment.id, Attachment.storage_key)
-        .where((Attachment.status == PREPARED) & (Attachment.created_at < cutoff))
+        .where((Attachment.status == PREPARED) & (Attachment.created_at < cutoff)
+               & Attachment.id.not_in(became))
     )
     removed = 0
     for candidate in candidates:

@@ -20,7 +20,7 @@ from affix.plugins.clamav import ClamdScanner, ScanOptions, refusal
 from affix.plugins.manager import Events, create_plugin_manager
 from affix.storage.outbox import Outbox
 from affix.storage.stores import open_blob_store
-from support import http, tus
+from support import direct_uploads, http, tus
 from support.cli import affix
 from support.clamd import FINDING, eicar, running_clamd, unreachable_clamd
 from support.client import get, upload
@@ -473,6 +473,43 @@ def test_affix_scan_reads_from_s3_and_the_quarantine_deletes_there(
         0, f"deleted attachment {infected} (eicar.com)\ndeleted 1 quarantined attachment\n")
     assert rows(catalog) == [("clean.txt", "scanned", None)]
     assert list(s3_bucket.objects().values()) == [b"clean"]
+
+
+def test_a_direct_upload_clamd_missed_at_its_completion_is_completed_by_the_retry(
+        s3_settings, plugin_manager, people, catalog, own_clamd, s3_bucket):
+    client = scanning_client(s3_settings, plugin_manager, mode="stream",
+                             clamd=own_clamd.socket_path, timeout=SHORT_TIMEOUT)
+    upload = direct_uploads.prepared(client, people, "bob", "notes.txt", b"helloworld")
+    assert direct_uploads.send_to_store(upload, b"helloworld").status_code == 201
+    staged_key = upload["_links"]["addAttachment"]["form_fields"]["key"]
+    with own_clamd.stopped():
+        response = direct_uploads.complete(client, people, "bob", upload)
+    assert_error(response, 503, "ServiceUnavailable", UNCHECKED)
+    assert response.headers["retry-after"] == "5"
+    # the upload waits for its author's retry, its staged object kept, no copy of it left
+    assert rows(catalog) == [("notes.txt", "prepared", None)]
+    assert s3_bucket.objects() == {staged_key: b"helloworld"}
+
+    # clamd back, the author completes it again
+    retried = direct_uploads.complete(client, people, "bob", upload)
+    assert retried.status_code == 200, retried.json
+    assert (retried.json["id"], retried.json["status"]) == (upload["id"], "scanned")
+    assert retried.json["digest"]["hash"] == md5(b"helloworld")
+    assert retried.json["contentType"] == "text/plain"
+    assert rows(catalog) == [("notes.txt", "scanned", None)]
+    assert list(s3_bucket.objects().values()) == [b"helloworld"]
+    assert staged_key not in s3_bucket.objects()
+
+
+def test_eicar_uploaded_directly_is_refused_at_its_completion_leaving_nothing(
+        s3_settings, plugin_manager, people, catalog, clamd, s3_bucket):
+    client = scanning_client(s3_settings, plugin_manager, mode="stream", clamd=clamd.socket_path)
+    upload = direct_uploads.prepared(client, people, "bob", "eicar.com", eicar())
+    assert direct_uploads.send_to_store(upload, eicar()).status_code == 201
+    assert_error(direct_uploads.complete(client, people, "bob", upload), 422,
+                 "PropertyConstraintViolation", INFECTED, "file")
+    assert rows(catalog) == []
+    assert s3_bucket.objects() == {}
 
 
 def storage_keys(catalog):

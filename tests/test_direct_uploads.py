@@ -11,8 +11,10 @@ import dataclasses
 import datetime
 import io
 import json
+import threading
 
 import falcon.testing
+import peewee
 import pytest
 import requests
 
@@ -21,7 +23,10 @@ from affix.app.cli import main
 from affix.app.testing import multipart
 from affix.plugins import hookimpl
 from affix.plugins.containers import ContainerType
+from affix.storage.blob_store import StoreUnavailable
 from affix.storage.cleanup import remove_expired_direct_uploads, remove_unclaimed
+from affix.storage.resumable import ResumableUploads
+from affix.storage.s3 import S3BlobStore
 from affix.storage.s3_staging import STAGING_FOLDER
 from affix.storage.stores import open_blob_store, open_upload_staging
 from support.client import get, uploaded
@@ -31,7 +36,8 @@ from support.defaults import FROZEN_NOW, SMALL_LIMIT
 from support.direct_uploads import (
     PREPARE_PATH, complete, policy_of, prepare, prepared, send_to_store,
 )
-from support.errors import NOT_AUTHORIZED, NOT_FOUND, assert_error
+from support.errors import NOT_AUTHORIZED, NOT_FOUND, UNAVAILABLE, assert_error
+from support.faults import failing_once
 from support.net import REQUEST_TIMEOUT
 from support.races import RACE_ROUNDS, RACE_TIMEOUT, race
 from support.s3 import s3_environ
@@ -534,6 +540,98 @@ def test_two_completions_at_once_complete_the_upload_once(client, people, catalo
     assert s3_bucket.objects() == {f"{PREFIX}/{key}": CONTENT for *_, key in completed}
 
 
+def assert_waiting_for_its_retry(catalog, s3_bucket, upload):
+    """The prepared row and the staged object of ``upload``, nothing else: no copy of it."""
+    staged_key = staged_key_of(upload)
+    assert rows(catalog) == [
+        (upload["id"], "prepared", len(CONTENT), "", staged_key.removeprefix(f"{PREFIX}/"))]
+    assert s3_bucket.objects() == {staged_key: CONTENT}
+
+
+def assert_completed_once(client, people, catalog, s3_bucket, heard, upload, response):
+    """``upload`` completed by ``response``: one attachment, one object, heard of once."""
+    assert response.status_code == 200, response.json
+    assert (response.json["id"], response.json["status"]) == (upload["id"], "uploaded")
+    assert response.json["digest"] == {"algorithm": "md5", "hash": md5(CONTENT)}
+    assert response.json["contentType"] == "image/png"
+    [(_, status, _, digest, storage_key)] = rows(catalog)
+    assert (status, digest) == ("uploaded", md5(CONTENT))
+    assert s3_bucket.objects() == {f"{PREFIX}/{storage_key}": CONTENT}
+    assert heard.events == [("created", upload["id"], "uploaded", md5(CONTENT))]
+    assert served(client, people, upload["id"]) == CONTENT
+
+
+@pytest.mark.parametrize("failure", ["store", "database"])
+def test_a_passing_failure_while_completing_keeps_the_upload_for_the_retry(
+        client, people, catalog, s3_bucket, heard, monkeypatch, failure):
+    upload = prepared(client, people, "ada", "cat.png", CONTENT)
+    assert send_to_store(upload, CONTENT).status_code == 201
+    if failure == "store":
+        # reading the copy back, once it was made
+        failing_once(monkeypatch, S3BlobStore, "open", StoreUnavailable("the store is away"))
+    else:
+        # the write that makes the row an attachment
+        failing_once(monkeypatch, type(catalog), "write_transaction",
+                     peewee.OperationalError("database is locked"))
+    response = complete(client, people, "ada", upload)
+    assert_error(response, 503, "ServiceUnavailable", UNAVAILABLE)
+    assert response.headers["retry-after"] == "5"
+    # the upload waits for its author's retry; only the failed completion's copy is gone
+    assert_waiting_for_its_retry(catalog, s3_bucket, upload)
+    assert heard.events == []
+
+    assert_completed_once(client, people, catalog, s3_bucket, heard, upload,
+                          complete(client, people, "ada", upload))
+
+
+class FailingWhileAnotherCompletes:
+    """At the moment the first completion asks the upload policies, starts a second one in
+    another thread and lets it go as far as the policies too; then the first fails to write
+    the row (the database locked), and only once its answer is out does the second go on."""
+
+    def __init__(self, monkeypatch, catalog, complete_again):
+        self.monkeypatch = monkeypatch
+        self.catalog = catalog
+        self.complete_again = complete_again
+        self.second_checking = threading.Event()
+        self.first_answered = threading.Event()
+        self.pool = concurrent.futures.ThreadPoolExecutor(1)
+        # the second completion's answer, once it started
+        self.answer = None
+
+    @hookimpl
+    def affix_validate_upload(self, upload):
+        if self.answer is None:
+            self.answer = self.pool.submit(self.complete_again)
+            assert self.second_checking.wait(RACE_TIMEOUT)
+            failing_once(self.monkeypatch, type(self.catalog), "write_transaction",
+                         peewee.OperationalError("database is locked"))
+        else:
+            self.second_checking.set()
+            assert self.first_answered.wait(RACE_TIMEOUT)
+        return None
+
+
+def test_a_completion_failing_for_a_passing_reason_leaves_another_to_complete_the_upload(
+        settings, plugin_manager, people, catalog, s3_bucket, heard, monkeypatch):
+    client = falcon.testing.TestClient(
+        create_app(settings, plugin_manager=plugin_manager, clock=lambda: FROZEN_NOW))
+    upload = prepared(client, people, "ada", "cat.png", CONTENT)
+    assert send_to_store(upload, CONTENT).status_code == 201
+    failing = FailingWhileAnotherCompletes(
+        monkeypatch, catalog, lambda: complete(client, people, "ada", upload))
+    plugin_manager.register(failing)
+
+    first = complete(client, people, "ada", upload)
+    assert_error(first, 503, "ServiceUnavailable", UNAVAILABLE)
+    failing.first_answered.set()
+    second = failing.answer.result(RACE_TIMEOUT)
+    failing.pool.shutdown()
+
+    # the failed completion took nothing the other one needed
+    assert_completed_once(client, people, catalog, s3_bucket, heard, upload, second)
+
+
 def test_an_upload_a_policy_rejects_does_not_complete(
         settings, plugin_manager, people, catalog, s3_bucket):
     class NoPictures:
@@ -593,7 +691,8 @@ def test_a_form_replayed_after_completion_changes_nothing_served(
     # once the form has expired, cleanup sweeps it; the attachment stays
     with catalog.database.connection_context():
         assert remove_expired_direct_uploads(
-            catalog, staging, datetime.datetime.now() + datetime.timedelta(minutes=1)) == 0
+            catalog, ResumableUploads(catalog), staging,
+            datetime.datetime.now() + datetime.timedelta(minutes=1)) == 0
     assert rows(catalog) == completed
     assert s3_bucket.objects() == {f"{PREFIX}/{storage_key}": CONTENT}
 
@@ -657,7 +756,8 @@ def test_cleanup_removes_prepared_uploads_once_their_form_expired(
         with catalog.database.connection_context():
             # the grace period of unclaimed uploads never takes a prepared one
             assert remove_unclaimed(catalog, None, cutoff, kept_statuses=()) == 0
-            return remove_expired_direct_uploads(catalog, staging, cutoff)
+            return remove_expired_direct_uploads(
+                catalog, ResumableUploads(catalog), staging, cutoff)
 
     assert cleanup(prepared_at + expiry - datetime.timedelta(seconds=1)) == 0
     assert cleanup(prepared_at + expiry) == 0

@@ -24,6 +24,7 @@ from affix.storage.stores import open_blob_store
 from support.content import md5, png_bytes, random_bytes
 from support.defaults import FROZEN_NOW, SMALL_LIMIT
 from support.errors import NOT_AUTHORIZED, NOT_FOUND, UNAVAILABLE, assert_error
+from support.faults import failing_once
 from support.inspectors import Inspecting, Recorder
 from support.tus import (
     LOCKED, OFFSET_OCTET_STREAM, TUS, TUS_PATH, checksum, create, created, encode_metadata, head,
@@ -299,18 +300,6 @@ def test_a_patch_after_a_crash_while_finishing_finishes_the_attachment(
     assert head(client, auth, path).headers["link"] == retried.headers["link"]
     got = client.simulate_get(f"/api/v3/attachments/{attachment_id}/content", headers=auth)
     assert (got.status_code, got.content) == (200, CONTENT)
-
-
-def failing_once(monkeypatch, owner, name, error):
-    """``owner.name`` raises ``error`` once, then is itself again: a store or a database out
-    of reach for a moment (what the real ones cannot be made to do on cue)."""
-    original = getattr(owner, name)
-
-    def fail(*args, **kwargs):
-        monkeypatch.setattr(owner, name, original)
-        raise error
-
-    monkeypatch.setattr(owner, name, fail)
 
 
 @pytest.mark.parametrize("failure", ["store", "database"])

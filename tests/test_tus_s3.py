@@ -12,6 +12,7 @@ import pytest
 
 from affix.app import create_app
 from affix.app.cli import main, sweep_staging
+from affix.storage.blob_store import StoreUnavailable
 from affix.storage.cleanup import remove_expired_resumable_uploads
 from affix.storage.models import utc_now
 from affix.storage.resumable import LEASE_DURATION, ResumableUploads, remove_unless_leased
@@ -21,6 +22,7 @@ from support.clocks import Clock
 from support.content import MiB, md5, random_bytes
 from support.defaults import FROZEN_NOW
 from support.errors import UNAVAILABLE, assert_error
+from support.faults import failing_once
 from support.s3 import s3_environ
 from support.tus import (
     LOCKED, OFFSET_OCTET_STREAM, TUS, checksum, created, head, patch, token_of, uploads,
@@ -352,3 +354,100 @@ def test_removing_an_upload_deletes_every_rest_staged_for_it(
     assert uploads(catalog) == []
     assert s3_bucket.objects() == {}
     assert s3_bucket.pending_uploads() == []
+
+
+SMALL = b"helloworld"
+
+
+def finishing_failed_once(settings, plugin_manager, people, catalog, monkeypatch, started):
+    """(client, auth, clock, path) of a tus upload of ``SMALL`` begun ``started`` before now
+    (the wall clock's, as the commands go by), whose finishing failed for a passing reason
+    once its bytes were at its storage key: its attachment prepared, waiting for the retry."""
+    clock = Clock(utc_now() - started)
+    client = falcon.testing.TestClient(create_app(settings, plugin_manager=plugin_manager,
+                                                  clock=clock))
+    auth = people.auth("ada")
+    path = created(client, auth, len(SMALL), filename="notes.txt")
+    assert patch(client, auth, path, 0, SMALL[:5]).status_code == 204
+    # reading the committed file back
+    failing_once(monkeypatch, S3BlobStore, "open", StoreUnavailable("the store is away"))
+    assert_error(patch(client, auth, path, 5, SMALL[5:]), 503, "ServiceUnavailable", UNAVAILABLE)
+    with catalog.database.connection_context():
+        (record,) = catalog.Attachment.select()
+    assert record.status == "prepared"
+    assert uploads(catalog) == [(token_of(path), len(SMALL), len(SMALL), record.id)]
+    return client, auth, clock, path
+
+
+def commands_environ(databases, settings, s3_bucket):
+    return databases.environ(settings.data_dir, AFFIX_STORAGE_URL=settings.storage_url,
+                             **s3_environ(s3_bucket.endpoint_url))
+
+
+def run(environ, *command) -> list:
+    out = io.StringIO()
+    assert main(list(command), environ=environ, out=out) == 0
+    return out.getvalue().splitlines()
+
+
+def test_an_upload_waiting_for_its_retry_outlives_the_direct_uploads_expiry(
+        settings, plugin_manager, people, catalog, s3_bucket, databases, monkeypatch):
+    client, auth, clock, path = finishing_failed_once(
+        settings, plugin_manager, people, catalog, monkeypatch,
+        started=datetime.timedelta(seconds=settings.direct_upload_expiry + 3600))
+    stored = s3_bucket.objects()
+    assert list(stored.values()) == [SMALL]
+
+    # its prepared attachment is no direct upload nobody completed, nor are its bytes garbage
+    environ = commands_environ(databases, settings, s3_bucket)
+    assert run(environ, "cleanup") == [
+        "removed 0 unclaimed attachments older than 180 minutes",
+        f"removed 0 direct uploads never completed, prepared more than "
+        f"{settings.direct_upload_expiry} seconds ago",
+        "removed 0 resumable uploads left unfinished past Upload-Expires",
+    ]
+    assert run(environ, "gc", "--min-age", "0") == [
+        "removed 0 blobs without an attachment, older than 0 minutes"]
+    assert s3_bucket.objects() == stored
+
+    # the client's retry, now, finishes it
+    clock.now = utc_now()
+    retried = patch(client, auth, path, 5, SMALL[5:])
+    assert retried.status_code == 204, retried.json
+    with catalog.database.connection_context():
+        (record,) = catalog.Attachment.select()
+    assert (record.status, record.file_size, record.md5) == ("uploaded", len(SMALL), md5(SMALL))
+    assert s3_bucket.objects() == {f"{PREFIX}/{record.storage_key}": SMALL}
+
+
+def test_an_upload_whose_finishing_failed_goes_entirely_once_it_expires(
+        settings, plugin_manager, people, catalog, s3_bucket, databases, monkeypatch):
+    finishing_failed_once(settings, plugin_manager, people, catalog, monkeypatch,
+                          started=datetime.timedelta(seconds=settings.tus_expiry + 3600))
+    assert run(commands_environ(databases, settings, s3_bucket), "cleanup") == [
+        "removed 0 unclaimed attachments older than 180 minutes",
+        f"removed 0 direct uploads never completed, prepared more than "
+        f"{settings.direct_upload_expiry} seconds ago",
+        "removed 1 resumable upload left unfinished past Upload-Expires",
+    ]
+    with catalog.database.connection_context():
+        assert list(catalog.Attachment.select()) == []
+    assert uploads(catalog) == []
+    assert s3_bucket.objects() == {}
+    assert s3_bucket.pending_uploads() == []
+
+
+def test_a_prepared_attachment_whose_upload_is_gone_goes_with_the_expired_direct_uploads(
+        settings, plugin_manager, people, catalog, s3_bucket, databases, monkeypatch):
+    finishing_failed_once(
+        settings, plugin_manager, people, catalog, monkeypatch,
+        started=datetime.timedelta(seconds=settings.direct_upload_expiry + 3600))
+    # a crash between removing the upload and the attachment it prepared
+    with catalog.database.connection_context():
+        ResumableUploads(catalog).ResumableUpload.delete().execute()
+    assert run(commands_environ(databases, settings, s3_bucket), "cleanup")[1] == (
+        f"removed 1 direct upload never completed, prepared more than "
+        f"{settings.direct_upload_expiry} seconds ago")
+    with catalog.database.connection_context():
+        assert list(catalog.Attachment.select()) == []
+    assert s3_bucket.objects() == {}

@@ -16,6 +16,7 @@ builder, ``basic_auth``) lives in affix itself, in ``affix.app.testing``.
 - ``work_packages``: work package documents, creating and changing them through falcon.testing
 - ``errors``: the HAL errors affix answers with, their messages, and asserting one
 - ``races``: running calls at the same moment in threads
+- ``faults``: a store or a database failing once, on cue
 - ``clocks``: a clock the test sets, for affix's ``clock=`` collaborators
 - ``direct_uploads``: preparing a direct upload, sending the file to the store with its form
 - ``tus``: resumable uploads through falcon.testing, a PATCH cut short on a real server
