@@ -6,7 +6,7 @@ packages of those names, nor is shadowed by them. The names below are the public
 hosts that embed affix and for plugin authors; the modules behind them may move.
 """
 from affix.app import create_app
-from affix.app.serving import HalWorker
+from affix.app.http.serving import HalWorker
 from affix.app.settings import Settings, SettingsError
 from affix.plugins import hookimpl
 from affix.plugins.containers import ContainerType

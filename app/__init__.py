@@ -1,51 +1,51 @@
 """affix's HTTP face. :func:`create_app` builds a WSGI app from explicit collaborators."""
-# first: streaming-form-data (imported by app/upload.py) must find its unused imports deferred
-import affix.app.deferred_imports  # noqa: F401
+# first: streaming-form-data (imported by app/uploads/multipart.py) must find its unused imports deferred
+import affix.app.uploads.deferred_imports  # noqa: F401
 import falcon.media
 
-from affix.app.allowlist import Allowlist, AllowlistPolicy
-from affix.app.attachments import AttachmentService
-from affix.app.auth import Authenticator, TrustRemoteUser
-from affix.app.content_types import ContentSniffer
-from affix.app.cors import CrossOrigin
-from affix.app.direct_uploads import DirectUploads
-from affix.app.errors import HAL_JSON, install_error_handlers
-from affix.app.ids import IdConverter
-from affix.app.lifecycle import Lifecycle
+from affix.app.uploads.allowlist import Allowlist, AllowlistPolicy
+from affix.app.attachments.service import AttachmentService
+from affix.app.accounts.auth import Authenticator, TrustRemoteUser
+from affix.app.uploads.content_types import ContentSniffer
+from affix.app.http.cors import CrossOrigin
+from affix.app.uploads.direct import DirectUploads
+from affix.app.http.errors import HAL_JSON, install_error_handlers
+from affix.app.http.ids import IdConverter
+from affix.app.attachments.lifecycle import Lifecycle
 from affix.app.metrics import create_metrics, serve_metrics_apart
-from affix.app.openapi import OpenApiResource
-from affix.app.permissions import Permissions
-from affix.app.request_facts import RequestFactsMiddleware
-from affix.app.request_json import JsonBodyLimit
-from affix.app.resources.attachments import (
+from affix.app.http.openapi import OpenApiResource
+from affix.app.accounts.permissions import Permissions
+from affix.app.http.request_facts import RequestFactsMiddleware
+from affix.app.http.request_json import JsonBodyLimit
+from affix.app.attachments.resources import (
     AttachmentContentResource, AttachmentResource, AttachmentsResource,
     ContainerAttachmentsResource,
 )
-from affix.app.resources.direct_uploads import (
+from affix.app.uploads.direct_resources import (
     CompleteUploadResource, ContainerPrepareUploadResource, PrepareUploadResource,
 )
-from affix.app.resources.forms import (
+from affix.app.work_packages.forms import (
     ProjectWorkPackageCreateFormResource, WorkPackageCreateFormResource,
     WorkPackageUpdateFormResource,
 )
-from affix.app.resources.health import HealthResource, ReadinessResource
-from affix.app.resources.configuration import ConfigurationResource
-from affix.app.resources.projects import ProjectResource, ProjectsResource
-from affix.app.resources.root import RootResource
-from affix.app.resources.users import UserResource
-from affix.app.resources.work_package_attributes import (
+from affix.app.http.health import HealthResource, ReadinessResource
+from affix.app.http.configuration import ConfigurationResource
+from affix.app.accounts.project_resources import ProjectResource, ProjectsResource
+from affix.app.http.root import RootResource
+from affix.app.accounts.user_resources import UserResource
+from affix.app.work_packages.attributes import (
     AttributeResource, AttributesResource, ProjectTypesResource, attribute_kinds,
 )
-from affix.app.resources.work_packages import (
+from affix.app.work_packages.resources import (
     ProjectWorkPackagesResource, WorkPackageResource, WorkPackagesResource,
 )
-from affix.app.resources.tus import TUS_PATH, TusCreationResource, TusUploadResource
-from affix.app.routing import App, PathNormaliser, ShadowedIds
+from affix.app.uploads.tus_resources import TUS_PATH, TusCreationResource, TusUploadResource
+from affix.app.http.routing import App, PathNormaliser, ShadowedIds
 from affix.app.settings import Settings, metrics_port
-from affix.app.stored_uploads import StoredUploads
-from affix.app.tus import TusUploads
-from affix.app.webhooks import WebhookEvents
-from affix.app.work_packages import WorkPackages
+from affix.app.uploads.finishing import StoredUploads
+from affix.app.uploads.tus import TusUploads
+from affix.app.webhooks.delivery import WebhookEvents
+from affix.app.work_packages.service import WorkPackages
 from affix.plugins.builtin import WORK_PACKAGE
 from affix.plugins.clamav import ClamavPlugin, ClamdScanner
 from affix.plugins.manager import (

@@ -10,7 +10,7 @@ counted; a dead worker's requests in progress are dropped by :func:`mark_worker_
 gunicorn's ``child_exit`` calls).
 
 A metric is an attribute of :class:`Metrics`, counted from a request's
-:class:`~affix.app.request_facts.RequestFacts` in :meth:`Metrics.observe`; a count the facts do
+:class:`~affix.app.http.request_facts.RequestFacts` in :meth:`Metrics.observe`; a count the facts do
 not carry (a scan verdict, say) is a new attribute here, counted where it happens.
 """
 import datetime
@@ -23,8 +23,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, make
 from prometheus_client import multiprocess, values
 from prometheus_client.core import GaugeMetricFamily
 
-from affix.app.inspection import OUTCOMES
-from affix.app.lifecycle import WAITING_FOR_SCAN
+from affix.app.uploads.inspection import OUTCOMES
+from affix.app.attachments.lifecycle import WAITING_FOR_SCAN
 from affix.storage.models import QUARANTINED
 
 log = logging.getLogger(__name__)

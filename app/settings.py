@@ -4,8 +4,8 @@ import os
 import re
 from pathlib import Path
 
-from affix.app.allowlist import parse_allowlist
-from affix.app.cors import parse_origins
+from affix.app.uploads.allowlist import parse_allowlist
+from affix.app.http.cors import parse_origins
 from affix.plugins.clamav import ScanOptions, scan_options
 from affix.storage.s3 import ADDRESSING_STYLES, MAX_URL_EXPIRY, S3Options, parse_s3_url
 from affix.storage.s3_staging import MAX_DIRECT_UPLOAD_SIZE

@@ -28,7 +28,7 @@ import pytest
 
 from affix import Settings, create_app, create_plugin_manager
 from affix.app import open_catalog
-from affix.app.auth import issue_api_key
+from affix.app.accounts.auth import issue_api_key
 from affix.storage.models import utc_now
 
 UPLOAD_PATH = "/api/v3/attachments"

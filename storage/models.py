@@ -16,7 +16,7 @@ from affix.storage.migrations import dialect, take_postgres_schema_lock
 MAX_ID = 2**63 - 1
 
 
-# An attachment's status, as OpenProject names them (what each allows: affix.app.lifecycle).
+# An attachment's status, as OpenProject names them (what each allows: affix.app.attachments.lifecycle).
 # A direct upload from its preparation until its completion: no bytes affix has checked
 PREPARED = "prepared"
 UPLOADED = "uploaded"
@@ -48,7 +48,7 @@ class Catalog:
             name = peewee.CharField(max_length=255)
             admin = peewee.BooleanField(default=False)
             locked = peewee.BooleanField(default=False)
-            # the one locked user that stands for every deleted user: see affix.app.accounts
+            # the one locked user that stands for every deleted user: see affix.app.accounts.management
             is_deleted_user = peewee.BooleanField(default=False)
 
             class Meta:
@@ -62,7 +62,7 @@ class Catalog:
             created_at = peewee.DateTimeField()
             # None: the key never expires
             expires_at = peewee.DateTimeField(null=True)
-            # written at most once per affix.app.auth.LAST_USE_PRECISION
+            # written at most once per affix.app.accounts.auth.LAST_USE_PRECISION
             last_used_at = peewee.DateTimeField(null=True)
 
             class Meta:
@@ -157,7 +157,7 @@ class Catalog:
             author = peewee.ForeignKeyField(User, backref="attachments", on_delete="RESTRICT")
             container_type = peewee.CharField(max_length=100, null=True)
             container_id = peewee.BigIntegerField(null=True)
-            # see affix.app.lifecycle
+            # see affix.app.attachments.lifecycle
             status = peewee.CharField(max_length=32, default=UPLOADED, index=True)
             # the signature a virus scan found, for a quarantined attachment
             scan_finding = peewee.CharField(max_length=255, null=True)

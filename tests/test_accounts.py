@@ -13,7 +13,7 @@ import pytest
 import requests
 
 from affix.app import create_app
-from affix.app.auth import LAST_USE_PRECISION, issue_api_key
+from affix.app.accounts.auth import LAST_USE_PRECISION, issue_api_key
 from affix.app.testing import basic_auth
 from affix.plugins.manager import create_plugin_manager
 from support import tus

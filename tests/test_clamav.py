@@ -13,8 +13,8 @@ import pytest
 import requests
 
 from affix.app import create_app
-from affix.app.scanning import ScanReport, scan_waiting
-from affix.app.webhooks import WebhookEvents
+from affix.app.attachments.scanning import ScanReport, scan_waiting
+from affix.app.webhooks.delivery import WebhookEvents
 from affix.plugins import hookimpl
 from affix.plugins.clamav import ClamdScanner, ScanOptions, refusal
 from affix.plugins.manager import Events, create_plugin_manager

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from affix.app import create_app
-from affix.app.cli import main
+from affix.app.cli.commands import main
 from affix.storage.models import QUARANTINED
 from affix.storage.cleanup import remove_unclaimed
 from affix.storage.models import utc_now

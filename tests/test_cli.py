@@ -8,8 +8,9 @@ from pathlib import Path
 import falcon.testing
 import pytest
 
-from affix.app import cli, create_app, open_catalog
-from affix.app.cli import ensure_admin, main
+from affix.app import create_app, open_catalog
+from affix.app.cli import commands as cli
+from affix.app.cli.commands import ensure_admin, main
 from affix.app.settings import Settings
 from affix.app.testing import basic_auth
 from affix.plugins.manager import create_plugin_manager

@@ -9,8 +9,8 @@ import threading
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from affix.app.content_types import SNIFF_PREFIX, ContentSniffer, Sniffed
-from affix.app.upload import SNIFF_SIZE
+from affix.app.uploads.content_types import SNIFF_PREFIX, ContentSniffer, Sniffed
+from affix.app.uploads.multipart import SNIFF_SIZE
 from support.content import KiB, fuzz_shaped_files, known_files
 from support.defaults import SMALL_LIMIT
 

@@ -1,6 +1,6 @@
 """What streaming-form-data imports and affix never uses (smart_open, aiofiles), and boto3 on a
 local store, are not imported with affix; whoever uses them gets the modules themselves
-(app/deferred_imports.py, storage/s3.py)."""
+(app/uploads/deferred_imports.py, storage/s3.py)."""
 import importlib.metadata
 import importlib.util
 import json
@@ -11,13 +11,13 @@ import uuid
 
 import pytest
 
-from affix.app import deferred_imports
-from affix.app.deferred_imports import DeferredModule, defer_unused_imports
+from affix.app.uploads import deferred_imports
+from affix.app.uploads.deferred_imports import DeferredModule, defer_unused_imports
 from support.processes import COMMAND_TIMEOUT, REPO_ROOT, environ_without_affix
 
 WHAT_AFFIX_IMPORTS = """
 import json, sys
-import affix.app.cli
+import affix.app.cli.commands
 names = ["smart_open", "aiofiles", "smart_open.smart_open_lib", "aiofiles.threadpool", "boto3",
          "botocore"]
 print(json.dumps({name: type(sys.modules[name]).__name__ if name in sys.modules else None
@@ -26,7 +26,7 @@ print(json.dumps({name: type(sys.modules[name]).__name__ if name in sys.modules 
 
 TARGETS_THAT_USE_THEM = """
 import asyncio, json, os, sys, tempfile
-import affix.app.upload
+import affix.app.uploads.multipart
 from streaming_form_data import StreamingFormDataParser
 from streaming_form_data.targets import FileTarget, SmartOpenTarget
 

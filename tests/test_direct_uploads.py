@@ -19,7 +19,7 @@ import pytest
 import requests
 
 from affix.app import create_app
-from affix.app.cli import main
+from affix.app.cli.commands import main
 from affix.app.testing import multipart
 from affix.plugins import hookimpl
 from affix.plugins.containers import ContainerType

@@ -4,7 +4,7 @@ import re
 
 import affix
 
-from affix.app.upload import SNIFF_SIZE
+from affix.app.uploads.multipart import SNIFF_SIZE
 from affix.plugins import hookspecs
 from support.hook_reference import README, hook_specs, readme_section, render
 

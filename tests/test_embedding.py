@@ -243,7 +243,7 @@ import socket, sqlite3
 opened = []
 sqlite3.connect = lambda *args, **kwargs: opened.append(("sqlite3", args))
 socket.socket.connect = lambda self, address: opened.append(("socket", address))
-import affix, affix.app.cli, affix.app.resources.attachments, affix.plugins.hookspecs
+import affix, affix.app.cli.commands, affix.app.attachments.resources, affix.plugins.hookspecs
 import affix.storage.models, affix.storage.stores, affix.storage.database
 print(opened)
 """

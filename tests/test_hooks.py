@@ -16,9 +16,10 @@ import falcon.testing
 import pluggy
 import pytest
 
-from affix.app import cli, create_app, open_catalog
+from affix.app import create_app, open_catalog
+from affix.app.cli import commands as cli
 from affix.app.settings import Settings
-from affix.app.upload import SNIFF_SIZE
+from affix.app.uploads.multipart import SNIFF_SIZE
 from affix.plugins.containers import ContainerType
 from affix.plugins.manager import (
     PluginError, container_types, create_plugin_manager, known_permissions,
@@ -497,7 +498,7 @@ def test_a_policy_that_raises_fails_the_upload_and_stores_nothing(
     crash = repr(PolicyCrash("cannot check firmware.bin"))
     assert log_records(caplog) == [
         ("affix.plugins.manager", logging.ERROR, "plugin 'fragile' failed in affix_validate_upload", crash),
-        ("affix.app.errors", logging.ERROR, f"unhandled error in POST {path}", crash),
+        ("affix.app.http.errors", logging.ERROR, f"unhandled error in POST {path}", crash),
     ]
 
 

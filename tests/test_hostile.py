@@ -15,7 +15,7 @@ import falcon.testing
 import pytest
 
 from affix import create_app
-from affix.app.cli import main
+from affix.app.cli.commands import main
 from affix.app.settings import Settings
 from affix.storage import database as database_module
 from affix.storage.database import WriteLockTimeout, WriterQueue

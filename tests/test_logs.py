@@ -14,7 +14,7 @@ import pytest
 import requests
 from hypothesis import HealthCheck, given, settings as hypothesis_settings, strategies as st
 
-from affix.app.logs import TEXT_DATE_FORMAT, TEXT_FORMAT, TRACE_INDENT, TextLines
+from affix.app.http.logs import TEXT_DATE_FORMAT, TEXT_FORMAT, TRACE_INDENT, TextLines
 from affix.app.settings import Settings, SettingsError
 from affix.app.testing import basic_auth, multipart, upload_form
 from support.logs import access_line, access_lines, json_lines
@@ -160,7 +160,7 @@ def test_a_line_the_app_writes_while_serving_carries_the_request_id(json_server)
 
     access_line(server, "broken-chunks")
     [app_line] = [line for line in json_lines(server.stderr())
-                  if line["logger"] == "affix.app.upload"]
+                  if line["logger"] == "affix.app.uploads.multipart"]
     assert (app_line["level"], app_line["message"], app_line["request_id"]) == (
         "INFO", "the request body could not be read: InvalidChunkSize", "broken-chunks")
 

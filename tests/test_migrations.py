@@ -15,7 +15,7 @@ import peewee
 import pytest
 
 from affix.app import connect_catalog, create_app, open_catalog
-from affix.app.cli import main
+from affix.app.cli.commands import main
 from affix.app.testing import basic_auth
 from affix.storage.database import release_connections
 from affix.storage.migrations import (
@@ -98,7 +98,7 @@ def test_two_nodes_migrating_one_fresh_database_at_once_apply_each_migration_onc
 @pytest.mark.system  # two affix migrate processes
 def test_two_affix_migrate_commands_started_together_both_succeed(tmp_path, databases):
     environ = {"PATH": "/usr/bin:/bin", **databases.environ(tmp_path / "data")}
-    commands = [subprocess.Popen([sys.executable, "-m", "affix.app.cli", "migrate"], cwd=REPO_ROOT,
+    commands = [subprocess.Popen([sys.executable, "-m", "affix.app.cli.commands", "migrate"], cwd=REPO_ROOT,
                                  env=environ, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                  text=True) for _ in range(2)]
     outputs = [command.communicate(timeout=COMMAND_TIMEOUT) for command in commands]

@@ -22,7 +22,7 @@ import requests
 from tusclient import client as tus_client
 
 from affix.app import open_catalog
-from affix.app.cli import main as affix
+from affix.app.cli.commands import main as affix
 from affix.app.testing import upload_form
 from affix.storage.models import utc_now
 from support.content import MiB, md5
@@ -102,7 +102,7 @@ class Cluster:
     def cleanup_on_b(self) -> str:
         """``affix cleanup`` as cron runs it beside node B: a process of its own."""
         result = subprocess.run(
-            [sys.executable, "-m", "affix.app.cli", "cleanup"], cwd=REPO_ROOT,
+            [sys.executable, "-m", "affix.app.cli.commands", "cleanup"], cwd=REPO_ROOT,
             env={**self.environ, "AFFIX_DATA_DIR": str(self.environ["NODE_B_DATA_DIR"])},
             stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=COMMAND_TIMEOUT)
         assert result.returncode == 0, result.stderr
@@ -115,7 +115,7 @@ def start_node(stack, name, run_dir, environ, api_key=None) -> Node:
     stdout_path, stderr_path = run_dir / "stdout", run_dir / "stderr"
     with open(stdout_path, "wb") as stdout, open(stderr_path, "wb") as stderr:
         process = subprocess.Popen(
-            [sys.executable, "-m", "affix.app.cli", "serve", "--bind", f"{HOST}:{port}",
+            [sys.executable, "-m", "affix.app.cli.commands", "serve", "--bind", f"{HOST}:{port}",
              "--workers", str(WORKERS), "--threads", str(THREADS)],
             cwd=REPO_ROOT, env={**environ, "AFFIX_DATA_DIR": str(run_dir / "data")},
             stdin=subprocess.DEVNULL, stdout=stdout, stderr=stderr, start_new_session=True)

@@ -4,7 +4,7 @@ import re
 import falcon.inspect
 import falcon.testing
 
-from affix.app.openapi import openapi_document
+from affix.app.http.openapi import openapi_document
 from affix.plugins.containers import ContainerTypes
 
 

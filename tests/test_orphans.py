@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from affix.app.cli import main
+from affix.app.cli.commands import main
 from affix.storage.models import utc_now
 from affix.storage.orphans import find_orphans, remove_orphans
 from affix.storage.stores import open_blob_store

@@ -12,7 +12,7 @@ from streaming_form_data import parser as parser_module
 from streaming_form_data.parser import ParseFailedException, UnexpectedPartException
 from streaming_form_data.targets import BaseTarget
 
-from affix.app import part_headers
+from affix.app.uploads import part_headers
 
 # the same examples on every run and in CI, and no example database
 LINES = settings(max_examples=2000, derandomize=True, deadline=None, database=None,

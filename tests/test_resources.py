@@ -9,7 +9,7 @@ import zipfile
 import falcon.testing
 import pytest
 
-from affix.app.attachments import AttachmentService
+from affix.app.attachments.service import AttachmentService
 from support.bodies import upload_body
 from support.client import post, uploaded
 from support.content import png_bytes

@@ -13,7 +13,7 @@ from pathlib import Path
 import falcon.testing
 import pytest
 
-from affix.app.cli import main as affix_main
+from affix.app.cli.commands import main as affix_main
 from affix.app.testing import basic_auth, multipart
 from support.bodies import upload_body
 from support.content import png_bytes

@@ -11,7 +11,7 @@ import peewee
 import pytest
 
 from affix.app import create_app
-from affix.app.cli import main, sweep_staging
+from affix.app.cli.commands import main, sweep_staging
 from affix.storage.blob_store import StoreUnavailable
 from affix.storage.cleanup import remove_expired_resumable_uploads
 from affix.storage.models import utc_now

@@ -2,10 +2,10 @@
 a content type is served, and what libmagic calls the formats the HTTP tests rely on."""
 import pytest
 
-from affix.app.content_types import ContentSniffer, Presentation, Sniffed, presentation
-from affix.app.downloads import content_disposition, requested_range
-from affix.app.errors import ApiError
-from affix.app.representers import formattable
+from affix.app.uploads.content_types import ContentSniffer, Presentation, Sniffed, presentation
+from affix.app.http.downloads import content_disposition, requested_range
+from affix.app.http.errors import ApiError
+from affix.app.http.representers import formattable
 from support.content import png_bytes
 
 # header, size, the (first, last) positions or None for the whole body

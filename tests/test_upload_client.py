@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from affix.app.cli import main
-from affix.app.upload_client import ResumeState
+from affix.app.cli.commands import main
+from affix.app.client.uploads import ResumeState
 from support.cli import affix
 from support.content import MiB, md5, random_bytes
 from support.errors import WRONG_CREDENTIALS
@@ -301,7 +301,7 @@ def test_bytes_damaged_on_the_way_are_reported(capsys, plain_server, files, home
 # --- the client as a user runs it: a terminal, a pipe, Ctrl-C ----------------------------------
 
 def client_command(*argv):
-    return [sys.executable, "-m", "affix.app.cli", "upload", *argv]
+    return [sys.executable, "-m", "affix.app.cli.commands", "upload", *argv]
 
 
 def run_on_terminal(argv, environ) -> tuple:

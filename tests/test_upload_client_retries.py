@@ -8,7 +8,7 @@ import io
 import pytest
 import requests
 
-from affix.app.upload_client import (
+from affix.app.client.uploads import (
     LOCKED_WAITS, ResumeState, UploadError, Uploader, progress_bars,
 )
 from affix.storage.models import utc_now

@@ -18,7 +18,7 @@ import pytest
 import requests
 
 from affix.app import connect_catalog, open_catalog
-from affix.app.webhooks import DeliveryPolicy, WebhookWorker, post
+from affix.app.webhooks.delivery import DeliveryPolicy, WebhookWorker, post
 from affix.storage.database import release_connections
 from affix.storage.models import utc_now
 from affix.storage.outbox import Outbox
@@ -195,7 +195,7 @@ def test_a_worker_killed_mid_delivery_loses_nothing(
     # the first two are answered; the worker dies waiting for the answer to the third
     receiver.hold(after=2)
     worker = subprocess.Popen(
-        [sys.executable, "-m", "affix.app.cli", "webhooks", "run", "--poll-interval", "0.05"],
+        [sys.executable, "-m", "affix.app.cli.commands", "webhooks", "run", "--poll-interval", "0.05"],
         cwd=REPO_ROOT, env=environ_without_affix(**environ), stdout=subprocess.PIPE,
         stderr=subprocess.PIPE, start_new_session=True)
     try:
@@ -233,7 +233,7 @@ def webhook_worker(environ, *options):
     """``affix webhooks run`` with ``options``, once it says it is delivering; killed at the
     end if it is still running."""
     worker = subprocess.Popen(
-        [sys.executable, "-m", "affix.app.cli", "webhooks", "run", *options],
+        [sys.executable, "-m", "affix.app.cli.commands", "webhooks", "run", *options],
         cwd=REPO_ROOT, env=environ_without_affix(**environ), stdout=subprocess.PIPE,
         stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:

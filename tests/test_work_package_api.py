@@ -10,7 +10,7 @@ import os
 import falcon.testing
 import pytest
 
-from affix.app.work_packages import CONFLICT_MESSAGE
+from affix.app.work_packages.service import CONFLICT_MESSAGE
 from affix.storage.models import utc_now
 from affix.storage.orphans import remove_orphans
 from affix.storage.stores import open_blob_store

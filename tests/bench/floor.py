@@ -26,7 +26,7 @@ import peewee
 from streaming_form_data import StreamingFormDataParser
 from streaming_form_data.targets import BaseTarget, ValueTarget
 
-from affix.app.auth import hash_api_key, presented_key
+from affix.app.accounts.auth import hash_api_key, presented_key
 from affix.storage.local import fsync_directory
 
 READ_CHUNK_SIZE = 1024 * 1024

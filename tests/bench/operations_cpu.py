@@ -27,8 +27,8 @@ import falcon.testing
 
 from affix import create_app
 from affix.app import open_catalog
-from affix.app.auth import issue_api_key
-from affix.app.logs import AccessLogger, logging_config
+from affix.app.accounts.auth import issue_api_key
+from affix.app.http.logs import AccessLogger, logging_config
 from affix.app.metrics import use_multiprocess_folder
 from affix.app.settings import Settings
 from affix.app.testing import basic_auth, upload_form

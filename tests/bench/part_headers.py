@@ -1,5 +1,5 @@
 """Time streaming-form-data parsing a two-part 4 KiB upload body, with its part headers read by
-the email package (the library's own way) and by affix's app/part_headers.py, interleaved in
+the email package (the library's own way) and by affix's app/uploads/part_headers.py, interleaved in
 one process.
 
     python -m tests.bench.part_headers              # 5 rounds of 3000 parses each way
@@ -14,7 +14,7 @@ import time
 from streaming_form_data import StreamingFormDataParser
 from streaming_form_data.targets import NullTarget, ValueTarget
 
-from affix.app import part_headers
+from affix.app.uploads import part_headers
 
 BOUNDARY = "affix-0123456789abcdef"
 BODY = (

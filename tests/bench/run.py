@@ -225,7 +225,7 @@ def affix_server(run_dir: Path, workers, threads, max_size, name="affix", extra_
     port = free_port()
     environ = clean_environ(AFFIX_DATA_DIR=str(run_dir / "data"),
                             AFFIX_MAX_ATTACHMENT_SIZE=str(max_size), **(extra_environ or {}))
-    command = [sys.executable, "-m", "affix.app.cli", "serve", "--bind", f"{HOST}:{port}",
+    command = [sys.executable, "-m", "affix.app.cli.commands", "serve", "--bind", f"{HOST}:{port}",
                "--workers", str(workers), "--threads", str(threads)]
     with _spawn("affix", command, environ, run_dir) as (process, stdout_path, stderr_path):
         api_key = _announced_api_key(stdout_path, process)
@@ -240,7 +240,7 @@ def affix_server(run_dir: Path, workers, threads, max_size, name="affix", extra_
 
 def gunicorn_command(app, workers, threads, port) -> list:
     """gunicorn's command line for ``app`` with the settings affix serve gives it
-    (app/cli.py)."""
+    (app/cli/commands.py)."""
     return [sys.executable, "-m", "gunicorn", "--worker-class", "gthread",
             "--workers", str(workers), "--threads", str(threads),
             "--bind", f"{HOST}:{port}", "--no-control-socket", app]

@@ -24,7 +24,7 @@ import sys
 
 import magic
 
-from affix.app.content_types import SNIFF_PREFIX
+from affix.app.uploads.content_types import SNIFF_PREFIX
 from tests.bench.run import cpu_per_call
 from tests.support.content import fuzz_shaped_files, known_files
 

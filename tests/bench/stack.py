@@ -20,7 +20,7 @@ from pathlib import Path
 
 from streaming_form_data.targets import ValueTarget
 
-from affix.app.auth import hash_api_key
+from affix.app.accounts.auth import hash_api_key
 from tests.bench import floor
 from tests.bench.run import KiB, POOL_SIZE, Payload, Row, print_table
 

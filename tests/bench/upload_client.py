@@ -37,7 +37,7 @@ def client_environ(server, home) -> dict:
 
 
 def upload_command(path, url):
-    return [sys.executable, "-m", "affix.app.cli", "upload", str(path), "--url", url]
+    return [sys.executable, "-m", "affix.app.cli.commands", "upload", str(path), "--url", url]
 
 
 def timed_upload(path, url, environ) -> tuple:

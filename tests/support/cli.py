@@ -6,7 +6,7 @@ import io
 
 import pytest
 
-from affix.app.cli import main
+from affix.app.cli.commands import main
 
 # what ``affix role add`` lists as known when no plugin adds any
 BUILT_IN_PERMISSIONS = (

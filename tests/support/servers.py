@@ -138,7 +138,7 @@ def running_server(run_dir: Path, databases, max_attachment_size, extra_environ=
         data_dir, AFFIX_MAX_ATTACHMENT_SIZE=str(max_attachment_size), **(extra_environ or {})))
     with open(stdout_path, "wb") as stdout, open(stderr_path, "wb") as stderr:
         process = subprocess.Popen(
-            [sys.executable, "-m", "affix.app.cli", "serve", "--bind", f"{HOST}:{port}",
+            [sys.executable, "-m", "affix.app.cli.commands", "serve", "--bind", f"{HOST}:{port}",
              "--workers", str(WORKERS), "--threads", "4"],
             cwd=REPO_ROOT, env=environ, stdin=subprocess.DEVNULL, stdout=stdout, stderr=stderr,
             start_new_session=True,

@@ -1,0 +1,1 @@
+"""Attachments: the service, their routes, their status, scanning."""

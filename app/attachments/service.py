@@ -1,0 +1,350 @@
+"""Attachments as the service sees them: uploading, finding, serving, claiming, deleting."""
+import logging
+
+import falcon
+
+from affix.app.http.downloads import store_download_url
+from affix.app.http.errors import ApiError, missing_permission, not_found, property_violation
+from affix.app.uploads.inspection import Inspection
+from affix.app.attachments.lifecycle import UNCLAIMABLE
+from affix.app.uploads.multipart import receive_upload
+from affix.plugins.manager import Events, upload_rejection
+from affix.plugins.uploads import UploadCandidate
+from affix.storage.models import PREPARED, is_valid_id
+
+log = logging.getLogger(__name__)
+
+NOT_FOUND_MESSAGE = "The specified attachment does not exist."
+DOES_NOT_EXIST = "Attachments does not exist."
+CANNOT_BE_CHANGED = "Attachments cannot be changed."
+# attachments one request may claim: the work of a claim is done under the write lock, which
+# every upload waits for
+MAX_CLAIMS = 1000
+
+
+class AttachmentService:
+    """Owns what attachments need: the catalogue, the blob store and its size limit, the
+    permissions and the plugins. Resources make one call into it per request."""
+
+    def __init__(self, catalog, blob_store, max_attachment_size, sniffer, clock, permissions,
+                 container_types, plugin_manager, lifecycle, webhooks, count_inspection=None):
+        self.catalog = catalog
+        self._blob_store = blob_store
+        self._max_attachment_size = max_attachment_size
+        self._sniffer = sniffer
+        self.clock = clock
+        self.permissions = permissions
+        self.container_types = container_types
+        self._plugin_manager = plugin_manager
+        self._events = Events(plugin_manager)
+        # public: a direct upload's completion writes its events in its own transaction
+        self.webhooks = webhooks
+        self.lifecycle = lifecycle
+        # told how each inspected upload ended (the metrics' count), or None
+        self._count_inspection = count_inspection
+
+    def require_may_add(self, user, kind, container):
+        """403 unless ``user`` may add attachments to ``container`` of ``kind``."""
+        if not self.permissions.allowed(user, kind.add, kind.project_of(container)):
+            raise missing_permission()
+
+    def require_may_upload(self, user, kind=None, container=None):
+        """403 unless ``user`` may upload into ``container`` of ``kind``, or without a
+        container when ``kind`` is None."""
+        if kind is None:
+            if not self.permissions.may_upload(user):
+                raise missing_permission()
+        else:
+            self.require_may_add(user, kind, container)
+
+    def upload(self, user, body, kind=None, container=None):
+        """Receive an upload from ``body`` (a :class:`~affix.app.uploads.multipart.RequestBody`) and make
+        it permanent, into ``container`` of ``kind`` or without a container; its row.
+
+        The permission is checked before a single byte of the body is read: a refused client
+        costs nothing.
+        """
+        self.require_may_upload(user, kind, container)
+        inspection = self.begin_inspection(user, kind)
+        try:
+            received = receive_upload(body, self._blob_store, self._max_attachment_size,
+                                      inspection.feed)
+            return self._make_permanent(received, user, kind, container, inspection)
+        finally:
+            inspection.close()
+
+    def begin_inspection(self, user, kind):
+        """The inspectors of an upload by ``user`` into a container of ``kind`` (or None),
+        before its first byte arrives: every way bytes enter affix drives one."""
+        return Inspection.begin(self._plugin_manager, user, kind.name if kind else None,
+                                self._count_inspection)
+
+    def vet(self, author, kind, file_name, description, content, inspection):
+        """What every upload goes through once its bytes are all there, however they came:
+        the content type sniffed from them, every upload policy (the allowlist among them)
+        asked, and the verdict of the ``inspection`` that saw them arrive; 422 when one
+        refuses, 503 when an inspector fails. ``content`` has the ``size``, ``md5`` and
+        ``head`` of the bytes. Returns what was sniffed and what the inspectors decided."""
+        sniffed = self._sniffer.sniff(content.head)
+        candidate = UploadCandidate(
+            file_name=file_name, description=description, size=content.size,
+            md5=content.md5, content_type=sniffed.content_type, head=content.head,
+            container_type=kind.name if kind else None,
+        )
+        rejection = upload_rejection(self._plugin_manager, candidate, author)
+        if rejection is not None:
+            raise property_violation("file", rejection)
+        return sniffed, inspection.verdict(candidate)
+
+    def record_created(self, record, author, acceptance):
+        """The webhook events of a new attachment, and of its scan when a scanner read it as
+        it arrived: called in the transaction that makes it an attachment."""
+        self.webhooks.created(record, author)
+        if acceptance.scanned:
+            self.webhooks.scanned(record)
+
+    def announce_created(self, record, author, acceptance):
+        """Tell the plugins that ``record`` is a new attachment, as every upload does, and
+        that it was scanned when a scanner read it as it arrived."""
+        self._events.created(record, author)
+        if acceptance.scanned:
+            self._events.scanned(record)
+
+    def _make_permanent(self, upload, author, kind, container, inspection):
+        """Make a received upload permanent: its blob and its row, both or neither.
+
+        The blob is made durable first (outside any database lock); the row follows in one
+        transaction. If the row cannot be written the blob is deleted again, so a failure leaves
+        nothing; only a crash between the two can leave an unreferenced blob.
+        """
+        storage_key = None
+        try:
+            sniffed, acceptance = self.vet(author, kind, upload.file_name, upload.description,
+                                           upload, inspection)
+            storage_key = upload.staged_blob.commit()
+            with self.catalog.write_transaction():
+                record = self.catalog.add_attachment(
+                    file_name=upload.file_name,
+                    file_size=upload.size,
+                    content_type=sniffed.content_type,
+                    charset=sniffed.charset,
+                    md5=upload.md5,
+                    description=upload.description,
+                    author=author,
+                    container_type=kind.name if kind else None,
+                    container_id=container.id if container else None,
+                    status=self.lifecycle.initial_status(acceptance.scanned),
+                    storage_key=storage_key,
+                    created_at=self.clock(),
+                )
+                self.record_created(record, author, acceptance)
+        except BaseException:
+            if storage_key is None:
+                upload.staged_blob.discard()
+            else:
+                self.delete_blob(storage_key)
+            raise
+        self.announce_created(record, author, acceptance)
+        return record
+
+    def download_url(self, user, record):
+        """Where the blob store serves ``record``'s bytes itself to ``user``, or None (see
+        :func:`~affix.app.http.downloads.store_download_url`); never for bytes ``user`` may not
+        download (a prepared direct upload's, whose staged bytes nobody has checked, among
+        them)."""
+        if not self.lifecycle.may_serve_elsewhere(user, record):
+            return None
+        return store_download_url(self._blob_store, record)
+
+    def find_downloadable(self, user, attachment_id):
+        """The attachment if ``user`` may see it and download its bytes in its status."""
+        record = self.find_visible(user, attachment_id)
+        self.lifecycle.require_downloadable(user, record)
+        return record
+
+    def open_content(self, record):
+        """``record``'s bytes, as a binary file object; 404 when a deletion took them since
+        the row was read."""
+        try:
+            return self._blob_store.open(record.storage_key)
+        except FileNotFoundError:
+            raise not_found(NOT_FOUND_MESSAGE) from None
+
+    def container_of(self, record):
+        """(container type, container) of a claimed attachment; (None, None) otherwise."""
+        if record.container_type is None:
+            return None, None
+        kind = self.container_types.named(record.container_type)
+        return kind, kind.find(record.container_id)
+
+    def _may(self, user, record, action) -> bool:
+        by_container = self._may_by_container(user, record, action)
+        if action == "delete":
+            return self.lifecycle.may_delete(user, record, by_container)
+        return self.lifecycle.may_see(user, record, by_container)
+
+    def _may_by_container(self, user, record, action) -> bool:
+        if record.container_type is not None and record.container_type not in self.container_types:
+            # its container type's plugin is gone: nobody can tell who may see it
+            return False
+        kind, container = self.container_of(record)
+        if kind is None:
+            # a containerless attachment belongs to its author alone
+            return record.author_id == user.id
+        if container is None:
+            return False
+        return self.permissions.allowed(user, getattr(kind, action), kind.project_of(container))
+
+    def may_delete(self, user, record) -> bool:
+        return self._may(user, record, "delete")
+
+    def find_visible(self, user, attachment_id):
+        """The attachment if ``user`` may see it; 404 otherwise, so that nobody can learn that
+        someone else's attachment exists."""
+        Attachment = self.catalog.Attachment
+        record = self.catalog.by_id(
+            Attachment.select(Attachment, self.catalog.User).join(self.catalog.User),
+            Attachment, attachment_id,
+        )
+        if record is None or not self._may(user, record, "view"):
+            raise not_found(NOT_FOUND_MESSAGE)
+        return record
+
+    def of_container(self, kind, container):
+        Attachment = self.catalog.Attachment
+        return list(
+            Attachment.select(Attachment, self.catalog.User)
+            .join(self.catalog.User)
+            .where((Attachment.container_type == kind.name)
+                   & (Attachment.container_id == container.id)
+                   & (Attachment.status != PREPARED))
+            .order_by(Attachment.id)
+        )
+
+    def delete(self, user, record):
+        """Remove the row, then the blob: a failure in between leaves an unreferenced blob,
+        never a row whose bytes are gone."""
+        if not self.may_delete(user, record):
+            raise ApiError(
+                falcon.HTTP_403, "MissingPermission", "You are not allowed to delete this attachment."
+            )
+        with self.catalog.write_transaction():
+            deleted = record.delete_instance()
+            if deleted and record.status != PREPARED:
+                # nobody heard of an upload that was only prepared
+                self.webhooks.deleted(record, user)
+        if not deleted:
+            # another request deleted it since it was read: that one answers 204
+            raise not_found(NOT_FOUND_MESSAGE)
+        self.delete_blob(record.storage_key)
+        if record.status != PREPARED:
+            # plugins never heard of an upload that was only prepared
+            self._events.deleted(record, user)
+
+    def delete_with_container(self, user, kind, container, delete_container):
+        """Delete ``container`` of ``kind`` (``delete_container()``, which raises when the row is
+        gone already) and its attachments: every row in one transaction, then the bytes. A failure before
+        the commit leaves everything; a blob the store fails to delete, or a crash before it,
+        is an orphan that ``affix gc`` removes. The caller has checked the permission."""
+        Attachment = self.catalog.Attachment
+        belongs = ((Attachment.container_type == kind.name)
+                   & (Attachment.container_id == container.id))
+        with self.catalog.write_transaction():
+            records = list(Attachment.select(Attachment, self.catalog.User)
+                           .join(self.catalog.User).where(belongs).order_by(Attachment.id))
+            Attachment.delete().where(belongs).execute()
+            delete_container()
+        for record in records:
+            self.delete_blob(record.storage_key)
+            self._events.deleted(record, user)
+
+    def delete_blob(self, storage_key):
+        """Delete a blob whose row is gone or was never written. If the store fails, the
+        blob is an orphan that ``affix gc`` removes later; the error that matters to the
+        client (the deletion done, or why the upload failed) is not replaced by this one."""
+        try:
+            self._blob_store.delete(storage_key)
+        except Exception:
+            log.exception("could not delete blob %s; affix gc will", storage_key)
+
+    def claim_for(self, user, attachment_ids, kind, change_container, container=None):
+        """Create or change a container and claim attachments for it, in one transaction.
+
+        ``change_container()`` runs inside the transaction and returns the container;
+        ``container`` is the container when it exists already. The caller has checked that
+        ``user`` may add attachments to it. The list is checked against the database before the
+        write lock is taken, so that only what may be claimed is claimed under it. A failed
+        claim raises and so undoes the container's change. Plugins hear of the claims once
+        they are committed; webhooks in the transaction itself.
+        """
+        claimable = self._claimable(user, attachment_ids, kind, container)
+        with self.catalog.write_transaction():
+            container = change_container()
+            claimed = self._claim(user, claimable, kind, container)
+        for record in claimed:
+            self._events.claimed(record, container, user)
+        return container
+
+    def check_claims(self, user, attachment_ids, kind, container=None):
+        """422 for an attachment of ``attachment_ids`` that ``user`` may not claim for
+        ``container`` (a new one: None), as a claim would answer; nothing is written."""
+        self._claimable(user, attachment_ids, kind, container)
+
+    def _claimable(self, user, attachment_ids, kind, container):
+        """The ids of ``attachment_ids`` that are still to be claimed (each once, in order);
+        422 for one that ``user`` may not claim."""
+        if len(attachment_ids) > MAX_CLAIMS:
+            raise property_violation(
+                "attachments", f"Attachments can list at most {MAX_CLAIMS} attachments.")
+        listed = list(dict.fromkeys(attachment_ids))
+        if not all(is_valid_id(attachment_id) for attachment_id in listed):
+            raise property_violation("attachments", DOES_NOT_EXIST)
+        Attachment = self.catalog.Attachment
+        rows = {row.id: row for row in Attachment.select().where(Attachment.id.in_(listed))}
+        claimable = []
+        for attachment_id in listed:
+            row = rows.get(attachment_id)
+            if row is None or row.author_id != user.id:
+                # another user's attachment is reported like a missing one: it must not leak
+                raise property_violation("attachments", DOES_NOT_EXIST)
+            if row.container_type is None:
+                self.lifecycle.require_claimable(row)
+                claimable.append(attachment_id)
+            elif container is None or (row.container_type, row.container_id) != (
+                    kind.name, container.id):
+                raise property_violation("attachments", CANNOT_BE_CHANGED)
+            # else: clients send the whole list back; what the container has is no claim
+        return claimable
+
+    def _claim(self, user, attachment_ids, kind, container):
+        """Claim the author's containerless attachments for ``container``; returns the rows
+        newly claimed.
+
+        Each claim is one conditional UPDATE, so of two claims racing for the same attachment
+        exactly one changes a row, on any database.
+        """
+        Attachment = self.catalog.Attachment
+        claimed = []
+        for attachment_id in attachment_ids:
+            updated = (
+                Attachment.update(container_type=kind.name, container_id=container.id)
+                .where((Attachment.id == attachment_id)
+                       & (Attachment.author == user)
+                       & (Attachment.container_type.is_null())
+                       & Attachment.status.not_in(UNCLAIMABLE))
+                .execute()
+            )
+            record = self.catalog.get(Attachment, attachment_id)
+            if updated:
+                claimed.append(record)
+                self.webhooks.claimed(record, user)
+            elif record is None:
+                # deleted since it was checked
+                raise property_violation("attachments", DOES_NOT_EXIST)
+            elif record.container_type is None:
+                # quarantined since it was checked
+                self.lifecycle.require_claimable(record)
+            elif (record.container_type, record.container_id) != (kind.name, container.id):
+                # claimed elsewhere since it was checked
+                raise property_violation("attachments", CANNOT_BE_CHANGED)
+        return claimed

@@ -1,0 +1,1 @@
+"""``affix upload``: the client side of affix's ways in."""

@@ -1,0 +1,1 @@
+"""The HTTP layer: middleware, routing, errors as HAL, representers, serving."""

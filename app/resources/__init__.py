@@ -1,1 +1,0 @@
-"""Falcon resources: one class per URI template."""

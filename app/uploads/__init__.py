@@ -1,0 +1,1 @@
+"""The ways in: multipart, tus, direct uploads, and finishing what they stored."""

@@ -1,0 +1,184 @@
+"""OpenProject's direct uploads: the client sends the bytes to the object store itself.
+
+1. ``prepare``: the client declares a file (name, size, description); affix writes a row in
+   status ``prepared`` whose blob is a staged key, and answers a pre-signed POST form that
+   stores exactly that many bytes at that key, until the form expires.
+2. The client POSTs the file to the store with that form; affix sees none of it.
+3. ``complete``: the author only (anyone else gets 404) tells affix the upload is done. affix
+   checks the staged object's size, copies it inside the bucket to a key no form can write to,
+   then reads the copy once for its md5 and the head its content type is sniffed from, and
+   asks the upload policies, like any upload (:mod:`affix.app.uploads.finishing`). Only then does
+   the row become ``uploaded``, and the staged object is deleted. A refusal (a permission, a
+   size, a policy, the virus scanner's no) deletes the row and every object of the upload,
+   unless a repeat of the completion completed it meanwhile; a passing failure (the database,
+   the store or the virus scanner out of reach) only the copy, and the author's retry
+   completes the upload. Completing again answers the attachment as it is.
+
+The store's policy pins the key and the size, but not every S3-compatible server enforces a
+policy (moto does not): completion checks size and content itself, at the key it copied to.
+"""
+import dataclasses
+
+from affix.app.uploads.content_types import OCTET_STREAM
+from affix.app.http.errors import is_refusal, not_found, property_violation, property_violations
+from affix.app.http.request_json import parse_json, storable_document
+from affix.app.uploads.finishing import size_mismatch
+from affix.app.uploads.multipart import description_of, file_too_large, receive_metadata
+from affix.storage.models import PREPARED
+
+NOT_AVAILABLE = ("Direct file upload is not available due to a system configuration issue. "
+                 "Please contact your administrator.")
+NOT_UPLOADED = "The file has not been uploaded to the storage."
+
+
+@dataclasses.dataclass(frozen=True)
+class DeclaredUpload:
+    """What a client declares of the file it is about to upload to the store."""
+
+    file_name: str
+    size: int
+    description: str
+
+
+def parse_declaration(raw: bytes, size_limit: int, allowlist) -> DeclaredUpload:
+    """The declaration in a prepare request's metadata part; 400 or 422 when unusable.
+    A ``contentType`` the client names is checked against ``allowlist`` (an early answer
+    only: what counts is the type sniffed on completion) and not kept."""
+    document = storable_document(parse_json(raw))
+    errors = []
+    file_name = document.get("fileName")
+    if not isinstance(file_name, str) or not file_name.strip():
+        errors.append(property_violation("fileName", "File can't be blank."))
+        file_name = ""
+    # the schema says fileSize, the spec's example filesize: clients send either
+    size = document.get("fileSize", document.get("filesize"))
+    if size is None:
+        errors.append(property_violation("fileSize", "Size can't be blank."))
+    elif isinstance(size, bool) or not isinstance(size, int) or size < 0:
+        errors.append(property_violation("fileSize", "Size must be a whole number of bytes."))
+    elif size > size_limit:
+        errors.append(file_too_large(size_limit))
+    content_type = document.get("contentType")
+    if content_type is not None:
+        if not isinstance(content_type, str):
+            errors.append(property_violation("contentType", "Content type must be a text."))
+        elif not allowlist.allows(content_type.lower(), file_name):
+            errors.append(property_violation(
+                "contentType", f"'{content_type}' is not allowed for upload."))
+    description = description_of(document, errors)
+    if errors:
+        raise property_violations(errors)
+    return DeclaredUpload(file_name=file_name, size=size, description=description)
+
+
+class DirectUploads:
+    """Preparing and completing direct uploads, on top of the attachment service.
+
+    ``stored`` finishes an upload whose bytes are in the store
+    (:class:`~affix.app.uploads.finishing.StoredUploads`); ``staging`` is the store's
+    :class:`~affix.storage.s3_staging.S3UploadStaging`, None when the store takes no direct
+    uploads; ``size_limit`` bounds a declared size; ``allowlist`` answers a declared content
+    type early.
+    """
+
+    def __init__(self, service, stored, staging, size_limit, allowlist):
+        # public: the routes render attachments through it
+        self.service = service
+        self._stored = stored
+        self._catalog = service.catalog
+        self._staging = staging
+        self._size_limit = size_limit
+        self._allowlist = allowlist
+
+    @property
+    def available(self) -> bool:
+        """Whether clients may upload to the store directly (what a work package's
+        ``prepareAttachment`` link tells them, as OpenProject's does): only a store that gives
+        clients a URL of its own."""
+        return self._staging is not None
+
+    def prepare(self, user, body, kind=None, container=None):
+        """A prepared upload into ``container`` of ``kind`` (or without a container) from
+        the metadata part of ``body``: (its row, the form's URL, the form's fields). The same
+        permission as an upload's, checked before the body is read; 422 without a store that
+        takes direct uploads."""
+        self.service.require_may_upload(user, kind, container)
+        if not self.available:
+            raise property_violation(None, NOT_AVAILABLE)
+        declared = parse_declaration(receive_metadata(body), self._size_limit, self._allowlist)
+        staged_key = self._staging.new_key()
+        form_url, form_fields = self._staging.form(staged_key, declared.size)
+        with self._catalog.write_transaction():
+            record = self._catalog.add_attachment(
+                file_name=declared.file_name, file_size=declared.size,
+                content_type=OCTET_STREAM, charset=None, md5="",
+                description=declared.description, author=user,
+                container_type=kind.name if kind else None,
+                container_id=container.id if container else None,
+                status=PREPARED, storage_key=staged_key, created_at=self.service.clock(),
+            )
+        return record, form_url, form_fields
+
+    def complete(self, user, attachment_id):
+        """The attachment of ``user``'s upload ``attachment_id``, completed now or before
+        (completion is a GET: clients and proxies repeat it); 404 for any other id, another
+        user's, or an upload whose file is not in the store."""
+        if not self.available:
+            raise not_found()
+        record = self._authored_by(user, attachment_id)
+        if record is None:
+            raise not_found()
+        if record.status != PREPARED:
+            return self.service.find_visible(user, attachment_id)
+        try:
+            return self._complete(user, record)
+        except Exception:
+            # a repeat that ran at the same time completed it: the upload stands, and so does
+            # its answer
+            now = self._authored_by(user, attachment_id)
+            if now is None or now.status == PREPARED:
+                raise
+            return self.service.find_visible(user, attachment_id)
+
+    def _complete(self, user, record):
+        """Copy the staged object, check the copy and make the row an attachment. Repeats of
+        it may run at the same time: each checks a copy of its own, exactly one makes the row
+        an attachment (a conditional UPDATE), and the staged object goes only after that, so
+        none of them finds it gone while the upload is still prepared.
+
+        A refusal (:func:`~affix.app.http.errors.is_refusal`) deletes the row, while it is still
+        prepared, and the staged object. A passing failure deletes only this completion's
+        copy: the row and the staged object wait for the author's retry, and a repeat
+        running meanwhile goes on undisturbed."""
+        staged_key = record.storage_key
+        storage_key = None
+        try:
+            kind, container = self.service.container_of(record)
+            if kind is not None and container is None:
+                raise not_found()
+            self.service.require_may_upload(user, kind, container)
+            try:
+                size = self._staging.staged_size(staged_key)
+                if size != record.file_size:
+                    raise size_mismatch(size, record.file_size)
+                storage_key = self._staging.promote(staged_key)
+            except FileNotFoundError:
+                raise not_found(NOT_UPLOADED) from None
+            record = self._stored.finish(record, storage_key)
+        except BaseException as error:
+            if is_refusal(error):
+                # finishing deleted the copy already, if it made one
+                self._stored.abandon(record, staged_key)
+            elif storage_key is not None:
+                self._stored.discard(storage_key)
+            raise
+        self._staging.discard(staged_key)
+        return record
+
+    def _authored_by(self, user, attachment_id):
+        """The row of attachment ``attachment_id`` if ``user`` is its author; None otherwise."""
+        Attachment = self._catalog.Attachment
+        record = self._catalog.by_id(
+            Attachment.select(Attachment, self._catalog.User).join(self._catalog.User),
+            Attachment, attachment_id)
+        return record if record is not None and record.author_id == user.id else None

@@ -1,0 +1,52 @@
+"""The routes of direct uploads: ``POST /api/v3/attachments/prepare``, the same below each
+container (``/api/v3/<segment>/{id}/attachments/prepare``), and
+``GET /api/v3/attachments/{id}/uploaded``."""
+import falcon
+
+from affix.app.http import representers
+from affix.app.attachments.resources import container_link, render_attachment, visible_container
+from affix.app.uploads.multipart import RequestBody
+
+
+def _answer_prepared(req, resp, direct_uploads, prepared):
+    record, form_url, form_fields = prepared
+    resp.status = falcon.HTTP_201
+    resp.media = representers.attachment_upload(
+        req.root_path, record,
+        container_link=container_link(req, direct_uploads.service, record),
+        form_url=form_url, form_fields=form_fields,
+    )
+
+
+class PrepareUploadResource:
+    """A direct upload without a container, to be claimed later like any upload."""
+
+    def __init__(self, direct_uploads):
+        self.direct_uploads = direct_uploads
+
+    def on_post(self, req, resp):
+        prepared = self.direct_uploads.prepare(req.context.user, RequestBody.of(req))
+        _answer_prepared(req, resp, self.direct_uploads, prepared)
+
+
+class ContainerPrepareUploadResource:
+    """A direct upload into a container, with the permission an upload into it needs."""
+
+    def __init__(self, direct_uploads, kind):
+        self.direct_uploads = direct_uploads
+        self.kind = kind
+
+    def on_post(self, req, resp, container_id):
+        user = req.context.user
+        container = visible_container(self.direct_uploads.service, self.kind, user, container_id)
+        prepared = self.direct_uploads.prepare(user, RequestBody.of(req), self.kind, container)
+        _answer_prepared(req, resp, self.direct_uploads, prepared)
+
+
+class CompleteUploadResource:
+    def __init__(self, direct_uploads):
+        self.direct_uploads = direct_uploads
+
+    def on_get(self, req, resp, attachment_id):
+        record = self.direct_uploads.complete(req.context.user, attachment_id)
+        resp.media = render_attachment(req, self.direct_uploads.service, record)

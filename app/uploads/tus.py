@@ -1,0 +1,424 @@
+"""Resumable uploads with the tus protocol 1.0 (core, creation, creation-with-upload,
+termination, expiration, checksum), ending in an ordinary attachment.
+
+An upload's state is a row of ``resumable_uploads`` (:mod:`affix.storage.resumable`), its
+bytes a partial blob of the store (:mod:`affix.storage.partials`): a PATCH may reach any worker
+of any node. A PATCH holds the upload's lease while it writes, so two never interleave; the
+loser answers 423, as tusd does, and a PATCH at the wrong offset 409. The bytes of a PATCH are
+durable before its 204 names the new offset.
+
+When the last byte has arrived, the upload is finished like every upload whose bytes are in the
+store (:mod:`affix.app.uploads.finishing`): the permission to upload into its container asked
+again, the bytes read once for the digest, the sniffed type and the inspectors, the policies
+asked, then an attachment row with its webhook event. A refusal answers the PATCH with the HAL
+error and leaves no attachment, no bytes, and no upload behind.
+"""
+import base64
+import binascii
+import datetime
+import hashlib
+import hmac
+import io
+import secrets
+
+import falcon
+
+from affix.app.uploads.content_types import OCTET_STREAM
+from affix.app.http.errors import (
+    ApiError, invalid_request_body, is_refusal, not_found, property_violation,
+    property_violations,
+)
+from affix.app.uploads.multipart import READ_CHUNK_SIZE, RequestBody, description_of, read_body_chunk
+from affix.storage.blob_store import new_storage_key
+from affix.storage.models import PREPARED
+from affix.storage.resumable import LEASE_DURATION, LEASE_RENEWAL, remove_unless_leased
+
+TUS_VERSION = "1.0.0"
+EXTENSIONS = ("creation", "creation-with-upload", "termination", "expiration", "checksum")
+CHECKSUM_ALGORITHMS = {"sha1": hashlib.sha1, "md5": hashlib.md5, "sha256": hashlib.sha256}
+OFFSET_OCTET_STREAM = "application/offset+octet-stream"
+CHECKSUM_MISMATCH = "460 Checksum Mismatch"
+
+
+def unsupported_version():
+    return ApiError(falcon.HTTP_412, "PreconditionFailed",
+                    f"This server speaks tus {TUS_VERSION}: send Tus-Resumable: {TUS_VERSION}.",
+                    headers={"Tus-Version": TUS_VERSION})
+
+
+def bad_header(name, what):
+    return invalid_request_body(f"{name} must be {what}.")
+
+
+def too_large(limit):
+    return ApiError(falcon.HTTP_413, "PropertyConstraintViolation",
+                    f"File is too large (maximum size is {limit} Bytes).")
+
+
+def offset_mismatch(received, offset):
+    return ApiError(falcon.HTTP_409, "UpdateConflict",
+                    f"The upload has {received} bytes: a PATCH continues at Upload-Offset "
+                    f"{received}, not {offset}.")
+
+
+def locked():
+    return ApiError(
+        falcon.HTTP_423, "Locked",
+        "Another request is writing to this upload. Try again once it has finished.")
+
+
+def checksum_mismatch():
+    return ApiError(CHECKSUM_MISMATCH, "ChecksumMismatch",
+                    "The bytes sent do not match Upload-Checksum: none of them were stored.")
+
+
+def upload_not_found():
+    return not_found("The upload does not exist, or has expired.")
+
+
+# the most digits a count of bytes has: the database keeps counts in 64 bits
+MAX_COUNT_DIGITS = len(str(2 ** 63 - 1))
+
+
+def _significant_digits(raw):
+    """The digits of ``raw`` without its leading zeros, or None for anything but ASCII digits
+    (``int()`` takes a sign, spaces, underscores and the digits of every script, and
+    ``str.isdigit`` superscripts that ``int()`` refuses)."""
+    if raw is None or not (raw.isascii() and raw.isdigit()):
+        return None
+    return raw.lstrip("0") or "0"
+
+
+def parse_count(name, raw, what):
+    """The whole number of bytes a header says, in ASCII digits alone: 400 for anything else,
+    and for more bytes than anything holds (``int()`` would refuse past 4,300 digits)."""
+    digits = _significant_digits(raw)
+    if digits is None or len(digits) > MAX_COUNT_DIGITS:
+        raise bad_header(name, what)
+    return int(digits)
+
+
+def parse_upload_length(raw, max_size):
+    """An ``Upload-Length``: 413 for one over ``max_size``, however many digits it has."""
+    digits = _significant_digits(raw)
+    if digits is not None and len(digits) > len(str(max_size)):
+        raise too_large(max_size)
+    return parse_count("Upload-Length", raw, "the size of the file in bytes")
+
+
+def parse_upload_offset(raw):
+    return parse_count("Upload-Offset", raw, "the number of bytes the upload has")
+
+
+def request_body(req):
+    """The body of a tus request, its Content-Length (if any) checked as strictly as the
+    protocol's own headers."""
+    raw = req.get_header("Content-Length")
+    length = None if raw is None else parse_count(
+        "Content-Length", raw, "the number of bytes of the body")
+    return RequestBody(req.stream, req.content_type, length)
+
+
+def parse_checksum(raw):
+    """(algorithm's hash object, expected digest) of an ``Upload-Checksum``, or None."""
+    if raw is None:
+        return None
+    name, _, encoded = raw.strip().partition(" ")
+    if name.lower() not in CHECKSUM_ALGORITHMS or not encoded.strip():
+        raise bad_header("Upload-Checksum",
+                         f"one of {', '.join(CHECKSUM_ALGORITHMS)} and a Base64 digest")
+    try:
+        expected = base64.b64decode(encoded.strip(), validate=True)
+    except binascii.Error:
+        raise bad_header("Upload-Checksum", "an algorithm and a Base64 digest") from None
+    return CHECKSUM_ALGORITHMS[name.lower()](), expected
+
+
+def parse_metadata(raw) -> dict:
+    """The pairs of an ``Upload-Metadata``: keys with Base64 values (or none), comma-separated;
+    400 for anything else."""
+    pairs = {}
+    for entry in (raw or "").split(","):
+        if not entry.strip():
+            continue
+        key, _, encoded = entry.strip().partition(" ")
+        try:
+            value = base64.b64decode(encoded.strip(), validate=True).decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError):
+            raise bad_header("Upload-Metadata", "keys with Base64 values of UTF-8 text") from None
+        if key in pairs:
+            raise bad_header("Upload-Metadata", "free of repeated keys")
+        pairs[key] = value
+    return pairs
+
+
+class Declaration:
+    """What an ``Upload-Metadata`` says of the file: its name (``filename``, or ``name`` as
+    Uppy sends it), description, and the href of the container to upload into (or None)."""
+
+    def __init__(self, raw):
+        pairs = parse_metadata(raw)
+        errors = []
+        self.file_name = pairs.get("filename") or pairs.get("name") or ""
+        if not self.file_name.strip():
+            errors.append(property_violation("fileName", "File name can't be blank."))
+        self.description = description_of(pairs, errors)
+        if errors:
+            raise property_violations(errors)
+        self.container_href = pairs.get("container")
+
+
+class TusUploads:
+    """Resumable uploads on top of the attachment ``service``: their rows in ``table``
+    (:class:`~affix.storage.resumable.ResumableUploads`), their bytes in ``partials``, finished
+    by ``stored`` (:class:`~affix.app.uploads.finishing.StoredUploads`). ``max_size`` bounds an
+    upload (0: tus is off); an unfinished upload expires ``expiry`` seconds after its last
+    PATCH."""
+
+    def __init__(self, service, stored, table, partials, max_size, expiry):
+        self.service = service
+        self._stored = stored
+        self._table = table
+        self._partials = partials
+        self.max_size = max_size
+        self._expiry = datetime.timedelta(seconds=expiry)
+
+    @property
+    def enabled(self) -> bool:
+        return self.max_size > 0
+
+    def create(self, user, length, metadata, declaration, kind=None, container=None, *,
+               body=None, checksum=None):
+        """A new upload of ``length`` bytes by ``user`` into ``container`` of ``kind`` (or
+        without one), whose first bytes are ``body`` (creation-with-upload; None for none);
+        the permission is checked before any byte is read. A failure of the first bytes
+        leaves no upload behind: its client never learnt where it was."""
+        self.service.require_may_upload(user, kind, container)
+        if length > self.max_size:
+            raise too_large(self.max_size)
+        now = self.service.clock()
+        upload = self._table.add(
+            token=secrets.token_urlsafe(32), author=user, upload_length=length,
+            metadata=metadata or "", file_name=declaration.file_name,
+            description=declaration.description,
+            container_type=kind.name if kind else None,
+            container_id=container.id if container else None,
+            storage_key=new_storage_key(), created_at=now, expires_at=now + self._expiry,
+        )
+        if body is None:
+            if length:
+                return upload
+            # an empty file is complete at once: it becomes an attachment now
+            body = RequestBody(io.BytesIO(), None, 0)
+        try:
+            return self.append(upload, 0, body, checksum)
+        except BaseException:
+            self._remove(upload)
+            raise
+
+    def _remove(self, upload) -> bool:
+        """Remove ``upload`` and its bytes unless a PATCH holds it, and the attachment it
+        prepared while that is nobody's yet (its finishing failed); whether it did."""
+        removed = remove_unless_leased(self._table, self._partials, upload, self.service.clock())
+        if removed is None:
+            return False
+        record = self._became(removed)
+        if record is not None and record.status == PREPARED:
+            self._stored.abandon(record, record.storage_key)
+        return True
+
+    def _became(self, upload):
+        """The attachment row ``upload`` became, or None."""
+        catalog = self.service.catalog
+        return (None if upload.attachment_id is None
+                else catalog.get(catalog.Attachment, upload.attachment_id))
+
+    def find(self, user, token):
+        """``user``'s upload ``token``; 404 for another's, a missing or an expired one."""
+        upload = self._table.by_token(token)
+        if (upload is None or upload.author_id != user.id
+                or upload.expires_at <= self.service.clock()):
+            raise upload_not_found()
+        return upload
+
+    def _lease(self, upload):
+        now = self.service.clock()
+        lease = self._table.take_lease(upload, now, now + LEASE_DURATION)
+        if lease is None:
+            raise self._not_leased(upload)
+        return lease
+
+    def _not_leased(self, upload):
+        """The error for a lease ``upload`` did not give: 423 while another request holds it,
+        404 once it is gone (terminated meanwhile), which a client gives up on at once rather
+        than retrying as it does a 423."""
+        return upload_not_found() if self._table.reread(upload) is None else locked()
+
+    def _confirm(self, upload, lease):
+        """Make sure ``lease`` still holds ``upload``, for a lease's time from now: 423 when
+        another request took the upload over (this one stalled past its lease)."""
+        if not self._table.renew_lease(upload, lease, self.service.clock() + LEASE_DURATION):
+            raise locked()
+
+    def append(self, upload, offset, body, checksum):
+        """Write ``body`` (a :class:`~affix.app.uploads.multipart.RequestBody`) to ``upload`` at
+        ``offset``; finish it when its last byte has arrived. ``checksum`` is
+        :func:`parse_checksum`'s. The upload's row, as it is now."""
+        leased = upload
+        lease = self._lease(leased)
+        try:
+            # what was read before the lease may be stale: a PATCH that held it since (a
+            # client's retry that overtook its first try) moved the offset on, or finished
+            # the upload; or a termination removed it
+            upload = self._table.reread(leased)
+            if upload is None:
+                raise upload_not_found()
+            if upload.received == upload.upload_length:
+                # every byte is in: a client's retry of the last PATCH, whose answer it never
+                # saw, learns where the attachment is again; or finishing failed for a passing
+                # reason, or a crash cut it short, and the retry (or an empty PATCH at the
+                # end) finishes it, storing nothing of its body
+                if self.attachment_of(upload) is None:
+                    self._finish(upload, lease)
+                return upload
+            if offset != upload.received:
+                raise offset_mismatch(upload.received, offset)
+            remaining = upload.upload_length - upload.received
+            if body.content_length is not None and body.content_length > remaining:
+                raise too_large(upload.upload_length)
+            self._write(upload, lease, body, remaining, checksum)
+            if upload.received == upload.upload_length:
+                self._finish(upload, lease)
+        finally:
+            self._table.release_lease(leased, lease)
+        return upload
+
+    def _write(self, upload, lease, body, remaining, checksum):
+        """Append the PATCH's bytes and record how far the upload is, all under ``lease``.
+        Bytes are kept only while the lease is confirmed: a request that lost it (another
+        took the upload over) must not touch what the new holder writes. A failure gives up
+        this PATCH's bytes; the partial store goes back to the row's offset only while the
+        lease still holds, as its new holder may be writing past it."""
+        hasher = checksum[0] if checksum else None
+        appended = None
+        try:
+            appended = self._partials.append(
+                upload.progress, self._chunks(body, remaining, hasher, upload, lease))
+            if checksum and not hmac.compare_digest(hasher.digest(), checksum[1]):
+                raise checksum_mismatch()
+            self._confirm(upload, lease)
+        except BaseException:
+            if appended is not None:
+                appended.drop()
+            if self._table.renew_lease(upload, lease,
+                                       self.service.clock() + LEASE_DURATION):
+                self._partials.rewind(upload.progress)
+            raise
+        appended.keep()
+        # an upload that goes on is let go with its progress: the lease would otherwise
+        # outlast the offset it recorded, and a client's next PATCH, sent as soon as it reads
+        # that offset, would find it locked (423)
+        finishing = appended.progress.received == upload.upload_length
+        if not self._table.record_progress(upload, lease, appended.progress,
+                                           self.service.clock() + self._expiry,
+                                           release=not finishing):
+            raise locked()
+        appended.recorded()
+
+    def _chunks(self, body, remaining, hasher, upload, lease):
+        """The PATCH's bytes, at most ``remaining``, renewing the lease as time passes. A body
+        cut short ends the bytes: what arrived is kept, as tus wants (its checksum, if any,
+        fails)."""
+        expected = remaining if body.content_length is None else body.content_length
+        read = 0
+        renewed = self.service.clock()
+        while read < expected or body.content_length is None:
+            # one byte more than may come, without a Content-Length: to see a body too large
+            wanted = min(READ_CHUNK_SIZE, expected - read + (body.content_length is None))
+            try:
+                chunk = read_body_chunk(body.stream, wanted)
+            except ApiError:
+                # the client went away: what it sent is the upload's
+                return
+            if not chunk:
+                return
+            read += len(chunk)
+            if read > remaining:
+                raise too_large(upload.upload_length)
+            if hasher is not None:
+                hasher.update(chunk)
+            now = self.service.clock()
+            if now - renewed >= LEASE_RENEWAL:
+                if not self._table.renew_lease(upload, lease, now + LEASE_DURATION):
+                    raise locked()
+                renewed = now
+            yield chunk
+
+    def attachment_of(self, upload):
+        """The id of the attachment ``upload`` became, or None: also while that attachment
+        is still ``prepared``, since a crash cut its finishing short (the next PATCH
+        finishes it)."""
+        if upload.attachment_id is None:
+            return None
+        Attachment = self.service.catalog.Attachment
+        cut_short = Attachment.select().where(
+            (Attachment.id == upload.attachment_id) & (Attachment.status == PREPARED)).exists()
+        return None if cut_short else upload.attachment_id
+
+    def _finish(self, upload, lease):
+        """Make the complete ``upload`` an attachment: first a ``prepared`` one that the
+        upload records it became, then its bytes committed, read back and checked. A refusal
+        (:func:`~affix.app.http.errors.is_refusal`) removes every trace of it; a passing failure
+        keeps the upload, every byte and whatever finishing made so far, and the client's
+        retry of its last PATCH finishes it from there."""
+        # reading the file back may take long: a lease's time from here, so that nobody
+        # (cleanup, a termination) takes the upload over while it becomes an attachment
+        self._confirm(upload, lease)
+        try:
+            record = (self._prepare(upload, lease) if upload.attachment_id is None
+                      else self._prepared(upload))
+            # committed already when an earlier try failed after it
+            self._partials.commit(upload.progress)
+            # committing may have stalled past the lease: whoever took the upload over since
+            # (a termination) decides what becomes of it
+            self._confirm(upload, lease)
+            self._stored.finish(record, record.storage_key)
+        except BaseException as error:
+            # the row first, under the lease: a PATCH that lost it leaves the bytes alone
+            if is_refusal(error) and self._table.remove(upload, lease):
+                self._partials.discard(upload.progress)
+            raise
+
+    def _prepare(self, upload, lease):
+        """The ``prepared`` attachment the complete ``upload`` becomes, the permission to
+        upload into its container asked again; recorded as what the upload became."""
+        service = self.service
+        kind, container = service.container_of(upload)
+        if kind is not None and container is None:
+            raise not_found()
+        service.require_may_upload(upload.author, kind, container)
+        with service.catalog.write_transaction():
+            record = service.catalog.add_attachment(
+                file_name=upload.file_name, file_size=upload.upload_length,
+                content_type=OCTET_STREAM, charset=None, md5="",
+                description=upload.description, author=upload.author,
+                container_type=upload.container_type, container_id=upload.container_id,
+                status=PREPARED, storage_key=upload.storage_key, created_at=service.clock())
+            if not self._table.became(upload, lease, record.id):
+                raise locked()
+        return record
+
+    def _prepared(self, upload):
+        """The attachment ``upload`` became, still ``prepared``: an earlier try to finish it
+        failed for a passing reason, or a crash cut it short."""
+        record = self._became(upload)
+        if record is None:
+            # removed meanwhile (its author deleted it): the upload goes with it
+            raise upload_not_found()
+        return record
+
+    def terminate(self, upload):
+        """Remove ``upload`` and its bytes (termination); an attachment it became stays. 423
+        while a PATCH writes it."""
+        if not self._remove(upload):
+            raise self._not_leased(upload)

@@ -1,0 +1,1 @@
+"""Webhooks: events, signed deliveries and the worker that makes them."""

@@ -1,0 +1,1 @@
+"""Work packages: the container type affix serves itself, its lists and forms."""
