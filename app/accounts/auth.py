@@ -6,12 +6,8 @@ import hashlib
 import hmac
 import secrets
 
-import falcon
-
-from affix.app.http.errors import ApiError
+from affix.app.errors import Unauthenticated
 from affix.plugins import hookimpl
-
-REALM = 'Basic realm="affix"'
 
 
 def hash_api_key(key: str) -> str:
@@ -33,18 +29,11 @@ def issue_api_key(catalog, user, now, expires_at=None) -> str:
 
 
 def _unauthenticated():
-    return ApiError(
-        falcon.HTTP_401, "Unauthenticated",
-        "You need to be authenticated to access this resource.",
-        headers={"WWW-Authenticate": REALM},
-    )
+    return Unauthenticated("You need to be authenticated to access this resource.")
 
 
 def _wrong_credentials():
-    return ApiError(
-        falcon.HTTP_401, "Unauthenticated", "You did not provide the correct credentials.",
-        headers={"WWW-Authenticate": REALM},
-    )
+    return Unauthenticated("You did not provide the correct credentials.")
 
 
 def presented_key(authorization):

@@ -2,7 +2,7 @@
 project, for an admin); a project is addressed by its id or its identifier."""
 from affix.app.http import representers
 from affix.app.http.paging import Page
-from affix.app.accounts.projects import visible_project, visible_projects
+from affix.app.accounts.projects import visible_project, visible_projects_page
 
 
 class ProjectsResource:
@@ -11,10 +11,9 @@ class ProjectsResource:
 
     def on_get(self, req, resp):
         page = Page.of(req)
-        projects = visible_projects(self.catalog, req.context.user)
-        rows = page.rows(projects.order_by(self.catalog.Project.id))
+        total, rows = visible_projects_page(self.catalog, req.context.user, page)
         resp.media = page.collection(
-            "Collection", req.root_path + req.path, {}, projects.count(),
+            "Collection", req.root_path + req.path, {}, total,
             [representers.project(req.root_path, project) for project in rows])
 
 

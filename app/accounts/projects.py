@@ -2,7 +2,7 @@
 project is named (``/api/v3/projects/demo``, ``{"href": "/api/v3/projects/demo"}``)."""
 import re
 
-from affix.app.http.errors import not_found
+from affix.app.errors import not_found
 from affix.app.http.ids import id_of
 
 # hrefs are accepted with or without the prefix the app is mounted at
@@ -50,6 +50,14 @@ def visible_projects(catalog, user):
         return Project.select()
     return Project.select().where(Project.id.in_(
         Membership.select(Membership.project).where(Membership.user == user)))
+
+
+def visible_projects_page(catalog, user, page):
+    """(total, rows of ``page`` by id) of the projects ``user`` may see; both in the
+    database."""
+    projects = visible_projects(catalog, user)
+    rows = page.rows(projects.order_by(catalog.Project.id))
+    return projects.count(), rows
 
 
 def project_key_of_href(href):

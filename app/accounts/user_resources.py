@@ -1,6 +1,6 @@
 """``/api/v3/users/{id}``."""
 from affix.app.http import representers
-from affix.app.http.errors import not_found
+from affix.app.accounts.users import existing_user
 
 
 class UserResource:
@@ -8,9 +8,7 @@ class UserResource:
         self.catalog = catalog
 
     def on_get(self, req, resp, user_id):
-        record = self.catalog.get(self.catalog.User, user_id)
-        if record is None:
-            raise not_found("The specified user does not exist.")
+        record = existing_user(self.catalog, user_id)
         viewer = req.context.user
         # the deleted user's login is a made-up one that nobody needs (affix.app.accounts.management)
         resp.media = representers.user(

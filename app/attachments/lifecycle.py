@@ -8,19 +8,13 @@ served after its first scan). ``quarantined``: the scanner found malware; it sta
 it was, is never served to anyone, cannot be claimed, and admins see and delete it wherever it
 is.
 """
-import falcon
-
-from affix.app.http.errors import ApiError, not_found, property_violation
+from affix.app.errors import DomainError, missing_permission, not_found, property_violation
 from affix.storage.models import PREPARED, QUARANTINED, RESCAN, SCANNED, UPLOADED
 
 # what ``affix scan`` scans
 WAITING_FOR_SCAN = (UPLOADED, RESCAN)
 # what no claim may take
 UNCLAIMABLE = (PREPARED, QUARANTINED)
-
-
-def _not_downloadable(message):
-    return ApiError(falcon.HTTP_403, "MissingPermission", message)
 
 
 class Lifecycle:
@@ -55,13 +49,13 @@ class Lifecycle:
         """403 for a quarantined file (for everyone) and for one waiting for its scan (for
         all but its author), as OpenProject answers; 404 for one not uploaded yet."""
         if record.status == QUARANTINED:
-            raise _not_downloadable(
+            raise missing_permission(
                 f"The file {record.file_name} is quarantined: the virus scanner found "
                 "malware in it.")
         if record.status == PREPARED:
             raise not_found("The file has not been uploaded yet.")
         if self.pending_scan(record) and record.author_id != user.id:
-            raise _not_downloadable(
+            raise missing_permission(
                 f"The file {record.file_name} has not been scanned for viruses yet: until "
                 "then, only its author may download it.")
 
@@ -70,7 +64,7 @@ class Lifecycle:
         itself is refused."""
         try:
             self.require_downloadable(user, record)
-        except ApiError:
+        except DomainError:
             return False
         return True
 

@@ -5,7 +5,7 @@ from affix.app.http import representers
 from affix.app.http.conditional import entity_tag, last_modified, not_modified, range_applies
 from affix.app.uploads.content_types import presentation
 from affix.app.http.downloads import send_blob
-from affix.app.http.errors import not_found
+from affix.app.errors import not_found
 from affix.app.http.request_facts import record_stored
 from affix.app.http.request_json import attachment_ids, json_document, links_of
 from affix.app.uploads.multipart import RequestBody

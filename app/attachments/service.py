@@ -1,10 +1,8 @@
 """Attachments as the service sees them: uploading, finding, serving, claiming, deleting."""
 import logging
 
-import falcon
-
 from affix.app.http.downloads import store_download_url
-from affix.app.http.errors import ApiError, missing_permission, not_found, property_violation
+from affix.app.errors import missing_permission, not_found, property_violation
 from affix.app.uploads.inspection import Inspection
 from affix.app.attachments.lifecycle import UNCLAIMABLE
 from affix.app.uploads.multipart import receive_upload
@@ -225,8 +223,8 @@ class AttachmentService:
         """Remove the row, then the blob: a failure in between leaves an unreferenced blob,
         never a row whose bytes are gone."""
         if not self.may_delete(user, record):
-            raise ApiError(
-                falcon.HTTP_403, "MissingPermission", "You are not allowed to delete this attachment."
+            raise missing_permission(
+                "You are not allowed to delete this attachment."
             )
         with self.catalog.write_transaction():
             deleted = record.delete_instance()

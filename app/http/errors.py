@@ -1,77 +1,81 @@
-"""HAL errors: every error affix answers is ``application/hal+json`` in OpenProject's shape."""
+"""HAL errors: every error affix answers is ``application/hal+json`` in OpenProject's shape.
+
+The services raise domain errors (:mod:`affix.app.errors`); :func:`api_error_of` is the one
+place that maps them to their answers."""
 import json
 import logging
 
 import falcon
 import peewee
 
+from affix.app.errors import (
+    ChecksumMismatch, DomainError, InsufficientStorage, ServiceUnavailable, Unauthenticated,
+)
 from affix.app.http.request_facts import record_error, record_failed_backend
 from affix.storage.blob_store import StoreFull, StoreUnavailable
 
 HAL_JSON = "application/hal+json"
+# the challenge of every 401: affix's own API keys, by ``Basic`` (or ``Bearer``)
+REALM = 'Basic realm="affix"'
 URN_PREFIX = "urn:openproject-org:api:v3:errors:"
 
 log = logging.getLogger(__name__)
 
 
 class ApiError(falcon.HTTPError):
-    """An error with an OpenProject error identifier and a message meant for the client."""
+    """An answer of the HTTP layer itself, with an OpenProject error identifier and a message
+    meant for the client; ``hal`` is its body when it is more than those two (a domain
+    error's details)."""
 
-    def __init__(self, status, identifier, message, *, attribute=None, headers=None,
-                 embedded_errors=None):
+    def __init__(self, status, identifier, message, *, headers=None, hal=None):
         super().__init__(status, title=identifier, description=message, headers=headers)
         self.identifier = identifier
         self.message = message
-        self.attribute = attribute
-        self.embedded_errors = embedded_errors
+        self._hal = hal
 
     def to_hal(self) -> dict:
-        body = {
+        return self._hal or {
             "_type": "Error",
             "errorIdentifier": URN_PREFIX + self.identifier,
             "message": self.message,
         }
-        if self.attribute is not None:
-            body["_embedded"] = {"details": {"attribute": self.attribute}}
-        if self.embedded_errors:
-            body["_embedded"] = {"errors": [error.to_hal() for error in self.embedded_errors]}
-        return body
 
 
-def is_refusal(error: BaseException) -> bool:
-    """Whether ``error`` refuses what the client asked for (a 4xx: a permission, a policy, a
-    plugin's or the virus scanner's no, a size), so that asking again is refused again. Any
-    other failure passes (a 503 from a database, a store or a scanner out of reach, a full
-    store, a crash): what the client sent is worth keeping for its retry."""
-    return isinstance(error, falcon.HTTPError) and 400 <= error.status_code < 500
+def hal_error(error: DomainError) -> dict:
+    """``error`` in OpenProject's HAL shape: its property, or each error it stands for."""
+    body = {
+        "_type": "Error",
+        "errorIdentifier": URN_PREFIX + error.identifier,
+        "message": error.message,
+    }
+    if error.attribute is not None:
+        body["_embedded"] = {"details": {"attribute": error.attribute}}
+    if error.errors:
+        body["_embedded"] = {"errors": [hal_error(each) for each in error.errors]}
+    return body
 
 
-def invalid_request_body(message):
-    return ApiError(falcon.HTTP_400, "InvalidRequestBody", message)
+# statuses of extensions to HTTP, which falcon knows no reason phrase for
+_REASONS = {ChecksumMismatch.status: "Checksum Mismatch"}
 
 
-def property_violation(attribute, message):
-    return ApiError(falcon.HTTP_422, "PropertyConstraintViolation", message, attribute=attribute)
+def api_error_of(error: DomainError) -> ApiError:
+    """The one mapping of a domain error to its answer: its status, identifier, message and
+    HAL body, and the headers its kind asks for."""
+    status = (f"{error.status} {_REASONS[error.status]}" if error.status in _REASONS
+              else falcon.code_to_http_status(error.status))
+    headers = {}
+    if error.retry_after is not None:
+        headers["Retry-After"] = str(error.retry_after)
+    if isinstance(error, Unauthenticated):
+        headers["WWW-Authenticate"] = REALM
+    return ApiError(status, error.identifier, error.message, headers=headers or None,
+                    hal=hal_error(error))
 
 
-def property_violations(errors):
-    """One 422 for one property error, MultipleErrors wrapping each for several."""
-    if len(errors) == 1:
-        return errors[0]
-    return ApiError(
-        falcon.HTTP_422, "MultipleErrors", "Multiple field constraints have been violated.",
-        embedded_errors=errors,
-    )
-
-
-def not_found(message="The requested resource could not be found."):
-    return ApiError(falcon.HTTP_404, "NotFound", message)
-
-
-def missing_permission():
-    return ApiError(
-        falcon.HTTP_403, "MissingPermission", "You are not authorized to access this resource."
-    )
+def handle_domain_error(req, resp, error, params):
+    """A service's refusal or failure, answered as its HAL error."""
+    raise api_error_of(error) from error
 
 
 # Falcon raises its own errors for routing and protocol problems; they get OpenProject's
@@ -122,20 +126,15 @@ def handle_store_full(req, resp, error, params):
     """A full disk is the operator's to fix, and the client's to retry later: 507."""
     log.error("storage full in %s: %s", _where(req), error)
     record_failed_backend(req, "storage")
-    raise ApiError(
-        falcon.HTTP_507, "InsufficientStorage",
-        "There is not enough storage space left to store the file.",
-    ) from error
+    raise api_error_of(InsufficientStorage(
+        "There is not enough storage space left to store the file.")) from error
 
 
 def _unavailable(req, error, what, backend):
     log.error("%s unavailable in %s: %s", what, _where(req), error)
     record_failed_backend(req, backend)
-    return ApiError(
-        falcon.HTTP_503, "ServiceUnavailable",
-        "The service is temporarily unavailable. Please try again later.",
-        headers={"Retry-After": "5"},
-    )
+    return api_error_of(ServiceUnavailable(
+        "The service is temporarily unavailable. Please try again later."))
 
 
 def handle_database_error(req, resp, error, params):
@@ -152,6 +151,7 @@ def install_error_handlers(app):
     """Every error HAL, every failure mapped to what a client can do about it."""
     app.set_error_serializer(serialize_error)
     app.add_error_handler(Exception, handle_unexpected)
+    app.add_error_handler(DomainError, handle_domain_error)
     app.add_error_handler(StoreFull, handle_store_full)
     app.add_error_handler(StoreUnavailable, handle_store_unavailable)
     app.add_error_handler((peewee.OperationalError, peewee.InterfaceError), handle_database_error)

@@ -4,7 +4,7 @@ import re
 
 import falcon
 
-from affix.app.http.errors import invalid_request_body, property_violation
+from affix.app.errors import invalid_request_body, property_violation
 from affix.app.http.ids import id_of
 
 # hrefs are accepted with or without the prefix the app is mounted at

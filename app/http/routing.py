@@ -5,7 +5,7 @@ import re
 
 import falcon
 
-from affix.app.http.errors import not_found
+from affix.app.errors import not_found
 
 _REPEATED_SLASHES = re.compile(r"//+")
 

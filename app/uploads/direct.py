@@ -20,7 +20,7 @@ policy (moto does not): completion checks size and content itself, at the key it
 import dataclasses
 
 from affix.app.uploads.content_types import OCTET_STREAM
-from affix.app.http.errors import is_refusal, not_found, property_violation, property_violations
+from affix.app.errors import is_refusal, not_found, property_violation, property_violations
 from affix.app.http.request_json import parse_json, storable_document
 from affix.app.uploads.finishing import size_mismatch
 from affix.app.uploads.multipart import description_of, file_too_large, receive_metadata
@@ -146,7 +146,7 @@ class DirectUploads:
         an attachment (a conditional UPDATE), and the staged object goes only after that, so
         none of them finds it gone while the upload is still prepared.
 
-        A refusal (:func:`~affix.app.http.errors.is_refusal`) deletes the row, while it is still
+        A refusal (:func:`~affix.app.errors.is_refusal`) deletes the row, while it is still
         prepared, and the staged object. A passing failure deletes only this completion's
         copy: the row and the staged object wait for the author's retry, and a repeat
         running meanwhile goes on undisturbed."""

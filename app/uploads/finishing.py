@@ -11,7 +11,7 @@ row and the object; a passing failure keeps them for the client's retry.
 import hashlib
 import logging
 
-from affix.app.http.errors import is_refusal, not_found, property_violation
+from affix.app.errors import is_refusal, not_found, property_violation
 from affix.app.uploads.multipart import SNIFF_SIZE
 from affix.storage.models import PREPARED
 
@@ -73,7 +73,7 @@ class StoredUploads:
     def finish(self, record, storage_key):
         """Finish the prepared ``record`` whose bytes are at ``storage_key`` (a key no client
         can write to) like any upload; the record, an attachment now. A refusal
-        (:func:`~affix.app.http.errors.is_refusal`) deletes the row and the object; a passing
+        (:func:`~affix.app.errors.is_refusal`) deletes the row and the object; a passing
         failure keeps both for the caller to finish again."""
         author = record.author
         inspection = None

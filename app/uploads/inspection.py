@@ -13,9 +13,7 @@ its inspection where it assembles them, reading each chunk once, in order.
 import dataclasses
 import logging
 
-import falcon
-
-from affix.app.http.errors import ApiError, property_violation
+from affix.app.errors import ServiceUnavailable, property_violation
 from affix.plugins.uploads import SCANNED
 
 log = logging.getLogger(__name__)
@@ -27,11 +25,7 @@ OUTCOMES = (SCANNED_OUTCOME, ACCEPTED, REFUSED, FAILED)
 
 
 def inspection_failed():
-    return ApiError(
-        falcon.HTTP_503, "ServiceUnavailable",
-        "The file could not be checked. Please try again later.",
-        headers={"Retry-After": "5"},
-    )
+    return ServiceUnavailable("The file could not be checked. Please try again later.")
 
 
 def _name(inspector) -> str:

@@ -2,7 +2,7 @@
 
 The file part goes straight into a staged blob while it is hashed, counted and checked against
 the size limit; memory stays constant whatever the size. Anything wrong with the body raises an
-:class:`~app.errors.ApiError` after the staged blob has been discarded.
+:class:`~affix.app.errors.DomainError` after the staged blob has been discarded.
 """
 import dataclasses
 import hashlib
@@ -11,14 +11,16 @@ import re
 import typing
 from email.message import Message
 
-import falcon
 from gunicorn.http.errors import ParseException
 from streaming_form_data import StreamingFormDataParser
 from streaming_form_data.parser import ParseFailedException, UnexpectedPartException
 from streaming_form_data.targets import BaseTarget
 
 from affix.app.uploads import part_headers
-from affix.app.http.errors import ApiError, invalid_request_body, property_violation, property_violations
+from affix.app.errors import (
+    MissingContentType, TypeNotSupported, invalid_request_body, property_violation,
+    property_violations,
+)
 from affix.app.http.request_json import parse_json, storable_document
 from affix.storage.write_behind import WriteBehind
 
@@ -146,12 +148,11 @@ def multipart_boundary(content_type) -> bytes:
     """The boundary of a multipart/form-data Content-Type: 406 without a Content-Type, 415 for
     anything but multipart/form-data, 400 without a boundary RFC 2046 allows."""
     if not content_type:
-        raise ApiError(falcon.HTTP_406, "MissingContentType", "Missing content-type header.")
+        raise MissingContentType("Missing content-type header.")
     message = Message()
     message["Content-Type"] = content_type
     if message.get_content_type() != "multipart/form-data":
-        raise ApiError(
-            falcon.HTTP_415, "TypeNotSupported",
+        raise TypeNotSupported(
             "Expected CONTENT-TYPE to be multipart/form-data but got "
             f"{message.get_content_type()}.",
         )

@@ -13,21 +13,17 @@ again, the bytes read once for the digest, the sniffed type and the inspectors, 
 asked, then an attachment row with its webhook event. A refusal answers the PATCH with the HAL
 error and leaves no attachment, no bytes, and no upload behind.
 """
-import base64
-import binascii
 import datetime
 import hashlib
 import hmac
 import io
 import secrets
 
-import falcon
-
-from affix.app.uploads.content_types import OCTET_STREAM
-from affix.app.http.errors import (
-    ApiError, invalid_request_body, is_refusal, not_found, property_violation,
-    property_violations,
+from affix.app.errors import (
+    ChecksumMismatch, ContentTooLarge, InvalidRequestBody, Locked, UpdateConflict, is_refusal,
+    not_found, property_violation, property_violations,
 )
+from affix.app.uploads.content_types import OCTET_STREAM
 from affix.app.uploads.multipart import READ_CHUNK_SIZE, RequestBody, description_of, read_body_chunk
 from affix.storage.blob_store import new_storage_key
 from affix.storage.models import PREPARED
@@ -37,127 +33,37 @@ TUS_VERSION = "1.0.0"
 EXTENSIONS = ("creation", "creation-with-upload", "termination", "expiration", "checksum")
 CHECKSUM_ALGORITHMS = {"sha1": hashlib.sha1, "md5": hashlib.md5, "sha256": hashlib.sha256}
 OFFSET_OCTET_STREAM = "application/offset+octet-stream"
-CHECKSUM_MISMATCH = "460 Checksum Mismatch"
-
-
-def unsupported_version():
-    return ApiError(falcon.HTTP_412, "PreconditionFailed",
-                    f"This server speaks tus {TUS_VERSION}: send Tus-Resumable: {TUS_VERSION}.",
-                    headers={"Tus-Version": TUS_VERSION})
-
-
-def bad_header(name, what):
-    return invalid_request_body(f"{name} must be {what}.")
 
 
 def too_large(limit):
-    return ApiError(falcon.HTTP_413, "PropertyConstraintViolation",
-                    f"File is too large (maximum size is {limit} Bytes).")
+    return ContentTooLarge(f"File is too large (maximum size is {limit} Bytes).")
 
 
 def offset_mismatch(received, offset):
-    return ApiError(falcon.HTTP_409, "UpdateConflict",
-                    f"The upload has {received} bytes: a PATCH continues at Upload-Offset "
-                    f"{received}, not {offset}.")
+    return UpdateConflict(f"The upload has {received} bytes: a PATCH continues at "
+                          f"Upload-Offset {received}, not {offset}.")
 
 
 def locked():
-    return ApiError(
-        falcon.HTTP_423, "Locked",
+    return Locked(
         "Another request is writing to this upload. Try again once it has finished.")
 
 
 def checksum_mismatch():
-    return ApiError(CHECKSUM_MISMATCH, "ChecksumMismatch",
-                    "The bytes sent do not match Upload-Checksum: none of them were stored.")
+    return ChecksumMismatch(
+        "The bytes sent do not match Upload-Checksum: none of them were stored.")
 
 
 def upload_not_found():
     return not_found("The upload does not exist, or has expired.")
 
 
-# the most digits a count of bytes has: the database keeps counts in 64 bits
-MAX_COUNT_DIGITS = len(str(2 ** 63 - 1))
-
-
-def _significant_digits(raw):
-    """The digits of ``raw`` without its leading zeros, or None for anything but ASCII digits
-    (``int()`` takes a sign, spaces, underscores and the digits of every script, and
-    ``str.isdigit`` superscripts that ``int()`` refuses)."""
-    if raw is None or not (raw.isascii() and raw.isdigit()):
-        return None
-    return raw.lstrip("0") or "0"
-
-
-def parse_count(name, raw, what):
-    """The whole number of bytes a header says, in ASCII digits alone: 400 for anything else,
-    and for more bytes than anything holds (``int()`` would refuse past 4,300 digits)."""
-    digits = _significant_digits(raw)
-    if digits is None or len(digits) > MAX_COUNT_DIGITS:
-        raise bad_header(name, what)
-    return int(digits)
-
-
-def parse_upload_length(raw, max_size):
-    """An ``Upload-Length``: 413 for one over ``max_size``, however many digits it has."""
-    digits = _significant_digits(raw)
-    if digits is not None and len(digits) > len(str(max_size)):
-        raise too_large(max_size)
-    return parse_count("Upload-Length", raw, "the size of the file in bytes")
-
-
-def parse_upload_offset(raw):
-    return parse_count("Upload-Offset", raw, "the number of bytes the upload has")
-
-
-def request_body(req):
-    """The body of a tus request, its Content-Length (if any) checked as strictly as the
-    protocol's own headers."""
-    raw = req.get_header("Content-Length")
-    length = None if raw is None else parse_count(
-        "Content-Length", raw, "the number of bytes of the body")
-    return RequestBody(req.stream, req.content_type, length)
-
-
-def parse_checksum(raw):
-    """(algorithm's hash object, expected digest) of an ``Upload-Checksum``, or None."""
-    if raw is None:
-        return None
-    name, _, encoded = raw.strip().partition(" ")
-    if name.lower() not in CHECKSUM_ALGORITHMS or not encoded.strip():
-        raise bad_header("Upload-Checksum",
-                         f"one of {', '.join(CHECKSUM_ALGORITHMS)} and a Base64 digest")
-    try:
-        expected = base64.b64decode(encoded.strip(), validate=True)
-    except binascii.Error:
-        raise bad_header("Upload-Checksum", "an algorithm and a Base64 digest") from None
-    return CHECKSUM_ALGORITHMS[name.lower()](), expected
-
-
-def parse_metadata(raw) -> dict:
-    """The pairs of an ``Upload-Metadata``: keys with Base64 values (or none), comma-separated;
-    400 for anything else."""
-    pairs = {}
-    for entry in (raw or "").split(","):
-        if not entry.strip():
-            continue
-        key, _, encoded = entry.strip().partition(" ")
-        try:
-            value = base64.b64decode(encoded.strip(), validate=True).decode("utf-8")
-        except (binascii.Error, UnicodeDecodeError):
-            raise bad_header("Upload-Metadata", "keys with Base64 values of UTF-8 text") from None
-        if key in pairs:
-            raise bad_header("Upload-Metadata", "free of repeated keys")
-        pairs[key] = value
-    return pairs
-
-
 class Declaration:
-    """What an ``Upload-Metadata`` says of the file: its name (``filename``, or ``name`` as
-    Uppy sends it), description, and the href of the container to upload into (or None)."""
+    """What the pairs of an ``Upload-Metadata`` say of the file: its name (``filename``, or
+    ``name`` as Uppy sends it), description, and the href of the container to upload into (or
+    None)."""
 
-    def __init__(self, raw):
-        pairs = parse_metadata(raw)
+    def __init__(self, pairs):
         errors = []
         self.file_name = pairs.get("filename") or pairs.get("name") or ""
         if not self.file_name.strip():
@@ -263,7 +169,8 @@ class TusUploads:
     def append(self, upload, offset, body, checksum):
         """Write ``body`` (a :class:`~affix.app.uploads.multipart.RequestBody`) to ``upload`` at
         ``offset``; finish it when its last byte has arrived. ``checksum`` is
-        :func:`parse_checksum`'s. The upload's row, as it is now."""
+        :func:`~affix.app.uploads.tus_resources.parse_checksum`'s. The upload's row, as it is
+        now."""
         leased = upload
         lease = self._lease(leased)
         try:
@@ -337,7 +244,7 @@ class TusUploads:
             wanted = min(READ_CHUNK_SIZE, expected - read + (body.content_length is None))
             try:
                 chunk = read_body_chunk(body.stream, wanted)
-            except ApiError:
+            except InvalidRequestBody:
                 # the client went away: what it sent is the upload's
                 return
             if not chunk:
@@ -368,7 +275,7 @@ class TusUploads:
     def _finish(self, upload, lease):
         """Make the complete ``upload`` an attachment: first a ``prepared`` one that the
         upload records it became, then its bytes committed, read back and checked. A refusal
-        (:func:`~affix.app.http.errors.is_refusal`) removes every trace of it; a passing failure
+        (:func:`~affix.app.errors.is_refusal`) removes every trace of it; a passing failure
         keeps the upload, every byte and whatever finishing made so far, and the client's
         retry of its last PATCH finishes it from there."""
         # reading the file back may take long: a lease's time from here, so that nobody

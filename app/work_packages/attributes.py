@@ -4,9 +4,9 @@
 They are seen by whoever may see work packages somewhere (admins always), as in OpenProject;
 a project's types by whoever may see its work packages. Every type is every project's."""
 from affix.app.http import representers
-from affix.app.http.errors import missing_permission, not_found
+from affix.app.errors import missing_permission, not_found
 from affix.app.accounts.projects import visible_project
-from affix.app.work_packages.service import VIEW
+from affix.app.work_packages.service import VIEW, in_list_order
 
 
 class Attributes:
@@ -27,12 +27,17 @@ class Attributes:
         if not self.permissions.may_anywhere(user, {VIEW}):
             raise missing_permission()
 
+    def find(self, attribute_id):
+        """The one with ``attribute_id``; 404 for none."""
+        record = self.catalog.get(self.model, attribute_id)
+        if record is None:
+            raise not_found(self.not_found_message)
+        return record
+
     def collection(self, req) -> dict:
-        model = self.model
         return representers.collection(
             req.root_path + req.path,
-            [self.render(req.root_path, record)
-             for record in model.select().order_by(model.position, model.id)])
+            [self.render(req.root_path, record) for record in in_list_order(self.model)])
 
 
 class AttributesResource:
@@ -50,9 +55,7 @@ class AttributeResource:
 
     def on_get(self, req, resp, attribute_id):
         self.attributes.require_may_see(req.context.user)
-        record = self.attributes.catalog.get(self.attributes.model, attribute_id)
-        if record is None:
-            raise not_found(self.attributes.not_found_message)
+        record = self.attributes.find(attribute_id)
         resp.media = self.attributes.render(req.root_path, record)
 
 

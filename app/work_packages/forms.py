@@ -9,7 +9,8 @@ permission (403), a work package the user may not see (404), a change naming an 
 ``lockVersion`` (409).
 """
 from affix.app.http import representers
-from affix.app.http.errors import ApiError, missing_permission
+from affix.app.errors import DomainError, missing_permission
+from affix.app.http.errors import hal_error
 from affix.app.accounts.projects import visible_project
 from affix.app.http.request_json import json_document, links_of
 from affix.app.work_packages.service import (
@@ -20,10 +21,9 @@ from affix.app.work_packages.service import (
 
 def _schema(base, catalog, updating) -> dict:
     def allowed(attribute):
-        model = attribute.model(catalog)
         return [{"href": representers.attribute_path(base, attribute.segment, record.id),
                  "title": record.name}
-                for record in model.select().order_by(model.position, model.id)]
+                for record in attribute.choices(catalog)]
 
     schema = {
         "_type": "Schema",
@@ -86,7 +86,7 @@ def _form(req, work_packages, document, change, *, project, work_package, commit
             # the claims as they would be checked when committing, reported like the rest
             work_packages.service.check_claims(
                 req.context.user, change.claims, work_packages.kind, work_package)
-        except ApiError as error:
+        except DomainError as error:
             change.errors.append(error)
     links = {"self": {"href": base + req.path, "method": "post"},
              "validate": {"href": base + req.path, "method": "post"}}
@@ -97,7 +97,7 @@ def _form(req, work_packages, document, change, *, project, work_package, commit
         "_embedded": {
             "payload": _payload(base, document, change, project, work_package),
             "schema": _schema(base, work_packages.catalog, work_package is not None),
-            "validationErrors": {error.attribute or "base": error.to_hal()
+            "validationErrors": {error.attribute or "base": hal_error(error)
                                  for error in change.errors},
         },
         "_links": links,
@@ -120,7 +120,7 @@ def _create_form(req, work_packages, document, project):
     if project is None:
         try:
             project = project_of_document(catalog, user, document)
-        except ApiError as error:
+        except DomainError as error:
             change.errors.insert(0, error)
     if project is not None:
         work_packages.require_may_add(user, project)

@@ -12,10 +12,9 @@ them all.
 import dataclasses
 import json
 
-import falcon
 import peewee
 
-from affix.app.http.errors import ApiError
+from affix.app.errors import InvalidQuery
 from affix.app.http.ids import id_of
 from affix.storage.models import is_valid_id
 
@@ -34,7 +33,7 @@ _SORT_DIRECTIONS = {"asc", "desc"}
 
 
 def invalid_query(message):
-    return ApiError(falcon.HTTP_400, "InvalidQuery", message)
+    return InvalidQuery(message)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,10 +42,12 @@ class WorkPackageQuery:
     sort: list
 
     @classmethod
-    def of(cls, req) -> "WorkPackageQuery":
-        filters = _json_param(req, "filters", DEFAULT_FILTERS,
+    def of(cls, filters, sort_by) -> "WorkPackageQuery":
+        """The query the parameters ``filters`` and ``sortBy`` (their JSON text, or None)
+        ask for."""
+        filters = _json_param(filters, DEFAULT_FILTERS,
                               "Filters is not a JSON array of filters.")
-        sort = _json_param(req, "sortBy", DEFAULT_SORT,
+        sort = _json_param(sort_by, DEFAULT_SORT,
                            "Sort by is not a JSON array of [property, direction] pairs.")
         return cls(_checked_filters(filters), _checked_sort(sort))
 
@@ -73,8 +74,7 @@ class WorkPackageQuery:
         return order
 
 
-def _json_param(req, name, default, message):
-    raw = req.get_param(name)
+def _json_param(raw, default, message):
     if raw is None:
         return default
     try:

@@ -2,26 +2,66 @@
 work package (read, change, delete)."""
 import falcon
 
-from affix.app.http.errors import missing_permission
+from affix.app.errors import missing_permission
+from affix.app.http import representers
 from affix.app.http.paging import Page
 from affix.app.accounts.projects import visible_project
 from affix.app.http.request_json import json_document
+from affix.app.attachments.resources import render_attachment
 from affix.app.work_packages.queries import WorkPackageQuery
-from affix.app.work_packages.service import VIEW, project_of_document
+from affix.app.work_packages.service import DELETE, EDIT, VIEW, project_of_document
 
 COLLECTION_TYPE = "WorkPackageCollection"
 
 
+def render(work_packages, req, work_package, embed_attachments=True, allowed=None) -> dict:
+    """``work_package`` as ``req``'s user sees it; ``allowed(permissions, project)``: the
+    permission check, cached across a list."""
+    user = req.context.user
+    allowed = allowed or (lambda permissions, project: work_packages.permissions.allowed(
+        user, permissions, project))
+    attachments = None
+    if embed_attachments:
+        service = work_packages.service
+        attachments = representers.collection(
+            f"{req.root_path}/api/v3/work_packages/{work_package.id}/attachments",
+            [render_attachment(req, service, record)
+             for record in service.of_container(work_packages.kind, work_package)],
+        )
+    project = work_package.project
+    may_add_attachments = allowed(work_packages.kind.add, project)
+    return representers.work_package(
+        req.root_path, work_package, attachments,
+        may_add_attachments=may_add_attachments,
+        may_prepare_attachments=may_add_attachments and work_packages.direct_uploads_available,
+        may_edit=allowed(frozenset({EDIT}), project),
+        may_delete=allowed(frozenset({DELETE}), project),
+    )
+
+
+def render_list(work_packages, req, rows) -> list:
+    user, answers = req.context.user, {}
+
+    def allowed(permissions, project):
+        key = (permissions, project.id)
+        if key not in answers:
+            answers[key] = work_packages.permissions.allowed(user, permissions, project)
+        return answers[key]
+    return [render(work_packages, req, row, embed_attachments=False, allowed=allowed)
+            for row in rows]
+
+
 def _list(work_packages, req, resp, project=None):
     """A page of the work packages the user may see (of ``project``, if given)."""
-    query, page = WorkPackageQuery.of(req), Page.of(req)
+    query = WorkPackageQuery.of(req.get_param("filters"), req.get_param("sortBy"))
+    page = Page.of(req)
     catalog = work_packages.catalog
     conditions = [work_packages.visible_to(req.context.user), *query.conditions(catalog)]
     if project is not None:
         conditions.append(catalog.WorkPackage.project == project)
     total, rows = work_packages.page(query, page, conditions)
     resp.media = page.collection(COLLECTION_TYPE, req.root_path + req.path, query.params, total,
-                                 work_packages.render_list(req, rows))
+                                 render_list(work_packages, req, rows))
 
 
 class WorkPackagesResource:
@@ -41,8 +81,8 @@ class WorkPackagesResource:
         document = json_document(req)
         project = project_of_document(self.work_packages.catalog, req.context.user, document)
         resp.status = falcon.HTTP_201
-        resp.media = self.work_packages.render(
-            req, self.work_packages.create(req, project, document))
+        created = self.work_packages.create(req.context.user, project, document)
+        resp.media = render(self.work_packages, req, created)
 
 
 class ProjectWorkPackagesResource:
@@ -63,8 +103,8 @@ class ProjectWorkPackagesResource:
     def on_post(self, req, resp, project_id):
         project = self._project(req, project_id)
         resp.status = falcon.HTTP_201
-        resp.media = self.work_packages.render(
-            req, self.work_packages.create(req, project, json_document(req)))
+        created = self.work_packages.create(req.context.user, project, json_document(req))
+        resp.media = render(self.work_packages, req, created)
 
 
 class WorkPackageResource:
@@ -73,17 +113,17 @@ class WorkPackageResource:
 
     def on_get(self, req, resp, container_id):
         work_package = self.work_packages.visible(req.context.user, container_id)
-        resp.media = self.work_packages.render(req, work_package)
+        resp.media = render(self.work_packages, req, work_package)
 
     def on_patch(self, req, resp, container_id):
         """Change what the document names, on the lock version it names, and claim the
         attachments it lists; one left out is not deleted."""
         work_package = self.work_packages.visible(req.context.user, container_id)
-        changed = self.work_packages.change(req, work_package, json_document(req))
-        resp.media = self.work_packages.render(req, changed)
+        changed = self.work_packages.change(req.context.user, work_package, json_document(req))
+        resp.media = render(self.work_packages, req, changed)
 
     def on_delete(self, req, resp, container_id):
         """The work package, its attachments' rows and their bytes."""
         work_package = self.work_packages.visible(req.context.user, container_id)
-        self.work_packages.delete(req, work_package)
+        self.work_packages.delete(req.context.user, work_package)
         resp.status = falcon.HTTP_204

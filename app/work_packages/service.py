@@ -5,17 +5,15 @@ import functools
 import operator
 import re
 
-import falcon
 import peewee
 
-from affix.app.http import representers
-from affix.app.http.errors import (
-    ApiError, missing_permission, not_found, property_violation, property_violations,
+from affix.app.errors import (
+    DomainError, UpdateConflict, missing_permission, not_found, property_violation,
+    property_violations,
 )
 from affix.app.http.ids import id_of
 from affix.app.accounts.projects import project_key_of_href, project_visible_to
 from affix.app.http.request_json import attachment_ids, links_of
-from affix.app.attachments.resources import render_attachment
 from affix.plugins.builtin import (
     ADD_WORK_PACKAGES as ADD, DELETE_WORK_PACKAGES as DELETE, EDIT_WORK_PACKAGES as EDIT,
     VIEW_WORK_PACKAGES as VIEW, WORK_PACKAGE,
@@ -28,7 +26,13 @@ CONFLICT_MESSAGE = "Could not update the resource because of conflicting modific
 
 
 def update_conflict():
-    return ApiError(falcon.HTTP_409, "UpdateConflict", CONFLICT_MESSAGE)
+    return UpdateConflict(CONFLICT_MESSAGE)
+
+
+def in_list_order(model) -> list:
+    """Every type, status or priority (``model``) there is, in the order OpenProject lists
+    them."""
+    return list(model.select().order_by(model.position, model.id))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,6 +49,9 @@ class Attribute:
 
     def model(self, catalog):
         return getattr(catalog, self.name.title())
+
+    def choices(self, catalog) -> list:
+        return in_list_order(self.model(catalog))
 
     def default(self, catalog):
         model = self.model(catalog)
@@ -106,7 +113,7 @@ def read_change(catalog, document, *, creating) -> Change:
             values[attribute.name] = record
     try:
         claims = attachment_ids(links) or []
-    except ApiError as error:
+    except DomainError as error:
         errors.append(error)
         claims = []
     return Change(values, claims, errors)
@@ -197,45 +204,13 @@ class WorkPackages:
         rows = page.rows(self._select().where(where).order_by(*query.order(self.catalog)))
         return total, rows
 
-    def render(self, req, work_package, embed_attachments=True, allowed=None) -> dict:
-        """``allowed(permissions, project)``: the permission check, cached across a list."""
-        user = req.context.user
-        allowed = allowed or (lambda permissions, project: self.permissions.allowed(
-            user, permissions, project))
-        attachments = None
-        if embed_attachments:
-            attachments = representers.collection(
-                f"{req.root_path}/api/v3/work_packages/{work_package.id}/attachments",
-                [render_attachment(req, self.service, record)
-                 for record in self.service.of_container(self.kind, work_package)],
-            )
-        project = work_package.project
-        may_add_attachments = allowed(self.kind.add, project)
-        return representers.work_package(
-            req.root_path, work_package, attachments,
-            may_add_attachments=may_add_attachments,
-            may_prepare_attachments=may_add_attachments and self.direct_uploads_available,
-            may_edit=allowed(frozenset({EDIT}), project),
-            may_delete=allowed(frozenset({DELETE}), project),
-        )
-
-    def render_list(self, req, rows) -> list:
-        user, answers = req.context.user, {}
-
-        def allowed(permissions, project):
-            key = (permissions, project.id)
-            if key not in answers:
-                answers[key] = self.permissions.allowed(user, permissions, project)
-            return answers[key]
-        return [self.render(req, row, embed_attachments=False, allowed=allowed) for row in rows]
-
     def require_may_add(self, user, project):
         if not self.permissions.allowed(user, {ADD}, project):
             raise missing_permission()
 
-    def create(self, req, project, document):
-        """Create a work package in ``project`` from ``document``; the new work package."""
-        user = req.context.user
+    def create(self, user, project, document):
+        """Create a work package in ``project`` from ``document`` by ``user``; the new work
+        package."""
         self.require_may_add(user, project)
         change = read_change(self.catalog, document, creating=True)
         if change.errors:
@@ -255,10 +230,10 @@ class WorkPackages:
         if not self.permissions.allowed(user, {EDIT}, work_package.project):
             raise missing_permission()
 
-    def change(self, req, work_package, document):
-        """Apply ``document`` to ``work_package`` if it names the current lock version; the
-        changed work package. Two changes made on the same version: exactly one is applied."""
-        user = req.context.user
+    def change(self, user, work_package, document):
+        """Apply ``document`` to ``work_package`` for ``user`` if it names the current lock
+        version; the changed work package. Two changes made on the same version: exactly one
+        is applied."""
         self.require_may_edit(user, work_package)
         version = lock_version_of(document)
         if version != work_package.lock_version:
@@ -283,9 +258,8 @@ class WorkPackages:
         self.service.claim_for(user, change.claims, self.kind, apply, work_package)
         return self._reread(work_package.id)
 
-    def delete(self, req, work_package):
-        """Delete ``work_package`` with its attachments, rows and bytes."""
-        user = req.context.user
+    def delete(self, user, work_package):
+        """Delete ``work_package`` for ``user``, with its attachments, rows and bytes."""
         if not self.permissions.allowed(user, {DELETE}, work_package.project):
             raise missing_permission()
 
