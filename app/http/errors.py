@@ -86,7 +86,6 @@ _FALCON_STATUS_ERRORS = {
     404: ("NotFound", "The requested resource could not be found."),
     405: ("NotImplemented", "The requested HTTP method is not allowed for this resource."),
     411: ("InvalidRequestBody", "The request needs a Content-Length or chunked encoding."),
-    413: ("PropertyConstraintViolation", "The request body is too large."),
     415: ("TypeNotSupported", "Expected CONTENT-TYPE to be application/json."),
 }
 

@@ -2,9 +2,7 @@
 import json
 import re
 
-import falcon
-
-from affix.app.errors import invalid_request_body, property_violation
+from affix.app.errors import ContentTooLarge, invalid_request_body, property_violation
 from affix.app.http.ids import id_of
 
 # hrefs are accepted with or without the prefix the app is mounted at
@@ -80,7 +78,7 @@ class JsonBodyLimit:
         content_type = (req.content_type or "").lower().lstrip()
         upload = content_type.startswith(("multipart/", "application/offset+octet-stream"))
         if not upload and (req.content_length or 0) > self.max_size:
-            raise falcon.HTTPContentTooLarge()
+            raise ContentTooLarge("The request body is too large.")
 
 
 def links_of(document) -> dict:
