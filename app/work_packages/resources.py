@@ -5,6 +5,7 @@ import falcon
 from affix.app.http.errors import missing_permission
 from affix.app.http.paging import Page
 from affix.app.accounts.projects import visible_project
+from affix.app.attachments.resources import grants_of
 from affix.app.http.request_json import json_document
 from affix.app.work_packages.queries import WorkPackageQuery
 from affix.app.work_packages.service import VIEW, project_of_document
@@ -21,7 +22,8 @@ def _list(work_packages, req, resp, project=None):
         conditions.append(catalog.WorkPackage.project == project)
     total, rows = work_packages.page(query, page, conditions)
     resp.media = page.collection(COLLECTION_TYPE, req.root_path + req.path, query.params, total,
-                                 work_packages.render_list(req, rows))
+                                 work_packages.render_list(req, grants_of(req, work_packages),
+                                                           rows))
 
 
 class WorkPackagesResource:
@@ -42,7 +44,8 @@ class WorkPackagesResource:
         project = project_of_document(self.work_packages.catalog, req.context.user, document)
         resp.status = falcon.HTTP_201
         resp.media = self.work_packages.render(
-            req, self.work_packages.create(req, project, document))
+            req, self.work_packages.create(req, project, document),
+            grants_of(req, self.work_packages))
 
 
 class ProjectWorkPackagesResource:
@@ -64,7 +67,8 @@ class ProjectWorkPackagesResource:
         project = self._project(req, project_id)
         resp.status = falcon.HTTP_201
         resp.media = self.work_packages.render(
-            req, self.work_packages.create(req, project, json_document(req)))
+            req, self.work_packages.create(req, project, json_document(req)),
+            grants_of(req, self.work_packages))
 
 
 class WorkPackageResource:
@@ -72,18 +76,21 @@ class WorkPackageResource:
         self.work_packages = work_packages
 
     def on_get(self, req, resp, container_id):
-        work_package = self.work_packages.visible(req.context.user, container_id)
-        resp.media = self.work_packages.render(req, work_package)
+        grants = grants_of(req, self.work_packages)
+        work_package = self.work_packages.visible(grants, container_id)
+        resp.media = self.work_packages.render(req, work_package, grants)
 
     def on_patch(self, req, resp, container_id):
         """Change what the document names, on the lock version it names, and claim the
         attachments it lists; one left out is not deleted."""
-        work_package = self.work_packages.visible(req.context.user, container_id)
+        grants = grants_of(req, self.work_packages)
+        work_package = self.work_packages.visible(grants, container_id)
         changed = self.work_packages.change(req, work_package, json_document(req))
-        resp.media = self.work_packages.render(req, changed)
+        resp.media = self.work_packages.render(req, changed, grants)
 
     def on_delete(self, req, resp, container_id):
         """The work package, its attachments' rows and their bytes."""
-        work_package = self.work_packages.visible(req.context.user, container_id)
+        work_package = self.work_packages.visible(grants_of(req, self.work_packages),
+                                                  container_id)
         self.work_packages.delete(req, work_package)
         resp.status = falcon.HTTP_204

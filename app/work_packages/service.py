@@ -168,10 +168,10 @@ class WorkPackages:
             raise not_found(NOT_FOUND_MESSAGE)
         return work_package
 
-    def visible(self, user, work_package_id):
+    def visible(self, grants, work_package_id):
+        """The work package if ``grants.user`` may see it; 404 otherwise."""
         work_package = self._read(work_package_id)
-        if work_package is None or not self.permissions.allowed(
-                user, {VIEW}, work_package.project):
+        if work_package is None or not grants.allowed({VIEW}, work_package.project):
             raise not_found(NOT_FOUND_MESSAGE)
         return work_package
 
@@ -197,37 +197,31 @@ class WorkPackages:
         rows = page.rows(self._select().where(where).order_by(*query.order(self.catalog)))
         return total, rows
 
-    def render(self, req, work_package, embed_attachments=True, allowed=None) -> dict:
-        """``allowed(permissions, project)``: the permission check, cached across a list."""
-        user = req.context.user
-        allowed = allowed or (lambda permissions, project: self.permissions.allowed(
-            user, permissions, project))
+    def render(self, req, work_package, grants, embed_attachments=True) -> dict:
+        """``grants``: the request's, which answer for every work package of a list."""
         attachments = None
         if embed_attachments:
+            views = self.service.views(
+                grants, self.service.of_container(self.kind, work_package), self.kind,
+                work_package)
             attachments = representers.collection(
                 f"{req.root_path}/api/v3/work_packages/{work_package.id}/attachments",
-                [render_attachment(req, self.service, record)
-                 for record in self.service.of_container(self.kind, work_package)],
+                [render_attachment(req, view) for view in views],
             )
         project = work_package.project
-        may_add_attachments = allowed(self.kind.add, project)
+        may_add_attachments = grants.allowed(self.kind.add, project)
         return representers.work_package(
             req.root_path, work_package, attachments,
             may_add_attachments=may_add_attachments,
             may_prepare_attachments=may_add_attachments and self.direct_uploads_available,
-            may_edit=allowed(frozenset({EDIT}), project),
-            may_delete=allowed(frozenset({DELETE}), project),
+            may_edit=grants.allowed({EDIT}, project),
+            may_delete=grants.allowed({DELETE}, project),
         )
 
-    def render_list(self, req, rows) -> list:
-        user, answers = req.context.user, {}
-
-        def allowed(permissions, project):
-            key = (permissions, project.id)
-            if key not in answers:
-                answers[key] = self.permissions.allowed(user, permissions, project)
-            return answers[key]
-        return [self.render(req, row, embed_attachments=False, allowed=allowed) for row in rows]
+    def render_list(self, req, grants, rows) -> list:
+        """The page's ``rows``, what the user may do in all their projects read at once."""
+        grants.learn([row.project for row in rows])
+        return [self.render(req, row, grants, embed_attachments=False) for row in rows]
 
     def require_may_add(self, user, project):
         if not self.permissions.allowed(user, {ADD}, project):
