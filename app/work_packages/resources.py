@@ -13,8 +13,8 @@ from affix.app.work_packages.service import VIEW, project_of_document
 COLLECTION_TYPE = "WorkPackageCollection"
 
 
-def _list(work_packages, req, resp, project=None):
-    """A page of the work packages the user may see (of ``project``, if given)."""
+def _list(work_packages, req, resp, grants, project=None):
+    """A page of the work packages ``grants.user`` may see (of ``project``, if given)."""
     query, page = WorkPackageQuery.of(req), Page.of(req)
     catalog = work_packages.catalog
     conditions = [work_packages.visible_to(req.context.user), *query.conditions(catalog)]
@@ -22,8 +22,7 @@ def _list(work_packages, req, resp, project=None):
         conditions.append(catalog.WorkPackage.project == project)
     total, rows = work_packages.page(query, page, conditions)
     resp.media = page.collection(COLLECTION_TYPE, req.root_path + req.path, query.params, total,
-                                 work_packages.render_list(req, grants_of(req, work_packages),
-                                                           rows))
+                                 work_packages.render_list(req, grants, rows))
 
 
 class WorkPackagesResource:
@@ -37,7 +36,7 @@ class WorkPackagesResource:
         user = req.context.user
         if not self.work_packages.permissions.may_anywhere(user, {VIEW}):
             raise missing_permission()
-        _list(self.work_packages, req, resp)
+        _list(self.work_packages, req, resp, grants_of(req, self.work_packages))
 
     def on_post(self, req, resp):
         document = json_document(req)
@@ -58,10 +57,10 @@ class ProjectWorkPackagesResource:
         return visible_project(self.work_packages.catalog, req.context.user, project_id)
 
     def on_get(self, req, resp, project_id):
-        project = self._project(req, project_id)
-        if not self.work_packages.permissions.allowed(req.context.user, {VIEW}, project):
+        project, grants = self._project(req, project_id), grants_of(req, self.work_packages)
+        if not grants.allowed({VIEW}, project):
             raise missing_permission()
-        _list(self.work_packages, req, resp, project)
+        _list(self.work_packages, req, resp, grants, project)
 
     def on_post(self, req, resp, project_id):
         project = self._project(req, project_id)
