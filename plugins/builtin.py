@@ -27,7 +27,10 @@ def affix_container_types(catalog):
     return [ContainerType(
         name=WORK_PACKAGE,
         segment="work_packages",
-        find=lambda work_package_id: catalog.get(catalog.WorkPackage, work_package_id),
+        # with its project, which every question about a work package's attachments asks
+        find=lambda work_package_id: catalog.by_id(
+            catalog.WorkPackage.select(catalog.WorkPackage, catalog.Project)
+            .join(catalog.Project), catalog.WorkPackage, work_package_id),
         project_of=lambda work_package: work_package.project,
         title_of=lambda work_package: work_package.subject,
         view=frozenset({VIEW_WORK_PACKAGES}),

@@ -299,6 +299,24 @@ class Catalog:
         values = [user.id, *permissions, *([] if project is None else [project.id])]
         return self.database.execute_sql(sql, order(*values)).fetchone() is not None
 
+    def permissions_held(self, user, project_ids) -> dict:
+        """The permission names ``user``'s roles hold in each of ``project_ids``, by project id;
+        a project where they hold none is left out. Asked on every request that shows what one
+        may do: see :meth:`_statement` (one per number of projects, at most a page's)."""
+        Membership, RolePermission = self.Membership, self.RolePermission
+        markers = ["user", *(f"project {number}" for number in range(len(project_ids)))]
+        sql, order = self._statement(
+            ("permissions_held", len(project_ids)), markers,
+            lambda user_id, *projects: (
+                Membership.select(Membership.project, RolePermission.permission)
+                .join(RolePermission, on=RolePermission.role == Membership.role)
+                .where((Membership.user == user_id) & Membership.project.in_(list(projects)))))
+        held = {}
+        for project_id, permission in self.database.execute_sql(
+                sql, order(user.id, *project_ids)).fetchall():
+            held.setdefault(project_id, set()).add(permission)
+        return {project_id: frozenset(names) for project_id, names in held.items()}
+
     def _statement(self, name, markers, build):
         """(SQL, order) of the query ``build(*markers)`` makes, built once per catalogue.
 

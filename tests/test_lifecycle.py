@@ -192,6 +192,30 @@ def test_a_quarantined_attachment_in_a_container_is_deleted_by_who_may_delete_th
         assert stored.snapshot() == ([], {})
 
 
+@pytest.mark.parametrize("container_type, container_id", [
+    # a plugin's type, the plugin uninstalled since
+    ("Meeting", None),
+    # a container deleted without its attachments, as a plugin's may be
+    ("WorkPackage", 999999),
+])
+def test_admins_see_a_quarantined_attachment_whose_container_is_gone_without_a_link_to_it(
+        client, people, catalog, in_work_package, container_type, container_id):
+    attachment_id, work_package_id = in_work_package
+    set_status(catalog, attachment_id, "quarantined", "Some.Signature")
+    with catalog.database.connection_context():
+        catalog.Attachment.update(
+            container_type=container_type, container_id=container_id or work_package_id,
+        ).where(catalog.Attachment.id == attachment_id).execute()
+
+    shown = get(client, people, "ada", f"/api/v3/attachments/{attachment_id}")
+    assert shown.status_code == 200, shown.text
+    assert shown.json["_links"]["container"] == {"href": None}
+    assert "delete" in shown.json["_links"]
+    # nobody can tell who else may see it
+    assert_error(get(client, people, "walt", f"/api/v3/attachments/{attachment_id}"),
+                 404, "NotFound", NO_SUCH_ATTACHMENT)
+
+
 def test_a_containerless_upload_of_another_user_stays_hidden_from_admins_unless_quarantined(
         client, people, catalog):
     attachment_id = uploaded(client, people, "walt", content=b"walt's own")

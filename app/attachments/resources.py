@@ -11,10 +11,14 @@ from affix.app.http.request_json import attachment_ids, json_document, links_of
 from affix.app.uploads.multipart import RequestBody
 
 
-def container_link(req, service, record) -> dict | None:
-    """The link to ``record``'s container; None when it has none."""
-    kind, container = service.container_of(record)
-    if kind is None:
+def grants_of(req, service):
+    """What the request's user may do, each project asked once in this request."""
+    return service.permissions.grants(req.context.user)
+
+
+def container_link(req, kind, container) -> dict | None:
+    """The link to ``container`` of ``kind``; None for no container."""
+    if container is None:
         return None
     return {
         "href": representers.container_path(req.root_path, kind, container.id),
@@ -22,22 +26,22 @@ def container_link(req, service, record) -> dict | None:
     }
 
 
-def visible_container(service, kind, user, container_id):
-    """The container of ``kind`` with ``container_id`` if ``user`` may see it; 404
+def visible_container(kind, grants, container_id):
+    """The container of ``kind`` with ``container_id`` if ``grants.user`` may see it; 404
     otherwise."""
     container = kind.find(container_id)
-    if container is None or not service.permissions.allowed(
-            user, kind.view, kind.project_of(container)):
+    if container is None or not grants.allowed(kind.view, kind.project_of(container)):
         raise not_found()
     return container
 
 
-def render_attachment(req, service, record) -> dict:
+def render_attachment(req, view) -> dict:
+    """``view``: an :class:`~affix.app.attachments.service.AttachmentView`, which has all
+    it takes."""
     return representers.attachment(
-        req.root_path, record,
-        container_link=container_link(req, service, record) or {"href": None},
-        may_delete=service.may_delete(req.context.user, record),
-        download_url=service.download_url(req.context.user, record),
+        req.root_path, view.record,
+        container_link=container_link(req, view.kind, view.container) or {"href": None},
+        may_delete=view.may_delete, download_url=view.download_url,
     )
 
 
@@ -50,7 +54,8 @@ class AttachmentsResource:
     def on_post(self, req, resp):
         record = self.service.upload(req.context.user, RequestBody.of(req))
         record_stored(req, record)
-        resp.media = render_attachment(req, self.service, record)
+        resp.media = render_attachment(req, self.service.view(grants_of(req, self.service),
+                                                              record))
 
 
 class AttachmentResource:
@@ -58,12 +63,12 @@ class AttachmentResource:
         self.service = service
 
     def on_get(self, req, resp, attachment_id):
-        record = self.service.find_visible(req.context.user, attachment_id)
-        resp.media = render_attachment(req, self.service, record)
+        view = self.service.find_visible(grants_of(req, self.service), attachment_id)
+        resp.media = render_attachment(req, view)
 
     def on_delete(self, req, resp, attachment_id):
-        record = self.service.find_visible(req.context.user, attachment_id)
-        self.service.delete(req.context.user, record)
+        view = self.service.find_visible(grants_of(req, self.service), attachment_id)
+        self.service.delete(req.context.user, view)
         resp.status = falcon.HTTP_204
 
 
@@ -75,8 +80,8 @@ class AttachmentContentResource:
         self.service = service
 
     def on_get(self, req, resp, attachment_id):
-        record = self.service.find_downloadable(req.context.user, attachment_id)
-        url = self.service.download_url(req.context.user, record)
+        view = self.service.find_downloadable(grants_of(req, self.service), attachment_id)
+        record, url = view.record, view.download_url
         if url is not None:
             # signed afresh on every request: a URL handed out earlier may have expired, so
             # nobody keeps this answer; the store answers conditional requests on the URL
@@ -111,27 +116,28 @@ class ContainerAttachmentsResource:
         self.kind = kind
         self.claims_by_json = claims_by_json
 
-    def _collection(self, req, container):
-        elements = [
-            render_attachment(req, self.service, record)
-            for record in self.service.of_container(self.kind, container)
-        ]
-        return representers.collection(req.root_path + req.path, elements)
+    def _collection(self, req, grants, container):
+        views = self.service.views(grants, self.service.of_container(self.kind, container),
+                                   self.kind, container)
+        return representers.collection(req.root_path + req.path,
+                                       [render_attachment(req, view) for view in views])
 
     def on_get(self, req, resp, container_id):
-        container = visible_container(self.service, self.kind, req.context.user, container_id)
-        resp.media = self._collection(req, container)
+        grants = grants_of(req, self.service)
+        container = visible_container(self.kind, grants, container_id)
+        resp.media = self._collection(req, grants, container)
 
     def on_post(self, req, resp, container_id):
-        user = req.context.user
-        container = visible_container(self.service, self.kind, user, container_id)
+        user, grants = req.context.user, grants_of(req, self.service)
+        container = visible_container(self.kind, grants, container_id)
         if self.claims_by_json and req.content_type and (
                 req.content_type.split(";")[0].strip() == "application/json"):
             self.service.require_may_add(user, self.kind, container)
             claims = attachment_ids(links_of(json_document(req))) or []
             self.service.claim_for(user, claims, self.kind, lambda: container, container)
-            resp.media = self._collection(req, container)
+            resp.media = self._collection(req, grants, container)
             return
         record = self.service.upload(user, RequestBody.of(req), self.kind, container)
         record_stored(req, record)
-        resp.media = render_attachment(req, self.service, record)
+        resp.media = render_attachment(
+            req, self.service.view(grants, record, self.kind, container))

@@ -1,4 +1,5 @@
 """Attachments as the service sees them: uploading, finding, serving, claiming, deleting."""
+import dataclasses
 import logging
 
 from affix.app.http.downloads import store_download_url
@@ -18,6 +19,22 @@ CANNOT_BE_CHANGED = "Attachments cannot be changed."
 # attachments one request may claim: the work of a claim is done under the write lock, which
 # every upload waits for
 MAX_CLAIMS = 1000
+
+
+@dataclasses.dataclass(frozen=True)
+class AttachmentView:
+    """An attachment as one user sees it, resolved once: its row (with its author), its
+    container and the container's type (the container None when it has none, or when the
+    container or its type's plugin is gone), whether the user may see it and delete it, and
+    where the store serves its bytes itself (None: affix serves them). Rendering one asks
+    nothing more of the database."""
+
+    record: object
+    kind: object
+    container: object
+    may_see: bool
+    may_delete: bool
+    download_url: str | None
 
 
 class AttachmentService:
@@ -145,7 +162,7 @@ class AttachmentService:
         self.announce_created(record, author, acceptance)
         return record
 
-    def download_url(self, user, record):
+    def _download_url(self, user, record):
         """Where the blob store serves ``record``'s bytes itself to ``user``, or None (see
         :func:`~affix.app.http.downloads.store_download_url`); never for bytes ``user`` may not
         download (a prepared direct upload's, whose staged bytes nobody has checked, among
@@ -154,11 +171,12 @@ class AttachmentService:
             return None
         return store_download_url(self._blob_store, record)
 
-    def find_downloadable(self, user, attachment_id):
-        """The attachment if ``user`` may see it and download its bytes in its status."""
-        record = self.find_visible(user, attachment_id)
-        self.lifecycle.require_downloadable(user, record)
-        return record
+    def find_downloadable(self, grants, attachment_id) -> AttachmentView:
+        """The attachment if ``grants.user`` may see it and download its bytes in its
+        status."""
+        view = self.find_visible(grants, attachment_id)
+        self.lifecycle.require_downloadable(grants.user, view.record)
+        return view
 
     def open_content(self, record):
         """``record``'s bytes, as a binary file object; 404 when a deletion took them since
@@ -175,38 +193,67 @@ class AttachmentService:
         kind = self.container_types.named(record.container_type)
         return kind, kind.find(record.container_id)
 
-    def _may(self, user, record, action) -> bool:
-        by_container = self._may_by_container(user, record, action)
-        if action == "delete":
-            return self.lifecycle.may_delete(user, record, by_container)
-        return self.lifecycle.may_see(user, record, by_container)
+    def views(self, grants, records, kind=None, container=None) -> list[AttachmentView]:
+        """``records`` as ``grants.user`` sees them, in a number of statements that does not grow
+        with them: each container is found once (``container`` of ``kind``, read already, is
+        not found again) and the user's permissions in all their projects are read at once.
+        A plugin's container type costs what its ``find`` and ``project_of`` cost, per
+        container."""
+        containers = {} if container is None else {
+            (kind.name, container.id): (kind, container, kind.project_of(container))}
+        for record in records:
+            key = (record.container_type, record.container_id)
+            if record.container_type is not None and key not in containers:
+                containers[key] = self._resolve_container(record)
+        grants.learn([project for _, _, project in containers.values()])
+        return [self._view(grants, record,
+                           containers.get((record.container_type, record.container_id)))
+                for record in records]
 
-    def _may_by_container(self, user, record, action) -> bool:
-        if record.container_type is not None and record.container_type not in self.container_types:
+    def view(self, grants, record, kind=None, container=None) -> AttachmentView:
+        """One attachment as :meth:`views` resolves them."""
+        return self.views(grants, [record], kind, container)[0]
+
+    def _resolve_container(self, record):
+        """(container type, container, its project) of a claimed attachment; the container
+        None when it or its type's plugin is gone."""
+        if record.container_type not in self.container_types:
             # its container type's plugin is gone: nobody can tell who may see it
-            return False
+            return None, None, None
         kind, container = self.container_of(record)
-        if kind is None:
-            # a containerless attachment belongs to its author alone
-            return record.author_id == user.id
         if container is None:
-            return False
-        return self.permissions.allowed(user, getattr(kind, action), kind.project_of(container))
+            return kind, None, None
+        return kind, container, kind.project_of(container)
 
-    def may_delete(self, user, record) -> bool:
-        return self._may(user, record, "delete")
+    def _view(self, grants, record, resolved) -> AttachmentView:
+        user = grants.user
+        kind = container = None
+        if record.container_type is None:
+            # a containerless attachment belongs to its author alone
+            may_view = may_delete = record.author_id == user.id
+        else:
+            kind, container, project = resolved
+            may_view = container is not None and grants.allowed(kind.view, project)
+            may_delete = container is not None and grants.allowed(kind.delete, project)
+        return AttachmentView(
+            record=record, kind=kind, container=container,
+            may_see=self.lifecycle.may_see(user, record, may_view),
+            may_delete=self.lifecycle.may_delete(user, record, may_delete),
+            download_url=self._download_url(user, record),
+        )
 
-    def find_visible(self, user, attachment_id):
-        """The attachment if ``user`` may see it; 404 otherwise, so that nobody can learn that
-        someone else's attachment exists."""
+    def find_visible(self, grants, attachment_id) -> AttachmentView:
+        """The attachment if ``grants.user`` may see it; 404 otherwise, so that nobody can
+        learn that someone else's attachment exists."""
         Attachment = self.catalog.Attachment
         record = self.catalog.by_id(
             Attachment.select(Attachment, self.catalog.User).join(self.catalog.User),
             Attachment, attachment_id,
         )
-        if record is None or not self._may(user, record, "view"):
+        view = None if record is None else self.view(grants, record)
+        if view is None or not view.may_see:
             raise not_found(NOT_FOUND_MESSAGE)
-        return record
+        return view
 
     def of_container(self, kind, container):
         Attachment = self.catalog.Attachment
@@ -219,13 +266,14 @@ class AttachmentService:
             .order_by(Attachment.id)
         )
 
-    def delete(self, user, record):
-        """Remove the row, then the blob: a failure in between leaves an unreferenced blob,
-        never a row whose bytes are gone."""
-        if not self.may_delete(user, record):
+    def delete(self, user, view):
+        """Remove the row of ``view`` (as ``user`` sees it), then the blob: a failure in
+        between leaves an unreferenced blob, never a row whose bytes are gone."""
+        if not view.may_delete:
             raise missing_permission(
                 "You are not allowed to delete this attachment."
             )
+        record = view.record
         with self.catalog.write_transaction():
             deleted = record.delete_instance()
             if deleted and record.status != PREPARED:

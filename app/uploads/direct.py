@@ -119,26 +119,28 @@ class DirectUploads:
             )
         return record, form_url, form_fields
 
-    def complete(self, user, attachment_id):
-        """The attachment of ``user``'s upload ``attachment_id``, completed now or before
-        (completion is a GET: clients and proxies repeat it); 404 for any other id, another
-        user's, or an upload whose file is not in the store."""
+    def complete(self, grants, attachment_id):
+        """The attachment of the upload ``attachment_id`` of ``grants.user``, completed now or
+        before (completion is a GET: clients and proxies repeat it), as they see it; 404 for
+        any other id, another user's, or an upload whose file is not in the store."""
         if not self.available:
             raise not_found()
+        user = grants.user
         record = self._authored_by(user, attachment_id)
         if record is None:
             raise not_found()
         if record.status != PREPARED:
-            return self.service.find_visible(user, attachment_id)
+            return self.service.find_visible(grants, attachment_id)
         try:
-            return self._complete(user, record)
+            completed = self._complete(user, record)
         except Exception:
             # a repeat that ran at the same time completed it: the upload stands, and so does
             # its answer
             now = self._authored_by(user, attachment_id)
             if now is None or now.status == PREPARED:
                 raise
-            return self.service.find_visible(user, attachment_id)
+            return self.service.find_visible(grants, attachment_id)
+        return self.service.view(grants, completed)
 
     def _complete(self, user, record):
         """Copy the staged object, check the copy and make the row an attachment. Repeats of

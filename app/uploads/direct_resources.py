@@ -4,16 +4,18 @@ container (``/api/v3/<segment>/{id}/attachments/prepare``), and
 import falcon
 
 from affix.app.http import representers
-from affix.app.attachments.resources import container_link, render_attachment, visible_container
+from affix.app.attachments.resources import (
+    container_link, grants_of, render_attachment, visible_container,
+)
 from affix.app.uploads.multipart import RequestBody
 
 
-def _answer_prepared(req, resp, direct_uploads, prepared):
+def _answer_prepared(req, resp, prepared, kind=None, container=None):
+    """``container`` of ``kind``: where the upload goes, None without a container."""
     record, form_url, form_fields = prepared
     resp.status = falcon.HTTP_201
     resp.media = representers.attachment_upload(
-        req.root_path, record,
-        container_link=container_link(req, direct_uploads.service, record),
+        req.root_path, record, container_link=container_link(req, kind, container),
         form_url=form_url, form_fields=form_fields,
     )
 
@@ -26,7 +28,7 @@ class PrepareUploadResource:
 
     def on_post(self, req, resp):
         prepared = self.direct_uploads.prepare(req.context.user, RequestBody.of(req))
-        _answer_prepared(req, resp, self.direct_uploads, prepared)
+        _answer_prepared(req, resp, prepared)
 
 
 class ContainerPrepareUploadResource:
@@ -38,9 +40,10 @@ class ContainerPrepareUploadResource:
 
     def on_post(self, req, resp, container_id):
         user = req.context.user
-        container = visible_container(self.direct_uploads.service, self.kind, user, container_id)
+        container = visible_container(self.kind, grants_of(req, self.direct_uploads.service),
+                                      container_id)
         prepared = self.direct_uploads.prepare(user, RequestBody.of(req), self.kind, container)
-        _answer_prepared(req, resp, self.direct_uploads, prepared)
+        _answer_prepared(req, resp, prepared, self.kind, container)
 
 
 class CompleteUploadResource:
@@ -48,5 +51,6 @@ class CompleteUploadResource:
         self.direct_uploads = direct_uploads
 
     def on_get(self, req, resp, attachment_id):
-        record = self.direct_uploads.complete(req.context.user, attachment_id)
-        resp.media = render_attachment(req, self.direct_uploads.service, record)
+        view = self.direct_uploads.complete(grants_of(req, self.direct_uploads.service),
+                                            attachment_id)
+        resp.media = render_attachment(req, view)

@@ -175,7 +175,8 @@ class TusCreationResource:
         if kind is None:
             raise property_violation(
                 "container", f"{href} is no container attachments can be uploaded into.")
-        return kind, visible_container(self.tus.service, kind, user, id_of(match[2]))
+        return kind, visible_container(kind, self.tus.service.permissions.grants(user),
+                                       id_of(match[2]))
 
 
 class TusUploadResource:

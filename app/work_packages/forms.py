@@ -165,7 +165,8 @@ class WorkPackageUpdateFormResource:
 
     def on_post(self, req, resp, container_id):
         user = req.context.user
-        work_package = self.work_packages.visible(user, container_id)
+        work_package = self.work_packages.visible(self.work_packages.permissions.grants(user),
+                                                  container_id)
         self.work_packages.require_may_edit(user, work_package)
         document = form_document(req)
         if lock_version_of(document) != work_package.lock_version:

@@ -6,53 +6,46 @@ from affix.app.errors import missing_permission
 from affix.app.http import representers
 from affix.app.http.paging import Page
 from affix.app.accounts.projects import visible_project
+from affix.app.attachments.resources import grants_of, render_attachment
 from affix.app.http.request_json import json_document
-from affix.app.attachments.resources import render_attachment
 from affix.app.work_packages.queries import WorkPackageQuery
 from affix.app.work_packages.service import DELETE, EDIT, VIEW, project_of_document
 
 COLLECTION_TYPE = "WorkPackageCollection"
 
 
-def render(work_packages, req, work_package, embed_attachments=True, allowed=None) -> dict:
-    """``work_package`` as ``req``'s user sees it; ``allowed(permissions, project)``: the
-    permission check, cached across a list."""
-    user = req.context.user
-    allowed = allowed or (lambda permissions, project: work_packages.permissions.allowed(
-        user, permissions, project))
+def render(work_packages, req, work_package, grants, embed_attachments=True) -> dict:
+    """``work_package`` as ``req``'s user sees it; ``grants``: the request's, which answer for
+    every work package of a list."""
     attachments = None
     if embed_attachments:
         service = work_packages.service
+        views = service.views(
+            grants, service.of_container(work_packages.kind, work_package), work_packages.kind,
+            work_package)
         attachments = representers.collection(
             f"{req.root_path}/api/v3/work_packages/{work_package.id}/attachments",
-            [render_attachment(req, service, record)
-             for record in service.of_container(work_packages.kind, work_package)],
+            [render_attachment(req, view) for view in views],
         )
     project = work_package.project
-    may_add_attachments = allowed(work_packages.kind.add, project)
+    may_add_attachments = grants.allowed(work_packages.kind.add, project)
     return representers.work_package(
         req.root_path, work_package, attachments,
         may_add_attachments=may_add_attachments,
         may_prepare_attachments=may_add_attachments and work_packages.direct_uploads_available,
-        may_edit=allowed(frozenset({EDIT}), project),
-        may_delete=allowed(frozenset({DELETE}), project),
+        may_edit=grants.allowed({EDIT}, project),
+        may_delete=grants.allowed({DELETE}, project),
     )
 
 
-def render_list(work_packages, req, rows) -> list:
-    user, answers = req.context.user, {}
-
-    def allowed(permissions, project):
-        key = (permissions, project.id)
-        if key not in answers:
-            answers[key] = work_packages.permissions.allowed(user, permissions, project)
-        return answers[key]
-    return [render(work_packages, req, row, embed_attachments=False, allowed=allowed)
-            for row in rows]
+def render_list(work_packages, req, grants, rows) -> list:
+    """The page's ``rows``, what the user may do in all their projects read at once."""
+    grants.learn([row.project for row in rows])
+    return [render(work_packages, req, row, grants, embed_attachments=False) for row in rows]
 
 
-def _list(work_packages, req, resp, project=None):
-    """A page of the work packages the user may see (of ``project``, if given)."""
+def _list(work_packages, req, resp, grants, project=None):
+    """A page of the work packages ``grants.user`` may see (of ``project``, if given)."""
     query = WorkPackageQuery.of(req.get_param("filters"), req.get_param("sortBy"))
     page = Page.of(req)
     catalog = work_packages.catalog
@@ -61,7 +54,7 @@ def _list(work_packages, req, resp, project=None):
         conditions.append(catalog.WorkPackage.project == project)
     total, rows = work_packages.page(query, page, conditions)
     resp.media = page.collection(COLLECTION_TYPE, req.root_path + req.path, query.params, total,
-                                 render_list(work_packages, req, rows))
+                                 render_list(work_packages, req, grants, rows))
 
 
 class WorkPackagesResource:
@@ -75,14 +68,15 @@ class WorkPackagesResource:
         user = req.context.user
         if not self.work_packages.permissions.may_anywhere(user, {VIEW}):
             raise missing_permission()
-        _list(self.work_packages, req, resp)
+        _list(self.work_packages, req, resp, grants_of(req, self.work_packages))
 
     def on_post(self, req, resp):
         document = json_document(req)
         project = project_of_document(self.work_packages.catalog, req.context.user, document)
         resp.status = falcon.HTTP_201
         created = self.work_packages.create(req.context.user, project, document)
-        resp.media = render(self.work_packages, req, created)
+        resp.media = render(self.work_packages, req, created,
+                            grants_of(req, self.work_packages))
 
 
 class ProjectWorkPackagesResource:
@@ -95,16 +89,17 @@ class ProjectWorkPackagesResource:
         return visible_project(self.work_packages.catalog, req.context.user, project_id)
 
     def on_get(self, req, resp, project_id):
-        project = self._project(req, project_id)
-        if not self.work_packages.permissions.allowed(req.context.user, {VIEW}, project):
+        project, grants = self._project(req, project_id), grants_of(req, self.work_packages)
+        if not grants.allowed({VIEW}, project):
             raise missing_permission()
-        _list(self.work_packages, req, resp, project)
+        _list(self.work_packages, req, resp, grants, project)
 
     def on_post(self, req, resp, project_id):
         project = self._project(req, project_id)
         resp.status = falcon.HTTP_201
         created = self.work_packages.create(req.context.user, project, json_document(req))
-        resp.media = render(self.work_packages, req, created)
+        resp.media = render(self.work_packages, req, created,
+                            grants_of(req, self.work_packages))
 
 
 class WorkPackageResource:
@@ -112,18 +107,21 @@ class WorkPackageResource:
         self.work_packages = work_packages
 
     def on_get(self, req, resp, container_id):
-        work_package = self.work_packages.visible(req.context.user, container_id)
-        resp.media = render(self.work_packages, req, work_package)
+        grants = grants_of(req, self.work_packages)
+        work_package = self.work_packages.visible(grants, container_id)
+        resp.media = render(self.work_packages, req, work_package, grants)
 
     def on_patch(self, req, resp, container_id):
         """Change what the document names, on the lock version it names, and claim the
         attachments it lists; one left out is not deleted."""
-        work_package = self.work_packages.visible(req.context.user, container_id)
+        grants = grants_of(req, self.work_packages)
+        work_package = self.work_packages.visible(grants, container_id)
         changed = self.work_packages.change(req.context.user, work_package, json_document(req))
-        resp.media = render(self.work_packages, req, changed)
+        resp.media = render(self.work_packages, req, changed, grants)
 
     def on_delete(self, req, resp, container_id):
         """The work package, its attachments' rows and their bytes."""
-        work_package = self.work_packages.visible(req.context.user, container_id)
+        work_package = self.work_packages.visible(grants_of(req, self.work_packages),
+                                                  container_id)
         self.work_packages.delete(req.context.user, work_package)
         resp.status = falcon.HTTP_204

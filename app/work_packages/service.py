@@ -175,10 +175,10 @@ class WorkPackages:
             raise not_found(NOT_FOUND_MESSAGE)
         return work_package
 
-    def visible(self, user, work_package_id):
+    def visible(self, grants, work_package_id):
+        """The work package if ``grants.user`` may see it; 404 otherwise."""
         work_package = self._read(work_package_id)
-        if work_package is None or not self.permissions.allowed(
-                user, {VIEW}, work_package.project):
+        if work_package is None or not grants.allowed({VIEW}, work_package.project):
             raise not_found(NOT_FOUND_MESSAGE)
         return work_package
 

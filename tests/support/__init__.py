@@ -18,6 +18,7 @@ builder, ``basic_auth``) lives in affix itself, in ``affix.app.testing``.
 - ``races``: running calls at the same moment in threads
 - ``faults``: a store or a database failing once, on cue
 - ``clocks``: a clock the test sets, for affix's ``clock=`` collaborators
+- ``statements``: the SQL statements a request runs, counted
 - ``direct_uploads``: preparing a direct upload, sending the file to the store with its form
 - ``tus``: resumable uploads through falcon.testing, a PATCH cut short on a real server
 - ``schemathesis_hooks``: how schemathesis sends a tus upload's bytes (its hooks file)
