@@ -30,159 +30,206 @@ def is_valid_id(record_id) -> bool:
     return 0 < record_id <= MAX_ID
 
 
+class BaseModel(peewee.Model):  # type: ignore[misc]  # peewee has no type information
+    """What every model shares. The model classes here are bound to no database: each
+    :class:`Catalog` binds subclasses of its own (of the same names), so two affix apps in one
+    process (different databases) never share state, and ``isinstance(row, Attachment)`` holds
+    for a row of any catalogue."""
+    id = peewee.BigAutoField()
+
+
+class User(BaseModel):
+    login = peewee.CharField(max_length=255, unique=True)
+    name = peewee.CharField(max_length=255)
+    admin = peewee.BooleanField(default=False)
+    locked = peewee.BooleanField(default=False)
+    # the one locked user that stands for every deleted user: see affix.app.accounts.management
+    is_deleted_user = peewee.BooleanField(default=False)
+
+    class Meta:
+        table_name = "users"
+
+
+class ApiKey(BaseModel):
+    user = peewee.ForeignKeyField(User, backref="api_keys", on_delete="CASCADE")
+    # sha256 of the key: keys are random 256-bit secrets, so a fast hash is enough and
+    # the plain key is never stored
+    key_hash = peewee.CharField(max_length=64, unique=True)
+    created_at = peewee.DateTimeField()
+    # None: the key never expires
+    expires_at = peewee.DateTimeField(null=True)
+    # written at most once per affix.app.accounts.auth.LAST_USE_PRECISION
+    last_used_at = peewee.DateTimeField(null=True)
+
+    class Meta:
+        table_name = "api_keys"
+
+
+class Project(BaseModel):
+    identifier = peewee.CharField(max_length=100, unique=True)
+    name = peewee.CharField(max_length=255)
+
+    class Meta:
+        table_name = "projects"
+
+
+class Role(BaseModel):
+    name = peewee.CharField(max_length=255, unique=True)
+
+    class Meta:
+        table_name = "roles"
+
+
+class RolePermission(BaseModel):
+    role = peewee.ForeignKeyField(Role, backref="permissions", on_delete="CASCADE")
+    permission = peewee.CharField(max_length=255)
+
+    class Meta:
+        table_name = "role_permissions"
+        indexes = ((("role", "permission"), True),)
+
+
+class Membership(BaseModel):
+    user = peewee.ForeignKeyField(User, backref="memberships", on_delete="CASCADE")
+    project = peewee.ForeignKeyField(Project, backref="memberships", on_delete="CASCADE")
+    role = peewee.ForeignKeyField(Role, backref="memberships", on_delete="CASCADE")
+
+    class Meta:
+        table_name = "memberships"
+        indexes = ((("user", "project", "role"), True),)
+
+
+class Type(BaseModel):
+    name = peewee.CharField(max_length=255, unique=True)
+    position = peewee.IntegerField()
+    color = peewee.CharField(max_length=7, null=True)
+    is_default = peewee.BooleanField(default=False)
+    is_milestone = peewee.BooleanField(default=False)
+    created_at = peewee.DateTimeField()
+    updated_at = peewee.DateTimeField()
+
+    class Meta:
+        table_name = "types"
+
+
+class Status(BaseModel):
+    name = peewee.CharField(max_length=255, unique=True)
+    position = peewee.IntegerField()
+    color = peewee.CharField(max_length=7, null=True)
+    is_default = peewee.BooleanField(default=False)
+    is_closed = peewee.BooleanField(default=False)
+
+    class Meta:
+        table_name = "statuses"
+
+
+class Priority(BaseModel):
+    name = peewee.CharField(max_length=255, unique=True)
+    position = peewee.IntegerField()
+    color = peewee.CharField(max_length=7, null=True)
+    is_default = peewee.BooleanField(default=False)
+    is_active = peewee.BooleanField(default=True)
+
+    class Meta:
+        table_name = "priorities"
+
+
+class WorkPackage(BaseModel):
+    project = peewee.ForeignKeyField(Project, backref="work_packages", on_delete="CASCADE")
+    subject = peewee.CharField(max_length=255)
+    author = peewee.ForeignKeyField(User, backref="work_packages", on_delete="RESTRICT")
+    created_at = peewee.DateTimeField()
+    updated_at = peewee.DateTimeField()
+    type = peewee.ForeignKeyField(Type, backref="work_packages", on_delete="RESTRICT")
+    status = peewee.ForeignKeyField(Status, backref="work_packages", on_delete="RESTRICT")
+    priority = peewee.ForeignKeyField(Priority, backref="work_packages",
+                                      on_delete="RESTRICT")
+    # OpenProject's optimistic lock: a change names the version it was made on
+    lock_version = peewee.IntegerField(default=0)
+
+    class Meta:
+        table_name = "work_packages"
+
+
+class Attachment(BaseModel):
+    file_name = peewee.TextField()
+    file_size = peewee.BigIntegerField()
+    content_type = peewee.CharField(max_length=255)
+    # the text encoding libmagic found, for serving text with a charset
+    charset = peewee.CharField(max_length=64, null=True)
+    md5 = peewee.CharField(max_length=32)
+    description = peewee.TextField(default="")
+    author = peewee.ForeignKeyField(User, backref="attachments", on_delete="RESTRICT")
+    container_type = peewee.CharField(max_length=100, null=True)
+    container_id = peewee.BigIntegerField(null=True)
+    # see affix.app.attachments.lifecycle
+    status = peewee.CharField(max_length=32, default=UPLOADED, index=True)
+    # the signature a virus scan found, for a quarantined attachment
+    scan_finding = peewee.CharField(max_length=255, null=True)
+    storage_key = peewee.CharField(max_length=255, unique=True)
+    created_at = peewee.DateTimeField()
+
+    class Meta:
+        table_name = "attachments"
+        indexes = ((("container_type", "container_id"), False),)
+
+
+# in the order their tables depend on each other
+MODELS: tuple[type[BaseModel], ...] = (
+    User, ApiKey, Project, Role, RolePermission, Membership, Type, Status, Priority,
+    WorkPackage, Attachment,
+)
+
+
+def bind_models(database: peewee.Database) -> dict[type[BaseModel], type[BaseModel]]:
+    """A subclass of every model of :data:`MODELS` bound to ``database``, each foreign key
+    pointing at the subclass of its target, by the model it subclasses."""
+    bound: dict[type[BaseModel], type[BaseModel]] = {}
+    for model in MODELS:
+        namespace: dict[str, object] = {
+            "__module__": model.__module__, "__qualname__": model.__qualname__,
+            "__doc__": model.__doc__,
+            # a table's name is not inherited
+            "Meta": type("Meta", (), {"database": database,
+                                      "table_name": model._meta.table_name}),
+        }
+        for field in model._meta.sorted_fields:
+            if isinstance(field, peewee.ForeignKeyField):
+                # an inherited foreign key would point at the unbound target (and lose its
+                # backref's name): each gets one of its own
+                foreign_key = peewee.ForeignKeyField(
+                    bound[field.rel_model], backref=field.backref, on_delete=field.on_delete,
+                    null=field.null, index=field.index, unique=field.unique)
+                # in the declared field's place among the columns, not after them
+                foreign_key._sort_key = field._sort_key
+                namespace[field.name] = foreign_key
+        bound[model] = type(model.__name__, (model,), namespace)
+    return bound
+
+
 class Catalog:
     """The model classes of one database, and the queries the service needs from them."""
+
+    User: type[User]
+    ApiKey: type[ApiKey]
+    Project: type[Project]
+    Role: type[Role]
+    RolePermission: type[RolePermission]
+    Membership: type[Membership]
+    Type: type[Type]
+    Status: type[Status]
+    Priority: type[Priority]
+    WorkPackage: type[WorkPackage]
+    Attachment: type[Attachment]
 
     def __init__(self, database: peewee.Database):
         self.database = database
         # SQL built once: see _statement
-        self._statements = {}
-
-        class Base(peewee.Model):
-            id = peewee.BigAutoField()
-
-        Base._meta.set_database(database)
-
-        class User(Base):
-            login = peewee.CharField(max_length=255, unique=True)
-            name = peewee.CharField(max_length=255)
-            admin = peewee.BooleanField(default=False)
-            locked = peewee.BooleanField(default=False)
-            # the one locked user that stands for every deleted user: see affix.app.accounts.management
-            is_deleted_user = peewee.BooleanField(default=False)
-
-            class Meta:
-                table_name = "users"
-
-        class ApiKey(Base):
-            user = peewee.ForeignKeyField(User, backref="api_keys", on_delete="CASCADE")
-            # sha256 of the key: keys are random 256-bit secrets, so a fast hash is enough and
-            # the plain key is never stored
-            key_hash = peewee.CharField(max_length=64, unique=True)
-            created_at = peewee.DateTimeField()
-            # None: the key never expires
-            expires_at = peewee.DateTimeField(null=True)
-            # written at most once per affix.app.accounts.auth.LAST_USE_PRECISION
-            last_used_at = peewee.DateTimeField(null=True)
-
-            class Meta:
-                table_name = "api_keys"
-
-        class Project(Base):
-            identifier = peewee.CharField(max_length=100, unique=True)
-            name = peewee.CharField(max_length=255)
-
-            class Meta:
-                table_name = "projects"
-
-        class Role(Base):
-            name = peewee.CharField(max_length=255, unique=True)
-
-            class Meta:
-                table_name = "roles"
-
-        class RolePermission(Base):
-            role = peewee.ForeignKeyField(Role, backref="permissions", on_delete="CASCADE")
-            permission = peewee.CharField(max_length=255)
-
-            class Meta:
-                table_name = "role_permissions"
-                indexes = ((("role", "permission"), True),)
-
-        class Membership(Base):
-            user = peewee.ForeignKeyField(User, backref="memberships", on_delete="CASCADE")
-            project = peewee.ForeignKeyField(Project, backref="memberships", on_delete="CASCADE")
-            role = peewee.ForeignKeyField(Role, backref="memberships", on_delete="CASCADE")
-
-            class Meta:
-                table_name = "memberships"
-                indexes = ((("user", "project", "role"), True),)
-
-        class Type(Base):
-            name = peewee.CharField(max_length=255, unique=True)
-            position = peewee.IntegerField()
-            color = peewee.CharField(max_length=7, null=True)
-            is_default = peewee.BooleanField(default=False)
-            is_milestone = peewee.BooleanField(default=False)
-            created_at = peewee.DateTimeField()
-            updated_at = peewee.DateTimeField()
-
-            class Meta:
-                table_name = "types"
-
-        class Status(Base):
-            name = peewee.CharField(max_length=255, unique=True)
-            position = peewee.IntegerField()
-            color = peewee.CharField(max_length=7, null=True)
-            is_default = peewee.BooleanField(default=False)
-            is_closed = peewee.BooleanField(default=False)
-
-            class Meta:
-                table_name = "statuses"
-
-        class Priority(Base):
-            name = peewee.CharField(max_length=255, unique=True)
-            position = peewee.IntegerField()
-            color = peewee.CharField(max_length=7, null=True)
-            is_default = peewee.BooleanField(default=False)
-            is_active = peewee.BooleanField(default=True)
-
-            class Meta:
-                table_name = "priorities"
-
-        class WorkPackage(Base):
-            project = peewee.ForeignKeyField(Project, backref="work_packages", on_delete="CASCADE")
-            subject = peewee.CharField(max_length=255)
-            author = peewee.ForeignKeyField(User, backref="work_packages", on_delete="RESTRICT")
-            created_at = peewee.DateTimeField()
-            updated_at = peewee.DateTimeField()
-            type = peewee.ForeignKeyField(Type, backref="work_packages", on_delete="RESTRICT")
-            status = peewee.ForeignKeyField(Status, backref="work_packages", on_delete="RESTRICT")
-            priority = peewee.ForeignKeyField(Priority, backref="work_packages",
-                                              on_delete="RESTRICT")
-            # OpenProject's optimistic lock: a change names the version it was made on
-            lock_version = peewee.IntegerField(default=0)
-
-            class Meta:
-                table_name = "work_packages"
-
-        class Attachment(Base):
-            file_name = peewee.TextField()
-            file_size = peewee.BigIntegerField()
-            content_type = peewee.CharField(max_length=255)
-            # the text encoding libmagic found, for serving text with a charset
-            charset = peewee.CharField(max_length=64, null=True)
-            md5 = peewee.CharField(max_length=32)
-            description = peewee.TextField(default="")
-            author = peewee.ForeignKeyField(User, backref="attachments", on_delete="RESTRICT")
-            container_type = peewee.CharField(max_length=100, null=True)
-            container_id = peewee.BigIntegerField(null=True)
-            # see affix.app.attachments.lifecycle
-            status = peewee.CharField(max_length=32, default=UPLOADED, index=True)
-            # the signature a virus scan found, for a quarantined attachment
-            scan_finding = peewee.CharField(max_length=255, null=True)
-            storage_key = peewee.CharField(max_length=255, unique=True)
-            created_at = peewee.DateTimeField()
-
-            class Meta:
-                table_name = "attachments"
-                indexes = ((("container_type", "container_id"), False),)
-
-        self.User = User
-        self.ApiKey = ApiKey
-        self.Project = Project
-        self.Role = Role
-        self.RolePermission = RolePermission
-        self.Membership = Membership
-        self.Type = Type
-        self.Status = Status
-        self.Priority = Priority
-        self.WorkPackage = WorkPackage
-        self.Attachment = Attachment
-        self.models = [
-            User, ApiKey, Project, Role, RolePermission, Membership, Type, Status, Priority,
-            WorkPackage, Attachment,
-        ]
+        self._statements: dict[object, object] = {}
+        bound = bind_models(database)
+        for model, subclass in bound.items():
+            setattr(self, model.__name__, subclass)
+        self.models = list(bound.values())
 
     @staticmethod
     def by_id(query, model, record_id):
