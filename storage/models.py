@@ -5,6 +5,8 @@ database, so two affix apps in one process (different databases) never share sta
 """
 import contextlib
 import datetime
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any, TypeVar
 
 import peewee
 
@@ -26,16 +28,19 @@ RESCAN = "rescan"
 STATUSES = (PREPARED, UPLOADED, SCANNED, QUARANTINED, RESCAN)
 
 
-def is_valid_id(record_id) -> bool:
+def is_valid_id(record_id: int) -> bool:
     return 0 < record_id <= MAX_ID
 
 
-class BaseModel(peewee.Model):  # type: ignore[misc]  # peewee has no type information
+class BaseModel(peewee.Model):
     """What every model shares. The model classes here are bound to no database: each
     :class:`Catalog` binds subclasses of its own (of the same names), so two affix apps in one
     process (different databases) never share state, and ``isinstance(row, Attachment)`` holds
     for a row of any catalogue."""
     id = peewee.BigAutoField()
+
+
+M = TypeVar("M", bound=BaseModel)
 
 
 class User(BaseModel):
@@ -174,76 +179,71 @@ class Attachment(BaseModel):
         indexes = ((("container_type", "container_id"), False),)
 
 
-# in the order their tables depend on each other
-MODELS: tuple[type[BaseModel], ...] = (
-    User, ApiKey, Project, Role, RolePermission, Membership, Type, Status, Priority,
-    WorkPackage, Attachment,
-)
-
-
-def bind_models(database: peewee.Database) -> dict[type[BaseModel], type[BaseModel]]:
-    """A subclass of every model of :data:`MODELS` bound to ``database``, each foreign key
-    pointing at the subclass of its target, by the model it subclasses."""
-    bound: dict[type[BaseModel], type[BaseModel]] = {}
-    for model in MODELS:
-        namespace: dict[str, object] = {
-            "__module__": model.__module__, "__qualname__": model.__qualname__,
-            "__doc__": model.__doc__,
-            # a table's name is not inherited
-            "Meta": type("Meta", (), {"database": database,
-                                      "table_name": model._meta.table_name}),
-        }
-        for field in model._meta.sorted_fields:
-            if isinstance(field, peewee.ForeignKeyField):
-                # an inherited foreign key would point at the unbound target (and lose its
-                # backref's name): each gets one of its own
-                foreign_key = peewee.ForeignKeyField(
-                    bound[field.rel_model], backref=field.backref, on_delete=field.on_delete,
-                    null=field.null, index=field.index, unique=field.unique)
-                # in the declared field's place among the columns, not after them
-                foreign_key._sort_key = field._sort_key
-                namespace[field.name] = foreign_key
-        bound[model] = type(model.__name__, (model,), namespace)
-    return bound
+def bind_model(model: type[M], database: peewee.Database,
+               bound: Mapping[type[BaseModel], type[BaseModel]]) -> type[M]:
+    """A subclass of ``model`` bound to ``database``, of the same name, each foreign key
+    pointing at the subclass ``bound`` holds for its target."""
+    namespace: dict[str, object] = {
+        "__module__": model.__module__, "__qualname__": model.__qualname__,
+        "__doc__": model.__doc__,
+        # a table's name is not inherited
+        "Meta": type("Meta", (), {"database": database, "table_name": model._meta.table_name}),
+    }
+    for field in model._meta.sorted_fields:
+        if isinstance(field, peewee.ForeignKeyField):
+            # an inherited foreign key would point at the unbound target (and lose its
+            # backref's name): each gets one of its own
+            foreign_key = peewee.ForeignKeyField(
+                bound[field.rel_model], backref=field.backref, on_delete=field.on_delete,
+                null=field.null, index=field.index, unique=field.unique)
+            # in the declared field's place among the columns, not after them
+            foreign_key._sort_key = field._sort_key  # type: ignore[attr-defined]
+            namespace[field.name] = foreign_key
+    return type(model.__name__, (model,), namespace)
 
 
 class Catalog:
     """The model classes of one database, and the queries the service needs from them."""
 
-    User: type[User]
-    ApiKey: type[ApiKey]
-    Project: type[Project]
-    Role: type[Role]
-    RolePermission: type[RolePermission]
-    Membership: type[Membership]
-    Type: type[Type]
-    Status: type[Status]
-    Priority: type[Priority]
-    WorkPackage: type[WorkPackage]
-    Attachment: type[Attachment]
-
-    def __init__(self, database: peewee.Database):
+    def __init__(self, database: peewee.Database) -> None:
         self.database = database
         # SQL built once: see _statement
-        self._statements: dict[object, object] = {}
-        bound = bind_models(database)
-        for model, subclass in bound.items():
-            setattr(self, model.__name__, subclass)
-        self.models = list(bound.values())
+        self._statements: dict[object, Any] = {}
+        # what each model of MODELS is in this catalogue, for the tables of other modules
+        # whose foreign keys point at them
+        self.bound: dict[type[BaseModel], type[BaseModel]] = {}
+        self.User = self._bind(User)
+        self.ApiKey = self._bind(ApiKey)
+        self.Project = self._bind(Project)
+        self.Role = self._bind(Role)
+        self.RolePermission = self._bind(RolePermission)
+        self.Membership = self._bind(Membership)
+        self.Type = self._bind(Type)
+        self.Status = self._bind(Status)
+        self.Priority = self._bind(Priority)
+        self.WorkPackage = self._bind(WorkPackage)
+        self.Attachment = self._bind(Attachment)
+        self.models = list(self.bound.values())
+
+    def _bind(self, model: type[M]) -> type[M]:
+        bound = bind_model(model, self.database, self.bound)
+        self.bound[model] = bound
+        return bound
 
     @staticmethod
-    def by_id(query, model, record_id):
+    def by_id(query: "peewee.ModelSelect[M]", model: type[M], record_id: int) -> M | None:
         """The row of ``query`` (a select on ``model``) with ``record_id``, or None."""
         if not is_valid_id(record_id):
             return None
-        return query.where(model.id == record_id).first()
+        row: M | None = query.where(model.id == record_id).first()
+        return row
 
-    def get(self, model, record_id):
+    def get(self, model: type[M], record_id: int) -> M | None:
         """The ``model`` row with ``record_id``, or None."""
         return self.by_id(model.select(), model, record_id)
 
     @contextlib.contextmanager
-    def write_transaction(self):
+    def write_transaction(self) -> Iterator[None]:
         """A transaction that takes the write lock at its start on SQLite.
 
         SQLite's default deferred transaction that reads and then writes fails at once
@@ -261,7 +261,7 @@ class Catalog:
             yield
 
     @contextlib.contextmanager
-    def schema_change(self):
+    def schema_change(self) -> Iterator[None]:
         """A transaction for a plugin's changes to tables of its own, which take turns with
         every other schema change.
 
@@ -283,7 +283,7 @@ class Catalog:
             if opened:
                 self.database.close()
 
-    def user_of_key(self, key_hash):
+    def user_of_key(self, key_hash: str) -> User | None:
         """The user holding the API key whose hash is ``key_hash``, with the key's ``key_id``,
         ``key_hash``, ``expires_at`` and ``last_used_at`` as attributes; None for no such key.
         Asked on every request: see :meth:`_statement`."""
@@ -300,11 +300,11 @@ class Catalog:
                 setattr(user, field.name, field.python_value(getattr(user, field.name)))
         return user
 
-    def record_key_use(self, key_id, now):
+    def record_key_use(self, key_id: int, now: datetime.datetime) -> None:
         with self.write_transaction():
             self.ApiKey.update(last_used_at=now).where(self.ApiKey.id == key_id).execute()
 
-    def add_attachment(self, **values):
+    def add_attachment(self, **values: Any) -> Attachment:
         """Insert an attachment row with ``values`` (every column but the id); the row, as
         ``Attachment.create`` would return it. Done on every upload, so the statement is
         written once per set of columns (as :meth:`_statement` does for queries) rather than
@@ -325,7 +325,8 @@ class Catalog:
         row_id = cursor.fetchone()[0] if self.database.returning_clause else cursor.lastrowid
         return self.Attachment(id=row_id, **values)
 
-    def user_holds_any(self, user, permissions, project=None) -> bool:
+    def user_holds_any(self, user: User, permissions: Iterable[str],
+                       project: Project | None = None) -> bool:
         """Whether a role of ``user`` holds one of ``permissions``: in ``project``, or in at
         least one project when none is named. Asked on every upload: see :meth:`_statement`."""
         permissions = sorted(permissions)
@@ -333,7 +334,7 @@ class Catalog:
         if project is not None:
             markers.append("project")
 
-        def build(user_id, *rest):
+        def build(user_id: object, *rest: object) -> peewee.Query:
             condition = (self.Membership.user == user_id) & (
                 self.RolePermission.permission.in_(list(rest[:len(permissions)])))
             if project is not None:
@@ -346,7 +347,8 @@ class Catalog:
         values = [user.id, *permissions, *([] if project is None else [project.id])]
         return self.database.execute_sql(sql, order(*values)).fetchone() is not None
 
-    def _statement(self, name, markers, build):
+    def _statement(self, name: object, markers: Sequence[str], build: Callable[..., peewee.Query]
+                   ) -> tuple[str, Callable[..., list[object]]]:
         """(SQL, order) of the query ``build(*markers)`` makes, built once per catalogue.
 
         peewee builds a query's SQL anew on every call, and for the statements of every
@@ -362,7 +364,7 @@ class Catalog:
             slots = [(markers.index(param) if param in markers else None, param)
                      for param in params]
 
-            def order(*values):
+            def order(*values: object) -> list[object]:
                 return [constant if position is None else values[position]
                         for position, constant in slots]
             statement = self._statements[name] = (sql, order)
