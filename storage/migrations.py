@@ -91,7 +91,7 @@ class MigrationError(Exception):
     """The database cannot be brought to the schema this affix expects."""
 
 
-def dialect(database) -> str:
+def dialect(database: peewee.Database) -> str:
     if isinstance(database, peewee.SqliteDatabase):
         return "sqlite"
     if isinstance(database, peewee.PostgresqlDatabase):
@@ -399,7 +399,7 @@ def _record(database, migration, note=""):
         (migration.version, f"{migration.description} {note}".strip()))
 
 
-def take_postgres_schema_lock(database):
+def take_postgres_schema_lock(database: peewee.Database) -> None:
     """Wait for the lock of schema changes and hold it until the transaction ends: migrations
     take it, and plugins changing their own tables (:meth:`affix.storage.models.Catalog.schema_change`)."""
     database.execute_sql("SELECT pg_advisory_xact_lock(%s)", (POSTGRES_MIGRATION_LOCK,))
