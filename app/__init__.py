@@ -1,5 +1,6 @@
 """affix's HTTP face. :func:`create_app` builds a WSGI app from explicit collaborators."""
-# first: streaming-form-data (imported by app/uploads/multipart.py) must find its unused imports deferred
+# first: streaming-form-data (imported by app/uploads/multipart.py) must find its unused
+# imports deferred
 import affix.app.uploads.deferred_imports  # noqa: F401
 import falcon.media
 

@@ -154,9 +154,10 @@ def affix_validate_upload(upload: UploadCandidate, user: "User") -> str | None:
     Called after the whole file is received and before anything is stored. Return None to
     accept, or a message to reject: the client gets 422 PropertyConstraintViolation with that
     message, and nothing is stored. Every policy is asked and every policy must accept: of
-    several messages, the first in pluggy's order is the one given; an empty answer accepts. ``AFFIX_ALLOWLIST`` is a built-in policy on this hook. A policy
-    that raises fails the upload with a 500, logged with the plugin's name: an upload a policy
-    could not check is never stored.
+    several messages, the first in pluggy's order is the one given; an empty answer accepts.
+    ``AFFIX_ALLOWLIST`` is a built-in policy on this hook. A policy that raises fails the
+    upload with a 500, logged with the plugin's name: an upload a policy could not check is
+    never stored.
 
     Example::
 

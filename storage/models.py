@@ -18,7 +18,8 @@ from affix.storage.migrations import dialect, take_postgres_schema_lock
 MAX_ID = 2**63 - 1
 
 
-# An attachment's status, as OpenProject names them (what each allows: affix.app.attachments.lifecycle).
+# An attachment's status, as OpenProject names them (what each allows:
+# affix.app.attachments.lifecycle).
 # A direct upload from its preparation until its completion: no bytes affix has checked
 PREPARED = "prepared"
 UPLOADED = "uploaded"

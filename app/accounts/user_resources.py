@@ -12,7 +12,8 @@ class UserResource:
         if record is None:
             raise not_found("The specified user does not exist.")
         viewer = req.context.user
-        # the deleted user's login is a made-up one that nobody needs (affix.app.accounts.management)
+        # the deleted user's login is a made-up one that nobody needs
+        # (affix.app.accounts.management)
         resp.media = representers.user(
             req.root_path, record,
             show_login=(viewer.admin or viewer.id == record.id) and not record.is_deleted_user,

@@ -18,7 +18,9 @@ from streaming_form_data.parser import ParseFailedException, UnexpectedPartExcep
 from streaming_form_data.targets import BaseTarget
 
 from affix.app.uploads import part_headers
-from affix.app.http.errors import ApiError, invalid_request_body, property_violation, property_violations
+from affix.app.http.errors import (
+    ApiError, invalid_request_body, property_violation, property_violations,
+)
 from affix.app.http.request_json import parse_json, storable_document
 from affix.storage.write_behind import WriteBehind
 

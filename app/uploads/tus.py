@@ -28,7 +28,9 @@ from affix.app.http.errors import (
     ApiError, invalid_request_body, is_refusal, not_found, property_violation,
     property_violations,
 )
-from affix.app.uploads.multipart import READ_CHUNK_SIZE, RequestBody, description_of, read_body_chunk
+from affix.app.uploads.multipart import (
+    READ_CHUNK_SIZE, RequestBody, description_of, read_body_chunk,
+)
 from affix.storage.blob_store import new_storage_key
 from affix.storage.models import PREPARED
 from affix.storage.resumable import LEASE_DURATION, LEASE_RENEWAL, remove_unless_leased
