@@ -1,5 +1,6 @@
 """affix's HTTP face. :func:`create_app` builds a WSGI app from explicit collaborators."""
-# first: streaming-form-data (imported by app/uploads/multipart.py) must find its unused imports deferred
+# first: streaming-form-data (imported by app/uploads/multipart.py) must find its unused
+# imports deferred
 import affix.app.uploads.deferred_imports  # noqa: F401
 import falcon.media
 
@@ -111,7 +112,8 @@ def create_app(settings: Settings | None = None, *, plugin_manager=None, clock=u
         plugin_manager.register(TrustRemoteUser(), name="remote-user")
     if settings.scan.mode == "stream":
         plugin_manager.register(ClamavPlugin(
-            ClamdScanner(settings.scan.clamd, settings.scan.timeout),
+            # scan_options requires AFFIX_CLAMD in every mode but off
+            ClamdScanner(settings.scan.clamd, settings.scan.timeout),  # type: ignore[arg-type]
             settings.scan.accept_unscanned), name="clamav")
     catalog = open_catalog(settings)
     kinds = container_types(plugin_manager, catalog)

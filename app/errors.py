@@ -14,7 +14,7 @@ class DomainError(Exception):
     identifier = "InternalServerError"
     status = 500
     # seconds a client should wait before asking again, for a passing failure
-    retry_after = None
+    retry_after: int | None = None
 
     def __init__(self, message, *, attribute=None, errors=()):
         super().__init__(message)

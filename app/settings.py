@@ -3,6 +3,7 @@ import dataclasses
 import os
 import re
 from pathlib import Path
+from typing import Any
 
 from affix.app.uploads.allowlist import parse_allowlist
 from affix.app.http.cors import parse_origins
@@ -228,7 +229,7 @@ class Settings:
     def for_data_dir(cls, data_dir, **overrides) -> "Settings":
         """Embedded defaults: an SQLite file and a blob folder inside ``data_dir``."""
         data_dir = Path(data_dir).absolute()
-        values = {
+        values: dict[str, Any] = {
             "database_url": f"sqlite:///{data_dir / 'affix.sqlite3'}",
             "storage_url": str(data_dir / "blobs"),
         }
@@ -238,7 +239,7 @@ class Settings:
     @classmethod
     def from_environ(cls, environ=None) -> "Settings":
         environ = os.environ if environ is None else environ
-        overrides = {
+        overrides: dict[str, Any] = {
             "max_attachment_size": _positive_int(
                 environ, "AFFIX_MAX_ATTACHMENT_SIZE", DEFAULT_MAX_ATTACHMENT_SIZE
             ),

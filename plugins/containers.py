@@ -1,5 +1,6 @@
 """Container types: the resources attachments can be claimed for."""
 import dataclasses
+from collections.abc import Iterable, Iterator
 from typing import Callable
 
 
@@ -28,20 +29,20 @@ class ContainerType:
 class ContainerTypes:
     """The container types of one app, by stored name and by path segment."""
 
-    def __init__(self, types):
-        self._by_name = {}
-        self._by_segment = {}
+    def __init__(self, types: Iterable[ContainerType]) -> None:
+        self._by_name: dict[str, ContainerType] = {}
+        self._by_segment: dict[str, ContainerType] = {}
         for kind in types:
             for index, key in ((self._by_name, kind.name), (self._by_segment, kind.segment)):
                 if key in index:
                     raise ValueError(f"two container types claim {key!r}")
                 index[key] = kind
 
-    def named(self, name) -> ContainerType:
+    def named(self, name: str) -> ContainerType:
         return self._by_name[name]
 
-    def __contains__(self, name) -> bool:
+    def __contains__(self, name: object) -> bool:
         return name in self._by_name
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[ContainerType]:
         return iter(self._by_name.values())

@@ -21,9 +21,8 @@ from affix.plugins.uploads import UploadCandidate
 
 if TYPE_CHECKING:  # pragma: no cover - names for the annotations only
     import falcon
-    import peewee
 
-    from affix.storage.models import Catalog
+    from affix.storage.models import Attachment, Catalog, User
 
 # How affix treats an implementation that raises, declared on the spec (see ``failure_policy``):
 # LOGGED_AND_RAISED fails the call (an upload that could not be checked is never stored), with
@@ -144,7 +143,7 @@ def affix_container_types(catalog: "Catalog") -> Iterable[ContainerType]:
 
 @failure_policy(LOGGED_AND_RAISED)
 @hookspec
-def affix_validate_upload(upload: UploadCandidate, user: "peewee.Model") -> str | None:
+def affix_validate_upload(upload: UploadCandidate, user: "User") -> str | None:
     """Accept or reject an upload after it is fully received and before it is stored.
 
     :param upload: the :class:`affix.UploadCandidate`: file name, description, size, md5, the
@@ -155,9 +154,10 @@ def affix_validate_upload(upload: UploadCandidate, user: "peewee.Model") -> str 
     Called after the whole file is received and before anything is stored. Return None to
     accept, or a message to reject: the client gets 422 PropertyConstraintViolation with that
     message, and nothing is stored. Every policy is asked and every policy must accept: of
-    several messages, the first in pluggy's order is the one given; an empty answer accepts. ``AFFIX_ALLOWLIST`` is a built-in policy on this hook. A policy
-    that raises fails the upload with a 500, logged with the plugin's name: an upload a policy
-    could not check is never stored.
+    several messages, the first in pluggy's order is the one given; an empty answer accepts.
+    ``AFFIX_ALLOWLIST`` is a built-in policy on this hook. A policy that raises fails the
+    upload with a 500, logged with the plugin's name: an upload a policy could not check is
+    never stored.
 
     Example::
 
@@ -170,7 +170,7 @@ def affix_validate_upload(upload: UploadCandidate, user: "peewee.Model") -> str 
 
 @failure_policy(LOGGED_AND_RAISED)
 @hookspec
-def affix_inspect_upload(user: "peewee.Model", container_type: str | None) -> object | None:
+def affix_inspect_upload(user: "User", container_type: str | None) -> object | None:
     """Return an inspector that sees every byte of the upload's file as it arrives, or None.
 
     :param user: the uploader (``id``, ``login``, ``admin``).
@@ -232,7 +232,7 @@ def affix_inspect_upload(user: "peewee.Model", container_type: str | None) -> ob
 
 @failure_policy(LOGGED_AND_IGNORED)
 @hookspec
-def affix_attachment_created(attachment: "peewee.Model", user: "peewee.Model") -> None:
+def affix_attachment_created(attachment: "Attachment", user: "User") -> None:
     """Called after an upload is stored (row and bytes committed).
 
     :param attachment: the stored row (``id``, ``file_name``, ``file_size``, ``content_type``,
@@ -253,8 +253,8 @@ def affix_attachment_created(attachment: "peewee.Model", user: "peewee.Model") -
 
 @failure_policy(LOGGED_AND_IGNORED)
 @hookspec
-def affix_attachment_claimed(attachment: "peewee.Model", container: object,
-                             user: "peewee.Model") -> None:
+def affix_attachment_claimed(attachment: "Attachment", container: object,
+                             user: "User") -> None:
     """Called after ``user`` claimed ``attachment`` for ``container`` and the claim committed.
 
     :param attachment: the claimed row, with its container set.
@@ -273,7 +273,7 @@ def affix_attachment_claimed(attachment: "peewee.Model", container: object,
 
 @failure_policy(LOGGED_AND_IGNORED)
 @hookspec
-def affix_attachment_deleted(attachment: "peewee.Model", user: "peewee.Model") -> None:
+def affix_attachment_deleted(attachment: "Attachment", user: "User") -> None:
     """Called after an attachment is deleted (row and bytes gone).
 
     :param attachment: the row as it was.
@@ -291,7 +291,7 @@ def affix_attachment_deleted(attachment: "peewee.Model", user: "peewee.Model") -
 
 @failure_policy(LOGGED_AND_IGNORED)
 @hookspec
-def affix_attachment_scanned(attachment: "peewee.Model") -> None:
+def affix_attachment_scanned(attachment: "Attachment") -> None:
     """Called after a virus scan found nothing in ``attachment`` and its status became
     ``scanned`` (committed): by ``affix scan``, or at once for an upload scanned while it
     streamed.
@@ -310,7 +310,7 @@ def affix_attachment_scanned(attachment: "peewee.Model") -> None:
 
 @failure_policy(LOGGED_AND_IGNORED)
 @hookspec
-def affix_attachment_quarantined(attachment: "peewee.Model", finding: str) -> None:
+def affix_attachment_quarantined(attachment: "Attachment", finding: str) -> None:
     """Called after ``affix scan`` found malware in a stored attachment and put it in
     quarantine (committed): its bytes are never served again, and only admins can list and
     delete it.

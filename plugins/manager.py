@@ -35,7 +35,9 @@ class PluginManager(pluggy.PluginManager):
             for implementation in caller.get_hookimpls():
                 if (policy is not None and implementation.plugin is plugin
                         and not (implementation.wrapper or implementation.hookwrapper)):
-                    implementation.function = _failing_as(policy, implementation, caller.name)
+                    # pluggy declares it final; affix wraps the implementation it registered
+                    implementation.function = _failing_as(  # type: ignore[misc]
+                        policy, implementation, caller.name)
         return name
 
     def register_checked(self, plugin, name, origin=None):

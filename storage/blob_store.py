@@ -9,7 +9,10 @@ import datetime
 import re
 import secrets
 from collections.abc import Iterator
-from typing import BinaryIO, Protocol
+from typing import TYPE_CHECKING, BinaryIO, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from affix.storage.partials import PartialStore
 
 # keys spread over 256 prefixes named by two hex digits (folders in a local store)
 FAN_OUT = tuple(f"{number:02x}" for number in range(256))
@@ -57,10 +60,15 @@ class StagedBlob(Protocol):
 
 
 class BlobStore(Protocol):
-    """Every store. One whose ``download_url`` may answer None is a :class:`ServedBlobStore`."""
+    """Every store. What a store can do beyond this, it declares by the protocols it also
+    follows (:class:`TakesDirectUploads`): the app asks for an ability, never for a kind of
+    store."""
 
     def stage(self) -> StagedBlob:
         """A new staged blob to write an upload into."""
+
+    def open(self, key: str) -> BinaryIO:
+        """The committed blob ``key``, for reading; ``FileNotFoundError`` when it is gone."""
 
     def delete(self, key: str) -> None:
         """Remove the committed blob ``key``; nothing happens when it is gone already."""
@@ -73,7 +81,7 @@ class BlobStore(Protocol):
         """(key, last modified as naive UTC) of every committed blob; staging is not listed."""
 
     def sweep_staging(self, cutoff: datetime.datetime | None = None,
-                      keep: frozenset = frozenset()) -> int:
+                      keep: frozenset[str] = frozenset()) -> int:
         """Remove what interrupted uploads left in staging (with ``cutoff``, only what is
         older), but none of the multipart uploads in ``keep`` (those of resumable uploads
         still going on); returns how many."""
@@ -81,9 +89,40 @@ class BlobStore(Protocol):
     def check_reachable(self) -> None:
         """Raise a :class:`StorageError` unless blobs can be stored now (one cheap call)."""
 
+    def partial_store(self) -> "PartialStore":
+        """Where the store keeps the bytes of resumable uploads in progress."""
 
-class ServedBlobStore(BlobStore, Protocol):
-    """A store whose bytes the app serves: it has no URL of its own for them."""
 
-    def open(self, key: str) -> BinaryIO:
-        """The committed blob ``key``, for reading; ``FileNotFoundError`` when it is gone."""
+class UploadStaging(Protocol):
+    """Where clients upload to a store themselves, with forms that live ``form_lifetime``
+    seconds: a staged key holds nothing affix has checked until :meth:`promote`."""
+
+    form_lifetime: int
+
+    def new_key(self) -> str:
+        """A new staged key (never a storage key)."""
+
+    def form(self, staged_key: str, size: int) -> tuple[str, dict[str, str]]:
+        """(URL, form fields) of a form that stores exactly ``size`` bytes at
+        ``staged_key``, and nothing anywhere else."""
+
+    def staged_size(self, staged_key: str) -> int:
+        """The size of what was uploaded to ``staged_key``; ``FileNotFoundError`` for
+        nothing."""
+
+    def promote(self, staged_key: str) -> str:
+        """Make what was uploaded to ``staged_key`` a blob of a new storage key; that key."""
+
+    def discard(self, staged_key: str) -> None:
+        """Remove what was uploaded to ``staged_key``, if anything."""
+
+    def sweep(self, cutoff: datetime.datetime) -> int:
+        """Remove staged uploads last written before ``cutoff``; how many."""
+
+
+@runtime_checkable
+class TakesDirectUploads(BlobStore, Protocol):
+    """A store that clients can send an upload to themselves, by a form of the store's own."""
+
+    def upload_staging(self, form_lifetime: int) -> UploadStaging:
+        """Its staging for uploads by forms that live ``form_lifetime`` seconds."""

@@ -1,10 +1,16 @@
 """Removing uploads that nobody claimed in time, direct uploads nobody completed, and
 resumable uploads past their expiry."""
-from affix.storage.models import PREPARED
-from affix.storage.resumable import remove_unless_leased
+import datetime
+from collections.abc import Collection
+
+from affix.storage.blob_store import BlobStore, UploadStaging
+from affix.storage.models import PREPARED, Catalog
+from affix.storage.partials import PartialStore
+from affix.storage.resumable import ResumableUploads, remove_unless_leased
 
 
-def remove_unclaimed(catalog, blob_store, cutoff, kept_statuses) -> int:
+def remove_unclaimed(catalog: Catalog, blob_store: BlobStore, cutoff: datetime.datetime,
+                     kept_statuses: Collection[str]) -> int:
     """Delete attachments without a container created before ``cutoff``, rows and blobs,
     except those whose status is one of ``kept_statuses``; returns how many.
 
@@ -35,7 +41,9 @@ def remove_unclaimed(catalog, blob_store, cutoff, kept_statuses) -> int:
     return removed
 
 
-def remove_expired_direct_uploads(catalog, resumable_uploads, staging, cutoff) -> int:
+def remove_expired_direct_uploads(catalog: Catalog, resumable_uploads: ResumableUploads,
+                                  staging: UploadStaging,
+                                  cutoff: datetime.datetime) -> int:
     """Delete direct uploads prepared before ``cutoff`` and never completed, rows and staged
     objects, then every staged object last modified before ``cutoff`` (what a form replayed
     after completion left); returns how many uploads were removed. ``cutoff`` must lie at
@@ -74,7 +82,8 @@ def remove_expired_direct_uploads(catalog, resumable_uploads, staging, cutoff) -
     return removed
 
 
-def remove_expired_resumable_uploads(uploads, partials, blob_store, now) -> int:
+def remove_expired_resumable_uploads(uploads: ResumableUploads, partials: PartialStore,
+                                     blob_store: BlobStore, now: datetime.datetime) -> int:
     """Delete resumable uploads expired at ``now``, rows and bytes; returns how many. One that
     a PATCH still writes (its lease valid) stays until it is done. An attachment a finished
     upload became stays too, unless a crash cut its finishing short: then it is still

@@ -15,13 +15,14 @@ from affix.storage.group_commit import GroupCommit
 
 # synchronous=FULL makes every commit durable (an upload answered 200 survives power loss);
 # busy_timeout makes concurrent writers wait instead of failing at once.
-SQLITE_PRAGMAS = {
+BUSY_TIMEOUT_MS = 10_000
+SQLITE_PRAGMAS: dict[str, str | int] = {
     "synchronous": "full",
     "foreign_keys": 1,
-    "busy_timeout": 10_000,
+    "busy_timeout": BUSY_TIMEOUT_MS,
 }
 # How long a writer waits for its turn, SQLite's busy_timeout included: the same bound
-WRITE_WAIT_SECONDS = SQLITE_PRAGMAS["busy_timeout"] / 1000
+WRITE_WAIT_SECONDS = BUSY_TIMEOUT_MS / 1000
 # Attempts at entering WAL before giving up: each failed one has waited for the connection that
 # was converting the file, so the next finds it converted.
 WAL_ATTEMPTS = 3
@@ -123,7 +124,7 @@ class WriterQueue:
             finally:
                 self._depth -= 1
                 if outermost:
-                    fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+                    fcntl.flock(fd, fcntl.LOCK_UN)
         finally:
             self._threads.release()
 
@@ -207,7 +208,7 @@ def open_database(url: str):
     ``autoconnect=False`` makes a query outside a request's connection fail loudly instead of
     silently opening a connection that nobody closes.
     """
-    params = {"autoconnect": False}
+    params: dict[str, object] = {"autoconnect": False}
     if url.startswith("sqlite:"):
         return AffixSqliteDatabase(**parse(url), **params, **SQLITE_POOL, pragmas=SQLITE_PRAGMAS)
     if url.startswith(POSTGRES_SCHEMES):

@@ -16,6 +16,7 @@ is kept.
 """
 import contextlib
 import threading
+from collections.abc import Callable
 
 import peewee
 
@@ -52,7 +53,7 @@ class GroupCommit:
         # guards _open and the counts of every group; notified whenever a member joins or ends.
         # Its lock is reentrant: _close takes it within _commit's hold.
         self._changes = threading.Condition(threading.RLock())
-        self._open = None  # the group that writers arriving now join
+        self._open: _Group | None = None  # the group that writers arriving now join
         self._member_of = threading.local()  # per thread: the group whose writes it runs now
 
     @contextlib.contextmanager
@@ -72,15 +73,16 @@ class GroupCommit:
         if self._database.is_closed():
             self._database.cursor()  # raises peewee's own error for a connection not opened
         with self._changes:
-            group = self._open
-            leading = group is None
-            if leading:
+            open_group = self._open
+            leading = open_group is None
+            if open_group is None:
                 group = self._open = _Group()
             else:
+                group = open_group
                 group.joined += 1
             self._changes.notify_all()
         # what the member's writes ask peewee to run after their commit (after_commit)
-        callbacks = []
+        callbacks: list[Callable[[], object]] = []
         if leading:
             with self._leading(group), self._writing(group, callbacks):
                 yield

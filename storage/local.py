@@ -7,11 +7,16 @@ import datetime
 import errno
 import os
 import secrets
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING, BinaryIO
 
 from affix.storage.blob_store import (
     FAN_OUT, StorageError, StoreFull, is_storage_key, new_storage_key,
 )
+
+if TYPE_CHECKING:
+    from affix.storage.partials import LocalPartials
 
 STAGING_DIR = ".staging"
 # what a full disk or an exhausted quota answers
@@ -19,7 +24,7 @@ _FULL = (errno.ENOSPC, errno.EDQUOT)
 
 
 @contextlib.contextmanager
-def full_disk_as_store_full():
+def full_disk_as_store_full() -> Iterator[None]:
     try:
         yield
     except OSError as error:
@@ -28,7 +33,7 @@ def full_disk_as_store_full():
         raise
 
 
-def fsync_directory(path: Path):
+def fsync_directory(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:
         os.fsync(fd)
@@ -39,13 +44,13 @@ def fsync_directory(path: Path):
 class StagedLocalBlob:
     """A blob being written into the staging folder of a :class:`LocalBlobStore`."""
 
-    def __init__(self, store: "LocalBlobStore"):
+    def __init__(self, store: "LocalBlobStore") -> None:
         self._store = store
         self.path = store.staging / secrets.token_hex(16)
         with full_disk_as_store_full():
             self._file = open(self.path, "xb")
 
-    def write(self, data: bytes):
+    def write(self, data: bytes) -> None:
         with full_disk_as_store_full():
             self._file.write(data)
 
@@ -59,7 +64,7 @@ class StagedLocalBlob:
         self._store.place(self.path, key)
         return key
 
-    def discard(self):
+    def discard(self) -> None:
         # closing flushes what is buffered, and on a full disk fails for the same reason the
         # upload did: the bytes are thrown away anyway, and the file must go all the same
         with contextlib.suppress(OSError):
@@ -76,7 +81,7 @@ class LocalBlobStore:
     entries it knows to be durable, so a commit into one of them syncs only its own folder.
     """
 
-    def __init__(self, root):
+    def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = Path(root)
         self.staging = self.root / STAGING_DIR
         self.staging.mkdir(parents=True, exist_ok=True)
@@ -86,7 +91,7 @@ class LocalBlobStore:
         # maker may have crashed, or still be on its way, before its own fsync
         fsync_directory(self.root)
 
-    def place(self, source: Path, key: str):
+    def place(self, source: Path, key: str) -> None:
         """Rename ``source``, a synced file on this store's file system, to be blob ``key``,
         durably: the rename, and the entry of a fan-out folder made for it."""
         target = self.path_of(key)
@@ -106,7 +111,7 @@ class LocalBlobStore:
             # the rename is durable only once the directory entry is
             fsync_directory(folder)
 
-    def _make_durable_folder(self, folder: Path):
+    def _make_durable_folder(self, folder: Path) -> None:
         self.make_folder(folder.name)
         self._durable_folders.add(folder.name)
 
@@ -119,7 +124,7 @@ class LocalBlobStore:
         return folder
 
     def sweep_staging(self, cutoff: datetime.datetime | None = None,
-                      keep: frozenset = frozenset()) -> int:
+                      keep: frozenset[str] = frozenset()) -> int:
         """Remove what uploads cut short left in staging: everything, or with ``cutoff`` (naive
         UTC) only files last written before it; returns how many. ``keep`` is for stores
         whose resumable uploads write into staging: here they never do (``.tus/``).
@@ -140,28 +145,33 @@ class LocalBlobStore:
             swept += 1
         return swept
 
-    def check_reachable(self):
+    def check_reachable(self) -> None:
         if not os.access(self.staging, os.W_OK | os.X_OK):
             raise StorageError(f"{self.staging} is not a folder affix can write to")
 
     def stage(self) -> StagedLocalBlob:
         return StagedLocalBlob(self)
 
+    def partial_store(self) -> "LocalPartials":
+        # imported here: the partial store builds on this module
+        from affix.storage.partials import LocalPartials
+        return LocalPartials(self)
+
     def path_of(self, key: str) -> Path:
         return self.root / key
 
-    def open(self, key: str):
+    def open(self, key: str) -> BinaryIO:
         """A binary file object of the blob, for reading."""
         return open(self.path_of(key), "rb")
 
-    def delete(self, key: str):
+    def delete(self, key: str) -> None:
         self.path_of(key).unlink(missing_ok=True)
 
-    def download_url(self, key, content_type, content_disposition):
+    def download_url(self, key: str, content_type: str, content_disposition: str) -> None:
         """None: a local blob has no URL of its own; the app serves its bytes."""
         return None
 
-    def stored_blobs(self):
+    def stored_blobs(self) -> Iterator[tuple[str, datetime.datetime]]:
         """(key, last modified as naive UTC) of every committed blob: files named as the store
         names blobs, in its fan-out folders. Nothing else in the folder is ever listed, so
         nothing else is ever collected."""

@@ -91,7 +91,7 @@ class MigrationError(Exception):
     """The database cannot be brought to the schema this affix expects."""
 
 
-def dialect(database) -> str:
+def dialect(database: peewee.Database) -> str:
     if isinstance(database, peewee.SqliteDatabase):
         return "sqlite"
     if isinstance(database, peewee.PostgresqlDatabase):
@@ -352,7 +352,8 @@ def schema_version(database) -> int:
     """The version the database is at; 0 when empty. A database that affix made before it had
     migrations holds the tables of version 1 and no version table."""
     if database.table_exists(VERSION_TABLE):
-        (version,) = database.execute_sql(f'SELECT MAX("version") FROM "{VERSION_TABLE}"').fetchone()
+        (version,) = database.execute_sql(
+            f'SELECT MAX("version") FROM "{VERSION_TABLE}"').fetchone()
         return version or 0
     return 1 if database.table_exists("attachments") else 0
 
@@ -399,9 +400,10 @@ def _record(database, migration, note=""):
         (migration.version, f"{migration.description} {note}".strip()))
 
 
-def take_postgres_schema_lock(database):
+def take_postgres_schema_lock(database: peewee.Database) -> None:
     """Wait for the lock of schema changes and hold it until the transaction ends: migrations
-    take it, and plugins changing their own tables (:meth:`affix.storage.models.Catalog.schema_change`)."""
+    take it, and plugins changing their own tables
+    (:meth:`affix.storage.models.Catalog.schema_change`)."""
     database.execute_sql("SELECT pg_advisory_xact_lock(%s)", (POSTGRES_MIGRATION_LOCK,))
 
 

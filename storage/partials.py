@@ -12,10 +12,10 @@ import dataclasses
 import os
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Protocol
+from typing import BinaryIO, Protocol
 
 from affix.storage.blob_store import StorageError
-from affix.storage.local import full_disk_as_store_full, fsync_directory
+from affix.storage.local import LocalBlobStore, full_disk_as_store_full, fsync_directory
 from affix.storage.resumable import Progress
 
 # a folder of the store's own: neither staging (swept when a server starts) nor a fan-out folder
@@ -59,12 +59,12 @@ class PartialStore(Protocol):
 
 @dataclasses.dataclass
 class _LocalAppended:
-    file: object
+    file: BinaryIO
     folder: Path
     progress: Progress
     start: int
 
-    def keep(self):
+    def keep(self) -> None:
         with full_disk_as_store_full():
             os.fsync(self.file.fileno())
         self.file.close()
@@ -72,16 +72,16 @@ class _LocalAppended:
             # the file may be new: its name is durable only once the folder's entry is
             fsync_directory(self.folder)
 
-    def drop(self):
+    def drop(self) -> None:
         # nothing cut off here: only the lease's holder may (LocalPartials.rewind)
         self.file.close()
 
-    def recorded(self):
+    def recorded(self) -> None:
         # one file, appended to: nothing of an earlier state is kept apart
         pass
 
 
-def _write_all(file, chunk):
+def _write_all(file: BinaryIO, chunk: bytes) -> None:
     """Write the whole ``chunk`` to the unbuffered ``file`` (a write may take only part)."""
     view = memoryview(chunk)
     while view:
@@ -92,15 +92,15 @@ class LocalPartials:
     """Partial files in ``<store>/.tus/``, one per upload, appended to; ``commit`` renames one
     into its fan-out folder, as a staged blob's commit does."""
 
-    def __init__(self, store):
+    def __init__(self, store: LocalBlobStore) -> None:
         self._store = store
         # its entry durable before a partial file in it is
         self.folder = store.make_folder(PARTIALS_DIR)
 
-    def _path(self, progress):
+    def _path(self, progress: Progress) -> Path:
         return self.folder / progress.token
 
-    def append(self, progress, chunks):
+    def append(self, progress: Progress, chunks: Iterable[bytes]) -> "_LocalAppended":
         with full_disk_as_store_full():
             # made by the upload's first bytes; unbuffered, so that nothing this PATCH wrote
             # reaches the file after it has given up (a buffer flushed at close would)
@@ -124,13 +124,13 @@ class LocalPartials:
         return _LocalAppended(file, self.folder, dataclasses.replace(
             progress, received=progress.received + written), progress.received)
 
-    def rewind(self, progress):
+    def rewind(self, progress: Progress) -> None:
         # a PATCH that failed before its first write may have made no file
         with contextlib.suppress(FileNotFoundError), open(self._path(progress), "r+b") as file:
             if os.fstat(file.fileno()).st_size > progress.received:
                 file.truncate(progress.received)
 
-    def commit(self, progress):
+    def commit(self, progress: Progress) -> str:
         if self._store.path_of(progress.storage_key).exists():
             # by an earlier try, whose caller failed after it: nothing else writes that key
             return progress.storage_key
@@ -140,5 +140,5 @@ class LocalPartials:
         self._store.place(self._path(progress), progress.storage_key)
         return progress.storage_key
 
-    def discard(self, progress):
+    def discard(self, progress: Progress) -> None:
         self._path(progress).unlink(missing_ok=True)

@@ -10,8 +10,14 @@ holds it no longer than a lease lasts. Every change of the state is conditional 
 import dataclasses
 import datetime
 import secrets
+from typing import TYPE_CHECKING, Any
 
 import peewee
+
+from affix.storage.models import BaseModel, Catalog, User, bind_model
+
+if TYPE_CHECKING:
+    from affix.storage.partials import PartialStore
 
 # how long a PATCH holds its upload without renewing the lease: also the longest a node that
 # died mid-PATCH keeps the upload from its client, and the time finishing an upload (reading
@@ -35,79 +41,78 @@ class Progress:
     multipart_id: str | None = None
 
 
+class ResumableUpload(BaseModel):
+    # the upload's name in its URL: unguessable, so that a URL leaks nothing of others
+    token = peewee.CharField(max_length=64, unique=True)
+    author = peewee.ForeignKeyField(User, on_delete="RESTRICT")
+    upload_length = peewee.BigIntegerField()
+    received = peewee.BigIntegerField()
+    # the Upload-Metadata header as the client sent it, for HEAD to answer
+    metadata = peewee.TextField()
+    file_name = peewee.TextField()
+    description = peewee.TextField()
+    container_type = peewee.CharField(max_length=100, null=True)
+    container_id = peewee.BigIntegerField(null=True)
+    # where the finished file will be (S3: where its multipart upload writes)
+    storage_key = peewee.CharField(max_length=255)
+    multipart_id = peewee.CharField(max_length=1024, null=True)
+    part_count = peewee.IntegerField()
+    parts_size = peewee.BigIntegerField()
+    # the attachment the finished upload became
+    attachment_id = peewee.BigIntegerField(null=True)
+    created_at = peewee.DateTimeField()
+    expires_at = peewee.DateTimeField()
+    lease_token = peewee.CharField(max_length=32, null=True)
+    lease_until = peewee.DateTimeField(null=True)
+
+    class Meta:
+        table_name = "resumable_uploads"
+
+    @property
+    def progress(self) -> Progress:
+        return Progress(token=self.token, storage_key=self.storage_key,
+                        received=self.received, part_count=self.part_count,
+                        parts_size=self.parts_size, multipart_id=self.multipart_id)
+
+
 class ResumableUploads:
     """The ``resumable_uploads`` table of one catalogue's database. Every method runs on the
     caller's connection."""
 
-    def __init__(self, catalog):
+    def __init__(self, catalog: Catalog) -> None:
         self.catalog = catalog
+        self.ResumableUpload = bind_model(ResumableUpload, catalog.database, catalog.bound)
 
-        class Base(peewee.Model):
-            id = peewee.BigAutoField()
-
-        Base._meta.set_database(catalog.database)
-
-        class ResumableUpload(Base):
-            # the upload's name in its URL: unguessable, so that a URL leaks nothing of others
-            token = peewee.CharField(max_length=64, unique=True)
-            author = peewee.ForeignKeyField(catalog.User, on_delete="RESTRICT")
-            upload_length = peewee.BigIntegerField()
-            received = peewee.BigIntegerField()
-            # the Upload-Metadata header as the client sent it, for HEAD to answer
-            metadata = peewee.TextField()
-            file_name = peewee.TextField()
-            description = peewee.TextField()
-            container_type = peewee.CharField(max_length=100, null=True)
-            container_id = peewee.BigIntegerField(null=True)
-            # where the finished file will be (S3: where its multipart upload writes)
-            storage_key = peewee.CharField(max_length=255)
-            multipart_id = peewee.CharField(max_length=1024, null=True)
-            part_count = peewee.IntegerField()
-            parts_size = peewee.BigIntegerField()
-            # the attachment the finished upload became
-            attachment_id = peewee.BigIntegerField(null=True)
-            created_at = peewee.DateTimeField()
-            expires_at = peewee.DateTimeField()
-            lease_token = peewee.CharField(max_length=32, null=True)
-            lease_until = peewee.DateTimeField(null=True)
-
-            class Meta:
-                table_name = "resumable_uploads"
-
-            @property
-            def progress(self) -> Progress:
-                return Progress(token=self.token, storage_key=self.storage_key,
-                                received=self.received, part_count=self.part_count,
-                                parts_size=self.parts_size, multipart_id=self.multipart_id)
-
-        self.ResumableUpload = ResumableUpload
-
-    def add(self, **values):
+    def add(self, **values: Any) -> ResumableUpload:
         with self.catalog.write_transaction():
             return self.ResumableUpload.create(
                 received=0, part_count=0, parts_size=0, **values)
 
-    def by_token(self, token):
-        ResumableUpload = self.ResumableUpload
-        return (ResumableUpload.select(ResumableUpload, self.catalog.User)
-                .join(self.catalog.User).where(ResumableUpload.token == token).first())
+    def by_token(self, token: str) -> ResumableUpload | None:
+        Upload = self.ResumableUpload
+        upload: ResumableUpload | None = (
+            Upload.select(Upload, self.catalog.User)
+            .join(self.catalog.User).where(Upload.token == token).first())
+        return upload
 
-    def reread(self, upload):
+    def reread(self, upload: ResumableUpload) -> ResumableUpload | None:
         """``upload``'s row as it is now (None once it is gone): what a request read before
         it took the lease may have changed since, by another request that held it."""
         return self.by_token(upload.token)
 
-    def multipart_ids_in_use(self, now) -> set:
+    def multipart_ids_in_use(self, now: datetime.datetime) -> set[str]:
         """The multipart uploads (S3) of the uploads that may still go on at ``now``: not
         expired, or written by a PATCH whose lease is valid (it renews the expiry when it
         is done)."""
         ResumableUpload = self.ResumableUpload
-        return {row.multipart_id for row in ResumableUpload.select(ResumableUpload.multipart_id)
+        rows = (ResumableUpload.select(ResumableUpload.multipart_id)
                 .where(ResumableUpload.multipart_id.is_null(False)
                        & ((ResumableUpload.expires_at > now)
-                          | (ResumableUpload.lease_until > now)))}
+                          | (ResumableUpload.lease_until > now))))
+        return {row.multipart_id for row in rows if row.multipart_id is not None}
 
-    def take_lease(self, upload, now, until) -> str | None:
+    def take_lease(self, upload: ResumableUpload, now: datetime.datetime,
+                   until: datetime.datetime) -> str | None:
         """A lease on ``upload`` until ``until`` when nobody holds one at ``now``: its token,
         or None."""
         lease = secrets.token_hex(16)
@@ -120,18 +125,19 @@ class ResumableUploads:
                      .execute())
         return lease if taken else None
 
-    def _held(self, upload, lease):
+    def _held(self, upload: ResumableUpload, lease: str) -> peewee.Expression:
         ResumableUpload = self.ResumableUpload
         return (ResumableUpload.id == upload.id) & (ResumableUpload.lease_token == lease)
 
-    def renew_lease(self, upload, lease, until) -> bool:
+    def renew_lease(self, upload: ResumableUpload, lease: str,
+                    until: datetime.datetime) -> bool:
         """Whether ``lease`` still held ``upload``; it does until ``until`` now."""
         with self.catalog.write_transaction():
             return bool(self.ResumableUpload.update(lease_until=until)
                         .where(self._held(upload, lease)).execute())
 
-    def record_progress(self, upload, lease, progress: Progress, expires_at,
-                        release=False) -> bool:
+    def record_progress(self, upload: ResumableUpload, lease: str, progress: Progress,
+                        expires_at: datetime.datetime, release: bool = False) -> bool:
         """Store how far ``upload`` is, under ``lease``, and with ``release`` give the lease
         up in the same write (a client that reads the new offset may send the next PATCH at
         once); whether the lease still held it."""
@@ -147,12 +153,12 @@ class ResumableUploads:
             upload.expires_at = expires_at
         return bool(updated)
 
-    def release_lease(self, upload, lease):
+    def release_lease(self, upload: ResumableUpload, lease: str) -> None:
         with self.catalog.write_transaction():
             (self.ResumableUpload.update(lease_token=None, lease_until=None)
              .where(self._held(upload, lease)).execute())
 
-    def became(self, upload, lease, attachment_id):
+    def became(self, upload: ResumableUpload, lease: str, attachment_id: int) -> bool:
         """Record that the finished ``upload`` became the attachment ``attachment_id``; to be
         called in the transaction that makes it an attachment."""
         updated = (self.ResumableUpload.update(attachment_id=attachment_id)
@@ -160,19 +166,21 @@ class ResumableUploads:
         upload.attachment_id = attachment_id
         return bool(updated)
 
-    def remove(self, upload, lease) -> bool:
+    def remove(self, upload: ResumableUpload, lease: str) -> bool:
         """Delete ``upload``'s row while ``lease`` holds it; whether it did."""
         with self.catalog.write_transaction():
             return bool(self.ResumableUpload.delete().where(self._held(upload, lease)).execute())
 
-    def expired(self, cutoff):
+    def expired(self, cutoff: datetime.datetime) -> list[ResumableUpload]:
         """The uploads expired at ``cutoff``."""
         ResumableUpload = self.ResumableUpload
         return list(ResumableUpload.select().where(ResumableUpload.expires_at <= cutoff)
                     .order_by(ResumableUpload.id))
 
 
-def remove_unless_leased(uploads, partials, upload, now, expired_only=False):
+def remove_unless_leased(uploads: ResumableUploads, partials: "PartialStore",
+                         upload: ResumableUpload, now: datetime.datetime,
+                         expired_only: bool = False) -> ResumableUpload | None:
     """Remove ``upload``'s row and bytes (in ``partials``) unless a PATCH holds its lease at
     ``now`` (or, ``expired_only``, unless it has not expired at ``now``); the row as it was
     when removed, or None. Never an attachment it became.

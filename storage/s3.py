@@ -18,16 +18,22 @@ import dataclasses
 import datetime
 import logging
 import urllib.parse
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from affix.storage.blob_store import (
     StorageError, StoreUnavailable, is_storage_key, new_storage_key,
 )
 from affix.storage.models import utc_now
 
+if TYPE_CHECKING:
+    from affix.storage.s3_partials import S3Partials
+    from affix.storage.s3_staging import S3UploadStaging
+
 log = logging.getLogger(__name__)
 
 
-def store_errors() -> tuple:
+def store_errors() -> tuple[type[Exception], ...]:
     """Every error the store's client raises. An ``except store_errors()`` clause calls it
     only when an exception reaches it; botocore is imported then if it was not yet, and
     without it nothing is a store's error."""
@@ -38,7 +44,7 @@ def store_errors() -> tuple:
     return botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError
 
 
-def is_unavailable(error) -> bool:
+def is_unavailable(error: Exception) -> bool:
     """Whether a :func:`store_errors` error says that the store is out of reach or failing on
     its side (a 5xx), after boto3's retries: worth trying again later."""
     import botocore.exceptions
@@ -46,11 +52,12 @@ def is_unavailable(error) -> bool:
                           botocore.exceptions.HTTPClientError)):
         return True
     response = getattr(error, "response", None) or {}
-    return response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) >= 500
+    status: int = response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+    return status >= 500
 
 
 @contextlib.contextmanager
-def as_storage_errors(action):
+def as_storage_errors(action: str) -> Iterator[None]:
     """The client's errors as the store's own: :class:`StoreUnavailable` when worth retrying,
     :class:`StorageError` for any other answer (access denied, no such bucket)."""
     try:
@@ -86,7 +93,7 @@ class S3Options:
     url_expiry: int = DEFAULT_URL_EXPIRY
 
 
-def parse_s3_url(url: str) -> tuple:
+def parse_s3_url(url: str) -> tuple[str, str]:
     """(bucket, prefix) of ``s3://bucket/prefix``; the prefix has no slash at either end."""
     parts = urllib.parse.urlsplit(url)
     if parts.scheme != "s3" or not parts.netloc:
@@ -100,7 +107,8 @@ def naive_utc(moment: datetime.datetime) -> datetime.datetime:
     return moment.astimezone(datetime.UTC).replace(tzinfo=None)
 
 
-def s3_client(options: S3Options):
+def s3_client(options: S3Options) -> Any:
+    """A client of its own for the bucket (boto3 has no type information here)."""
     try:
         import boto3.session
         import botocore.config
@@ -133,22 +141,22 @@ class StagedS3Blob:
     """A blob being written: bytes gather in one part's buffer; each full part goes into the
     multipart upload, which is started by the first full part."""
 
-    def __init__(self, store: "S3BlobStore"):
+    def __init__(self, store: "S3BlobStore") -> None:
         self._store = store
         self.storage_key = new_storage_key()
         self.object_key = store.object_key(self.storage_key)
-        self.upload_id = None
-        self._parts = []
+        self.upload_id: str | None = None
+        self._parts: list[dict[str, object]] = []
         self._buffer = bytearray()
         self._commit_attempted = False
 
-    def write(self, data: bytes):
+    def write(self, data: bytes) -> None:
         self._buffer += data
         if len(self._buffer) >= PART_SIZE:
             with as_storage_errors("upload a part"):
                 self._upload_part()
 
-    def _upload_part(self):
+    def _upload_part(self) -> None:
         client, bucket = self._store.client, self._store.bucket
         if self.upload_id is None:
             self.upload_id = client.create_multipart_upload(
@@ -179,7 +187,7 @@ class StagedS3Blob:
         self._buffer.clear()
         return self.storage_key
 
-    def discard(self):
+    def discard(self) -> None:
         """Abort the multipart upload; after a failed commit, also remove an object the
         server may have completed although its answer never arrived.
 
@@ -206,7 +214,8 @@ class S3BlobStore:
     """Blobs as objects named ``<prefix>/<storage key>`` in one bucket (a
     :class:`~affix.storage.blob_store.BlobStore` that serves downloads itself, by URL)."""
 
-    def __init__(self, url: str, options: S3Options = S3Options(), clock=utc_now):
+    def __init__(self, url: str, options: S3Options = S3Options(),
+                 clock: Callable[[], datetime.datetime] = utc_now) -> None:
         self.bucket, self.prefix = parse_s3_url(url)
         self.options = options
         self.client = s3_client(options)
@@ -219,31 +228,32 @@ class S3BlobStore:
     def _listing_prefix(self) -> str:
         return f"{self.prefix}/" if self.prefix else ""
 
-    def check_reachable(self):
+    def check_reachable(self) -> None:
         with as_storage_errors("reach the bucket"):
             self.client.head_bucket(Bucket=self.bucket)
 
     def stage(self) -> StagedS3Blob:
         return StagedS3Blob(self)
 
-    def delete(self, key: str):
+    def delete(self, key: str) -> None:
         with as_storage_errors("delete the object"):
             self.client.delete_object(Bucket=self.bucket, Key=self.object_key(key))
 
-    def open(self, key: str):
+    def open(self, key: str) -> BinaryIO:
         """The object's bytes as a stream to read (``affix scan``); ``FileNotFoundError``
         when it is gone."""
         with as_storage_errors("read the object"):
             try:
-                return self.client.get_object(
+                body: BinaryIO = self.client.get_object(
                     Bucket=self.bucket, Key=self.object_key(key))["Body"]
+                return body
             except self.client.exceptions.NoSuchKey:
                 raise FileNotFoundError(key) from None
 
     def download_url(self, key: str, content_type: str, content_disposition: str) -> str:
         """A pre-signed GET of the object that answers with these headers."""
         with as_storage_errors("sign a download URL"):
-            return self.client.generate_presigned_url(
+            url: str = self.client.generate_presigned_url(
                 "get_object",
                 Params={
                     "Bucket": self.bucket, "Key": self.object_key(key),
@@ -252,8 +262,19 @@ class S3BlobStore:
                 },
                 ExpiresIn=self.options.url_expiry,
             )
+        return url
 
-    def stored_blobs(self):
+    def partial_store(self) -> "S3Partials":
+        # imported here: the partial store builds on this module
+        from affix.storage.s3_partials import S3Partials
+        return S3Partials(self)
+
+    def upload_staging(self, form_lifetime: int) -> "S3UploadStaging":
+        """Pre-signed POST forms into a staging folder of the store's prefix."""
+        from affix.storage.s3_staging import S3UploadStaging
+        return S3UploadStaging(self, form_lifetime)
+
+    def stored_blobs(self) -> Iterator[tuple[str, datetime.datetime]]:
         """(key, last modified as naive UTC) of every object under the prefix that is named as
         the store names blobs; nothing else in the bucket is ever listed, so nothing else is
         ever collected. Pending multipart uploads are no objects, so they are not listed."""
@@ -269,7 +290,7 @@ class S3BlobStore:
                         yield key, naive_utc(item["LastModified"])
 
     def sweep_staging(self, cutoff: datetime.datetime | None = None,
-                      keep: frozenset = frozenset()) -> int:
+                      keep: frozenset[str] = frozenset()) -> int:
         """Abort multipart uploads under the prefix initiated before ``cutoff`` (naive UTC;
         default :data:`DEFAULT_STAGING_MAX_AGE` ago), but none whose upload id is in
         ``keep``; returns how many.

@@ -19,10 +19,13 @@ completed, since completion names the parts the row counts.
 """
 import dataclasses
 import logging
+from collections.abc import Iterable
 
 from affix.storage.partials import PARTIALS_DIR
 from affix.storage.resumable import Progress
-from affix.storage.s3 import LIST_PAGE_SIZE, PART_SIZE, as_storage_errors, store_errors
+from affix.storage.s3 import (
+    LIST_PAGE_SIZE, PART_SIZE, S3BlobStore, as_storage_errors, store_errors,
+)
 
 log = logging.getLogger(__name__)
 
@@ -37,13 +40,13 @@ class _S3Appended:
     # the state the PATCH began from: the row's until it records ``progress``
     before: Progress
 
-    def keep(self):
+    def keep(self) -> None:
         with as_storage_errors("stage the rest of the upload"):
             # under the lease: the rests no row names, of PATCHes whose progress was lost
             self.partials.remove_rests(self.progress, kept=self.before)
             self.partials.stage_remainder(self.progress, self.remainder)
 
-    def recorded(self):
+    def recorded(self) -> None:
         # best effort, and maybe after the lease was given up: only the rest of the state
         # before goes, which no later PATCH reads; what is left the upload's end removes
         before = self.partials.remainder_key(self.before)
@@ -57,7 +60,7 @@ class _S3Appended:
             log.exception("could not remove an earlier rest of the upload %s",
                           self.progress.token)
 
-    def drop(self):
+    def drop(self) -> None:
         self.remainder.clear()
         if self.started is not None:
             self.partials.abort(self.progress)
@@ -66,26 +69,26 @@ class _S3Appended:
 class S3Partials:
     """The partial uploads of one :class:`~affix.storage.s3.S3BlobStore`."""
 
-    def __init__(self, store):
+    def __init__(self, store: S3BlobStore) -> None:
         self.store = store
 
-    def _rests_prefix(self, progress):
+    def _rests_prefix(self, progress: Progress) -> str:
         return self.store.object_key(f"{PARTIALS_DIR}/{progress.token}/")
 
-    def remainder_key(self, progress):
+    def remainder_key(self, progress: Progress) -> str:
         return f"{self._rests_prefix(progress)}{progress.parts_size}-{progress.received}"
 
-    def _staged_remainder(self, progress) -> bytearray:
+    def _staged_remainder(self, progress: Progress) -> bytearray:
         if progress.received == progress.parts_size:
             return bytearray()
         store = self.store
         answer = store.client.get_object(Bucket=store.bucket, Key=self.remainder_key(progress))
         return bytearray(answer["Body"].read())
 
-    def _upload_part(self, progress, buffer):
+    def _upload_part(self, progress: Progress, buffer: bytearray) -> Progress:
         store = self.store
         object_key = store.object_key(progress.storage_key)
-        multipart_id = progress.multipart_id
+        multipart_id: str | None = progress.multipart_id
         if multipart_id is None:
             multipart_id = store.client.create_multipart_upload(
                 Bucket=store.bucket, Key=object_key)["UploadId"]
@@ -95,7 +98,7 @@ class S3Partials:
             progress, multipart_id=multipart_id, part_count=progress.part_count + 1,
             parts_size=progress.parts_size + len(buffer))
 
-    def append(self, progress, chunks):
+    def append(self, progress: Progress, chunks: Iterable[bytes]) -> _S3Appended:
         before = progress
         try:
             with as_storage_errors("store a part of the upload"):
@@ -115,18 +118,18 @@ class S3Partials:
         return _S3Appended(self, dataclasses.replace(progress, received=received), buffer,
                            started, before)
 
-    def rewind(self, progress):
+    def rewind(self, progress: Progress) -> None:
         # nothing to go back over: the staged rest is written by keep alone, and parts past
         # the row's count are written over by the next PATCH, never completed
         pass
 
-    def stage_remainder(self, progress, remainder):
+    def stage_remainder(self, progress: Progress, remainder: bytearray) -> None:
         store = self.store
         if remainder:
             store.client.put_object(Bucket=store.bucket, Key=self.remainder_key(progress),
                                     Body=remainder)
 
-    def remove_rests(self, progress, kept=None):
+    def remove_rests(self, progress: Progress, kept: Progress | None = None) -> None:
         """Delete every rest staged for the upload but the one of ``kept`` (a
         :class:`Progress`; None: all of them), a page of the listing at a time."""
         store = self.store
@@ -139,7 +142,7 @@ class S3Partials:
                 if item["Key"] != kept_key:
                     store.client.delete_object(Bucket=store.bucket, Key=item["Key"])
 
-    def commit(self, progress):
+    def commit(self, progress: Progress) -> str:
         store = self.store
         object_key = store.object_key(progress.storage_key)
         with as_storage_errors("complete the upload"):
@@ -167,7 +170,7 @@ class S3Partials:
             self.remove_rests(progress)
         return progress.storage_key
 
-    def _committed(self, object_key) -> bool:
+    def _committed(self, object_key: str) -> bool:
         store = self.store
         try:
             store.client.head_object(Bucket=store.bucket, Key=object_key)
@@ -177,7 +180,7 @@ class S3Partials:
             return False
         return True
 
-    def _parts(self, progress, object_key):
+    def _parts(self, progress: Progress, object_key: str) -> list[dict[str, object]]:
         """The parts the upload's row counts, with their ETags."""
         store = self.store
         pages = store.client.get_paginator("list_parts").paginate(
@@ -187,7 +190,7 @@ class S3Partials:
                 for page in pages for part in page.get("Parts", ())
                 if part["PartNumber"] <= progress.part_count]
 
-    def abort(self, progress):
+    def abort(self, progress: Progress) -> None:
         """Abort the upload's multipart upload, if it has one; best effort, as an error on
         its way must not be replaced (what is left, the staging sweep aborts)."""
         store = self.store
@@ -201,7 +204,7 @@ class S3Partials:
         except store_errors():
             log.exception("could not abort the multipart upload %s", progress.multipart_id)
 
-    def discard(self, progress):
+    def discard(self, progress: Progress) -> None:
         if progress.multipart_id is not None:
             self.abort(progress)
         with as_storage_errors("remove the upload"):

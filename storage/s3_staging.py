@@ -14,10 +14,14 @@ never lists them as blobs, so ``affix gc`` never takes them; :meth:`S3UploadStag
 removes those left behind.
 """
 import contextlib
+import datetime
 import secrets
+from collections.abc import Iterator
 
 from affix.storage.blob_store import new_storage_key
-from affix.storage.s3 import LIST_PAGE_SIZE, as_storage_errors, naive_utc, store_errors
+from affix.storage.s3 import (
+    LIST_PAGE_SIZE, S3BlobStore, as_storage_errors, naive_utc, store_errors,
+)
 
 STAGING_FOLDER = ".direct-uploads"
 # S3 takes at most 5 GiB in one POST, and copies at most 5 GiB in one CopyObject
@@ -31,7 +35,7 @@ _MISSING = ("404", "NoSuchKey")
 
 
 @contextlib.contextmanager
-def _missing_as_not_found(staged_key):
+def _missing_as_not_found(staged_key: str) -> Iterator[None]:
     try:
         yield
     except store_errors() as error:
@@ -45,7 +49,7 @@ class S3UploadStaging:
     """The staging folder of one :class:`~affix.storage.s3.S3BlobStore`; forms that write to it
     live ``form_lifetime`` seconds."""
 
-    def __init__(self, store, form_lifetime: int):
+    def __init__(self, store: S3BlobStore, form_lifetime: int) -> None:
         self._store = store
         self.form_lifetime = form_lifetime
 
@@ -54,7 +58,7 @@ class S3UploadStaging:
         deleting the row's blob deletes the staged object)."""
         return f"{STAGING_FOLDER}/{secrets.token_hex(16)}"
 
-    def form(self, staged_key: str, size: int) -> tuple[str, dict]:
+    def form(self, staged_key: str, size: int) -> tuple[str, dict[str, str]]:
         """(URL, form fields) of a pre-signed POST that stores exactly ``size`` bytes at
         ``staged_key``, and nothing anywhere else."""
         with as_storage_errors("sign an upload form"):
@@ -73,7 +77,8 @@ class S3UploadStaging:
         with as_storage_errors("look at the uploaded object"), _missing_as_not_found(staged_key):
             answer = client.head_object(
                 Bucket=self._store.bucket, Key=self._store.object_key(staged_key))
-        return answer["ContentLength"]
+        size: int = answer["ContentLength"]
+        return size
 
     def promote(self, staged_key: str) -> str:
         """Copy the staged object to a new storage key inside the bucket; returns the storage
@@ -89,13 +94,13 @@ class S3UploadStaging:
             )
         return storage_key
 
-    def discard(self, staged_key: str):
+    def discard(self, staged_key: str) -> None:
         """Delete a staged object (nothing happens when there is none)."""
         store = self._store
         with as_storage_errors("delete the uploaded object"):
             store.client.delete_object(Bucket=store.bucket, Key=store.object_key(staged_key))
 
-    def sweep(self, cutoff) -> int:
+    def sweep(self, cutoff: datetime.datetime) -> int:
         """Delete staged objects last modified before ``cutoff`` (naive UTC); returns how
         many. Every form that could have written one has expired once ``cutoff`` is at least
         a form's lifetime ago: what is left is a replayed form's, or an abandoned upload's."""

@@ -29,9 +29,10 @@ class WriteBehind:
         self._staged_blob = staged_blob
         self._digest = digest
         self._direct_left = direct_size
-        self._queue = None
-        self._writer = None
-        self._failure = None
+        # the writer thread is started by the first write that is not direct
+        self._queue: queue.Queue[object] = queue.Queue(maxsize=QUEUE_DEPTH)
+        self._writer: threading.Thread | None = None
+        self._failure: BaseException | None = None
 
     def write(self, data: bytes):
         self._raise_failure()
@@ -40,7 +41,6 @@ class WriteBehind:
             self._store(data)
             return
         if self._writer is None:
-            self._queue = queue.Queue(maxsize=QUEUE_DEPTH)
             self._writer = threading.Thread(target=self._drain, name="affix-write-behind",
                                             daemon=True)
             self._writer.start()

@@ -6,6 +6,7 @@ import pytest
 
 from affix.storage.local import STAGING_DIR, LocalBlobStore
 from affix.storage.partials import PARTIALS_DIR, LocalPartials
+from affix.storage.stores import open_partial_store, open_upload_staging
 
 
 @pytest.fixture
@@ -123,3 +124,23 @@ def test_the_partial_files_folder_s_entry_is_durable_when_it_opens(tmp_path, fsy
     LocalPartials(store)
     assert (tmp_path / PARTIALS_DIR).is_dir()
     assert fsynced == [tmp_path]
+
+
+class StoreThatTakesDirectUploads(LocalBlobStore):
+    """A kind of store affix does not know, declaring the ability by the method it has."""
+
+    def upload_staging(self, form_lifetime):
+        return ("staging", self, form_lifetime)
+
+    def partial_store(self):
+        return ("partials", self)
+
+
+def test_a_store_s_abilities_are_what_it_declares_not_its_class(tmp_path):
+    store = StoreThatTakesDirectUploads(tmp_path / "declared")
+    local = LocalBlobStore(tmp_path / "local")
+
+    assert open_upload_staging(store, 60) == ("staging", store, 60)
+    assert open_partial_store(store) == ("partials", store)
+    assert open_upload_staging(local, 60) is None
+    assert type(open_partial_store(local)) is LocalPartials

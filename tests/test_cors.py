@@ -24,7 +24,8 @@ REQUEST_HEADERS = (
     "If-Range, Range, Tus-Resumable, Upload-Length, Upload-Offset, Upload-Metadata, "
     "Upload-Checksum, Upload-Concat, Upload-Defer-Length, X-HTTP-Method-Override")
 EXPOSED = (
-    "Content-Disposition, Content-Range, Accept-Ranges, Location, ETag, Last-Modified, X-Request-Id, "
+    "Content-Disposition, Content-Range, Accept-Ranges, Location, ETag, Last-Modified, "
+    "X-Request-Id, "
     "Upload-Offset, Upload-Length, Upload-Expires, Tus-Resumable, Tus-Version, Tus-Extension, "
     "Tus-Max-Size, Tus-Checksum-Algorithm, Link")
 NOT_ALLOWED = "Cross-origin requests from this origin are not allowed."

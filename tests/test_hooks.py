@@ -497,7 +497,8 @@ def test_a_policy_that_raises_fails_the_upload_and_stores_nothing(
     assert state(catalog, stored) == before
     crash = repr(PolicyCrash("cannot check firmware.bin"))
     assert log_records(caplog) == [
-        ("affix.plugins.manager", logging.ERROR, "plugin 'fragile' failed in affix_validate_upload", crash),
+        ("affix.plugins.manager", logging.ERROR,
+         "plugin 'fragile' failed in affix_validate_upload", crash),
         ("affix.app.http.errors", logging.ERROR, f"unhandled error in POST {path}", crash),
     ]
 
@@ -648,7 +649,8 @@ def test_a_failing_handler_is_logged_and_neither_undoes_nor_fails_the_request(
         assert journal in ([("webhook", hook), ("recorder", hook), ("audit", hook)],
                            [("audit", hook), ("recorder", hook), ("webhook", hook)])
         assert sorted(log_records(caplog)) == [
-            ("affix.plugins.manager", logging.ERROR, f"plugin {name!r} failed in affix_attachment_{hook}",
+            ("affix.plugins.manager", logging.ERROR,
+             f"plugin {name!r} failed in affix_attachment_{hook}",
              repr(RuntimeError(f"{name} is down")))
             for name in ("audit", "webhook")
         ]

@@ -196,8 +196,8 @@ def serving(environment, site, api_key=None, **settings):
     stderr_path = site.data_dir.parent / f"serve-{port}.stderr"
     with open(stdout_path, "wb") as stdout, open(stderr_path, "wb") as stderr:
         process = subprocess.Popen(
-            [environment.python, "-m", "affix.app.cli.commands", "serve", "--bind", f"{HOST}:{port}",
-             "--workers", str(WORKERS), "--threads", "4"],
+            [environment.python, "-m", "affix.app.cli.commands", "serve",
+             "--bind", f"{HOST}:{port}", "--workers", str(WORKERS), "--threads", "4"],
             cwd=REPO_ROOT, env=clean_environ(**site.environ, **settings),
             stdin=subprocess.DEVNULL, stdout=stdout, stderr=stderr, start_new_session=True,
         )

@@ -47,7 +47,7 @@ def upload_until_both_workers_took_some(server) -> list:
     their access lines tell."""
     sizes = []
     with concurrent.futures.ThreadPoolExecutor(AT_ONCE) as pool:
-        for round_number in range(MAX_ROUNDS):
+        for _ in range(MAX_ROUNDS):
             round_sizes = [1000 + 37 * (len(sizes) + each) for each in range(AT_ONCE)]
             sizes += pool.map(lambda size: send_upload(server, size), round_sizes)
             lines = wait_for_access_lines(server, len(sizes), route=UPLOADS, status=200)

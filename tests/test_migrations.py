@@ -98,7 +98,8 @@ def test_two_nodes_migrating_one_fresh_database_at_once_apply_each_migration_onc
 @pytest.mark.system  # two affix migrate processes
 def test_two_affix_migrate_commands_started_together_both_succeed(tmp_path, databases):
     environ = {"PATH": "/usr/bin:/bin", **databases.environ(tmp_path / "data")}
-    commands = [subprocess.Popen([sys.executable, "-m", "affix.app.cli.commands", "migrate"], cwd=REPO_ROOT,
+    migrate = [sys.executable, "-m", "affix.app.cli.commands", "migrate"]
+    commands = [subprocess.Popen(migrate, cwd=REPO_ROOT,
                                  env=environ, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                  text=True) for _ in range(2)]
     outputs = [command.communicate(timeout=COMMAND_TIMEOUT) for command in commands]

@@ -31,7 +31,9 @@ from support.net import HOST, REQUEST_TIMEOUT, free_port
 from support.processes import COMMAND_TIMEOUT, REPO_ROOT
 from support.races import race
 from support.s3 import s3_environ
-from support.servers import HIGH_LIMIT, WORKERS, ServedAffix, await_startup, stop_expecting_it_running
+from support.servers import (
+    HIGH_LIMIT, WORKERS, ServedAffix, await_startup, stop_expecting_it_running,
+)
 from support.tus import (
     OFFSET_OCTET_STREAM, TUS, TUS_PATH, attachment_of, encode_metadata, offset_of,
 )
@@ -183,8 +185,9 @@ def test_two_claims_through_both_nodes_at_once_have_one_winner(cluster):
     for round_number in range(RACE_ROUNDS):
         attachment_id = cluster.a.upload(f"race-{round_number}.txt", b"contested")["id"]
         responses = race(*(
-            lambda node=node: node.create_work_package(cluster.project_id, f"{node.name} {round_number}",
-                                     [attachment_id])
+            lambda node=node: node.create_work_package(cluster.project_id,
+                                                       f"{node.name} {round_number}",
+                                                       [attachment_id])
             for node in (cluster.a, cluster.b)))
         statuses = sorted(response.status_code for response in responses)
         assert statuses == [201, 422], [response.text for response in responses]

@@ -10,7 +10,8 @@ from affix.plugins.containers import ContainerTypes
 
 def route_templates(app):
     """The app's URI templates with every field written as {id}, as the document writes them."""
-    return {re.sub(r"\{[^}]+\}", "{id}", route.path) for route in falcon.inspect.inspect_routes(app)}
+    return {re.sub(r"\{[^}]+\}", "{id}", route.path)
+            for route in falcon.inspect.inspect_routes(app)}
 
 
 def test_every_route_is_documented_and_every_documented_path_is_a_route(app, client):

@@ -3,6 +3,8 @@ line and for whole bodies parsed by streaming-form-data, on hypothesis-generated
 RFC 2231 ``filename*``, odd spacing, case, duplicates, non-ASCII, malformed lines."""
 import email.parser
 import email.policy
+import importlib.metadata
+import tomllib
 
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
@@ -12,7 +14,8 @@ from streaming_form_data import parser as parser_module
 from streaming_form_data.parser import ParseFailedException, UnexpectedPartException
 from streaming_form_data.targets import BaseTarget
 
-from affix.app.uploads import part_headers
+from affix.app.uploads import deferred_imports, part_headers
+from support.processes import REPO_ROOT
 
 # the same examples on every run and in CI, and no example database
 LINES = settings(max_examples=2000, derandomize=True, deadline=None, database=None,
@@ -168,6 +171,23 @@ def test_it_is_installed_on_the_version_it_was_tested_with():
     assert part_headers.install()
     assert compiled_parser.Parser is part_headers.PartHeaderParser
     assert parser_module.parse_content_boundary is part_headers.parse_content_boundary
+
+
+def test_pyproject_allows_only_a_version_the_patches_were_tested_with():
+    # any other would switch them off, and with them the speed the README promises
+    dependencies = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"][
+        "dependencies"]
+    pinned = [dependency for dependency in dependencies
+              if dependency.startswith("streaming-form-data")]
+    assert pinned == [f"streaming-form-data=={version}"
+                      for version in deferred_imports.TESTED_VERSIONS]
+    assert part_headers.TESTED_VERSIONS is deferred_imports.TESTED_VERSIONS
+
+
+def test_both_patches_are_on_for_the_installed_version():
+    assert importlib.metadata.version("streaming-form-data") in part_headers.TESTED_VERSIONS
+    assert compiled_parser.Parser is part_headers.PartHeaderParser
+    assert deferred_imports.defer_unused_imports({}) is True
 
 
 def test_it_stays_out_of_a_version_it_was_not_tested_with(monkeypatch):

@@ -118,7 +118,8 @@ class Affix:
     def cli(self, *arguments) -> str:
         """The output of ``affix <arguments>`` on this data dir; the command must succeed."""
         result = subprocess.run(
-            [sys.executable, "-m", "affix.app.cli.commands", *arguments], cwd=REPO_ROOT, env=self.environ(),
+            [sys.executable, "-m", "affix.app.cli.commands", *arguments], cwd=REPO_ROOT,
+            env=self.environ(),
             stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=COMMAND_TIMEOUT,
         )
         assert result.returncode == 0, (
@@ -143,8 +144,9 @@ class Affix:
         self.port = free_port()
         with open(self.stdout_path, "wb") as stdout, open(self.stderr_path, "wb") as stderr:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "affix.app.cli.commands", "serve", "--bind", f"{HOST}:{self.port}",
-                 "--workers", str(WORKERS), "--threads", str(THREADS)],
+                [sys.executable, "-m", "affix.app.cli.commands", "serve",
+                 "--bind", f"{HOST}:{self.port}", "--workers", str(WORKERS),
+                 "--threads", str(THREADS)],
                 cwd=REPO_ROOT, env=self.environ(), stdin=subprocess.DEVNULL, stdout=stdout,
                 stderr=stderr, start_new_session=True,
             )

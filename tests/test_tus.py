@@ -14,7 +14,6 @@ from affix.app import create_app
 from affix.app.cli.commands import main
 from affix.app.settings import Settings, SettingsError
 from affix.app.uploads.finishing import StoredUploads
-from affix.app.uploads.tus import TusUploads
 from affix.storage.cleanup import remove_expired_resumable_uploads
 from affix.storage import partials as partials_module
 from affix.storage.partials import LocalPartials

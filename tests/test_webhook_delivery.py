@@ -195,7 +195,8 @@ def test_a_worker_killed_mid_delivery_loses_nothing(
     # the first two are answered; the worker dies waiting for the answer to the third
     receiver.hold(after=2)
     worker = subprocess.Popen(
-        [sys.executable, "-m", "affix.app.cli.commands", "webhooks", "run", "--poll-interval", "0.05"],
+        [sys.executable, "-m", "affix.app.cli.commands", "webhooks", "run",
+         "--poll-interval", "0.05"],
         cwd=REPO_ROOT, env=environ_without_affix(**environ), stdout=subprocess.PIPE,
         stderr=subprocess.PIPE, start_new_session=True)
     try:

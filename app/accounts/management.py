@@ -1,8 +1,9 @@
 """What operators do about users and their API keys (``affix apikey``, ``affix user``): list
 and revoke keys; lock, unlock and delete users.
 
-Authentication reads keys and users afresh on every request (:class:`affix.app.accounts.auth.Authenticator`),
-so each change here holds for every worker of every node from its commit on.
+Authentication reads keys and users afresh on every request
+(:class:`affix.app.accounts.auth.Authenticator`), so each change here holds for every worker of
+every node from its commit on.
 
 A deleted user's attachments and work packages stay, as in OpenProject: they pass to one locked
 user, made on the first deletion, that stands for every deleted user and is shown by OpenProject's

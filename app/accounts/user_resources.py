@@ -10,7 +10,8 @@ class UserResource:
     def on_get(self, req, resp, user_id):
         record = existing_user(self.catalog, user_id)
         viewer = req.context.user
-        # the deleted user's login is a made-up one that nobody needs (affix.app.accounts.management)
+        # the deleted user's login is a made-up one that nobody needs
+        # (affix.app.accounts.management)
         resp.media = representers.user(
             req.root_path, record,
             show_login=(viewer.admin or viewer.id == record.id) and not record.is_deleted_user,

@@ -73,8 +73,9 @@ class AttachmentService:
             self.require_may_add(user, kind, container)
 
     def upload(self, user, body, kind=None, container=None):
-        """Receive an upload from ``body`` (a :class:`~affix.app.uploads.multipart.RequestBody`) and make
-        it permanent, into ``container`` of ``kind`` or without a container; its row.
+        """Receive an upload from ``body`` (a
+        :class:`~affix.app.uploads.multipart.RequestBody`) and make it permanent, into
+        ``container`` of ``kind`` or without a container; its row.
 
         The permission is checked before a single byte of the body is read: a refused client
         costs nothing.
@@ -289,9 +290,10 @@ class AttachmentService:
 
     def delete_with_container(self, user, kind, container, delete_container):
         """Delete ``container`` of ``kind`` (``delete_container()``, which raises when the row is
-        gone already) and its attachments: every row in one transaction, then the bytes. A failure before
-        the commit leaves everything; a blob the store fails to delete, or a crash before it,
-        is an orphan that ``affix gc`` removes. The caller has checked the permission."""
+        gone already) and its attachments: every row in one transaction, then the bytes. A
+        failure before the commit leaves everything; a blob the store fails to delete, or a
+        crash before it, is an orphan that ``affix gc`` removes. The caller has checked the
+        permission."""
         Attachment = self.catalog.Attachment
         belongs = ((Attachment.container_type == kind.name)
                    & (Attachment.container_id == container.id))

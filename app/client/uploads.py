@@ -24,6 +24,7 @@ import time
 import tomllib
 import urllib.parse
 from pathlib import Path
+from typing import Any
 
 import requests
 from tqdm import tqdm
@@ -304,7 +305,7 @@ class Uploader:
         self.state = state
         self.progress = progress
         self.chunk_size = chunk_size
-        self._tus_offered = None
+        self._tus_offered: bool | None = None
         self._direct_offered = None
 
     def close(self):
@@ -543,7 +544,8 @@ def upload_files(paths, url, *, work_package=None, description=None, as_json=Fal
     command = ResumeState.command_key(root, paths, work_package, description)
     earlier = state.uploaded(command)
     uploader = Uploader(root, key, state, progress_bars(err), chunk_size, wait)
-    results, left = [], list(paths)
+    results: list[dict[str, Any]] = []
+    left = list(paths)
     try:
         while left:
             path = left[0]

@@ -42,7 +42,7 @@ _REFUSED_REQUEST = re.compile(r"(Invalid request from ip=\S+: [^:']+)")
 class JsonLines(JsonFormatter):
     """python-json-logger's formatter, its time in ISO 8601 UTC to the millisecond."""
 
-    converter = time.gmtime
+    converter = time.gmtime  # type: ignore[assignment]  # what logging documents; typeshed differs
     default_time_format = "%Y-%m-%dT%H:%M:%S"
     default_msec_format = "%s.%03dZ"
 
@@ -98,7 +98,8 @@ def logging_config(log_format: str, access_log: bool) -> dict:
     """A :func:`logging.config.dictConfig` for the app's loggers and gunicorn's, in
     ``log_format`` ("text" or "json"); the access lines only when ``access_log``."""
     if log_format == "json":
-        lines = access = {"()": JsonLines}
+        lines: dict[str, object] = {"()": JsonLines}
+        access: dict[str, object] = lines
     else:
         lines = {"()": TextLines, "fmt": TEXT_FORMAT, "datefmt": TEXT_DATE_FORMAT}
         access = {"()": TextLines, "fmt": ACCESS_TEXT_FORMAT, "datefmt": TEXT_DATE_FORMAT}

@@ -26,6 +26,7 @@ import sys
 import threading
 import types
 
+# the only versions pyproject.toml allows (a test holds the two together)
 TESTED_VERSIONS = ("2.1.0",)
 UNUSED_BY_AFFIX = ("smart_open", "aiofiles")
 # the module whose import brings them in: once it is imported, they are too

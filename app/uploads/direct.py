@@ -18,6 +18,7 @@ The store's policy pins the key and the size, but not every S3-compatible server
 policy (moto does not): completion checks size and content itself, at the key it copied to.
 """
 import dataclasses
+from typing import Any
 
 from affix.app.uploads.content_types import OCTET_STREAM
 from affix.app.errors import is_refusal, not_found, property_violation, property_violations
@@ -51,7 +52,7 @@ def parse_declaration(raw: bytes, size_limit: int, allowlist) -> DeclaredUpload:
         errors.append(property_violation("fileName", "File can't be blank."))
         file_name = ""
     # the schema says fileSize, the spec's example filesize: clients send either
-    size = document.get("fileSize", document.get("filesize"))
+    size: Any = document.get("fileSize", document.get("filesize"))
     if size is None:
         errors.append(property_violation("fileSize", "Size can't be blank."))
     elif isinstance(size, bool) or not isinstance(size, int) or size < 0:

@@ -185,7 +185,7 @@ class _ClosingDelimiter:
         # a delimiter that straddles the previous chunk and this one, then one inside this one
         at = (self._carry + chunk[:overlap]).find(self._delimiter)
         if at >= 0:
-            end = at - len(self._carry) + len(self._delimiter)
+            end: int | None = at - len(self._carry) + len(self._delimiter)
         else:
             at = chunk.find(self._delimiter)
             end = at + len(self._delimiter) if at >= 0 else None

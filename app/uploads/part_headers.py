@@ -12,8 +12,8 @@ differential test holds the two side by side on generated lines.
 
 The parser's constructor reads the request's Content-Type with the email package too, a tenth
 of a small upload's CPU: :func:`parse_content_boundary` reads the one affix gives it
-(``multipart/form-data; boundary="..."``, app/uploads/multipart.py) by a regular expression, and hands any
-other to the email package's reading.
+(``multipart/form-data; boundary="..."``, app/uploads/multipart.py) by a regular expression,
+and hands any other to the email package's reading.
 
 It is the change one would send upstream, carried here as narrowly as the library allows: the
 compiled parser module's own global ``Parser`` and the Python parser module's
@@ -28,7 +28,8 @@ import re
 from streaming_form_data import _parser as compiled_parser
 from streaming_form_data import parser as parser_module
 
-TESTED_VERSIONS = ("2.1.0",)
+# the versions pyproject.toml allows, the same as the deferred imports'
+from affix.app.uploads.deferred_imports import TESTED_VERSIONS
 
 # RFC 9110 token characters
 _TOKEN = r"[!#$%&'*+.^_`|~0-9A-Za-z-]+"

@@ -24,7 +24,9 @@ from affix.app.errors import (
     not_found, property_violation, property_violations,
 )
 from affix.app.uploads.content_types import OCTET_STREAM
-from affix.app.uploads.multipart import READ_CHUNK_SIZE, RequestBody, description_of, read_body_chunk
+from affix.app.uploads.multipart import (
+    READ_CHUNK_SIZE, RequestBody, description_of, read_body_chunk,
+)
 from affix.storage.blob_store import new_storage_key
 from affix.storage.models import PREPARED
 from affix.storage.resumable import LEASE_DURATION, LEASE_RENEWAL, remove_unless_leased

@@ -61,7 +61,7 @@ def _payload(base, document, change, project, work_package) -> dict:
     payload["subject"] = document["subject"] if "subject" in document else (
         work_package.subject if work_package is not None else None)
     # a form asked for without a project shows the link to fill in, as OpenProject's does
-    payload_links = {"project": {"href": None}}
+    payload_links: dict[str, object] = {"project": {"href": None}}
     if project is not None:
         payload_links["project"] = {"href": representers.project_path(base, project.id),
                                     "title": project.name}

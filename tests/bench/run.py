@@ -442,7 +442,7 @@ def verdict(value, target, at_least=True) -> str:
     return "yes" if (value >= target if at_least else value <= target) else "NO"
 
 
-def print_table(rows, title, headers=Row("scenario", "affix", "baseline", "affix/base",
+def print_table(rows, title, headers=Row(  # noqa: B008 - a tuple, never changed"scenario", "affix", "baseline", "affix/base",
                                          "target", "met")):
     table = [headers, *rows]
     # a column no header or row fills (a comparison without targets) is left out
@@ -480,7 +480,7 @@ def summarise(results):
 
 def bench_large_uploads(servers, pool, size, runs, number=1):
     payload = Payload(pool, size)
-    payload.md5  # computed before any timing
+    payload.md5  # noqa: B018 - computed before any timing
     say(f"\n[{number}] one {size // MiB} MiB upload, {runs} runs each "
         "(after one unrecorded warm-up)")
     warm_up = Payload(pool, min(size, 16 * MiB))

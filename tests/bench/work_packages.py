@@ -37,7 +37,8 @@ from affix.app import open_catalog
 from affix.app.settings import Settings
 from affix.app.testing import People, basic_auth
 from tests.bench.run import (
-    BenchError, MiB, Row, affix_server, alternating, cpu_seconds, bench_parser, print_table, run_bench, say,
+    BenchError, MiB, Row, affix_server, alternating, cpu_seconds, bench_parser, print_table,
+    run_bench, say,
 )
 from tests.support.postgres import SERVER_URL_VARIABLE, PostgresServer
 
