@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import Any
 
 from affix.app.uploads.allowlist import parse_allowlist
-from affix.app.http.cors import parse_origins
 from affix.plugins.clamav import ScanOptions, scan_options
 from affix.storage.s3 import ADDRESSING_STYLES, MAX_URL_EXPIRY, S3Options, parse_s3_url
 from affix.storage.s3_staging import MAX_DIRECT_UPLOAD_SIZE
@@ -26,10 +25,41 @@ DEFAULT_TUS_MAX_SIZE = 10 * 1024 ** 3
 # a day: an upload interrupted in the evening can be resumed the next morning
 DEFAULT_TUS_EXPIRY = 24 * 3600
 LOG_FORMATS = ("text", "json")
+# AFFIX_CORS_ORIGINS: every origin, or a list of scheme://host[:port]
+ANY_ORIGIN = "*"
+_ORIGIN = re.compile(
+    r"(?P<scheme>https?)://"
+    r"(?P<host>[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)*"
+    r"|\[[0-9a-f:.]+\])"
+    r"(?::(?P<port>[1-9][0-9]{0,4}))?"
+)
+_DEFAULT_PORTS = {"http": "80", "https": "443"}
 
 
 class SettingsError(ValueError):
     """A setting has a value affix cannot use; the message names the variable."""
+
+
+def parse_origins(text: str) -> tuple:
+    """Origins of a comma- or space-separated list, lower-cased; ``("*",)`` for any origin.
+    ValueError names the first entry a browser would never send as its ``Origin``."""
+    entries = tuple(entry.lower() for entry in re.split(r"[,\s]+", text.strip()) if entry)
+    if ANY_ORIGIN in entries:
+        if len(entries) > 1:
+            raise ValueError("'*' allows every origin: it stands alone, not in a list")
+        return entries
+    for entry in entries:
+        match = _ORIGIN.fullmatch(entry)
+        if match is None:
+            raise ValueError(
+                f"{entry!r} is not an origin: scheme://host[:port] with http or https, "
+                "no path, not even a trailing /")
+        if match["port"] is not None and (
+                int(match["port"]) > 65535 or match["port"] == _DEFAULT_PORTS[match["scheme"]]):
+            raise ValueError(
+                f"{entry!r} has a port a browser never sends: leave out the default port, "
+                "and a port is at most 65535")
+    return entries
 
 
 def _positive_int(environ, name, default) -> int:

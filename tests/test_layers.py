@@ -26,10 +26,22 @@ def is_http_layer(path: Path) -> bool:
 SERVICE_MODULES = sorted(path for path in APP.rglob("*.py") if not is_http_layer(path))
 
 
+def run_nodes(tree):
+    """The nodes of ``tree`` that can run: all but those under ``if TYPE_CHECKING:``."""
+    waiting = [tree]
+    while waiting:
+        node = waiting.pop()
+        yield node
+        for child in ast.iter_child_nodes(node):
+            if not (isinstance(child, ast.If) and "TYPE_CHECKING" in ast.unparse(child.test)):
+                waiting.append(child)
+
+
 def imported_modules(path: Path) -> set:
-    """Every module ``path`` imports, at its top or inside a function, as written."""
+    """Every module ``path`` imports when it runs, at its top or inside a function, as
+    written."""
     modules = set()
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), filename=str(path))):
+    for node in run_nodes(ast.parse(path.read_text(encoding="utf-8"), filename=str(path))):
         if isinstance(node, ast.Import):
             modules.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.module is not None:
@@ -56,6 +68,43 @@ def test_a_service_module_imports_no_falcon_and_no_http_errors(path):
     assert sorted(filter(speaks_http, imported_modules(path))) == []
 
 
+def source_of(module: str) -> Path | None:
+    """The file of one of affix's own modules (not a package's ``__init__``, which Python runs
+    first anyway, and not a name inside a module); None for any other."""
+    if not module.startswith("affix."):
+        return None
+    path = APP.parent.joinpath(*module.split(".")[1:])
+    return path.with_suffix(".py") if path.with_suffix(".py").is_file() else None
+
+
+def reached_through(path: Path) -> dict:
+    """Every module of affix that importing ``path`` imports in turn, each with the falcon
+    modules it imports itself."""
+    reached, waiting = {}, [path]
+    while waiting:
+        current = waiting.pop()
+        if current in reached:
+            continue
+        modules = imported_modules(current)
+        reached[current] = sorted(filter(speaks_http, modules))
+        waiting.extend(filter(None, map(source_of, modules)))
+    return reached
+
+
+# the faces that are no service: the command line and the upload client build the app or call
+# it over HTTP
+FACES = ("cli", "client")
+
+
+@pytest.mark.parametrize("path", [path for path in SERVICE_MODULES
+                                  if path.relative_to(APP).parts[0] not in FACES],
+                         ids=lambda path: str(path.relative_to(APP)))
+def test_no_service_module_reaches_falcon_through_another(path):
+    speaking = {str(module.relative_to(APP.parent)): found
+                for module, found in reached_through(path).items() if found}
+    assert speaking == {}
+
+
 def test_the_domain_errors_import_nothing():
     assert imported_modules(DOMAIN_ERRORS) == set()
 
@@ -63,7 +112,8 @@ def test_the_domain_errors_import_nothing():
 def test_the_parse_sees_imports_in_every_spelling(tmp_path):
     source = tmp_path / "speaking.py"
     source.write_text("import falcon.media\nfrom affix.app.http import errors\n"
-                      "def later():\n    from falcon import testing\n", encoding="utf-8")
+                      "def later():\n    from falcon import testing\n"
+                      "if TYPE_CHECKING:\n    import falcon.asgi\n", encoding="utf-8")
     assert sorted(filter(speaks_http, imported_modules(source))) == [
         "affix.app.http.errors", "falcon", "falcon.media", "falcon.testing"]
 

@@ -3,7 +3,8 @@ a content type is served, and what libmagic calls the formats the HTTP tests rel
 import pytest
 
 from affix.app.uploads.content_types import ContentSniffer, Presentation, Sniffed, presentation
-from affix.app.http.downloads import content_disposition, requested_range
+from affix.app.http.downloads import requested_range
+from affix.app.uploads.content_types import content_disposition
 from affix.app.http.errors import ApiError
 from affix.app.http.representers import formattable
 from support.content import png_bytes

@@ -3,7 +3,7 @@ project is named (``/api/v3/projects/demo``, ``{"href": "/api/v3/projects/demo"}
 import re
 
 from affix.app.errors import not_found
-from affix.app.http.ids import id_of
+from affix.app.ids import id_of
 
 # hrefs are accepted with or without the prefix the app is mounted at
 PROJECT_HREF = re.compile(r"/api/v3/projects/([^/]+)/?\Z")

@@ -2,7 +2,7 @@
 import dataclasses
 import logging
 
-from affix.app.http.downloads import store_download_url
+from affix.app.uploads.content_types import store_download_url
 from affix.app.errors import missing_permission, not_found, property_violation
 from affix.app.uploads.inspection import Inspection
 from affix.app.attachments.lifecycle import UNCLAIMABLE
@@ -165,9 +165,9 @@ class AttachmentService:
 
     def _download_url(self, user, record):
         """Where the blob store serves ``record``'s bytes itself to ``user``, or None (see
-        :func:`~affix.app.http.downloads.store_download_url`); never for bytes ``user`` may not
-        download (a prepared direct upload's, whose staged bytes nobody has checked, among
-        them)."""
+        :func:`~affix.app.uploads.content_types.store_download_url`); never for bytes ``user``
+        may not download (a prepared direct upload's, whose staged bytes nobody has checked,
+        among them)."""
         if not self.lifecycle.may_serve_elsewhere(user, record):
             return None
         return store_download_url(self._blob_store, record)

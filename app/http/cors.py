@@ -10,20 +10,10 @@ API key in ``Authorization`` itself, which needs no credentials mode; cookies, a
 browser remembered or a client certificate would let any allowed page act as whoever is signed
 in. That is also why ``*`` is safe as an allowlist: every page must bring a key of its own.
 """
-import re
-
 import falcon
 
 from affix.app.http.errors import ApiError
-
-WILDCARD = "*"
-_ORIGIN = re.compile(
-    r"(?P<scheme>https?)://"
-    r"(?P<host>[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)*"
-    r"|\[[0-9a-f:.]+\])"
-    r"(?::(?P<port>[1-9][0-9]{0,4}))?"
-)
-_DEFAULT_PORTS = {"http": "80", "https": "443"}
+from affix.app.settings import ANY_ORIGIN
 
 # every method of affix's API: a method a route lacks gets its 405 (a HAL error the page can
 # read) on the actual request instead of an opaque preflight failure
@@ -53,28 +43,6 @@ EXPOSED_RESPONSE_HEADERS = (
 PREFLIGHT_MAX_AGE = 7200
 
 
-def parse_origins(text: str) -> tuple:
-    """Origins of a comma- or space-separated list, lower-cased; ``("*",)`` for any origin.
-    ValueError names the first entry a browser would never send as its ``Origin``."""
-    entries = tuple(entry.lower() for entry in re.split(r"[,\s]+", text.strip()) if entry)
-    if WILDCARD in entries:
-        if len(entries) > 1:
-            raise ValueError("'*' allows every origin: it stands alone, not in a list")
-        return entries
-    for entry in entries:
-        match = _ORIGIN.fullmatch(entry)
-        if match is None:
-            raise ValueError(
-                f"{entry!r} is not an origin: scheme://host[:port] with http or https, "
-                "no path, not even a trailing /")
-        if match["port"] is not None and (
-                int(match["port"]) > 65535 or match["port"] == _DEFAULT_PORTS[match["scheme"]]):
-            raise ValueError(
-                f"{entry!r} has a port a browser never sends: leave out the default port, "
-                "and a port is at most 65535")
-    return entries
-
-
 def _origin_not_allowed():
     return ApiError(falcon.HTTP_403, "MissingPermission",
                     "Cross-origin requests from this origin are not allowed.")
@@ -92,7 +60,7 @@ class CrossOrigin:
     """
 
     def __init__(self, origins):
-        self.any_origin = tuple(origins) == (WILDCARD,)
+        self.any_origin = tuple(origins) == (ANY_ORIGIN,)
         self.origins = frozenset(origins)
 
     def _allowed(self, origin):
@@ -119,5 +87,5 @@ class CrossOrigin:
         origin = req.get_header("Origin")
         if not self._allowed(origin):
             return
-        resp.set_header("Access-Control-Allow-Origin", WILDCARD if self.any_origin else origin)
+        resp.set_header("Access-Control-Allow-Origin", ANY_ORIGIN if self.any_origin else origin)
         resp.set_header("Access-Control-Expose-Headers", ", ".join(EXPOSED_RESPONSE_HEADERS))

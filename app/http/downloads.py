@@ -1,39 +1,13 @@
 """Serving blob bytes: Content-Disposition for any file name, and single byte ranges."""
 import re
-import urllib.parse
 
 import falcon
 
-from affix.app.uploads.content_types import presentation
+from affix.app.uploads.content_types import content_disposition
 from affix.app.http.errors import ApiError
 
 STREAM_CHUNK_SIZE = 1024 * 1024
 _RANGE = re.compile(r"^\s*bytes\s*=\s*(\d*)\s*-\s*(\d*)\s*$")
-# what a quoted-string in a header may carry as is; everything else becomes "_"
-_UNSAFE_IN_QUOTED = re.compile(r'[^\x20-\x7e]|["\\]')
-
-
-def content_disposition(inline: bool, file_name: str) -> str:
-    """RFC 6266: an ASCII ``filename`` for old clients, the exact name in ``filename*``.
-
-    Neither can break the header: the ASCII form has every control character, quote and
-    non-ASCII character replaced, the extended form is percent-encoded.
-    """
-    kind = "inline" if inline else "attachment"
-    ascii_name = _UNSAFE_IN_QUOTED.sub("_", file_name)
-    encoded = urllib.parse.quote(file_name, safe="")
-    return f"{kind}; filename=\"{ascii_name}\"; filename*=UTF-8''{encoded}"
-
-
-def store_download_url(blob_store, record):
-    """A URL where the blob store itself serves ``record``'s bytes (an S3 pre-signed GET),
-    with the Content-Type and Content-Disposition that :func:`send_blob` would send; None
-    when the store has no such URL and the app serves the bytes."""
-    served = presentation(record.content_type, record.charset)
-    return blob_store.download_url(
-        record.storage_key, served.content_type,
-        content_disposition(served.inline, record.file_name),
-    )
 
 
 def _position(digits: str, size: int) -> int:

@@ -3,7 +3,7 @@ import json
 import re
 
 from affix.app.errors import ContentTooLarge, invalid_request_body, property_violation
-from affix.app.http.ids import id_of
+from affix.app.ids import id_of
 
 # hrefs are accepted with or without the prefix the app is mounted at
 _ATTACHMENT_HREF = re.compile(r"/api/v3/attachments/([0-9]+)/?\Z")

@@ -6,6 +6,8 @@ served inline is decided by an allow-list, not by what the sniffing says is dang
 """
 import dataclasses
 import queue
+import re
+import urllib.parse
 
 import magic
 
@@ -91,3 +93,30 @@ def presentation(content_type: str, charset: str | None) -> Presentation:
         # any text, HTML included, is shown as plain text: never interpreted by the browser
         return Presentation(f"text/plain; charset={charset or 'utf-8'}", True)
     return Presentation(OCTET_STREAM, False)
+
+
+# what a quoted-string in a header may carry as is; everything else becomes "_"
+_UNSAFE_IN_QUOTED = re.compile(r'[^\x20-\x7e]|["\\]')
+
+
+def content_disposition(inline: bool, file_name: str) -> str:
+    """RFC 6266: an ASCII ``filename`` for old clients, the exact name in ``filename*``.
+
+    Neither can break the header: the ASCII form has every control character, quote and
+    non-ASCII character replaced, the extended form is percent-encoded.
+    """
+    kind = "inline" if inline else "attachment"
+    ascii_name = _UNSAFE_IN_QUOTED.sub("_", file_name)
+    encoded = urllib.parse.quote(file_name, safe="")
+    return f"{kind}; filename=\"{ascii_name}\"; filename*=UTF-8''{encoded}"
+
+
+def store_download_url(blob_store, record):
+    """A URL where the blob store itself serves ``record``'s bytes (an S3 pre-signed GET),
+    with the Content-Type and Content-Disposition that :func:`send_blob` would send; None
+    when the store has no such URL and the app serves the bytes."""
+    served = presentation(record.content_type, record.charset)
+    return blob_store.download_url(
+        record.storage_key, served.content_type,
+        content_disposition(served.inline, record.file_name),
+    )

@@ -12,7 +12,7 @@ from affix.app.errors import (
     PreconditionFailed, TypeNotSupported, invalid_request_body, property_violation,
 )
 from affix.app.http import representers
-from affix.app.http.ids import id_of
+from affix.app.ids import id_of
 from affix.app.attachments.resources import visible_container
 from affix.app.uploads.multipart import RequestBody
 from affix.app.uploads.tus import (

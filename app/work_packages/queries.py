@@ -15,7 +15,7 @@ import json
 import peewee
 
 from affix.app.errors import InvalidQuery
-from affix.app.http.ids import id_of
+from affix.app.ids import id_of
 from affix.storage.models import is_valid_id
 
 DEFAULT_FILTERS = [{"status": {"operator": "o", "values": []}}]

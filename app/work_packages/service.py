@@ -11,7 +11,7 @@ from affix.app.errors import (
     DomainError, UpdateConflict, missing_permission, not_found, property_violation,
     property_violations,
 )
-from affix.app.http.ids import id_of
+from affix.app.ids import id_of
 from affix.app.accounts.projects import project_key_of_href, project_visible_to
 from affix.app.http.request_json import attachment_ids, links_of
 from affix.plugins.builtin import (
