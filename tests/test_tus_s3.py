@@ -12,6 +12,7 @@ import pytest
 
 from affix.app import create_app
 from affix.app.cli.commands import main, sweep_staging
+from affix.app.composition import compose
 from affix.storage.blob_store import StoreUnavailable
 from affix.storage.cleanup import remove_expired_resumable_uploads
 from affix.storage.models import utc_now
@@ -179,7 +180,7 @@ def test_neither_a_node_s_start_nor_gc_aborts_a_live_upload_s_multipart_upload(
     later = S3BlobStore(settings.storage_url, settings.s3,
                         clock=lambda: utc_now() + DEFAULT_STAGING_MAX_AGE * 2)
     with catalog.database.connection_context():
-        assert sweep_staging(catalog, later) == 1
+        assert sweep_staging(compose(settings, catalog=catalog, blob_store=later)) == 1
     assert s3_bucket.pending_uploads() == [f"{PREFIX}/{parts_key(catalog, path)}"]
     out = io.StringIO()
     environ = {"AFFIX_DATA_DIR": str(settings.data_dir),
@@ -321,7 +322,7 @@ def test_a_patch_whose_progress_was_not_recorded_leaves_the_row_s_rest_to_go_on_
     later = S3BlobStore(settings.storage_url, settings.s3,
                         clock=lambda: utc_now() + DEFAULT_STAGING_MAX_AGE * 2)
     with catalog.database.connection_context():
-        assert sweep_staging(catalog, later) == multipart_left
+        assert sweep_staging(compose(settings, catalog=catalog, blob_store=later)) == multipart_left
     assert s3_bucket.pending_uploads() == []
 
 
