@@ -11,18 +11,18 @@ PostgreSQL, moto, mounts, crashes or load.
 import os
 from pathlib import Path
 
-import falcon.testing
 import pytest
 
 # the support modules' asserts report their operands, like a test module's
 pytest.register_assert_rewrite("support")
 
+from affix.app import create_app  # noqa: E402
 from support.bodies import upload_body  # noqa: E402
 from support.clocks import Clock  # noqa: E402
 from support.client import post  # noqa: E402
 from support.databases import DATABASE_KINDS, Databases  # noqa: E402
 from support.defaults import FROZEN_NOW, SMALL_LIMIT  # noqa: E402
-from support.faults import OnCue  # noqa: E402
+from support.faults import OnCue, catalog_on_cue  # noqa: E402
 from support.people import make_people  # noqa: E402
 from support.postgres import SERVER_URL_VARIABLE, PostgresServer  # noqa: E402
 from support.state import Stored  # noqa: E402
@@ -141,8 +141,8 @@ def clock():
     return Clock(FROZEN_NOW)
 
 
-# affix's fixtures for plugin authors (affix.app.testing), on conftest's settings and clock:
-# the app, its client and a handle on its database are theirs
+# affix's fixtures for plugin authors (affix.app.testing), on conftest's settings, clock and
+# app: the app's parts, its client and a handle on its database are theirs
 
 @pytest.fixture
 def affix_settings(settings):
@@ -161,7 +161,8 @@ def affix_services(request, affix_services):
     in their way (``services.blob_store.fail_once(...)``)."""
     marker = request.node.get_closest_marker("on_cue")
     for name in marker.args if marker else ():
-        setattr(affix_services, name, OnCue(getattr(affix_services, name)))
+        put_on_cue = catalog_on_cue if name == "catalog" else OnCue
+        setattr(affix_services, name, put_on_cue(getattr(affix_services, name)))
     return affix_services
 
 
@@ -176,8 +177,14 @@ def services(affix_services):
 
 
 @pytest.fixture
-def app(affix_app):
-    return affix_app
+def app(affix_services):
+    return create_app(services=affix_services)
+
+
+@pytest.fixture
+def affix_app(app):
+    """Whatever ``app`` is, a test module's own too."""
+    return app
 
 
 @pytest.fixture

@@ -14,6 +14,11 @@ class OnCue:
         self.part = part
         self._replaced = {}
 
+    @property
+    def __class__(self):
+        # what isinstance() sees: the app chooses what goes with a store by its class
+        return type(self.part)
+
     def __getattr__(self, name):
         # only what is not the wrapper's own: the replaced names, then the part's
         replaced = self.__dict__["_replaced"]
@@ -39,3 +44,11 @@ class OnCue:
             raise error
 
         self.replace(name, fail)
+
+
+def catalog_on_cue(catalog) -> OnCue:
+    """``catalog`` on cue, its database too: the app's middleware holds the database itself
+    (``services.catalog.database.replace("connect", refuse)``)."""
+    on_cue = OnCue(catalog)
+    on_cue.replace("database", OnCue(catalog.database))
+    return on_cue
