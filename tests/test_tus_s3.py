@@ -275,6 +275,7 @@ def record_progress_failing_once(services):
                                          peewee.OperationalError("database is locked"))
 
 
+@pytest.mark.on_cue("resumable_uploads")
 @pytest.mark.parametrize("end, rest_left, multipart_left", [
     # a rest alone, longer than the row's
     (6 * MiB, {f"0-{6 * MiB}": CONTENT[:6 * MiB]}, 0),
@@ -335,7 +336,6 @@ def cleaned_up(client, auth, path, *, catalog, settings, clock):
             ResumableUploads(catalog), open_partial_store(blob_store), blob_store, clock()) == 1
 
 
-@pytest.mark.on_cue("resumable_uploads")
 @pytest.mark.on_cue("resumable_uploads")
 @pytest.mark.parametrize("removed", [terminated, cleaned_up])
 def test_removing_an_upload_deletes_every_rest_staged_for_it(
