@@ -17,6 +17,7 @@ import pytest
 pytest.register_assert_rewrite("support")
 
 from affix.app import create_app  # noqa: E402
+from affix.plugins.manager import create_plugin_manager  # noqa: E402
 from support.bodies import upload_body  # noqa: E402
 from support.clocks import Clock  # noqa: E402
 from support.client import post  # noqa: E402
@@ -141,8 +142,9 @@ def clock():
     return Clock(FROZEN_NOW)
 
 
-# affix's fixtures for plugin authors (affix.app.testing), on conftest's settings, clock and
-# app: the app's parts, its client and a handle on its database are theirs
+# affix's fixtures for plugin authors (affix.app.testing), on conftest's settings, clock,
+# plugin manager and app (a test module's, where it has its own): the app's parts, its client
+# and a handle on its database are theirs
 
 @pytest.fixture
 def affix_settings(settings):
@@ -167,8 +169,14 @@ def affix_services(request, affix_services):
 
 
 @pytest.fixture
-def plugin_manager(affix_plugin_manager):
-    return affix_plugin_manager
+def plugin_manager():
+    return create_plugin_manager(load_entry_points=False)
+
+
+@pytest.fixture
+def affix_plugin_manager(plugin_manager):
+    """Whatever ``plugin_manager`` is, a test module's own too."""
+    return plugin_manager
 
 
 @pytest.fixture
