@@ -127,12 +127,16 @@ def affix_settings(tmp_path):
     return Settings.for_data_dir(tmp_path / "affix")
 
 
-@pytest.fixture
-def affix_plugin_manager(affix_plugins):
-    manager = create_plugin_manager(load_entry_points=False)
-    for plugin in affix_plugins:
+def with_plugins(manager, plugins):
+    """``manager`` with ``plugins`` registered, in this order."""
+    for plugin in plugins:
         manager.register(plugin)
     return manager
+
+
+@pytest.fixture
+def affix_plugin_manager(affix_plugins):
+    return with_plugins(create_plugin_manager(load_entry_points=False), affix_plugins)
 
 
 @pytest.fixture

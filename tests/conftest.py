@@ -17,6 +17,7 @@ import pytest
 pytest.register_assert_rewrite("support")
 
 from affix.app import create_app  # noqa: E402
+from affix.app.testing import with_plugins  # noqa: E402
 from affix.plugins.manager import create_plugin_manager  # noqa: E402
 from support.bodies import upload_body  # noqa: E402
 from support.clocks import Clock  # noqa: E402
@@ -174,9 +175,9 @@ def plugin_manager():
 
 
 @pytest.fixture
-def affix_plugin_manager(plugin_manager):
-    """Whatever ``plugin_manager`` is, a test module's own too."""
-    return plugin_manager
+def affix_plugin_manager(plugin_manager, affix_plugins):
+    """Whatever ``plugin_manager`` is (a test module's own too), with ``affix_plugins``."""
+    return with_plugins(plugin_manager, affix_plugins)
 
 
 @pytest.fixture
