@@ -6,6 +6,7 @@ packages of those names, nor is shadowed by them. The names below are the public
 hosts that embed affix and for plugin authors; the modules behind them may move.
 """
 from affix.app import create_app
+from affix.app.composition import compose
 from affix.app.http.serving import HalWorker
 from affix.app.settings import Settings, SettingsError
 from affix.plugins import hookimpl
@@ -16,5 +17,5 @@ from affix.plugins.uploads import SCANNED, UploadCandidate
 __all__ = [
     "ContainerType", "HalWorker", "PluginError", "SCANNED", "Settings", "SettingsError",
     "UploadCandidate",
-    "create_app", "create_plugin_manager", "hookimpl",
+    "compose", "create_app", "create_plugin_manager", "hookimpl",
 ]

@@ -11,7 +11,11 @@ name starts with ``affix_``, so that none collides with a fixture of the host pr
   and a blob folder).
 - ``affix_plugin_manager``: affix's plugin manager with its built-in plugin and
   ``affix_plugins``; installed plugins' entry points are not loaded.
-- ``affix_app``, ``affix_client``: the WSGI app on those, and a ``falcon.testing.TestClient``.
+- ``affix_clock``: the app's clock, the real one unless overridden.
+- ``affix_services``: the app's parts (:func:`affix.compose`) on those, built when first asked
+  for; a test replaces one (a fake store, a scanner) by assigning it before the app is made.
+- ``affix_app``, ``affix_client``: the WSGI app made of them, and a
+  ``falcon.testing.TestClient``.
 - ``affix_catalog``: a handle on the app's database (its tables, and any a plugin made).
 - ``affix_users``: :class:`People`, to add users with permissions in a project and get the
   headers that authenticate them.
@@ -26,7 +30,7 @@ import uuid
 import falcon.testing
 import pytest
 
-from affix import Settings, create_app, create_plugin_manager
+from affix import Settings, compose, create_app, create_plugin_manager
 from affix.app import open_catalog
 from affix.app.accounts.auth import issue_api_key
 from affix.storage.models import utc_now
@@ -123,17 +127,34 @@ def affix_settings(tmp_path):
     return Settings.for_data_dir(tmp_path / "affix")
 
 
-@pytest.fixture
-def affix_plugin_manager(affix_plugins):
-    manager = create_plugin_manager(load_entry_points=False)
-    for plugin in affix_plugins:
+def with_plugins(manager, plugins):
+    """``manager`` with ``plugins`` registered, in this order."""
+    for plugin in plugins:
         manager.register(plugin)
     return manager
 
 
 @pytest.fixture
-def affix_app(affix_settings, affix_plugin_manager):
-    return create_app(affix_settings, plugin_manager=affix_plugin_manager)
+def affix_plugin_manager(affix_plugins):
+    return with_plugins(create_plugin_manager(load_entry_points=False), affix_plugins)
+
+
+@pytest.fixture
+def affix_clock():
+    """The app's clock: the real one, unless overridden (a clock the test sets)."""
+    return utc_now
+
+
+@pytest.fixture
+def affix_services(affix_settings, affix_plugin_manager, affix_clock):
+    """The app's parts (:func:`affix.compose`), each built when first asked for: a test may
+    replace one, by assignment, before ``affix_app`` is made of them."""
+    return compose(affix_settings, plugin_manager=affix_plugin_manager, clock=affix_clock)
+
+
+@pytest.fixture
+def affix_app(affix_services):
+    return create_app(services=affix_services)
 
 
 @pytest.fixture

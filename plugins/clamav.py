@@ -232,7 +232,7 @@ class ClamavInspector:
 
 class ClamavPlugin:
     """Scans every upload while it streams (``AFFIX_SCAN_MODE=stream``); registered by
-    ``create_app`` when the settings ask for it."""
+    :func:`~affix.app.composition.compose` when the settings ask for it."""
 
     def __init__(self, scanner: ClamdScanner, accept_unscanned: bool):
         self.scanner = scanner

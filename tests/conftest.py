@@ -11,19 +11,20 @@ PostgreSQL, moto, mounts, crashes or load.
 import os
 from pathlib import Path
 
-import falcon.testing
 import pytest
 
 # the support modules' asserts report their operands, like a test module's
 pytest.register_assert_rewrite("support")
 
-from affix.app import create_app, open_catalog  # noqa: E402
+from affix.app import create_app  # noqa: E402
+from affix.app.testing import with_plugins  # noqa: E402
 from affix.plugins.manager import create_plugin_manager  # noqa: E402
 from support.bodies import upload_body  # noqa: E402
 from support.clocks import Clock  # noqa: E402
 from support.client import post  # noqa: E402
 from support.databases import DATABASE_KINDS, Databases  # noqa: E402
 from support.defaults import FROZEN_NOW, SMALL_LIMIT  # noqa: E402
+from support.faults import OnCue, catalog_on_cue  # noqa: E402
 from support.people import make_people  # noqa: E402
 from support.postgres import SERVER_URL_VARIABLE, PostgresServer  # noqa: E402
 from support.state import Stored  # noqa: E402
@@ -66,6 +67,8 @@ def pytest_configure(config):
     for kind in DATABASE_KINDS:
         config.addinivalue_line(
             "markers", f"{kind}_only(reason): checks what only {kind} has; not run on the other")
+    config.addinivalue_line(
+        "markers", "on_cue(*parts): the app's parts so named are OnCue (support.faults)")
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -135,32 +138,72 @@ def settings(tmp_path, databases):
 
 
 @pytest.fixture
-def plugin_manager():
-    return create_plugin_manager(load_entry_points=False)
-
-
-@pytest.fixture
 def clock():
     """The app's clock: it stands still at FROZEN_NOW until a test moves it."""
     return Clock(FROZEN_NOW)
 
 
-@pytest.fixture
-def app(settings, plugin_manager, clock):
-    return create_app(settings, plugin_manager=plugin_manager, clock=clock)
-
-
-@pytest.fixture
-def client(app):
-    return falcon.testing.TestClient(app)
-
+# affix's fixtures for plugin authors (affix.app.testing), on conftest's settings, clock,
+# plugin manager and app (a test module's, where it has its own): the app's parts, its client
+# and a handle on its database are theirs
 
 @pytest.fixture
-def catalog(settings, app):
-    # the app created the schema; this is a second, independent handle on the same database
-    catalog = open_catalog(settings)
-    yield catalog
-    catalog.database.close()
+def affix_settings(settings):
+    return settings
+
+
+@pytest.fixture
+def affix_clock(clock):
+    return clock
+
+
+@pytest.fixture
+def affix_services(request, affix_services):
+    """The app's parts, those a test marks ``on_cue`` (``@pytest.mark.on_cue("blob_store")``)
+    wrapped in :class:`~support.faults.OnCue`, in the order named, for the test to put faults
+    in their way (``services.blob_store.fail_once(...)``)."""
+    marker = request.node.get_closest_marker("on_cue")
+    for name in marker.args if marker else ():
+        put_on_cue = catalog_on_cue if name == "catalog" else OnCue
+        setattr(affix_services, name, put_on_cue(getattr(affix_services, name)))
+    return affix_services
+
+
+@pytest.fixture
+def plugin_manager():
+    return create_plugin_manager(load_entry_points=False)
+
+
+@pytest.fixture
+def affix_plugin_manager(plugin_manager, affix_plugins):
+    """Whatever ``plugin_manager`` is (a test module's own too), with ``affix_plugins``."""
+    return with_plugins(plugin_manager, affix_plugins)
+
+
+@pytest.fixture
+def services(affix_services):
+    return affix_services
+
+
+@pytest.fixture
+def app(affix_services):
+    return create_app(services=affix_services)
+
+
+@pytest.fixture
+def affix_app(app):
+    """Whatever ``app`` is, a test module's own too."""
+    return app
+
+
+@pytest.fixture
+def client(affix_client):
+    return affix_client
+
+
+@pytest.fixture
+def catalog(affix_catalog):
+    return affix_catalog
 
 
 @pytest.fixture

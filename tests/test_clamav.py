@@ -400,7 +400,7 @@ def test_a_rescan_stopped_by_a_crash_goes_on_where_it_stopped(
     scanner = ClamdScanner(clamd.socket_path, 30)
     subscription = subscribe(catalog, "http://127.0.0.1:9/hooks",
                              ["attachment.scanned", "attachment.quarantined"], FROZEN_NOW)
-    webhooks = WebhookEvents(Outbox(catalog), lambda: FROZEN_NOW)
+    webhooks = WebhookEvents(outbox=Outbox(catalog), clock=lambda: FROZEN_NOW)
     first = CrashingAfter(survives=2)
 
     with catalog.database.connection_context(), pytest.raises(Crash):
@@ -554,7 +554,7 @@ def test_malware_deleted_while_scanned_leaves_no_quarantined_copy(
         ClamdScanner(clamd.socket_path, 30),
         lambda: client.simulate_delete(f"/api/v3/attachments/{infected}",
                                        headers=people.auth("bob")))
-    webhooks = WebhookEvents(Outbox(catalog), lambda: FROZEN_NOW)
+    webhooks = WebhookEvents(outbox=Outbox(catalog), clock=lambda: FROZEN_NOW)
     report = ScanReport()
 
     with catalog.database.connection_context():

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 
-from affix.app import create_app
 from affix.app.cli.commands import main
 from affix.storage.models import QUARANTINED
 from affix.storage.cleanup import remove_unclaimed
@@ -27,11 +26,6 @@ MINUTE = datetime.timedelta(minutes=1)
 @pytest.fixture
 def clock():
     return Clock(FROZEN_NOW)
-
-
-@pytest.fixture
-def app(settings, plugin_manager, clock):
-    return create_app(settings, plugin_manager=plugin_manager, clock=clock)
 
 
 @pytest.fixture

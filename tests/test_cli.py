@@ -9,7 +9,6 @@ import falcon.testing
 import pytest
 
 from affix.app import create_app, open_catalog
-from affix.app.cli import commands as cli
 from affix.app.cli.commands import ensure_admin, main
 from affix.app.settings import Settings
 from affix.app.testing import basic_auth
@@ -241,7 +240,7 @@ class RecordingServer:
         )
 
 
-def test_serve_sweeps_staging_debris_before_the_workers_start(environ, monkeypatch, tmp_path):
+def test_serve_sweeps_staging_debris_before_the_workers_start(environ, tmp_path):
     settings = Settings.from_environ(environ)
     staging = Path(settings.storage_url) / ".staging"
     staging.mkdir(parents=True)
@@ -250,10 +249,9 @@ def test_serve_sweeps_staging_debris_before_the_workers_start(environ, monkeypat
     committed = Path(settings.storage_url) / "ab" / "cd" / "abcd-kept"
     committed.parent.mkdir(parents=True)
     committed.write_bytes(b"a whole upload")
-    monkeypatch.setattr(cli, "AffixServer", RecordingServer)
     out = io.StringIO()
 
-    assert main(["serve"], environ=environ, out=out) == 0
+    assert main(["serve"], environ=environ, out=out, server=RecordingServer) == 0
     assert RecordingServer.started_with == []
     assert committed.read_bytes() == b"a whole upload"
     assert out.getvalue().splitlines()[-1] == (

@@ -9,7 +9,6 @@ import falcon.testing
 import pytest
 
 from affix import create_app
-from affix.app import connect_catalog
 from affix.app.settings import Settings, SettingsError
 from support.bodies import upload_body
 from support.client import post
@@ -125,11 +124,12 @@ def test_a_preflight_from_an_allowed_origin_is_answered_without_a_key(client):
     }
 
 
-def test_a_preflight_asks_nothing_of_the_database(client, settings, monkeypatch):
+@pytest.mark.on_cue("catalog")
+def test_a_preflight_asks_nothing_of_the_database(client, services):
     def refuse(*args, **kwargs):
         raise AssertionError("a preflight asked the database for a connection")
 
-    monkeypatch.setattr(type(connect_catalog(settings).database), "connect", refuse)
+    services.catalog.database.replace("connect", refuse)
 
     assert preflight(client, PAGE).status_code == 204
     assert_error(preflight(client, OTHER_PAGE), 403, "MissingPermission", NOT_ALLOWED)

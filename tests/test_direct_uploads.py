@@ -26,7 +26,6 @@ from affix.plugins.containers import ContainerType
 from affix.storage.blob_store import StoreUnavailable
 from affix.storage.cleanup import remove_expired_direct_uploads, remove_unclaimed
 from affix.storage.resumable import ResumableUploads
-from affix.storage.s3 import S3BlobStore
 from affix.storage.s3_staging import STAGING_FOLDER
 from affix.storage.stores import open_blob_store, open_upload_staging
 from support.client import get, uploaded
@@ -37,7 +36,6 @@ from support.direct_uploads import (
     PREPARE_PATH, complete, policy_of, prepare, prepared, send_to_store,
 )
 from support.errors import NOT_AUTHORIZED, NOT_FOUND, UNAVAILABLE, assert_error
-from support.faults import failing_once
 from support.net import REQUEST_TIMEOUT
 from support.races import RACE_ROUNDS, RACE_TIMEOUT, race
 from support.s3 import s3_environ
@@ -65,11 +63,6 @@ def settings(tmp_path, s3_bucket, databases):
         tmp_path / "data", max_attachment_size=SMALL_LIMIT, storage_url=s3_bucket.url(PREFIX),
         s3=s3_bucket.options,
     )
-
-
-@pytest.fixture
-def app(settings, plugin_manager, clock):
-    return create_app(settings, plugin_manager=plugin_manager, clock=clock)
 
 
 @pytest.fixture
@@ -561,18 +554,19 @@ def assert_completed_once(client, people, catalog, s3_bucket, heard, upload, res
     assert served(client, people, upload["id"]) == CONTENT
 
 
+@pytest.mark.on_cue("blob_store", "catalog")
 @pytest.mark.parametrize("failure", ["store", "database"])
 def test_a_passing_failure_while_completing_keeps_the_upload_for_the_retry(
-        client, people, catalog, s3_bucket, heard, monkeypatch, failure):
+        client, people, catalog, s3_bucket, heard, services, failure):
     upload = prepared(client, people, "ada", "cat.png", CONTENT)
     assert send_to_store(upload, CONTENT).status_code == 201
     if failure == "store":
         # reading the copy back, once it was made
-        failing_once(monkeypatch, S3BlobStore, "open", StoreUnavailable("the store is away"))
+        services.blob_store.fail_once("open", StoreUnavailable("the store is away"))
     else:
         # the write that makes the row an attachment
-        failing_once(monkeypatch, type(catalog), "write_transaction",
-                     peewee.OperationalError("database is locked"))
+        services.catalog.fail_once("write_transaction",
+                                   peewee.OperationalError("database is locked"))
     response = complete(client, people, "ada", upload)
     assert_error(response, 503, "ServiceUnavailable", UNAVAILABLE)
     assert response.headers["retry-after"] == "5"
@@ -589,8 +583,8 @@ class FailingWhileAnotherCompletes:
     another thread and lets it go as far as the policies too; then the first fails to write
     the row (the database locked), and only once its answer is out does the second go on."""
 
-    def __init__(self, monkeypatch, catalog, complete_again):
-        self.monkeypatch = monkeypatch
+    def __init__(self, catalog, complete_again):
+        # the app's, on cue
         self.catalog = catalog
         self.complete_again = complete_again
         self.second_checking = threading.Event()
@@ -604,22 +598,21 @@ class FailingWhileAnotherCompletes:
         if self.answer is None:
             self.answer = self.pool.submit(self.complete_again)
             assert self.second_checking.wait(RACE_TIMEOUT)
-            failing_once(self.monkeypatch, type(self.catalog), "write_transaction",
-                         peewee.OperationalError("database is locked"))
+            self.catalog.fail_once("write_transaction",
+                                   peewee.OperationalError("database is locked"))
         else:
             self.second_checking.set()
             assert self.first_answered.wait(RACE_TIMEOUT)
         return None
 
 
+@pytest.mark.on_cue("catalog")
 def test_a_completion_failing_for_a_passing_reason_leaves_another_to_complete_the_upload(
-        settings, plugin_manager, people, catalog, s3_bucket, heard, monkeypatch):
-    client = falcon.testing.TestClient(
-        create_app(settings, plugin_manager=plugin_manager, clock=lambda: FROZEN_NOW))
+        client, plugin_manager, people, catalog, services, s3_bucket, heard):
     upload = prepared(client, people, "ada", "cat.png", CONTENT)
     assert send_to_store(upload, CONTENT).status_code == 201
     failing = FailingWhileAnotherCompletes(
-        monkeypatch, catalog, lambda: complete(client, people, "ada", upload))
+        services.catalog, lambda: complete(client, people, "ada", upload))
     plugin_manager.register(failing)
 
     first = complete(client, people, "ada", upload)

@@ -1,11 +1,8 @@
 """``/health`` and ``/health/ready``: without a key, cheap, and ready only when the database,
 its schema and the blob store are."""
-import falcon.testing
+import pytest
 
-from affix import create_app
-from affix.app import connect_catalog
 from affix.storage.migrations import LATEST_VERSION, MIGRATIONS, VERSION_TABLE
-from support.defaults import FROZEN_NOW
 from support.errors import hal_error
 
 NOT_READY = "ServiceUnavailable"
@@ -18,15 +15,12 @@ def test_alive_answers_without_a_key_and_without_the_database(client, settings):
     assert response.headers["content-type"] == "application/hal+json"
 
 
-def test_alive_answers_while_the_database_is_out_of_reach(settings, plugin_manager,
-                                                          monkeypatch):
-    client = falcon.testing.TestClient(
-        create_app(settings, plugin_manager=plugin_manager, clock=lambda: FROZEN_NOW))
-
+@pytest.mark.on_cue("catalog")
+def test_alive_answers_while_the_database_is_out_of_reach(client, services):
     def refuse(*args, **kwargs):
         raise AssertionError("/health asked the database for a connection")
 
-    monkeypatch.setattr(type(connect_catalog(settings).database), "connect", refuse)
+    services.catalog.database.replace("connect", refuse)
 
     assert client.simulate_get("/health").status_code == 200
 

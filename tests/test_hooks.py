@@ -892,7 +892,7 @@ def test_a_plugin_that_fails_to_import_stops_the_start(broken, settings, start):
 
 
 def test_serve_with_a_plugin_that_fails_to_import_prints_one_line_and_starts_nothing(
-        broken, environ, tmp_path, capsys, monkeypatch):
+        broken, environ, tmp_path, capsys):
     started = []
 
     class NeverStarted:
@@ -904,9 +904,8 @@ def test_serve_with_a_plugin_that_fails_to_import_prints_one_line_and_starts_not
         def run(self):
             pass
 
-    monkeypatch.setattr(cli, "AffixServer", NeverStarted)
-
-    status = cli.main(["serve", "--bind", "127.0.0.1:0"], environ=environ, out=io.StringIO())
+    status = cli.main(["serve", "--bind", "127.0.0.1:0"], environ=environ, out=io.StringIO(),
+                      server=NeverStarted)
 
     assert status == 1
     assert capsys.readouterr() == ("", f"affix: error: {broken}\n")

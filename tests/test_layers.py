@@ -15,11 +15,12 @@ DOMAIN_ERRORS = APP / "errors.py"
 
 
 def is_http_layer(path: Path) -> bool:
-    """The HTTP layer: app/http/, the resources of each package (work-package forms too), and
-    the app built from them (app/__init__.py, app/testing.py: its fixtures for plugin
+    """The HTTP layer: app/http/, the resources and routes of each package (work-package forms
+    too), and the app built from them (app/__init__.py, app/testing.py: its fixtures for plugin
     authors)."""
     relative = path.relative_to(APP)
-    return (relative.parts[0] == "http" or relative.name.endswith("resources.py")
+    return (relative.parts[0] == "http"
+            or relative.name.endswith(("resources.py", "routes.py"))
             or str(relative) in {"work_packages/forms.py", "__init__.py", "testing.py"})
 
 

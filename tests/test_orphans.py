@@ -121,24 +121,26 @@ def test_affix_gc_removes_and_says_what(settings, stored, scene):
     assert len(stored.rows()) == 1
 
 
+@pytest.mark.on_cue("blob_store")
 def test_a_blob_the_store_fails_to_delete_is_left_to_gc(
-        client, people, catalog, blob_store, stored, monkeypatch, caplog):
+        client, people, catalog, services, stored, caplog):
     upload(client, people, b"doomed")
     [(attachment_id, _, _, _, key)] = stored.rows()
 
-    def failing_delete(store, storage_key):
+    def failing_delete(storage_key):
         raise OSError(errno.EIO, os.strerror(errno.EIO))
 
-    monkeypatch.setattr(type(blob_store), "delete", failing_delete)
+    services.blob_store.replace("delete", failing_delete)
     response = client.simulate_delete(f"/api/v3/attachments/{attachment_id}",
                                       headers=people.auth("ada"))
-    monkeypatch.undo()
+    services.blob_store.restore("delete")
     # the attachment is gone, as asked; its bytes wait for gc
     assert response.status_code == 204
     assert stored.rows() == []
     assert list(stored.files()) == [key]
     assert f"could not delete blob {key}; affix gc will" in caplog.text
     with catalog.database.connection_context():
-        assert remove_orphans(catalog, blob_store, utc_now() + datetime.timedelta(minutes=1)) \
+        assert remove_orphans(catalog, services.blob_store.part,
+                              utc_now() + datetime.timedelta(minutes=1)) \
             == [key]
     assert stored.files() == {}

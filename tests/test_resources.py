@@ -9,7 +9,6 @@ import zipfile
 import falcon.testing
 import pytest
 
-from affix.app.attachments.service import AttachmentService
 from support.bodies import upload_body
 from support.client import post, uploaded
 from support.content import png_bytes
@@ -361,13 +360,14 @@ def test_a_wrong_method_is_a_hal_405(client, people):
     ]
 
 
-def test_an_unexpected_exception_is_a_bare_hal_500(client, people, monkeypatch):
+@pytest.mark.on_cue("attachments")
+def test_an_unexpected_exception_is_a_bare_hal_500(client, people, services):
     secret = "secret detail from /srv/affix/internals.py"
 
     def explode(*args, **kwargs):
         raise RuntimeError(secret)
 
-    monkeypatch.setattr(AttachmentService, "find_visible", explode)
+    services.attachments.replace("find_visible", explode)
     response = client.simulate_get("/api/v3/attachments/1", headers=people.auth("ada"))
     assert_error(response, 500, "InternalServerError", "An internal error has occurred.")
     assert secret not in response.text

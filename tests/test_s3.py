@@ -14,8 +14,7 @@ import peewee
 import pytest
 import requests
 
-from affix.app import create_app
-from affix.storage.models import Catalog
+from affix.app import create_app, open_catalog
 from affix.storage.orphans import find_orphans
 from affix.storage.s3 import PART_SIZE
 from affix.storage.stores import open_blob_store
@@ -23,6 +22,7 @@ from support.bodies import upload_body
 from support.content import MiB, md5, png_bytes, random_bytes
 from support.defaults import FROZEN_NOW, SMALL_LIMIT
 from support.errors import UNAVAILABLE, URN, hal_error
+from support.faults import OnCue, catalog_on_cue
 from support.net import REQUEST_TIMEOUT, free_port
 from support.s3 import s3_environ, s3_options
 from support.servers import HIGH_LIMIT, running_server
@@ -50,9 +50,11 @@ def rows(catalog):
     return Stored(catalog, None).rows
 
 
-def client_with_limit(settings, plugin_manager, limit):
+def client_with_limit(settings, plugin_manager, limit, **parts):
+    """A client of an app taking uploads up to ``limit`` bytes, made of ``parts`` where given
+    (:func:`affix.compose`'s)."""
     app = create_app(dataclasses.replace(settings, max_attachment_size=limit),
-                     plugin_manager=plugin_manager, clock=lambda: FROZEN_NOW)
+                     plugin_manager=plugin_manager, clock=lambda: FROZEN_NOW, **parts)
     return falcon.testing.TestClient(app)
 
 
@@ -267,33 +269,38 @@ def test_a_file_over_the_limit_leaves_nothing(settings, plugin_manager, people, 
 
 @pytest.mark.parametrize("size", [10, PAST_ONE_PART])
 def test_a_database_error_at_the_row_insert_removes_the_completed_object(
-        settings, plugin_manager, people, rows, s3_bucket, earlier, monkeypatch, size):
-    client = client_with_limit(settings, plugin_manager, 32 * MiB)
+        settings, plugin_manager, people, rows, s3_bucket, earlier, size):
+    catalog = catalog_on_cue(open_catalog(settings))
+    client = client_with_limit(settings, plugin_manager, 32 * MiB, catalog=catalog)
 
     def failing_insert(*args, **kwargs):
         raise peewee.OperationalError("database is locked")
 
     # the row's insert, after the object is completed
-    monkeypatch.setattr(Catalog, "add_attachment", failing_insert)
+    catalog.replace("add_attachment", failing_insert)
     response = post(client, people, upload_body(file=random_bytes(size)))
-    monkeypatch.undo()
+    catalog.restore("add_attachment")
     assert response.status_code == 503
     assert_nothing_left(rows, s3_bucket, earlier)
 
 
 def test_a_failed_commit_leaves_nothing(settings, plugin_manager, people, rows, s3_bucket,
-                                        earlier, parts_sent, monkeypatch):
+                                        earlier, parts_sent):
     """The object store failing as the upload completes: the upload is aborted, and an object
     the store may have completed all the same is removed."""
-    client = client_with_limit(settings, plugin_manager, 32 * MiB)
-    from affix.storage.s3 import StagedS3Blob
-    commit = StagedS3Blob.commit
+    blob_store = OnCue(open_blob_store(settings.storage_url, settings.s3))
+    client = client_with_limit(settings, plugin_manager, 32 * MiB, blob_store=blob_store)
 
-    def commit_then_fail(staged):
-        commit(staged)
+    def commit_then_fail(commit):
+        commit()
         raise ConnectionError("the answer to CompleteMultipartUpload never came")
 
-    monkeypatch.setattr(StagedS3Blob, "commit", commit_then_fail)
+    def staging_failing_commits(stage, *args, **kwargs):
+        staged = OnCue(stage(*args, **kwargs))
+        staged.around("commit", commit_then_fail)
+        return staged
+
+    blob_store.around("stage", staging_failing_commits)
     response = post(client, people, upload_body(file=random_bytes(PAST_ONE_PART)))
     assert response.status_code == 500
     assert len(parts_sent) == 2

@@ -13,9 +13,7 @@ import pytest
 from affix.app import create_app
 from affix.app.cli.commands import main
 from affix.app.settings import Settings, SettingsError
-from affix.app.uploads.finishing import StoredUploads
 from affix.storage.cleanup import remove_expired_resumable_uploads
-from affix.storage import partials as partials_module
 from affix.storage.partials import LocalPartials
 from affix.storage.blob_store import StoreUnavailable
 from affix.storage.resumable import LEASE_DURATION, LEASE_RENEWAL, ResumableUploads
@@ -23,7 +21,7 @@ from affix.storage.stores import open_blob_store
 from support.content import md5, png_bytes, random_bytes
 from support.defaults import FROZEN_NOW, SMALL_LIMIT
 from support.errors import NOT_AUTHORIZED, NOT_FOUND, UNAVAILABLE, assert_error
-from support.faults import failing_once
+from support.faults import OnCue
 from support.inspectors import Inspecting, Recorder
 from support.tus import (
     LOCKED, OFFSET_OCTET_STREAM, TUS, TUS_PATH, checksum, create, created, encode_metadata, head,
@@ -173,18 +171,26 @@ def test_an_upload_in_parts_becomes_an_attachment(client, people, catalog, store
     assert finished.headers["upload-offset"] == str(len(CONTENT))
 
 
+@pytest.mark.on_cue("partials")
 def test_a_patch_that_does_not_finish_lets_its_lease_go_with_the_offset_it_records(
-        client, people, catalog, monkeypatch):
+        client, people, catalog, services):
     # in one write: a client that reads the new offset and sends its next PATCH at once must
     # find the upload free, not locked (423) while the request that recorded it tidies up
     seen_while_tidying = []
 
-    def recorded(appended):
-        with catalog.database.connection_context():
-            row = ResumableUploads(catalog).by_token(appended.progress.token)
-        seen_while_tidying.append((row.received, row.lease_token, row.lease_until))
+    def appending(append, progress, chunks):
+        appended = OnCue(append(progress, chunks))
 
-    monkeypatch.setattr(partials_module._LocalAppended, "recorded", recorded)
+        def recorded(record):
+            with catalog.database.connection_context():
+                row = ResumableUploads(catalog).by_token(progress.token)
+            seen_while_tidying.append((row.received, row.lease_token, row.lease_until))
+            record()
+
+        appended.around("recorded", recorded)
+        return appended
+
+    services.partials.around("append", appending)
     auth = people.auth("ada")
     path = created(client, auth, len(CONTENT))
     assert patch(client, auth, path, 0, CONTENT[:10]).status_code == 204
@@ -261,9 +267,10 @@ def test_a_patch_to_a_finished_upload_answers_where_its_attachment_is(client, pe
     assert partial_files(stored.blob_root) == {}
 
 
+@pytest.mark.on_cue("stored_uploads")
 @pytest.mark.parametrize("retried_from", [len(CONTENT), 1000])
 def test_a_patch_after_a_crash_while_finishing_finishes_the_attachment(
-        client, people, catalog, stored, clock, monkeypatch, retried_from):
+        client, people, catalog, stored, clock, services, retried_from):
     subscription = subscribe(catalog, "http://127.0.0.1:9/hooks", ["attachment.created"],
                              FROZEN_NOW)
     auth = people.auth("ada")
@@ -271,9 +278,9 @@ def test_a_patch_after_a_crash_while_finishing_finishes_the_attachment(
     assert patch(client, auth, path, 0, CONTENT[:1000]).status_code == 204
     # the node dies once the attachment row is committed: nothing of finishing happens after
     # it, and the answer never reaches the client
-    monkeypatch.setattr(StoredUploads, "finish", lambda *crashed, **options: None)
+    services.stored_uploads.replace("finish", lambda *crashed, **options: None)
     patch(client, auth, path, 1000, CONTENT[1000:])
-    monkeypatch.undo()
+    services.stored_uploads.restore("finish")
     [(attachment_id, *row)] = attachments(catalog)
     assert row == ["data.bin", len(CONTENT), "", "application/octet-stream", "prepared",
                    None, None]
@@ -301,18 +308,19 @@ def test_a_patch_after_a_crash_while_finishing_finishes_the_attachment(
     assert (got.status_code, got.content) == (200, CONTENT)
 
 
+@pytest.mark.on_cue("catalog", "partials")
 @pytest.mark.parametrize("failure", ["store", "database"])
 @pytest.mark.parametrize("retried_from", [5, 10])
 def test_a_passing_failure_while_finishing_keeps_the_upload_for_the_retried_patch(
-        client, people, catalog, stored, monkeypatch, failure, retried_from):
+        client, people, catalog, stored, services, failure, retried_from):
     auth = people.auth("ada")
     path = created(client, auth, 10, filename="notes.txt")
     assert patch(client, auth, path, 0, b"hello").status_code == 204
     if failure == "store":
-        failing_once(monkeypatch, LocalPartials, "commit", StoreUnavailable("the disk is away"))
+        services.partials.fail_once("commit", StoreUnavailable("the disk is away"))
     else:
-        failing_once(monkeypatch, type(catalog), "add_attachment",
-                     peewee.OperationalError("database is locked"))
+        services.catalog.fail_once("add_attachment",
+                                   peewee.OperationalError("database is locked"))
     response = patch(client, auth, path, 5, b"world")
     assert_error(response, 503, "ServiceUnavailable", UNAVAILABLE)
     assert response.headers["retry-after"] == "5"
@@ -337,41 +345,43 @@ def test_a_passing_failure_while_finishing_keeps_the_upload_for_the_retried_patc
     assert list(blob_files(stored).values()) == [b"helloworld"]
 
 
+@pytest.mark.on_cue("stored_uploads")
 def test_terminating_an_upload_whose_finishing_failed_removes_what_it_prepared(
-        client, people, catalog, stored, monkeypatch):
+        client, people, catalog, stored, services):
     auth = people.auth("ada")
     path = created(client, auth, 10)
-    failing_once(monkeypatch, StoredUploads, "finish", StoreUnavailable("the disk is away"))
+    services.stored_uploads.fail_once("finish", StoreUnavailable("the disk is away"))
     assert patch(client, auth, path, 0, b"helloworld").status_code == 503
     assert [row[5] for row in attachments(catalog)] == ["prepared"]
     assert client.simulate_delete(path, headers={**auth, **TUS}).status_code == 204
     assert_nothing_left(catalog, stored)
 
 
+@pytest.mark.on_cue("stored_uploads")
 def test_a_whole_file_in_a_creation_whose_finishing_failed_leaves_nothing(
-        client, people, catalog, stored, monkeypatch):
+        client, people, catalog, stored, services):
     # its client never learnt where the upload is: nothing to retry
-    failing_once(monkeypatch, StoredUploads, "finish", StoreUnavailable("the disk is away"))
+    services.stored_uploads.fail_once("finish", StoreUnavailable("the disk is away"))
     response = create(client, people.auth("ada"), 10, body=b"helloworld")
     assert_error(response, 503, "ServiceUnavailable", UNAVAILABLE)
     assert_nothing_left(catalog, stored)
 
 
+@pytest.mark.on_cue("partials")
 def test_an_upload_cancelled_while_its_stalled_patch_finishes_becomes_no_attachment(
-        client, people, catalog, stored, clock, other_node, monkeypatch):
+        client, people, catalog, stored, clock, other_node, services):
     auth = people.auth("ada")
     path = created(client, auth, len(CONTENT))
-    committing = LocalPartials.commit
 
-    def stalled_then_cancelled(partials, progress):
-        key = committing(partials, progress)
+    def stalled_then_cancelled(commit, progress):
+        key = commit(progress)
         # the node stalls past its lease before the attachment row; the client gives up
         # and cancels the upload through another node
         clock.advance(LEASE_DURATION)
         assert other_node.simulate_delete(path, headers={**auth, **TUS}).status_code == 204
         return key
 
-    monkeypatch.setattr(LocalPartials, "commit", stalled_then_cancelled)
+    services.partials.around("commit", stalled_then_cancelled)
     response = patch(client, auth, path, 0, CONTENT)
     assert_error(response, 423, "Locked", LOCKED)
     assert uploads(catalog) == []
@@ -656,23 +666,24 @@ def test_cleanup_keeps_a_finished_upload_s_attachment_but_not_one_a_crash_left_p
 
 
 def test_cleanup_keeps_an_upload_whose_expiry_a_patch_moved_on_since_it_was_listed(
-        client, people, catalog, stored, clock, settings, monkeypatch):
+        client, people, catalog, stored, clock, settings):
     auth = people.auth("ada")
     path = created(client, auth, len(CONTENT))
     clock.advance(datetime.timedelta(hours=23))
-    listed = ResumableUploads.expired
 
-    def patched_once_listed(table, cutoff):
-        expired = listed(table, cutoff)
+    def patched_once_listed(list_expired, cutoff):
+        expired = list_expired(cutoff)
         # between the listing and the lease, the client goes on (cleanup's clock runs ahead)
         assert patch(client, auth, path, 0, CONTENT[:10]).status_code == 204
         return expired
 
-    monkeypatch.setattr(ResumableUploads, "expired", patched_once_listed)
+    # cleanup's table of uploads
+    table = OnCue(ResumableUploads(catalog))
+    table.around("expired", patched_once_listed)
     blob_store = open_blob_store(settings.storage_url)
     with catalog.database.connection_context():
         assert remove_expired_resumable_uploads(
-            ResumableUploads(catalog), LocalPartials(blob_store), blob_store,
+            table, LocalPartials(blob_store), blob_store,
             clock() + datetime.timedelta(hours=2)) == 0
     assert uploads(catalog) == [(token_of(path), 10, len(CONTENT), None)]
     assert partial_files(stored.blob_root) == {token_of(path): CONTENT[:10]}
@@ -1025,22 +1036,22 @@ def test_a_patch_that_lost_its_lease_is_423_and_leaves_the_new_holder_s_bytes_al
     assert list(blob_files(stored).values()) == [data]
 
 
+@pytest.mark.on_cue("resumable_uploads")
 def test_a_late_patch_is_409_when_the_upload_moved_on_before_it_got_the_lease(
-        client, people, catalog, stored, other_node, monkeypatch):
+        client, people, catalog, stored, other_node, services):
     auth = people.auth("ada")
     path = created(client, auth, len(CONTENT))
-    take_lease = ResumableUploads.take_lease
     overtaken = []
 
-    def overtaken_before_the_lease(table, upload, now, until):
+    def overtaken_before_the_lease(take_lease, upload, now, until):
         # the moment between reading the upload and taking its lease: the client's retry of
         # this very PATCH, on another node, gets there first
         if not overtaken:
             overtaken.append(True)
             assert patch(other_node, auth, path, 0, CONTENT[:1000]).status_code == 204
-        return take_lease(table, upload, now, until)
+        return take_lease(upload, now, until)
 
-    monkeypatch.setattr(ResumableUploads, "take_lease", overtaken_before_the_lease)
+    services.resumable_uploads.around("take_lease", overtaken_before_the_lease)
     response = patch(client, auth, path, 0, b"x" * 1000)
     assert_error(response, 409, "UpdateConflict",
                  "The upload has 1000 bytes: a PATCH continues at Upload-Offset 1000, not 0.")
@@ -1048,27 +1059,27 @@ def test_a_late_patch_is_409_when_the_upload_moved_on_before_it_got_the_lease(
     assert partial_files(stored.blob_root) == {token_of(path): CONTENT[:1000]}
 
 
+@pytest.mark.on_cue("resumable_uploads")
 @pytest.mark.parametrize("request_of", [
     lambda client, auth, path: patch(client, auth, path, 1000, CONTENT[1000:]),
     lambda client, auth, path: client.simulate_delete(path, headers={**auth, **TUS}),
 ], ids=["PATCH", "DELETE"])
 def test_a_request_for_an_upload_terminated_before_it_got_the_lease_is_404(
-        client, people, catalog, stored, other_node, monkeypatch, request_of):
+        client, people, catalog, stored, other_node, services, request_of):
     auth = people.auth("ada")
     path = created(client, auth, len(CONTENT))
     assert patch(client, auth, path, 0, CONTENT[:1000]).status_code == 204
-    take_lease = ResumableUploads.take_lease
     terminated = []
 
-    def terminated_before_the_lease(table, upload, now, until):
+    def terminated_before_the_lease(take_lease, upload, now, until):
         # between reading the upload and taking its lease, the client cancels it elsewhere
         # (whose termination takes a lease too)
         if not terminated:
             terminated.append(True)
             assert other_node.simulate_delete(path, headers={**auth, **TUS}).status_code == 204
-        return take_lease(table, upload, now, until)
+        return take_lease(upload, now, until)
 
-    monkeypatch.setattr(ResumableUploads, "take_lease", terminated_before_the_lease)
+    services.resumable_uploads.around("take_lease", terminated_before_the_lease)
     assert_error(request_of(client, auth, path), 404, "NotFound", GONE)
     assert_nothing_left(catalog, stored)
 

@@ -12,6 +12,7 @@ import pytest
 
 from affix.app import create_app
 from affix.app.cli.commands import main, sweep_staging
+from affix.app.composition import compose
 from affix.storage.blob_store import StoreUnavailable
 from affix.storage.cleanup import remove_expired_resumable_uploads
 from affix.storage.models import utc_now
@@ -22,7 +23,7 @@ from support.clocks import Clock
 from support.content import MiB, md5, random_bytes
 from support.defaults import FROZEN_NOW
 from support.errors import UNAVAILABLE, assert_error
-from support.faults import failing_once
+from support.faults import OnCue
 from support.s3 import s3_environ
 from support.tus import (
     LOCKED, OFFSET_OCTET_STREAM, TUS, checksum, created, head, patch, token_of, uploads,
@@ -179,7 +180,7 @@ def test_neither_a_node_s_start_nor_gc_aborts_a_live_upload_s_multipart_upload(
     later = S3BlobStore(settings.storage_url, settings.s3,
                         clock=lambda: utc_now() + DEFAULT_STAGING_MAX_AGE * 2)
     with catalog.database.connection_context():
-        assert sweep_staging(catalog, later) == 1
+        assert sweep_staging(compose(settings, catalog=catalog, blob_store=later)) == 1
     assert s3_bucket.pending_uploads() == [f"{PREFIX}/{parts_key(catalog, path)}"]
     out = io.StringIO()
     environ = {"AFFIX_DATA_DIR": str(settings.data_dir),
@@ -266,18 +267,15 @@ def test_removing_an_upload_read_before_a_patch_moved_it_on_aborts_its_multipart
     assert s3_bucket.pending_uploads() == []
 
 
-def record_progress_failing_once(monkeypatch):
-    """ResumableUploads.record_progress raising a database error once, after the PATCH's
-    bytes were kept: a failure at that instant cannot be made otherwise."""
-    recording = ResumableUploads.record_progress
-
-    def failing(table, *args, **kwargs):
-        monkeypatch.setattr(ResumableUploads, "record_progress", recording)
-        raise peewee.OperationalError("database is locked")
-
-    monkeypatch.setattr(ResumableUploads, "record_progress", failing)
+def record_progress_failing_once(services):
+    """The app's table of resumable uploads (on cue) raising a database error once as it
+    records progress, after the PATCH's bytes were kept: a failure at that instant cannot be
+    made otherwise."""
+    services.resumable_uploads.fail_once("record_progress",
+                                         peewee.OperationalError("database is locked"))
 
 
+@pytest.mark.on_cue("resumable_uploads")
 @pytest.mark.parametrize("end, rest_left, multipart_left", [
     # a rest alone, longer than the row's
     (6 * MiB, {f"0-{6 * MiB}": CONTENT[:6 * MiB]}, 0),
@@ -286,12 +284,12 @@ def record_progress_failing_once(monkeypatch):
     (11 * MiB, {f"{8 * MiB}-{11 * MiB}": CONTENT[8 * MiB:11 * MiB]}, 1),
 ])
 def test_a_patch_whose_progress_was_not_recorded_leaves_the_row_s_rest_to_go_on_from(
-        client, people, catalog, s3_bucket, settings, monkeypatch, end, rest_left,
+        client, people, catalog, s3_bucket, settings, services, end, rest_left,
         multipart_left):
     auth = people.auth("ada")
     path = created(client, auth, len(CONTENT), filename="big.bin")
     assert patch(client, auth, path, 0, CONTENT[:3 * MiB]).status_code == 204
-    record_progress_failing_once(monkeypatch)
+    record_progress_failing_once(services)
     assert_error(patch(client, auth, path, 3 * MiB, CONTENT[3 * MiB:end]), 503,
                  "ServiceUnavailable", UNAVAILABLE)
     assert uploads(catalog) == [(token_of(path), 3 * MiB, len(CONTENT), None)]
@@ -321,7 +319,7 @@ def test_a_patch_whose_progress_was_not_recorded_leaves_the_row_s_rest_to_go_on_
     later = S3BlobStore(settings.storage_url, settings.s3,
                         clock=lambda: utc_now() + DEFAULT_STAGING_MAX_AGE * 2)
     with catalog.database.connection_context():
-        assert sweep_staging(catalog, later) == multipart_left
+        assert sweep_staging(compose(settings, catalog=catalog, blob_store=later)) == multipart_left
     assert s3_bucket.pending_uploads() == []
 
 
@@ -338,13 +336,14 @@ def cleaned_up(client, auth, path, *, catalog, settings, clock):
             ResumableUploads(catalog), open_partial_store(blob_store), blob_store, clock()) == 1
 
 
+@pytest.mark.on_cue("resumable_uploads")
 @pytest.mark.parametrize("removed", [terminated, cleaned_up])
 def test_removing_an_upload_deletes_every_rest_staged_for_it(
-        client, people, catalog, s3_bucket, settings, clock, monkeypatch, removed):
+        client, people, catalog, s3_bucket, settings, clock, services, removed):
     auth = people.auth("ada")
     path = created(client, auth, len(CONTENT))
     assert patch(client, auth, path, 0, CONTENT[:9 * MiB]).status_code == 204
-    record_progress_failing_once(monkeypatch)
+    record_progress_failing_once(services)
     assert_error(patch(client, auth, path, 9 * MiB, CONTENT[9 * MiB:12 * MiB]), 503,
                  "ServiceUnavailable", UNAVAILABLE)
     assert staged_rests(s3_bucket, path) == {
@@ -359,18 +358,19 @@ def test_removing_an_upload_deletes_every_rest_staged_for_it(
 SMALL = b"helloworld"
 
 
-def finishing_failed_once(settings, plugin_manager, people, catalog, monkeypatch, started):
+def finishing_failed_once(settings, plugin_manager, people, catalog, started):
     """(client, auth, clock, path) of a tus upload of ``SMALL`` begun ``started`` before now
     (the wall clock's, as the commands go by), whose finishing failed for a passing reason
     once its bytes were at its storage key: its attachment prepared, waiting for the retry."""
     clock = Clock(utc_now() - started)
+    blob_store = OnCue(open_blob_store(settings.storage_url, settings.s3))
     client = falcon.testing.TestClient(create_app(settings, plugin_manager=plugin_manager,
-                                                  clock=clock))
+                                                  clock=clock, blob_store=blob_store))
     auth = people.auth("ada")
     path = created(client, auth, len(SMALL), filename="notes.txt")
     assert patch(client, auth, path, 0, SMALL[:5]).status_code == 204
     # reading the committed file back
-    failing_once(monkeypatch, S3BlobStore, "open", StoreUnavailable("the store is away"))
+    blob_store.fail_once("open", StoreUnavailable("the store is away"))
     assert_error(patch(client, auth, path, 5, SMALL[5:]), 503, "ServiceUnavailable", UNAVAILABLE)
     with catalog.database.connection_context():
         (record,) = catalog.Attachment.select()
@@ -391,9 +391,9 @@ def run(environ, *command) -> list:
 
 
 def test_an_upload_waiting_for_its_retry_outlives_the_direct_uploads_expiry(
-        settings, plugin_manager, people, catalog, s3_bucket, databases, monkeypatch):
+        settings, plugin_manager, people, catalog, s3_bucket, databases):
     client, auth, clock, path = finishing_failed_once(
-        settings, plugin_manager, people, catalog, monkeypatch,
+        settings, plugin_manager, people, catalog,
         started=datetime.timedelta(seconds=settings.direct_upload_expiry + 3600))
     stored = s3_bucket.objects()
     assert list(stored.values()) == [SMALL]
@@ -421,8 +421,8 @@ def test_an_upload_waiting_for_its_retry_outlives_the_direct_uploads_expiry(
 
 
 def test_an_upload_whose_finishing_failed_goes_entirely_once_it_expires(
-        settings, plugin_manager, people, catalog, s3_bucket, databases, monkeypatch):
-    finishing_failed_once(settings, plugin_manager, people, catalog, monkeypatch,
+        settings, plugin_manager, people, catalog, s3_bucket, databases):
+    finishing_failed_once(settings, plugin_manager, people, catalog,
                           started=datetime.timedelta(seconds=settings.tus_expiry + 3600))
     assert run(commands_environ(databases, settings, s3_bucket), "cleanup") == [
         "removed 0 unclaimed attachments older than 180 minutes",
@@ -438,9 +438,9 @@ def test_an_upload_whose_finishing_failed_goes_entirely_once_it_expires(
 
 
 def test_a_prepared_attachment_whose_upload_is_gone_goes_with_the_expired_direct_uploads(
-        settings, plugin_manager, people, catalog, s3_bucket, databases, monkeypatch):
+        settings, plugin_manager, people, catalog, s3_bucket, databases):
     finishing_failed_once(
-        settings, plugin_manager, people, catalog, monkeypatch,
+        settings, plugin_manager, people, catalog,
         started=datetime.timedelta(seconds=settings.direct_upload_expiry + 3600))
     # a crash between removing the upload and the attachment it prepared
     with catalog.database.connection_context():

@@ -15,7 +15,6 @@ import pytest
 from affix.app import create_app, open_catalog
 from affix.app.testing import multipart
 from affix.storage.local import STAGING_DIR
-from affix.storage.models import Catalog
 from affix.storage.partials import PARTIALS_DIR
 from support.bodies import upload_body
 from support.client import post
@@ -295,28 +294,30 @@ def test_failure_while_reading_the_body_discards_the_staged_blob(
     assert stored.snapshot() == earlier
 
 
+@pytest.mark.on_cue("catalog")
 @pytest.mark.parametrize("failure", ["database is locked", "disk I/O error"])
 def test_database_failure_at_commit_is_503_and_removes_the_committed_blob(
-        client, people, stored, earlier, monkeypatch, failure):
+        client, people, stored, earlier, services, failure):
     def failing_insert(*args, **kwargs):
         raise peewee.OperationalError(failure)
 
     # the row's insert, after the blob is committed
-    monkeypatch.setattr(Catalog, "add_attachment", failing_insert)
+    services.catalog.replace("add_attachment", failing_insert)
     response = post(client, people, upload_body(file=b"lost"))
     assert_error(response, 503, "ServiceUnavailable", UNAVAILABLE)
     assert response.headers["retry-after"] == "5"
     assert stored.snapshot() == earlier
 
 
+@pytest.mark.on_cue("catalog")
 def test_database_out_of_reach_is_503_before_anything_is_read(
-        client, people, stored, earlier, monkeypatch):
+        client, people, stored, earlier, services):
     def refuse(*args, **kwargs):
         raise peewee.OperationalError("unable to open database file")
 
-    monkeypatch.setattr(peewee.Database, "connect", refuse)
+    services.catalog.database.replace("connect", refuse)
     response = post(client, people, upload_body(file=b"lost"))
-    monkeypatch.undo()
+    services.catalog.database.restore("connect")
     assert_error(response, 503, "ServiceUnavailable", UNAVAILABLE)
     assert stored.snapshot() == earlier
 

@@ -231,19 +231,18 @@ def test_deleting_a_work_package_deletes_its_attachments_and_their_bytes(
                  "The specified work package does not exist.")
 
 
+@pytest.mark.on_cue("blob_store")
 def test_bytes_a_failed_blob_deletion_leaves_are_what_gc_removes(
-        client, people, catalog, stored, settings, monkeypatch, caplog):
+        client, people, catalog, stored, settings, services, caplog):
     made(client, people, "Roof")
     uploaded(client, people, "ada", content=b"one", path="/api/v3/work_packages/1/attachments")
     [(_, _, _, _, key)] = stored.rows()
-    blob_store = open_blob_store(settings.storage_url)
-
-    def failing_delete(store, storage_key):
+    def failing_delete(storage_key):
         raise OSError(errno.EIO, os.strerror(errno.EIO))
 
-    monkeypatch.setattr(type(blob_store), "delete", failing_delete)
+    services.blob_store.replace("delete", failing_delete)
     response = client.simulate_delete("/api/v3/work_packages/1", headers=people.auth("ada"))
-    monkeypatch.undo()
+    services.blob_store.restore("delete")
 
     # the rows are gone, as asked; the bytes wait for gc
     assert response.status_code == 204
@@ -251,7 +250,7 @@ def test_bytes_a_failed_blob_deletion_leaves_are_what_gc_removes(
     assert list(stored.files()) == [key]
     assert f"could not delete blob {key}; affix gc will" in caplog.text
     with catalog.database.connection_context():
-        assert remove_orphans(catalog, blob_store,
+        assert remove_orphans(catalog, open_blob_store(settings.storage_url),
                               utc_now() + datetime.timedelta(minutes=1)) == [key]
     assert stored.files() == {}
 

@@ -70,7 +70,7 @@ class Authenticator:
     worker of every node from the next request on.
     """
 
-    def __init__(self, catalog, host_identity, clock):
+    def __init__(self, *, catalog, host_identity, clock):
         self.catalog = catalog
         # request -> login named by the host, or None
         self.host_identity = host_identity

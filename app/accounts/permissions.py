@@ -2,7 +2,7 @@
 
 
 class Permissions:
-    def __init__(self, catalog, upload_permissions):
+    def __init__(self, *, catalog, upload_permissions):
         self.catalog = catalog
         self.upload_permissions = upload_permissions
 

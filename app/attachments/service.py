@@ -41,7 +41,7 @@ class AttachmentService:
     """Owns what attachments need: the catalogue, the blob store and its size limit, the
     permissions and the plugins. Resources make one call into it per request."""
 
-    def __init__(self, catalog, blob_store, max_attachment_size, sniffer, clock, permissions,
+    def __init__(self, *, catalog, blob_store, max_attachment_size, sniffer, clock, permissions,
                  container_types, plugin_manager, lifecycle, webhooks, count_inspection=None):
         self.catalog = catalog
         self._blob_store = blob_store

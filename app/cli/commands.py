@@ -6,6 +6,7 @@ fails with one line on stderr and a non-zero exit status on bad input.
 import argparse
 import datetime
 import difflib
+import functools
 import os
 import secrets
 import sys
@@ -14,7 +15,8 @@ import urllib.parse
 import peewee
 from gunicorn.app.base import BaseApplication
 
-from affix.app import connect_catalog, create_app, open_catalog
+from affix.app import connect_catalog, create_app
+from affix.app.composition import compose
 from affix.app.accounts.management import (
     AccountError, delete_user, find_user, keys_of, revoke_key, revoke_keys, set_locked,
 )
@@ -29,13 +31,9 @@ from affix.app.http.serving import HalWorker
 from affix.app.settings import Settings, SettingsError, metrics_port
 from affix.app.webhooks.stop_signals import StopSignals
 from affix.app.client.uploads import DEFAULT_CHUNK_SIZE, KEY_VARIABLE, upload_files
-from affix.app.webhooks.delivery import EVENTS, DeliveryPolicy, WebhookEvents, WebhookWorker
-from affix.plugins.clamav import ClamdScanner, ScannerUnavailable
-from affix.plugins.manager import (
-    Events, PluginError, container_types, create_plugin_manager, known_permissions,
-)
-from affix.storage.resumable import ResumableUploads
-from affix.storage.stores import open_blob_store, open_partial_store, open_upload_staging
+from affix.app.webhooks.delivery import EVENTS, DeliveryPolicy, WebhookWorker
+from affix.plugins.clamav import ScannerUnavailable
+from affix.plugins.manager import PluginError, known_permissions
 from affix.storage.cleanup import (
     remove_expired_direct_uploads, remove_expired_resumable_uploads, remove_unclaimed,
 )
@@ -43,7 +41,6 @@ from affix.storage.database import release_connections
 from affix.storage.migrations import LATEST_VERSION, MigrationError, migrate
 from affix.storage.orphans import find_orphans, remove_orphans
 from affix.storage.models import utc_now
-from affix.storage.outbox import Outbox
 
 DEFAULT_BIND = "127.0.0.1:8000"
 # a day: longer than any upload lasts, so a blob whose row is about to be written is never taken
@@ -90,25 +87,23 @@ def ensure_admin(catalog, out, bind):
     )
 
 
-def _plugin_manager(settings):
-    return create_plugin_manager(disabled=settings.disabled_plugins)
-
-
-def sweep_staging(catalog, blob_store, cutoff=None) -> int:
-    """Sweep ``blob_store``'s staging (``cutoff``: see its ``sweep_staging``), keeping the
+def sweep_staging(services, cutoff=None) -> int:
+    """Sweep the blob store's staging (``cutoff``: see its ``sweep_staging``), keeping the
     multipart uploads of the resumable uploads still going on, by any node: a node that
     starts, or ``affix gc``, must never cut another node's upload short."""
-    in_use = ResumableUploads(catalog).multipart_ids_in_use(utc_now())
-    return blob_store.sweep_staging(cutoff, keep=frozenset(in_use))
+    in_use = services.resumable_uploads.multipart_ids_in_use(utc_now())
+    return services.blob_store.sweep_staging(cutoff, keep=frozenset(in_use))
 
 
-def cmd_serve(args, settings, out):
+def cmd_serve(args, services, out, server=AffixServer):
+    """``server``: gunicorn's, or what stands in for it."""
+    settings = services.settings
     # a broken plugin stops the start here, with one message, rather than in every worker
-    _plugin_manager(settings)
-    catalog = open_catalog(settings)
+    services.plugin_manager  # noqa: B018
+    catalog = services.catalog
     ensure_admin(catalog, out, args.bind)
     with catalog.database.connection_context():
-        swept = sweep_staging(catalog, open_blob_store(settings.storage_url, settings.s3))
+        swept = sweep_staging(services)
     if swept:
         print(f"affix: removed {swept} partial upload{'' if swept == 1 else 's'} left in staging "
               "by an earlier stop", file=out, flush=True)
@@ -138,11 +133,11 @@ def cmd_serve(args, settings, out):
         options["bind"].append(settings.metrics_bind)
         options["child_exit"] = lambda arbiter, worker: mark_worker_dead(metrics_folder,
                                                                          worker.pid)
-    AffixServer(settings, options, metrics_folder).run()
+    server(settings, options, metrics_folder).run()
 
 
-def cmd_user_add(args, settings, out):
-    catalog = open_catalog(settings)
+def cmd_user_add(args, services, out):
+    catalog = services.catalog
     with catalog.database.connection_context():
         try:
             user = catalog.User.create(
@@ -153,23 +148,23 @@ def cmd_user_add(args, settings, out):
     print(f"created user {user.login!r} (id {user.id})", file=out)
 
 
-def cmd_user_lock(args, settings, out):
-    catalog = open_catalog(settings)
+def cmd_user_lock(args, services, out):
+    catalog = services.catalog
     with catalog.database.connection_context():
         set_locked(catalog, args.login, True)
     print(f"locked user {args.login!r}: every API key of theirs is refused until affix user "
           f"unlock {args.login}", file=out)
 
 
-def cmd_user_unlock(args, settings, out):
-    catalog = open_catalog(settings)
+def cmd_user_unlock(args, services, out):
+    catalog = services.catalog
     with catalog.database.connection_context():
         set_locked(catalog, args.login, False)
     print(f"unlocked user {args.login!r}", file=out)
 
 
-def cmd_user_delete(args, settings, out):
-    catalog = open_catalog(settings)
+def cmd_user_delete(args, services, out):
+    catalog = services.catalog
     with catalog.database.connection_context():
         user, keys, attachments, work_packages, deleted_user = delete_user(catalog, args.login)
     print(f"deleted user {user.login!r} (id {user.id}) and its {_plural(keys, 'API key')}; its "
@@ -177,11 +172,11 @@ def cmd_user_delete(args, settings, out):
           f"now show the author {deleted_user.name!r} (id {deleted_user.id})", file=out)
 
 
-def cmd_apikey_create(args, settings, out):
+def cmd_apikey_create(args, services, out):
     if args.expires is not None and args.expires <= 0:
         raise CommandError(f"--expires must be a whole number of days greater than 0, "
                            f"not {args.expires}")
-    catalog = open_catalog(settings)
+    catalog = services.catalog
     now = utc_now()
     expires_at = None if args.expires is None else now + datetime.timedelta(days=args.expires)
     with catalog.database.connection_context():
@@ -194,9 +189,9 @@ def _timestamp(moment):
     return moment.isoformat(timespec="seconds") + "Z"
 
 
-def cmd_apikey_list(args, settings, out):
+def cmd_apikey_list(args, services, out):
     """One line a key, never its secret (affix keeps only its hash)."""
-    catalog = open_catalog(settings)
+    catalog = services.catalog
     with catalog.database.connection_context():
         keys = keys_of(catalog, find_user(catalog, args.login))
     now = utc_now()
@@ -212,10 +207,10 @@ def cmd_apikey_list(args, settings, out):
     print(f"{_plural(len(keys), 'API key')} of {args.login!r}", file=out)
 
 
-def cmd_apikey_revoke(args, settings, out):
+def cmd_apikey_revoke(args, services, out):
     if (args.id is None) == (args.all is None):
         raise CommandError("name the id of the key to revoke, or --all USER")
-    catalog = open_catalog(settings)
+    catalog = services.catalog
     with catalog.database.connection_context():
         if args.id is not None:
             login = revoke_key(catalog, args.id)
@@ -225,11 +220,11 @@ def cmd_apikey_revoke(args, settings, out):
             print(f"revoked {_plural(revoked, 'API key')} of {args.all!r}", file=out)
 
 
-def cmd_project_add(args, settings, out):
+def cmd_project_add(args, services, out):
     if args.identifier.isdigit():
         # /api/v3/projects/42 names the project with the id 42: this one could not be reached
         raise CommandError(f"a project identifier cannot be all digits: {args.identifier!r}")
-    catalog = open_catalog(settings)
+    catalog = services.catalog
     with catalog.database.connection_context():
         try:
             project = catalog.Project.create(
@@ -240,11 +235,10 @@ def cmd_project_add(args, settings, out):
     print(f"created project {project.identifier!r} (id {project.id})", file=out)
 
 
-def cmd_role_add(args, settings, out):
-    catalog = open_catalog(settings)
-    manager = _plugin_manager(settings)
-    with catalog.database.connection_context():
-        known = known_permissions(manager, container_types(manager, catalog))
+def cmd_role_add(args, services, out):
+    catalog = services.catalog
+    # before a connection is opened: making the container types ends the ones plugins used
+    known = known_permissions(services.plugin_manager, services.container_types)
     for name in args.permissions:
         if name not in known:
             close = difflib.get_close_matches(name, known, n=3, cutoff=0.6)
@@ -262,8 +256,8 @@ def cmd_role_add(args, settings, out):
           file=out)
 
 
-def cmd_member_add(args, settings, out):
-    catalog = open_catalog(settings)
+def cmd_member_add(args, services, out):
+    catalog = services.catalog
     with catalog.database.connection_context(), catalog.write_transaction():
         user = find_user(catalog, args.login)
         project = catalog.Project.get_or_none(catalog.Project.identifier == args.project)
@@ -290,12 +284,12 @@ ATTRIBUTE_COMMANDS = {
 }
 
 
-def cmd_attribute_add(args, settings, out):
+def cmd_attribute_add(args, services, out):
     """``affix type|status|priority add NAME [--default] [--milestone|--closed|--inactive]``:
     the new one comes last; ``--default`` makes it the one new work packages get, in place of
     the default there was."""
     model_name, flag, flag_word = ATTRIBUTE_COMMANDS[args.command]
-    catalog = open_catalog(settings)
+    catalog = services.catalog
     model = getattr(catalog, model_name)
     values = {flag: getattr(args, flag_word)}
     if flag == "is_active":
@@ -314,9 +308,9 @@ def cmd_attribute_add(args, settings, out):
     print(f"created {args.command} {record.name!r} (id {record.id})", file=out)
 
 
-def cmd_attribute_list(args, settings, out):
+def cmd_attribute_list(args, services, out):
     model_name, flag, flag_word = ATTRIBUTE_COMMANDS[args.command]
-    catalog = open_catalog(settings)
+    catalog = services.catalog
     model = getattr(catalog, model_name)
     with catalog.database.connection_context():
         for record in model.select().order_by(model.position, model.id):
@@ -327,23 +321,21 @@ def cmd_attribute_list(args, settings, out):
                   file=out)
 
 
-def cmd_cleanup(args, settings, out):
-    catalog = open_catalog(settings)
+def cmd_cleanup(args, services, out):
+    settings, catalog, blob_store = services.settings, services.catalog, services.blob_store
     grace_period = datetime.timedelta(minutes=settings.grace_period_minutes)
-    blob_store = open_blob_store(settings.storage_url, settings.s3)
-    staging = open_upload_staging(blob_store, settings.direct_upload_expiry)
+    staging = services.staging
     now = utc_now()
     with catalog.database.connection_context():
         # quarantined attachments wait for an admin (affix quarantine)
         removed = remove_unclaimed(catalog, blob_store, now - grace_period,
                                    kept_statuses=(QUARANTINED,))
-        resumable_uploads = ResumableUploads(catalog)
         if staging is not None:
             expired = remove_expired_direct_uploads(
-                catalog, resumable_uploads, staging,
+                catalog, services.resumable_uploads, staging,
                 now - datetime.timedelta(seconds=settings.direct_upload_expiry))
         resumable = remove_expired_resumable_uploads(
-            resumable_uploads, open_partial_store(blob_store), blob_store, now)
+            services.resumable_uploads, services.partials, blob_store, now)
     print(f"removed {removed} unclaimed attachment{'' if removed == 1 else 's'} older than "
           f"{settings.grace_period_minutes} minutes", file=out)
     if staging is not None:
@@ -353,13 +345,12 @@ def cmd_cleanup(args, settings, out):
           f"Upload-Expires", file=out)
 
 
-def cmd_gc(args, settings, out):
-    catalog = open_catalog(settings)
+def cmd_gc(args, services, out):
+    catalog = services.catalog
     cutoff = utc_now() - datetime.timedelta(minutes=args.min_age)
     collect = find_orphans if args.dry_run else remove_orphans
-    blob_store = open_blob_store(settings.storage_url, settings.s3)
     with catalog.database.connection_context():
-        orphans = collect(catalog, blob_store, cutoff)
+        orphans = collect(catalog, services.blob_store, cutoff)
     verb = "would remove" if args.dry_run else "removed"
     for key in orphans:
         print(f"{verb} {key}", file=out)
@@ -370,7 +361,7 @@ def cmd_gc(args, settings, out):
         swept = 0
     else:
         with catalog.database.connection_context():
-            swept = sweep_staging(catalog, blob_store, cutoff)
+            swept = sweep_staging(services, cutoff)
     if swept:
         print(f"removed {swept} partial upload{'' if swept == 1 else 's'} left in staging, "
               f"older than {args.min_age} minutes", file=out)
@@ -380,27 +371,21 @@ def _plural(count, noun):
     return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
-def _event_sinks(settings, catalog):
-    """(plugin events, webhook events) for a command that changes attachments as the
-    service does: the plugins hear of it, and the webhooks' outbox gets its events."""
-    return Events(_plugin_manager(settings)), WebhookEvents(Outbox(catalog), utc_now)
-
-
-def cmd_scan(args, settings, out):
-    if not settings.scan.enabled:
+def cmd_scan(args, services, out):
+    if not services.settings.scan.enabled:
         raise CommandError("virus scanning is off: set AFFIX_SCAN_MODE (stream or after) and "
                            "AFFIX_CLAMD")
-    catalog = open_catalog(settings)
-    blob_store = open_blob_store(settings.storage_url, settings.s3)
-    scanner = ClamdScanner(settings.scan.clamd, settings.scan.timeout)
-    events, webhooks = _event_sinks(settings, catalog)
+    catalog = services.catalog
     report = ScanReport()
     with catalog.database.connection_context():
         if args.rescan:
             marked = mark_for_rescan(catalog)
             print(f"marked {_plural(marked, 'scanned attachment')} for rescan", file=out)
         try:
-            scan_waiting(catalog, blob_store, scanner, events, webhooks, args.batch_size, report)
+            # the plugins hear of what the scan changed, and the webhooks' outbox gets its
+            # events, as when the service changes attachments
+            scan_waiting(catalog, services.blob_store, services.scanner, services.events,
+                         services.webhooks, args.batch_size, report)
         except ScannerUnavailable as error:
             raise CommandError(
                 f"{error}; stopped after {report.scanned} clean and {report.quarantined} "
@@ -413,8 +398,8 @@ def cmd_scan(args, settings, out):
                            f"and keep waiting ({ids}): {report.refused[-1][1]}")
 
 
-def cmd_quarantine_list(args, settings, out):
-    catalog = open_catalog(settings)
+def cmd_quarantine_list(args, services, out):
+    catalog = services.catalog
     with catalog.database.connection_context():
         records = quarantined(catalog)
     for record in records:
@@ -425,12 +410,10 @@ def cmd_quarantine_list(args, settings, out):
     print(f"{_plural(len(records), 'quarantined attachment')}", file=out)
 
 
-def cmd_quarantine_delete(args, settings, out):
+def cmd_quarantine_delete(args, services, out):
     if args.all == bool(args.ids):
         raise CommandError("name the ids of the attachments to delete, or --all")
-    catalog = open_catalog(settings)
-    blob_store = open_blob_store(settings.storage_url, settings.s3)
-    events, webhooks = _event_sinks(settings, catalog)
+    catalog = services.catalog
     with catalog.database.connection_context():
         records = quarantined(catalog, None if args.all else args.ids)
         missing = sorted(set(args.ids) - {record.id for record in records})
@@ -438,14 +421,16 @@ def cmd_quarantine_delete(args, settings, out):
             raise CommandError("no quarantined attachment with the id "
                                + ", ".join(str(each) for each in missing))
         deleted = [record for record in records
-                   if delete_quarantined(catalog, blob_store, events, webhooks, record)]
+                   if delete_quarantined(catalog, services.blob_store, services.events,
+                                         services.webhooks, record)]
     for record in deleted:
         print(f"deleted attachment {record.id} ({record.file_name})", file=out)
     print(f"deleted {_plural(len(deleted), 'quarantined attachment')}", file=out)
 
 
-def cmd_migrate(args, settings, out):
-    applied = migrate(connect_catalog(settings).database)
+def cmd_migrate(args, services, out):
+    # the schema as it is, not brought up to date first: the migrations applied are the answer
+    applied = migrate(connect_catalog(services.settings).database)
     for migration in applied:
         print(f"applied migration {migration.version}: {migration.description}", file=out)
     print(f"the database schema is {'now' if applied else 'already'} at version {LATEST_VERSION}",
@@ -459,7 +444,7 @@ def _webhook_url(url):
     return url
 
 
-def cmd_webhooks_add(args, settings, out):
+def cmd_webhooks_add(args, services, out):
     url = _webhook_url(args.url)
     events = list(dict.fromkeys(args.events or EVENTS))
     unknown = [event for event in events if event not in EVENTS]
@@ -468,18 +453,18 @@ def cmd_webhooks_add(args, settings, out):
     if args.secret is not None and not 16 <= len(args.secret) <= 255:
         raise CommandError("a webhook secret has 16 to 255 characters")
     secret = secrets.token_hex(32) if args.secret is None else args.secret
-    catalog = open_catalog(settings)
+    catalog = services.catalog
     with catalog.database.connection_context():
-        subscription = Outbox(catalog).subscribe(url, secret, events, utc_now())
+        subscription = services.outbox.subscribe(url, secret, events, utc_now())
     print(f"created webhook {subscription.id} to {url} for {', '.join(events)}", file=out)
     if args.secret is None:
         print(f"its secret, shown only this once:\n  {secret}", file=out)
 
 
-def cmd_webhooks_list(args, settings, out):
-    catalog = open_catalog(settings)
+def cmd_webhooks_list(args, services, out):
+    catalog = services.catalog
     with catalog.database.connection_context():
-        subscriptions = Outbox(catalog).subscriptions()
+        subscriptions = services.outbox.subscriptions()
     for subscription in subscriptions:
         line = (f"{subscription.id} {subscription.url} {', '.join(subscription.events.split())}: "
                 f"{subscription.waiting} waiting")
@@ -488,17 +473,17 @@ def cmd_webhooks_list(args, settings, out):
         print(line, file=out)
 
 
-def cmd_webhooks_remove(args, settings, out):
-    catalog = open_catalog(settings)
+def cmd_webhooks_remove(args, services, out):
+    catalog = services.catalog
     with catalog.database.connection_context():
-        waiting = Outbox(catalog).unsubscribe(args.id)
+        waiting = services.outbox.unsubscribe(args.id)
     if waiting is None:
         raise CommandError(f"no webhook {args.id}")
     print(f"removed webhook {args.id} and its {waiting} undelivered "
           f"event{'' if waiting == 1 else 's'}", file=out)
 
 
-def cmd_webhooks_run(args, settings, out):
+def cmd_webhooks_run(args, services, out):
     for option, value in (("--poll-interval", args.poll_interval),
                           ("--max-backoff", args.max_backoff),
                           ("--keep-delivered", args.keep_delivered)):
@@ -510,13 +495,13 @@ def cmd_webhooks_run(args, settings, out):
     # systemd's stop (SIGTERM) and Ctrl-C end the loop after the delivery under way; blocked
     # from here on, before the catalogue (a migration) or anything else may start a thread
     stopping = StopSignals()
-    worker = WebhookWorker(open_catalog(settings), policy)
+    worker = WebhookWorker(services.catalog, policy)
     print("affix: delivering webhooks", file=out, flush=True)
     worker.run(stopping, args.poll_interval)
 
 
-def cmd_plugins(args, settings, out):
-    for name, distribution, version, hooks in _plugin_manager(settings).listing():
+def cmd_plugins(args, services, out):
+    for name, distribution, version, hooks in services.plugin_manager.listing():
         print(f"{name} ({distribution} {version}): {', '.join(hooks) or 'no hooks'}", file=out)
 
 
@@ -706,14 +691,17 @@ def build_parser():
     return parser
 
 
-def main(argv=None, environ=None, out=None):
+def main(argv=None, environ=None, out=None, *, server=AffixServer):
+    """``server``: what ``affix serve`` runs, gunicorn's server unless a test stands in."""
     args = build_parser().parse_args(argv)
     out = sys.stdout if out is None else out
     if args.handler is cmd_upload:
         return cmd_upload(args, os.environ if environ is None else environ, out)
     try:
-        settings = Settings.from_environ(environ)
-        args.handler(args, settings, out)
+        services = compose(Settings.from_environ(environ))
+        handler = (functools.partial(cmd_serve, server=server) if args.handler is cmd_serve
+                   else args.handler)
+        handler(args, services, out)
     except (CommandError, AccountError, SettingsError, PluginError, MigrationError) as error:
         print(f"affix: error: {error}", file=sys.stderr)
         return 1

@@ -82,7 +82,7 @@ class DirectUploads:
     type early.
     """
 
-    def __init__(self, service, stored, staging, size_limit, allowlist):
+    def __init__(self, *, service, stored, staging, size_limit, allowlist):
         # public: the routes render attachments through it
         self.service = service
         self._stored = stored

@@ -65,7 +65,7 @@ class StoredUploads:
     """Makes prepared attachment rows whose bytes are in ``blob_store`` attachments, through
     the attachment ``service``'s checks."""
 
-    def __init__(self, service, blob_store):
+    def __init__(self, *, service, blob_store):
         self.service = service
         self._catalog = service.catalog
         self._blob_store = blob_store

@@ -83,7 +83,7 @@ class TusUploads:
     upload (0: tus is off); an unfinished upload expires ``expiry`` seconds after its last
     PATCH."""
 
-    def __init__(self, service, stored, table, partials, max_size, expiry):
+    def __init__(self, *, service, stored, table, partials, max_size, expiry):
         self.service = service
         self._stored = stored
         self._table = table

@@ -44,7 +44,7 @@ class WebhookEvents:
     """Writes events to the outbox in the transaction of the change they report: call these
     inside it."""
 
-    def __init__(self, outbox: Outbox, clock):
+    def __init__(self, *, outbox: Outbox, clock):
         self._outbox = outbox
         self._clock = clock
 

@@ -142,7 +142,7 @@ def lock_version_of(document):
 class WorkPackages:
     """The work-package operations the resources share."""
 
-    def __init__(self, service, direct_uploads_available):
+    def __init__(self, *, service, direct_uploads_available):
         self.service = service
         # whether a work package offers its prepareAttachment link, as OpenProject's do while
         # direct uploads are on
