@@ -275,7 +275,7 @@ def affix_attachment_claimed(attachment: "Attachment", container: object,
 
 @failure_policy(LOGGED_AND_IGNORED)
 @hookspec
-def affix_attachment_deleted(attachment: "Attachment", user: "User") -> None:
+def affix_attachment_deleted(attachment: "Attachment", user: "User | None") -> None:
     """Called after an attachment is deleted (row and bytes gone).
 
     :param attachment: the row as it was.
