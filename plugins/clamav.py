@@ -10,9 +10,11 @@ import dataclasses
 import logging
 import socket
 import struct
+from collections.abc import Mapping
+from typing import BinaryIO
 
 from affix.plugins import hookimpl
-from affix.plugins.uploads import SCANNED
+from affix.plugins.uploads import SCANNED, ScanPassed, UploadCandidate
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +53,7 @@ class ScanOptions:
         return self.mode != "off"
 
 
-def scan_options(environ) -> ScanOptions:
+def scan_options(environ: Mapping[str, str]) -> ScanOptions:
     """The ``AFFIX_SCAN_*`` and ``AFFIX_CLAMD*`` settings; ValueError names a bad one."""
     mode = environ.get("AFFIX_SCAN_MODE", "").strip().lower() or "off"
     if mode not in MODES:
@@ -78,24 +80,24 @@ def scan_options(environ) -> ScanOptions:
                        accept_unscanned=raw_accept in ("1", "true", "yes", "on"))
 
 
-def clamd_address(text):
-    """(family, address) of clamd: a path (a unix socket) or ``host:port``."""
+def clamd_address(text: str) -> str | tuple[str, int]:
+    """clamd's address: a unix socket's path, or (host, port) of ``host:port``."""
     if "/" in text:
-        return socket.AF_UNIX, text
+        return text
     host, separator, port = text.rpartition(":")
     if not separator or not host or not port.isdigit() or not 0 < int(port) < 65536:
         raise ValueError(f"AFFIX_CLAMD must be a unix socket's path or host:port, not {text!r}")
-    return None, (host.strip("[]"), int(port))
+    return host.strip("[]"), int(port)
 
 
 class ClamdStream:
     """One INSTREAM scan: connected when made, fed with :meth:`send`, answered by
     :meth:`finish`. Every failure is a :class:`ScannerUnavailable`."""
 
-    def __init__(self, address: str, timeout: float):
-        family, target = clamd_address(address)
+    def __init__(self, address: str, timeout: float) -> None:
+        target = clamd_address(address)
         try:
-            if family == socket.AF_UNIX:
+            if isinstance(target, str):
                 self._socket = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
                 self._socket.settimeout(timeout)
                 self._socket.connect(target)
@@ -107,7 +109,7 @@ class ClamdStream:
             raise ScannerUnavailable(f"clamd at {address} cannot be reached: {error}") from None
         self._address = address
 
-    def send(self, chunk: bytes):
+    def send(self, chunk: bytes) -> None:
         if not chunk:
             # a chunk of length 0 would end the stream
             return
@@ -148,7 +150,7 @@ class ClamdStream:
             received += data
         return received.rstrip(b"\0").decode("utf-8", "replace").strip()
 
-    def _reason(self, fallback) -> ScannerUnavailable:
+    def _reason(self, fallback: str) -> ScannerUnavailable:
         try:
             reply = self._reply()
         except OSError:
@@ -159,7 +161,7 @@ class ClamdStream:
             return ScannerUnavailable(fallback)
         return ScanRefused(f"clamd at {self._address} answered {reply!r}")
 
-    def close(self):
+    def close(self) -> None:
         sock = getattr(self, "_socket", None)
         if sock is not None:
             sock.close()
@@ -168,14 +170,14 @@ class ClamdStream:
 class ClamdScanner:
     """Where clamd is and how long to wait for it."""
 
-    def __init__(self, address: str, timeout: float):
+    def __init__(self, address: str, timeout: float) -> None:
         self.address = address
         self.timeout = timeout
 
     def stream(self) -> ClamdStream:
         return ClamdStream(self.address, self.timeout)
 
-    def scan_file(self, file) -> str | None:
+    def scan_file(self, file: BinaryIO) -> str | None:
         """Scan a binary file object: the signature found, or None when clean."""
         stream = self.stream()
         try:
@@ -193,29 +195,29 @@ def refusal(finding: str) -> str:
 class ClamavInspector:
     """Streams one upload's file part to clamd as it arrives (see ``affix_inspect_upload``)."""
 
-    def __init__(self, scanner: ClamdScanner, accept_unscanned: bool):
+    def __init__(self, scanner: ClamdScanner, accept_unscanned: bool) -> None:
         self._accept_unscanned = accept_unscanned
-        self._stream = None
+        self._stream: ClamdStream | None = None
         try:
             self._stream = scanner.stream()
         except ScannerUnavailable as error:
             self._unscanned(error)
 
-    def _unscanned(self, error):
+    def _unscanned(self, error: ScannerUnavailable) -> None:
         if not self._accept_unscanned:
             raise error
         log.warning("%s; the upload is kept unscanned, for affix scan", error)
         self.close()
         self._stream = None
 
-    def feed(self, chunk):
+    def feed(self, chunk: bytes) -> None:
         if self._stream is not None:
             try:
                 self._stream.send(chunk)
             except ScannerUnavailable as error:
                 self._unscanned(error)
 
-    def verdict(self, upload):
+    def verdict(self, upload: UploadCandidate) -> ScanPassed | str | None:
         if self._stream is None:
             return None
         try:
@@ -225,7 +227,7 @@ class ClamavInspector:
             return None
         return SCANNED if finding is None else refusal(finding)
 
-    def close(self):
+    def close(self) -> None:
         if self._stream is not None:
             self._stream.close()
 
@@ -234,10 +236,10 @@ class ClamavPlugin:
     """Scans every upload while it streams (``AFFIX_SCAN_MODE=stream``); registered by
     :func:`~affix.app.composition.compose` when the settings ask for it."""
 
-    def __init__(self, scanner: ClamdScanner, accept_unscanned: bool):
+    def __init__(self, scanner: ClamdScanner, accept_unscanned: bool) -> None:
         self.scanner = scanner
         self.accept_unscanned = accept_unscanned
 
     @hookimpl
-    def affix_inspect_upload(self):
+    def affix_inspect_upload(self) -> ClamavInspector:
         return ClamavInspector(self.scanner, self.accept_unscanned)

@@ -1,11 +1,17 @@
 """Container types: the resources attachments can be claimed for."""
 import dataclasses
-from collections.abc import Iterable, Iterator
-from typing import Callable
+from collections.abc import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+if TYPE_CHECKING:  # pragma: no cover - names for the annotations only
+    from affix.storage.models import Project
+
+# what a container type's containers are (a plugin's own model, say)
+ContainerT = TypeVar("ContainerT")
 
 
 @dataclasses.dataclass(frozen=True)
-class ContainerType:
+class ContainerType(Generic[ContainerT]):
     """What affix needs to know of one kind of container.
 
     ``name`` is stored with each claimed attachment (keep it stable); ``segment`` is the API path
@@ -18,31 +24,31 @@ class ContainerType:
 
     name: str
     segment: str
-    find: Callable
-    project_of: Callable
-    title_of: Callable
-    view: frozenset
-    add: frozenset
-    delete: frozenset
+    find: Callable[[int], ContainerT | None]
+    project_of: Callable[[ContainerT], "Project | None"]
+    title_of: Callable[[ContainerT], str]
+    view: frozenset[str]
+    add: frozenset[str]
+    delete: frozenset[str]
 
 
 class ContainerTypes:
     """The container types of one app, by stored name and by path segment."""
 
-    def __init__(self, types: Iterable[ContainerType]) -> None:
-        self._by_name: dict[str, ContainerType] = {}
-        self._by_segment: dict[str, ContainerType] = {}
+    def __init__(self, types: Iterable[ContainerType[Any]]) -> None:
+        self._by_name: dict[str, ContainerType[Any]] = {}
+        self._by_segment: dict[str, ContainerType[Any]] = {}
         for kind in types:
             for index, key in ((self._by_name, kind.name), (self._by_segment, kind.segment)):
                 if key in index:
                     raise ValueError(f"two container types claim {key!r}")
                 index[key] = kind
 
-    def named(self, name: str) -> ContainerType:
+    def named(self, name: str) -> ContainerType[Any]:
         return self._by_name[name]
 
     def __contains__(self, name: object) -> bool:
         return name in self._by_name
 
-    def __iter__(self) -> Iterator[ContainerType]:
+    def __iter__(self) -> Iterator[ContainerType[Any]]:
         return iter(self._by_name.values())

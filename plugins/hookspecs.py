@@ -12,8 +12,8 @@ works on each of them: ``tryfirst`` and ``trylast``, wrappers (``wrapper=True``)
 hook wrappers. Implementations run last registered first, unless ``tryfirst``/``trylast`` say
 otherwise. Every hook's arguments are optional: declare only those you use.
 """
-from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from affix.plugins import hookspec
 from affix.plugins.containers import ContainerType
@@ -32,9 +32,11 @@ LOGGED_AND_RAISED = "logged and raised"
 LOGGED_AND_IGNORED = "logged and ignored"
 FAILURE_POLICY = "affix_failure_policy"
 
+Spec = TypeVar("Spec", bound=Callable[..., object])
 
-def failure_policy(policy):
-    def declare(spec):
+
+def failure_policy(policy: str) -> Callable[[Spec], Spec]:
+    def declare(spec: Spec) -> Spec:
         setattr(spec, FAILURE_POLICY, policy)
         return spec
     return declare
@@ -95,7 +97,7 @@ def affix_permissions() -> Iterable[str]:
 
 
 @hookspec
-def affix_container_types(catalog: "Catalog") -> Iterable[ContainerType]:
+def affix_container_types(catalog: "Catalog") -> Iterable[ContainerType[Any]]:
     """Return the container types that attachments can be claimed for.
 
     :param catalog: the app's database catalogue: ``catalog.database`` (the peewee database to
@@ -273,7 +275,7 @@ def affix_attachment_claimed(attachment: "Attachment", container: object,
 
 @failure_policy(LOGGED_AND_IGNORED)
 @hookspec
-def affix_attachment_deleted(attachment: "Attachment", user: "User") -> None:
+def affix_attachment_deleted(attachment: "Attachment", user: "User | None") -> None:
     """Called after an attachment is deleted (row and bytes gone).
 
     :param attachment: the row as it was.

@@ -2,11 +2,19 @@
 import functools
 import importlib.metadata
 import logging
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 
 from affix.plugins import ENTRY_POINT_GROUP, PROJECT_NAME, builtin, hookspecs
-from affix.plugins.containers import ContainerTypes
+from affix.plugins.containers import ContainerType, ContainerTypes
+from affix.plugins.uploads import UploadCandidate
+
+if TYPE_CHECKING:  # pragma: no cover - names for the annotations only
+    import falcon
+
+    from affix.storage.models import Attachment, Catalog, User
 
 log = logging.getLogger(__name__)
 BUILTIN = "builtin"
@@ -20,13 +28,13 @@ class PluginManager(pluggy.PluginManager):
     """pluggy's manager, remembering which distribution brought each plugin, and making each
     implementation fail as its hook's spec declares."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         super().__init__(PROJECT_NAME)
         self.add_hookspecs(hookspecs)
         # plugin name -> (distribution name, version); the built-in plugin has none
-        self.origins = {}
+        self.origins: dict[str, tuple[str, str] | None] = {}
 
-    def register(self, plugin, name=None):
+    def register(self, plugin: object, name: str | None = None) -> str | None:
         """pluggy's ``register``, and each of the plugin's implementations made to fail as its
         hook's spec declares (:data:`~affix.plugins.hookspecs.FAILURE_POLICY`)."""
         name = super().register(plugin, name)
@@ -40,7 +48,8 @@ class PluginManager(pluggy.PluginManager):
                         policy, implementation, caller.name)
         return name
 
-    def register_checked(self, plugin, name, origin=None):
+    def register_checked(self, plugin: object, name: str,
+                         origin: tuple[str, str] | None = None) -> None:
         """Register ``plugin`` and check that every hook it implements exists."""
         self.origins[name] = origin
         try:
@@ -51,7 +60,7 @@ class PluginManager(pluggy.PluginManager):
             detail = " ".join(str(error).split())
             raise PluginError(f"{describe(name, origin)} cannot be used: {detail}") from None
 
-    def load_entry_points(self):
+    def load_entry_points(self) -> None:
         """Every plugin that an installed distribution declares in the ``affix`` group, except
         the blocked ones."""
         for distribution in importlib.metadata.distributions():
@@ -71,9 +80,9 @@ class PluginManager(pluggy.PluginManager):
                     ) from error
                 self.register_checked(plugin, entry_point.name, origin)
 
-    def listing(self):
+    def listing(self) -> list[tuple[str, str, str, list[str]]]:
         """(name, distribution, version, hook names) for every registered plugin."""
-        rows = []
+        rows: list[tuple[str, str, str, list[str]]] = []
         for name, plugin in self.list_name_plugin():
             if plugin is None:
                 # a blocked name stays listed with no plugin behind it
@@ -84,14 +93,15 @@ class PluginManager(pluggy.PluginManager):
         return rows
 
 
-def _failing_as(policy, implementation, hook_name):
+def _failing_as(policy: str, implementation: pluggy.HookImpl,
+                hook_name: str) -> Callable[..., object]:
     """``implementation``'s function, its failures logged with the plugin's name and then
     raised again or ignored, as ``policy`` says."""
     function = implementation.function
     message = f"plugin {implementation.plugin_name!r} failed in {hook_name}"
 
     @functools.wraps(function)
-    def guarded(*arguments):
+    def guarded(*arguments: object) -> object:
         try:
             return function(*arguments)
         except Exception:
@@ -102,13 +112,14 @@ def _failing_as(policy, implementation, hook_name):
     return guarded
 
 
-def describe(name, origin) -> str:
+def describe(name: str, origin: tuple[str, str] | None) -> str:
     if origin is None:
         return f"plugin {name!r}"
     return f"plugin {name!r} (from {origin[0]} {origin[1]})"
 
 
-def create_plugin_manager(load_entry_points: bool = True, disabled=()) -> PluginManager:
+def create_plugin_manager(load_entry_points: bool = True,
+                          disabled: Iterable[str] = ()) -> PluginManager:
     """A plugin manager with affix's hooks, its built-in plugin and, unless told otherwise, every
     installed plugin; the plugins named in ``disabled`` are blocked."""
     manager = PluginManager()
@@ -121,23 +132,24 @@ def create_plugin_manager(load_entry_points: bool = True, disabled=()) -> Plugin
     return manager
 
 
-def _flatten(results) -> frozenset:
+def _flatten(results: Iterable[Iterable[str] | None]) -> frozenset[str]:
     return frozenset(name for names in results for name in names or ())
 
 
-def upload_permissions(manager) -> frozenset:
+def upload_permissions(manager: pluggy.PluginManager) -> frozenset[str]:
     """Every permission name that some plugin says authorises a containerless upload."""
     return _flatten(manager.hook.affix_upload_permissions())
 
 
-def container_types(manager, catalog) -> ContainerTypes:
+def container_types(manager: pluggy.PluginManager, catalog: "Catalog") -> ContainerTypes:
     return ContainerTypes(
         [kind for kinds in manager.hook.affix_container_types(catalog=catalog)
          for kind in kinds or ()]
     )
 
 
-def known_permissions(manager, kinds) -> frozenset:
+def known_permissions(manager: pluggy.PluginManager,
+                      kinds: Iterable[ContainerType[Any]]) -> frozenset[str]:
     """Every permission name the installation knows: declared, or used by an upload permission
     or a container type."""
     declared = _flatten(manager.hook.affix_permissions())
@@ -145,7 +157,7 @@ def known_permissions(manager, kinds) -> frozenset:
     return declared | upload_permissions(manager) | used
 
 
-def host_login(manager, request) -> str | None:
+def host_login(manager: pluggy.PluginManager, request: "falcon.Request") -> str | None:
     """The login plugins name for ``request``: the first non-blank string they answer, in
     pluggy's order; an answer that names nobody leaves the next plugin its say."""
     for login in manager.hook.affix_authenticate(request=request):
@@ -154,7 +166,8 @@ def host_login(manager, request) -> str | None:
     return None
 
 
-def upload_rejection(manager, upload, user) -> str | None:
+def upload_rejection(manager: pluggy.PluginManager, upload: UploadCandidate,
+                     user: "User") -> str | None:
     """The first message, in pluggy's order, by which a policy rejects ``upload``; None when
     all accept. Every policy is asked: an empty answer is an acceptance, and must not keep the
     policies after it from being asked, as pluggy's ``firstresult`` would."""
@@ -168,30 +181,30 @@ class Events:
     """Tells plugins what happened, through the event hooks (whose implementations fail on
     their own: see :data:`~affix.plugins.hookspecs.LOGGED_AND_IGNORED`)."""
 
-    def __init__(self, manager):
+    def __init__(self, manager: pluggy.PluginManager) -> None:
         self.hook = manager.hook
 
     @staticmethod
-    def _notify(caller, **arguments):
+    def _notify(caller: pluggy.HookCaller, **arguments: object) -> None:
         try:
             caller(**arguments)
         except Exception:
             # only a wrapper's own failure gets here: the request succeeded all the same
             log.exception("a wrapper of %s failed", caller.name)
 
-    def created(self, attachment, user):
+    def created(self, attachment: "Attachment", user: "User") -> None:
         self._notify(self.hook.affix_attachment_created, attachment=attachment, user=user)
 
-    def claimed(self, attachment, container, user):
+    def claimed(self, attachment: "Attachment", container: object, user: "User") -> None:
         self._notify(self.hook.affix_attachment_claimed, attachment=attachment,
                      container=container, user=user)
 
-    def deleted(self, attachment, user):
+    def deleted(self, attachment: "Attachment", user: "User | None") -> None:
         self._notify(self.hook.affix_attachment_deleted, attachment=attachment, user=user)
 
-    def scanned(self, attachment):
+    def scanned(self, attachment: "Attachment") -> None:
         self._notify(self.hook.affix_attachment_scanned, attachment=attachment)
 
-    def quarantined(self, attachment, finding):
+    def quarantined(self, attachment: "Attachment", finding: str) -> None:
         self._notify(self.hook.affix_attachment_quarantined, attachment=attachment,
                      finding=finding)

@@ -25,7 +25,7 @@ class ScanPassed:
     accepted and starts ``scanned`` rather than ``uploaded``. Use the one instance,
     :data:`SCANNED`."""
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return "SCANNED"
 
 

@@ -6,6 +6,8 @@ import sqlite3
 import threading
 import time
 import weakref
+from collections.abc import Callable, Iterator
+from typing import TypedDict, cast
 
 import peewee
 from playhouse.db_url import connect, parse
@@ -42,12 +44,12 @@ class _FileLock:
     came for it meanwhile, straight back.
     """
 
-    def __init__(self):
+    def __init__(self) -> None:
         self._mutex = threading.Lock()
-        self._taking = None  # set once the thread in flight took the lock
+        self._taking: threading.Event | None = None  # set once the thread in flight took the lock
         self._wanted = False
 
-    def acquire(self, fd, timeout) -> bool:
+    def acquire(self, fd: int, timeout: float) -> bool:
         with self._mutex:
             if self._taking is None:
                 try:
@@ -71,7 +73,7 @@ class _FileLock:
             self._wanted = False
             return False
 
-    def _take(self, fd, taking):
+    def _take(self, fd: int, taking: threading.Event) -> None:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             with self._mutex:
@@ -97,18 +99,18 @@ class WriterQueue:
     (:mod:`affix.storage.group_commit`), each taking the turn for the writers of its group.
     """
 
-    def __init__(self, database_path, timeout=None):
+    def __init__(self, database_path: str | os.PathLike[str], timeout: float | None = None) -> None:
         self.lock_path = f"{database_path}-writers"
         self.timeout = WRITE_WAIT_SECONDS if timeout is None else timeout
         self._threads = threading.RLock()
         self._depth = 0  # transactions nest; only the outermost takes and gives the file lock
         self._file_lock = _FileLock()
-        self._lock_fd = None
-        self._lock_fd_pid = None
-        self._close_lock_fd = None
+        self._lock_fd: int | None = None
+        self._lock_fd_pid: int | None = None
+        self._close_lock_fd: Callable[[], object] | None = None
 
     @contextlib.contextmanager
-    def turn(self):
+    def turn(self) -> Iterator[None]:
         deadline = time.monotonic() + self.timeout
         if not self._threads.acquire(timeout=self.timeout):
             raise self.timed_out()
@@ -128,20 +130,20 @@ class WriterQueue:
         finally:
             self._threads.release()
 
-    def timed_out(self):
+    def timed_out(self) -> WriteLockTimeout:
         """The error of a writer that waited its longest for its turn."""
         return WriteLockTimeout(f"waited {self.timeout} s for the database's write lock")
 
-    def close(self):
+    def close(self) -> None:
         with self._threads:
             if self._close_lock_fd is not None:
                 self._close_lock_fd()
             self._lock_fd = self._lock_fd_pid = self._close_lock_fd = None
 
-    def _fd(self):
+    def _fd(self) -> int:
         # a process forked from this one (gunicorn --preload) shares the open file and so the
-        # lock: each process opens its own
-        if self._lock_fd_pid != os.getpid():
+        # lock: each process opens its own (a closed queue has neither descriptor nor pid)
+        if self._lock_fd is None or self._lock_fd_pid != os.getpid():
             self.close()
             self._lock_fd = os.open(self.lock_path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o666)
             self._lock_fd_pid = os.getpid()
@@ -152,26 +154,27 @@ class WriterQueue:
         return self._lock_fd
 
 
-class AffixSqliteDatabase(PooledSqliteDatabase):
+# playhouse has no type information: its classes are Any to mypy
+class AffixSqliteDatabase(PooledSqliteDatabase):  # type: ignore[misc]
     """Pooled SQLite whose connections all work in WAL mode, which lets readers go on while an
     upload commits, whose writers queue (:class:`WriterQueue`), and whose writers of one process
     share their transactions (:class:`~affix.storage.group_commit.GroupCommit`)."""
 
-    def __init__(self, database, **kwargs):
+    def __init__(self, database: str, **kwargs: object) -> None:
         super().__init__(database, **kwargs)
         self.writers = WriterQueue(database)
         self.group_commit = GroupCommit(self, self.writers)
 
-    def _set_pragmas(self, conn):
+    def _set_pragmas(self, conn: sqlite3.Connection) -> None:
         super()._set_pragmas(conn)
         enter_wal(conn)
 
-    def close_all(self):
+    def close_all(self) -> None:
         super().close_all()
         self.writers.close()
 
 
-def enter_wal(conn):
+def enter_wal(conn: sqlite3.Connection) -> None:
     """Put the database file in WAL mode (it stays so; later connections find it done).
 
     Two connections converting a new file at once deadlock, and SQLite fails one of them at
@@ -189,35 +192,47 @@ def enter_wal(conn):
         conn.execute("ROLLBACK")
 
 
+class ConnectOptions(TypedDict, total=False):
+    """What affix passes to playhouse's pooled databases besides the URL's parts."""
+
+    autoconnect: bool
+    max_connections: int | None
+    stale_timeout: int
+    check_same_thread: bool
+
+
 # Opening an SQLite connection and setting its pragmas costs about 3.5 ms here, a third of a
 # small upload's CPU: connections are pooled, as many as there are threads.
 # A pooled connection moves between threads, never used by two at once: sqlite3's
 # same-thread check does not apply.
-SQLITE_POOL = {"max_connections": None, "stale_timeout": 600, "check_same_thread": False}
+SQLITE_POOL: ConnectOptions = {"max_connections": None, "stale_timeout": 600,
+                               "check_same_thread": False}
 
 # A PostgreSQL connection costs a process on the server and round trips to open: pooled too,
 # one per thread. One idle for 5 minutes is replaced rather than reused: firewalls and servers
 # drop idle connections, and a dropped one would fail the request that picks it up.
-POSTGRES_POOL = {"max_connections": None, "stale_timeout": 300}
+POSTGRES_POOL: ConnectOptions = {"max_connections": None, "stale_timeout": 300}
 POSTGRES_SCHEMES = ("postgres:", "postgresql:")
 
 
-def open_database(url: str):
+def open_database(url: str) -> peewee.Database:
     """A peewee database for ``url`` that connects only when asked to.
 
     ``autoconnect=False`` makes a query outside a request's connection fail loudly instead of
     silently opening a connection that nobody closes.
     """
-    params: dict[str, object] = {"autoconnect": False}
+    params: ConnectOptions = {"autoconnect": False}
     if url.startswith("sqlite:"):
-        return AffixSqliteDatabase(**parse(url), **params, **SQLITE_POOL, pragmas=SQLITE_PRAGMAS)
+        params.update(SQLITE_POOL)
+        return AffixSqliteDatabase(**parse(url), **params, pragmas=SQLITE_PRAGMAS)
     if url.startswith(POSTGRES_SCHEMES):
         url = "postgresql+pool:" + url.split(":", 1)[1]
         params.update(POSTGRES_POOL)
-    return connect(url, **params)
+    # playhouse has no type information; connect gives a peewee database
+    return cast(peewee.Database, connect(url, **params))
 
 
-def release_connections(database):
+def release_connections(database: peewee.Database) -> None:
     """Really close every connection a pool keeps, so that none outlives a fork (gunicorn
     --preload creates the app before forking its workers)."""
     if isinstance(database, PooledDatabase):

@@ -15,10 +15,15 @@ every member whose writes had succeeded gets :class:`GroupCommitFailed` and noth
 is kept.
 """
 import contextlib
+import sqlite3
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
 
 import peewee
+
+if TYPE_CHECKING:
+    from affix.storage.database import AffixSqliteDatabase, WriterQueue
 
 
 class GroupCommitFailed(peewee.OperationalError):
@@ -29,25 +34,30 @@ class GroupCommitFailed(peewee.OperationalError):
 class _Group:
     """The members of one transaction."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         # held by the member whose writes run now; the leader holds it until the transaction began
         self.baton = threading.Lock()
         self.baton.acquire()
-        self.connection = None  # the leader's, once its transaction began
+        # the leader's, once its transaction began
+        self.connection: sqlite3.Connection | None = None
         # set when the transaction began or could not: until then the members wait as long as
         # the leader waits for the writers' turn
         self.started = threading.Event()
         self.joined = 1
         self.finished = 0
         # why the transaction never began, or why it is lost (SQLite ended it, or its commit failed)
-        self.failure = None
+        self.failure: BaseException | None = None
         self.committed = threading.Event()  # set when the outcome is known, failure or not
+
+    def in_transaction(self) -> bool:
+        """Whether the group's transaction began and is still open on its connection."""
+        return self.connection is not None and self.connection.in_transaction
 
 
 class GroupCommit:
     """The group commits of one SQLite database in this process (see the module's docstring)."""
 
-    def __init__(self, database, writers):
+    def __init__(self, database: "AffixSqliteDatabase", writers: "WriterQueue") -> None:
         self._database = database
         self._writers = writers
         # guards _open and the counts of every group; notified whenever a member joins or ends.
@@ -57,7 +67,7 @@ class GroupCommit:
         self._member_of = threading.local()  # per thread: the group whose writes it runs now
 
     @contextlib.contextmanager
-    def member(self):
+    def member(self) -> Iterator[None]:
         """A write transaction shared with the writers that come meanwhile; nested in a member's
         writes, a savepoint of its own."""
         if getattr(self._member_of, "group", None) is not None:
@@ -96,7 +106,7 @@ class GroupCommit:
         for callback in callbacks:
             callback()
 
-    def wait_for_members(self, count, timeout):
+    def wait_for_members(self, count: int, timeout: float) -> bool:
         """Whether the group open now has ``count`` members within ``timeout`` seconds (for
         observing the grouping from outside, as the tests do)."""
         with self._changes:
@@ -104,7 +114,7 @@ class GroupCommit:
                 lambda: self._open is not None and self._open.joined >= count, timeout)
 
     @contextlib.contextmanager
-    def _leading(self, group):
+    def _leading(self, group: _Group) -> Iterator[None]:
         with contextlib.ExitStack() as turn:
             try:
                 turn.enter_context(self._writers.turn())
@@ -129,7 +139,7 @@ class GroupCommit:
         if failure is not None:
             raise _did_not_commit(failure)
 
-    def _take_baton(self, group):
+    def _take_baton(self, group: _Group) -> None:
         group.started.wait()
         if not group.baton.acquire(timeout=self._writers.timeout):
             with self._changes:
@@ -146,7 +156,8 @@ class GroupCommit:
             raise _did_not_commit(group.failure)
 
     @contextlib.contextmanager
-    def _writing(self, group, callbacks):
+    def _writing(self, group: _Group,
+                 callbacks: list[Callable[[], object]]) -> Iterator[None]:
         """The member's writes, on the group's connection, in a savepoint of their own; what
         they register with after_commit goes to ``callbacks``, kept only if they succeed."""
         state = self._database._state
@@ -171,7 +182,7 @@ class GroupCommit:
             state.conn, state.closed, state.transactions, state.commit_callbacks = own
             self._end_turn(group)
 
-    def _undo(self, group, savepoint, error):
+    def _undo(self, group: _Group, savepoint: peewee._savepoint, error: BaseException) -> None:
         """Roll back one member's writes; when that fails, or SQLite already ended the whole
         transaction (it does on a full disk), the group's transaction is lost."""
         try:
@@ -180,29 +191,29 @@ class GroupCommit:
         except peewee.DatabaseError:
             group.failure = group.failure or error
             return
-        if not group.connection.in_transaction:
+        if not group.in_transaction():
             group.failure = group.failure or error
 
     @staticmethod
-    def _notice_a_lost_transaction(group):
+    def _notice_a_lost_transaction(group: _Group) -> None:
         """SQLite may end the transaction under a member that went on after a failed statement
         (a full disk): later writes would run outside it, each committed on its own."""
-        if group.failure is None and not group.connection.in_transaction:
+        if group.failure is None and not group.in_transaction():
             group.failure = peewee.OperationalError("SQLite ended the group's transaction")
 
-    def _end_turn(self, group):
+    def _end_turn(self, group: _Group) -> None:
         with self._changes:
             group.finished += 1
             self._changes.notify_all()
         group.baton.release()
 
-    def _close(self, group):
+    def _close(self, group: _Group) -> None:
         """No member joins ``group`` any more: the next writer leads a group of its own."""
         with self._changes:
             if self._open is group:
                 self._open = None
 
-    def _commit(self, group):
+    def _commit(self, group: _Group) -> BaseException | None:
         """Wait for every member's writes, commit them once and wake the members; the failure
         of the commit, or None. Anything but a database's error (an interrupt while waiting,
         an error of the driver's) is raised after the members were told their writes are lost.
@@ -223,18 +234,18 @@ class GroupCommit:
                     self._await_members(group)
                     raise
             finally:
-                if group.failure is not None and group.connection.in_transaction:
+                if group.failure is not None and group.in_transaction():
                     self._database.execute_sql("ROLLBACK")
         finally:
             group.committed.set()
         return group.failure
 
-    def _await_members(self, group):
+    def _await_members(self, group: _Group) -> None:
         with self._changes:
             self._changes.wait_for(lambda: group.finished >= group.joined)
 
 
-def _did_not_commit(failure):
+def _did_not_commit(failure: BaseException) -> GroupCommitFailed:
     error = GroupCommitFailed(f"the group's transaction did not commit: {failure}")
     error.__cause__ = failure
     return error

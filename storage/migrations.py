@@ -10,7 +10,7 @@ apply each migration exactly once.
 import contextlib
 import dataclasses
 import re
-from typing import Callable
+from collections.abc import Callable, Iterator, Mapping
 
 import peewee
 
@@ -100,14 +100,15 @@ def dialect(database: peewee.Database) -> str:
                          f"not {type(database).__name__}")
 
 
-def run_script(database, script, column_types):
+def run_script(database: peewee.Database, script: str,
+               column_types: Mapping[str, Mapping[str, str]]) -> None:
     """Run the statements of ``script`` with the database's own column types put in."""
     for statement in script.format(**column_types[dialect(database)]).split(";"):
         if statement.strip():
             database.execute_sql(statement)
 
 
-def create_tables(database):
+def create_tables(database: peewee.Database) -> None:
     run_script(database, SCHEMA_V1, COLUMN_TYPES)
 
 
@@ -116,7 +117,7 @@ SQLITE_REUSING_ID = '"id" INTEGER NOT NULL PRIMARY KEY'
 SQLITE_UNIQUE_ID = '"id" INTEGER NOT NULL PRIMARY KEY AUTOINCREMENT'
 
 
-def stop_reusing_ids(database):
+def stop_reusing_ids(database: peewee.Database) -> None:
     """SQLite gives a rowid table's next row max(id) + 1, so deleting the newest attachment
     handed its id to the next upload and a saved link led to another file. AUTOINCREMENT
     never hands out an id twice; a table gets it only when made, hence the rebuild, rows kept
@@ -163,11 +164,11 @@ CREATE INDEX "webhook_outbox_due" ON "webhook_outbox" ("delivered_at", "next_att
 """
 
 
-def create_webhook_tables(database):
+def create_webhook_tables(database: peewee.Database) -> None:
     run_script(database, SCHEMA_V4, WEBHOOK_COLUMN_TYPES)
 
 
-def add_scan_findings(database):
+def add_scan_findings(database: peewee.Database) -> None:
     """What a virus scan found in a quarantined attachment, and an index on the status, which
     ``affix scan`` and ``affix quarantine list`` select by."""
     database.execute_sql('ALTER TABLE "attachments" ADD COLUMN "scan_finding" VARCHAR(255)')
@@ -191,7 +192,7 @@ CREATE INDEX "resumable_upload_expires_at" ON "resumable_uploads" ("expires_at")
 """
 
 
-def create_resumable_uploads(database):
+def create_resumable_uploads(database: peewee.Database) -> None:
     run_script(database, SCHEMA_V6, WEBHOOK_COLUMN_TYPES)
 
 
@@ -207,7 +208,7 @@ CREATE UNIQUE INDEX "user_is_deleted_user" ON "users" ("is_deleted_user")
 """
 
 
-def add_key_expiry_and_deleted_user(database):
+def add_key_expiry_and_deleted_user(database: peewee.Database) -> None:
     run_script(database, SCHEMA_V7, COLUMN_TYPES)
 
 
@@ -215,7 +216,7 @@ def add_key_expiry_and_deleted_user(database):
 class Migration:
     version: int
     description: str
-    apply: Callable
+    apply: Callable[[peewee.Database], None]
 
 
 # OpenProject's defaults: what a work package is, where it stands, how urgent it is, in the order
@@ -289,13 +290,13 @@ V3_COLUMN_TYPES = {
 }
 
 
-def _run(database, script):
+def _run(database: peewee.Database, script: str) -> None:
     for statement in script.split(";"):
         if statement.strip():
             database.execute_sql(statement)
 
 
-def add_work_package_attributes(database):
+def add_work_package_attributes(database: peewee.Database) -> None:
     """Types, statuses and priorities with OpenProject's defaults, a work package's reference to
     one of each (the defaults for the work packages there are) and its lock version.
 
@@ -348,17 +349,18 @@ MIGRATIONS = (
 LATEST_VERSION = MIGRATIONS[-1].version
 
 
-def schema_version(database) -> int:
+def schema_version(database: peewee.Database) -> int:
     """The version the database is at; 0 when empty. A database that affix made before it had
     migrations holds the tables of version 1 and no version table."""
     if database.table_exists(VERSION_TABLE):
+        version: int | None
         (version,) = database.execute_sql(
             f'SELECT MAX("version") FROM "{VERSION_TABLE}"').fetchone()
         return version or 0
     return 1 if database.table_exists("attachments") else 0
 
 
-def migrate(database) -> list[Migration]:
+def migrate(database: peewee.Database) -> list[Migration]:
     """Bring the database's schema up to date; the migrations it applied, in order.
 
     Cheap when there is nothing to do: one read, no lock.
@@ -386,14 +388,14 @@ def migrate(database) -> list[Migration]:
         release_connections(database)
 
 
-def _checked(version):
+def _checked(version: int) -> int:
     if version > LATEST_VERSION:
         raise MigrationError(f"the database's schema is at version {version}, newer than this "
                              f"affix knows ({LATEST_VERSION}): upgrade affix")
     return version
 
 
-def _record(database, migration, note=""):
+def _record(database: peewee.Database, migration: Migration, note: str = "") -> None:
     database.execute_sql(
         f'INSERT INTO "{VERSION_TABLE}" ("version", "description", "applied_at") '
         f'VALUES ({database.param}, {database.param}, CURRENT_TIMESTAMP)',
@@ -408,7 +410,7 @@ def take_postgres_schema_lock(database: peewee.Database) -> None:
 
 
 @contextlib.contextmanager
-def _migration_lock(database):
+def _migration_lock(database: peewee.Database) -> Iterator[None]:
     """A transaction that holds the migration lock until it commits or rolls back."""
     if dialect(database) == "postgresql":
         with database.atomic():

@@ -8,10 +8,20 @@ costs more than it saves below one chunk.
 """
 import queue
 import threading
+from typing import Protocol
+
+from affix.storage.blob_store import StagedBlob
 
 # chunks waiting for the writer: memory stays bounded (a few chunks) however large the blob
 QUEUE_DEPTH = 2
-_END = object()
+
+
+class Digest(Protocol):
+    """What WriteBehind needs of a hashlib object."""
+
+    def update(self, data: bytes, /) -> None: ...
+
+    def hexdigest(self) -> str: ...
 
 
 class WriteBehind:
@@ -25,16 +35,17 @@ class WriteBehind:
     or discarded while a write is in flight.
     """
 
-    def __init__(self, staged_blob, direct_size, digest):
+    def __init__(self, staged_blob: StagedBlob, direct_size: int, digest: Digest) -> None:
         self._staged_blob = staged_blob
         self._digest = digest
         self._direct_left = direct_size
         # the writer thread is started by the first write that is not direct
-        self._queue: queue.Queue[object] = queue.Queue(maxsize=QUEUE_DEPTH)
+        # None: the end of the blob
+        self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=QUEUE_DEPTH)
         self._writer: threading.Thread | None = None
         self._failure: BaseException | None = None
 
-    def write(self, data: bytes):
+    def write(self, data: bytes) -> None:
         self._raise_failure()
         if self._writer is None and self._direct_left > 0:
             self._direct_left -= len(data)
@@ -46,8 +57,8 @@ class WriteBehind:
             self._writer.start()
         self._queue.put(data)
 
-    def _drain(self):
-        while (data := self._queue.get()) is not _END:
+    def _drain(self) -> None:
+        while (data := self._queue.get()) is not None:
             # after a failure, chunks are still taken (and dropped) so that no put blocks
             if self._failure is None:
                 try:
@@ -55,17 +66,17 @@ class WriteBehind:
                 except BaseException as failure:  # handed to the request's thread
                     self._failure = failure
 
-    def _store(self, data):
+    def _store(self, data: bytes) -> None:
         self._digest.update(data)
         self._staged_blob.write(data)
 
-    def _stop_writer(self):
+    def _stop_writer(self) -> None:
         if self._writer is not None:
-            self._queue.put(_END)
+            self._queue.put(None)
             self._writer.join()
             self._writer = None
 
-    def _raise_failure(self):
+    def _raise_failure(self) -> None:
         if self._failure is not None:
             raise self._failure
 
@@ -80,6 +91,6 @@ class WriteBehind:
         self._raise_failure()
         return self._staged_blob.commit()
 
-    def discard(self):
+    def discard(self) -> None:
         self._stop_writer()
         self._staged_blob.discard()
