@@ -157,9 +157,9 @@ class AffixSqliteDatabase(PooledSqliteDatabase):
     upload commits, whose writers queue (:class:`WriterQueue`), and whose writers of one process
     share their transactions (:class:`~affix.storage.group_commit.GroupCommit`)."""
 
-    def __init__(self, database, **kwargs):
+    def __init__(self, database, *, write_wait_seconds: float = WRITE_WAIT_SECONDS, **kwargs):
         super().__init__(database, **kwargs)
-        self.writers = WriterQueue(database)
+        self.writers = WriterQueue(database, timeout=write_wait_seconds)
         self.group_commit = GroupCommit(self, self.writers)
 
     def _set_pragmas(self, conn):
@@ -202,15 +202,17 @@ POSTGRES_POOL = {"max_connections": None, "stale_timeout": 300}
 POSTGRES_SCHEMES = ("postgres:", "postgresql:")
 
 
-def open_database(url: str):
-    """A peewee database for ``url`` that connects only when asked to.
+def open_database(url: str, *, write_wait_seconds: float = WRITE_WAIT_SECONDS):
+    """A peewee database for ``url`` that connects only when asked to; on SQLite, a writer
+    waits at most ``write_wait_seconds`` for its turn.
 
     ``autoconnect=False`` makes a query outside a request's connection fail loudly instead of
     silently opening a connection that nobody closes.
     """
     params: dict[str, object] = {"autoconnect": False}
     if url.startswith("sqlite:"):
-        return AffixSqliteDatabase(**parse(url), **params, **SQLITE_POOL, pragmas=SQLITE_PRAGMAS)
+        return AffixSqliteDatabase(**parse(url), **params, **SQLITE_POOL, pragmas=SQLITE_PRAGMAS,
+                                   write_wait_seconds=write_wait_seconds)
     if url.startswith(POSTGRES_SCHEMES):
         url = "postgresql+pool:" + url.split(":", 1)[1]
         params.update(POSTGRES_POOL)
