@@ -367,6 +367,8 @@ def test_orphans_are_found_among_objects(client, people, rows, catalog, s3_bucke
 
 
 def test_the_sweep_aborts_pending_uploads_under_the_prefix_only(s3_bucket):
+    # pages of two uploads where the server pages them (moto answers all in one, whatever the
+    # page size)
     store = S3BlobStore(s3_bucket.url(PREFIX), s3_bucket.options, list_page_size=2)
     neighbour = open_blob_store(s3_bucket.url("elsewhere"), s3_bucket.options)
     ours, theirs = [], []
