@@ -160,9 +160,10 @@ class AffixSqliteDatabase(PooledSqliteDatabase):  # type: ignore[misc]
     upload commits, whose writers queue (:class:`WriterQueue`), and whose writers of one process
     share their transactions (:class:`~affix.storage.group_commit.GroupCommit`)."""
 
-    def __init__(self, database: str, **kwargs: object) -> None:
+    def __init__(self, database: str, *, write_wait_seconds: float = WRITE_WAIT_SECONDS,
+                 **kwargs: object) -> None:
         super().__init__(database, **kwargs)
-        self.writers = WriterQueue(database)
+        self.writers = WriterQueue(database, timeout=write_wait_seconds)
         self.group_commit = GroupCommit(self, self.writers)
 
     def _set_pragmas(self, conn: sqlite3.Connection) -> None:
@@ -215,8 +216,10 @@ POSTGRES_POOL: ConnectOptions = {"max_connections": None, "stale_timeout": 300}
 POSTGRES_SCHEMES = ("postgres:", "postgresql:")
 
 
-def open_database(url: str) -> peewee.Database:
-    """A peewee database for ``url`` that connects only when asked to.
+def open_database(url: str, *, write_wait_seconds: float = WRITE_WAIT_SECONDS
+                  ) -> peewee.Database:
+    """A peewee database for ``url`` that connects only when asked to; on SQLite, a writer
+    waits at most ``write_wait_seconds`` for its turn.
 
     ``autoconnect=False`` makes a query outside a request's connection fail loudly instead of
     silently opening a connection that nobody closes.
@@ -224,7 +227,8 @@ def open_database(url: str) -> peewee.Database:
     params: ConnectOptions = {"autoconnect": False}
     if url.startswith("sqlite:"):
         params.update(SQLITE_POOL)
-        return AffixSqliteDatabase(**parse(url), **params, pragmas=SQLITE_PRAGMAS)
+        return AffixSqliteDatabase(**parse(url), **params, pragmas=SQLITE_PRAGMAS,
+                                   write_wait_seconds=write_wait_seconds)
     if url.startswith(POSTGRES_SCHEMES):
         url = "postgresql+pool:" + url.split(":", 1)[1]
         params.update(POSTGRES_POOL)

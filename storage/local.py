@@ -7,7 +7,7 @@ import datetime
 import errno
 import os
 import secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
@@ -60,7 +60,7 @@ class StagedLocalBlob:
             self._file.flush()
             os.fsync(self._file.fileno())
         self._file.close()
-        key = new_storage_key()
+        key = self._store.new_key()
         self._store.place(self.path, key)
         return key
 
@@ -81,8 +81,12 @@ class LocalBlobStore:
     entries it knows to be durable, so a commit into one of them syncs only its own folder.
     """
 
-    def __init__(self, root: str | os.PathLike[str]) -> None:
+    def __init__(self, root: str | os.PathLike[str], *,
+                 new_key: Callable[[], str] = new_storage_key) -> None:
+        """The store in the folder ``root``; each blob committed gets the key ``new_key()``
+        makes."""
         self.root = Path(root)
+        self.new_key = new_key
         self.staging = self.root / STAGING_DIR
         self.staging.mkdir(parents=True, exist_ok=True)
         self._durable_folders = {path.name for path in self.root.iterdir()

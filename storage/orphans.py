@@ -23,9 +23,10 @@ def _batches(items: Sequence[str], size: int) -> Iterator[Sequence[str]]:
         yield items[start:start + size]
 
 
-def find_orphans(catalog: Catalog, blob_store: BlobStore,
-                 cutoff: datetime.datetime) -> list[str]:
-    """Keys of committed blobs last modified before ``cutoff`` that no row references.
+def find_orphans(catalog: Catalog, blob_store: BlobStore, cutoff: datetime.datetime, *,
+                 batch_size: int = ROW_LOOKUP_BATCH) -> list[str]:
+    """Keys of committed blobs last modified before ``cutoff`` that no row references, looked
+    up ``batch_size`` keys a query.
 
     Blobs are listed before rows are looked up: a blob committed after the listing is not a
     candidate, and one whose row arrived meanwhile is found referenced.
@@ -35,7 +36,7 @@ def find_orphans(catalog: Catalog, blob_store: BlobStore,
     )
     Attachment = catalog.Attachment
     referenced: set[str] = set()
-    for batch in _batches(candidates, ROW_LOOKUP_BATCH):
+    for batch in _batches(candidates, batch_size):
         query = Attachment.select(Attachment.storage_key).where(Attachment.storage_key.in_(batch))
         referenced.update(row.storage_key for row in query)
     return [key for key in candidates if key not in referenced]

@@ -215,11 +215,15 @@ class S3BlobStore:
     :class:`~affix.storage.blob_store.BlobStore` that serves downloads itself, by URL)."""
 
     def __init__(self, url: str, options: S3Options = S3Options(),
-                 clock: Callable[[], datetime.datetime] = utc_now) -> None:
+                 clock: Callable[[], datetime.datetime] = utc_now, *, client: Any = None,
+                 list_page_size: int = LIST_PAGE_SIZE) -> None:
+        """A store reached through ``client``, by default one of its own for ``options``;
+        each listing request asks for ``list_page_size`` keys."""
         self.bucket, self.prefix = parse_s3_url(url)
         self.options = options
-        self.client = s3_client(options)
+        self.client = s3_client(options) if client is None else client
         self.clock = clock
+        self.list_page_size = list_page_size
 
     def object_key(self, storage_key: str) -> str:
         return f"{self.prefix}/{storage_key}" if self.prefix else storage_key
@@ -280,7 +284,7 @@ class S3BlobStore:
         ever collected. Pending multipart uploads are no objects, so they are not listed."""
         pages = self.client.get_paginator("list_objects_v2").paginate(
             Bucket=self.bucket, Prefix=self._listing_prefix,
-            PaginationConfig={"PageSize": LIST_PAGE_SIZE})
+            PaginationConfig={"PageSize": self.list_page_size})
         start = len(self._listing_prefix)
         with as_storage_errors("list the objects"):
             for page in pages:
@@ -304,7 +308,7 @@ class S3BlobStore:
             cutoff = self.clock() - DEFAULT_STAGING_MAX_AGE
         pages = self.client.get_paginator("list_multipart_uploads").paginate(
             Bucket=self.bucket, Prefix=self._listing_prefix,
-            PaginationConfig={"PageSize": LIST_PAGE_SIZE})
+            PaginationConfig={"PageSize": self.list_page_size})
         aborted = 0
         with as_storage_errors("sweep the pending uploads"):
             for page in pages:

@@ -24,7 +24,7 @@ from collections.abc import Iterable
 from affix.storage.partials import PARTIALS_DIR
 from affix.storage.resumable import Progress
 from affix.storage.s3 import (
-    LIST_PAGE_SIZE, PART_SIZE, S3BlobStore, as_storage_errors, store_errors,
+    PART_SIZE, S3BlobStore, as_storage_errors, store_errors,
 )
 
 log = logging.getLogger(__name__)
@@ -136,7 +136,7 @@ class S3Partials:
         kept_key = None if kept is None else self.remainder_key(kept)
         pages = store.client.get_paginator("list_objects_v2").paginate(
             Bucket=store.bucket, Prefix=self._rests_prefix(progress),
-            PaginationConfig={"PageSize": LIST_PAGE_SIZE})
+            PaginationConfig={"PageSize": store.list_page_size})
         for page in pages:
             for item in page.get("Contents", ()):
                 if item["Key"] != kept_key:
@@ -185,7 +185,7 @@ class S3Partials:
         store = self.store
         pages = store.client.get_paginator("list_parts").paginate(
             Bucket=store.bucket, Key=object_key, UploadId=progress.multipart_id,
-            PaginationConfig={"PageSize": LIST_PAGE_SIZE})
+            PaginationConfig={"PageSize": store.list_page_size})
         return [{"PartNumber": part["PartNumber"], "ETag": part["ETag"]}
                 for page in pages for part in page.get("Parts", ())
                 if part["PartNumber"] <= progress.part_count]

@@ -20,7 +20,7 @@ from collections.abc import Iterator
 
 from affix.storage.blob_store import new_storage_key
 from affix.storage.s3 import (
-    LIST_PAGE_SIZE, S3BlobStore, as_storage_errors, naive_utc, store_errors,
+    S3BlobStore, as_storage_errors, naive_utc, store_errors,
 )
 
 STAGING_FOLDER = ".direct-uploads"
@@ -107,7 +107,7 @@ class S3UploadStaging:
         store = self._store
         prefix = store.object_key(STAGING_FOLDER) + "/"
         pages = store.client.get_paginator("list_objects_v2").paginate(
-            Bucket=store.bucket, Prefix=prefix, PaginationConfig={"PageSize": LIST_PAGE_SIZE})
+            Bucket=store.bucket, Prefix=prefix, PaginationConfig={"PageSize": store.list_page_size})
         swept = 0
         with as_storage_errors("sweep the staged uploads"):
             for page in pages:

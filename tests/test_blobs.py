@@ -22,12 +22,17 @@ def fsynced(monkeypatch):
     return paths
 
 
+class UpcomingKeys(list):
+    """The keys the next commits get, in order, instead of random ones: the store is made
+    with ``new_key=keys``, and the test says which with ``keys.extend(...)``."""
+
+    def __call__(self) -> str:
+        return self.pop(0)
+
+
 @pytest.fixture
-def keys(monkeypatch):
-    """The keys the next commits get, in order, instead of random ones: ``keys.extend(...)``."""
-    upcoming = []
-    monkeypatch.setattr("affix.storage.local.new_storage_key", lambda: upcoming.pop(0))
-    return upcoming
+def keys():
+    return UpcomingKeys()
 
 
 def key_in(folder: str, number: int) -> str:
@@ -57,7 +62,7 @@ def test_reopening_a_store_syncs_the_folders_entries_again(tmp_path, fsynced):
 
 
 def test_the_first_commit_into_a_folder_makes_it_and_syncs_its_entry(tmp_path, fsynced, keys):
-    store = LocalBlobStore(tmp_path)
+    store = LocalBlobStore(tmp_path, new_key=keys)
     keys.extend([key_in("ab", 1), key_in("ab", 2)])
     fsynced.clear()
     first, first_staged = committed(store, b"durable bytes")
@@ -76,7 +81,8 @@ def test_a_folder_another_process_made_is_synced_again_by_the_first_commit_here(
         tmp_path, fsynced, keys):
     # two workers' stores, opened before either made the folder: the one that did may not
     # have synced its entry yet when the other renames a blob into it
-    here, elsewhere = LocalBlobStore(tmp_path), LocalBlobStore(tmp_path)
+    here, elsewhere = (LocalBlobStore(tmp_path, new_key=keys),
+                       LocalBlobStore(tmp_path, new_key=keys))
     keys.extend([key_in("cd", 1), key_in("cd", 2)])
     committed(elsewhere, b"first")
     fsynced.clear()
@@ -86,8 +92,8 @@ def test_a_folder_another_process_made_is_synced_again_by_the_first_commit_here(
 
 def test_a_store_opened_after_a_folder_was_made_knows_it_durable(tmp_path, fsynced, keys):
     keys.extend([key_in("ef", 1), key_in("ef", 2)])
-    committed(LocalBlobStore(tmp_path), b"first")
-    reopened = LocalBlobStore(tmp_path)
+    committed(LocalBlobStore(tmp_path, new_key=keys), b"first")
+    reopened = LocalBlobStore(tmp_path, new_key=keys)
     fsynced.clear()
     key, staged_path = committed(reopened, b"second")
     assert (key, fsynced) == (key_in("ef", 2), [staged_path, tmp_path / "ef"])
@@ -106,7 +112,7 @@ def test_blobs_of_the_earlier_two_level_layout_are_still_served_and_listed(tmp_p
 
 
 def test_a_folder_tidied_away_since_is_made_again(tmp_path, fsynced, keys):
-    store = LocalBlobStore(tmp_path)
+    store = LocalBlobStore(tmp_path, new_key=keys)
     keys.extend([key_in("ab", 1), key_in("ab", 2)])
     first, _ = committed(store, b"gone")
     store.delete(first)

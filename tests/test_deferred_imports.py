@@ -11,7 +11,6 @@ import uuid
 
 import pytest
 
-from affix.app.uploads import deferred_imports
 from affix.app.uploads.deferred_imports import DeferredModule, defer_unused_imports
 from support.processes import COMMAND_TIMEOUT, REPO_ROOT, environ_without_affix
 
@@ -77,37 +76,31 @@ def test_streaming_form_data_s_targets_that_use_them_get_the_modules_themselves(
     }
 
 
-def test_nothing_is_deferred_on_a_version_it_was_not_tested_with(monkeypatch):
-    monkeypatch.setattr(deferred_imports, "TESTED_VERSIONS", ("0.0.1",))
+def test_nothing_is_deferred_on_a_version_it_was_not_tested_with():
     modules = {}
 
-    assert defer_unused_imports(modules) is False
+    assert defer_unused_imports(modules, tested_versions=("0.0.1",)) is False
     assert modules == {}
 
 
-@pytest.fixture
-def installed_version_tested(monkeypatch):
-    """The installed streaming-form-data counts as tested, whichever it is: only what a test
-    arranges decides."""
-    monkeypatch.setattr(deferred_imports, "TESTED_VERSIONS",
-                        (importlib.metadata.version("streaming-form-data"),))
+# the installed streaming-form-data counts as tested, whichever it is: only what a test
+# arranges decides
+ONLY_THE_INSTALLED_VERSION = (importlib.metadata.version("streaming-form-data"),)
 
 
-@pytest.mark.usefixtures("installed_version_tested")
 def test_nothing_is_deferred_once_streaming_form_data_s_targets_were_imported():
     targets = types.ModuleType("streaming_form_data.targets")
     modules = {"streaming_form_data.targets": targets}
 
-    assert defer_unused_imports(modules) is False
+    assert defer_unused_imports(modules, tested_versions=ONLY_THE_INSTALLED_VERSION) is False
     assert modules == {"streaming_form_data.targets": targets}
 
 
-@pytest.mark.usefixtures("installed_version_tested")
 def test_a_module_imported_already_keeps_its_place():
     aiofiles = types.ModuleType("aiofiles")
     modules = {"aiofiles": aiofiles}
 
-    assert defer_unused_imports(modules) is True
+    assert defer_unused_imports(modules, tested_versions=ONLY_THE_INSTALLED_VERSION) is True
     assert modules["aiofiles"] is aiofiles
     assert type(modules["smart_open"]) is DeferredModule
     assert sorted(modules) == ["aiofiles", "smart_open"]

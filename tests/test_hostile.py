@@ -17,8 +17,8 @@ import pytest
 from affix import create_app
 from affix.app.cli.commands import main
 from affix.app.settings import Settings
-from affix.storage import database as database_module
-from affix.storage.database import WriteLockTimeout, WriterQueue
+from affix.storage.database import WriteLockTimeout, WriterQueue, open_database
+from affix.storage.models import Catalog
 from affix.app import open_catalog
 from support.bodies import upload_body
 from support.content import png_bytes
@@ -544,10 +544,11 @@ def test_a_queue_closed_while_its_wait_is_in_flight_leaves_the_descriptor_reusin
 
 @pytest.mark.sqlite_only("the writers' queue is SQLite's")
 def test_an_upload_that_waits_too_long_for_the_write_lock_is_503_and_stores_nothing(
-        settings, plugin_manager, people, stored, monkeypatch):
-    monkeypatch.setattr(database_module, "WRITE_WAIT_SECONDS", 0.05)
-    client = falcon.testing.TestClient(
-        create_app(settings, plugin_manager=plugin_manager, clock=lambda: FROZEN_NOW))
+        settings, plugin_manager, people, stored):
+    # the schema is there (conftest's catalog made it): a handle whose writers wait briefly
+    impatient = Catalog(open_database(settings.database_url, write_wait_seconds=0.05))
+    client = falcon.testing.TestClient(create_app(
+        settings, plugin_manager=plugin_manager, clock=lambda: FROZEN_NOW, catalog=impatient))
     upload(client, people)
     before = stored.snapshot()
     database_path = settings.database_url[len("sqlite:///"):]

@@ -75,15 +75,14 @@ def test_only_old_blobs_without_a_row_are_removed(catalog, blob_store, stored, s
 
 
 def test_lookups_in_batches_find_every_referenced_blob(catalog, blob_store, stored, people,
-                                                      client, monkeypatch):
-    # more keys than one batch holds: every batch's rows count
-    monkeypatch.setattr("affix.storage.orphans.ROW_LOOKUP_BATCH", 2)
+                                                      client):
     for number in range(5):
         upload(client, people, f"file {number}".encode())
     orphans = sorted(orphan(blob_store, f"orphan {n}".encode()) for n in range(3))
     future = utc_now() + datetime.timedelta(minutes=1)
     with catalog.database.connection_context():
-        assert find_orphans(catalog, blob_store, future) == orphans
+        # more keys than one batch holds: every batch's rows count
+        assert find_orphans(catalog, blob_store, future, batch_size=2) == orphans
 
 
 def cli_environ(settings):

@@ -5,6 +5,7 @@ import email.parser
 import email.policy
 import importlib.metadata
 import tomllib
+import types
 
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
@@ -190,15 +191,29 @@ def test_both_patches_are_on_for_the_installed_version():
     assert deferred_imports.defer_unused_imports({}) is True
 
 
-def test_it_stays_out_of_a_version_it_was_not_tested_with(monkeypatch):
-    monkeypatch.setattr(compiled_parser, "Parser", email.parser.Parser)
-    stock = part_headers._STOCK_PARSE_CONTENT_BOUNDARY
-    monkeypatch.setattr(parser_module, "parse_content_boundary", stock)
-    monkeypatch.setattr(part_headers, "TESTED_VERSIONS", ("0.0.1",))
+def stock_parser_modules() -> tuple[types.ModuleType, types.ModuleType]:
+    """Stand-ins for streaming-form-data's two parser modules as its release has them, before
+    affix patches them: what the patches look at, and no more."""
+    compiled = types.ModuleType("compiled parser")
+    compiled.Parser, compiled.HTTP = email.parser.Parser, email.policy.HTTP
+    python = types.ModuleType("python parser")
+    python.parse_content_boundary = part_headers._STOCK_PARSE_CONTENT_BOUNDARY
+    return compiled, python
 
-    assert part_headers.install() is False
-    assert compiled_parser.Parser is email.parser.Parser
-    assert parser_module.parse_content_boundary is stock
+
+def test_it_stays_out_of_a_version_it_was_not_tested_with():
+    compiled, python = stock_parser_modules()
+    stock = python.parse_content_boundary
+
+    assert part_headers.install(tested_versions=("0.0.1",), compiled=compiled,
+                                python=python) is False
+    assert compiled.Parser is email.parser.Parser
+    assert python.parse_content_boundary is stock
+    # only the version kept it out
+    installed = (importlib.metadata.version("streaming-form-data"),)
+    assert part_headers.install(tested_versions=installed, compiled=compiled, python=python)
+    assert compiled.Parser is part_headers.PartHeaderParser
+    assert python.parse_content_boundary is part_headers.parse_content_boundary
 
 
 # --- the request's Content-Type ------------------------------------------------------------
@@ -240,7 +255,10 @@ def test_every_content_type_is_read_as_the_email_package_reads_it(headers):
 
 
 @pytest.mark.parametrize("boundary", ["affix-0123abcd", "a'b(c)+_,-./:?=z", "x" * 70])
-def test_the_content_type_affix_gives_the_parser_is_read_fast(monkeypatch, boundary):
-    monkeypatch.setattr(part_headers, "_STOCK_PARSE_CONTENT_BOUNDARY", None)
+def test_the_content_type_affix_gives_the_parser_is_read_fast(boundary):
+    def stock_reading(headers):
+        raise AssertionError(f"{headers} went to the email package")
+
     headers = {"Content-Type": f'multipart/form-data; boundary="{boundary}"'}
-    assert part_headers.parse_content_boundary(headers) == boundary.encode()
+    assert part_headers.parse_content_boundary(
+        headers, stock_reading=stock_reading) == boundary.encode()

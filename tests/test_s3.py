@@ -16,7 +16,7 @@ import requests
 
 from affix.app import create_app, open_catalog
 from affix.storage.orphans import find_orphans
-from affix.storage.s3 import PART_SIZE
+from affix.storage.s3 import PART_SIZE, S3BlobStore, s3_client
 from affix.storage.stores import open_blob_store
 from support.bodies import upload_body
 from support.content import MiB, md5, png_bytes, random_bytes
@@ -128,18 +128,10 @@ def test_a_download_of_someone_elses_attachment_is_404_without_a_url(client, peo
 
 
 def test_an_upload_of_several_parts_is_stored_exactly(
-        settings, plugin_manager, people, rows, s3_bucket, monkeypatch):
-    from affix.storage.s3 import StagedS3Blob
-    part_sizes = []
-    upload_part = StagedS3Blob._upload_part
-
-    def recording_upload_part(staged):
-        part_sizes.append(len(staged._buffer))
-        upload_part(staged)
-
-    monkeypatch.setattr(StagedS3Blob, "_upload_part", recording_upload_part)
+        settings, plugin_manager, people, rows, s3_bucket, parts_sent):
+    store, sent = parts_sent
     content = random_bytes(17 * MiB)
-    client = client_with_limit(settings, plugin_manager, 32 * MiB)
+    client = client_with_limit(settings, plugin_manager, 32 * MiB, blob_store=store)
     response = post(client, people, upload_body(file=content))
     assert response.status_code == 200, response.json
     assert response.json["digest"] == {"algorithm": "md5", "hash": md5(content)}
@@ -148,6 +140,7 @@ def test_an_upload_of_several_parts_is_stored_exactly(
     assert s3_bucket.objects() == {object_key(storage_key): content}
     assert s3_bucket.pending_uploads() == []
     # every part but the last at least PART_SIZE, and no part holds more than one more read
+    part_sizes = [size for _, size in sent]
     assert len(part_sizes) == 3
     assert all(PART_SIZE <= size <= PART_SIZE + MiB for size in part_sizes[:-1])
     assert sum(part_sizes) == len(content)
@@ -222,19 +215,22 @@ def earlier(client, people, rows, s3_bucket):
 
 
 @pytest.fixture
-def parts_sent(monkeypatch):
-    """How many parts went into multipart uploads: a refusal after one shows that what was
-    sent is aborted, not merely never started."""
-    from affix.storage.s3 import StagedS3Blob
+def parts_sent(settings):
+    """A store for the app, and the parts its multipart uploads sent, as (upload id, size),
+    seen by its S3 client: a refusal after one shows that what was sent is aborted, not merely
+    never started."""
+    client = OnCue(s3_client(settings.s3))
     sent = []
-    upload_part = StagedS3Blob._upload_part
 
-    def counting_upload_part(staged):
-        upload_part(staged)
-        sent.append(staged.upload_id)
+    def recording_upload_part(upload_part, **request):
+        # the size before the request: the store reuses the part's buffer once it is sent
+        size = len(request["Body"])
+        answer = upload_part(**request)
+        sent.append((request["UploadId"], size))
+        return answer
 
-    monkeypatch.setattr(StagedS3Blob, "_upload_part", counting_upload_part)
-    return sent
+    client.around("upload_part", recording_upload_part)
+    return S3BlobStore(settings.storage_url, settings.s3, client=client), sent
 
 
 def assert_nothing_left(rows, s3_bucket, earlier):
@@ -245,25 +241,27 @@ def assert_nothing_left(rows, s3_bucket, earlier):
 @pytest.mark.parametrize("case", list(refused_body_cases()))
 def test_a_refused_body_leaves_no_object_no_pending_upload_and_no_row(
         settings, plugin_manager, people, rows, s3_bucket, earlier, parts_sent, case):
+    store, sent = parts_sent
     request, content_type, (status, identifier, message) = refused_body_cases()[case]
-    client = client_with_limit(settings, plugin_manager, 32 * MiB)
+    client = client_with_limit(settings, plugin_manager, 32 * MiB, blob_store=store)
     headers = {**people.auth("ada"), "Content-Type": content_type, **request.pop("headers", {})}
     response = client.simulate_post("/api/v3/attachments", headers=headers, **request)
     assert (response.status_code, response.json) == (status, hal_error(identifier, message))
-    assert len(parts_sent) == 1
+    assert len(sent) == 1
     assert_nothing_left(rows, s3_bucket, earlier)
 
 
 def test_a_file_over_the_limit_leaves_nothing(settings, plugin_manager, people, rows,
                                               s3_bucket, earlier, parts_sent):
+    store, sent = parts_sent
     limit = PAST_ONE_PART
-    client = client_with_limit(settings, plugin_manager, limit)
+    client = client_with_limit(settings, plugin_manager, limit, blob_store=store)
     response = post(client, people, upload_body(file=random_bytes(limit + 1)))
     assert response.status_code == 422
     assert response.json == hal_error(
         "PropertyConstraintViolation", f"File is too large (maximum size is {limit} Bytes).",
         "fileSize")
-    assert len(parts_sent) == 1
+    assert len(sent) == 1
     assert_nothing_left(rows, s3_bucket, earlier)
 
 
@@ -288,7 +286,8 @@ def test_a_failed_commit_leaves_nothing(settings, plugin_manager, people, rows, 
                                         earlier, parts_sent):
     """The object store failing as the upload completes: the upload is aborted, and an object
     the store may have completed all the same is removed."""
-    blob_store = OnCue(open_blob_store(settings.storage_url, settings.s3))
+    store, sent = parts_sent
+    blob_store = OnCue(store)
     client = client_with_limit(settings, plugin_manager, 32 * MiB, blob_store=blob_store)
 
     def commit_then_fail(commit):
@@ -303,7 +302,7 @@ def test_a_failed_commit_leaves_nothing(settings, plugin_manager, people, rows, 
     blob_store.around("stage", staging_failing_commits)
     response = post(client, people, upload_body(file=random_bytes(PAST_ONE_PART)))
     assert response.status_code == 500
-    assert len(parts_sent) == 2
+    assert len(sent) == 2
     assert_nothing_left(rows, s3_bucket, earlier)
 
 
@@ -330,9 +329,9 @@ def naive_utc_now():
     return datetime.datetime.now(datetime.UTC).replace(tzinfo=None)
 
 
-def test_stored_blobs_lists_committed_objects_under_the_prefix_only(s3_bucket, monkeypatch):
-    monkeypatch.setattr("affix.storage.s3.LIST_PAGE_SIZE", 2)
-    store = open_blob_store(s3_bucket.url(PREFIX), s3_bucket.options)
+def test_stored_blobs_lists_committed_objects_under_the_prefix_only(s3_bucket):
+    # pages of two keys: every page counts
+    store = S3BlobStore(s3_bucket.url(PREFIX), s3_bucket.options, list_page_size=2)
     before = naive_utc_now().replace(microsecond=0)
     keys = set()
     for number in range(5):
@@ -367,9 +366,10 @@ def test_orphans_are_found_among_objects(client, people, rows, catalog, s3_bucke
         assert find_orphans(catalog, store, cutoff - datetime.timedelta(days=1)) == []
 
 
-def test_the_sweep_aborts_pending_uploads_under_the_prefix_only(s3_bucket, monkeypatch):
-    monkeypatch.setattr("affix.storage.s3.LIST_PAGE_SIZE", 2)
-    store = open_blob_store(s3_bucket.url(PREFIX), s3_bucket.options)
+def test_the_sweep_aborts_pending_uploads_under_the_prefix_only(s3_bucket):
+    # pages of two uploads where the server pages them (moto answers all in one, whatever the
+    # page size)
+    store = S3BlobStore(s3_bucket.url(PREFIX), s3_bucket.options, list_page_size=2)
     neighbour = open_blob_store(s3_bucket.url("elsewhere"), s3_bucket.options)
     ours, theirs = [], []
     for staging_store, staged in ((store, ours), (store, ours), (store, ours),

@@ -80,10 +80,11 @@ class DeferredModule(types.ModuleType):
         return importlib.import_module(self.__name__)
 
 
-def defer_unused_imports(modules=None) -> bool:
+def defer_unused_imports(modules=None, *,
+                         tested_versions: tuple[str, ...] = TESTED_VERSIONS) -> bool:
     """Put a :class:`DeferredModule` in ``modules`` (``sys.modules``) for each module of
-    :data:`UNUSED_BY_AFFIX` not imported yet, when streaming-form-data is a tested version and
-    has not been imported; whether it did."""
+    :data:`UNUSED_BY_AFFIX` not imported yet, when streaming-form-data is a version of
+    ``tested_versions`` and has not been imported; whether it did."""
     modules = sys.modules if modules is None else modules
     if IMPORTER in modules:
         return False
@@ -91,7 +92,7 @@ def defer_unused_imports(modules=None) -> bool:
         version = importlib.metadata.version("streaming-form-data")
     except importlib.metadata.PackageNotFoundError:
         return False
-    if version not in TESTED_VERSIONS:
+    if version not in tested_versions:
         return False
     for name in UNUSED_BY_AFFIX:
         if name in modules:

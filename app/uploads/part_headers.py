@@ -24,6 +24,7 @@ import email.parser
 import email.policy
 import importlib.metadata
 import re
+from typing import Any
 
 from streaming_form_data import _parser as compiled_parser
 from streaming_form_data import parser as parser_module
@@ -126,31 +127,35 @@ class PartHeaderParser:
         return header
 
 
-def parse_content_boundary(headers) -> bytes:
-    """What streaming-form-data's ``parse_content_boundary`` answers for ``headers``."""
+def parse_content_boundary(headers, *,
+                           stock_reading=_STOCK_PARSE_CONTENT_BOUNDARY) -> bytes:
+    """What streaming-form-data's ``parse_content_boundary`` answers for ``headers``: read
+    here, or by ``stock_reading``, streaming-form-data's own."""
     if len(headers) == 1:
         (name, value), = headers.items()
         if name.lower() == "content-type" and isinstance(value, str):
             form_data_type = _FORM_DATA_TYPE.fullmatch(value)
             if form_data_type is not None:
                 return form_data_type.group(1).encode("ascii")
-    return _STOCK_PARSE_CONTENT_BOUNDARY(headers)
+    return stock_reading(headers)
 
 
-def install() -> bool:
+def install(*, tested_versions: tuple[str, ...] = TESTED_VERSIONS,
+            compiled: Any = compiled_parser, python: Any = parser_module) -> bool:
     """Put :class:`PartHeaderParser` in the place of the email parser in streaming-form-data's
-    parser module, and :func:`parse_content_boundary` in the place of its own, when it is a
-    version tested with them and the modules still use the email package that way; whether
-    it did."""
-    if importlib.metadata.version("streaming-form-data") not in TESTED_VERSIONS:
+    compiled parser module (``compiled``), and :func:`parse_content_boundary` in the place of
+    its Python parser module's own (``python``), when the installed version is one of
+    ``tested_versions`` and the modules still use the email package that way; whether it
+    did."""
+    if importlib.metadata.version("streaming-form-data") not in tested_versions:
         return False
-    if getattr(compiled_parser, "Parser", None) not in (email.parser.Parser, PartHeaderParser):
+    if getattr(compiled, "Parser", None) not in (email.parser.Parser, PartHeaderParser):
         return False
-    if getattr(compiled_parser, "HTTP", None) is not email.policy.HTTP:
+    if getattr(compiled, "HTTP", None) is not email.policy.HTTP:
         return False
-    if getattr(parser_module, "parse_content_boundary", None) not in (
+    if getattr(python, "parse_content_boundary", None) not in (
             _STOCK_PARSE_CONTENT_BOUNDARY, parse_content_boundary):
         return False
-    compiled_parser.Parser = PartHeaderParser
-    parser_module.parse_content_boundary = parse_content_boundary
+    compiled.Parser = PartHeaderParser
+    python.parse_content_boundary = parse_content_boundary
     return True
