@@ -19,7 +19,7 @@ from support.bodies import upload_body
 from support.content import png_bytes
 from support.state import STORAGE_KEY
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+README = Path(__file__).resolve().parents[2] / "README.md"
 NO_SUCH_ATTACHMENT = {
     "_type": "Error", "errorIdentifier": "urn:openproject-org:api:v3:errors:NotFound",
     "message": "The specified attachment does not exist.",
