@@ -1,16 +1,12 @@
 """Opening the metadata database: SQLite connections all end up in WAL mode, even when two
-of them convert a new file at the same moment; writers in several processes and threads take
-turns."""
-import multiprocessing
+of them convert a new file at the same moment. (Writers in several processes and threads taking
+turns: system/test_database_processes.py.)"""
 import sqlite3
 import threading
 
-import peewee
 import pytest
 
-from affix.storage.database import AffixSqliteDatabase, enter_wal, open_database
-from affix.storage.migrations import migrate
-from affix.storage.models import Catalog
+from affix.storage.database import enter_wal, open_database
 
 
 def journal_mode(path):
@@ -79,65 +75,3 @@ def test_a_database_that_stays_locked_is_reported_as_locked(tmp_path):
         enter_wal(opening)
     writer.execute("ROLLBACK")
     assert journal_mode(path) == "delete"
-
-
-def write_rows(database, catalog, number, rows, failures):
-    try:
-        with database.connection_context():
-            for row in range(rows):
-                with catalog.write_transaction():
-                    catalog.User.create(login=f"user-{number}-{row}", name="A writer")
-    except peewee.OperationalError as error:  # reported by the caller's assertion
-        failures.append(f"writer {number}: {error}")
-
-
-def write_from_threads(database, catalog, first_number, threads, rows, failures):
-    writing = [threading.Thread(target=write_rows,
-                                args=(database, catalog, first_number + each, rows, failures))
-               for each in range(threads)]
-    for thread in writing:
-        thread.start()
-    for thread in writing:
-        thread.join()
-
-
-def write_from_child_process(database, catalog, first_number, threads, rows, outcome):
-    failures = []
-    write_from_threads(database, catalog, first_number, threads, rows, failures)
-    outcome.put(failures)
-
-
-@pytest.mark.system  # forks writer processes
-def test_writers_in_several_processes_and_threads_take_turns_instead_of_meeting_the_lock(
-        tmp_path):
-    path = tmp_path / "affix.db"
-    # busy_timeout 0: a writer that met another's lock in SQLite would fail at once
-    database = AffixSqliteDatabase(str(path), timeout=0, pragmas={"busy_timeout": 0},
-                                   max_connections=None, check_same_thread=False,
-                                   autoconnect=False)
-    migrate(database)
-    catalog = Catalog(database)
-    # the parent writes first, so its children inherit an open lock file (as gunicorn's
-    # workers do with --preload) and must open their own
-    failures = []
-    write_rows(database, catalog, 0, 1, failures)
-    database.close_idle()  # no SQLite connection crosses a fork; the lock file does
-    fork = multiprocessing.get_context("fork")
-    outcome = fork.Queue()
-    processes, threads, rows = 2, 4, 25
-    children = [fork.Process(target=write_from_child_process,
-                             args=(database, catalog, 1 + each * threads, threads, rows, outcome))
-                for each in range(processes)]
-    for child in children:
-        child.start()
-    write_from_threads(database, catalog, 1 + processes * threads, threads, rows, failures)
-    reported = [outcome.get(timeout=60) for _ in children]
-    for child in children:
-        child.join(timeout=60)
-
-    assert (failures, reported, [child.exitcode for child in children]) == (
-        [], [[]] * processes, [0] * processes)
-    with database.connection_context():
-        assert catalog.User.select().count() == 1 + (processes + 1) * threads * rows
-    database.close_all()
-    assert (tmp_path / "affix.db-writers").read_bytes() == b""
