@@ -249,7 +249,7 @@ def test_affix_cleanup_keeps_quarantined_uploads_for_an_admin_and_prepared_ones(
     status, out = affix(environ, "cleanup")
 
     # the app's clock dates every upload in 2014: all are past the grace period; a prepared
-    # direct upload goes when its form expires (tests/test_direct_uploads.py), not here
+    # direct upload goes when its form expires (tests/system/test_direct_uploads.py), not here
     assert (status, out) == (0, "removed 3 unclaimed attachments older than 180 minutes\n"
                                 "removed 0 resumable uploads left unfinished past "
                                 "Upload-Expires\n")
