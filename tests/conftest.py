@@ -5,8 +5,9 @@ Nothing else lives here, and nothing imports from here: the harness behind these
 ``support/`` (``support/__init__.py`` lists what is where), and the fixtures of ``support``
 modules that have their own (a real server, moto's S3, the ``affix`` command's environment) are
 registered below as plugins. Tests are in two tiers: ``-m "not system"``, the contract through
-falcon.testing on SQLite, fast; and ``-m system``, everything with real servers, subprocesses,
-PostgreSQL, moto, mounts, crashes or load.
+falcon.testing on SQLite, fast (``unit/``, the pieces; ``functional/``, through the WSGI app);
+and ``-m system``, everything with real servers, subprocesses, PostgreSQL, moto, mounts, crashes
+or load: ``system/``, and every test on PostgreSQL.
 """
 import os
 from pathlib import Path
@@ -36,6 +37,10 @@ def pytest_xdist_auto_num_workers(config):
     """Two test processes per core: most tests spend much of their time waiting for a server,
     a subprocess or a disk, and two per core keep the cores busy meanwhile."""
     return 2 * (os.cpu_count() or 1)
+
+
+# every test below this folder is of the system tier, without a mark of its own
+SYSTEM_TESTS = Path(__file__).parent / "system"
 
 
 # pytest's temporary folders go on this RAM disk when it has room (a run writes about 1 GB):
@@ -74,14 +79,15 @@ def pytest_configure(config):
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config, items):
     """A test marked for one database is not collected for the other at all: there is nothing
-    it could check there, so it is neither run nor reported as skipped. Every test that runs on
-    PostgreSQL is of the ``system`` tier. (First, so that ``-m`` sees the mark.)"""
+    it could check there, so it is neither run nor reported as skipped. Every test below
+    ``system/``, and every test that runs on PostgreSQL, is of the ``system`` tier. (First, so
+    that ``-m`` sees the mark.)"""
     kept, dropped = [], []
     for item in items:
         kind = getattr(item, "callspec", None) and item.callspec.params.get("databases")
         only = [each for each in DATABASE_KINDS if item.get_closest_marker(f"{each}_only")]
         (dropped if kind and only and kind not in only else kept).append(item)
-        if kind == "postgresql":
+        if kind == "postgresql" or item.path.is_relative_to(SYSTEM_TESTS):
             item.add_marker(pytest.mark.system)
     if dropped:
         config.hook.pytest_deselected(items=dropped)

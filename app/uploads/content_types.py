@@ -21,7 +21,7 @@ OCTET_STREAM = "application/octet-stream"
 # How much of a file libmagic is given. Its cost grows with the bytes it reads (on text, about
 # 1.5 ms for 8 KiB, 1.2 to 1.3 ms for 4 KiB); 4 KiB is the least that gives the same answers as
 # 8 KiB on the test suite's kinds of file and on the fuzzer's (python -m tests.bench.sniffing;
-# held by tests/test_content_types.py). Below it, some random bytes libmagic calls an
+# held by tests/unit/uploads/test_content_types.py). Below it, some random bytes libmagic calls an
 # executable only once it reads past 2 KiB answer otherwise.
 SNIFF_PREFIX = 4 * 1024
 # libmagic's names for "no bytes" and for non-text data, where no charset applies

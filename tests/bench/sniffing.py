@@ -5,9 +5,9 @@ libmagic's flags, and whether the answers stay those of the full 8 KiB without f
     python -m tests.bench.sniffing --quick    # a smoke run
 
 The files are tests/support/content.py's: the kinds the test suite uploads (as the tests send
-them and grown past 8 KiB) and files shaped as tests/test_fuzz.py's file parts. Times are CPU
-microseconds per call (``time.process_time``), the median of rounds run in alternation, for
-text (the two long text files) and for binary data (4 and 16 KiB of random bytes); "differ"
+them and grown past 8 KiB) and files shaped as tests/functional/test_fuzz.py's file parts. Times
+are CPU microseconds per call (``time.process_time``), the median of rounds run in alternation,
+for text (the two long text files) and for binary data (4 and 16 KiB of random bytes); "differ"
 counts the files whose answer is not the one of 8 KiB without flags.
 
 A second table times the same calls as affix makes them (its prefix, no flags) with the CPU's

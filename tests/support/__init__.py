@@ -15,10 +15,13 @@ builder, ``basic_auth``) lives in affix itself, in ``affix.app.testing``.
 - ``client``: requests through falcon.testing as one of conftest's users
 - ``work_packages``: work package documents, creating and changing them through falcon.testing
 - ``errors``: the HAL errors affix answers with, their messages, and asserting one
+- ``statuses``: virus scanning's attachment statuses, set in the database
+- ``upload_permissions``: uploads that plugins' permissions decide, and what they left
 - ``races``: running calls at the same moment in threads
 - ``faults``: a store or a database failing once, on cue
 - ``clocks``: a clock the test sets, for affix's ``clock=`` collaborators
 - ``statements``: the SQL statements a request runs, counted
+- ``migrations``: what ``affix migrate`` prints
 - ``direct_uploads``: preparing a direct upload, sending the file to the store with its form
 - ``tus``: resumable uploads through falcon.testing, a PATCH cut short on a real server
 - ``schemathesis_hooks``: how schemathesis sends a tus upload's bytes (its hooks file)

@@ -25,3 +25,8 @@ def uploaded(client, people, login, **kwargs) -> int:
 
 def get(client, people, login, path):
     return client.simulate_get(path, headers=people.auth(login))
+
+
+def download(client, people, login, attachment_id):
+    """An attachment's download, as ``login``."""
+    return get(client, people, login, f"/api/v3/attachments/{attachment_id}/download")

@@ -77,8 +77,8 @@ def known_files() -> dict:
 
 
 def fuzz_shaped_files(count, seed=0, small_limit=64 * KiB) -> list:
-    """Files shaped as tests/test_fuzz.py's file parts: up to 300 arbitrary bytes, or the first
-    100 of them followed by NUL bytes up to a size limit or a little past it (seeded)."""
+    """Files shaped as tests/functional/test_fuzz.py's file parts: up to 300 arbitrary bytes, or
+    the first 100 of them followed by NUL bytes up to a size limit or a little past it (seeded)."""
     rng = random.Random(seed)
     files = []
     for _ in range(count):

@@ -13,6 +13,8 @@ DOES_NOT_EXIST = "Attachments does not exist."
 CANNOT_BE_CHANGED = "Attachments cannot be changed."
 # a database or a store out of reach (503)
 UNAVAILABLE = "The service is temporarily unavailable. Please try again later."
+# a full disk or quota: (status, identifier, message), for ``assert_error(response, *FULL)``
+FULL = (507, "InsufficientStorage", "There is not enough storage space left to store the file.")
 
 
 def hal_error(identifier, message, attribute=None) -> dict:

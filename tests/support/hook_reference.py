@@ -1,5 +1,5 @@
 """The README's hook reference, written from the hookspecs' docstrings, so that the two cannot
-disagree: ``tests/test_docs.py`` fails when the README's section is not what this renders.
+disagree: ``tests/unit/test_docs.py`` fails when the README's section is not what this renders.
 
 ``python -m tests.support.hook_reference`` rewrites the section in place.
 """

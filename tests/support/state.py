@@ -25,7 +25,7 @@ class Stored:
     def files(self):
         """Every file below the blob root, staging included, with its bytes, in path order."""
         # os.walk, not Path.rglob: a blob root may have hundreds of fan-out folders, and a test
-        # may snapshot it hundreds of times (test_fuzz.py does)
+        # may snapshot it hundreds of times (functional/test_fuzz.py does)
         paths = [Path(folder, name) for folder, _, names in os.walk(self.blob_root)
                  for name in names]
         return {

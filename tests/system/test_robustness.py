@@ -11,7 +11,7 @@ leaves no row (nor, but in the last case, a committed blob, which ``affix gc`` r
 next ``affix serve`` sweeps what was left in staging before its workers start.
 
 The load test found that SQLite handed the id of a deleted attachment to the next upload; a test
-in test_resources.py keeps that fixed.
+in functional/test_resources.py keeps that fixed.
 """
 import collections
 import concurrent.futures

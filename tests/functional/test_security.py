@@ -17,9 +17,10 @@ from affix.app.cli.commands import main as affix_main
 from affix.app.testing import basic_auth, multipart
 from support.bodies import upload_body
 from support.content import png_bytes
+from support.processes import REPO_ROOT
 from support.state import STORAGE_KEY
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+README = REPO_ROOT / "README.md"
 NO_SUCH_ATTACHMENT = {
     "_type": "Error", "errorIdentifier": "urn:openproject-org:api:v3:errors:NotFound",
     "message": "The specified attachment does not exist.",

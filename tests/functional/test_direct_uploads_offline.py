@@ -1,6 +1,6 @@
 """Direct uploads without an S3 server: with local storage every client is told to fall back
 (422, OpenProject's message) before anything is stored, and the settings of direct uploads.
-test_direct_uploads.py has the flow itself, against moto's S3 server."""
+system/test_direct_uploads.py has the flow itself, against moto's S3 server."""
 import pytest
 
 from affix.app.settings import Settings, SettingsError

@@ -1,6 +1,5 @@
 """The Create Attachment contract through falcon.testing: success and every refusal, with what
-is stored asserted after each."""
-import contextlib
+is stored asserted after each. (Full disks, for real: system/test_full_disks.py.)"""
 import dataclasses
 import errno
 import hashlib
@@ -12,18 +11,14 @@ import peewee
 
 import pytest
 
-from affix.app import create_app, open_catalog
+from affix.app import create_app
 from affix.app.testing import multipart
-from affix.storage.local import STAGING_DIR
-from affix.storage.partials import PARTIALS_DIR
 from support.bodies import upload_body
 from support.client import post
 from support.content import png_bytes
 from support.defaults import FROZEN_NOW, SMALL_LIMIT
-from support.disks import small_disk
-from support.errors import UNAVAILABLE, URN, assert_error
-from support.people import make_people
-from support.state import STORAGE_KEY, Stored
+from support.errors import FULL, UNAVAILABLE, URN, assert_error
+from support.state import STORAGE_KEY
 
 
 def test_upload_answers_the_seed_body_and_stores_row_and_blob(client, people, stored):
@@ -320,72 +315,6 @@ def test_database_out_of_reach_is_503_before_anything_is_read(
     services.catalog.database.restore("connect")
     assert_error(response, 503, "ServiceUnavailable", UNAVAILABLE)
     assert stored.snapshot() == earlier
-
-
-# room for a fan-out folder and one small blob, not for an upload of SMALL_LIMIT bytes
-SMALL_DISK = 16 * 1024
-FULL = (507, "InsufficientStorage", "There is not enough storage space left to store the file.")
-
-
-@contextlib.contextmanager
-def app_on_small_disk(tmp_path, databases, plugin_manager, disk_size, max_attachment_size,
-                      inodes=None):
-    """(client, people, stored) of an app whose blobs live on a real filesystem of
-    ``disk_size`` bytes (and ``inodes`` files and folders: see ``small_disk``)."""
-    with small_disk(tmp_path / "disk", disk_size, inodes) as disk:
-        settings = databases.settings(tmp_path / "data", storage_url=str(disk),
-                                      max_attachment_size=max_attachment_size)
-        client = falcon.testing.TestClient(
-            create_app(settings, plugin_manager=plugin_manager, clock=lambda: FROZEN_NOW))
-        catalog = open_catalog(settings)
-        try:
-            yield client, make_people(catalog), Stored(catalog, disk)
-        finally:
-            catalog.database.close()
-
-
-@pytest.mark.system  # mounts a filesystem
-def test_a_full_disk_refuses_the_upload_and_leaves_nothing(tmp_path, databases, plugin_manager):
-    with app_on_small_disk(tmp_path, databases, plugin_manager, SMALL_DISK,
-                           SMALL_LIMIT) as (client, people, stored):
-        kept = post(client, people, upload_body(b'{"fileName": "small.txt"}', b"fits"))
-        assert kept.status_code == 200, kept.json
-        earlier = stored.snapshot()
-
-        response = post(client, people, upload_body(file=b"z" * (SMALL_LIMIT - 1024)))
-
-        assert_error(response, *FULL)
-        # no row, no staged file, and the blob that fitted untouched
-        assert stored.snapshot() == earlier
-
-
-@pytest.mark.system  # mounts a filesystem
-def test_no_room_for_the_first_blob_s_folder_refuses_the_upload_and_leaves_nothing(
-        tmp_path, databases, plugin_manager):
-    # room for the disk's root, the store's staging folders (.staging and .tus) and a staged
-    # file, not for the fan-out folder the first blob goes into
-    with app_on_small_disk(tmp_path, databases, plugin_manager, SMALL_DISK, SMALL_LIMIT,
-                           inodes=4) as (client, people, stored):
-        response = post(client, people, upload_body(file=b"no folder"))
-        assert_error(response, *FULL)
-        assert stored.snapshot() == ([], {})
-        assert sorted(path.name for path in stored.blob_root.iterdir()) == [
-            STAGING_DIR, PARTIALS_DIR]
-
-
-@pytest.mark.system  # mounts a filesystem
-def test_a_disk_filling_up_under_a_large_upload_leaves_nothing(
-        tmp_path, databases, plugin_manager):
-    # past its first chunk a file is written on a thread of its own: the failure must still
-    # reach the request, and the staged blob still be discarded
-    with app_on_small_disk(tmp_path, databases, plugin_manager, 3 * 1024 * 1024,
-                           8 * 1024 * 1024) as (client, people, stored):
-        earlier = stored.snapshot()
-
-        response = post(client, people, upload_body(file=os.urandom(5 * 1024 * 1024)))
-
-        assert_error(response, *FULL)
-        assert stored.snapshot() == earlier
 
 
 @pytest.mark.parametrize("error_number, status, identifier, message", [

@@ -108,7 +108,7 @@ def test_the_author_deletes_row_and_blob_and_nothing_else(client, people, stored
 
 
 def test_the_id_of_a_deleted_attachment_is_never_given_to_another(client, people):
-    # the load test of test_robustness.py found SQLite handing it to the next upload
+    # the load test of system/test_robustness.py found SQLite handing it to the next upload
     first = uploaded(client, people, "bob", content=b"first")
     second = uploaded(client, people, "bob", content=b"second")
     deleted = client.simulate_delete(f"/api/v3/attachments/{second}", headers=people.auth("bob"))

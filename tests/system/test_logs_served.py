@@ -1,21 +1,18 @@
-"""The server's log: text or one JSON object a line, an access line per request with its facts,
-the request id from X-Request-Id or made up and echoed; and never a key, an Authorization
-header or a byte of a file, whatever the request."""
+"""A real server's log: text or one JSON object a line, an access line per request with its
+facts, the request id on every line written while serving; and never a key, an Authorization
+header or a byte of a file, whatever the request. (Request ids and the log settings in process:
+functional/test_logs.py.)"""
 import base64
 import contextlib
-import logging
 import re
 import socket
 import string
-import sys
 import urllib.parse
 
 import pytest
 import requests
 from hypothesis import HealthCheck, given, settings as hypothesis_settings, strategies as st
 
-from affix.app.http.logs import TEXT_DATE_FORMAT, TEXT_FORMAT, TRACE_INDENT, TextLines
-from affix.app.settings import Settings, SettingsError
 from affix.app.testing import basic_auth, multipart, upload_form
 from support.logs import access_line, access_lines, json_lines
 from support.net import HOST, REQUEST_TIMEOUT
@@ -23,59 +20,7 @@ from support.servers import HIGH_LIMIT, running_server
 from support.waiting import wait_for
 
 UPLOADS = "/api/v3/attachments"
-GENERATED_ID = re.compile(r"[0-9a-f]{32}")
 JSON_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
-
-
-# --- request ids, in process ---------------------------------------------------------------------
-
-@pytest.mark.parametrize("sent", [
-    "0f8fad5b-d9cb-469f-a165-70867728950e", "a" * 128, "Root=1-67891233-abcdef012345678912",
-    "ab+/cd==", "x",
-])
-def test_a_usable_request_id_is_taken_and_echoed(client, sent):
-    response = client.simulate_get("/health", headers={"X-Request-Id": sent})
-
-    assert response.headers["x-request-id"] == sent
-
-
-@pytest.mark.parametrize("sent", [
-    "", "a" * 129, "two words", "<script>", "quote\"d", "ключ", "a\tb", "semi;colon",
-])
-def test_an_unusable_request_id_is_replaced_by_our_own(client, sent):
-    response = client.simulate_get("/health", headers={"X-Request-Id": sent})
-
-    assert GENERATED_ID.fullmatch(response.headers["x-request-id"])
-
-
-def test_without_a_request_id_each_request_gets_its_own(client):
-    ids = {client.simulate_get("/health").headers["x-request-id"] for _ in range(5)}
-
-    assert len(ids) == 5
-    assert all(GENERATED_ID.fullmatch(each) for each in ids)
-
-
-def test_an_error_answer_carries_the_request_id_too(client):
-    response = client.simulate_get("/api/v3/attachments/1", headers={"X-Request-Id": "r-1"})
-
-    assert (response.status_code, response.headers["x-request-id"]) == (401, "r-1")
-
-
-@pytest.mark.parametrize("variable, raw, problem", [
-    ("AFFIX_LOG_FORMAT", "yaml", "AFFIX_LOG_FORMAT must be one of text, json, not 'yaml'"),
-    ("AFFIX_ACCESS_LOG", "maybe", "AFFIX_ACCESS_LOG must be 1 or 0 (true or false), not 'maybe'"),
-])
-def test_unusable_log_settings_are_refused(variable, raw, problem):
-    with pytest.raises(SettingsError) as refused:
-        Settings.from_environ({variable: raw})
-    assert str(refused.value) == problem
-
-
-def test_logs_are_text_with_access_lines_unless_asked_otherwise():
-    settings = Settings.from_environ({})
-    assert (settings.log_format, settings.access_log) == ("text", True)
-    settings = Settings.from_environ({"AFFIX_LOG_FORMAT": "JSON", "AFFIX_ACCESS_LOG": "0"})
-    assert (settings.log_format, settings.access_log) == ("json", False)
 
 
 # --- a real server's log -------------------------------------------------------------------------
@@ -94,7 +39,6 @@ def json_server(start_logging_server):
     return start_logging_server(AFFIX_LOG_FORMAT="json")
 
 
-@pytest.mark.system
 def test_an_upload_has_one_json_access_line_with_its_facts(json_server):
     server = json_server
     body, content_type = upload_form("notes.txt", b"some notes")
@@ -119,7 +63,6 @@ def test_an_upload_has_one_json_access_line_with_its_facts(json_server):
                for line in json_lines(server.stderr()))
 
 
-@pytest.mark.system
 def test_a_refusal_names_its_error_and_a_path_that_routed_nowhere_is_not_logged(json_server):
     server = json_server
     requests.get(server.url("/api/v3/attachments/7"), timeout=REQUEST_TIMEOUT,
@@ -149,7 +92,6 @@ def send_raw(server, data: bytes) -> bytes:
     return answer
 
 
-@pytest.mark.system
 def test_a_line_the_app_writes_while_serving_carries_the_request_id(json_server):
     server = json_server
     answer = send_raw(server, (
@@ -165,7 +107,6 @@ def test_a_line_the_app_writes_while_serving_carries_the_request_id(json_server)
         "INFO", "the request body could not be read: InvalidChunkSize", "broken-chunks")
 
 
-@pytest.mark.system
 def test_text_logs_read_like_gunicorns_own(start_logging_server):
     server = start_logging_server()
     response = requests.get(server.url("/api/v3"), headers={**server.auth, "X-Request-Id": "t-1"},
@@ -189,7 +130,6 @@ FORGED_PATHS = [f"/api/v3/projects/{FORGED_SEGMENT}", f"/api/v3/attachments/tus/
 FORGED_ESCAPED = "x\\n[2026-12-01 06:03:46 +0000] [CRITICAL] forged\\x1b[2K"
 
 
-@pytest.mark.system
 def test_a_client_cannot_write_a_text_line_of_its_own(start_logging_server):
     server = start_logging_server()
     for number, path in enumerate(FORGED_PATHS):
@@ -211,7 +151,6 @@ def test_a_client_cannot_write_a_text_line_of_its_own(start_logging_server):
                          log, re.MULTILINE)
 
 
-@pytest.mark.system
 def test_a_client_cannot_write_a_json_line_of_its_own(json_server):
     server = json_server
     requests.get(server.url(FORGED_PATHS[0]), timeout=REQUEST_TIMEOUT,
@@ -224,26 +163,6 @@ def test_a_client_cannot_write_a_json_line_of_its_own(json_server):
     assert "\x1b" not in server.stderr()
 
 
-def test_a_trace_in_text_is_indented_and_escaped_below_its_one_line():
-    formatter = TextLines(TEXT_FORMAT, TEXT_DATE_FORMAT)
-    record = logging.LogRecord("affix", logging.ERROR, __file__, 1, "failed in %s", (
-        "GET /api/v3/projects/x\n[CRITICAL] forged\x1b[2K\u2028",), None)
-    try:
-        raise ValueError("bad name\r\n[CRITICAL] forged\x85")
-    except ValueError:
-        record.exc_info = sys.exc_info()
-
-    first, *trace = formatter.format(record).split("\n")
-
-    assert first.endswith(
-        "[ERROR] failed in GET /api/v3/projects/x\\n[CRITICAL] forged\\x1b[2K\\u2028")
-    assert trace[0] == TRACE_INDENT + "Traceback (most recent call last):"
-    assert trace[-2:] == [TRACE_INDENT + "ValueError: bad name\\r",
-                          TRACE_INDENT + "[CRITICAL] forged\\x85"]
-    assert all(line.startswith(TRACE_INDENT) for line in trace)
-
-
-@pytest.mark.system
 def test_access_lines_can_be_left_to_the_proxy(start_logging_server):
     server = start_logging_server(AFFIX_LOG_FORMAT="json", AFFIX_ACCESS_LOG="0")
     for _ in range(3):
@@ -319,7 +238,6 @@ PATHS = ["/api/v3", UPLOADS, "/api/v3/attachments/1", "/api/v3/attachments/1/dow
 REQUEST_ID_ALPHABET = string.ascii_letters + string.digits + string.punctuation + " "
 
 
-@pytest.mark.system
 def test_no_key_authorization_or_file_content_in_any_line(start_logging_server):
     server = start_logging_server(AFFIX_LOG_FORMAT="json")
     key = server.api_key
@@ -363,4 +281,3 @@ def test_no_key_authorization_or_file_content_in_any_line(start_logging_server):
         assert text not in log
     # and every line of it is JSON, whatever the request
     assert log.count("\n") == len(json_lines(log))
-

@@ -5,8 +5,6 @@ import contextlib
 import hashlib
 import io
 import sqlite3
-import subprocess
-import sys
 import threading
 import time
 
@@ -26,12 +24,8 @@ from affix.storage.resumable import ResumableUploads
 from support.bodies import upload_body
 from support.defaults import FROZEN_NOW
 from support.errors import hal_error
-from support.processes import COMMAND_TIMEOUT, REPO_ROOT
+from support.migrations import APPLIED_ALL, UP_TO_DATE
 
-APPLIED_ALL = "".join(f"applied migration {each.version}: {each.description}\n"
-                      for each in MIGRATIONS) + (
-    f"the database schema is now at version {LATEST_VERSION}\n")
-UP_TO_DATE = f"the database schema is already at version {LATEST_VERSION}\n"
 LOCK_WAIT_TIMEOUT = 30
 PLUGIN_TABLE = "plugin_things"
 
@@ -93,20 +87,6 @@ def test_two_nodes_migrating_one_fresh_database_at_once_apply_each_migration_onc
     assert sorted(applied, key=len) == [[], list(MIGRATIONS)]
     assert recorded_versions(connect_catalog(settings).database) == [
         (each.version, each.description) for each in MIGRATIONS]
-
-
-@pytest.mark.system  # two affix migrate processes
-def test_two_affix_migrate_commands_started_together_both_succeed(tmp_path, databases):
-    environ = {"PATH": "/usr/bin:/bin", **databases.environ(tmp_path / "data")}
-    migrate = [sys.executable, "-m", "affix.app.cli.commands", "migrate"]
-    commands = [subprocess.Popen(migrate, cwd=REPO_ROOT,
-                                 env=environ, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                 text=True) for _ in range(2)]
-    outputs = [command.communicate(timeout=COMMAND_TIMEOUT) for command in commands]
-    results = [(command.returncode, *output) for command, output in zip(commands, outputs)]
-
-    # a failure shows what the command printed on stderr
-    assert sorted(results) == sorted([(0, APPLIED_ALL, ""), (0, UP_TO_DATE, "")])
 
 
 def test_a_database_newer_than_this_affix_is_refused(tmp_path, databases, capsys):

@@ -10,7 +10,6 @@ import hashlib
 
 import falcon.testing
 import pytest
-import requests
 
 from affix.app import create_app
 from affix.app.accounts.auth import LAST_USE_PRECISION, issue_api_key
@@ -21,15 +20,11 @@ from support.cli import assert_refused, run_ok
 from support.client import uploaded
 from support.defaults import FROZEN_NOW
 from support.errors import WRONG_CREDENTIALS, assert_error, assert_unauthenticated
-from support.net import REQUEST_TIMEOUT
-from support.servers import WORKERS
 from support.work_packages import created
 
 SECOND = datetime.timedelta(seconds=1)
 DELETED_USER = "Deleted user"
 NO_SUCH_USER = "The specified user does not exist."
-# requests made to a real server, so that each of its workers answers some
-REQUESTS_PER_WORKER = 5
 
 
 @pytest.fixture
@@ -78,19 +73,6 @@ def assert_refused_by_every_node(nodes, key):
 
 
 # --- revoking ---------------------------------------------------------------------------------
-
-@pytest.mark.system  # a real server: gunicorn's worker processes
-def test_every_worker_of_a_real_server_refuses_a_key_from_its_revocation_on(server, environ):
-    def statuses():
-        # a connection of its own each: gunicorn hands each to whichever worker takes it first
-        return [requests.get(server.url("/api/v3"), headers=server.auth,
-                             timeout=REQUEST_TIMEOUT).status_code
-                for _ in range(REQUESTS_PER_WORKER * WORKERS)]
-
-    assert set(statuses()) == {200}
-    assert run_ok(environ, "apikey", "revoke", "1") == "revoked API key 1 of 'admin'\n"
-    assert set(statuses()) == {401}
-
 
 def test_a_revoked_key_is_refused_at_once_by_every_node(
         environ, client, other_node, people, catalog):

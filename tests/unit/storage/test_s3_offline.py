@@ -1,6 +1,6 @@
 """S3-compatible storage with no S3 server at all: the AFFIX_S3_* settings, and what the sweep of
-abandoned multipart uploads decides on scripted S3 answers. test_s3.py has the rest, against
-moto's S3 server."""
+abandoned multipart uploads decides on scripted S3 answers. system/test_s3.py has the rest,
+against moto's S3 server."""
 import datetime
 import importlib
 import sys

@@ -111,8 +111,8 @@ def test_a_shorter_prefix_would_answer_otherwise():
     assert differing
 
 
-# tests/test_fuzz.py's file parts: up to 300 arbitrary bytes, or their first 100 followed by
-# NUL bytes up to the size limit or a little past it
+# tests/functional/test_fuzz.py's file parts: up to 300 arbitrary bytes, or their first 100
+# followed by NUL bytes up to the size limit or a little past it
 fuzz_files = st.one_of(
     st.binary(max_size=300),
     st.tuples(st.binary(max_size=100), st.integers(0, 3000)).map(

@@ -1,6 +1,6 @@
-"""The metrics an app counts, in this process (falcon.testing); test_metrics_served.py scrapes
-a real gunicorn of two workers. A request "on the metrics listener" names a real loopback socket
-as ``gunicorn.socket``, which is how gunicorn tells the app where a connection came in."""
+"""The metrics an app counts, in this process (falcon.testing); system/test_metrics_served.py
+scrapes a real gunicorn of two workers. A request "on the metrics listener" names a real loopback
+socket as ``gunicorn.socket``, which is how gunicorn tells the app where a connection came in."""
 import dataclasses
 import datetime
 import os

@@ -2,7 +2,8 @@
 an attachment in each status, with virus scanning on; quarantine for admins; ``affix cleanup``
 and ``affix gc`` beside the statuses.
 
-Statuses are set in the database here: tests/test_clamav.py makes them with a real clamd."""
+Statuses are set in the database here: system/test_clamav.py makes them with a real clamd, and
+system/test_lifecycle_s3.py checks quarantine on S3."""
 import json
 
 import falcon.testing
@@ -11,19 +12,17 @@ import pytest
 from affix.app import create_app
 from affix.plugins.clamav import ScanOptions
 from support.cli import affix
-from support.client import get, uploaded
+from support.client import download, get, uploaded
 from support.defaults import FROZEN_NOW
 from support.errors import NO_SUCH_ATTACHMENT, assert_error
 from support.state import containers
+from support.statuses import NO_CLAMD, QUARANTINED, set_status
 from support.webhooks import outbox, outbox_entries, subscribe
 from support.work_packages import created, link, patch
 
-QUARANTINED = "The file {} is quarantined: the virus scanner found malware in it."
 NOT_SCANNED = ("The file {} has not been scanned for viruses yet: until then, only its author "
                "may download it.")
 NOT_UPLOADED = "The file has not been uploaded yet."
-# after mode never talks to clamd while serving
-NO_CLAMD = "/nonexistent/clamd.sock"
 
 
 @pytest.fixture
@@ -38,16 +37,6 @@ def walt(people):
     upload and create work packages in the same project."""
     return people.add("walt", name="Walt Writer", permissions=[
         "view_work_packages", "add_work_packages", "edit_work_packages"])
-
-
-def set_status(catalog, attachment_id, status, finding=None):
-    with catalog.database.connection_context():
-        catalog.Attachment.update(status=status, scan_finding=finding).where(
-            catalog.Attachment.id == attachment_id).execute()
-
-
-def download(client, people, login, attachment_id):
-    return get(client, people, login, f"/api/v3/attachments/{attachment_id}/download")
 
 
 @pytest.fixture
@@ -260,7 +249,7 @@ def test_affix_cleanup_keeps_quarantined_uploads_for_an_admin_and_prepared_ones(
     status, out = affix(environ, "cleanup")
 
     # the app's clock dates every upload in 2014: all are past the grace period; a prepared
-    # direct upload goes when its form expires (tests/test_direct_uploads.py), not here
+    # direct upload goes when its form expires (tests/system/test_direct_uploads.py), not here
     assert (status, out) == (0, "removed 3 unclaimed attachments older than 180 minutes\n"
                                 "removed 0 resumable uploads left unfinished past "
                                 "Upload-Expires\n")
@@ -276,25 +265,3 @@ def test_affix_gc_keeps_the_bytes_of_every_status(client, people, catalog, envir
     assert affix(environ, "gc", "--min-age", "0") == (
         0, "removed 0 blobs without an attachment, older than 0 minutes\n")
     assert stored.snapshot() == before
-
-
-@pytest.mark.system
-def test_a_quarantined_file_in_s3_gets_no_pre_signed_link(
-        tmp_path, databases, people, catalog, plugin_manager, s3_bucket):
-    settings = databases.settings(
-        tmp_path / "data", storage_url=s3_bucket.url(), s3=s3_bucket.options,
-        scan=ScanOptions(mode="after", clamd=NO_CLAMD))
-    client = falcon.testing.TestClient(
-        create_app(settings, plugin_manager=plugin_manager, clock=lambda: FROZEN_NOW))
-    attachment_id = uploaded(client, people, "walt", content=b"in a bucket")
-
-    set_status(catalog, attachment_id, "scanned")
-    scanned = get(client, people, "walt", f"/api/v3/attachments/{attachment_id}")
-    set_status(catalog, attachment_id, "quarantined")
-    quarantined = get(client, people, "walt", f"/api/v3/attachments/{attachment_id}")
-
-    assert scanned.json["_links"]["downloadLocation"]["href"].startswith(s3_bucket.endpoint_url)
-    assert quarantined.json["_links"]["downloadLocation"]["href"] == (
-        f"/api/v3/attachments/{attachment_id}/download")
-    assert_error(download(client, people, "walt", attachment_id), 403, "MissingPermission",
-                 QUARANTINED.format("notes.txt"))

@@ -19,7 +19,7 @@ CHECKS = ",".join([
 # fixed, so that CI runs the same requests every time
 SEED = "20261128"
 # how schemathesis sends what it has no serializer of its own for (tus's upload bytes)
-HOOKS = Path(__file__).parent / "support" / "schemathesis_hooks.py"
+HOOKS = Path(__file__).parents[1] / "support" / "schemathesis_hooks.py"
 
 
 @pytest.mark.long

@@ -1,10 +1,9 @@
 """What streaming-form-data imports and affix never uses (smart_open, aiofiles), and boto3 on a
 local store, are not imported with affix; whoever uses them gets the modules themselves
-(app/uploads/deferred_imports.py, storage/s3.py)."""
+(app/uploads/deferred_imports.py, storage/s3.py). In process; in processes of their own:
+system/test_importing.py."""
 import importlib.metadata
 import importlib.util
-import json
-import subprocess
 import sys
 import types
 import uuid
@@ -12,68 +11,6 @@ import uuid
 import pytest
 
 from affix.app.uploads.deferred_imports import DeferredModule, defer_unused_imports
-from support.processes import COMMAND_TIMEOUT, REPO_ROOT, environ_without_affix
-
-WHAT_AFFIX_IMPORTS = """
-import json, sys
-import affix.app.cli.commands
-names = ["smart_open", "aiofiles", "smart_open.smart_open_lib", "aiofiles.threadpool", "boto3",
-         "botocore"]
-print(json.dumps({name: type(sys.modules[name]).__name__ if name in sys.modules else None
-                  for name in names}))
-"""
-
-TARGETS_THAT_USE_THEM = """
-import asyncio, json, os, sys, tempfile
-import affix.app.uploads.multipart
-from streaming_form_data import StreamingFormDataParser
-from streaming_form_data.targets import FileTarget, SmartOpenTarget
-
-folder = tempfile.mkdtemp()
-parser = StreamingFormDataParser(headers={"Content-Type": "multipart/form-data; boundary=b"})
-parser.register("file", SmartOpenTarget(os.path.join(folder, "smart"), "wb"))
-parser.data_received(b'--b\\r\\nContent-Disposition: form-data; name="file"; filename="a"'
-                     b'\\r\\n\\r\\nthrough smart_open\\r\\n--b--\\r\\n')
-
-async def write():
-    target = FileTarget(os.path.join(folder, "async"))
-    await target.astart()
-    await target.adata_received(b"through aiofiles")
-    await target.afinish()
-
-asyncio.run(write())
-import smart_open, aiofiles
-print(json.dumps({
-    "smart": open(os.path.join(folder, "smart")).read(),
-    "async": open(os.path.join(folder, "async")).read(),
-    "modules": [type(sys.modules[name]).__name__ for name in ("smart_open", "aiofiles")],
-    "files": [bool(module.__file__) for module in (smart_open, aiofiles)],
-}))
-"""
-
-
-def run_python(code) -> dict:
-    completed = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True,
-                               text=True, env=environ_without_affix(), timeout=COMMAND_TIMEOUT)
-    assert completed.returncode == 0, completed.stderr
-    return json.loads(completed.stdout)
-
-
-@pytest.mark.system
-def test_a_process_that_imports_affix_has_imported_none_of_them():
-    assert run_python(WHAT_AFFIX_IMPORTS) == {
-        "smart_open": "DeferredModule", "aiofiles": "DeferredModule",
-        "smart_open.smart_open_lib": None, "aiofiles.threadpool": None,
-        "boto3": None, "botocore": None,
-    }
-
-
-@pytest.mark.system
-def test_streaming_form_data_s_targets_that_use_them_get_the_modules_themselves():
-    assert run_python(TARGETS_THAT_USE_THEM) == {
-        "smart": "through smart_open", "async": "through aiofiles",
-        "modules": ["module", "module"], "files": [True, True],
-    }
 
 
 def test_nothing_is_deferred_on_a_version_it_was_not_tested_with():

@@ -1,7 +1,7 @@
 """The pytest fixtures affix ships for plugin authors (``affix.app.testing``, loaded through
 affix's ``pytest11`` entry point), used here as a plugin's own tests use them: by name, the
-plugin named in ``affix_plugins``. test_meetings_plugin.py runs a real plugin package's tests
-with them in that package's own environment."""
+plugin named in ``affix_plugins``. system/test_meetings_plugin.py runs a real plugin package's
+tests with them in that package's own environment."""
 from pathlib import Path
 
 import pluggy

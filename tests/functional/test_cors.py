@@ -1,6 +1,6 @@
 """Cross-origin requests: AFFIX_CORS_ORIGINS names the origins whose pages may call affix;
 preflights are answered without a key, answers to an allowed origin expose what a client reads,
-and nothing ever allows credentials mode. (A real browser: tests/test_cors_browser.py.)"""
+and nothing ever allows credentials mode. (A real browser: tests/system/test_cors_browser.py.)"""
 import dataclasses
 import hashlib
 import re

@@ -4,8 +4,8 @@ only them), a failed commit fails every member and keeps nothing, and a member's
 only once its rows are committed. PostgreSQL keeps a transaction per writer.
 
 That an upload answered 200 survives the whole server being SIGKILLed right after is held by
-test_robustness.py (test_the_whole_server_killed_right_after_concurrent_uploads_...), which has
-the harness for killing a real server.
+system/test_robustness.py (test_the_whole_server_killed_right_after_concurrent_uploads_...),
+which has the harness for killing a real server.
 """
 import fcntl
 import os

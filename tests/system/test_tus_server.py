@@ -1,7 +1,7 @@
 """A real tus client (tuspy, from PyPI) against a real ``affix serve``: it uploads part of a
 file, the connection drops in the middle of a PATCH, a new client resumes from the offset the
 server kept, and the attachment's bytes match the digest; on the local store and on S3
-(moto). (Two nodes: tests/test_nodes.py.)"""
+(moto). (Two nodes: tests/system/test_nodes.py.)"""
 import contextlib
 import io
 

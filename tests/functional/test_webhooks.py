@@ -1,6 +1,6 @@
 """Webhook events written to the outbox in the transaction of their change (and never for a
 change that was refused or rolled back), and the ``affix webhooks`` commands that manage
-subscriptions. Delivering them is tests/test_webhook_delivery.py."""
+subscriptions. Delivering them is tests/system/test_webhook_delivery.py."""
 import json
 
 import pytest
