@@ -1,6 +1,6 @@
 """Measure ``affix upload``, the client, against affix under gunicorn on loopback: its rate and
-its peak memory by tus (4 MiB chunks, the default) and by the plain multipart upload, and what a tus upload
-interrupted in the middle sends again when the same command is run once more.
+its peak memory by tus (4 MiB chunks, the default) and by the plain multipart upload, and what a
+tus upload interrupted in the middle sends again when the same command is run once more.
 
     python -m tests.bench.upload_client                 # a 512 MiB file, 3 runs of each
     python -m tests.bench.upload_client --size-mib 64 --runs 1
