@@ -516,7 +516,7 @@ def _byte_count(text):
 def cmd_upload(args, environ, out):
     """A client command: it reads no server settings, and answers its own exit status."""
     return upload_files(args.files, args.url, work_package=args.work_package,
-                        description=args.description, as_json=args.json,
+                        description=args.description, as_json=args.json, again=args.again,
                         chunk_size=args.chunk_size, environ=environ, out=out, err=sys.stderr)
 
 
@@ -681,8 +681,13 @@ def build_parser():
                         help="print one JSON array of the files' attachments and errors")
     upload.add_argument(
         "--chunk-size", type=_byte_count, default=DEFAULT_CHUNK_SIZE, metavar="SIZE",
-        help="bytes per request of a resumable upload, e.g. 512K or 8M: at most this much is "
-             "sent again after an interruption (default 8M)")
+        help="bytes per request of a resumable upload, e.g. 512K or 4M: at most this much is "
+             "sent again after an interruption; halved while a proxy refuses it as too large "
+             "(default 4M)")
+    upload.add_argument(
+        "--again", action="store_true",
+        help="upload the files anew even if the same command uploaded them before (without "
+             "it, their attachments are reported)")
     upload.set_defaults(handler=cmd_upload)
 
     plugins = commands.add_parser(

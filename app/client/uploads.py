@@ -3,9 +3,11 @@
 For each file it takes the best way the server offers: tus (resumable) when ``OPTIONS`` on the
 tus endpoint says so, else OpenProject's direct upload to object storage when ``prepare``
 answers a form, else the plain multipart upload every OpenProject answers. The same command
-run again after Ctrl-C, a dropped connection or a refusal goes on where it stopped: a state
-file remembers each tus upload's URL as soon as it exists (the server is asked how far it got,
-and only the rest is sent) and the attachment of each file the command uploaded already.
+run again after Ctrl-C, a dropped connection or a passing fault goes on where it stopped: a
+state file remembers each tus upload's URL as soon as it exists (the server is asked how far it
+got, and only the rest is sent) and the attachment of each file the command uploaded already;
+run again once it finished, it reports those attachments instead of making new ones. A refusal
+that the same command would meet again (a wrong key, a refused file) says what to fix instead.
 
 The API key comes from the environment or a config file, never from the command line, where
 ``ps`` would show it to every user of the machine.
@@ -34,8 +36,13 @@ CONFIG_FILE = Path("affix", "client.toml")
 STATE_FILE = Path("affix", "uploads.json")
 TUS_VERSION = "1.0.0"
 API = "/api/v3"
-# what one tus PATCH carries: a server that drops a PATCH cut short costs at most this much
-DEFAULT_CHUNK_SIZE = 8 * 1024 * 1024
+# what one tus PATCH carries: a server that drops a PATCH cut short costs at most this much; under
+# the README's nginx limit (6m, for the default AFFIX_MAX_ATTACHMENT_SIZE of 5 MiB), with room
+# for the headers, whatever size of file the server is set to take
+DEFAULT_CHUNK_SIZE = 4 * 1024 * 1024
+# the smallest piece tried after a 413 (a proxy's body limit) for a larger one: a server that
+# refuses even this much takes no tus upload
+SMALLEST_CHUNK_SIZE = 64 * 1024
 # what one write to the socket carries, and how often the progress bar moves
 SEND_BLOCK = 1024 * 1024
 # for the answers that carry no file: a server that says nothing for this long is gone
@@ -50,10 +57,35 @@ READ_BACK_RATE = 5 * 1000 * 1000
 LOCKED_WAITS = (2, 4, 8, 16, 32)
 # OpenProject's (and affix's) answer to prepare when uploads cannot go to the store directly
 DIRECT_UPLOAD_NOT_AVAILABLE = "Direct file upload is not available"
+# the finished commands whose attachments the state file keeps, the latest ones
+FINISHED_COMMANDS_KEPT = 1000
+# what to fix after a refusal the same command would meet again, by the answer's status; "{key}"
+# is where the key came from. Any other 4xx is a refusal of that kind too; a 5xx, a 408, 409,
+# 423 or 429, no answer, or damaged bytes pass, and the same command goes on.
+FIXES = {
+    401: "the server refused the key: check {key}",
+    403: "the key's user lacks a permission this upload needs: ask an admin of the server",
+    404: "the server has no such work package or API: check --work-package and --url",
+    413: "the file is larger than the server, or a proxy in front of it, takes",
+}
+OTHER_REFUSAL = "the server refuses this file: the same command would be refused again"
+PASSING_STATUSES = (408, 409, 423, 429)
 
 
 class UploadError(Exception):
-    """One file could not be uploaded; the message is what the user reads."""
+    """One file could not be uploaded; the message is what the user reads. ``status``: the
+    server's answer, when it refused the request."""
+
+    def __init__(self, message, status=None):
+        super().__init__(message)
+        self.status = status
+
+    def fix(self, key_origin) -> str | None:
+        """What the user must change before the same command can succeed, or None when it may
+        succeed as it is (the fault passes)."""
+        if self.status is None or self.status >= 500 or self.status in PASSING_STATUSES:
+            return None
+        return FIXES.get(self.status, OTHER_REFUSAL).format(key=key_origin)
 
 
 class NoKey(Exception):
@@ -77,12 +109,13 @@ def server_root(url) -> str:
     return root
 
 
-def api_key(environ, root) -> str:
-    """The key from ``AFFIX_API_KEY``, else from the config file: the ``api_key`` of the
-    server's own table (``[servers."https://host"]``), else the file's top-level ``api_key``."""
+def api_key(environ, root) -> tuple[str, str]:
+    """(the key, where it came from): ``AFFIX_API_KEY``, else the config file: the ``api_key``
+    of the server's own table (``[servers."https://host"]``), else the file's top-level
+    ``api_key``."""
     key = environ.get(KEY_VARIABLE, "").strip()
     if key:
-        return key
+        return key, KEY_VARIABLE
     path = xdg_folder(environ, "XDG_CONFIG_HOME", ".config") / CONFIG_FILE
     try:
         with open(path, "rb") as config:
@@ -95,15 +128,16 @@ def api_key(environ, root) -> str:
     key = server.get("api_key") or document.get("api_key")
     if not isinstance(key, str) or not key.strip():
         raise NoKey(f"no API key for {root}: set {KEY_VARIABLE}, or api_key in {path}")
-    return key.strip()
+    table = f'[servers."{root}"]' if server.get("api_key") else "the top level"
+    return key.strip(), f"api_key in {path} ({table})"
 
 
 class ResumeState:
     """What lets the same command go on where it stopped, in one JSON file: the tus upload URL
     of each unfinished upload (``uploads``, by server and file), and the attachment each file
-    of an unfinished command became (``commands``, by the whole command), so that running it
-    again uploads none of them twice. Every change is a locked read-modify-write: two clients
-    at once lose nothing."""
+    of a command became (``commands``, by the whole command, the latest
+    ``FINISHED_COMMANDS_KEPT`` of them), so that running it again uploads none of them twice.
+    Every change is a locked read-modify-write: two clients at once lose nothing."""
 
     def __init__(self, path: Path):
         self.path = path
@@ -138,7 +172,11 @@ class ResumeState:
 
     def record_uploaded(self, command, path, url, way):
         with self._section("commands") as commands:
-            commands.setdefault(command, {})[str(path)] = {"url": url, "way": way}
+            # the latest command last: the oldest go first once there are too many
+            uploaded = commands.pop(command, {})
+            commands[command] = {**uploaded, str(path): {"url": url, "way": way}}
+            for oldest in list(commands)[:-FINISHED_COMMANDS_KEPT]:
+                del commands[oldest]
 
     def forget_command(self, command):
         with self._section("commands") as commands:
@@ -247,8 +285,19 @@ def error_message(response) -> str:
 
 def expect(response, *statuses):
     if response.status_code not in statuses:
-        raise UploadError(error_message(response))
+        raise UploadError(error_message(response), response.status_code)
     return response
+
+
+def binary_size(count) -> str:
+    """A count of bytes as a person reads it, in powers of 1024: ``512B``, ``16.0MiB``."""
+    if count < 1024:
+        return f"{count:.0f}B"
+    for unit in ("KiB", "MiB", "GiB", "TiB"):
+        count /= 1024
+        if count < 1024 or unit == "TiB":
+            break
+    return f"{count:.1f}{unit}"
 
 
 def described(description) -> dict:
@@ -395,6 +444,13 @@ class Uploader:
             response = self.session.patch(
                 upload_url, data=Body([FileSlice(path, offset, length)], bar.update),
                 headers=headers, timeout=finishing(size))
+            if response.status_code == 413 and length > SMALLEST_CHUNK_SIZE:
+                # a proxy's body limit (affix's own is the file's size): tus takes pieces of
+                # any size, and nothing of this one was kept. The proxy may close the
+                # connection once it has answered: the next try goes on a new one
+                length = self._smaller_pieces(length, bar)
+                self.session.close()
+                continue
             wait = next(waits, None) if response.status_code == 423 else None
             if wait is None:
                 break
@@ -410,6 +466,14 @@ class Uploader:
             return expect(self.session.head(upload_url, timeout=ANSWER_TIMEOUT,
                                             headers={"Tus-Resumable": TUS_VERSION}), 200, 204)
         return expect(response, 204)
+
+    def _smaller_pieces(self, refused, bar) -> int:
+        """Halves the pieces of this and every later upload of the run, and says so."""
+        self.chunk_size = max(SMALLEST_CHUNK_SIZE, refused // 2)
+        bar.note(f"affix: the server refused a piece of {binary_size(refused)} as too large "
+                 f"(413); going on with pieces of {binary_size(self.chunk_size)} "
+                 f"(--chunk-size {self.chunk_size // 1024}K next time)")
+        return self.chunk_size
 
     # --- direct upload ----------------------------------------------------------------------
 
@@ -479,17 +543,38 @@ class Uploader:
         return Uploaded(url=url, attachment=attachment, way=way)
 
 
+class BinaryBar(tqdm):
+    """tqdm with the bytes and the rate both in powers of 1024 (``16.0MiB/50.0MiB``,
+    ``17.7MiB/s``): tqdm's own scale divides the rate by 1000 whatever the sizes' divisor."""
+
+    BAR_FORMAT = "{desc}: {percentage:3.0f}%|{bar}| {done}/{size} [{elapsed}<{remaining}, {speed}]"
+
+    @property
+    def format_dict(self):
+        values = super().format_dict
+        rate = values["rate"]
+        if rate is None and values["elapsed"]:
+            rate = (values["n"] - values["initial"]) / values["elapsed"]
+        return {**values, "done": binary_size(values["n"]), "size": binary_size(values["total"]),
+                "speed": "?B/s" if rate is None else f"{binary_size(rate)}/s"}
+
+
 class ProgressBar:
     """A file's progress on a terminal (bytes, rate, time left); nothing when ``stream`` is
     not one, so that logs and pipes get no control codes."""
 
     def __init__(self, stream, name, total, initial):
-        self.bar = tqdm(total=total, initial=initial, desc=name, unit="B", unit_scale=True,
-                        unit_divisor=1024, file=stream, disable=not stream.isatty(),
-                        dynamic_ncols=True)
+        self.stream = stream
+        self.bar = BinaryBar(total=total, initial=initial, desc=name, unit="B",
+                             bar_format=BinaryBar.BAR_FORMAT, file=stream,
+                             disable=not stream.isatty(), dynamic_ncols=True)
 
     def update(self, count):
         self.bar.update(count)
+
+    def note(self, text):
+        """A line for the user, above the bar (which is drawn again below it)."""
+        self.bar.write(text, file=self.stream)
 
     def reset_to(self, offset):
         """Where the server says the upload stands: bytes sent but not kept are counted
@@ -524,14 +609,18 @@ def command_line(paths, url, work_package, description, as_json, chunk_size) -> 
 
 
 def upload_files(paths, url, *, work_package=None, description=None, as_json=False,
-                 environ, out, err, chunk_size=DEFAULT_CHUNK_SIZE, wait=time.sleep) -> int:
+                 again=False, environ, out, err, chunk_size=DEFAULT_CHUNK_SIZE,
+                 wait=time.sleep) -> int:
     """``affix upload``: each file in turn, its attachment's URL on ``out`` as it is done (all
-    of them as one JSON array with ``as_json``), what went wrong on ``err``. The exit status is
-    0 when every file was uploaded, 1 when one was not, 130 on Ctrl-C; every way out but the
-    first says which files were uploaded, and that the same command goes on from there."""
+    of them as one JSON array with ``as_json``), what went wrong on ``err``. A file the same
+    command uploaded before is not uploaded again but reported, unless ``again``. The exit
+    status is 0 when every file was uploaded, 1 when one was not, 130 on Ctrl-C; every way out
+    but the first says which files were uploaded, and either that the same command goes on
+    from there, or, when the server refused what the same command would send again, what to
+    fix."""
     try:
         root = server_root(url)
-        key = api_key(environ, root)
+        key, key_origin = api_key(environ, root)
     except (UploadError, NoKey) as error:
         print(f"affix: error: {error}", file=err)
         return 1
@@ -542,9 +631,12 @@ def upload_files(paths, url, *, work_package=None, description=None, as_json=Fal
         return 1
     state = ResumeState(xdg_folder(environ, "XDG_STATE_HOME", ".local", "state") / STATE_FILE)
     command = ResumeState.command_key(root, paths, work_package, description)
+    if again:
+        state.forget_command(command)
     earlier = state.uploaded(command)
     uploader = Uploader(root, key, state, progress_bars(err), chunk_size, wait)
     results: list[dict[str, Any]] = []
+    refused, reported = [], []
     left = list(paths)
     try:
         while left:
@@ -555,6 +647,8 @@ def upload_files(paths, url, *, work_package=None, description=None, as_json=Fal
                 if uploaded is None:
                     uploaded = uploader.upload(path, work_package, description)
                     state.record_uploaded(command, path, uploaded.url, uploaded.way)
+                else:
+                    reported.append(path)
             except requests.RequestException as error:
                 # the exception's text is a page of urllib3's internals
                 results.append({"file": str(path),
@@ -562,7 +656,12 @@ def upload_files(paths, url, *, work_package=None, description=None, as_json=Fal
                 print(f"affix: error: {path}: {results[-1]['error']}", file=err, flush=True)
             except UploadError as error:
                 results.append({"file": str(path), "error": str(error)})
-                print(f"affix: error: {path}: {error}", file=err, flush=True)
+                fix = error.fix(key_origin)
+                if fix is not None:
+                    results[-1]["fix"] = fix
+                    refused.append(path)
+                print(f"affix: error: {path}: {error}" + (f"\n  {fix}" if fix else ""),
+                      file=err, flush=True)
             else:
                 results.append({"file": str(path), "url": uploaded.url, "way": uploaded.way,
                                 "attachment": uploaded.attachment})
@@ -578,10 +677,18 @@ def upload_files(paths, url, *, work_package=None, description=None, as_json=Fal
         print(json.dumps(results, indent=2), file=out, flush=True)
     done = [result["file"] for result in results if "url" in result]
     if len(done) == len(paths):
-        state.forget_command(command)
+        if len(reported) == len(paths):
+            print("affix: this command ran to the end before: these are the attachments it "
+                  "made (--again uploads the files anew)", file=err)
         return 0
     listed = f" ({', '.join(done)})" if done else ""
-    print(f"affix: {'interrupted; ' if interrupted else ''}uploaded {len(done)} of {len(paths)} "
-          f"files{listed}; to go on, run the same command again:\n  "
-          + command_line(paths, url, work_package, description, as_json, chunk_size), file=err)
+    report = (f"affix: {'interrupted; ' if interrupted else ''}uploaded {len(done)} of "
+              f"{len(paths)} files{listed}")
+    if len(done) + len(refused) == len(paths):
+        print(f"{report}; the server refused the rest, and the same command would meet the "
+              "same refusal: fix what is said above first", file=err)
+    else:
+        print(f"{report}; to go on, run the same command again:\n  "
+              + command_line(paths, url, work_package, description, as_json, chunk_size),
+              file=err)
     return 130 if interrupted else 1

@@ -19,11 +19,12 @@ import pytest
 import requests
 
 from affix.app.cli.commands import main
-from affix.app.client.uploads import ResumeState
+from affix.app.client.uploads import FIXES, OTHER_REFUSAL, ResumeState
 from support.cli import affix
 from support.content import MiB, md5, random_bytes
 from support.errors import WRONG_CREDENTIALS
 from support.net import REQUEST_TIMEOUT
+from support.nginx import nginx_in_front
 from support.processes import COMMAND_TIMEOUT, REPO_ROOT, environ_without_affix
 from support.relays import CorruptingRelay, Gate
 from support.s3 import s3_environ
@@ -85,6 +86,22 @@ def resume_state(home) -> dict:
     return json.loads(path.read_text()) if path.exists() else None
 
 
+def remembered(root, paths, urls, way, work_package=None, description=None) -> dict:
+    """The state file once the command uploading ``paths`` to ``root`` as ``urls`` finished:
+    no upload to resume, and the attachments the command made, for when it runs again."""
+    command = ResumeState.command_key(root, [Path(each) for each in paths],
+                                      work_package, description)
+    return {"commands": {command: {path: {"url": url, "way": way}
+                                   for path, url in zip(paths, urls)}}}
+
+
+def refused_in_the_end(done, total, listed=()) -> str:
+    """The last line after the server refused every file not uploaded, for good."""
+    files = f" ({', '.join(listed)})" if listed else ""
+    return (f"affix: uploaded {done} of {total} files{files}; the server refused the rest, and "
+            "the same command would meet the same refusal: fix what is said above first\n")
+
+
 def upload(capsys, environ, *argv):
     """``affix upload ARGV`` in this process: (exit status, stdout, stderr)."""
     out = io.StringIO()
@@ -129,8 +146,32 @@ def test_a_file_goes_up_as_a_plain_multipart_upload(capsys, plain_server, files,
     [(attachment_id, name, size, digest, _)] = plain_server.stored.rows()
     assert out == plain_server.url(f"/api/v3/attachments/{attachment_id}") + "\n"
     assert (name, size, digest) == ("notes.bin", len(CONTENT), md5(CONTENT))
-    # nothing to go on with
-    assert resume_state(home) == {}
+    # nothing to go on with; the attachment the command made
+    assert resume_state(home) == remembered(plain_server.url(""), [path], [out.strip()],
+                                            "multipart")
+
+
+def test_a_finished_command_run_again_reports_its_attachment_and_again_uploads_anew(
+        capsys, plain_server, files, home):
+    paths = files(**{"a.bin": CONTENT, "b.txt": b"hello\n"})
+    environ = client_environ(home, plain_server.api_key)
+    first = upload(capsys, environ, *paths, "--url", plain_server.url(""))
+    rows = plain_server.stored.rows()
+    assert first[0::2] == (0, "")
+    # the same command again: the same attachments, nothing uploaded, and why
+    status, out, err = upload(capsys, environ, *paths, "--url", plain_server.url("/api/v3"))
+    assert (status, out) == (0, first[1])
+    assert err == ("affix: this command ran to the end before: these are the attachments it "
+                   "made (--again uploads the files anew)\n")
+    assert plain_server.stored.rows() == rows
+    # --again: two new attachments, and the command remembers those
+    status, out, err = upload(capsys, environ, *paths, "--url", plain_server.url(""), "--again")
+    assert (status, err) == (0, "")
+    anew = plain_server.stored.rows()[2:]
+    urls = [plain_server.url(f"/api/v3/attachments/{row[0]}") for row in anew]
+    assert [row[1] for row in anew] == ["a.bin", "b.txt"]
+    assert out.splitlines() == urls
+    assert resume_state(home) == remembered(plain_server.url(""), paths, urls, "multipart")
 
 
 def test_json_lists_every_file_with_its_attachment(capsys, plain_server, files, home):
@@ -160,12 +201,23 @@ def test_the_key_comes_from_the_config_file(capsys, plain_server, files, home):
     assert len(plain_server.stored.rows()) == 1
     # the top-level key serves every other server: here, a wrong one
     config.write_text(f'api_key = "{plain_server.api_key}x"\n')
-    status, out, err = upload(capsys, client_environ(home), path, "--url", root)
+    status, out, err = upload(capsys, client_environ(home), path, "--url", root, "--again")
     assert (status, out) == (1, "")
     assert err == (f"affix: error: {path}: {WRONG_CREDENTIALS}\n"
-                   "affix: uploaded 0 of 1 files; to go on, run the same command again:\n"
-                   f"  affix upload {path} --url {root}\n")
+                   f"  the server refused the key: check api_key in {config} (the top level)\n"
+                   + refused_in_the_end(0, 1))
     assert len(plain_server.stored.rows()) == 1
+
+
+def test_a_refused_key_names_where_it_came_from(capsys, plain_server, files, home):
+    paths = files(**{"a.bin": CONTENT, "b.txt": b"hello\n"})
+    status, out, err = upload(capsys, client_environ(home, plain_server.api_key + "x"), *paths,
+                              "--url", plain_server.url(""))
+    assert (status, out) == (1, "")
+    assert err == "".join(f"affix: error: {path}: {WRONG_CREDENTIALS}\n"
+                          "  the server refused the key: check AFFIX_API_KEY\n"
+                          for path in paths) + refused_in_the_end(0, 2)
+    assert plain_server.stored.rows() == []
 
 
 def test_without_a_key_nothing_is_sent(capsys, files, home):
@@ -228,9 +280,7 @@ def test_a_refused_file_says_why_and_the_others_go_up(capsys, tmp_path, database
     assert out.splitlines() == [server.url(f"/api/v3/attachments/{row[0]}") for row in rows]
     assert err == (
         f"affix: error: {paths[1]}: File is too large (maximum size is {limit} Bytes).\n"
-        f"affix: uploaded 2 of 3 files ({paths[0]}, {paths[2]}); to go on, run the same "
-        "command again:\n"
-        f"  affix upload {' '.join(paths)} --url {server.url('')}\n")
+        f"  {OTHER_REFUSAL}\n" + refused_in_the_end(2, 3, [paths[0], paths[2]]))
     assert again == (status, out, err)
 
 
@@ -246,9 +296,27 @@ def test_a_file_goes_into_a_work_package(capsys, plain_server, files, home, data
     status, out, err = upload(capsys, client_environ(home, plain_server.api_key), path,
                               "--url", plain_server.url(""), "--work-package", "999")
     assert (status, out) == (1, "")
-    assert err.splitlines()[0] == (
-        f"affix: error: {path}: The requested resource could not be found.")
+    assert err == (f"affix: error: {path}: The requested resource could not be found.\n"
+                   f"  {FIXES[404]}\n" + refused_in_the_end(0, 1))
     assert len(plain_server.stored.rows()) == 1
+
+
+def test_a_user_without_the_permission_is_told_so(capsys, plain_server, files, home,
+                                                  databases, tmp_path):
+    work_package = new_work_package(plain_server, databases, tmp_path)
+    environ = databases.environ(tmp_path / "server" / "data")
+    for argv in (["user", "add", "vic"], ["role", "add", "viewer", "view_work_packages"],
+                 ["member", "add", "vic", "demo", "viewer"]):
+        assert affix(environ, *argv)[0] == 0
+    status, key = affix(environ, "apikey", "create", "vic")
+    assert status == 0
+    [path] = files(**{"plan.txt": b"roof plan\n"})
+    status, out, err = upload(capsys, client_environ(home, key.strip()), path,
+                              "--url", plain_server.url(""), "--work-package", str(work_package))
+    assert (status, out) == (1, "")
+    assert err.startswith(f"affix: error: {path}: ")
+    assert err.endswith(f"\n  {FIXES[403]}\n" + refused_in_the_end(0, 1))
+    assert plain_server.stored.rows() == []
 
 
 def test_files_go_straight_to_s3_when_the_server_offers_it(capsys, tmp_path, databases,
@@ -336,12 +404,14 @@ def test_a_terminal_gets_a_progress_bar_and_a_pipe_none(plain_server, files, hom
     # tqdm's line, drawn over itself with \r: the name, the share done, the bar, the bytes,
     # the time spent and left, the rate
     final = written.split("\r\n")[0].split("\r")[-1].rstrip()
-    assert re.fullmatch(r"movie\.bin: 100%\|[^|]+\| 300k/300k \[\d\d:\d\d<\d\d:\d\d, "
-                        r"[\d.]+[kMG]?B/s\]", final), written
+    # sizes and rate alike in powers of 1024
+    assert re.fullmatch(r"movie\.bin: 100%\|[^|]+\| 300\.0KiB/300\.0KiB "
+                        r"\[\d\d:\d\d<\d\d:\d\d, ([\d.]+[KMG]iB|\d+B)/s\]", final), written
     assert written.endswith(plain_server.url(f"/api/v3/attachments/{first}") + "\r\n")
 
-    piped = subprocess.run(client_command(path, "--url", plain_server.url("")), cwd=REPO_ROOT,
-                           env=environ, capture_output=True, timeout=COMMAND_TIMEOUT)
+    piped = subprocess.run(client_command(path, "--url", plain_server.url(""), "--again"),
+                           cwd=REPO_ROOT, env=environ, capture_output=True,
+                           timeout=COMMAND_TIMEOUT)
     [_, (second, *_)] = plain_server.stored.rows()
     assert (piped.returncode, piped.stderr) == (0, b"")
     assert piped.stdout == (plain_server.url(f"/api/v3/attachments/{second}") + "\n").encode()
@@ -381,7 +451,8 @@ def test_ctrl_c_stops_an_upload_and_the_same_command_goes_on(plain_server, files
     assert again.stdout.decode().splitlines() == [
         f"{gate.url}/api/v3/attachments/{row[0]}" for row in rows]
     assert rows[0][0] == first
-    assert resume_state(home) == {}
+    assert resume_state(home) == remembered(gate.url, paths, again.stdout.decode().splitlines(),
+                                            "multipart")
 
 
 # --- tus: resumable ------------------------------------------------------------------------------
@@ -417,8 +488,9 @@ def test_a_file_goes_up_by_tus_in_chunks_into_a_work_package(capsys, tus_server,
         assert attachment["description"]["raw"] == "The talk"
         assert attachment["_links"]["container"]["href"] == (
             f"/api/v3/work_packages/{work_package}")
-    # remembered while it ran, forgotten once done
-    assert resume_state(home) == {}
+    # the tus uploads remembered while they ran, forgotten once done; the attachments kept
+    assert resume_state(home) == remembered(tus_server.url(""), paths, urls, "tus",
+                                            work_package, "The talk")
 
 
 @pytest.mark.parametrize("interruption", ["ctrl-c", "dropped connection"])
@@ -475,7 +547,8 @@ def test_an_interrupted_tus_upload_resumes_where_it_stopped(tus_server, files, h
     assert (name, size, digest) == ("big.bin", len(content), md5(content))
     # the rest of the file, and requests' headers: nothing the server held went again
     assert len(content) - offset <= sent_again < len(content) - offset + 16 * 1024
-    assert resume_state(home) == {}
+    assert resume_state(home) == remembered(gate.url, [path], resumed.stdout.decode().split(),
+                                            "tus")
 
 
 def test_an_upload_the_server_no_longer_knows_starts_afresh(capsys, tus_server, files, home):
@@ -489,7 +562,7 @@ def test_an_upload_the_server_no_longer_knows_starts_afresh(capsys, tus_server, 
     assert (status, err) == (0, "")
     [(attachment_id, name, size, digest, _)] = tus_server.stored.rows()
     assert (size, digest) == (len(CONTENT), md5(CONTENT))
-    assert resume_state(home) == {}
+    assert resume_state(home) == remembered(root, [path], [out.strip()], "tus")
 
 
 def test_a_file_over_the_tus_limit_gets_the_servers_message(capsys, tmp_path, databases, files,
@@ -503,14 +576,50 @@ def test_a_file_over_the_tus_limit_gets_the_servers_message(capsys, tmp_path, da
         url = server.url(f"/api/v3/attachments/{attachment_id}")
         too_large = f"File is too large (maximum size is {limit} Bytes)."
         assert json.loads(out) == [
-            {"file": paths[0], "error": too_large},
+            {"file": paths[0], "error": too_large, "fix": FIXES[413]},
             {"file": paths[1], "url": url, "way": "tus", "attachment": fetched(server, url)}]
     assert (status, name) == (1, "small.txt")
     assert err == (
         f"affix: error: {paths[0]}: {too_large}\n"
-        f"affix: uploaded 1 of 2 files ({paths[1]}); to go on, run the same command again:\n"
-        f"  affix upload {' '.join(paths)} --url {server.url('')} --json\n")
+        f"  {FIXES[413]}\n" + refused_in_the_end(1, 2, [paths[1]]))
     # no tus upload to resume (the refused file's was never created), and what the command
     # uploaded, for when it runs again
     command = ResumeState.command_key(server.url(""), [Path(each) for each in paths], None, None)
     assert resume_state(home) == {"commands": {command: {paths[1]: {"url": url, "way": "tus"}}}}
+
+
+# --- behind the README's nginx ------------------------------------------------------------------
+
+LARGE = random_bytes(20 * MiB, seed=25)
+
+
+@pytest.mark.parametrize("chunk_size, notice", [
+    # the default piece fits the README's client_max_body_size 6m
+    (None, ""),
+    # a piece the proxy refuses (413) is sent again in halves, and the client says so
+    ("8M", "affix: the server refused a piece of 8.0MiB as too large (413); going on with "
+           "pieces of 4.0MiB (--chunk-size 4096K next time)\n")])
+def test_a_large_file_goes_up_by_tus_through_the_readmes_nginx(capsys, tus_server, files, home,
+                                                              tmp_path, chunk_size, notice):
+    [path] = files(**{"large.bin": LARGE})
+    chosen = ["--chunk-size", chunk_size] if chunk_size else []
+    with nginx_in_front(tmp_path / "nginx", tus_server.port) as base_url:
+        status, out, err = upload(capsys, client_environ(home, tus_server.api_key), path,
+                                  "--url", base_url, *chosen)
+    assert (status, err) == (0, notice)
+    [(attachment_id, name, size, digest, _)] = tus_server.stored.rows()
+    assert out == f"{base_url}/api/v3/attachments/{attachment_id}\n"
+    assert (name, size, digest) == ("large.bin", len(LARGE), md5(LARGE))
+
+
+def test_a_file_over_the_proxys_limit_is_refused_for_good(capsys, plain_server, files, home,
+                                                          tmp_path):
+    [path] = files(**{"large.bin": LARGE[:7 * MiB]})
+    with nginx_in_front(tmp_path / "nginx", plain_server.port) as base_url:
+        status, out, err = upload(capsys, client_environ(home, plain_server.api_key), path,
+                                  "--url", base_url)
+    assert (status, out) == (1, "")
+    # nginx's own page, HTML: its status line is all the client can tell
+    assert err == (f"affix: error: {path}: the server answered 413 Request Entity Too Large\n"
+                   f"  {FIXES[413]}\n" + refused_in_the_end(0, 1))
+    assert plain_server.stored.rows() == []
