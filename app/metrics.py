@@ -59,7 +59,9 @@ class Metrics:
             "affix_upload_size_bytes", "Sizes of the files stored by uploads.",
             buckets=UPLOAD_SIZE_BUCKETS, registry=registry)
         self.upload_duration = Histogram(
-            "affix_upload_duration_seconds", "Time an upload took, from its request to stored.",
+            "affix_upload_duration_seconds",
+            "Time an upload took, from its request (a resumable upload's creation, a direct "
+            "upload's preparation) to stored.",
             buckets=UPLOAD_DURATION_BUCKETS, registry=registry)
         self.refusals = Counter(
             "affix_refusals", "Requests refused (4xx), by HAL error identifier.",
@@ -106,7 +108,8 @@ class Metrics:
             self.backend_errors.labels(facts.failed_backend).inc()
         if facts.stored is not None:
             self.upload_size.observe(facts.stored.file_size)
-            self.upload_duration.observe(facts.duration)
+            self.upload_duration.observe(
+                facts.duration if facts.upload_seconds is None else facts.upload_seconds)
 
 
 class AttachmentCounts:

@@ -17,6 +17,7 @@ from support.client import post, upload, uploaded
 from support.defaults import FROZEN_NOW
 from support.errors import UNAVAILABLE, assert_error
 from support.inspectors import Inspecting, Recorder
+from support import tus
 from support.scrape import metrics_listener, scrape_in_process
 from support.work_packages import created
 
@@ -105,6 +106,30 @@ def test_requests_are_counted_by_route_template_and_status(client, people, liste
     assert scraped.value("affix_upload_duration_seconds_count") == 2
     assert scraped.value("affix_backend_errors_total", backend="database") == 0
     assert scraped.value("affix_backend_errors_total", backend="storage") == 0
+
+
+def test_a_resumable_upload_is_counted_once_with_its_whole_size_from_creation_to_finish(
+        client, people, listener, clock):
+    auth = people.auth("ada")
+    path = tus.created(client, auth, 3000)
+    clock.now = FROZEN_NOW + datetime.timedelta(seconds=40)
+    assert tus.patch(client, auth, path, 0, b"a" * 1000).status_code == 204
+    clock.now = FROZEN_NOW + datetime.timedelta(seconds=90)
+    assert tus.patch(client, auth, path, 1000, b"b" * 2000).status_code == 204
+    # the client's retry of its last PATCH, whose answer it never saw, stores nothing again
+    assert tus.patch(client, auth, path, 1000, b"b" * 2000).status_code == 204
+    # created with all its bytes: stored by its creation, at once
+    assert tus.create(client, auth, 5, body=b"whole").status_code == 201
+
+    scraped = scrape_in_process(client, listener)
+
+    assert scraped.value("affix_upload_size_bytes_count") == 2
+    assert scraped.value("affix_upload_size_bytes_sum") == 3005
+    assert scraped.value("affix_upload_duration_seconds_count") == 2
+    # a resumable upload takes from its creation to the PATCH that finished it
+    assert scraped.value("affix_upload_duration_seconds_sum") == 90
+    assert scraped.value("affix_upload_duration_seconds_bucket", le="60.0") == 1
+    assert scraped.value("affix_upload_duration_seconds_bucket", le="300.0") == 2
 
 
 # falcon.testing's WSGI checker warns of any method HTTP/1.1 does not define
