@@ -6,12 +6,15 @@ import datetime
 import os
 import re
 
+import importlib.metadata
+
 import falcon.testing
 import pytest
 
 from affix import SCANNED, create_app
 from affix.app.settings import Settings, SettingsError
 from affix.plugins.clamav import ScanOptions
+from affix.storage.outbox import Outbox
 from support.cli import affix
 from support.client import post, upload, uploaded
 from support.defaults import FROZEN_NOW
@@ -19,6 +22,7 @@ from support.errors import UNAVAILABLE, assert_error
 from support.inspectors import Inspecting, Recorder
 from support import tus
 from support.scrape import metrics_listener, scrape_in_process
+from support.webhooks import outbox_entries, subscribe
 from support.work_packages import created
 
 UPLOADS = "/api/v3/attachments"
@@ -192,6 +196,31 @@ def test_awaiting_cleanup_counts_unclaimed_uploads_older_than_the_grace_period(
     # the claimed one never waits for cleanup; the later upload is not old enough yet
     assert awaiting_at(FROZEN_NOW + grace_period + datetime.timedelta(seconds=1)) == 2
     assert awaiting_at(FROZEN_NOW + grace_period + datetime.timedelta(minutes=31)) == 3
+
+
+def test_the_build_is_a_metric_of_its_own(client, listener):
+    scraped = scrape_in_process(client, listener)
+
+    assert scraped.value("affix_build_info",
+                         version=importlib.metadata.version("affix")) == 1
+
+
+def test_the_webhook_backlog_and_its_failing_deliveries_are_counted(
+        client, people, listener, catalog):
+    subscribe(catalog, "http://127.0.0.1:9/hooks", ["attachment.created"], FROZEN_NOW)
+    for _ in range(3):
+        uploaded(client, people, "ada")
+    delivered, failed, _ = outbox_entries(catalog)
+    with catalog.database.connection_context():
+        # what `affix webhooks run` records after each attempt
+        Outbox(catalog).delivered(delivered.id, FROZEN_NOW)
+        Outbox(catalog).failed(failed.id, FROZEN_NOW + datetime.timedelta(minutes=1),
+                               "connection refused")
+
+    scraped = scrape_in_process(client, listener)
+
+    assert scraped.value("affix_webhook_deliveries_waiting") == 2
+    assert scraped.value("affix_webhook_deliveries_failing") == 1
 
 
 def test_inspected_uploads_are_counted_by_outcome(metered, people, listener, plugin_manager,
