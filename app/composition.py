@@ -133,7 +133,8 @@ class Services:
         if not self.settings.metrics_bind:
             return None, None
         from affix.app.metrics import create_metrics
-        return create_metrics(self.catalog, self.settings, self.clock, self.metrics_folder)
+        return create_metrics(self.catalog, self.outbox, self.settings, self.clock,
+                              self.metrics_folder)
 
     @property
     def metrics(self):

@@ -14,6 +14,7 @@ A metric is an attribute of :class:`Metrics`, counted from a request's
 not carry (a scan verdict, say) is a new attribute here, counted where it happens.
 """
 import datetime
+import importlib.metadata
 import logging
 import os
 from pathlib import Path
@@ -59,7 +60,9 @@ class Metrics:
             "affix_upload_size_bytes", "Sizes of the files stored by uploads.",
             buckets=UPLOAD_SIZE_BUCKETS, registry=registry)
         self.upload_duration = Histogram(
-            "affix_upload_duration_seconds", "Time an upload took, from its request to stored.",
+            "affix_upload_duration_seconds",
+            "Time an upload took, from its request (a resumable upload's creation, a direct "
+            "upload's preparation) to stored.",
             buckets=UPLOAD_DURATION_BUCKETS, registry=registry)
         self.refusals = Counter(
             "affix_refusals", "Requests refused (4xx), by HAL error identifier.",
@@ -106,14 +109,29 @@ class Metrics:
             self.backend_errors.labels(facts.failed_backend).inc()
         if facts.stored is not None:
             self.upload_size.observe(facts.stored.file_size)
-            self.upload_duration.observe(facts.duration)
+            self.upload_duration.observe(
+                facts.duration if facts.upload_seconds is None else facts.upload_seconds)
 
 
-class AttachmentCounts:
-    """A collector that asks the database at scrape time how many attachments wait for
-    something: one indexed COUNT per gauge of ``gauges`` (name, help text, and the condition as
-    a function of the moment of the scrape). A count the database does not answer is left out of
-    the scrape, whose other metrics still arrive: they matter most when the database is in
+class BuildInfo:
+    """A collector of ``affix_build_info``, always 1, whose label says which affix answers:
+    a dashboard sees a rollout, and an alert sees two nodes on different versions."""
+
+    def __init__(self, version):
+        self.version = version
+
+    def collect(self):
+        info = GaugeMetricFamily("affix_build_info", "The version of affix, as a label.",
+                                 labels=["version"])
+        info.add_metric([self.version], 1)
+        yield info
+
+
+class DatabaseCounts:
+    """A collector that asks the database at scrape time how many rows wait for something:
+    one indexed COUNT per gauge of ``gauges`` (name, help text, and the rows as a query made
+    for the moment of the scrape). A count the database does not answer is left out of the
+    scrape, whose other metrics still arrive: they matter most when the database is in
     trouble."""
 
     def __init__(self, catalog, gauges, clock):
@@ -123,10 +141,10 @@ class AttachmentCounts:
 
     def collect(self):
         now = self.clock()
-        for name, documentation, condition in self.gauges:
+        for name, documentation, rows in self.gauges:
             try:
                 with self.catalog.database.connection_context():
-                    count = self.catalog.Attachment.select().where(condition(now)).count()
+                    count = rows(now).count()
             except (peewee.OperationalError, peewee.InterfaceError) as error:
                 log.warning("metrics: the database did not answer %s: %s", name, error)
                 continue
@@ -134,7 +152,7 @@ class AttachmentCounts:
 
 
 def attachment_gauges(catalog, settings) -> list:
-    """The gauges of :class:`AttachmentCounts`: the cleanup backlog (the index on the container
+    """Gauges of :class:`DatabaseCounts`: the cleanup backlog (the index on the container
     starts with the column that is NULL for an unclaimed attachment), and, while scanning is on,
     the scan backlog and the quarantine (the index on the status)."""
     Attachment = catalog.Attachment
@@ -143,24 +161,42 @@ def attachment_gauges(catalog, settings) -> list:
         "affix_attachments_awaiting_cleanup",
         "Unclaimed attachments older than the grace period (AFFIX_GRACE_PERIOD), which affix "
         "cleanup removes.",
-        lambda now: (Attachment.container_type.is_null()
-                     & (Attachment.created_at < now - grace_period)),
+        lambda now: Attachment.select().where(
+            Attachment.container_type.is_null() & (Attachment.created_at < now - grace_period)),
     )]
     if settings.scan.enabled:
         gauges += [(
             "affix_attachments_awaiting_scan",
             "Attachments affix scan has yet to scan: uploaded unscanned, or marked for a rescan.",
-            lambda now: Attachment.status.in_(WAITING_FOR_SCAN),
+            lambda now: Attachment.select().where(Attachment.status.in_(WAITING_FOR_SCAN)),
         ), (
             "affix_attachments_quarantined",
             "Attachments a virus scan found malware in, kept away from everyone.",
-            lambda now: Attachment.status == QUARANTINED,
+            lambda now: Attachment.select().where(Attachment.status == QUARANTINED),
         )]
     return gauges
 
 
-def create_metrics(catalog, settings, clock, multiprocess_folder=None):
-    """The app's :class:`Metrics` and the WSGI app that serves them, for scrapes."""
+def webhook_gauges(outbox) -> list:
+    """Gauges of :class:`DatabaseCounts` for the webhooks' outbox (the index on
+    ``delivered_at`` first): deliveries happen in ``affix webhooks run``, a process without
+    metrics of its own, so what they left behind is counted here, from the table."""
+    Entry = outbox.OutboxEntry
+    waiting = Entry.delivered_at.is_null()
+    return [(
+        "affix_webhook_deliveries_waiting",
+        "Webhook events not delivered yet: due now, or waiting for their retry.",
+        lambda now: Entry.select().where(waiting),
+    ), (
+        "affix_webhook_deliveries_failing",
+        "Webhook events not delivered yet whose last attempt failed (they are retried).",
+        lambda now: Entry.select().where(waiting & (Entry.attempts > 0)),
+    )]
+
+
+def create_metrics(catalog, outbox, settings, clock, multiprocess_folder=None):
+    """The app's :class:`Metrics` and the WSGI app that serves them, for scrapes; ``outbox``
+    is the webhooks' (:class:`~affix.storage.outbox.Outbox`)."""
     scraped = CollectorRegistry()
     if multiprocess_folder is None:
         metrics = Metrics(scraped)
@@ -170,7 +206,9 @@ def create_metrics(catalog, settings, clock, multiprocess_folder=None):
                                "before the workers start")
         metrics = Metrics(None)
         multiprocess.MultiProcessCollector(scraped, path=str(multiprocess_folder))
-    scraped.register(AttachmentCounts(catalog, attachment_gauges(catalog, settings), clock))
+    scraped.register(BuildInfo(importlib.metadata.version("affix")))
+    scraped.register(DatabaseCounts(
+        catalog, attachment_gauges(catalog, settings) + webhook_gauges(outbox), clock))
     return metrics, metrics_endpoint(make_wsgi_app(scraped))
 
 

@@ -27,6 +27,8 @@ ALLOWED_REQUEST_HEADERS = (
     "Upload-Concat", "Upload-Defer-Length",
     # a POST that stands for a tus PATCH, HEAD or DELETE
     "X-HTTP-Method-Override",
+    # a client's own request id, which the logs and the answer carry (see request_facts)
+    "X-Request-Id",
 )
 EXPOSED_RESPONSE_HEADERS = (
     "Content-Disposition", "Content-Range", "Accept-Ranges", "Location", "ETag",

@@ -30,6 +30,12 @@ class HealthResource:
 
 class ReadinessResource:
     auth_required = False
+    # connected here, where a failure is a reason in the body; the session middleware's
+    # would be the generic 503 of every other route (it still closes the connection)
+    uses_database = False
+    # connected here, where a failure is a reason in the body; the session middleware's
+    # would be the generic 503 of every other route (it still closes the connection)
+    uses_database = False
 
     def __init__(self, database, blob_store):
         self.database = database
@@ -37,6 +43,7 @@ class ReadinessResource:
 
     def on_get(self, req, resp):
         try:
+            self.database.connect(reuse_if_open=True)
             version = schema_version(self.database)
         except (peewee.OperationalError, peewee.InterfaceError) as error:
             raise _not_ready(f"the database does not answer ({error}).") from error

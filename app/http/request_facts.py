@@ -81,6 +81,9 @@ class RequestFacts:
     duration: float = 0.0
     # the attachment this request stored, if it stored one
     stored: object = None
+    # seconds the upload it stored took, when it began before this request (a resumable or a
+    # direct upload); None: this request's duration
+    upload_seconds: float | None = None
 
 
 class RequestFactsMiddleware:
@@ -128,6 +131,16 @@ def record_failed_backend(req, backend):
     req.context.facts.failed_backend = backend
 
 
-def record_stored(req, attachment):
-    """``attachment`` was stored by ``req`` (an upload)."""
+def record_stored(req, attachment, upload_seconds=None):
+    """``attachment`` was stored by ``req`` (an upload), whose bytes took ``upload_seconds``
+    to arrive when the upload began before ``req`` (None: it took ``req``'s time)."""
     req.context.facts.stored = attachment
+    req.context.facts.upload_seconds = upload_seconds
+
+
+def record_finished(req, finished):
+    """``req`` finished an upload that began before it: ``finished`` is its
+    :class:`~affix.app.uploads.finishing.Finished`, or None when ``req`` finished none (a
+    retry of a finished upload's last request): an upload is counted once."""
+    if finished is not None:
+        record_stored(req, finished.attachment, finished.seconds)

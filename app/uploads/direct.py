@@ -23,7 +23,7 @@ from typing import Any
 from affix.app.uploads.content_types import OCTET_STREAM
 from affix.app.errors import is_refusal, not_found, property_violation, property_violations
 from affix.app.http.request_json import parse_json, storable_document
-from affix.app.uploads.finishing import size_mismatch
+from affix.app.uploads.finishing import Finished, size_mismatch
 from affix.app.uploads.multipart import description_of, file_too_large, receive_metadata
 from affix.storage.models import PREPARED
 
@@ -123,7 +123,9 @@ class DirectUploads:
     def complete(self, grants, attachment_id):
         """The attachment of the upload ``attachment_id`` of ``grants.user``, completed now or
         before (completion is a GET: clients and proxies repeat it), as they see it; 404 for
-        any other id, another user's, or an upload whose file is not in the store."""
+        any other id, another user's, or an upload whose file is not in the store. With it,
+        the :class:`~affix.app.uploads.finishing.Finished` upload when this call completed
+        it, None when it was complete before."""
         if not self.available:
             raise not_found()
         user = grants.user
@@ -131,7 +133,8 @@ class DirectUploads:
         if record is None:
             raise not_found()
         if record.status != PREPARED:
-            return self.service.find_visible(grants, attachment_id)
+            return self.service.find_visible(grants, attachment_id), None
+        began = record.created_at
         try:
             completed = self._complete(user, record)
         except Exception:
@@ -140,8 +143,9 @@ class DirectUploads:
             now = self._authored_by(user, attachment_id)
             if now is None or now.status == PREPARED:
                 raise
-            return self.service.find_visible(grants, attachment_id)
-        return self.service.view(grants, completed)
+            return self.service.find_visible(grants, attachment_id), None
+        return (self.service.view(grants, completed),
+                Finished.since(completed, began, self.service.clock()))
 
     def _complete(self, user, record):
         """Copy the staged object, check the copy and make the row an attachment. Repeats of

@@ -4,6 +4,7 @@ container (``/api/v3/<segment>/{id}/attachments/prepare``), and
 import falcon
 
 from affix.app.http import representers
+from affix.app.http.request_facts import record_finished
 from affix.app.attachments.resources import (
     container_link, grants_of, render_attachment, visible_container,
 )
@@ -51,6 +52,7 @@ class CompleteUploadResource:
         self.direct_uploads = direct_uploads
 
     def on_get(self, req, resp, attachment_id):
-        view = self.direct_uploads.complete(grants_of(req, self.direct_uploads.service),
-                                            attachment_id)
+        view, finished = self.direct_uploads.complete(
+            grants_of(req, self.direct_uploads.service), attachment_id)
+        record_finished(req, finished)
         resp.media = render_attachment(req, view)

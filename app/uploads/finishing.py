@@ -8,6 +8,7 @@ the head the content type is sniffed from; then the upload policies and the insp
 verdict; then the row becomes an attachment and the plugins hear of it. A refusal deletes the
 row and the object; a passing failure keeps them for the client's retry.
 """
+import dataclasses
 import hashlib
 import logging
 
@@ -59,6 +60,19 @@ def stored_chunks(blob_store, storage_key):
 def size_mismatch(actual, declared):
     return property_violation(
         "fileSize", f"The uploaded file has {actual} bytes, not the {declared} bytes declared.")
+
+
+@dataclasses.dataclass(frozen=True)
+class Finished:
+    """An upload a request finished: the attachment it became, and the seconds from the upload's
+    beginning (a tus upload's creation, a direct upload's preparation) until then, which is
+    how long its client took to upload it, pauses included."""
+    attachment: object
+    seconds: float
+
+    @classmethod
+    def since(cls, attachment, began, now):
+        return cls(attachment, (now - began).total_seconds())
 
 
 class StoredUploads:

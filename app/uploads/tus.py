@@ -24,6 +24,7 @@ from affix.app.errors import (
     not_found, property_violation, property_violations,
 )
 from affix.app.uploads.content_types import OCTET_STREAM
+from affix.app.uploads.finishing import Finished
 from affix.app.uploads.multipart import (
     READ_CHUNK_SIZE, RequestBody, description_of, read_body_chunk,
 )
@@ -100,7 +101,8 @@ class TusUploads:
         """A new upload of ``length`` bytes by ``user`` into ``container`` of ``kind`` (or
         without one), whose first bytes are ``body`` (creation-with-upload; None for none);
         the permission is checked before any byte is read. A failure of the first bytes
-        leaves no upload behind: its client never learnt where it was."""
+        leaves no upload behind: its client never learnt where it was. (upload, Finished or
+        None), as :meth:`append`."""
         self.service.require_may_upload(user, kind, container)
         if length > self.max_size:
             raise too_large(self.max_size)
@@ -115,7 +117,7 @@ class TusUploads:
         )
         if body is None:
             if length:
-                return upload
+                return upload, None
             # an empty file is complete at once: it becomes an attachment now
             body = RequestBody(io.BytesIO(), None, 0)
         try:
@@ -172,8 +174,11 @@ class TusUploads:
         """Write ``body`` (a :class:`~affix.app.uploads.multipart.RequestBody`) to ``upload`` at
         ``offset``; finish it when its last byte has arrived. ``checksum`` is
         :func:`~affix.app.uploads.tus_resources.parse_checksum`'s. The upload's row, as it is
-        now."""
+        now, and the :class:`~affix.app.uploads.finishing.Finished` upload when this call
+        finished it (None otherwise: a retry of a finished upload's last PATCH finishes
+        nothing again)."""
         leased = upload
+        finished = None
         lease = self._lease(leased)
         try:
             # what was read before the lease may be stale: a PATCH that held it since (a
@@ -188,8 +193,8 @@ class TusUploads:
                 # reason, or a crash cut it short, and the retry (or an empty PATCH at the
                 # end) finishes it, storing nothing of its body
                 if self.attachment_of(upload) is None:
-                    self._finish(upload, lease)
-                return upload
+                    finished = self._finish(upload, lease)
+                return upload, finished
             if offset != upload.received:
                 raise offset_mismatch(upload.received, offset)
             remaining = upload.upload_length - upload.received
@@ -197,10 +202,10 @@ class TusUploads:
                 raise too_large(upload.upload_length)
             self._write(upload, lease, body, remaining, checksum)
             if upload.received == upload.upload_length:
-                self._finish(upload, lease)
+                finished = self._finish(upload, lease)
         finally:
             self._table.release_lease(leased, lease)
-        return upload
+        return upload, finished
 
     def _write(self, upload, lease, body, remaining, checksum):
         """Append the PATCH's bytes and record how far the upload is, all under ``lease``.
@@ -279,7 +284,8 @@ class TusUploads:
         upload records it became, then its bytes committed, read back and checked. A refusal
         (:func:`~affix.app.errors.is_refusal`) removes every trace of it; a passing failure
         keeps the upload, every byte and whatever finishing made so far, and the client's
-        retry of its last PATCH finishes it from there."""
+        retry of its last PATCH finishes it from there. The
+        :class:`~affix.app.uploads.finishing.Finished` upload."""
         # reading the file back may take long: a lease's time from here, so that nobody
         # (cleanup, a termination) takes the upload over while it becomes an attachment
         self._confirm(upload, lease)
@@ -291,12 +297,13 @@ class TusUploads:
             # committing may have stalled past the lease: whoever took the upload over since
             # (a termination) decides what becomes of it
             self._confirm(upload, lease)
-            self._stored.finish(record, record.storage_key)
+            record = self._stored.finish(record, record.storage_key)
         except BaseException as error:
             # the row first, under the lease: a PATCH that lost it leaves the bytes alone
             if is_refusal(error) and self._table.remove(upload, lease):
                 self._partials.discard(upload.progress)
             raise
+        return Finished.since(record, upload.created_at, self.service.clock())
 
     def _prepare(self, upload, lease):
         """The ``prepared`` attachment the complete ``upload`` becomes, the permission to

@@ -12,6 +12,7 @@ from affix.app.errors import (
     PreconditionFailed, TypeNotSupported, invalid_request_body, property_violation,
 )
 from affix.app.http import representers
+from affix.app.http.request_facts import record_finished
 from affix.app.ids import id_of
 from affix.app.attachments.resources import visible_container
 from affix.app.uploads.multipart import RequestBody
@@ -157,8 +158,9 @@ class TusCreationResource:
         body = request_body(req) if _is_upload_body(req) else None
         checksum = (None if body is None
                     else parse_checksum(req.get_header("Upload-Checksum")))
-        upload = self.tus.create(user, length, metadata, declaration, kind, container,
-                                 body=body, checksum=checksum)
+        upload, finished = self.tus.create(user, length, metadata, declaration, kind,
+                                           container, body=body, checksum=checksum)
+        record_finished(req, finished)
         resp.status = falcon.HTTP_201
         resp.set_header("Location", f"{req.root_path}{TUS_PATH}/{upload.token}")
         _answer_progress(req, resp, self.tus, upload)
@@ -214,7 +216,9 @@ class TusUploadResource:
         offset = parse_upload_offset(req.get_header("Upload-Offset"))
         body = request_body(req)
         checksum = parse_checksum(req.get_header("Upload-Checksum"))
-        upload = self.tus.append(self.tus.find(req.context.user, token), offset, body, checksum)
+        upload, finished = self.tus.append(self.tus.find(req.context.user, token), offset, body,
+                                           checksum)
+        record_finished(req, finished)
         resp.status = falcon.HTTP_204
         _answer_progress(req, resp, self.tus, upload)
 

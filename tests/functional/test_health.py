@@ -1,5 +1,6 @@
 """``/health`` and ``/health/ready``: without a key, cheap, and ready only when the database,
 its schema and the blob store are."""
+import peewee
 import pytest
 
 from affix.storage.migrations import LATEST_VERSION, MIGRATIONS, VERSION_TABLE
@@ -30,6 +31,24 @@ def test_ready_when_database_schema_and_store_are(client):
 
     assert (response.status_code, response.json) == (
         200, {"status": "ready", "schemaVersion": LATEST_VERSION})
+
+
+@pytest.mark.on_cue("catalog")
+def test_not_ready_says_the_database_is_out_of_reach(client, services):
+    def refuse(*args, **kwargs):
+        raise peewee.OperationalError("unable to open database file")
+
+    # as between two requests of a served worker: no connection open
+    services.catalog.database.close()
+    services.catalog.database.replace("connect", refuse)
+    response = client.simulate_get("/health/ready")
+    services.catalog.database.restore("connect")
+
+    assert response.status_code == 503
+    assert response.headers["retry-after"] == "5"
+    # the part that is not ready, in the body the probe logs, not only in affix's log
+    assert response.json == hal_error(
+        NOT_READY, "Not ready: the database does not answer (unable to open database file).")
 
 
 def test_not_ready_with_a_schema_behind_this_affix(client, catalog):

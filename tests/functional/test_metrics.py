@@ -6,18 +6,23 @@ import datetime
 import os
 import re
 
+import importlib.metadata
+
 import falcon.testing
 import pytest
 
 from affix import SCANNED, create_app
 from affix.app.settings import Settings, SettingsError
 from affix.plugins.clamav import ScanOptions
+from affix.storage.outbox import Outbox
 from support.cli import affix
 from support.client import post, upload, uploaded
 from support.defaults import FROZEN_NOW
 from support.errors import UNAVAILABLE, assert_error
 from support.inspectors import Inspecting, Recorder
+from support import tus
 from support.scrape import metrics_listener, scrape_in_process
+from support.webhooks import outbox_entries, subscribe
 from support.work_packages import created
 
 UPLOADS = "/api/v3/attachments"
@@ -107,6 +112,30 @@ def test_requests_are_counted_by_route_template_and_status(client, people, liste
     assert scraped.value("affix_backend_errors_total", backend="storage") == 0
 
 
+def test_a_resumable_upload_is_counted_once_with_its_whole_size_from_creation_to_finish(
+        client, people, listener, clock):
+    auth = people.auth("ada")
+    path = tus.created(client, auth, 3000)
+    clock.now = FROZEN_NOW + datetime.timedelta(seconds=40)
+    assert tus.patch(client, auth, path, 0, b"a" * 1000).status_code == 204
+    clock.now = FROZEN_NOW + datetime.timedelta(seconds=90)
+    assert tus.patch(client, auth, path, 1000, b"b" * 2000).status_code == 204
+    # the client's retry of its last PATCH, whose answer it never saw, stores nothing again
+    assert tus.patch(client, auth, path, 1000, b"b" * 2000).status_code == 204
+    # created with all its bytes: stored by its creation, at once
+    assert tus.create(client, auth, 5, body=b"whole").status_code == 201
+
+    scraped = scrape_in_process(client, listener)
+
+    assert scraped.value("affix_upload_size_bytes_count") == 2
+    assert scraped.value("affix_upload_size_bytes_sum") == 3005
+    assert scraped.value("affix_upload_duration_seconds_count") == 2
+    # a resumable upload takes from its creation to the PATCH that finished it
+    assert scraped.value("affix_upload_duration_seconds_sum") == 90
+    assert scraped.value("affix_upload_duration_seconds_bucket", le="60.0") == 1
+    assert scraped.value("affix_upload_duration_seconds_bucket", le="300.0") == 2
+
+
 # falcon.testing's WSGI checker warns of any method HTTP/1.1 does not define
 @pytest.mark.filterwarnings("ignore:Unknown REQUEST_METHOD")
 def test_a_method_nobody_uses_is_counted_as_other(client, people, listener):
@@ -167,6 +196,31 @@ def test_awaiting_cleanup_counts_unclaimed_uploads_older_than_the_grace_period(
     # the claimed one never waits for cleanup; the later upload is not old enough yet
     assert awaiting_at(FROZEN_NOW + grace_period + datetime.timedelta(seconds=1)) == 2
     assert awaiting_at(FROZEN_NOW + grace_period + datetime.timedelta(minutes=31)) == 3
+
+
+def test_the_build_is_a_metric_of_its_own(client, listener):
+    scraped = scrape_in_process(client, listener)
+
+    assert scraped.value("affix_build_info",
+                         version=importlib.metadata.version("affix")) == 1
+
+
+def test_the_webhook_backlog_and_its_failing_deliveries_are_counted(
+        client, people, listener, catalog):
+    subscribe(catalog, "http://127.0.0.1:9/hooks", ["attachment.created"], FROZEN_NOW)
+    for _ in range(3):
+        uploaded(client, people, "ada")
+    delivered, failed, _ = outbox_entries(catalog)
+    with catalog.database.connection_context():
+        # what `affix webhooks run` records after each attempt
+        Outbox(catalog).delivered(delivered.id, FROZEN_NOW)
+        Outbox(catalog).failed(failed.id, FROZEN_NOW + datetime.timedelta(minutes=1),
+                               "connection refused")
+
+    scraped = scrape_in_process(client, listener)
+
+    assert scraped.value("affix_webhook_deliveries_waiting") == 2
+    assert scraped.value("affix_webhook_deliveries_failing") == 1
 
 
 def test_inspected_uploads_are_counted_by_outcome(metered, people, listener, plugin_manager,

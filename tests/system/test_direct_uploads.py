@@ -38,6 +38,7 @@ from support.direct_uploads import (
 from support.errors import NOT_AUTHORIZED, NOT_FOUND, UNAVAILABLE, assert_error
 from support.net import REQUEST_TIMEOUT
 from support.races import RACE_ROUNDS, RACE_TIMEOUT, race
+from support.scrape import metrics_listener, scrape_in_process
 from support.s3 import s3_environ
 from support.webhooks import outbox, outbox_entries, subscribe
 from support.work_packages import create, created, document, link
@@ -261,6 +262,27 @@ def test_a_direct_upload_into_a_plugin_s_container(settings, plugin_manager, peo
     listed = client.simulate_get("/api/v3/shelves/1/attachments", headers=people.auth("eve"))
     assert [element["id"] for element in listed.json["_embedded"]["elements"]] == [
         attachment["id"]]
+
+
+def test_a_direct_upload_is_counted_once_from_preparation_to_completion(
+        settings, plugin_manager, people, s3_bucket, clock):
+    with metrics_listener() as listener:
+        metered = dataclasses.replace(
+            settings, metrics_bind=f"127.0.0.1:{listener.getsockname()[1]}")
+        client = falcon.testing.TestClient(
+            create_app(metered, plugin_manager=plugin_manager, clock=clock))
+        upload = prepared(client, people, "ada", "cat.png", CONTENT)
+        assert send_to_store(upload, CONTENT).status_code == 201
+        clock.now = FROZEN_NOW + datetime.timedelta(seconds=45)
+        assert complete(client, people, "ada", upload).status_code == 200
+        # completion is a GET that clients and proxies repeat: counted once
+        assert complete(client, people, "ada", upload).status_code == 200
+        scraped = scrape_in_process(client, listener)
+
+    assert scraped.value("affix_upload_size_bytes_count") == 1
+    assert scraped.value("affix_upload_size_bytes_sum") == len(CONTENT)
+    assert scraped.value("affix_upload_duration_seconds_count") == 1
+    assert scraped.value("affix_upload_duration_seconds_sum") == 45
 
 
 def test_a_prepared_upload_cannot_be_claimed(client, people, catalog, s3_bucket):
