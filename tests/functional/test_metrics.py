@@ -16,6 +16,7 @@ from affix.app.settings import Settings, SettingsError
 from affix.plugins.clamav import ScanOptions
 from affix.storage.outbox import Outbox
 from support.cli import affix
+from support.clocks import Clock
 from support.client import post, upload, uploaded
 from support.defaults import FROZEN_NOW
 from support.errors import UNAVAILABLE, assert_error
@@ -27,16 +28,6 @@ from support.work_packages import created
 
 UPLOADS = "/api/v3/attachments"
 ATTACHMENT = "/api/v3/attachments/{attachment_id:id}"
-
-
-class Clock:
-    """The app's clock, set by the test."""
-
-    def __init__(self, now):
-        self.now = now
-
-    def __call__(self):
-        return self.now
 
 
 @pytest.fixture
