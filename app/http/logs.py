@@ -4,13 +4,16 @@ as text for a terminal or as one JSON object a line (python-json-logger) for a l
 ``affix serve`` hands :func:`logging_config` to gunicorn (``logconfig_dict``) and makes
 :class:`AccessLogger` its logger class. An access line carries the request's
 :class:`~affix.app.http.request_facts.RequestFacts` and what only the server knows (the bytes it
-sent, the time until the last of them); never a header, the query or a byte of a body.
+sent, the time until the last of them), the client's address (behind a trusted proxy, the
+address the proxy names) and its ``User-Agent``; never another header, the query or a byte of
+a body.
 
 A line may still quote what a client chose (a routed path's segments, a file name in an error):
 no such value may begin a line of its own or drive a terminal (CWE-117). JSON escapes every
 control character itself; the text format escapes them (:func:`escaped`) and indents each line
 of a trace, so that a line that begins at the margin is always one of the log's own.
 """
+import ipaddress
 import logging
 import re
 import time
@@ -24,7 +27,10 @@ from affix.app.http.request_facts import ENVIRON_KEY, current_request_id
 TEXT_FORMAT = "%(asctime)s [%(process)d] [%(levelname)s] %(message)s"
 TEXT_DATE_FORMAT = "[%Y-%m-%d %H:%M:%S %z]"
 ACCESS_TEXT_FORMAT = (TEXT_FORMAT + " %(bytes_in)d bytes in, %(bytes_out)d out, %(duration).3f s,"
-                      " user %(user_id)s, request %(request_id)s")
+                      " user %(user_id)s, request %(request_id)s, client %(client)s,"
+                      " agent %(user_agent)s")
+# what of a User-Agent a line keeps: every real client's fits
+USER_AGENT_LENGTH = 200
 # the fields of every JSON line, first; an access line adds the request's
 JSON_FIELDS = "%(asctime)s %(levelname)s %(name)s %(process)d %(message)s"
 JSON_RENAMED = {"asctime": "time", "levelname": "level", "name": "logger", "process": "pid"}
@@ -126,6 +132,23 @@ def logging_config(log_format: str, access_log: bool) -> dict:
     }
 
 
+def client_address(environ, trusted_proxy) -> str | None:
+    """The client's address: the peer's; or, where the peer is a proxy ``trusted_proxy(address)``
+    vouches for (gunicorn's ``forwarded_allow_ips``), the nearest address of its
+    ``X-Forwarded-For`` that is no trusted proxy (the leftmost, where all are). An address a
+    client wrote itself stands left of every proxy's, and is never taken past an untrusted one."""
+    address = environ.get("REMOTE_ADDR") or None
+    if address is None or not trusted_proxy(address):
+        return address
+    forwarded = [entry.strip() for entry in environ.get("HTTP_X_FORWARDED_FOR", "").split(",")
+                 if entry.strip()]
+    for entry in reversed(forwarded):
+        address = entry
+        if not trusted_proxy(entry):
+            break
+    return address
+
+
 class AccessLogger(Logger):
     """gunicorn's logger, whose access line is the request's facts as fields. A request the
     app did not answer (a metrics scrape, an answer gunicorn made itself) has no line."""
@@ -142,4 +165,16 @@ class AccessLogger(Logger):
                 "method": facts.method, "route": facts.route, "path": facts.path,
                 "status": facts.status, "error": facts.error, "bytes_in": facts.bytes_in,
                 "bytes_out": resp.sent, "duration": round(request_time.total_seconds(), 6),
+                "client": client_address(environ, self._trusted_proxy),
+                "user_agent": environ.get("HTTP_USER_AGENT", "")[:USER_AGENT_LENGTH] or None,
             }))
+
+    def _trusted_proxy(self, address) -> bool:
+        """Whether gunicorn's ``forwarded_allow_ips`` (``FORWARDED_ALLOW_IPS``) name ``address``."""
+        if "*" in self.cfg.forwarded_allow_ips:
+            return True
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            return False
+        return any(ip in network for network in self.cfg.forwarded_allow_networks())

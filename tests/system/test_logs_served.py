@@ -56,11 +56,32 @@ def test_an_upload_has_one_json_access_line_with_its_facts(json_server):
         "level": "INFO", "logger": "gunicorn.access", "message": "POST /api/v3/attachments 200",
         "request_id": "upload-1", "user_id": 1, "method": "POST", "route": UPLOADS,
         "path": UPLOADS, "status": 200, "error": None, "bytes_in": len(body),
-        "bytes_out": len(response.content),
+        "bytes_out": len(response.content), "client": HOST,
+        "user_agent": f"python-requests/{requests.__version__}",
     }
     # every line of the log is a JSON object, gunicorn's own too
     assert any(line["message"].startswith("Booting worker with pid: ")
                for line in json_lines(server.stderr()))
+
+
+@pytest.mark.parametrize("allowed, client", [
+    # gunicorn's default: the proxy on loopback is believed
+    (None, "203.0.113.9"),
+    # a proxy elsewhere: loopback is the client, what it forwards is not believed
+    ("10.0.0.2", HOST),
+], ids=["trusted", "untrusted"])
+def test_the_access_line_names_the_client_a_trusted_proxy_forwards(start_logging_server,
+                                                                  allowed, client):
+    server = start_logging_server(AFFIX_LOG_FORMAT="json", **(
+        {} if allowed is None else {"FORWARDED_ALLOW_IPS": allowed}))
+    requests.get(server.url("/health"), timeout=REQUEST_TIMEOUT, headers={
+        "X-Request-Id": "forwarded", "X-Forwarded-For": "203.0.113.9",
+        "User-Agent": "agent/1.0 (" + "x" * 300 + ")"})
+
+    line = access_line(server, "forwarded")
+
+    # a User-Agent is cut to 200 characters
+    assert (line["client"], line["user_agent"]) == (client, ("agent/1.0 (" + "x" * 300)[:200])
 
 
 def test_a_refusal_names_its_error_and_a_path_that_routed_nowhere_is_not_logged(json_server):
@@ -115,7 +136,8 @@ def test_text_logs_read_like_gunicorns_own(start_logging_server):
 
     def written():
         return re.search(r"^\[[^]]+\] \[(\d+)\] \[INFO\] GET /api/v3 200 0 bytes in, "
-                         rf"{len(response.content)} out, \d+\.\d{{3}} s, user 1, request t-1$",
+                         rf"{len(response.content)} out, \d+\.\d{{3}} s, user 1, request t-1, "
+                         rf"client {re.escape(HOST)}, agent python-requests/\S+$",
                          server.stderr(), re.MULTILINE)
 
     wait_for(written, "the text access line")
@@ -147,7 +169,8 @@ def test_a_client_cannot_write_a_text_line_of_its_own(start_logging_server):
     for number, path in enumerate(FORGED_PATHS):
         escaped_path = path.replace(FORGED_SEGMENT, FORGED_ESCAPED)
         assert re.search(rf"^\[[^]]+\] \[\d+\] \[INFO\] GET {re.escape(escaped_path)} 401 0 "
-                         rf"bytes in, \d+ out, \d+\.\d{{3}} s, user None, request r-{number}$",
+                         rf"bytes in, \d+ out, \d+\.\d{{3}} s, user None, request r-{number}, "
+                         rf"client {re.escape(HOST)}, agent python-requests/\S+$",
                          log, re.MULTILINE)
 
 
