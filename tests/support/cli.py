@@ -1,7 +1,7 @@
 """The ``affix`` command, run in this process as the console script would run it.
 
 The ``environ`` fixture (registered by ``tests/conftest.py``) is the AFFIX_* environment of a
-command on the test's data dir and database."""
+command on the test's data dir and database, which ``affix migrate`` made."""
 import io
 
 import pytest
@@ -17,7 +17,11 @@ BUILT_IN_PERMISSIONS = (
 
 @pytest.fixture
 def environ(tmp_path, databases):
-    return databases.environ(tmp_path / "data")
+    """The environment of commands on a database made as an operator makes it: only serve and
+    migrate make one."""
+    environ = databases.environ(tmp_path / "data")
+    run_ok(environ, "migrate")
+    return environ
 
 
 def affix(environ, *argv):
