@@ -38,8 +38,16 @@ def run_ok(environ, *argv):
     return printed
 
 
-def assert_refused(capsys, environ, argv, message):
-    """Run a command that must fail with exit status 1 and the one line ``message``."""
-    status, printed = affix(environ, *argv)
-    assert (status, printed) == (1, "")
+def assert_refused(capsys, environ, argv, message, status=1):
+    """Run a command that must fail with exit status ``status`` (1: the command refused; 2: a
+    setting, or what the settings point at, is unusable) and the one line ``message``."""
+    assert affix(environ, *argv) == (status, "")
     assert capsys.readouterr().err == f"affix: error: {message}\n"
+
+
+def assert_usage_error(capsys, environ, argv, line):
+    """Run a command whose flags argparse refuses: exit status 2 and the one line ``line``."""
+    with pytest.raises(SystemExit) as stopped:
+        affix(environ, *argv)
+    assert stopped.value.code == 2
+    assert capsys.readouterr() == ("", line + "\n")
