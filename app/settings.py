@@ -254,8 +254,9 @@ def unknown_variables(environ, also=()) -> list:
         # compared without the prefix that every name shares, which would make any two alike
         close = difflib.get_close_matches(name.removeprefix("AFFIX_"),
                                           [each.removeprefix("AFFIX_") for each in known], n=1)
-        hint = f"did you mean AFFIX_{close[0]}?" if close else "no setting has this name"
-        warnings.append(f"unknown variable {name} is ignored: {hint}")
+        # not "ignored": a plugin may read variables of its own
+        hint = f"did you mean AFFIX_{close[0]}?" if close else "a plugin's own?"
+        warnings.append(f"{name} is none of affix's settings: {hint}")
     return warnings
 
 

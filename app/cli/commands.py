@@ -553,7 +553,8 @@ def _bind_address(text):
     if text.startswith("unix:") and len(text) > len("unix:"):
         return text
     match = _BIND.fullmatch(text.strip())
-    if match is None or not 0 < int(match["port"]) < 65536:
+    # port 0: one the system picks
+    if match is None or int(match["port"]) > 65535:
         raise argparse.ArgumentTypeError(
             f"not an address: {text!r}; write HOST:PORT, [IPv6]:PORT, PORT (on {DEFAULT_HOST}) "
             "or unix:PATH")

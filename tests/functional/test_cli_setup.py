@@ -80,8 +80,8 @@ def test_a_misspelt_variable_is_named_with_the_one_meant(environ, capsys):
                    AFFIX_API_KEY="the client's", AFFIX_TEST_POSTGRES_URL="the tests'")
     assert affix(environ, "user", "add", "carol") == (0, "created user 'carol' (id 1)\n")
     assert capsys.readouterr().err == (
-        "affix: warning: unknown variable AFFIX_COLOUR is ignored: no setting has this name\n"
-        "affix: warning: unknown variable AFFIX_MAX_ATACHMENT_SIZE is ignored: did you mean "
+        "affix: warning: AFFIX_COLOUR is none of affix's settings: a plugin's own?\n"
+        "affix: warning: AFFIX_MAX_ATACHMENT_SIZE is none of affix's settings: did you mean "
         "AFFIX_MAX_ATTACHMENT_SIZE?\n")
 
 
