@@ -2,6 +2,8 @@
 # first: streaming-form-data (imported by app/uploads/multipart.py) must find its unused
 # imports deferred
 import affix.app.uploads.deferred_imports  # noqa: F401
+import os
+
 import falcon.media
 
 from affix.app.accounts import routes as account_routes
@@ -20,8 +22,8 @@ from affix.app.http.request_json import JsonBodyLimit
 from affix.app.http.routing import App, PathNormaliser, ShadowedIds
 from affix.app.settings import Settings, metrics_port
 from affix.plugins.manager import host_login
-from affix.storage.database import open_database
-from affix.storage.migrations import migrate
+from affix.storage.database import open_database, release_connections
+from affix.storage.migrations import migrate, schema_version
 from affix.storage.models import Catalog, utc_now
 
 
@@ -44,6 +46,21 @@ def connect_catalog(settings: Settings) -> Catalog:
     """The settings' database, its schema as it is."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     return Catalog(open_database(settings.database_url))
+
+
+def database_exists(settings: Settings) -> bool:
+    """Whether the settings' database is there, looked at without making it: an SQLite file,
+    or a PostgreSQL database that holds affix's tables."""
+    url = settings.database_url
+    if url.startswith("sqlite:///"):
+        path = url[len("sqlite:///"):]
+        return path == ":memory:" or os.path.isfile(path)
+    database = open_database(url)
+    try:
+        with database.connection_context():
+            return schema_version(database) > 0
+    finally:
+        release_connections(database)
 
 
 def open_catalog(settings: Settings) -> Catalog:

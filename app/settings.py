@@ -1,13 +1,20 @@
 """Configuration: environment variables read once into one settings object."""
 import dataclasses
+import difflib
+import importlib.util
 import os
 import re
 from pathlib import Path
+from collections.abc import Iterator, Mapping
 from typing import Any
 
+from affix.app.sizes import SIZE_FORMS, parse_size
 from affix.app.uploads.allowlist import parse_allowlist
 from affix.plugins.clamav import ScanOptions, scan_options
-from affix.storage.s3 import ADDRESSING_STYLES, MAX_URL_EXPIRY, S3Options, parse_s3_url
+from affix.storage.database import MISSING_PSYCOPG2, POSTGRES_SCHEMES
+from affix.storage.s3 import (
+    ADDRESSING_STYLES, MAX_URL_EXPIRY, MISSING_BOTO3, S3Options, parse_s3_url,
+)
 from affix.storage.s3_staging import MAX_DIRECT_UPLOAD_SIZE
 
 DEFAULT_MAX_ATTACHMENT_SIZE = 5 * 1024 * 1024
@@ -75,13 +82,18 @@ def _positive_int(environ, name, default) -> int:
     return value
 
 
-def _non_negative_int(environ, name, default) -> int:
+def _size(environ, name, default, *, zero_allowed=False) -> int:
+    """A size setting, written as every size is (:mod:`affix.app.sizes`)."""
     raw = environ.get(name)
     if raw is None or raw == "":
         return default
-    if not raw.strip().isdigit():
-        raise SettingsError(f"{name} must be a whole number of 0 or more, not {raw!r}")
-    return int(raw)
+    try:
+        value = parse_size(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a size: {SIZE_FORMS}; not {raw!r}") from None
+    if value == 0 and not zero_allowed:
+        raise SettingsError(f"{name} must be greater than 0, not {raw!r}")
+    return value
 
 
 def _flag(environ, name, default=False) -> bool:
@@ -129,6 +141,20 @@ def _check_storage_url(url):
         parse_s3_url(url)
     except ValueError as error:
         raise SettingsError(f"AFFIX_STORAGE_URL: {error}") from None
+    if importlib.util.find_spec("boto3") is None:
+        raise SettingsError(f"AFFIX_STORAGE_URL is an S3 URL: {MISSING_BOTO3}")
+
+
+def _check_database_url(url):
+    """Checked now rather than with a traceback where a command first opens the database.
+    Only the scheme is repeated: the rest of the URL may hold a password."""
+    if url.startswith(POSTGRES_SCHEMES):
+        if importlib.util.find_spec("psycopg2") is None:
+            raise SettingsError(f"AFFIX_DATABASE_URL is a PostgreSQL URL: {MISSING_PSYCOPG2}")
+    elif not url.startswith("sqlite:///"):
+        scheme = url.partition(":")[0] if ":" in url else url
+        raise SettingsError(f"AFFIX_DATABASE_URL must be sqlite:///PATH or "
+                            f"postgresql://USER@HOST:PORT/NAME, not {scheme!r}")
 
 
 def _check_database_outside_storage(settings):
@@ -181,13 +207,57 @@ def _direct_upload_settings(environ) -> dict:
                             f"seconds (seven days, what S3 signs for), not "
                             f"{values['direct_upload_expiry']}")
     if environ.get("AFFIX_MAX_DIRECT_UPLOAD_SIZE"):
-        size = _positive_int(environ, "AFFIX_MAX_DIRECT_UPLOAD_SIZE", None)
+        size = _size(environ, "AFFIX_MAX_DIRECT_UPLOAD_SIZE", None)
         if size > MAX_DIRECT_UPLOAD_SIZE:
             raise SettingsError(f"AFFIX_MAX_DIRECT_UPLOAD_SIZE must be at most "
                                 f"{MAX_DIRECT_UPLOAD_SIZE} bytes (5 GiB, what S3 takes in one "
                                 f"POST and copies in one request), not {size}")
         values["max_direct_upload_size"] = size
     return values
+
+
+class _NamesRead(Mapping[str, str]):
+    """An empty environment that notes every variable asked of it."""
+
+    def __init__(self) -> None:
+        self.names: set[str] = set()
+
+    def __getitem__(self, name: str) -> str:
+        self.names.add(name)
+        raise KeyError(name)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(())
+
+    def __len__(self) -> int:
+        return 0
+
+
+def known_variables() -> frozenset:
+    """Every variable the settings read: :meth:`Settings.from_environ` asks an empty
+    environment for each one (only a bad value stops it early), so the settings' own
+    definition is the list, and a new setting is known the day it is added."""
+    asked = _NamesRead()
+    Settings.from_environ(asked)
+    return frozenset(asked.names)
+
+
+def unknown_variables(environ, also=()) -> list:
+    """A warning for each ``AFFIX_*`` variable of ``environ`` that neither the settings nor
+    ``also`` know, naming the closest known one: a misspelt setting is otherwise silently
+    ignored. ``AFFIX_TEST_*`` are the test suite's own."""
+    known = known_variables() | set(also)
+    warnings = []
+    for name in sorted(environ):
+        if not name.startswith("AFFIX_") or name in known or name.startswith("AFFIX_TEST_"):
+            continue
+        # compared without the prefix that every name shares, which would make any two alike
+        close = difflib.get_close_matches(name.removeprefix("AFFIX_"),
+                                          [each.removeprefix("AFFIX_") for each in known], n=1)
+        # not "ignored": a plugin may read variables of its own
+        hint = f"did you mean AFFIX_{close[0]}?" if close else "a plugin's own?"
+        warnings.append(f"{name} is none of affix's settings: {hint}")
+    return warnings
 
 
 @dataclasses.dataclass(frozen=True)
@@ -270,16 +340,16 @@ class Settings:
     def from_environ(cls, environ=None) -> "Settings":
         environ = os.environ if environ is None else environ
         overrides: dict[str, Any] = {
-            "max_attachment_size": _positive_int(
+            "max_attachment_size": _size(
                 environ, "AFFIX_MAX_ATTACHMENT_SIZE", DEFAULT_MAX_ATTACHMENT_SIZE
             ),
             "grace_period_minutes": _positive_int(
                 environ, "AFFIX_GRACE_PERIOD", DEFAULT_GRACE_PERIOD_MINUTES
             ),
-            "max_json_size": _positive_int(environ, "AFFIX_MAX_JSON_SIZE", DEFAULT_MAX_JSON_SIZE),
+            "max_json_size": _size(environ, "AFFIX_MAX_JSON_SIZE", DEFAULT_MAX_JSON_SIZE),
         }
         overrides.update(_direct_upload_settings(environ))
-        overrides["tus_max_size"] = _non_negative_int(environ, "AFFIX_TUS_MAX_SIZE", None)
+        overrides["tus_max_size"] = _size(environ, "AFFIX_TUS_MAX_SIZE", None, zero_allowed=True)
         overrides["tus_expiry"] = _positive_int(environ, "AFFIX_TUS_EXPIRY", DEFAULT_TUS_EXPIRY)
         overrides["trust_remote_user"] = _flag(environ, "AFFIX_TRUST_REMOTE_USER")
         overrides["metrics_bind"] = _metrics_bind(environ)
@@ -309,5 +379,6 @@ class Settings:
         except ValueError as error:
             raise SettingsError(str(error)) from None
         settings = cls.for_data_dir(environ.get("AFFIX_DATA_DIR") or "var", **overrides)
+        _check_database_url(settings.database_url)
         _check_database_outside_storage(settings)
         return settings

@@ -214,6 +214,9 @@ SQLITE_POOL: ConnectOptions = {"max_connections": None, "stale_timeout": 600,
 # drop idle connections, and a dropped one would fail the request that picks it up.
 POSTGRES_POOL: ConnectOptions = {"max_connections": None, "stale_timeout": 300}
 POSTGRES_SCHEMES = ("postgres:", "postgresql:")
+# affix is installed from a clone, not from PyPI: its extras are named by the clone's path
+MISSING_PSYCOPG2 = ("PostgreSQL needs psycopg2: pip install psycopg2-binary (or, in affix's "
+                    "folder, pip install '.[postgres]')")
 
 
 def open_database(url: str, *, write_wait_seconds: float = WRITE_WAIT_SECONDS

@@ -66,6 +66,9 @@ def as_storage_errors(action: str) -> Iterator[None]:
         kind = StoreUnavailable if is_unavailable(error) else StorageError
         raise kind(f"could not {action}: {error}") from error
 
+# affix is installed from a clone, not from PyPI: its extras are named by the clone's path
+MISSING_BOTO3 = ("S3 storage needs boto3: pip install boto3 (or, in affix's folder, "
+                 "pip install '.[s3]')")
 # S3's minimum for every part but the last is 5 MiB; 8 MiB is what the AWS CLI uses
 PART_SIZE = 8 * 1024 * 1024
 # several nodes share a bucket: only a multipart upload this old is surely nobody's anymore
@@ -115,8 +118,7 @@ def s3_client(options: S3Options) -> Any:
     except ModuleNotFoundError as missing:
         if (missing.name or "").partition(".")[0] not in ("boto3", "botocore"):
             raise  # a dependency of theirs: a broken installation, said as it is
-        raise ValueError("S3 storage needs boto3: install affix with the s3 extra "
-                         "(pip install 'affix[s3]')") from None
+        raise ValueError(MISSING_BOTO3) from None
     config = botocore.config.Config(
         s3={"addressing_style": options.addressing_style or "auto"},
         # pre-signed URLs too: boto3 would sign some with the deprecated SigV2
@@ -234,7 +236,15 @@ class S3BlobStore:
 
     def check_reachable(self) -> None:
         with as_storage_errors("reach the bucket"):
-            self.client.head_bucket(Bucket=self.bucket)
+            try:
+                self.client.head_bucket(Bucket=self.bucket)
+            except self.client.exceptions.ClientError as error:
+                # HeadBucket answers with a status and no body: 404 is the bucket's absence
+                if error.response.get("Error", {}).get("Code") not in ("404", "NoSuchBucket"):
+                    raise
+                raise StorageError(
+                    f"the bucket {self.bucket!r} does not exist: create it, or name another "
+                    f"in AFFIX_STORAGE_URL") from error
 
     def stage(self) -> StagedS3Blob:
         return StagedS3Blob(self)

@@ -8,6 +8,7 @@ import datetime
 import difflib
 import functools
 import os
+import re
 import secrets
 import sys
 import urllib.parse
@@ -15,7 +16,7 @@ import urllib.parse
 import peewee
 from gunicorn.app.base import BaseApplication
 
-from affix.app import connect_catalog, create_app
+from affix.app import connect_catalog, create_app, database_exists
 from affix.app.composition import compose
 from affix.app.accounts.management import (
     AccountError, delete_user, find_user, keys_of, revoke_key, revoke_keys, set_locked,
@@ -28,7 +29,8 @@ from affix.app.attachments.scanning import (
     DEFAULT_BATCH_SIZE, ScanReport, delete_quarantined, mark_for_rescan, quarantined, scan_waiting,
 )
 from affix.app.http.serving import HalWorker
-from affix.app.settings import Settings, SettingsError, metrics_port
+from affix.app.settings import Settings, SettingsError, metrics_port, unknown_variables
+from affix.app.sizes import parse_size
 from affix.app.webhooks.stop_signals import StopSignals
 from affix.app.client.uploads import DEFAULT_CHUNK_SIZE, KEY_VARIABLE, upload_files
 from affix.app.webhooks.delivery import EVENTS, DeliveryPolicy, WebhookWorker
@@ -37,18 +39,30 @@ from affix.plugins.manager import PluginError, known_permissions
 from affix.storage.cleanup import (
     remove_expired_direct_uploads, remove_expired_resumable_uploads, remove_unclaimed,
 )
+from affix.storage.blob_store import StorageError
 from affix.storage.database import release_connections
 from affix.storage.migrations import LATEST_VERSION, MigrationError, migrate
 from affix.storage.orphans import find_orphans, remove_orphans
 from affix.storage.models import utc_now
 
-DEFAULT_BIND = "127.0.0.1:8000"
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_BIND = f"{DEFAULT_HOST}:8000"
+# --bind: [HOST:]PORT, with an IPv6 host in brackets; an empty HOST is the default one
+_BIND = re.compile(r"(?:(?P<host>\[[0-9a-fA-F:.]+\]|[^\s:\[\]/]*):)?(?P<port>[0-9]{1,5})")
+# what a command does with the database: makes it where there is none (serve, migrate), needs
+# it there, or never opens it
+MAKES_DATABASE, NEEDS_DATABASE, NO_DATABASE = "makes", "needs", "none"
 # a day: longer than any upload lasts, so a blob whose row is about to be written is never taken
 DEFAULT_GC_MIN_AGE_MINUTES = 24 * 60
 
 
 class CommandError(Exception):
     """Bad input to a command; its message is the one line the user sees."""
+
+
+class SetupError(Exception):
+    """The settings point at something affix cannot use (no database, no bucket): like a bad
+    setting, exit status 2, and nothing made."""
 
 
 class AffixServer(BaseApplication):
@@ -76,13 +90,17 @@ def ensure_admin(catalog, out, bind):
             return
         admin = catalog.User.create(login="admin", name="Admin", admin=True)
         key = issue_api_key(catalog, admin, utc_now())
-    host = bind if not bind.startswith("0.0.0.0:") else "127.0.0.1:" + bind.split(":", 1)[1]
+    if bind.startswith("unix:"):
+        server = f"--unix-socket {bind.removeprefix('unix:')} http://localhost"
+    else:
+        server = "http://" + (
+            bind if not bind.startswith("0.0.0.0:") else "127.0.0.1:" + bind.split(":", 1)[1])
     print(
         "affix: created the admin user 'admin'. Its API key is shown only this once:\n"
         f"  {key}\n"
         "Upload a file with it:\n"
         f"  curl -u apikey:{key} -F 'metadata={{\"fileName\":\"cat.png\"}};type=application/json'"
-        f" -F 'file=@cat.png' http://{host}/api/v3/attachments",
+        f" -F 'file=@cat.png' {server}/api/v3/attachments",
         file=out, flush=True,
     )
 
@@ -100,6 +118,12 @@ def cmd_serve(args, services, out, server=AffixServer):
     settings = services.settings
     # a broken plugin stops the start here, with one message, rather than in every worker
     services.plugin_manager  # noqa: B018
+    # before the database is made and the admin's key printed: a store that cannot be used
+    # (a bucket that does not exist) would fail the first upload, after the key scrolled by
+    try:
+        services.blob_store.check_reachable()
+    except StorageError as error:
+        raise SetupError(f"AFFIX_STORAGE_URL: {error}") from None
     catalog = services.catalog
     ensure_admin(catalog, out, args.bind)
     with catalog.database.connection_context():
@@ -505,12 +529,43 @@ def cmd_plugins(args, services, out):
         print(f"{name} ({distribution} {version}): {', '.join(hooks) or 'no hooks'}", file=out)
 
 
-def _byte_count(text):
-    """``SIZE`` of an option: a whole number of bytes, or of KiB, MiB or GiB (``512K``)."""
-    number, unit = (text[:-1], text[-1].upper()) if text[-1:].isalpha() else (text, "")
-    if not number.isdigit() or unit not in ("", "K", "M", "G") or int(number) == 0:
-        raise argparse.ArgumentTypeError(f"not a size such as 512K or 8M: {text!r}")
-    return int(number) * 1024 ** " KMG".index(unit or " ")
+def _size_argument(text):
+    """``SIZE`` of an option, written as every size is (:mod:`affix.app.sizes`)."""
+    try:
+        size = parse_size(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    if size == 0:
+        raise argparse.ArgumentTypeError(f"must be greater than 0, not {text!r}")
+    return size
+
+
+def _at_least_one(text):
+    if not text.strip().isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of 1 or more, not {text!r}")
+    return int(text)
+
+
+def _bind_address(text):
+    """gunicorn's address of ``--bind``: HOST:PORT, [IPv6]:PORT, PORT or :PORT (on the
+    default host), unix:PATH. gunicorn itself would take a bare port for a host on its own
+    default port."""
+    if text.startswith("unix:") and len(text) > len("unix:"):
+        return text
+    match = _BIND.fullmatch(text.strip())
+    # port 0: one the system picks
+    if match is None or int(match["port"]) > 65535:
+        raise argparse.ArgumentTypeError(
+            f"not an address: {text!r}; write HOST:PORT, [IPv6]:PORT, PORT (on {DEFAULT_HOST}) "
+            "or unix:PATH")
+    return f"{match['host'] or DEFAULT_HOST}:{match['port']}"
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse's errors in one line, without the usage before them (``--help`` shows it)."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message}\n")
 
 
 def cmd_upload(args, environ, out):
@@ -521,14 +576,19 @@ def cmd_upload(args, environ, out):
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(prog="affix", description=__doc__.splitlines()[0])
+    parser = OneLineParser(prog="affix", description=__doc__.splitlines()[0])
+    # each command that makes the database, or never opens it, says so
+    parser.set_defaults(database=NEEDS_DATABASE)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     serve = commands.add_parser("serve", help="run the server under gunicorn")
-    serve.add_argument("--bind", default=DEFAULT_BIND, help="HOST:PORT (default %(default)s)")
-    serve.add_argument("--workers", type=int, default=2, help="processes (default 2)")
-    serve.add_argument("--threads", type=int, default=8, help="threads per process (default 8)")
-    serve.set_defaults(handler=cmd_serve)
+    serve.add_argument("--bind", type=_bind_address, default=DEFAULT_BIND,
+                       help=f"HOST:PORT, [IPv6]:PORT, PORT (on {DEFAULT_HOST}) or unix:PATH "
+                            "(default %(default)s)")
+    serve.add_argument("--workers", type=_at_least_one, default=2, help="processes (default 2)")
+    serve.add_argument("--threads", type=_at_least_one, default=8,
+                       help="threads per process (default 8)")
+    serve.set_defaults(handler=cmd_serve, database=MAKES_DATABASE)
 
     user = commands.add_parser("user", help="manage users").add_subparsers(
         dest="action", required=True, metavar="ACTION")
@@ -636,7 +696,7 @@ def build_parser():
 
     migrate_command = commands.add_parser(
         "migrate", help="bring the database's schema up to date (every start does it too)")
-    migrate_command.set_defaults(handler=cmd_migrate)
+    migrate_command.set_defaults(handler=cmd_migrate, database=MAKES_DATABASE)
 
     webhooks = commands.add_parser("webhooks", help="manage and deliver webhooks").add_subparsers(
         dest="action", required=True, metavar="ACTION")
@@ -680,7 +740,7 @@ def build_parser():
     upload.add_argument("--json", action="store_true",
                         help="print one JSON array of the files' attachments and errors")
     upload.add_argument(
-        "--chunk-size", type=_byte_count, default=DEFAULT_CHUNK_SIZE, metavar="SIZE",
+        "--chunk-size", type=_size_argument, default=DEFAULT_CHUNK_SIZE, metavar="SIZE",
         help="bytes per request of a resumable upload, e.g. 512K or 4M: at most this much is "
              "sent again after an interruption; halved while a proxy refuses it as too large "
              "(default 4M)")
@@ -688,26 +748,59 @@ def build_parser():
         "--again", action="store_true",
         help="upload the files anew even if the same command uploaded them before (without "
              "it, their attachments are reported)")
-    upload.set_defaults(handler=cmd_upload)
+    upload.set_defaults(handler=cmd_upload, database=NO_DATABASE)
 
     plugins = commands.add_parser(
         "plugins", help="list the loaded plugins, their distributions and their hooks")
-    plugins.set_defaults(handler=cmd_plugins)
+    plugins.set_defaults(handler=cmd_plugins, database=NO_DATABASE)
     return parser
 
 
+def no_database(settings, environ) -> str:
+    """Where a command looked for the database it did not find, and how to point it
+    elsewhere; never the URL's password."""
+    if settings.database_url.startswith("sqlite:///"):
+        where = settings.database_url.removeprefix("sqlite:///")
+        if "AFFIX_DATABASE_URL" in environ:
+            how = "from AFFIX_DATABASE_URL"
+        elif environ.get("AFFIX_DATA_DIR"):
+            how = f"AFFIX_DATA_DIR={environ['AFFIX_DATA_DIR']}"
+        else:
+            how = f"AFFIX_DATA_DIR unset: ./var of {os.getcwd()}"
+        found = f"no database at {where} ({how})"
+    else:
+        url = urllib.parse.urlsplit(settings.database_url)
+        found = (f"no affix tables in the database {url.hostname}{url.path} of "
+                 f"AFFIX_DATABASE_URL")
+    return (f"{found}: run affix migrate (or affix serve) there first, or set AFFIX_DATA_DIR "
+            "or AFFIX_DATABASE_URL to the one affix serve uses")
+
+
 def main(argv=None, environ=None, out=None, *, server=AffixServer):
-    """``server``: what ``affix serve`` runs, gunicorn's server unless a test stands in."""
+    """``server``: what ``affix serve`` runs, gunicorn's server unless a test stands in.
+
+    Exit status: 0 done, 1 the command refused or failed, 2 a bad flag, a bad setting, or
+    settings that point at nothing usable (a command other than serve and migrate never makes
+    a database: run from the wrong folder, it says where it looked)."""
     args = build_parser().parse_args(argv)
     out = sys.stdout if out is None else out
+    environ = os.environ if environ is None else environ
+    for warning in unknown_variables(environ, also=(KEY_VARIABLE,)):
+        print(f"affix: warning: {warning}", file=sys.stderr)
     if args.handler is cmd_upload:
-        return cmd_upload(args, os.environ if environ is None else environ, out)
+        return cmd_upload(args, environ, out)
     try:
-        services = compose(Settings.from_environ(environ))
+        settings = Settings.from_environ(environ)
+        if args.database == NEEDS_DATABASE and not database_exists(settings):
+            raise SetupError(no_database(settings, environ))
+        services = compose(settings)
         handler = (functools.partial(cmd_serve, server=server) if args.handler is cmd_serve
                    else args.handler)
         handler(args, services, out)
-    except (CommandError, AccountError, SettingsError, PluginError, MigrationError) as error:
+    except (SettingsError, SetupError) as error:
+        print(f"affix: error: {error}", file=sys.stderr)
+        return 2
+    except (CommandError, AccountError, PluginError, MigrationError) as error:
         print(f"affix: error: {error}", file=sys.stderr)
         return 1
     return 0

@@ -181,13 +181,14 @@ def test_member_add_naming_something_missing_is_refused(
 
 
 @pytest.mark.parametrize("value, message", [
-    ("abc", "AFFIX_MAX_ATTACHMENT_SIZE must be a whole number, not 'abc'"),
+    ("abc", "AFFIX_MAX_ATTACHMENT_SIZE must be a size: bytes (5242880), or K, M, G with or "
+            "without iB (5M, 5MiB: 1024-based); not 'abc'"),
     ("0", "AFFIX_MAX_ATTACHMENT_SIZE must be greater than 0, not '0'"),
 ])
 def test_unusable_setting_is_refused_before_anything_is_written(
-        environ, tmp_path, capsys, value, message):
-    environ["AFFIX_MAX_ATTACHMENT_SIZE"] = value
-    assert_refused(capsys, environ, ["user", "add", "ada"], message)
+        databases, tmp_path, capsys, value, message):
+    environ = databases.environ(tmp_path / "data", AFFIX_MAX_ATTACHMENT_SIZE=value)
+    assert_refused(capsys, environ, ["migrate"], message, status=2)
     # the settings are read before the database is opened: not even the data dir is made
     assert not (tmp_path / "data").exists()
 

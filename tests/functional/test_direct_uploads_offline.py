@@ -59,7 +59,8 @@ def test_direct_upload_settings_come_from_the_environment():
 
 @pytest.mark.parametrize("environ, message", [
     ({"AFFIX_MAX_DIRECT_UPLOAD_SIZE": "big"},
-     "AFFIX_MAX_DIRECT_UPLOAD_SIZE must be a whole number, not 'big'"),
+     "AFFIX_MAX_DIRECT_UPLOAD_SIZE must be a size: bytes (5242880), or K, M, G with or without "
+     "iB (5M, 5MiB: 1024-based); not 'big'"),
     ({"AFFIX_MAX_DIRECT_UPLOAD_SIZE": "0"},
      "AFFIX_MAX_DIRECT_UPLOAD_SIZE must be greater than 0, not '0'"),
     ({"AFFIX_MAX_DIRECT_UPLOAD_SIZE": str(5 * GiB + 1)},

@@ -892,7 +892,9 @@ def test_a_plugin_that_fails_to_import_stops_the_start(broken, settings, start):
 
 
 def test_serve_with_a_plugin_that_fails_to_import_prints_one_line_and_starts_nothing(
-        broken, environ, tmp_path, capsys):
+        broken, databases, tmp_path, capsys):
+    # a first start: serve would make the database
+    environ = databases.environ(tmp_path / "data")
     started = []
 
     class NeverStarted:

@@ -394,7 +394,7 @@ def test_a_storage_folder_that_holds_the_database_is_refused(tmp_path, capsys):
 
     status = main(["gc", "--dry-run"], environ=environ, out=io.StringIO())
 
-    assert status == 1
+    assert status == 2
     assert capsys.readouterr().err == (
         f"affix: error: AFFIX_STORAGE_URL must not hold the database: {tmp_path} holds "
         f"{tmp_path / 'affix.sqlite3'}\n")

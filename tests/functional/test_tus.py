@@ -935,7 +935,8 @@ def test_the_tus_settings_and_their_defaults():
     with pytest.raises(SettingsError) as refused:
         Settings.from_environ({"AFFIX_TUS_MAX_SIZE": "-1"})
     assert str(refused.value) == (
-        "AFFIX_TUS_MAX_SIZE must be a whole number of 0 or more, not '-1'")
+        "AFFIX_TUS_MAX_SIZE must be a size: bytes (5242880), or K, M, G with or without iB "
+        "(5M, 5MiB: 1024-based); not '-1'")
     with pytest.raises(SettingsError) as refused:
         Settings.from_environ({"AFFIX_TUS_EXPIRY": "0"})
     assert str(refused.value) == "AFFIX_TUS_EXPIRY must be greater than 0, not '0'"

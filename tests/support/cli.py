@@ -1,7 +1,7 @@
 """The ``affix`` command, run in this process as the console script would run it.
 
 The ``environ`` fixture (registered by ``tests/conftest.py``) is the AFFIX_* environment of a
-command on the test's data dir and database."""
+command on the test's data dir and database, which ``affix migrate`` made."""
 import io
 
 import pytest
@@ -17,7 +17,11 @@ BUILT_IN_PERMISSIONS = (
 
 @pytest.fixture
 def environ(tmp_path, databases):
-    return databases.environ(tmp_path / "data")
+    """The environment of commands on a database made as an operator makes it: only serve and
+    migrate make one."""
+    environ = databases.environ(tmp_path / "data")
+    run_ok(environ, "migrate")
+    return environ
 
 
 def affix(environ, *argv):
@@ -34,8 +38,16 @@ def run_ok(environ, *argv):
     return printed
 
 
-def assert_refused(capsys, environ, argv, message):
-    """Run a command that must fail with exit status 1 and the one line ``message``."""
-    status, printed = affix(environ, *argv)
-    assert (status, printed) == (1, "")
+def assert_refused(capsys, environ, argv, message, status=1):
+    """Run a command that must fail with exit status ``status`` (1: the command refused; 2: a
+    setting, or what the settings point at, is unusable) and the one line ``message``."""
+    assert affix(environ, *argv) == (status, "")
     assert capsys.readouterr().err == f"affix: error: {message}\n"
+
+
+def assert_usage_error(capsys, environ, argv, line):
+    """Run a command whose flags argparse refuses: exit status 2 and the one line ``line``."""
+    with pytest.raises(SystemExit) as stopped:
+        affix(environ, *argv)
+    assert stopped.value.code == 2
+    assert capsys.readouterr() == ("", line + "\n")

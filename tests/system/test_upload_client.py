@@ -252,8 +252,9 @@ def test_a_chunk_size_that_is_none_is_a_usage_error(capsys, files, home):
         upload(capsys, client_environ(home, "key"), path, "--url", "http://127.0.0.1:9",
                "--chunk-size", "8X")
     assert stopped.value.code == 2
-    assert capsys.readouterr().err.splitlines()[-1] == (
-        "affix upload: error: argument --chunk-size: not a size such as 512K or 8M: '8X'")
+    assert capsys.readouterr().err == (
+        "affix upload: error: argument --chunk-size: not a size: '8X'; write bytes (5242880), "
+        "or K, M, G with or without iB (5M, 5MiB: 1024-based)\n")
 
 
 def test_a_refused_file_says_why_and_the_others_go_up(capsys, tmp_path, databases, files, home):

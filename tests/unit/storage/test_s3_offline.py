@@ -116,8 +116,8 @@ def test_without_boto3_an_s3_store_says_what_to_install(monkeypatch):
 
     with pytest.raises(ValueError) as raised:
         s3_client(S3Options())
-    assert str(raised.value) == ("S3 storage needs boto3: install affix with the s3 extra "
-                                 "(pip install 'affix[s3]')")
+    assert str(raised.value) == ("S3 storage needs boto3: pip install boto3 (or, in affix's "
+                                 "folder, pip install '.[s3]')")
 
 
 def test_a_module_boto3_needs_and_lacks_is_said_as_it_is(tmp_path, monkeypatch):
