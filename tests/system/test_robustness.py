@@ -675,7 +675,9 @@ class LoadClient:
 
 def set_up_load_users(server) -> tuple:
     """(project id, API keys) of LOAD_USERS users who may create work packages and upload in
-    one project; made with the CLI before the first start, so no admin is announced."""
+    one project; made with the CLI before the first start (the database made by affix migrate,
+    as an operator would), so no admin is announced."""
+    server.cli("migrate")
     output = server.cli("project", "add", "load")
     assert output.startswith("created project 'load' (id "), output
     project_id = int(output.rpartition("(id ")[2].rstrip(")\n"))

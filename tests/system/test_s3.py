@@ -448,12 +448,14 @@ def test_an_object_store_out_of_reach_is_503_and_leaves_no_row(
 
 def test_ready_while_the_bucket_answers_and_not_without_it(client, settings, plugin_manager):
     assert client.simulate_get("/health/ready").status_code == 200
-    elsewhere = dataclasses.replace(settings, storage_url="s3://affix-no-such-bucket/blobs")
+    elsewhere_bucket = "affix-no-such-bucket"
+    elsewhere = dataclasses.replace(settings, storage_url=f"s3://{elsewhere_bucket}/blobs")
     without = falcon.testing.TestClient(create_app(elsewhere, plugin_manager=plugin_manager))
 
     response = without.simulate_get("/health/ready")
 
     assert response.status_code == 503
     assert response.json["errorIdentifier"] == URN + "ServiceUnavailable"
-    assert response.json["message"].startswith("Not ready: the blob store is out of reach "
-                                               "(could not reach the bucket: ")
+    assert response.json["message"] == (
+        f"Not ready: the blob store is out of reach (the bucket {elsewhere_bucket!r} does not "
+        "exist: create it, or name another in AFFIX_STORAGE_URL).")
