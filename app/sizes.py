@@ -4,7 +4,8 @@ case). ``5MB`` is refused: whether it means 5,000,000 or 5,242,880 bytes is anyb
 import re
 
 SIZE_FORMS = "bytes (5242880), or K, M, G with or without iB (5M, 5MiB: 1024-based)"
-_SIZE = re.compile(r"(?P<number>[0-9]+)(?:(?P<unit>[kmg])(?:ib)?)?", re.IGNORECASE)
+# at most 19 digits: more than any file, and never past what Python's int() converts
+_SIZE = re.compile(r"(?P<number>[0-9]{1,19})(?:(?P<unit>[kmg])(?:ib)?)?", re.IGNORECASE)
 
 
 def parse_size(text: str) -> int:

@@ -97,7 +97,10 @@ def test_a_size_is_written_alike_in_settings_and_flags(written, size):
     ).chunk_size == size
 
 
-@pytest.mark.parametrize("written", ["5MB", "5 MB", "5.5M", "-1", "5B", "5T", "M", ""])
+@pytest.mark.parametrize("written", [
+    "5MB", "5 MB", "5.5M", "-1", "5B", "5T", "M", "",
+    # past the 4,300 digits Python's int() converts
+    pytest.param("9" * 5000, id="5000 digits")])
 def test_a_size_in_no_known_form_is_refused_alike_by_settings_and_flags(
         tmp_path, monkeypatch, capsys, written):
     monkeypatch.chdir(tmp_path)
