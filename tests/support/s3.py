@@ -21,6 +21,7 @@ import requests
 
 from affix.storage.s3 import S3Options, s3_client
 
+from .defaults import SMALL_LIMIT
 from .net import HOST, free_port
 
 STARTUP_TIMEOUT = 30
@@ -139,3 +140,9 @@ def s3_bucket(s3_server):
         for item in page.get("Contents", ()):
             client.delete_object(Bucket=name, Key=item["Key"])
     client.delete_bucket(Bucket=name)
+
+
+def bucket_settings(databases, data_dir, bucket, **overrides):
+    """conftest's settings (its small size limit), storing in ``bucket`` under ``blobs``."""
+    return databases.settings(data_dir, max_attachment_size=SMALL_LIMIT,
+                              storage_url=bucket.url(), s3=bucket.options, **overrides)

@@ -39,7 +39,7 @@ from support.errors import NOT_AUTHORIZED, NOT_FOUND, UNAVAILABLE, assert_error
 from support.net import REQUEST_TIMEOUT
 from support.races import RACE_ROUNDS, RACE_TIMEOUT, race
 from support.scrape import metrics_listener, scrape_in_process
-from support.s3 import s3_environ
+from support.s3 import bucket_settings, s3_environ
 from support.webhooks import outbox, outbox_entries, subscribe
 from support.work_packages import create, created, document, link
 
@@ -60,10 +60,7 @@ def clock():
 
 @pytest.fixture
 def settings(tmp_path, s3_bucket, databases):
-    return databases.settings(
-        tmp_path / "data", max_attachment_size=SMALL_LIMIT, storage_url=s3_bucket.url(PREFIX),
-        s3=s3_bucket.options,
-    )
+    return bucket_settings(databases, tmp_path / "data", s3_bucket)
 
 
 @pytest.fixture

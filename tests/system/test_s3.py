@@ -24,7 +24,7 @@ from support.defaults import FROZEN_NOW, SMALL_LIMIT
 from support.errors import UNAVAILABLE, URN, hal_error
 from support.faults import OnCue, catalog_on_cue
 from support.net import REQUEST_TIMEOUT, free_port
-from support.s3 import s3_environ, s3_options
+from support.s3 import bucket_settings, s3_environ, s3_options
 from support.servers import HIGH_LIMIT, running_server
 from support.state import STORAGE_KEY, Stored
 
@@ -39,10 +39,7 @@ PAST_ONE_PART = PART_SIZE + MiB
 @pytest.fixture
 def settings(tmp_path, s3_bucket, databases):
     """conftest's app, client, catalog and people, storing in a bucket of their own."""
-    return databases.settings(
-        tmp_path / "data", max_attachment_size=SMALL_LIMIT, storage_url=s3_bucket.url(PREFIX),
-        s3=s3_bucket.options,
-    )
+    return bucket_settings(databases, tmp_path / "data", s3_bucket)
 
 
 @pytest.fixture
