@@ -28,8 +28,9 @@ def upload(server, file_name, content, chunked=False):
     )
 
 
-def assert_uploaded(response, file_name, content) -> int:
-    """The id of the attachment a successful upload answered with."""
+def assert_uploaded(response, file_name, content, download_prefix=None) -> int:
+    """The id of the attachment a successful upload answered with. ``download_prefix``: where
+    a store that serves its own downloads (S3) points them; else affix's own /download."""
     assert response.status_code == 200, response.text
     assert response.headers["Content-Type"] == "application/hal+json"
     document = response.json()
@@ -37,8 +38,11 @@ def assert_uploaded(response, file_name, content) -> int:
     assert (document["fileName"], document["fileSize"], document["filesize"]) == (
         file_name, len(content), len(content))
     assert document["digest"] == {"algorithm": "md5", "hash": md5(content)}
-    assert document["_links"]["downloadLocation"] == {
-        "href": f"/api/v3/attachments/{attachment_id}/download"}
+    href = document["_links"]["downloadLocation"]["href"]
+    if download_prefix is None:
+        assert href == f"/api/v3/attachments/{attachment_id}/download"
+    else:
+        assert href.startswith(download_prefix), href
     return attachment_id
 
 
