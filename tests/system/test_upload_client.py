@@ -589,13 +589,13 @@ def test_a_file_over_the_tus_limit_gets_the_servers_message(capsys, tmp_path, da
     assert resume_state(home) == {"commands": {command: {paths[1]: {"url": url, "way": "tus"}}}}
 
 
-# --- behind the README's nginx ------------------------------------------------------------------
+# --- behind deploy/nginx.conf's nginx -------------------------------------------------------------
 
 LARGE = random_bytes(20 * MiB, seed=25)
 
 
 @pytest.mark.parametrize("chunk_size, notice", [
-    # the default piece fits the README's client_max_body_size 6m
+    # the default piece fits the recipe's client_max_body_size 6m
     (None, ""),
     # a piece the proxy refuses (413) is sent again in halves, and the client says so
     ("8M", "affix: the server refused a piece of 8.0MiB as too large (413); going on with "
