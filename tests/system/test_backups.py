@@ -1,5 +1,5 @@
-"""The deploying guide's *Backups*, tried: a backup of SQLite and its blobs taken while a real server
-serves, restored into a new data folder, served again."""
+"""The deploying guide's *Backups*, tried: a backup of SQLite and its blobs taken while a real
+server serves, restored into a new data folder, served again."""
 import shutil
 import subprocess
 import sys

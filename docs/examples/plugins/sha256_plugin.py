@@ -2,7 +2,7 @@ import hashlib
 
 from affix import hookimpl
 
-BLOCKED_SHA256 = set()   # hex digests of files nobody may upload
+BLOCKED_SHA256: set[str] = set()   # hex digests of files nobody may upload
 
 
 class Sha256:

@@ -20,7 +20,8 @@ def upload(server, path, description="", container=None):
     uploader = tus.uploader(path, chunk_size=4 * 1024 * 1024, upload_checksum=True,
                             metadata=metadata)
     uploader.upload()                   # interrupted? the same with url=uploader.url resumes
-    return uploader.request.response_headers["link"]
+    last = uploader.request             # the PATCH that brought the last byte
+    return last.response_headers["link"] if last else None
 
 
 if __name__ == "__main__":
