@@ -4,7 +4,7 @@ AFFIX_DATA_DIR alone), while affix serves:
     python3 deploy/backup_sqlite.py /srv/affix/var /backup/affix-2026-12-08
 
 The backup is a data folder itself: to restore, stop affix and copy it to where AFFIX_DATA_DIR
-points (README, *Backups*). It needs nothing but Python's standard library.
+points (docs/guides/deploying.md, *Backups*). It needs nothing but Python's standard library.
 
 The database is copied first, the blobs after: an upload stores its blob before it writes its
 row, so every row in the copy has its blob on disk by the time the blobs are copied. A blob

@@ -37,7 +37,7 @@ STATE_FILE = Path("affix", "uploads.json")
 TUS_VERSION = "1.0.0"
 API = "/api/v3"
 # what one tus PATCH carries: a server that drops a PATCH cut short costs at most this much; under
-# the README's nginx limit (6m, for the default AFFIX_MAX_ATTACHMENT_SIZE of 5 MiB), with room
+# deploy/nginx.conf's limit (6m, for the default AFFIX_MAX_ATTACHMENT_SIZE of 5 MiB), with room
 # for the headers, whatever size of file the server is set to take
 DEFAULT_CHUNK_SIZE = 4 * 1024 * 1024
 # the smallest piece tried after a 413 (a proxy's body limit) for a larger one: a server that

@@ -5,7 +5,7 @@ aiofiles (for its asynchronous targets) as it is imported; smart_open imports it
 boto3 among them where it is installed (affix's ``s3`` extra). affix parses with the synchronous
 parser into targets of its own and uses neither module. Left out with boto3 (which
 ``storage/s3.py`` imports only when a store makes its client), they no longer slow every
-``affix`` command and every server's start (README, *Performance*).
+``affix`` command and every server's start (docs/performance.md).
 
 The change to send upstream imports each inside the targets that use it. Until a release has it,
 affix puts a stand-in for each in ``sys.modules`` before streaming-form-data is first imported,

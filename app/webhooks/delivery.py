@@ -74,7 +74,7 @@ class WebhookEvents:
 
 
 def event_body(event_id, event, occurred_at, attachment, user) -> str:
-    """The JSON document a subscriber receives (see the README's Webhooks section)."""
+    """The JSON document a subscriber receives (see docs/guides/webhooks.md)."""
     container = None
     if attachment.container_type is not None:
         container = {"type": attachment.container_type, "id": attachment.container_id}

@@ -1,5 +1,5 @@
 """Measure what slow and idle clients cost an affix server with its default settings, served
-directly and behind nginx configured as the README shows.
+directly and behind nginx configured as deploy/nginx.conf says.
 
     python -m tests.bench.slow_clients            # about a minute
     python -m tests.bench.slow_clients --quick    # a smoke run

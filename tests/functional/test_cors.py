@@ -22,7 +22,7 @@ REQUEST_HEADERS = (
     "Authorization, Content-Type, X-Requested-With, If-None-Match, If-Modified-Since, "
     "If-Range, Range, Tus-Resumable, Upload-Length, Upload-Offset, Upload-Metadata, "
     "Upload-Checksum, Upload-Concat, Upload-Defer-Length, X-HTTP-Method-Override, "
-    # the README invites a client to send its own request id
+    # the operating guide invites a client to send its own request id
     "X-Request-Id")
 EXPOSED = (
     "Content-Disposition, Content-Range, Accept-Ranges, Location, ETag, Last-Modified, "

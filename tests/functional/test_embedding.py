@@ -227,7 +227,7 @@ def test_without_settings_the_environment_is_read(tmp_path, monkeypatch, databas
 
 class TableOfItsOwn:
     """A plugin that makes a table of its own as its container types are asked for, the way
-    the README shows."""
+    the plugin guide shows."""
 
     @host_hookimpl
     def affix_container_types(self, catalog):

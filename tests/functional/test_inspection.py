@@ -1,9 +1,8 @@
 """Inspecting an upload as it streams: the ``affix_inspect_upload`` hook, for uploads without a
-container and into one; refusals (422) and failures (503) leave nothing stored; the README's
-SHA-256 plugin, as written."""
+container and into one; refusals (422) and failures (503) leave nothing stored; the plugin
+guide's SHA-256 plugin, as written."""
 import hashlib
 import logging
-import re
 import types
 
 import pytest
@@ -153,24 +152,20 @@ def test_a_scanners_verdict_makes_the_upload_scanned_and_tells_plugins(
     assert events.scanned == [(response.json["id"], "scanned")]
 
 
-# --- the README's plugin ------------------------------------------------------------------------
+# --- the plugin guide's SHA-256 plugin -----------------------------------------------------------
 
-def readme_sha256_plugin() -> str:
-    readme = (REPO_ROOT / "README.md").read_text()
-    match = re.search(r"<!-- sha256-plugin -->\n```python\n(.*?)```", readme, re.DOTALL)
-    assert match, "the README shows the SHA-256 plugin after <!-- sha256-plugin -->"
-    return match.group(1)
+SHA256_PLUGIN = REPO_ROOT / "docs" / "examples" / "plugins" / "sha256_plugin.py"
 
 
-def test_the_readmes_sha256_plugin_is_ten_lines_of_code():
-    lines = [line for line in readme_sha256_plugin().splitlines() if line.strip()]
+def test_the_documented_sha256_plugin_is_fourteen_lines_of_code():
+    lines = [line for line in SHA256_PLUGIN.read_text().splitlines() if line.strip()]
     assert len(lines) == 14
 
 
-def test_the_readmes_sha256_plugin_works_as_written(
+def test_the_documented_sha256_plugin_works_as_written(
         client, people, plugin_manager, stored, earlier):
     plugin = types.ModuleType("sha256_plugin")
-    exec(readme_sha256_plugin(), plugin.__dict__)
+    exec(SHA256_PLUGIN.read_text(), plugin.__dict__)
     plugin.BLOCKED_SHA256.add(hashlib.sha256(b"known bad").hexdigest())
     plugin_manager.register(plugin)
 

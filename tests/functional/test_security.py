@@ -20,7 +20,7 @@ from support.content import png_bytes
 from support.processes import REPO_ROOT
 from support.state import STORAGE_KEY
 
-README = REPO_ROOT / "README.md"
+DEPLOYING_GUIDE = REPO_ROOT / "docs" / "guides" / "deploying.md"
 NO_SUCH_ATTACHMENT = {
     "_type": "Error", "errorIdentifier": "urn:openproject-org:api:v3:errors:NotFound",
     "message": "The specified attachment does not exist.",
@@ -427,15 +427,14 @@ def test_the_clients_content_type_is_ignored(client, people, claimed_name, claim
 
 # --- slow clients ------------------------------------------------------------------------------
 
-def test_the_readme_tells_how_slow_clients_are_handled():
-    """Slow clients are the deployment's to absorb, not affix's: the README's Serving section
-    must say so (gthread workers, and a reverse proxy that buffers request bodies)."""
-    readme = README.read_text()
-    serving = readme.split("\n## Serving\n", 1)[1].split("\n## ", 1)[0]
+def test_the_deploying_guide_tells_how_slow_clients_are_handled():
+    """Slow clients are the deployment's to absorb, not affix's: the deploying guide must say so
+    (gthread workers, and a reverse proxy that buffers request bodies)."""
+    serving = DEPLOYING_GUIDE.read_text()
     assert "gthread" in serving
     assert re.search(r"slow (upload|client)", serving)
     assert "reverse proxy" in serving
     # a proxy that streams request bodies through still ties up a thread per slow client;
     # only one that buffers them protects the workers
     assert re.search(r"buffer", serving, re.IGNORECASE), (
-        "the Serving section does not say that the reverse proxy must buffer request bodies")
+        "the deploying guide does not say that the reverse proxy must buffer request bodies")

@@ -32,10 +32,10 @@ builder, ``basic_auth``) lives in affix itself, in ``affix.app.testing``.
 - ``servers``: a real ``affix serve`` (gunicorn) on loopback; the ``server`` fixtures
 - ``http``: uploading to and downloading from a real server
 - ``webhook_receiver``: a real HTTP server on loopback that webhooks are delivered to
-- ``webhooks``: subscribing, the outbox read back, the README's signature check, what arrived
+- ``webhooks``: subscribing, the outbox read back, the documented signature check, what arrived
 - ``scrape``: affix's metrics, scraped and parsed (a real server's, or a falcon.testing app's)
 - ``logs``: a real server's log read back: JSON lines, access lines
-- ``nginx``: Debian's nginx in front of a server, configured as the README shows
+- ``nginx``: Debian's nginx in front of a server, configured as deploy/nginx.conf says
 - ``pages``, ``browser``: pages served from an origin of their own; headless Chromium (Selenium)
 - ``clamd``: a throwaway clamd (Debian's) that knows the EICAR test file; the ``clamd`` fixtures
 - ``slow_clients``: clients that would hold a server's threads, and normal requests beside them

@@ -1,6 +1,6 @@
-"""A real nginx (Debian's) in front of an affix server, configured with the server blocks the
-README's *Serving* section shows, so that the configuration users copy is the one tested: over
-HTTPS with a self-signed certificate of its own, or over plain HTTP."""
+"""A real nginx (Debian's) in front of an affix server, configured with the server blocks of
+``deploy/nginx.conf``, which the deploying guide includes, so that the configuration users copy
+is the one tested: over HTTPS with a self-signed certificate of its own, or over plain HTTP."""
 import contextlib
 import datetime
 import ipaddress
@@ -20,19 +20,16 @@ from .net import HOST, free_port
 from .processes import REPO_ROOT, stop
 from .waiting import wait_for
 
-README = REPO_ROOT / "README.md"
-_NGINX_BLOCK = re.compile(r"```nginx\n(.*?)```", re.DOTALL)
+RECIPE = REPO_ROOT / "deploy" / "nginx.conf"
 _TEMP_PATHS = ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
 # in the run folder: the certificate clients are to trust (requests' verify=), and its key
 CERTIFICATE = "certificate.pem"
 PRIVATE_KEY = "private-key.pem"
 
 
-def readme_server_blocks() -> str:
-    """The README's nginx ``server { ... }`` blocks, as they stand."""
-    blocks = _NGINX_BLOCK.findall(README.read_text())
-    assert len(blocks) == 1, "the README shows one nginx configuration"
-    return blocks[0]
+def recipe_server_blocks() -> str:
+    """The recipe's ``server { ... }`` blocks, as they stand."""
+    return RECIPE.read_text()
 
 
 def write_self_signed_certificate(run_dir) -> None:
@@ -57,11 +54,11 @@ def write_self_signed_certificate(run_dir) -> None:
 
 
 def configuration(run_dir, port, redirect_port, upstream_port, tls) -> str:
-    """A whole nginx.conf around the README's server blocks: the HTTPS one listens on loopback's
+    """A whole nginx.conf around the recipe's server blocks: the HTTPS one listens on loopback's
     ``port`` (plain HTTP unless ``tls``) with the certificate in ``run_dir``, the redirecting one
     on ``redirect_port``; it proxies to ``upstream_port``, and keeps every file of its own in
     ``run_dir``."""
-    server = readme_server_blocks()
+    server = recipe_server_blocks()
     served = f"{HOST}:{port} ssl" if tls else f"{HOST}:{port}"
     replacements = (
         (r"^(\s*)listen 443 ssl;", rf"\1listen {served};"),
@@ -84,7 +81,7 @@ def configuration(run_dir, port, redirect_port, upstream_port, tls) -> str:
 @contextlib.contextmanager
 def nginx_in_front(run_dir, upstream_port, tls=False, redirect_port=None):
     """nginx on a free loopback port in front of ``upstream_port``; yields its base URL, an
-    ``https`` one with ``tls`` (whose certificate is ``run_dir / CERTIFICATE``). The README's
+    ``https`` one with ``tls`` (whose certificate is ``run_dir / CERTIFICATE``). The recipe's
     redirecting server listens on ``redirect_port`` (default: another free port)."""
     binary = shutil.which("nginx") or "/usr/sbin/nginx"
     if not os.path.exists(binary):

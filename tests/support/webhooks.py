@@ -1,7 +1,7 @@
-"""Webhooks as a test sees them: subscribing, the outbox read back, the README's own
+"""Webhooks as a test sees them: subscribing, the outbox read back, the documented
 verification of a signature, and the events a receiver was sent."""
 import json
-import re
+import runpy
 
 from affix.storage.outbox import Outbox
 
@@ -9,8 +9,8 @@ from .processes import REPO_ROOT
 
 # a secret of the tests' own, given to `affix webhooks add --secret` or to Outbox.subscribe
 SECRET = "a-receivers-shared-secret"
-# the code block of the README that a receiver copies, after this line
-VERIFY_SNIPPET_AFTER = "**Verifying a delivery**"
+# the file the webhooks guide includes, which a receiver copies
+VERIFY_EXAMPLE = REPO_ROOT / "docs" / "examples" / "webhooks" / "verify.py"
 
 
 def subscribe(catalog, url, events, now, secret=SECRET) -> int:
@@ -34,14 +34,9 @@ def outbox_entries(catalog):
         return list(Entry.select().order_by(Entry.id))
 
 
-def readme_verify():
-    """The README's ``verify(secret, headers, body, now=None)``, run exactly as written."""
-    readme = (REPO_ROOT / "README.md").read_text()
-    after = readme[readme.index(VERIFY_SNIPPET_AFTER):]
-    code = re.search(r"```python\n(.*?)```", after, re.DOTALL).group(1)
-    namespace = {}
-    exec(compile(code, "README.md", "exec"), namespace)  # noqa: S102 (the README's own code)
-    return namespace["verify"]
+def documented_verify():
+    """The webhooks guide's ``verify(secret, headers, body, now=None)``, run as it stands."""
+    return runpy.run_path(str(VERIFY_EXAMPLE))["verify"]
 
 
 def events_by_attachment(deliveries) -> dict:

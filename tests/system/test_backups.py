@@ -1,5 +1,5 @@
-"""The README's *Backups*, tried: a backup of SQLite and its blobs taken while a real server
-serves, restored into a new data folder, served again."""
+"""The deploying guide's *Backups*, tried: a backup of SQLite and its blobs taken while a real
+server serves, restored into a new data folder, served again."""
 import shutil
 import subprocess
 import sys
@@ -41,7 +41,7 @@ def test_a_backup_taken_while_serving_restores_into_a_new_data_folder(
 
     assert printed == (f"backup_sqlite: {tmp_path / 'data'} backed up into "
                        f"{tmp_path / 'backup'}\n")
-    # the README's restore: the backup is a data folder, copied to where AFFIX_DATA_DIR points
+    # the guide's restore: the backup is a data folder, copied to where AFFIX_DATA_DIR points
     shutil.copytree(tmp_path / "backup", tmp_path / "restored" / "data")
     with running_server(tmp_path / "restored", databases, HIGH_LIMIT,
                         api_key=server.api_key) as restored:

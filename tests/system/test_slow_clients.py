@@ -1,5 +1,5 @@
 """Slow and idle clients against a real server, and the reverse proxy that takes them off
-affix's threads: nginx configured exactly as the README's *Serving* section shows."""
+affix's threads: nginx configured exactly as deploy/nginx.conf says."""
 import pytest
 import requests
 

@@ -1,5 +1,6 @@
-"""TLS through nginx, configured exactly as the README's *Serving* section shows, with a
-self-signed certificate: uploads and downloads over HTTPS, plain HTTP sent to HTTPS."""
+"""TLS through nginx, configured exactly as deploy/nginx.conf (the deploying guide's recipe)
+says, with a self-signed certificate: uploads and downloads over HTTPS, plain HTTP sent to
+HTTPS."""
 import dataclasses
 
 import pytest

@@ -589,19 +589,19 @@ def test_a_file_over_the_tus_limit_gets_the_servers_message(capsys, tmp_path, da
     assert resume_state(home) == {"commands": {command: {paths[1]: {"url": url, "way": "tus"}}}}
 
 
-# --- behind the README's nginx ------------------------------------------------------------------
+# --- behind deploy/nginx.conf's nginx -------------------------------------------------------------
 
 LARGE = random_bytes(20 * MiB, seed=25)
 
 
 @pytest.mark.parametrize("chunk_size, notice", [
-    # the default piece fits the README's client_max_body_size 6m
+    # the default piece fits the recipe's client_max_body_size 6m
     (None, ""),
     # a piece the proxy refuses (413) is sent again in halves, and the client says so
     ("8M", "affix: the server refused a piece of 8.0MiB as too large (413); going on with "
            "pieces of 4.0MiB (--chunk-size 4096K next time)\n")])
-def test_a_large_file_goes_up_by_tus_through_the_readmes_nginx(capsys, tus_server, files, home,
-                                                              tmp_path, chunk_size, notice):
+def test_a_large_file_goes_up_by_tus_through_the_nginx_recipe(capsys, tus_server, files, home,
+                                                          tmp_path, chunk_size, notice):
     [path] = files(**{"large.bin": LARGE})
     chosen = ["--chunk-size", chunk_size] if chunk_size else []
     with nginx_in_front(tmp_path / "nginx", tus_server.port) as base_url:

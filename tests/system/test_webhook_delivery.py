@@ -1,6 +1,6 @@
-"""Delivering webhooks to a real HTTP receiver on loopback: signed as the README says, retried
-with a capped backoff while the receiver is away, in order per attachment, at least once when
-the worker is killed mid-delivery, once each with several workers, within a deadline for the
+"""Delivering webhooks to a real HTTP receiver on loopback: signed as the webhooks guide says,
+retried with a capped backoff while the receiver is away, in order per attachment, at least once
+when the worker is killed mid-delivery, once each with several workers, within a deadline for the
 whole delivery, without one subscription's slow receiver holding up another's, and pruned once
 delivered. Time passes through the worker's clock; nothing sleeps, but for the one deadline
 that a real socket measures in real time."""
@@ -32,7 +32,7 @@ from support.processes import COMMAND_TIMEOUT, REPO_ROOT, environ_without_affix
 from support.waiting import wait_for
 from support.webhook_receiver import HOLD_TIMEOUT, WebhookReceiver
 from support.webhooks import (
-    SECRET, events_by_attachment, outbox, outbox_entries, readme_verify, subscribe,
+    SECRET, events_by_attachment, outbox, outbox_entries, documented_verify, subscribe,
 )
 from support.work_packages import created
 
@@ -82,14 +82,14 @@ def delete(client, people, login, attachment_id):
     assert response.status_code == 204
 
 
-def test_events_arrive_signed_in_order_and_verify_with_the_readmes_code(
+def test_events_arrive_signed_in_order_and_verify_with_the_documented_code(
         client, people, catalog, receiver):
     subscribe(catalog, receiver.url, ALL, FROZEN_NOW)
     attachment_id = uploaded(client, people, "ada", name="roof.txt")
     created(client, people, "ada", attachment_ids=[attachment_id])
     delete(client, people, "ada", attachment_id)
     clock = Clock(datetime.datetime(2026, 12, 1, 6, 30))
-    verify = readme_verify()
+    verify = documented_verify()
 
     # one round per event: an attachment's next event waits for the one before it
     assert deliver_all(WebhookWorker(catalog, clock=clock)) == 3
@@ -224,7 +224,7 @@ def test_a_worker_killed_mid_delivery_loses_nothing(
         ids[1]: ["attachment.created"], ids[2]: ["attachment.created", "attachment.created"]}
     assert [row[3] for row in outbox(catalog)] == [True] * 4
     # signed by the worker process with the real time, verified as a receiver would
-    verify = readme_verify()
+    verify = documented_verify()
     assert all(verify(SECRET, delivery.headers, delivery.body)
                for delivery in receiver.deliveries[:3])
 

@@ -1,6 +1,6 @@
-"""The files of a deployment (README, *Serving* and *Backups*): the systemd units in deploy/ that
-the README shows as they are and that systemd accepts, the Dockerfile, the license and the
-changelog."""
+"""The files of a deployment (docs/guides/deploying.md and operating.md): the files in deploy/,
+which the guides include as they are, the systemd units that systemd accepts, the Dockerfile,
+the license and the changelog."""
 import configparser
 import re
 import shutil
@@ -17,27 +17,17 @@ from support.processes import COMMAND_TIMEOUT, REPO_ROOT
 DEPLOY = REPO_ROOT / "deploy"
 UNITS = sorted(path for path in DEPLOY.iterdir() if path.suffix in {".service", ".timer"})
 DOCKERFILE = REPO_ROOT / "Dockerfile"
-# where each unit says it goes: its first line
-UNIT_HEADER = re.compile(r"^# /etc/systemd/system/(\S+)\n", re.MULTILINE)
-INI_BLOCK = re.compile(r"```ini\n(.*?)```", re.DOTALL)
+DOCS = REPO_ROOT / "docs"
+# a page's include of a file: ```{literalinclude} ../../deploy/affix.service
+INCLUDE = re.compile(r"^```\{literalinclude\} (\S+)$", re.MULTILINE)
 INSTALLED_AFFIX = "/srv/affix/.venv/bin/affix"
 DATA_DIR = "/srv/affix/var"
 
 
-def readme_units() -> dict:
-    """Every unit the README shows whole (a block of ``# /etc/systemd/system/NAME`` files),
-    by name."""
-    shown = {}
-    for block in INI_BLOCK.findall((REPO_ROOT / "README.md").read_text()):
-        starts = [match.start() for match in UNIT_HEADER.finditer(block)]
-        if not starts or starts[0] != 0:
-            continue
-        for start, end in zip(starts, starts[1:] + [len(block)]):
-            text = block[start:end]
-            name = UNIT_HEADER.match(text).group(1)
-            # the files of one block are parted by a blank line
-            shown[name] = text if end == len(block) else text.removesuffix("\n")
-    return shown
+def included_files() -> set:
+    """Every file a page of the docs includes, resolved from the page's folder."""
+    return {(page.parent / path).resolve()
+            for page in DOCS.rglob("*.md") for path in INCLUDE.findall(page.read_text())}
 
 
 def unit(path) -> configparser.ConfigParser:
@@ -47,8 +37,14 @@ def unit(path) -> configparser.ConfigParser:
     return parser
 
 
-def test_the_readme_shows_every_unit_of_deploy_as_it_is():
-    assert readme_units() == {path.name: path.read_text() for path in UNITS}
+def test_the_guides_include_every_file_of_deploy_as_it_is():
+    deploy_files = {path.resolve() for path in DEPLOY.rglob("*") if path.is_file()
+                    and "__pycache__" not in path.parts}
+    included = included_files()
+
+    # the backup script is run, not read: the guide shows its command line
+    assert deploy_files - included == {(DEPLOY / "backup_sqlite.py").resolve()}
+    assert all(path.is_file() for path in included), [p for p in included if not p.is_file()]
     assert [path.name for path in UNITS] == [
         "affix-cleanup.service", "affix-cleanup.timer", "affix-webhooks.service", "affix.service"]
 

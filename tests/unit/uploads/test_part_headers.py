@@ -175,7 +175,7 @@ def test_it_is_installed_on_the_version_it_was_tested_with():
 
 
 def test_pyproject_allows_only_a_version_the_patches_were_tested_with():
-    # any other would switch them off, and with them the speed the README promises
+    # any other would switch them off, and with them the speed docs/performance.md measures
     dependencies = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"][
         "dependencies"]
     pinned = [dependency for dependency in dependencies
