@@ -148,7 +148,7 @@ def test_every_error_identifier_is_in_the_reference_with_its_status():
                          rf"`affix\.app\.errors\.{kind.__name__}` \|", reference, re.MULTILINE)
     for status, (identifier, message) in FALCON_STATUS_ERRORS.items():
         assert f"| `{identifier}` | {status} " in reference
-        assert f"| `HTTP layer` | {message} |" in reference
+        assert f"| {errors.HTTP_LAYER} | {message} |" in reference
 
 
 def test_every_operation_of_the_openapi_document_is_in_the_reference():

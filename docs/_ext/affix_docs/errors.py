@@ -13,11 +13,15 @@ from affix.app.http.errors import (
 
 from affix_docs.markdown import code, table
 
+# the source of an answer no domain error gives: Falcon's own errors, and any other failure
+HTTP_LAYER = "the HTTP layer"
+
 
 class Answer(NamedTuple):
     identifier: str
-    # as the response's status line has it: "413 Payload Too Large"
+    # as the response's status line has it: "413 Content Too Large"
     status: str
+    # Markdown: the domain error's class, or the HTTP layer
     source: str
     when: str
 
@@ -36,18 +40,17 @@ def answers() -> list:
         # the answer the one mapping gives to an error of this kind
         status = str(api_error_of(kind("")).status)
         own_doc = kind.__dict__.get("__doc__") if kind is not DomainError else None
-        found.append(Answer(kind.identifier, status, f"{kind.__module__}.{kind.__name__}",
+        found.append(Answer(kind.identifier, status, code(f"{kind.__module__}.{kind.__name__}"),
                             inspect.cleandoc(own_doc) if own_doc else ""))
     for code_number, (identifier, message) in FALCON_STATUS_ERRORS.items():
-        found.append(Answer(identifier, code_to_http_status(code_number), "HTTP layer",
-                            message))
+        found.append(Answer(identifier, code_to_http_status(code_number), HTTP_LAYER, message))
     identifier, message = UNEXPECTED_ERROR
-    found.append(Answer(identifier, code_to_http_status(500), "HTTP layer", message))
+    found.append(Answer(identifier, code_to_http_status(500), HTTP_LAYER, message))
     return sorted(found, key=lambda answer: (answer.status, answer.identifier))
 
 
 def reference() -> str:
-    rows = [(code(answer.identifier), answer.status, code(answer.source), answer.when)
+    rows = [(code(answer.identifier), answer.status, answer.source, answer.when)
             for answer in answers()]
     return (f"Each identifier is sent as {code(URN_PREFIX + '<identifier>')}.\n\n"
             + table(("identifier", "status", "raised by", "when"), rows))
