@@ -272,6 +272,9 @@ def setting(variable, form, meaning, default=dataclasses.MISSING, *, unset=None)
 
 @dataclasses.dataclass(frozen=True)
 class Settings:
+    """affix's configuration: a field for each ``AFFIX_*`` variable (``setting()`` names it),
+    read from the environment by :meth:`from_environ`, or given by a host that embeds affix."""
+
     data_dir: Path = setting(
         "AFFIX_DATA_DIR", "path", "where the default database and blob folder live",
         unset="`./var`")
