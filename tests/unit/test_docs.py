@@ -98,6 +98,13 @@ def test_every_command_and_flag_has_its_section():
             assert f"`{word}" in documented[command.name], (command.name, word)
 
 
+def test_every_command_and_argument_says_what_it_is():
+    for command in cli.commands():
+        assert command.help, command.name
+        for action in cli.arguments(command.parser):
+            assert action.help, f"{command.name} {action.dest}: no help= in build_parser()"
+
+
 def test_a_flags_default_is_filled_in():
     gc = sections(cli.reference(), "##")["affix gc"]
     assert "(default %(default)s)" not in gc
