@@ -152,7 +152,7 @@ def test_every_error_identifier_is_in_the_reference_with_its_status():
 
     for kind in kinds(DomainError):
         assert re.search(rf"^\| `{kind.identifier}` \| {kind.status} [^|]+ \| "
-                         rf"`affix\.app\.errors\.{kind.__name__}` \|", reference, re.MULTILINE)
+                         rf"`{kind.__name__}` \|", reference, re.MULTILINE)
     for status, (identifier, message) in FALCON_STATUS_ERRORS.items():
         assert f"| `{identifier}` | {status} " in reference
         assert f"| {errors.HTTP_LAYER} | {message} |" in reference

@@ -21,9 +21,10 @@ class Answer(NamedTuple):
     identifier: str
     # as the response's status line has it: "413 Content Too Large"
     status: str
-    # Markdown: the domain error's class, or the HTTP layer
+    # Markdown: the domain error's class (of affix.app.errors), or the HTTP layer
     source: str
-    when: str
+    # the HTTP layer's message, or what the domain error's docstring says of it
+    notes: str
 
 
 def _kinds(kind=DomainError) -> list:
@@ -40,7 +41,7 @@ def answers() -> list:
         # the answer the one mapping gives to an error of this kind
         status = str(api_error_of(kind("")).status)
         own_doc = kind.__dict__.get("__doc__") if kind is not DomainError else None
-        found.append(Answer(kind.identifier, status, code(f"{kind.__module__}.{kind.__name__}"),
+        found.append(Answer(kind.identifier, status, code(kind.__name__),
                             inspect.cleandoc(own_doc) if own_doc else ""))
     for code_number, (identifier, message) in FALCON_STATUS_ERRORS.items():
         found.append(Answer(identifier, code_to_http_status(code_number), HTTP_LAYER, message))
@@ -50,7 +51,7 @@ def answers() -> list:
 
 
 def reference() -> str:
-    rows = [(code(answer.identifier), answer.status, answer.source, answer.when)
+    rows = [(code(answer.identifier), answer.status, answer.source, answer.notes)
             for answer in answers()]
     return (f"Each identifier is sent as {code(URN_PREFIX + '<identifier>')}.\n\n"
-            + table(("identifier", "status", "raised by", "when"), rows))
+            + table(("identifier", "status", "raised by", "notes"), rows))
