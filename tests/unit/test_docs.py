@@ -183,7 +183,7 @@ def test_each_generator_fills_one_reference_page_and_each_page_is_in_the_toctree
 
 
 def test_a_marker_of_no_generator_fails_the_build():
-    with pytest.raises(Exception, match="no generator 'setting'"):
+    with pytest.raises(ValueError, match="no generator 'setting'"):
         expand_markers("# Settings\n\n{generated} setting\n")
     # mentioned inside a line, a marker is prose
     assert expand_markers("write `{generated} settings` on a line") == (
