@@ -73,8 +73,8 @@ def open_catalog(settings: Settings) -> Catalog:
 
 def create_app(settings: Settings | None = None, *, services: Services | None = None,
                clock=utc_now, metrics_folder=None, plugin_manager=None, **parts):
-    """The affix WSGI app, made of ``services`` (:func:`~affix.app.composition.compose`'s),
-    or of the parts :func:`~affix.app.composition.compose` makes of ``settings`` and the
+    """The affix WSGI app, made of ``services`` (:func:`~affix.compose`'s),
+    or of the parts :func:`~affix.compose` makes of ``settings`` and the
     collaborators given here (``clock=``, ``plugin_manager=``, ``catalog=``, ``blob_store=``,
     ``scanner=``...). Reads the environment only when neither ``settings`` nor ``services`` are
     given.

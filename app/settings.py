@@ -260,32 +260,75 @@ def unknown_variables(environ, also=()) -> list:
     return warnings
 
 
+def setting(variable, form, meaning, default=dataclasses.MISSING, *, unset=None):
+    """A field of :class:`Settings` and the environment variable it is read from: ``form`` is
+    what the variable holds, ``meaning`` what it does, ``unset`` what leaving it unset means
+    when the field's default does not say it. The settings reference is written from these."""
+    metadata = {"variable": variable, "form": form, "meaning": meaning}
+    if unset is not None:
+        metadata["unset"] = unset
+    return dataclasses.field(default=default, metadata=metadata)
+
+
 @dataclasses.dataclass(frozen=True)
 class Settings:
-    data_dir: Path
-    database_url: str
-    storage_url: str
-    max_attachment_size: int = DEFAULT_MAX_ATTACHMENT_SIZE
-    grace_period_minutes: int = DEFAULT_GRACE_PERIOD_MINUTES
-    # bytes of a JSON request body; a larger one is refused with 413 before it is read
-    max_json_size: int = DEFAULT_MAX_JSON_SIZE
-    # exact MIME types and *.ext patterns; empty allows every file
-    allowlist: tuple = ()
-    # entry-point names of installed plugins not to load
-    disabled_plugins: tuple = ()
-    # believe the REMOTE_USER of the WSGI environ (behind an authenticating proxy only)
-    trust_remote_user: bool = False
+    """affix's configuration: a field for each ``AFFIX_*`` variable (``setting()`` names it),
+    read from the environment by :meth:`from_environ`, or given by a host that embeds affix."""
+
+    data_dir: Path = setting(
+        "AFFIX_DATA_DIR", "path", "where the default database and blob folder live",
+        unset="`./var`")
+    database_url: str = setting(
+        "AFFIX_DATABASE_URL", "URL",
+        "the metadata database: `sqlite:///PATH` or "
+        "`postgresql://USER:PASSWORD@HOST:PORT/DATABASE`",
+        unset="`sqlite:///$AFFIX_DATA_DIR/affix.sqlite3`")
+    storage_url: str = setting(
+        "AFFIX_STORAGE_URL", "path or URL",
+        "where blobs go: a folder (a path or `file://` URL), or `s3://bucket/prefix`",
+        unset="`$AFFIX_DATA_DIR/blobs`")
+    max_attachment_size: int = setting(
+        "AFFIX_MAX_ATTACHMENT_SIZE", "size",
+        "the largest file accepted, whichever way it comes (multipart, direct, tus)",
+        DEFAULT_MAX_ATTACHMENT_SIZE)
+    grace_period_minutes: int = setting(
+        "AFFIX_GRACE_PERIOD", "whole number",
+        "minutes an unclaimed upload lives before `affix cleanup` removes it",
+        DEFAULT_GRACE_PERIOD_MINUTES)
+    max_json_size: int = setting(
+        "AFFIX_MAX_JSON_SIZE", "size",
+        "the largest JSON request body (a work package, a claim); a larger one is refused with "
+        "413 before it is read", DEFAULT_MAX_JSON_SIZE)
+    allowlist: tuple = setting(
+        "AFFIX_ALLOWLIST", "list",
+        "which files may be uploaded: MIME types (`image/png`) matched against the type found in "
+        "the bytes, and `*.ext` patterns matched against the file name; empty allows every file",
+        ())
+    disabled_plugins: tuple = setting(
+        "AFFIX_DISABLE_PLUGINS", "list", "entry-point names of installed plugins not to load", ())
+    trust_remote_user: bool = setting(
+        "AFFIX_TRUST_REMOTE_USER", "flag",
+        "believe the WSGI `REMOTE_USER` (behind an authenticating proxy only)", False)
     # how to reach the bucket when storage_url is s3://bucket/prefix
     s3: S3Options = S3Options()
-    # origins (scheme://host[:port]) whose pages may call affix, or ("*",); empty allows none
-    cors_origins: tuple = ()
-    # bytes of a direct upload to S3, lowering max_attachment_size; None: as every upload
-    max_direct_upload_size: int | None = None
-    # seconds a direct-upload form lives; a prepared upload is cleaned up after that
-    direct_upload_expiry: int = DEFAULT_DIRECT_UPLOAD_EXPIRY
-    # bytes of a resumable (tus) upload, lowering max_attachment_size; 0 turns tus off; None:
-    # DEFAULT_TUS_MAX_SIZE
-    tus_max_size: int | None = None
+    cors_origins: tuple = setting(
+        "AFFIX_CORS_ORIGINS", "list",
+        "the origins whose web pages may call affix: `scheme://host[:port]` as a browser sends "
+        "it in `Origin`, or `*` alone for every origin; empty allows none", ())
+    max_direct_upload_size: int | None = setting(
+        "AFFIX_MAX_DIRECT_UPLOAD_SIZE", "size",
+        "the largest file a direct upload to S3 may declare, never above "
+        "`AFFIX_MAX_ATTACHMENT_SIZE`", None,
+        unset=f"`AFFIX_MAX_ATTACHMENT_SIZE`, at most {MAX_DIRECT_UPLOAD_SIZE}")
+    direct_upload_expiry: int = setting(
+        "AFFIX_DIRECT_UPLOAD_EXPIRY", "whole number",
+        "seconds a direct-upload form stays valid; `affix cleanup` removes uploads not completed "
+        f"by then (at most {MAX_URL_EXPIRY})", DEFAULT_DIRECT_UPLOAD_EXPIRY)
+    tus_max_size: int | None = setting(
+        "AFFIX_TUS_MAX_SIZE", "size",
+        "the largest resumable (tus) upload (`Tus-Max-Size`), never above "
+        "`AFFIX_MAX_ATTACHMENT_SIZE`; `0` turns tus off", None,
+        unset=f"`AFFIX_MAX_ATTACHMENT_SIZE`, at most {DEFAULT_TUS_MAX_SIZE}")
 
     # max_attachment_size is the largest file accepted, whichever way it comes: a way's own
     # setting may lower it, never raise it
@@ -314,16 +357,22 @@ class Settings:
                      "direct uploads"),
                     ("AFFIX_TUS_MAX_SIZE", self.tus_max_size, "resumable (tus) uploads"))
                 if size is not None and size > self.max_attachment_size]
-    # seconds an unfinished resumable upload lives after its last PATCH
-    tus_expiry: int = DEFAULT_TUS_EXPIRY
+    tus_expiry: int = setting(
+        "AFFIX_TUS_EXPIRY", "whole number",
+        "seconds an unfinished resumable upload lives after its last `PATCH` (`Upload-Expires`)",
+        DEFAULT_TUS_EXPIRY)
     # virus scanning: off, stream or after, and where clamd is
     scan: ScanOptions = ScanOptions()
-    # HOST:PORT where affix serve answers /metrics (and nothing else); None: no metrics
-    metrics_bind: str | None = None
-    # "text" (for a terminal) or "json" (one object a line, for a log collector)
-    log_format: str = "text"
-    # one line per request in the server's log
-    access_log: bool = True
+    metrics_bind: str | None = setting(
+        "AFFIX_METRICS_BIND", "HOST:PORT",
+        "where `affix serve` answers `GET /metrics`, and nothing else", None,
+        unset="no metrics")
+    log_format: str = setting(
+        "AFFIX_LOG_FORMAT", " or ".join(LOG_FORMATS),
+        "`text` for a terminal, `json` for a log collector (one object a line)", LOG_FORMATS[0])
+    access_log: bool = setting(
+        "AFFIX_ACCESS_LOG", "flag",
+        "one line per request in the server's log (`0` when the proxy logs them)", True)
 
     @classmethod
     def for_data_dir(cls, data_dir, **overrides) -> "Settings":

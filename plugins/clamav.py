@@ -43,10 +43,24 @@ class ScanOptions:
     write to clamd; ``accept_unscanned`` keeps uploads clamd could not scan, in stream mode, as
     ``uploaded`` for ``affix scan`` instead of refusing them."""
 
-    mode: str = "off"
-    clamd: str | None = None
-    timeout: float = DEFAULT_TIMEOUT_SECONDS
-    accept_unscanned: bool = False
+    # the settings reference is written from each field's metadata: the variable it is read
+    # from, what that holds, what it means
+    mode: str = dataclasses.field(default="off", metadata={
+        "variable": "AFFIX_SCAN_MODE", "form": " or ".join(MODES),
+        "meaning": "virus scanning with ClamAV: `stream` scans every upload while it arrives, "
+                   "`after` leaves it to `affix scan`"})
+    clamd: str | None = dataclasses.field(default=None, metadata={
+        "variable": "AFFIX_CLAMD", "form": "path or HOST:PORT",
+        "meaning": "clamd's unix socket (e.g. `/run/clamav/clamd.ctl`) or `host:port`; needed "
+                   "when scanning is on"})
+    timeout: float = dataclasses.field(default=DEFAULT_TIMEOUT_SECONDS, metadata={
+        "variable": "AFFIX_CLAMD_TIMEOUT", "form": "number",
+        "meaning": "seconds affix waits for clamd at any one step (connecting, sending a chunk, "
+                   "the answer)"})
+    accept_unscanned: bool = dataclasses.field(default=False, metadata={
+        "variable": "AFFIX_SCAN_ACCEPT_UNSCANNED", "form": "flag",
+        "meaning": "in stream mode, keep an upload clamd could not scan (down, too slow) as "
+                   "`uploaded` for `affix scan`, instead of refusing it with 503"})
 
     @property
     def enabled(self) -> bool:

@@ -1,5 +1,5 @@
-"""The hooks a plugin can implement. Each docstring is the plugin author's reference, and the
-README's hook section is checked against them.
+"""The hooks a plugin can implement. Each docstring is the plugin author's reference: the docs'
+hook reference is these docstrings, rendered by Sphinx's autodoc.
 
 A plugin builds its marker from affix's project name and implements any of these by name::
 

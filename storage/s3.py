@@ -86,14 +86,30 @@ class S3Options:
     """How to reach the bucket. ``None`` leaves a value to boto3's own configuration chain
     (environment, ``~/.aws``, instance roles)."""
 
-    endpoint_url: str | None = None
-    region: str | None = None
-    access_key_id: str | None = None
+    # the settings reference is written from each field's metadata: the variable it is read
+    # from, what that holds, what it means
+    endpoint_url: str | None = dataclasses.field(default=None, metadata={
+        "variable": "AFFIX_S3_ENDPOINT_URL", "form": "URL", "unset": "AWS",
+        "meaning": "`http(s)://host[:port]` of an S3-compatible server (MinIO, Ceph, ...)"})
+    region: str | None = dataclasses.field(default=None, metadata={
+        "variable": "AFFIX_S3_REGION", "form": "text", "unset": "boto3's",
+        "meaning": "the bucket's region, e.g. `eu-central-1`"})
+    access_key_id: str | None = dataclasses.field(default=None, metadata={
+        "variable": "AFFIX_S3_ACCESS_KEY_ID", "form": "text", "unset": "boto3's credential chain",
+        "meaning": "the access key's id; set with `AFFIX_S3_SECRET_ACCESS_KEY`, or neither"})
     # never in a repr: settings get logged and printed
-    secret_access_key: str | None = dataclasses.field(default=None, repr=False)
-    # "path" for most S3-compatible servers (MinIO, Ceph, moto); None lets boto3 choose
-    addressing_style: str | None = None
-    url_expiry: int = DEFAULT_URL_EXPIRY
+    secret_access_key: str | None = dataclasses.field(default=None, repr=False, metadata={
+        "variable": "AFFIX_S3_SECRET_ACCESS_KEY", "form": "text",
+        "unset": "boto3's credential chain",
+        "meaning": "the access key's secret; set with `AFFIX_S3_ACCESS_KEY_ID`, or neither"})
+    addressing_style: str | None = dataclasses.field(default=None, metadata={
+        "variable": "AFFIX_S3_ADDRESSING_STYLE", "form": " or ".join(ADDRESSING_STYLES),
+        "unset": "boto3's choice",
+        "meaning": "`path` (`host/bucket/key`, what most S3-compatible servers want: MinIO, "
+                   "Ceph, moto) or `virtual` (`bucket.host/key`)"})
+    url_expiry: int = dataclasses.field(default=DEFAULT_URL_EXPIRY, metadata={
+        "variable": "AFFIX_S3_URL_EXPIRY", "form": "whole number",
+        "meaning": f"seconds a pre-signed download URL stays valid (at most {MAX_URL_EXPIRY})"})
 
 
 def parse_s3_url(url: str) -> tuple[str, str]:

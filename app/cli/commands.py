@@ -593,7 +593,7 @@ def build_parser():
     user = commands.add_parser("user", help="manage users").add_subparsers(
         dest="action", required=True, metavar="ACTION")
     user_add = user.add_parser("add", help="create a user")
-    user_add.add_argument("login")
+    user_add.add_argument("login", help="the name the user is known by")
     user_add.add_argument("--name", help="display name (default: the login)")
     user_add.add_argument("--admin", action="store_true", help="make the user an admin")
     user_add.set_defaults(handler=cmd_user_add)
@@ -603,46 +603,48 @@ def build_parser():
             ("delete", cmd_user_delete, "delete a user and their keys; their attachments and "
                                         "work packages stay, by 'Deleted user'")):
         user_action = user.add_parser(action, help=what)
-        user_action.add_argument("login")
+        user_action.add_argument("login", help="the user's login")
         user_action.set_defaults(handler=handler)
 
     apikey = commands.add_parser("apikey", help="manage API keys").add_subparsers(
         dest="action", required=True, metavar="ACTION")
     apikey_create = apikey.add_parser("create", help="create a key and print it once")
-    apikey_create.add_argument("login")
+    apikey_create.add_argument("login", help="the user the key authenticates")
     apikey_create.add_argument("--expires", type=int, metavar="DAYS",
                                help="refuse the key from this many days on (default: never)")
     apikey_create.set_defaults(handler=cmd_apikey_create)
     apikey_list = apikey.add_parser(
         "list", help="a user's keys: id, creation, last use, expiry (never the key)")
-    apikey_list.add_argument("login")
+    apikey_list.add_argument("login", help="the user's login")
     apikey_list.set_defaults(handler=cmd_apikey_list)
     apikey_revoke = apikey.add_parser(
         "revoke", help="delete a key (or every key of a user), refused at once on every node")
-    apikey_revoke.add_argument("id", nargs="?", type=int, metavar="KEY_ID")
+    apikey_revoke.add_argument("id", nargs="?", type=int, metavar="KEY_ID",
+                               help="the key's id, as apikey list shows it")
     apikey_revoke.add_argument("--all", metavar="USER", help="every key of this user")
     apikey_revoke.set_defaults(handler=cmd_apikey_revoke)
 
     project = commands.add_parser("project", help="manage projects").add_subparsers(
         dest="action", required=True, metavar="ACTION")
     project_add = project.add_parser("add", help="create a project")
-    project_add.add_argument("identifier")
+    project_add.add_argument("identifier", help="the project's identifier, as in its URLs")
     project_add.add_argument("--name", help="display name (default: the identifier)")
     project_add.set_defaults(handler=cmd_project_add)
 
     role = commands.add_parser("role", help="manage roles").add_subparsers(
         dest="action", required=True, metavar="ACTION")
     role_add = role.add_parser("add", help="create a role holding permissions")
-    role_add.add_argument("name")
-    role_add.add_argument("permissions", nargs="+", metavar="PERMISSION")
+    role_add.add_argument("name", help="the role's name")
+    role_add.add_argument("permissions", nargs="+", metavar="PERMISSION",
+                          help="a permission the role holds (affix's or a plugin's)")
     role_add.set_defaults(handler=cmd_role_add)
 
     member = commands.add_parser("member", help="manage memberships").add_subparsers(
         dest="action", required=True, metavar="ACTION")
     member_add = member.add_parser("add", help="give a user a role in a project")
-    member_add.add_argument("login")
-    member_add.add_argument("project")
-    member_add.add_argument("role")
+    member_add.add_argument("login", help="the user's login")
+    member_add.add_argument("project", help="the project's identifier")
+    member_add.add_argument("role", help="the role's name")
     member_add.set_defaults(handler=cmd_member_add)
 
     for command, (_, _, flag_word) in ATTRIBUTE_COMMANDS.items():
@@ -652,7 +654,7 @@ def build_parser():
             command, help=f"manage the {plural} of work packages").add_subparsers(
             dest="action", required=True, metavar="ACTION")
         add = actions.add_parser("add", help=f"create a {command}, shown last")
-        add.add_argument("name")
+        add.add_argument("name", help=f"the {command}'s name")
         add.add_argument("--default", action="store_true",
                          help="what new work packages get, instead of the current default")
         add.add_argument(f"--{flag_word}", action="store_true", help=f"a {flag_word} {command}")
@@ -690,7 +692,8 @@ def build_parser():
     quarantine.add_parser("list", help="list them, tab-separated").set_defaults(
         handler=cmd_quarantine_list)
     quarantine_delete = quarantine.add_parser("delete", help="delete them, rows and bytes")
-    quarantine_delete.add_argument("ids", nargs="*", type=int, metavar="ID")
+    quarantine_delete.add_argument("ids", nargs="*", type=int, metavar="ID",
+                                   help="a quarantined attachment's id")
     quarantine_delete.add_argument("--all", action="store_true", help="every one of them")
     quarantine_delete.set_defaults(handler=cmd_quarantine_delete)
 
@@ -702,7 +705,7 @@ def build_parser():
         dest="action", required=True, metavar="ACTION")
     webhooks_add = webhooks.add_parser(
         "add", help="subscribe a URL to events; prints its signing secret once")
-    webhooks_add.add_argument("url")
+    webhooks_add.add_argument("url", help="where the events are POSTed")
     webhooks_add.add_argument(
         "--event", dest="events", action="append", metavar="EVENT",
         help=f"an event to deliver, repeatable (default: all of {', '.join(EVENTS)})")
@@ -713,7 +716,7 @@ def build_parser():
     webhooks_list.set_defaults(handler=cmd_webhooks_list)
     webhooks_remove = webhooks.add_parser(
         "remove", help="delete a subscription and its undelivered events")
-    webhooks_remove.add_argument("id", type=int)
+    webhooks_remove.add_argument("id", type=int, help="the subscription's id, as list shows it")
     webhooks_remove.set_defaults(handler=cmd_webhooks_remove)
     webhooks_run = webhooks.add_parser("run", help="deliver the events, until stopped")
     webhooks_run.add_argument(
@@ -730,7 +733,7 @@ def build_parser():
     upload = commands.add_parser(
         "upload", help="upload files to an affix or OpenProject server, resumably where it "
                        f"can; the API key is read from {KEY_VARIABLE} or the config file")
-    upload.add_argument("files", nargs="+", metavar="FILE")
+    upload.add_argument("files", nargs="+", metavar="FILE", help="a file to upload")
     upload.add_argument("--url", required=True,
                         help="the server, e.g. https://openproject.example.com")
     upload.add_argument("--work-package", type=int, metavar="ID",

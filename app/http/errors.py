@@ -80,7 +80,7 @@ def handle_domain_error(req, resp, error, params):
 
 # Falcon raises its own errors for routing and protocol problems; they get OpenProject's
 # identifiers and messages here so that no error escapes the HAL shape.
-_FALCON_STATUS_ERRORS = {
+FALCON_STATUS_ERRORS = {
     # falcon's own 400s come from parsing JSON bodies
     400: ("InvalidRequestBody", "The request could not be parsed as JSON."),
     404: ("NotFound", "The requested resource could not be found."),
@@ -88,14 +88,14 @@ _FALCON_STATUS_ERRORS = {
     411: ("InvalidRequestBody", "The request needs a Content-Length or chunked encoding."),
     415: ("TypeNotSupported", "Expected CONTENT-TYPE to be application/json."),
 }
+# any other failure: no detail of it reaches the client
+UNEXPECTED_ERROR = ("InternalServerError", "An internal error has occurred.")
 
 
 def _as_api_error(error: falcon.HTTPError) -> ApiError:
     if isinstance(error, ApiError):
         return error
-    identifier, message = _FALCON_STATUS_ERRORS.get(
-        error.status_code, ("InternalServerError", "An internal error has occurred.")
-    )
+    identifier, message = FALCON_STATUS_ERRORS.get(error.status_code, UNEXPECTED_ERROR)
     return ApiError(error.status, identifier, message)
 
 
@@ -116,9 +116,7 @@ def _where(req) -> str:
 def handle_unexpected(req, resp, error, params):
     """Any exception nobody caught: logged with its trace, answered as a bare HAL 500."""
     log.exception("unhandled error in %s", _where(req))
-    raise ApiError(
-        falcon.HTTP_500, "InternalServerError", "An internal error has occurred."
-    ) from error
+    raise ApiError(falcon.HTTP_500, *UNEXPECTED_ERROR) from error
 
 
 def handle_store_full(req, resp, error, params):

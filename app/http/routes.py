@@ -1,5 +1,8 @@
 """The routes of the API itself: health, its root, its configuration, its description."""
+from swagger_ui_bundle import swagger_ui_path
+
 from affix.app.http.configuration import ConfigurationResource
+from affix.app.http.explorer import EXPLORER_ROUTE, ExplorerSink
 from affix.app.http.health import HealthResource, ReadinessResource
 from affix.app.http.openapi import OpenApiResource
 from affix.app.http.root import RootResource
@@ -17,3 +20,4 @@ def add_routes(app, services):
     app.add_route("/api/v3/configuration",
                   ConfigurationResource(services.settings.max_attachment_size))
     app.add_route("/api/v3/spec.json", OpenApiResource(kinds, services.tus.enabled))
+    app.add_sink(ExplorerSink(swagger_ui_path), EXPLORER_ROUTE)

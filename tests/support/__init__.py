@@ -43,5 +43,4 @@ builder, ``basic_auth``) lives in affix itself, in ``affix.app.testing``.
 - ``plugin_packages``: the example plugin package affix-meetings
 - ``openproject_clients``: real OpenProject clients from PyPI (openproject-cli's command, and
   pyopenproject in its own environment through ``pyopenproject_driver``)
-- ``hook_reference``: the README's hook reference, written from the hookspecs
 """
