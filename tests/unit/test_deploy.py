@@ -42,8 +42,9 @@ def test_the_guides_include_every_file_of_deploy_as_it_is():
                     and "__pycache__" not in path.parts}
     included = included_files()
 
-    # the backup script is run, not read: the guide shows its command line
-    assert deploy_files - included == {(DEPLOY / "backup_sqlite.py").resolve()}
+    # the backup scripts are run, not read: the guide shows their command lines
+    assert deploy_files - included == {(DEPLOY / name).resolve()
+                                       for name in ("backup_sqlite.py", "copy_bucket.py")}
     assert all(path.is_file() for path in included), [p for p in included if not p.is_file()]
     assert [path.name for path in UNITS] == [
         "affix-cleanup.service", "affix-cleanup.timer", "affix-webhooks.service", "affix.service"]
