@@ -196,22 +196,9 @@ def affix_inspect_upload(user: "User", container_type: str | None) -> object | N
     Two examples follow: the SHA-256 of every upload, refusing known bad files; and a quota
     per user, ``used_bytes`` being the plugin's own bookkeeping.
 
-    Example::
+    The first, as a file the tests run (``docs/examples/plugins/sha256_plugin.py``):
 
-        class Sha256:
-            def __init__(self):
-                self.hash = hashlib.sha256()
-
-            def feed(self, chunk):
-                self.hash.update(chunk)
-
-            def verdict(self, upload):
-                if self.hash.hexdigest() in BLOCKED_SHA256:
-                    return "This file is blocked."
-
-        @hookimpl
-        def affix_inspect_upload():
-            return Sha256()
+    .. literalinclude:: /examples/plugins/sha256_plugin.py
 
     Example::
 
