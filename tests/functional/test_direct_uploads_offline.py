@@ -5,7 +5,7 @@ import pytest
 
 from affix.app.settings import Settings, SettingsError
 from support.direct_uploads import PREPARE_PATH, prepare
-from support.errors import NOT_AUTHORIZED, NOT_FOUND, assert_error
+from support.errors import MAY_NOT_UPLOAD, NOT_FOUND, assert_error
 from support.work_packages import created
 
 NOT_AVAILABLE = ("Direct file upload is not available due to a system configuration issue. "
@@ -24,7 +24,7 @@ def test_local_storage_answers_prepare_with_422_so_that_clients_fall_back(
 
 def test_the_permission_comes_before_the_storage_is_considered(client, people, earlier, stored):
     response = prepare(client, people, "eve", {"fileName": "a.png", "fileSize": 3})
-    assert_error(response, 403, "MissingPermission", NOT_AUTHORIZED)
+    assert_error(response, 403, "MissingPermission", MAY_NOT_UPLOAD)
     assert stored.snapshot() == earlier
 
 
