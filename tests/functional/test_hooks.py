@@ -31,8 +31,8 @@ from support.client import get, upload, uploaded
 from support.content import png_bytes
 from support.defaults import FROZEN_NOW
 from support.errors import (
-    CANNOT_BE_CHANGED, DOES_NOT_EXIST, MAY_NOT_UPLOAD, NO_SUCH_ATTACHMENT, NOT_AUTHORIZED, NOT_FOUND,
-    assert_error,
+    CANNOT_BE_CHANGED, DOES_NOT_EXIST, MAY_NOT_UPLOAD, NO_SUCH_ATTACHMENT, NOT_AUTHORIZED,
+    NOT_FOUND, assert_error,
 )
 from support.state import containers, roles
 from support.work_packages import document, link
