@@ -36,6 +36,15 @@ def test_local_storage_has_no_upload_to_complete(client, people, earlier, stored
     assert stored.snapshot() == earlier
 
 
+def test_local_storage_has_no_pending_upload(client, people, earlier, stored):
+    # an attachment uploaded whole is at /api/v3/attachments/{id}, never an upload pending
+    [(attachment_id, *_)] = stored.rows()
+    response = client.simulate_get(f"/api/v3/attachment_upload/{attachment_id}",
+                                   headers=people.auth("ada"))
+    assert_error(response, 404, "NotFound", NOT_FOUND)
+    assert stored.snapshot() == earlier
+
+
 def test_direct_upload_settings_default_to_four_hours_and_every_upload_s_limit():
     settings = Settings.from_environ({"AFFIX_MAX_ATTACHMENT_SIZE": "1000"})
     assert (settings.direct_upload_expiry, settings.direct_upload_limit) == (4 * 3600, 1000)
