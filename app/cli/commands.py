@@ -42,6 +42,7 @@ from affix.storage.cleanup import (
     remove_expired_direct_uploads, remove_expired_resumable_uploads, remove_unclaimed,
 )
 from affix.storage.blob_store import StorageError
+from affix.storage.stores import create_store
 from affix.storage.database import release_connections
 from affix.storage.migrations import LATEST_VERSION, MigrationError, migrate
 from affix.storage.orphans import find_orphans, remove_orphans
@@ -299,6 +300,17 @@ def cmd_member_add(args, services, out):
                 f"{args.login!r} already has the role {args.role!r} in {args.project!r}"
             ) from None
     print(f"{args.login!r} is now {args.role!r} in {args.project!r}", file=out)
+
+
+def cmd_storage_init(args, services, out):
+    """Make the bucket or the folder the settings store blobs in: once per installation, before
+    the first start (which refuses a bucket that is not there)."""
+    settings = services.settings
+    try:
+        place, made = create_store(settings.storage_url, settings.s3)
+    except StorageError as error:
+        raise CommandError(str(error)) from None
+    print(f"created {place}" if made else f"{place} exists already: nothing to do", file=out)
 
 
 # the kinds of work-package attributes the CLI manages: command, model, its flag and what the
@@ -756,6 +768,13 @@ def build_parser():
         help="upload the files anew even if the same command uploaded them before (without "
              "it, their attachments are reported)")
     upload.set_defaults(handler=cmd_upload, database=NO_DATABASE)
+
+    storage = commands.add_parser("storage", help="set up the blob store").add_subparsers(
+        dest="action", required=True, metavar="ACTION")
+    storage.add_parser(
+        "init", help="create the bucket (where the credentials allow) or the folder of "
+                     "AFFIX_STORAGE_URL; one that exists is left as it is").set_defaults(
+        handler=cmd_storage_init, database=NO_DATABASE)
 
     plugins = commands.add_parser(
         "plugins", help="list the loaded plugins, their distributions and their hooks")
