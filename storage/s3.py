@@ -243,8 +243,9 @@ class S3BlobStore:
                 if error.response.get("Error", {}).get("Code") not in ("404", "NoSuchBucket"):
                     raise
                 raise StorageError(
-                    f"the bucket {self.bucket!r} does not exist: create it, or name another "
-                    f"in AFFIX_STORAGE_URL") from error
+                    f"the bucket {self.bucket!r} does not exist: create it (affix storage init "
+                    f"does, where the credentials allow), or name another in "
+                    f"AFFIX_STORAGE_URL") from error
 
     def create_bucket(self) -> bool:
         """Make the bucket unless it is there (``affix storage init``); whether this call made
