@@ -2,6 +2,7 @@
 another folder, find one file and agree on one database; a bad file is one line naming the file
 and the key, exit status 2, and nothing made."""
 import io
+from pathlib import Path
 
 import pytest
 
@@ -13,6 +14,10 @@ from affix.app.settings import load_settings
 from support.cli import affix, assert_refused, assert_usage_error, run_ok
 from support.content import MiB
 from support.migrations import APPLIED_ALL
+from support.processes import REPO_ROOT
+
+# the example of docs/guides/configuration-file.md
+EXAMPLE = REPO_ROOT / "docs" / "examples" / "affix.toml"
 
 SIZE_FORMS = "bytes (5242880), or K, M, G with or without iB (5M, 5MiB: 1024-based)"
 
@@ -194,3 +199,16 @@ def test_the_app_made_without_settings_reads_the_file_too(tmp_path, elsewhere, m
     monkeypatch.setenv("AFFIX_CONFIG", str(config))
     assert compose().settings == load_settings({}, str(config))
     assert compose().settings.grace_period_minutes == 9
+
+
+def test_the_documented_example_reads_as_the_guide_says(elsewhere):
+    settings = load_settings({}, str(EXAMPLE))
+    assert (settings.data_dir, settings.database_url, settings.storage_url) == (
+        Path("/var/lib/affix"), "sqlite:////var/lib/affix/affix.sqlite3",
+        "/var/lib/affix/blobs")
+    assert (settings.max_attachment_size, settings.grace_period_minutes) == (20 * MiB, 180)
+    assert settings.allowlist == ("image/png", "image/jpeg", "application/pdf", "*.txt")
+    assert settings.cors_origins == ("https://openproject.example.com",)
+    assert settings.log_format == "json"
+    # an operator's variable wins over the file
+    assert load_settings({"AFFIX_LOG_FORMAT": "text"}, str(EXAMPLE)).log_format == "text"
