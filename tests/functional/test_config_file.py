@@ -69,6 +69,18 @@ def test_every_way_of_finding_the_file_reaches_one_database(tmp_path, monkeypatc
     assert list(cwd.iterdir()) == []
 
 
+def test_a_command_on_the_files_database_never_made_says_where_it_looked(
+        tmp_path, elsewhere, capsys):
+    config = write_config(tmp_path / "etc", 'data_dir = "data"\n')
+    assert_refused(capsys, {"AFFIX_CONFIG": str(config)}, ["user", "add", "carol"],
+                   f"no database at {config.parent}/data/affix.sqlite3 (data_dir of {config}): "
+                   "run affix migrate (or affix serve) there first, or set AFFIX_DATA_DIR or "
+                   "AFFIX_DATABASE_URL (or data_dir or database_url in affix.toml) to the one "
+                   "affix serve uses", status=2)
+    assert sorted(path.name for path in config.parent.iterdir()) == ["affix.toml"]
+    assert list(elsewhere.iterdir()) == []
+
+
 def test_the_search_order_takes_the_first_file_there(tmp_path, elsewhere):
     named = write_config(tmp_path / "named", "grace_period = 1\n")
     variable = write_config(tmp_path / "variable", "grace_period = 2\n")
