@@ -93,14 +93,17 @@ def read(path: Path, known_variables: frozenset) -> dict[str, str]:
     variables = {}
     for key, value in document.items():
         if key not in known_keys:
-            close = difflib.get_close_matches(key.lower(), known_keys, n=1)
-            if isinstance(value, dict):
-                hint = f": each setting is a top-level key ({key}_name = ..., not [{key}])"
-            else:
-                hint = f": did you mean {close[0]}?" if close else ""
-            raise ConfigFileError(f"{path}: {key} is none of affix's settings{hint}")
+            raise ConfigFileError(f"{path}: {key} is none of affix's settings"
+                                  f"{_hint(key, value, known_keys)}")
         variables[PREFIX + key.upper()] = _as_variable(path, key, value)
     return _absolute_paths(variables, path.parent)
+
+
+def _hint(key, value, known_keys) -> str:
+    if isinstance(value, dict):
+        return f": each setting is a top-level key ({key}_name = ..., not [{key}])"
+    close = difflib.get_close_matches(key.lower(), known_keys, n=1)
+    return f": did you mean {close[0]}?" if close else ""
 
 
 def _as_variable(path, key, value) -> str:
