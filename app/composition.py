@@ -8,7 +8,7 @@ by every part that needs it: a test hands in a fake blob store, a clock, a scann
 """
 import functools
 
-from affix.app.settings import Settings
+from affix.app.settings import Settings, load_settings
 from affix.storage.models import utc_now
 
 
@@ -211,11 +211,12 @@ class Services:
 
 def compose(settings: Settings | None = None, *, clock=utc_now, metrics_folder=None,
             plugin_manager=None, **parts) -> Services:
-    """affix's parts for ``settings`` (read from the environment when None). ``parts`` are
-    parts handed in by name (``catalog=``, ``blob_store=``, ``scanner=``, ``sniffer=``,
-    ``partials=``, ``resumable_uploads=``...: any of :class:`Services`'), used in place of the
-    ones that would be built. A ``plugin_manager`` handed in gets the built-in policies the
-    settings ask for registered on it."""
-    settings = Settings.from_environ() if settings is None else settings
+    """affix's parts for ``settings`` (when None, what ``load_settings()`` finds: the
+    environment and affix.toml).
+    ``parts`` are parts handed in by name (``catalog=``, ``blob_store=``, ``scanner=``,
+    ``sniffer=``, ``partials=``, ``resumable_uploads=``...: any of :class:`Services`'), used in
+    place of the ones that would be built. A ``plugin_manager`` handed in gets the built-in
+    policies the settings ask for registered on it."""
+    settings = load_settings() if settings is None else settings
     return Services(settings, clock=clock, metrics_folder=metrics_folder,
                     plugin_manager=plugin_manager, parts=parts)

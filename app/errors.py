@@ -118,6 +118,17 @@ def not_found(message="The requested resource could not be found.") -> NotFound:
     return NotFound(message)
 
 
-def missing_permission(
-        message="You are not authorized to access this resource.") -> MissingPermission:
+NOT_AUTHORIZED = "You are not authorized to access this resource."
+
+
+def missing_permission(permissions, message=NOT_AUTHORIZED) -> MissingPermission:
+    """403 naming what the user lacks, so that whoever grants roles knows what to grant: the
+    permission, or the several of which any one would do."""
+    names = sorted(permissions)
+    needed = names[0] if len(names) == 1 else f"one of {', '.join(names)}"
+    return MissingPermission(f"{message} Missing permission: {needed}.")
+
+
+def not_permitted(message) -> MissingPermission:
+    """403 that no permission would lift (a file in quarantine): the message says why."""
     return MissingPermission(message)

@@ -1,4 +1,5 @@
-"""Configuration: environment variables read once into one settings object."""
+"""Configuration: environment variables, over the config file's keys, read once into one
+settings object (:func:`load_settings`)."""
 import dataclasses
 import difflib
 import importlib.util
@@ -8,6 +9,8 @@ from pathlib import Path
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from affix.app import config_file
+from affix.app.config_file import ConfigFile
 from affix.app.sizes import SIZE_FORMS, parse_size
 from affix.app.uploads.allowlist import parse_allowlist
 from affix.plugins.clamav import ScanOptions, scan_options
@@ -373,6 +376,8 @@ class Settings:
     access_log: bool = setting(
         "AFFIX_ACCESS_LOG", "flag",
         "one line per request in the server's log (`0` when the proxy logs them)", True)
+    # the affix.toml that some of these came from (load_settings), or None
+    config_file: ConfigFile | None = None
 
     @classmethod
     def for_data_dir(cls, data_dir, **overrides) -> "Settings":
@@ -431,3 +436,27 @@ class Settings:
         _check_database_url(settings.database_url)
         _check_database_outside_storage(settings)
         return settings
+
+
+def load_settings(environ=None, config=None) -> Settings:
+    """The one place affix's settings come from, for every command, the served app and
+    gunicorn's workers alike: ``environ``'s variables (``os.environ`` when None) over the keys
+    of the config file (``config``: ``--config``'s path; else found as
+    :mod:`affix.app.config_file` says). A bad value of the file is told with the file and the
+    key, as a bad variable is with the variable."""
+    environ = os.environ if environ is None else environ
+    try:
+        path = config_file.find(environ, config)
+        from_file = {} if path is None else config_file.read(path, known_variables())
+    except config_file.ConfigFileError as error:
+        raise SettingsError(str(error)) from None
+    if path is None:
+        return Settings.from_environ(environ)
+    # an empty variable is an unset one, as everywhere in the settings
+    used = {name: value for name, value in from_file.items() if not environ.get(name)}
+    source = ConfigFile(path, frozenset(used))
+    try:
+        settings = Settings.from_environ({**environ, **used})
+    except SettingsError as error:
+        raise SettingsError(source.in_its_terms(str(error))) from None
+    return dataclasses.replace(settings, config_file=source)

@@ -45,5 +45,5 @@ nitpick_ignore_regex = [
     ("py:class", r"(Attachment|Catalog|Project|User|Services)"),
     ("py:class", r"affix\.(app\.composition\.Services|plugins\.containers\.ContainerT"
                  r"|plugins\.manager\.PluginManager|storage\.s3\.S3Options"
-                 r"|plugins\.clamav\.ScanOptions)"),
+                 r"|plugins\.clamav\.ScanOptions|app\.config_file\.ConfigFile)"),
 ]

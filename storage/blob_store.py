@@ -102,9 +102,11 @@ class UploadStaging(Protocol):
     def new_key(self) -> str:
         """A new staged key (never a storage key)."""
 
-    def form(self, staged_key: str, size: int) -> tuple[str, dict[str, str]]:
+    def form(self, staged_key: str, size: int,
+             lifetime: int | None = None) -> tuple[str, dict[str, str]]:
         """(URL, form fields) of a form that stores exactly ``size`` bytes at
-        ``staged_key``, and nothing anywhere else."""
+        ``staged_key``, and nothing anywhere else, for ``lifetime`` seconds (at most, and by
+        default, ``form_lifetime``)."""
 
     def staged_size(self, staged_key: str) -> int:
         """The size of what was uploaded to ``staged_key``; ``FileNotFoundError`` for

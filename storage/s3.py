@@ -259,8 +259,30 @@ class S3BlobStore:
                 if error.response.get("Error", {}).get("Code") not in ("404", "NoSuchBucket"):
                     raise
                 raise StorageError(
-                    f"the bucket {self.bucket!r} does not exist: create it, or name another "
-                    f"in AFFIX_STORAGE_URL") from error
+                    f"the bucket {self.bucket!r} does not exist: create it (affix storage init "
+                    f"does, where the credentials allow), or name another in "
+                    f"AFFIX_STORAGE_URL") from error
+
+    def create_bucket(self) -> bool:
+        """Make the bucket unless it is there (``affix storage init``); whether this call made
+        it. S3's refusal (credentials it does not know, no right to make buckets, a name that
+        another account has) is a :class:`StorageError` that carries S3's own code."""
+        with as_storage_errors(f"create the bucket {self.bucket!r}"):
+            try:
+                self.client.head_bucket(Bucket=self.bucket)
+                return False
+            except self.client.exceptions.ClientError:
+                # HeadBucket's answer has no body to say why; CreateBucket's refusal will
+                pass
+            # us-east-1 is S3's default location, which it refuses to be named
+            location = ({} if self.options.region in (None, "us-east-1") else
+                        {"CreateBucketConfiguration": {"LocationConstraint": self.options.region}})
+            try:
+                self.client.create_bucket(Bucket=self.bucket, **location)
+            except self.client.exceptions.BucketAlreadyOwnedByYou:
+                # made by another of our commands meanwhile
+                return False
+        return True
 
     def stage(self) -> StagedS3Blob:
         return StagedS3Blob(self)

@@ -58,16 +58,18 @@ class S3UploadStaging:
         deleting the row's blob deletes the staged object)."""
         return f"{STAGING_FOLDER}/{secrets.token_hex(16)}"
 
-    def form(self, staged_key: str, size: int) -> tuple[str, dict[str, str]]:
+    def form(self, staged_key: str, size: int,
+             lifetime: int | None = None) -> tuple[str, dict[str, str]]:
         """(URL, form fields) of a pre-signed POST that stores exactly ``size`` bytes at
-        ``staged_key``, and nothing anywhere else."""
+        ``staged_key``, and nothing anywhere else, for ``lifetime`` seconds (at most, and by
+        default, ``form_lifetime``)."""
         with as_storage_errors("sign an upload form"):
             signed = self._store.client.generate_presigned_post(
                 Bucket=self._store.bucket, Key=self._store.object_key(staged_key),
                 Fields={"success_action_status": SUCCESS_STATUS},
                 Conditions=[{"success_action_status": SUCCESS_STATUS},
                             ["content-length-range", size, size]],
-                ExpiresIn=self.form_lifetime,
+                ExpiresIn=min(lifetime or self.form_lifetime, self.form_lifetime),
             )
         return signed["url"], signed["fields"]
 

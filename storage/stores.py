@@ -1,5 +1,7 @@
 """Choosing the blob store: the one place that knows every kind."""
-from affix.storage.blob_store import BlobStore, TakesDirectUploads, UploadStaging
+from pathlib import Path
+
+from affix.storage.blob_store import BlobStore, StorageError, TakesDirectUploads, UploadStaging
 from affix.storage.local import LocalBlobStore
 from affix.storage.partials import PartialStore
 from affix.storage.s3 import S3Options
@@ -17,6 +19,24 @@ def open_blob_store(url: str, s3_options: S3Options | None = None) -> BlobStore:
         raise ValueError(f"unsupported storage URL {url!r}: use a folder path, a file:// URL "
                          "or s3://bucket/prefix")
     return LocalBlobStore(url)
+
+
+def create_store(url: str, s3_options: S3Options | None = None) -> tuple[str, bool]:
+    """Make the place where the store at ``url`` keeps its blobs, unless it is there: the
+    bucket (where the credentials allow) or the folder. (What that place is, whether this call
+    made it); a :class:`StorageError` for a refusal, S3's or the file system's."""
+    if url.startswith("s3://"):
+        from affix.storage.s3 import S3BlobStore
+        store = S3BlobStore(url, s3_options or S3Options())
+        return f"the bucket {store.bucket!r}", store.create_bucket()
+    folder = Path(url.removeprefix("file://"))
+    there = folder.is_dir()
+    try:
+        # a local store makes its folder, and the staging folder inside, when it opens
+        open_blob_store(url)
+    except OSError as error:
+        raise StorageError(f"could not create the folder {folder}: {error.strerror}") from None
+    return f"the folder {folder}", not there
 
 
 def open_upload_staging(blob_store: BlobStore, form_lifetime: int) -> UploadStaging | None:

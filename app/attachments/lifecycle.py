@@ -8,7 +8,7 @@ served after its first scan). ``quarantined``: the scanner found malware; it sta
 it was, is never served to anyone, cannot be claimed, and admins see and delete it wherever it
 is.
 """
-from affix.app.errors import DomainError, missing_permission, not_found, property_violation
+from affix.app.errors import DomainError, not_found, not_permitted, property_violation
 from affix.storage.models import PREPARED, QUARANTINED, RESCAN, SCANNED, UPLOADED
 
 # what ``affix scan`` scans
@@ -49,13 +49,13 @@ class Lifecycle:
         """403 for a quarantined file (for everyone) and for one waiting for its scan (for
         all but its author), as OpenProject answers; 404 for one not uploaded yet."""
         if record.status == QUARANTINED:
-            raise missing_permission(
+            raise not_permitted(
                 f"The file {record.file_name} is quarantined: the virus scanner found "
                 "malware in it.")
         if record.status == PREPARED:
             raise not_found("The file has not been uploaded yet.")
         if self.pending_scan(record) and record.author_id != user.id:
-            raise missing_permission(
+            raise not_permitted(
                 f"The file {record.file_name} has not been scanned for viruses yet: until "
                 "then, only its author may download it.")
 

@@ -61,14 +61,14 @@ class AttachmentService:
     def require_may_add(self, user, kind, container):
         """403 unless ``user`` may add attachments to ``container`` of ``kind``."""
         if not self.permissions.allowed(user, kind.add, kind.project_of(container)):
-            raise missing_permission()
+            raise missing_permission(kind.add)
 
     def require_may_upload(self, user, kind=None, container=None):
         """403 unless ``user`` may upload into ``container`` of ``kind``, or without a
         container when ``kind`` is None."""
         if kind is None:
             if not self.permissions.may_upload(user):
-                raise missing_permission()
+                raise missing_permission(self.permissions.upload_permissions)
         else:
             self.require_may_add(user, kind, container)
 
@@ -271,9 +271,9 @@ class AttachmentService:
         """Remove the row of ``view`` (as ``user`` sees it), then the blob: a failure in
         between leaves an unreferenced blob, never a row whose bytes are gone."""
         if not view.may_delete:
-            raise missing_permission(
-                "You are not allowed to delete this attachment."
-            )
+            # refused only where the container decides: its kind says what would allow it
+            raise missing_permission(view.kind.delete,
+                                     "You are not allowed to delete this attachment.")
         record = view.record
         with self.catalog.write_transaction():
             deleted = record.delete_instance()

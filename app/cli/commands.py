@@ -1,7 +1,8 @@
 """The ``affix`` command: run the server and manage users, keys, projects, roles, members.
 
-Every command reads the same settings as the server (``AFFIX_*`` environment variables) and
-fails with one line on stderr and a non-zero exit status on bad input.
+Every command reads the same settings as the server (``AFFIX_*`` environment variables over
+the config file ``affix.toml``) and fails with one line on stderr and a non-zero exit status
+on bad input.
 """
 import argparse
 import datetime
@@ -29,7 +30,8 @@ from affix.app.attachments.scanning import (
     DEFAULT_BATCH_SIZE, ScanReport, delete_quarantined, mark_for_rescan, quarantined, scan_waiting,
 )
 from affix.app.http.serving import HalWorker
-from affix.app.settings import Settings, SettingsError, metrics_port, unknown_variables
+from affix.app.config_file import CONFIG_VARIABLE
+from affix.app.settings import SettingsError, load_settings, metrics_port, unknown_variables
 from affix.app.sizes import parse_size
 from affix.app.webhooks.stop_signals import StopSignals
 from affix.app.client.uploads import DEFAULT_CHUNK_SIZE, KEY_VARIABLE, upload_files
@@ -40,6 +42,7 @@ from affix.storage.cleanup import (
     remove_expired_direct_uploads, remove_expired_resumable_uploads, remove_unclaimed,
 )
 from affix.storage.blob_store import StorageError
+from affix.storage.stores import create_store
 from affix.storage.database import release_connections
 from affix.storage.migrations import LATEST_VERSION, MigrationError, migrate
 from affix.storage.orphans import find_orphans, remove_orphans
@@ -297,6 +300,17 @@ def cmd_member_add(args, services, out):
                 f"{args.login!r} already has the role {args.role!r} in {args.project!r}"
             ) from None
     print(f"{args.login!r} is now {args.role!r} in {args.project!r}", file=out)
+
+
+def cmd_storage_init(args, services, out):
+    """Make the bucket or the folder the settings store blobs in: once per installation, before
+    the first start (which refuses a bucket that is not there)."""
+    settings = services.settings
+    try:
+        place, made = create_store(settings.storage_url, settings.s3)
+    except StorageError as error:
+        raise CommandError(str(error)) from None
+    print(f"created {place}" if made else f"{place} exists already: nothing to do", file=out)
 
 
 # the kinds of work-package attributes the CLI manages: command, model, its flag and what the
@@ -577,6 +591,11 @@ def cmd_upload(args, environ, out):
 
 def build_parser():
     parser = OneLineParser(prog="affix", description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--config", metavar="PATH",
+        help=f"the settings file (default: ${CONFIG_VARIABLE}, else the first of ./affix.toml, "
+             "$XDG_CONFIG_HOME/affix/affix.toml, /etc/affix/affix.toml); AFFIX_* variables "
+             "win over its keys")
     # each command that makes the database, or never opens it, says so
     parser.set_defaults(database=NEEDS_DATABASE)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -753,6 +772,13 @@ def build_parser():
              "it, their attachments are reported)")
     upload.set_defaults(handler=cmd_upload, database=NO_DATABASE)
 
+    storage = commands.add_parser("storage", help="set up the blob store").add_subparsers(
+        dest="action", required=True, metavar="ACTION")
+    storage.add_parser(
+        "init", help="create the bucket (where the credentials allow) or the folder of "
+                     "AFFIX_STORAGE_URL; one that exists is left as it is").set_defaults(
+        handler=cmd_storage_init, database=NO_DATABASE)
+
     plugins = commands.add_parser(
         "plugins", help="list the loaded plugins, their distributions and their hooks")
     plugins.set_defaults(handler=cmd_plugins, database=NO_DATABASE)
@@ -762,21 +788,29 @@ def build_parser():
 def no_database(settings, environ) -> str:
     """Where a command looked for the database it did not find, and how to point it
     elsewhere; never the URL's password."""
+    source = settings.config_file
+    from_file = set() if source is None else source.variables
     if settings.database_url.startswith("sqlite:///"):
         where = settings.database_url.removeprefix("sqlite:///")
         if "AFFIX_DATABASE_URL" in environ:
             how = "from AFFIX_DATABASE_URL"
+        elif "AFFIX_DATABASE_URL" in from_file:
+            how = f"database_url of {source.path}"
         elif environ.get("AFFIX_DATA_DIR"):
             how = f"AFFIX_DATA_DIR={environ['AFFIX_DATA_DIR']}"
+        elif "AFFIX_DATA_DIR" in from_file:
+            how = f"data_dir of {source.path}"
         else:
             how = f"AFFIX_DATA_DIR unset: ./var of {os.getcwd()}"
         found = f"no database at {where} ({how})"
     else:
         url = urllib.parse.urlsplit(settings.database_url)
-        found = (f"no affix tables in the database {url.hostname}{url.path} of "
-                 f"AFFIX_DATABASE_URL")
+        named_by = ("AFFIX_DATABASE_URL" if "AFFIX_DATABASE_URL" not in from_file
+                    else f"database_url of {source.path}")
+        found = f"no affix tables in the database {url.hostname}{url.path} of {named_by}"
     return (f"{found}: run affix migrate (or affix serve) there first, or set AFFIX_DATA_DIR "
-            "or AFFIX_DATABASE_URL to the one affix serve uses")
+            "or AFFIX_DATABASE_URL (or data_dir or database_url in affix.toml) to the one "
+            "affix serve uses")
 
 
 def main(argv=None, environ=None, out=None, *, server=AffixServer):
@@ -788,12 +822,12 @@ def main(argv=None, environ=None, out=None, *, server=AffixServer):
     args = build_parser().parse_args(argv)
     out = sys.stdout if out is None else out
     environ = os.environ if environ is None else environ
-    for warning in unknown_variables(environ, also=(KEY_VARIABLE,)):
+    for warning in unknown_variables(environ, also=(KEY_VARIABLE, CONFIG_VARIABLE)):
         print(f"affix: warning: {warning}", file=sys.stderr)
     if args.handler is cmd_upload:
         return cmd_upload(args, environ, out)
     try:
-        settings = Settings.from_environ(environ)
+        settings = load_settings(environ, args.config)
         if args.database == NEEDS_DATABASE and not database_exists(settings):
             raise SetupError(no_database(settings, environ))
         services = compose(settings)

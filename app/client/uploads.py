@@ -31,6 +31,8 @@ from typing import Any
 import requests
 from tqdm import tqdm
 
+from affix.app.xdg import xdg_folder
+
 KEY_VARIABLE = "AFFIX_API_KEY"
 CONFIG_FILE = Path("affix", "client.toml")
 STATE_FILE = Path("affix", "uploads.json")
@@ -90,11 +92,6 @@ class UploadError(Exception):
 
 class NoKey(Exception):
     """Neither the environment nor the config file holds an API key for the server."""
-
-
-def xdg_folder(environ, variable, *below_home) -> Path:
-    """An XDG base folder: ``$variable``, else its default below ``$HOME``."""
-    return Path(environ.get(variable) or Path(environ.get("HOME", "~"), *below_home)).expanduser()
 
 
 def server_root(url) -> str:

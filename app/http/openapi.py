@@ -329,6 +329,10 @@ def _attachment_paths():
         },
         "/api/v3/attachments/prepare": {"post": _prepare_operation(
             "Prepare a direct upload to the object store, without a container", ())},
+        "/api/v3/attachment_upload/{id}": {"get": _operation(
+            "A direct upload still waiting for its file, to its author: as prepare answered "
+            "it, with its form signed anew to expire when prepare's does",
+            {"200": _hal("AttachmentUpload"), **_errors("403", "404", "503")}, attachment)},
         "/api/v3/attachments/{id}/uploaded": {"get": _operation(
             "Complete a direct upload: its author only, once the file is in the store",
             {"200": _hal("Attachment"), **_errors("403", "404", "422", "503")}, attachment)},

@@ -231,7 +231,7 @@ def attachment_upload(base, record, *, container_link, form_url, form_fields) ->
     self_href = attachment_path(base, record.id)
     download = f"{self_href}/download"
     links = {
-        # OpenProject's own: no resource answers it, as the upload is a one-time thing
+        # OpenProject's path; answered while the upload is pending
         "self": {"href": f"{base}{API}/attachment_upload/{record.id}", "title": record.file_name},
         "author": {"href": user_path(base, record.author.id), "title": record.author.name},
         "addAttachment": {"href": form_url, "method": "post", "form_fields": form_fields},

@@ -4,6 +4,8 @@
    status ``prepared`` whose blob is a staged key, and answers a pre-signed POST form that
    stores exactly that many bytes at that key, until the form expires.
 2. The client POSTs the file to the store with that form; affix sees none of it.
+   Until it is complete, its author may ask for it again (``pending``): the same form, signed
+   anew to expire when the first one does, so that asking never lengthens its life.
 3. ``complete``: the author only (anyone else gets 404) tells affix the upload is done. affix
    checks the staged object's size, copies it inside the bucket to a key no form can write to,
    then reads the copy once for its md5 and the head its content type is sniffed from, and
@@ -25,6 +27,7 @@ from affix.app.errors import is_refusal, not_found, property_violation, property
 from affix.app.http.request_json import parse_json, storable_document
 from affix.app.uploads.finishing import Finished, size_mismatch
 from affix.app.uploads.multipart import description_of, file_too_large, receive_metadata
+from affix.storage.blob_store import is_storage_key
 from affix.storage.models import PREPARED
 
 NOT_AVAILABLE = ("Direct file upload is not available due to a system configuration issue. "
@@ -119,6 +122,29 @@ class DirectUploads:
                 status=PREPARED, storage_key=staged_key, created_at=self.service.clock(),
             )
         return record, form_url, form_fields
+
+    def pending(self, user, attachment_id):
+        """The direct upload ``attachment_id`` of ``user`` while it waits for its file: (its
+        row, its kind and container, the form's URL and fields). The form is signed anew but
+        expires when prepare's did. 404 for any other id, another user's upload, one complete
+        (an attachment now), one whose form expired, and the row of a tus upload."""
+        if not self.available:
+            raise not_found()
+        record = self._authored_by(user, attachment_id)
+        # a tus upload's row is prepared too, but at a storage key: no form writes there
+        if record is None or record.status != PREPARED or is_storage_key(record.storage_key):
+            raise not_found()
+        kind, container = self.service.container_of(record)
+        if kind is not None and container is None:
+            raise not_found()
+        self.service.require_may_upload(user, kind, container)
+        age = (self.service.clock() - record.created_at).total_seconds()
+        lifetime = int(self._staging.form_lifetime - age)
+        if lifetime < 1:
+            raise not_found()
+        form_url, form_fields = self._staging.form(record.storage_key, record.file_size,
+                                                   lifetime)
+        return record, kind, container, form_url, form_fields
 
     def complete(self, grants, attachment_id):
         """The attachment of the upload ``attachment_id`` of ``grants.user``, completed now or

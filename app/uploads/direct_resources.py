@@ -1,6 +1,7 @@
 """The routes of direct uploads: ``POST /api/v3/attachments/prepare``, the same below each
-container (``/api/v3/<segment>/{id}/attachments/prepare``), and
-``GET /api/v3/attachments/{id}/uploaded``."""
+container (``/api/v3/<segment>/{id}/attachments/prepare``), ``GET
+/api/v3/attachment_upload/{id}`` while it is pending, and ``GET
+/api/v3/attachments/{id}/uploaded``."""
 import falcon
 
 from affix.app.http import representers
@@ -11,10 +12,8 @@ from affix.app.attachments.resources import (
 from affix.app.uploads.multipart import RequestBody
 
 
-def _answer_prepared(req, resp, prepared, kind=None, container=None):
+def _render_upload(req, resp, record, form_url, form_fields, kind=None, container=None):
     """``container`` of ``kind``: where the upload goes, None without a container."""
-    record, form_url, form_fields = prepared
-    resp.status = falcon.HTTP_201
     resp.media = representers.attachment_upload(
         req.root_path, record, container_link=container_link(req, kind, container),
         form_url=form_url, form_fields=form_fields,
@@ -28,8 +27,10 @@ class PrepareUploadResource:
         self.direct_uploads = direct_uploads
 
     def on_post(self, req, resp):
-        prepared = self.direct_uploads.prepare(req.context.user, RequestBody.of(req))
-        _answer_prepared(req, resp, prepared)
+        record, form_url, form_fields = self.direct_uploads.prepare(
+            req.context.user, RequestBody.of(req))
+        resp.status = falcon.HTTP_201
+        _render_upload(req, resp, record, form_url, form_fields)
 
 
 class ContainerPrepareUploadResource:
@@ -43,8 +44,23 @@ class ContainerPrepareUploadResource:
         user = req.context.user
         container = visible_container(self.kind, grants_of(req, self.direct_uploads.service),
                                       container_id)
-        prepared = self.direct_uploads.prepare(user, RequestBody.of(req), self.kind, container)
-        _answer_prepared(req, resp, prepared, self.kind, container)
+        record, form_url, form_fields = self.direct_uploads.prepare(
+            user, RequestBody.of(req), self.kind, container)
+        resp.status = falcon.HTTP_201
+        _render_upload(req, resp, record, form_url, form_fields, self.kind, container)
+
+
+class PendingUploadResource:
+    """``_links.self`` of an AttachmentUpload: the upload as prepare answered it, to its
+    author, until it is complete (then it is at ``/api/v3/attachments/{id}``)."""
+
+    def __init__(self, direct_uploads):
+        self.direct_uploads = direct_uploads
+
+    def on_get(self, req, resp, attachment_id):
+        record, kind, container, form_url, form_fields = self.direct_uploads.pending(
+            req.context.user, attachment_id)
+        _render_upload(req, resp, record, form_url, form_fields, kind, container)
 
 
 class CompleteUploadResource:

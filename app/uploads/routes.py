@@ -1,6 +1,7 @@
 """The routes of the uploads that are not one request: direct uploads and tus."""
 from affix.app.uploads.direct_resources import (
-    CompleteUploadResource, ContainerPrepareUploadResource, PrepareUploadResource,
+    CompleteUploadResource, ContainerPrepareUploadResource, PendingUploadResource,
+    PrepareUploadResource,
 )
 from affix.app.uploads.tus_resources import TUS_PATH, TusCreationResource, TusUploadResource
 
@@ -8,6 +9,8 @@ from affix.app.uploads.tus_resources import TUS_PATH, TusCreationResource, TusUp
 def add_routes(app, services):
     direct_uploads, tus = services.direct_uploads, services.tus
     app.add_route("/api/v3/attachments/prepare", PrepareUploadResource(direct_uploads))
+    app.add_route("/api/v3/attachment_upload/{attachment_id:id}",
+                  PendingUploadResource(direct_uploads))
     app.add_route("/api/v3/attachments/{attachment_id:id}/uploaded",
                   CompleteUploadResource(direct_uploads))
     for kind in services.container_types:

@@ -25,7 +25,7 @@ class Attributes:
 
     def require_may_see(self, user):
         if not self.permissions.may_anywhere(user, {VIEW}):
-            raise missing_permission()
+            raise missing_permission({VIEW})
 
     def find(self, attribute_id):
         """The one with ``attribute_id``; 404 for none."""
@@ -69,7 +69,7 @@ class ProjectTypesResource:
         user = req.context.user
         project = visible_project(self.types.catalog, user, project_id)
         if not self.types.permissions.allowed(user, {VIEW}, project):
-            raise missing_permission()
+            raise missing_permission({VIEW})
         resp.media = self.types.collection(req)
 
 

@@ -125,7 +125,7 @@ def _create_form(req, work_packages, document, project):
     if project is not None:
         work_packages.require_may_add(user, project)
     elif not work_packages.permissions.may_anywhere(user, {ADD}):
-        raise missing_permission()
+        raise missing_permission({ADD})
     commit_path = (f"/api/v3/projects/{project.id}/work_packages"
                    if req.path.startswith("/api/v3/projects/") and project is not None
                    else "/api/v3/work_packages")

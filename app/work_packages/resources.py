@@ -67,7 +67,7 @@ class WorkPackagesResource:
     def on_get(self, req, resp):
         user = req.context.user
         if not self.work_packages.permissions.may_anywhere(user, {VIEW}):
-            raise missing_permission()
+            raise missing_permission({VIEW})
         _list(self.work_packages, req, resp, grants_of(req, self.work_packages))
 
     def on_post(self, req, resp):
@@ -91,7 +91,7 @@ class ProjectWorkPackagesResource:
     def on_get(self, req, resp, project_id):
         project, grants = self._project(req, project_id), grants_of(req, self.work_packages)
         if not grants.allowed({VIEW}, project):
-            raise missing_permission()
+            raise missing_permission({VIEW})
         _list(self.work_packages, req, resp, grants, project)
 
     def on_post(self, req, resp, project_id):

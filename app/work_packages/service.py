@@ -206,7 +206,7 @@ class WorkPackages:
 
     def require_may_add(self, user, project):
         if not self.permissions.allowed(user, {ADD}, project):
-            raise missing_permission()
+            raise missing_permission({ADD})
 
     def create(self, user, project, document):
         """Create a work package in ``project`` from ``document`` by ``user``; the new work
@@ -228,7 +228,7 @@ class WorkPackages:
 
     def require_may_edit(self, user, work_package):
         if not self.permissions.allowed(user, {EDIT}, work_package.project):
-            raise missing_permission()
+            raise missing_permission({EDIT})
 
     def change(self, user, work_package, document):
         """Apply ``document`` to ``work_package`` for ``user`` if it names the current lock
@@ -261,7 +261,7 @@ class WorkPackages:
     def delete(self, user, work_package):
         """Delete ``work_package`` for ``user``, with its attachments, rows and bytes."""
         if not self.permissions.allowed(user, {DELETE}, work_package.project):
-            raise missing_permission()
+            raise missing_permission({DELETE})
 
         def delete_row():
             if not work_package.delete_instance():

@@ -6,7 +6,7 @@ import pytest
 
 from support.bodies import UnreadBody, upload_body
 from support.errors import (
-    UNAUTHENTICATED, WRONG_CREDENTIALS, assert_error, assert_unauthenticated,
+    MAY_NOT_UPLOAD, UNAUTHENTICATED, WRONG_CREDENTIALS, assert_error, assert_unauthenticated,
 )
 
 
@@ -121,11 +121,8 @@ REFUSED_UPLOADERS = {
     "wrong key": (wrong_key, 401, "Unauthenticated", WRONG_CREDENTIALS),
     "locked user": (locked_user, 401, "Unauthenticated", WRONG_CREDENTIALS),
     "view permission only": (
-        user_without_upload_permission, 403, "MissingPermission",
-        "You are not authorized to access this resource."),
-    "no role at all": (
-        user_without_any_role, 403, "MissingPermission",
-        "You are not authorized to access this resource."),
+        user_without_upload_permission, 403, "MissingPermission", MAY_NOT_UPLOAD),
+    "no role at all": (user_without_any_role, 403, "MissingPermission", MAY_NOT_UPLOAD),
 }
 
 

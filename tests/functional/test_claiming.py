@@ -15,7 +15,8 @@ from support.client import get, upload, uploaded
 from support.content import png_bytes
 from support.defaults import FROZEN_NOW, SMALL_LIMIT
 from support.errors import (
-    CANNOT_BE_CHANGED, DOES_NOT_EXIST, NO_SUCH_ATTACHMENT, NOT_AUTHORIZED, assert_error,
+    CANNOT_BE_CHANGED, DOES_NOT_EXIST, MAY_NOT_ADD_ATTACHMENTS, MAY_NOT_ADD_WORK_PACKAGES,
+    MAY_NOT_EDIT_WORK_PACKAGES, NO_SUCH_ATTACHMENT, assert_error,
 )
 from support.races import RACE_ROUNDS, race
 from support.state import containers, work_packages
@@ -265,7 +266,7 @@ def test_create_without_add_work_packages_is_403(
         assert_error(response, 422, "PropertyConstraintViolation", "Project does not exist.",
                      "project")
     else:
-        assert_error(response, 403, "MissingPermission", NOT_AUTHORIZED)
+        assert_error(response, 403, "MissingPermission", MAY_NOT_ADD_WORK_PACKAGES)
     assert state(catalog, stored) == before
 
 
@@ -390,7 +391,7 @@ def test_patch_without_edit_work_packages_is_403(
     response = patch(client, people, login, work_package,
                      document("Changed", [link(attachment)], project=None))
 
-    assert_error(response, 403, "MissingPermission", NOT_AUTHORIZED)
+    assert_error(response, 403, "MissingPermission", MAY_NOT_EDIT_WORK_PACKAGES)
     assert state(catalog, stored) == before
 
 
@@ -526,7 +527,8 @@ def test_a_viewer_without_edit_work_packages_may_not_delete(
     response = client.simulate_delete(f"/api/v3/attachments/{claimed}",
                                       headers=people.auth(login))
     assert_error(response, 403, "MissingPermission",
-                 "You are not allowed to delete this attachment.")
+                 "You are not allowed to delete this attachment. Missing permission: "
+                 "edit_work_packages.")
     assert state(catalog, stored) == before
 
 
@@ -610,8 +612,8 @@ def test_upload_into_a_work_package(client, people, team, catalog, stored, login
 
 
 @pytest.mark.parametrize("login, path, status, identifier, message", [
-    ("eve", container_path(), 403, "MissingPermission", NOT_AUTHORIZED),
-    ("adam", container_path(), 403, "MissingPermission", NOT_AUTHORIZED),
+    ("eve", container_path(), 403, "MissingPermission", MAY_NOT_ADD_ATTACHMENTS),
+    ("adam", container_path(), 403, "MissingPermission", MAY_NOT_ADD_ATTACHMENTS),
     ("bob", container_path(), 404, "NotFound", "The requested resource could not be found."),
     ("nora", container_path(), 404, "NotFound", "The requested resource could not be found."),
     ("ada", container_path(99), 404, "NotFound", "The requested resource could not be found."),

@@ -13,7 +13,8 @@ from support.content import MiB
 from support.migrations import APPLIED_ALL
 
 POINT_ELSEWHERE = ("run affix migrate (or affix serve) there first, or set AFFIX_DATA_DIR or "
-                   "AFFIX_DATABASE_URL to the one affix serve uses")
+                   "AFFIX_DATABASE_URL (or data_dir or database_url in affix.toml) to the one "
+                   "affix serve uses")
 SIZE_FORMS = "bytes (5242880), or K, M, G with or without iB (5M, 5MiB: 1024-based)"
 
 

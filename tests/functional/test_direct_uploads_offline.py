@@ -5,7 +5,7 @@ import pytest
 
 from affix.app.settings import Settings, SettingsError
 from support.direct_uploads import PREPARE_PATH, prepare
-from support.errors import NOT_AUTHORIZED, NOT_FOUND, assert_error
+from support.errors import MAY_NOT_UPLOAD, NOT_FOUND, assert_error
 from support.work_packages import created
 
 NOT_AVAILABLE = ("Direct file upload is not available due to a system configuration issue. "
@@ -24,13 +24,22 @@ def test_local_storage_answers_prepare_with_422_so_that_clients_fall_back(
 
 def test_the_permission_comes_before_the_storage_is_considered(client, people, earlier, stored):
     response = prepare(client, people, "eve", {"fileName": "a.png", "fileSize": 3})
-    assert_error(response, 403, "MissingPermission", NOT_AUTHORIZED)
+    assert_error(response, 403, "MissingPermission", MAY_NOT_UPLOAD)
     assert stored.snapshot() == earlier
 
 
 def test_local_storage_has_no_upload_to_complete(client, people, earlier, stored):
     [(attachment_id, *_)] = stored.rows()
     response = client.simulate_get(f"/api/v3/attachments/{attachment_id}/uploaded",
+                                   headers=people.auth("ada"))
+    assert_error(response, 404, "NotFound", NOT_FOUND)
+    assert stored.snapshot() == earlier
+
+
+def test_local_storage_has_no_pending_upload(client, people, earlier, stored):
+    # an attachment uploaded whole is at /api/v3/attachments/{id}, never an upload pending
+    [(attachment_id, *_)] = stored.rows()
+    response = client.simulate_get(f"/api/v3/attachment_upload/{attachment_id}",
                                    headers=people.auth("ada"))
     assert_error(response, 404, "NotFound", NOT_FOUND)
     assert stored.snapshot() == earlier

@@ -20,7 +20,7 @@ from affix.storage.database import release_connections
 from support.content import md5
 from support.defaults import FROZEN_NOW
 from support.errors import (
-    NO_SUCH_ATTACHMENT, NOT_AUTHORIZED, UNAUTHENTICATED, WRONG_CREDENTIALS, assert_error,
+    MAY_NOT_UPLOAD, NO_SUCH_ATTACHMENT, UNAUTHENTICATED, WRONG_CREDENTIALS, assert_error,
     assert_unauthenticated,
 )
 from support.processes import open_files_below
@@ -366,7 +366,7 @@ def test_a_blank_or_non_text_answer_names_nobody(settings, people, catalog, answ
 def test_the_hosts_user_uploads_only_with_a_permission(client, people, catalog, stored):
     as_nora = {"X-Host-User": "nora"}
 
-    assert_error(simulate_upload(client, as_nora), 403, "MissingPermission", NOT_AUTHORIZED)
+    assert_error(simulate_upload(client, as_nora), 403, "MissingPermission", MAY_NOT_UPLOAD)
     assert stored.snapshot() == ([], {})
     assert users(catalog)[3:] == [(4, "nora", "nora", False, False)]
 

@@ -31,14 +31,17 @@ from support.client import get, upload, uploaded
 from support.content import png_bytes
 from support.defaults import FROZEN_NOW
 from support.errors import (
-    CANNOT_BE_CHANGED, DOES_NOT_EXIST, NO_SUCH_ATTACHMENT, NOT_AUTHORIZED, NOT_FOUND, assert_error,
+    CANNOT_BE_CHANGED, DOES_NOT_EXIST, MAY_NOT_UPLOAD, NO_SUCH_ATTACHMENT, NOT_AUTHORIZED,
+    NOT_FOUND, assert_error,
 )
 from support.state import containers, roles
 from support.work_packages import document, link
 
 hookimpl = pluggy.HookimplMarker("affix")
 
-MAY_NOT_DELETE = "You are not allowed to delete this attachment."
+MAY_NOT_DELETE = ("You are not allowed to delete this attachment. Missing permission: "
+                  "delete_from_folders.")
+MAY_NOT_ADD_TO_FOLDERS = f"{NOT_AUTHORIZED} Missing permission: add_to_folders."
 INTERNAL_ERROR = "An internal error has occurred."
 BUILTIN_LINE = ("builtin (affix built-in): "
                 "affix_container_types, affix_permissions, affix_upload_permissions")
@@ -96,7 +99,7 @@ def test_without_the_plugin_its_permission_authorises_nothing(settings, people, 
 
     response = upload(client_with(settings), people, "mia", content=b"minutes")
 
-    assert_error(response, 403, "MissingPermission", NOT_AUTHORIZED)
+    assert_error(response, 403, "MissingPermission", MAY_NOT_UPLOAD)
     assert stored.snapshot() == ([], {})
 
 
@@ -275,7 +278,7 @@ def test_a_refused_claim_for_a_folder_changes_nothing(
 
 
 @pytest.mark.parametrize("login, path, status, identifier, message", [
-    ("vic", folder_path(), 403, "MissingPermission", NOT_AUTHORIZED),
+    ("vic", folder_path(), 403, "MissingPermission", MAY_NOT_ADD_TO_FOLDERS),
     ("ann", folder_path(), 404, "NotFound", NOT_FOUND),
     ("nora", folder_path(), 404, "NotFound", NOT_FOUND),
     # work-package permissions count for nothing in folders

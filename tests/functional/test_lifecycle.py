@@ -174,7 +174,8 @@ def test_a_quarantined_attachment_in_a_container_is_deleted_by_who_may_delete_th
 
     if deleted == 403:
         assert_error(response, 403, "MissingPermission",
-                     "You are not allowed to delete this attachment.")
+                     "You are not allowed to delete this attachment. Missing permission: "
+                     "edit_work_packages.")
         assert stored.snapshot() == before
     else:
         assert response.status_code == 204

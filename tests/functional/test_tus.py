@@ -20,7 +20,7 @@ from affix.storage.resumable import LEASE_DURATION, LEASE_RENEWAL, ResumableUplo
 from affix.storage.stores import open_blob_store
 from support.content import md5, png_bytes, random_bytes
 from support.defaults import FROZEN_NOW, SMALL_LIMIT
-from support.errors import NOT_AUTHORIZED, NOT_FOUND, UNAVAILABLE, assert_error
+from support.errors import MAY_NOT_ADD_ATTACHMENTS, NOT_FOUND, UNAVAILABLE, assert_error
 from support.faults import OnCue
 from support.inspectors import Inspecting, Recorder
 from support.tus import (
@@ -816,7 +816,7 @@ def test_the_container_must_permit_the_upload(client, people, catalog, stored):
     href = f"/api/v3/work_packages/{work_package_id}"
     # Eve sees the work package but may not add to it; nobody finds one that is not there
     assert_error(create(client, people.auth("eve"), 3, filename="a.txt", container=href),
-                 403, "MissingPermission", NOT_AUTHORIZED)
+                 403, "MissingPermission", MAY_NOT_ADD_ATTACHMENTS)
     assert_error(create(client, people.auth("ada"), 3, filename="a.txt",
                         container=f"/api/v3/work_packages/{work_package_id + 1}"),
                  404, "NotFound", NOT_FOUND)
@@ -843,7 +843,7 @@ def test_a_permission_lost_before_the_last_byte_refuses_the_upload(
         catalog.RolePermission.delete().where(
             catalog.RolePermission.permission == "add_work_package_attachments").execute()
     assert_error(patch(client, auth, path, 10, CONTENT[10:]), 403, "MissingPermission",
-                 NOT_AUTHORIZED)
+                 MAY_NOT_ADD_ATTACHMENTS)
     assert uploads(catalog) == []
     assert attachments(catalog) == []
     assert blob_files(stored) == {} and partial_files(stored.blob_root) == {}

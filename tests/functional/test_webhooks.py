@@ -13,7 +13,7 @@ from support.cli import affix
 from support.client import upload, uploaded
 from support.content import KiB, md5
 from support.defaults import FROZEN_NOW, SMALL_LIMIT
-from support.errors import DOES_NOT_EXIST, NOT_AUTHORIZED, assert_error
+from support.errors import DOES_NOT_EXIST, MAY_NOT_UPLOAD, assert_error
 from support.state import containers, work_packages
 from support.webhooks import SECRET, outbox, outbox_entries, subscribe
 from support.work_packages import create, created, document, link
@@ -80,7 +80,7 @@ def test_without_subscriptions_nothing_is_written(client, people, catalog):
 
 
 @pytest.mark.parametrize("login, size, status, identifier, message, attribute", [
-    ("eve", 1, 403, "MissingPermission", NOT_AUTHORIZED, None),
+    ("eve", 1, 403, "MissingPermission", MAY_NOT_UPLOAD, None),
     ("bob", SMALL_LIMIT + 1, 422, "PropertyConstraintViolation",
      f"File is too large (maximum size is {SMALL_LIMIT} Bytes).", "fileSize"),
 ])

@@ -16,7 +16,10 @@ from affix.storage.orphans import remove_orphans
 from affix.storage.stores import open_blob_store
 from support.client import get, upload, uploaded
 from support.defaults import SMALL_LIMIT
-from support.errors import NOT_AUTHORIZED, assert_error
+from support.errors import (
+    MAY_NOT_ADD_WORK_PACKAGES, MAY_NOT_DELETE_WORK_PACKAGES, MAY_NOT_EDIT_WORK_PACKAGES,
+    MAY_NOT_VIEW_WORK_PACKAGES, assert_error,
+)
 from support.work_packages import create, document, link
 
 NO_SUCH_PROJECT = "The specified project does not exist."
@@ -65,6 +68,17 @@ def test_projects_are_listed_for_members_and_found_by_identifier(client, people,
                  NO_SUCH_PROJECT)
 
 
+def test_a_member_refused_in_a_project_is_told_the_permission_missing(client, people, stored):
+    # Bob may edit work packages in demo, but neither see nor add them; Eve may only see them
+    for path in ("/api/v3/projects/1/work_packages", "/api/v3/projects/demo/types"):
+        assert_error(get(client, people, "bob", path), 403, "MissingPermission",
+                     MAY_NOT_VIEW_WORK_PACKAGES)
+    assert_error(client.simulate_post("/api/v3/work_packages/form", json={"subject": "Roof"},
+                                      headers=people.auth("eve")),
+                 403, "MissingPermission", MAY_NOT_ADD_WORK_PACKAGES)
+    assert stored.snapshot() == ([], {})
+
+
 def test_types_statuses_and_priorities(client, people, catalog, nora):
     types = get(client, people, "eve", "/api/v3/types").json
     assert [t["name"] for t in types["_embedded"]["elements"]] == [
@@ -88,7 +102,7 @@ def test_types_statuses_and_priorities(client, people, catalog, nora):
                  "The specified type does not exist.")
     for path in ("/api/v3/types", "/api/v3/statuses/1", "/api/v3/priorities"):
         assert_error(get(client, people, "nora", path), 403, "MissingPermission",
-                     NOT_AUTHORIZED)
+                     MAY_NOT_VIEW_WORK_PACKAGES)
 
 
 def test_a_list_is_paged_in_the_database_with_openproject_links(client, people):
@@ -167,7 +181,7 @@ def test_a_bad_query_is_invalid_query(client, people, params, message):
 def test_a_list_shows_only_what_the_user_may_see(client, people, nora):
     made(client, people, "Roof")
     assert_error(get(client, people, "nora", "/api/v3/work_packages"), 403,
-                 "MissingPermission", NOT_AUTHORIZED)
+                 "MissingPermission", MAY_NOT_VIEW_WORK_PACKAGES)
     assert_error(get(client, people, "nora", "/api/v3/projects/demo/work_packages"), 404,
                  "NotFound", NO_SUCH_PROJECT)
 
@@ -217,7 +231,7 @@ def test_deleting_a_work_package_deletes_its_attachments_and_their_bytes(
     rows, files = stored.snapshot()
 
     assert_error(client.simulate_delete("/api/v3/work_packages/1", headers=people.auth("walt")),
-                 403, "MissingPermission", NOT_AUTHORIZED)
+                 403, "MissingPermission", MAY_NOT_DELETE_WORK_PACKAGES)
     assert stored.snapshot() == (rows, files)
 
     response = client.simulate_delete("/api/v3/work_packages/1", headers=people.auth("ada"))
@@ -338,7 +352,7 @@ def test_an_update_form_needs_the_current_lock_version(client, people, walt):
     assert_error(client.simulate_post("/api/v3/work_packages/1/form",
                                       json={"subject": "x", "lockVersion": 0},
                                       headers=people.auth("eve")),
-                 403, "MissingPermission", NOT_AUTHORIZED)
+                 403, "MissingPermission", MAY_NOT_EDIT_WORK_PACKAGES)
 
 
 def test_upload_helper_is_multipart(client, people):

@@ -6,6 +6,15 @@ REALM = 'Basic realm="affix"'
 UNAUTHENTICATED = "You need to be authenticated to access this resource."
 WRONG_CREDENTIALS = "You did not provide the correct credentials."
 NOT_AUTHORIZED = "You are not authorized to access this resource."
+# a 403 names the permission missing, or the several of which any one would do
+MAY_NOT_UPLOAD = (f"{NOT_AUTHORIZED} Missing permission: one of add_work_packages, "
+                  "edit_messages, edit_wiki_pages, edit_work_packages.")
+MAY_NOT_ADD_ATTACHMENTS = (f"{NOT_AUTHORIZED} Missing permission: one of "
+                           "add_work_package_attachments, edit_work_packages.")
+MAY_NOT_VIEW_WORK_PACKAGES = f"{NOT_AUTHORIZED} Missing permission: view_work_packages."
+MAY_NOT_ADD_WORK_PACKAGES = f"{NOT_AUTHORIZED} Missing permission: add_work_packages."
+MAY_NOT_EDIT_WORK_PACKAGES = f"{NOT_AUTHORIZED} Missing permission: edit_work_packages."
+MAY_NOT_DELETE_WORK_PACKAGES = f"{NOT_AUTHORIZED} Missing permission: delete_work_packages."
 NOT_FOUND = "The requested resource could not be found."
 NO_SUCH_ATTACHMENT = "The specified attachment does not exist."
 # a claim naming an attachment that is not there, or one already claimed elsewhere

@@ -5,13 +5,13 @@ import falcon.testing
 from affix.app import create_app
 from support.bodies import upload_body
 from support.defaults import FROZEN_NOW
-from support.errors import NOT_AUTHORIZED, hal_error
+from support.errors import MAY_NOT_UPLOAD, hal_error
 
 BUILTIN_PERMISSIONS = frozenset(
     {"edit_work_packages", "add_work_packages", "edit_messages", "edit_wiki_pages"}
 )
 UPLOADED = b"minutes of the last meeting"
-MISSING_PERMISSION = hal_error("MissingPermission", NOT_AUTHORIZED)
+MISSING_PERMISSION = hal_error("MissingPermission", MAY_NOT_UPLOAD)
 
 
 def post_upload(client, people, login):

@@ -35,7 +35,10 @@ from support.defaults import FROZEN_NOW, SMALL_LIMIT
 from support.direct_uploads import (
     PREPARE_PATH, complete, policy_of, prepare, prepared, send_to_store,
 )
-from support.errors import NOT_AUTHORIZED, NOT_FOUND, UNAVAILABLE, assert_error
+from support.errors import (
+    MAY_NOT_ADD_ATTACHMENTS, MAY_NOT_EDIT_WORK_PACKAGES, MAY_NOT_UPLOAD, NOT_FOUND, UNAVAILABLE,
+    assert_error,
+)
 from support.net import REQUEST_TIMEOUT
 from support.races import RACE_ROUNDS, RACE_TIMEOUT, race
 from support.scrape import metrics_listener, scrape_in_process
@@ -249,7 +252,7 @@ def test_a_direct_upload_into_a_plugin_s_container(settings, plugin_manager, peo
     path = "/api/v3/shelves/1/attachments/prepare"
     # Eve sees the shelf but may not add to it; nobody finds a shelf that is not there
     assert_error(prepare(client, people, "eve", {"fileName": "a.png", "fileSize": 3}, path),
-                 403, "MissingPermission", NOT_AUTHORIZED)
+                 403, "MissingPermission", MAY_NOT_EDIT_WORK_PACKAGES)
     assert_error(prepare(client, people, "bob", {"fileName": "a.png", "fileSize": 3},
                          "/api/v3/shelves/2/attachments/prepare"), 404, "NotFound", NOT_FOUND)
     assert_nothing_stored(catalog, s3_bucket)
@@ -420,9 +423,12 @@ def test_a_declared_content_type_off_the_allowlist_is_422(
 def test_prepare_needs_the_permission_an_upload_needs(client, people, catalog, s3_bucket):
     # Eve may only look: no upload anywhere, none into a work package she sees
     work_package_id = created(client, people, "ada")
-    for path in (PREPARE_PATH, f"/api/v3/work_packages/{work_package_id}/attachments/prepare"):
+    for path, message in (
+            (PREPARE_PATH, MAY_NOT_UPLOAD),
+            (f"/api/v3/work_packages/{work_package_id}/attachments/prepare",
+             MAY_NOT_ADD_ATTACHMENTS)):
         response = prepare(client, people, "eve", {"fileName": "a.png", "fileSize": 3}, path)
-        assert_error(response, 403, "MissingPermission", NOT_AUTHORIZED)
+        assert_error(response, 403, "MissingPermission", message)
     response = prepare(client, people, "ada", {"fileName": "a.png", "fileSize": 3},
                        f"/api/v3/work_packages/{work_package_id + 1}/attachments/prepare")
     assert_error(response, 404, "NotFound", NOT_FOUND)

@@ -21,7 +21,7 @@ import requests
 
 from affix.app.testing import basic_auth, upload_form
 from affix.storage.database import open_database
-from support.errors import NO_SUCH_ATTACHMENT, NOT_AUTHORIZED, NOT_FOUND, hal_error
+from support.errors import MAY_NOT_UPLOAD, NO_SUCH_ATTACHMENT, NOT_FOUND, hal_error
 from support.net import HOST, REQUEST_TIMEOUT, free_port
 from support.plugin_packages import MEETINGS_SOURCE, meetings_source_copy
 from support.processes import COMMAND_TIMEOUT, REPO_ROOT
@@ -40,7 +40,8 @@ MEETING_TITLE = "Sprint review"
 NO_EXECUTABLES = hal_error(
     "PropertyConstraintViolation", "Executable files are not accepted.", attribute="file"
 )
-MISSING_PERMISSION = hal_error("MissingPermission", NOT_AUTHORIZED)
+# without the plugin, editing meetings authorises no upload
+MISSING_PERMISSION = hal_error("MissingPermission", MAY_NOT_UPLOAD)
 NO_ROUTE = hal_error("NotFound", NOT_FOUND)
 NO_ATTACHMENT = hal_error("NotFound", NO_SUCH_ATTACHMENT)
 AGENDA = b"1. Welcome\n2. Demo of the new upload form\n3. Retrospective\n"

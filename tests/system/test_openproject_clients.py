@@ -331,7 +331,8 @@ def test_openproject_cli_attachment_flow(server, cli, project_id, tmp_path):
     refused = onlooker.run("wp", "delete", str(wp_id))
     assert (refused.returncode, refused.stdout) == (5, "")
     assert refused.stderr.endswith(
-        "error: You are not authorized to access this resource.\n"), refused.stderr
+        "error: You are not authorized to access this resource. Missing permission: "
+        "delete_work_packages.\n"), refused.stderr
     assert stored.snapshot() == before
     assert [w[0] for w in work_packages(stored.catalog)] == [wp_id]
     assert cli.json("wp", "delete", str(wp_id)) == {"deleted": wp_id}
