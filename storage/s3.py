@@ -17,12 +17,13 @@ import contextlib
 import dataclasses
 import datetime
 import logging
+import secrets
 import urllib.parse
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from affix.storage.blob_store import (
-    StorageError, StoreUnavailable, is_storage_key, new_storage_key,
+    PROBE_BYTES, StorageError, StoreUnavailable, is_storage_key, new_storage_key,
 )
 from affix.storage.models import utc_now
 
@@ -245,6 +246,14 @@ class S3BlobStore:
                 raise StorageError(
                     f"the bucket {self.bucket!r} does not exist: create it, or name another "
                     f"in AFFIX_STORAGE_URL") from error
+
+    def probe(self) -> None:
+        # a name no storage key has: neither gc nor a listing of blobs ever takes it for one
+        key = self.object_key(f".probe-{secrets.token_hex(8)}")
+        with as_storage_errors(f"write a probe object to s3://{self.bucket}/{key}"):
+            self.client.put_object(Bucket=self.bucket, Key=key, Body=PROBE_BYTES)
+        with as_storage_errors(f"remove the probe object s3://{self.bucket}/{key}"):
+            self.client.delete_object(Bucket=self.bucket, Key=key)
 
     def stage(self) -> StagedS3Blob:
         return StagedS3Blob(self)
