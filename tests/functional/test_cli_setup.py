@@ -143,3 +143,47 @@ def test_a_bad_serve_flag_is_one_line(tmp_path, monkeypatch, capsys, argv, line)
     monkeypatch.chdir(tmp_path)
     assert_usage_error(capsys, {}, ["serve", *argv], f"affix serve: error: {line}")
     assert list(tmp_path.iterdir()) == []
+
+
+def _not_a_number(least):
+    return f"must be a whole number of {least} or more, not"
+
+
+@pytest.mark.parametrize("argv, line", [
+    (["apikey", "create", "ada", "--expires", "0"], f"argument --expires: {_not_a_number(1)} '0'"),
+    (["apikey", "create", "ada", "--expires", "-2"],
+     f"argument --expires: {_not_a_number(1)} '-2'"),
+    (["apikey", "revoke", "x"], f"argument KEY_ID: {_not_a_number(1)} 'x'"),
+    (["gc", "--min-age", "-1"], f"argument --min-age: {_not_a_number(0)} '-1'"),
+    (["gc", "--min-age", "1.5"], f"argument --min-age: {_not_a_number(0)} '1.5'"),
+    (["scan", "--batch-size", "0"], f"argument --batch-size: {_not_a_number(1)} '0'"),
+    (["quarantine", "delete", "3", "1_000"], f"argument ID: {_not_a_number(1)} '1_000'"),
+    (["webhooks", "remove", " 2"], f"argument id: {_not_a_number(1)} ' 2'"),
+    # past what a database column holds: a one-line refusal, not the driver's overflow
+    (["webhooks", "remove", "9" * 19],
+     f"argument id: must be a whole number of at most 18 digits of 1 or more, not '{'9' * 19}'"),
+    (["webhooks", "run", "--poll-interval", "0"],
+     "argument --poll-interval: must be a number of seconds greater than 0 (2, 0.5), not '0'"),
+    (["webhooks", "run", "--poll-interval", "inf"],
+     "argument --poll-interval: must be a number of seconds greater than 0 (2, 0.5), not 'inf'"),
+    (["webhooks", "run", "--max-backoff", "-5"], f"argument --max-backoff: {_not_a_number(1)} '-5'"),
+    (["webhooks", "run", "--keep-delivered", "0"],
+     f"argument --keep-delivered: {_not_a_number(1)} '0'"),
+    (["upload", "--url", "http://127.0.0.1:9", "--work-package", "0", "a.bin"],
+     f"argument --work-package: {_not_a_number(1)} '0'"),
+])
+def test_a_bad_number_of_any_command_is_one_line(tmp_path, monkeypatch, capsys, argv, line):
+    monkeypatch.chdir(tmp_path)
+    command = " ".join(argv[:2] if argv[0] in ("apikey", "quarantine", "webhooks") else argv[:1])
+    assert_usage_error(capsys, {}, argv, f"affix {command}: error: {line}")
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("argv, value", [
+    (["gc", "--min-age", "0"], ("min_age", 0)),
+    (["webhooks", "run", "--poll-interval", "0.05"], ("poll_interval", 0.05)),
+    (["apikey", "create", "ada", "--expires", "30"], ("expires", 30)),
+])
+def test_a_number_in_range_is_taken(argv, value):
+    name, number = value
+    assert getattr(build_parser().parse_args(argv), name) == number
