@@ -121,7 +121,8 @@ def check_store(services, environ, serving):
         raise CheckFailed("store", f"{url}: {error}") from None
     except OSError as error:
         # the folder could not even be made
-        raise CheckFailed("store", f"{url}: {error.strerror}: {error.filename}") from None
+        raise CheckFailed("store", f"{url}: cannot make {error.filename}: {error.strerror}"
+                          ) from None
     kind = "object" if url.startswith("s3://") else "file"
     return f"{url}: a probe {kind} written and removed"
 
