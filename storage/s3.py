@@ -241,7 +241,13 @@ class S3BlobStore:
                 self.client.head_bucket(Bucket=self.bucket)
             except self.client.exceptions.ClientError as error:
                 # HeadBucket answers with a status and no body: 404 is the bucket's absence
-                if error.response.get("Error", {}).get("Code") not in ("404", "NoSuchBucket"):
+                code = error.response.get("Error", {}).get("Code")
+                if code == "403":
+                    raise StorageError(
+                        f"the bucket {self.bucket!r} refuses these keys (403 Forbidden): check "
+                        "AFFIX_S3_ACCESS_KEY_ID and AFFIX_S3_SECRET_ACCESS_KEY, and what they "
+                        "may do in the bucket") from error
+                if code not in ("404", "NoSuchBucket"):
                     raise
                 raise StorageError(
                     f"the bucket {self.bucket!r} does not exist: create it, or name another "

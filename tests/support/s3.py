@@ -41,14 +41,15 @@ def _answers(endpoint_url) -> bool:
 
 
 @contextlib.contextmanager
-def running_moto_server(log_path: Path):
+def running_moto_server(log_path: Path, **variables: str):
     """The endpoint URL of a moto server running on a free loopback port until the block
-    ends; its output goes to ``log_path``."""
+    ends; its output goes to ``log_path``; ``variables``: moto's settings
+    (``INITIAL_NO_AUTH_ACTION_COUNT="0"`` makes it check every key)."""
     port = free_port()
     endpoint_url = f"http://{HOST}:{port}"
     # no AWS settings of the caller's reach it
     environ = {name: value for name, value in os.environ.items()
-               if not name.startswith("AWS_")}
+               if not name.startswith("AWS_")} | variables
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "moto.server", "-H", HOST, "-p", str(port)],
