@@ -21,6 +21,8 @@ from affix.storage.migrations import LATEST_VERSION, MigrationError, schema_vers
 
 # the parts whose failure serve reports as a warning and starts anyway (see above)
 OUTSIDE_SERVICES = ("clamd", "webhooks")
+# what the line of a part says when affix does not use it (its check answers None)
+OFF = {"clamd": "virus scanning is off (AFFIX_SCAN_MODE)"}
 
 
 class CheckFailed(Exception):
@@ -100,6 +102,9 @@ def check_database(services, environ, serving):
             release_connections(database)
     except (peewee.OperationalError, peewee.InterfaceError) as error:
         raise CheckFailed("database", unreachable(settings.database_url, error)) from None
+    except peewee.DatabaseError as error:
+        # reached, and not a database: a file of something else at the SQLite file's path
+        raise CheckFailed("database", f"cannot read {shown}: {_first_line(error)}") from None
     except MigrationError as error:
         raise CheckFailed("database", f"{shown}: {error}") from None
     if version > LATEST_VERSION:
@@ -166,11 +171,11 @@ def run_checks(services, environ, out, err, *, serving=False):
     serve makes nothing before the store is known usable: a start refused for a missing bucket
     leaves no database whose admin key scrolled by unseen. Any other command looks at the
     database before the store, so that, run from the wrong folder, it makes no blob folder."""
-    database_and_store = ((check_store, check_database) if serving
-                          else (check_database, check_store))
-    for check in (check_settings, check_plugins, *database_and_store, check_clamd,
-                  check_webhooks):
-        part = check.__name__.removeprefix("check_")
+    database_and_store = ((("store", check_store), ("database", check_database)) if serving
+                          else (("database", check_database), ("store", check_store)))
+    for part, check in (("settings", check_settings), ("plugins", check_plugins),
+                        *database_and_store, ("clamd", check_clamd),
+                        ("webhooks", check_webhooks)):
         try:
             detail = check(services, environ, serving)
         except CheckFailed as failure:
@@ -181,7 +186,3 @@ def run_checks(services, environ, out, err, *, serving=False):
         if not serving:
             status, detail = ("ok", detail) if detail is not None else ("off", OFF[part])
             print(f"{status:<4}{part:<10}{detail}", file=out)
-
-
-# what a part that is not used says
-OFF = {"clamd": "virus scanning is off (AFFIX_SCAN_MODE)"}

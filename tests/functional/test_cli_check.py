@@ -104,6 +104,18 @@ def test_a_database_server_that_does_not_answer_is_one_line(tmp_path, capsys):
     assert not (tmp_path / "data").exists()
 
 
+def test_a_file_that_is_no_database_is_one_line(tmp_path, capsys):
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "affix.sqlite3").write_bytes(b"a note, not a database " * 100)
+    environ = {"AFFIX_DATA_DIR": str(data)}
+    assert affix(environ, "check") == (2, head(environ))
+    assert capsys.readouterr().err == (
+        f"affix: error: database: cannot read sqlite:///{data}/affix.sqlite3: file is not a "
+        "database\n")
+    assert (data / "affix.sqlite3").read_bytes() == b"a note, not a database " * 100
+
+
 def test_a_store_that_is_no_folder_is_one_line(environ, tmp_path, capsys):
     blocker = tmp_path / "a-file"
     blocker.write_bytes(b"not a folder")
