@@ -20,6 +20,23 @@ POINT_ELSEWHERE = ("run affix migrate (or affix serve) there first, or set AFFIX
 UNRESOLVABLE = "a" * 64 + ".example"
 
 
+class NeverStarted:
+    """Stands in for gunicorn, which a refused start never reaches."""
+
+    def __init__(self, settings, options, metrics_folder=None):
+        raise AssertionError("the server was started")
+
+
+class Started:
+    """Stands in for gunicorn: a start that goes on."""
+
+    def __init__(self, settings, options, metrics_folder=None):
+        pass
+
+    def run(self):
+        pass
+
+
 def head(environ):
     """The lines of the parts checked before the database."""
     return (f"ok  settings  data folder {environ['AFFIX_DATA_DIR']}\n"
@@ -101,7 +118,19 @@ def test_a_database_server_that_does_not_answer_is_one_line(tmp_path, capsys):
     assert capsys.readouterr().err == f"affix: error: database: {reason}\n"
     # every command that needs the database says the same, rather than a traceback
     assert_refused(capsys, environ, ["user", "list"], reason, status=2)
-    assert not (tmp_path / "data").exists()
+    # and serve stops at its database check, no key printed
+    out = io.StringIO()
+    assert main(["serve"], environ=environ, out=out, server=NeverStarted) == 2
+    assert (out.getvalue(), capsys.readouterr().err) == (
+        "", f"affix: error: database: {reason}\n")
+
+
+def test_a_bad_setting_is_the_one_line_before_any_part(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert affix({"AFFIX_MAX_ATTACHMENT_SIZE": "5MB"}, "check") == (2, "")
+    assert capsys.readouterr().err.startswith(
+        "affix: error: AFFIX_MAX_ATTACHMENT_SIZE must be a size: ")
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_a_file_that_is_no_database_is_one_line(tmp_path, capsys):
@@ -149,23 +178,6 @@ def test_each_webhook_receivers_host_must_resolve(environ, capsys):
     assert capsys.readouterr().err == (
         f"affix: error: webhooks: the host '{UNRESOLVABLE}' of webhook 4 does not resolve: "
         "encoding with 'idna' codec failed (UnicodeError: label empty or too long)\n")
-
-
-class NeverStarted:
-    """Stands in for gunicorn, which a refused start never reaches."""
-
-    def __init__(self, settings, options, metrics_folder=None):
-        raise AssertionError("the server was started")
-
-
-class Started:
-    """Stands in for gunicorn: a start that goes on."""
-
-    def __init__(self, settings, options, metrics_folder=None):
-        pass
-
-    def run(self):
-        pass
 
 
 def test_serve_stops_at_a_failing_check_before_the_key_and_makes_nothing(
