@@ -146,12 +146,12 @@ def check_clamd(services, environ, serving):
 def check_webhooks(services, environ, serving):
     catalog = services.catalog
     with catalog.database.connection_context():
-        subscriptions = services.outbox.subscriptions()
+        receivers = services.outbox.receivers()
     release_connections(catalog.database)
     # one look-up a host, named by its first subscription
     hosts: dict[str, int] = {}
-    for subscription in subscriptions:
-        hosts.setdefault(urllib.parse.urlsplit(subscription.url).hostname, subscription.id)
+    for subscription_id, url in receivers:
+        hosts.setdefault(urllib.parse.urlsplit(url).hostname, subscription_id)
     for host, subscription_id in hosts.items():
         try:
             socket.getaddrinfo(host, None)
