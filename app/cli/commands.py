@@ -663,8 +663,8 @@ def build_parser():
     serve.set_defaults(handler=cmd_serve, database=MAKES_DATABASE)
 
     check = commands.add_parser(
-        "check", help="check the settings and each part they point at (database, store, "
-                      "clamd, webhook receivers, plugins), one line each; makes nothing")
+        "check", help="check the settings and what they point at (plugins, database, store, "
+                      "clamd, webhook receivers), one line each; makes no database")
     # it looks for the database itself, as one of its checks
     check.set_defaults(handler=cmd_check, database=NO_DATABASE)
 
