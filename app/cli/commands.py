@@ -51,7 +51,10 @@ DEFAULT_HOST = "127.0.0.1"
 DEFAULT_BIND = f"{DEFAULT_HOST}:8000"
 # --bind: [HOST:]PORT, with an IPv6 host in brackets; an empty HOST is the default one
 _BIND = re.compile(r"(?:(?P<host>\[[0-9a-fA-F:.]+\]|[^\s:\[\]/]*):)?(?P<port>[0-9]{1,5})")
+# a count or an id: 18 digits fit every integer column
 _WHOLE_NUMBER = re.compile(r"[0-9]{1,18}")
+# the longest time a flag may name: a hundred years, well within what datetime counts
+LONGEST_SECONDS = 100 * 365 * 24 * 3600
 # a poll interval: up to a year, to the microsecond
 _SECONDS = re.compile(r"[0-9]{1,8}(?:\.[0-9]{1,6})?")
 # what a command does with the database: makes it where there is none (serve, migrate), needs
@@ -600,6 +603,20 @@ def _at_least_one(text):
     return _whole_number(text, 1)
 
 
+def _time_in(unit, seconds_each, least=1):
+    """The ``type=`` of a flag that names a time in ``unit``s: a whole number from ``least``
+    up to a hundred years (more would overflow datetime: a traceback, not a refusal)."""
+    most = LONGEST_SECONDS // seconds_each
+
+    def time_in_unit(text):
+        number = _whole_number(text, least)
+        if number > most:
+            raise argparse.ArgumentTypeError(
+                f"must be at most {most} {unit} (a hundred years), not {text!r}")
+        return number
+    return time_in_unit
+
+
 def _seconds(text):
     """A time in seconds greater than 0: 2, 0.05."""
     if _SECONDS.fullmatch(text) is None or float(text) == 0:
@@ -690,7 +707,7 @@ def build_parser():
         dest="action", required=True, metavar="ACTION")
     apikey_create = apikey.add_parser("create", help="create a key and print it once")
     apikey_create.add_argument("login")
-    apikey_create.add_argument("--expires", type=_at_least_one, metavar="DAYS",
+    apikey_create.add_argument("--expires", type=_time_in("days", 24 * 3600), metavar="DAYS",
                                help="refuse the key from this many days on (default: never)")
     apikey_create.set_defaults(handler=cmd_apikey_create)
     apikey_list = apikey.add_parser(
@@ -761,7 +778,8 @@ def build_parser():
     gc = commands.add_parser(
         "gc", help="delete stored blobs that no attachment references (left by a crash)")
     gc.add_argument(
-        "--min-age", type=_whole_number, default=DEFAULT_GC_MIN_AGE_MINUTES, metavar="MINUTES",
+        "--min-age", type=_time_in("minutes", 60, least=0), default=DEFAULT_GC_MIN_AGE_MINUTES,
+        metavar="MINUTES",
         help="only blobs older than this, which must exceed the longest upload "
              "(default %(default)s)")
     gc.add_argument("--dry-run", action="store_true", help="list them, delete nothing")
@@ -813,10 +831,10 @@ def build_parser():
         "--poll-interval", type=_seconds, default=1.0, metavar="SECONDS",
         help="how often to look for new events when idle (default %(default)s)")
     webhooks_run.add_argument(
-        "--max-backoff", type=_at_least_one, default=3600, metavar="SECONDS",
+        "--max-backoff", type=_time_in("seconds", 1), default=3600, metavar="SECONDS",
         help="the longest wait between two attempts of one delivery (default %(default)s)")
     webhooks_run.add_argument(
-        "--keep-delivered", type=_at_least_one, default=7 * 24, metavar="HOURS",
+        "--keep-delivered", type=_time_in("hours", 3600), default=7 * 24, metavar="HOURS",
         help="how long delivered events are kept before they are pruned (default %(default)s)")
     webhooks_run.set_defaults(handler=cmd_webhooks_run)
 

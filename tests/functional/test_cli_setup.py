@@ -170,6 +170,16 @@ def _not_a_number(least):
      f"argument --max-backoff: {_not_a_number(1)} '-5'"),
     (["webhooks", "run", "--keep-delivered", "0"],
      f"argument --keep-delivered: {_not_a_number(1)} '0'"),
+    # times past what datetime counts: an overflow's traceback before
+    (["apikey", "create", "ada", "--expires", "1000000000"],
+     "argument --expires: must be at most 36500 days (a hundred years), not '1000000000'"),
+    (["gc", "--min-age", "9" * 18],
+     f"argument --min-age: must be at most 52560000 minutes (a hundred years), not '{'9' * 18}'"),
+    (["webhooks", "run", "--max-backoff", "3153600001"],
+     "argument --max-backoff: must be at most 3153600000 seconds (a hundred years), not "
+     "'3153600001'"),
+    (["webhooks", "run", "--keep-delivered", "876001"],
+     "argument --keep-delivered: must be at most 876000 hours (a hundred years), not '876001'"),
     (["upload", "--url", "http://127.0.0.1:9", "--work-package", "0", "a.bin"],
      f"argument --work-package: {_not_a_number(1)} '0'"),
 ])
@@ -184,6 +194,8 @@ def test_a_bad_number_of_any_command_is_one_line(tmp_path, monkeypatch, capsys, 
     (["gc", "--min-age", "0"], ("min_age", 0)),
     (["webhooks", "run", "--poll-interval", "0.05"], ("poll_interval", 0.05)),
     (["apikey", "create", "ada", "--expires", "30"], ("expires", 30)),
+    (["apikey", "create", "ada", "--expires", "36500"], ("expires", 36500)),
+    (["webhooks", "run", "--keep-delivered", "876000"], ("keep_delivered", 876000)),
 ])
 def test_a_number_in_range_is_taken(argv, value):
     name, number = value
