@@ -197,7 +197,9 @@ class ClamdScanner:
         finally:
             connection.close()
         if not reply.startswith("ClamAV "):
-            raise ScannerUnavailable(f"clamd at {self.address} answered {reply!r} to VERSION")
+            # something else listens there (a web server, another daemon's socket)
+            raise ScannerUnavailable(f"clamd at {self.address} answered {reply[:80]!r} to "
+                                     "VERSION: is that clamd?")
         return reply
 
     def scan_file(self, file: BinaryIO) -> str | None:

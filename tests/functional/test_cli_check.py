@@ -3,6 +3,8 @@ reason in its line; nothing made, nothing left behind. ``affix serve`` runs the 
 before it prints a key or starts a worker. ``affix --version``."""
 import importlib.metadata
 import io
+import socket
+import threading
 
 import pytest
 
@@ -163,6 +165,28 @@ def test_clamd_that_does_not_answer_is_one_line(environ, tmp_path, capsys):
     assert capsys.readouterr().err == (
         f"affix: error: clamd: clamd at {address} cannot be reached: [Errno 2] No such file or "
         "directory\n")
+
+
+def test_something_else_than_clamd_at_its_address_is_one_line(environ, capsys):
+    """AFFIX_CLAMD pointed at a web server: it answers, but not as clamd would."""
+    with socket.create_server((HOST, 0)) as listener:
+        address = "%s:%d" % listener.getsockname()
+
+        def answer_as_a_web_server():
+            connection, _ = listener.accept()
+            with connection:
+                connection.recv(64)
+                connection.sendall(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+
+        web_server = threading.Thread(target=answer_as_a_web_server)
+        web_server.start()
+        environ.update(AFFIX_SCAN_MODE="after", AFFIX_CLAMD=address)
+        assert affix(environ, "check") == (
+            2, head(environ) + database_line(environ) + store_line(environ))
+        web_server.join()
+    assert capsys.readouterr().err == (
+        f"affix: error: clamd: clamd at {address} answered 'HTTP/1.1 400 Bad Request\\r\\n"
+        "Content-Length: 0' to VERSION: is that clamd?\n")
 
 
 def test_each_webhook_receivers_host_must_resolve(environ, capsys):
