@@ -104,23 +104,42 @@ def clamd_address(text: str) -> str | tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
+def _connected(address: str, timeout: float, command: bytes) -> socket.socket:
+    """A connection to clamd that sent ``command``."""
+    target = clamd_address(address)
+    connection = None
+    try:
+        if isinstance(target, str):
+            connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            connection.settimeout(timeout)
+            connection.connect(target)
+        else:
+            connection = socket.create_connection(target, timeout=timeout)
+        connection.sendall(command)
+    except OSError as error:
+        if connection is not None:
+            connection.close()
+        raise ScannerUnavailable(f"clamd at {address} cannot be reached: {error}") from None
+    return connection
+
+
+def _reply(connection: socket.socket) -> str:
+    """clamd's answer to the command sent on ``connection``, up to its closing NUL."""
+    received = b""
+    while not received.endswith(b"\0") and len(received) < _MAX_REPLY:
+        data = connection.recv(_MAX_REPLY)
+        if not data:
+            break
+        received += data
+    return received.rstrip(b"\0").decode("utf-8", "replace").strip()
+
+
 class ClamdStream:
     """One INSTREAM scan: connected when made, fed with :meth:`send`, answered by
     :meth:`finish`. Every failure is a :class:`ScannerUnavailable`."""
 
     def __init__(self, address: str, timeout: float) -> None:
-        target = clamd_address(address)
-        try:
-            if isinstance(target, str):
-                self._socket = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-                self._socket.settimeout(timeout)
-                self._socket.connect(target)
-            else:
-                self._socket = socket.create_connection(target, timeout=timeout)
-            self._socket.sendall(b"zINSTREAM\0")
-        except OSError as error:
-            self.close()
-            raise ScannerUnavailable(f"clamd at {address} cannot be reached: {error}") from None
+        self._socket = _connected(address, timeout, b"zINSTREAM\0")
         self._address = address
 
     def send(self, chunk: bytes) -> None:
@@ -141,7 +160,7 @@ class ClamdStream:
         except OSError as error:
             raise self._reason(f"sending to clamd at {self._address} failed: {error}") from None
         try:
-            reply = self._reply()
+            reply = _reply(self._socket)
         except OSError as error:
             raise ScannerUnavailable(f"clamd at {self._address} did not answer: {error}") from None
         finally:
@@ -155,18 +174,9 @@ class ClamdStream:
             return reply[len("stream: "):-len(" FOUND")]
         raise ScanRefused(f"clamd at {self._address} answered {reply!r}")
 
-    def _reply(self) -> str:
-        received = b""
-        while not received.endswith(b"\0") and len(received) < _MAX_REPLY:
-            data = self._socket.recv(_MAX_REPLY)
-            if not data:
-                break
-            received += data
-        return received.rstrip(b"\0").decode("utf-8", "replace").strip()
-
     def _reason(self, fallback: str) -> ScannerUnavailable:
         try:
-            reply = self._reply()
+            reply = _reply(self._socket)
         except OSError:
             reply = ""
         finally:
@@ -190,6 +200,21 @@ class ClamdScanner:
 
     def stream(self) -> ClamdStream:
         return ClamdStream(self.address, self.timeout)
+
+    def version(self) -> str:
+        """What clamd says it is (``ClamAV 1.0.7/27480/...``): that it answers now."""
+        connection = _connected(self.address, self.timeout, b"zVERSION\0")
+        try:
+            reply = _reply(connection)
+        except OSError as error:
+            raise ScannerUnavailable(f"clamd at {self.address} did not answer: {error}") from None
+        finally:
+            connection.close()
+        if not reply.startswith("ClamAV "):
+            # something else listens there (a web server, another daemon's socket)
+            raise ScannerUnavailable(f"clamd at {self.address} answered {reply[:80]!r} to "
+                                     "VERSION: is that clamd?")
+        return reply
 
     def scan_file(self, file: BinaryIO) -> str | None:
         """Scan a binary file object: the signature found, or None when clean."""

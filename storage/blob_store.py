@@ -35,6 +35,10 @@ class StoreFull(StorageError):
 _STORAGE_KEY = re.compile(r"([0-9a-f]{2})/(?:\1[0-9a-f]{30}|([0-9a-f]{2})/\1\2[0-9a-f]{28})")
 
 
+# what a store's probe writes and removes (``affix check``)
+PROBE_BYTES = b"affix probe\n"
+
+
 def new_storage_key() -> str:
     """A random, content-independent key under one of the :data:`FAN_OUT` prefixes."""
     token = secrets.token_hex(16)
@@ -88,6 +92,10 @@ class BlobStore(Protocol):
 
     def check_reachable(self) -> None:
         """Raise a :class:`StorageError` unless blobs can be stored now (one cheap call)."""
+
+    def probe(self) -> None:
+        """Write a few bytes where the store writes, and remove them: a :class:`StorageError`
+        unless writing works now (``affix check``: permissions a cheap call cannot see)."""
 
     def partial_store(self) -> "PartialStore":
         """Where the store keeps the bytes of resumable uploads in progress."""

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
 from affix.storage.blob_store import (
-    FAN_OUT, StorageError, StoreFull, is_storage_key, new_storage_key,
+    FAN_OUT, PROBE_BYTES, StorageError, StoreFull, is_storage_key, new_storage_key,
 )
 
 if TYPE_CHECKING:
@@ -152,6 +152,18 @@ class LocalBlobStore:
     def check_reachable(self) -> None:
         if not os.access(self.staging, os.W_OK | os.X_OK):
             raise StorageError(f"{self.staging} is not a folder affix can write to")
+
+    def probe(self) -> None:
+        # in staging, whose sweep removes what a crash between the two steps leaves
+        path = self.staging / f"probe-{secrets.token_hex(8)}"
+        try:
+            with open(path, "xb") as file:
+                file.write(PROBE_BYTES)
+                os.fsync(file.fileno())
+            path.unlink()
+        except OSError as error:
+            raise StorageError(f"could not write a probe file in {self.staging}: "
+                               f"{error.strerror}") from error
 
     def stage(self) -> StagedLocalBlob:
         return StagedLocalBlob(self)

@@ -99,6 +99,12 @@ class Outbox:
             subscription.waiting, subscription.last_error = waiting.get(subscription.id, (0, None))
         return subscriptions
 
+    def receivers(self) -> list[tuple[int, str]]:
+        """(id, URL) of every subscription, oldest first, read without the outbox's rows."""
+        Subscription = self.Subscription
+        return [(subscription.id, subscription.url) for subscription in
+                Subscription.select(Subscription.id, Subscription.url).order_by(Subscription.id)]
+
     def unsubscribe(self, subscription_id: int) -> int | None:
         """Remove a subscription and its undelivered events; how many of those there were, or
         None when there is no such subscription."""

@@ -17,12 +17,13 @@ import contextlib
 import dataclasses
 import datetime
 import logging
+import secrets
 import urllib.parse
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from affix.storage.blob_store import (
-    StorageError, StoreUnavailable, is_storage_key, new_storage_key,
+    PROBE_BYTES, StorageError, StoreUnavailable, is_storage_key, new_storage_key,
 )
 from affix.storage.models import utc_now
 
@@ -256,7 +257,13 @@ class S3BlobStore:
                 self.client.head_bucket(Bucket=self.bucket)
             except self.client.exceptions.ClientError as error:
                 # HeadBucket answers with a status and no body: 404 is the bucket's absence
-                if error.response.get("Error", {}).get("Code") not in ("404", "NoSuchBucket"):
+                code = error.response.get("Error", {}).get("Code")
+                if code == "403":
+                    raise StorageError(
+                        f"the bucket {self.bucket!r} refuses these keys (403 Forbidden): check "
+                        "AFFIX_S3_ACCESS_KEY_ID and AFFIX_S3_SECRET_ACCESS_KEY, and what they "
+                        "may do in the bucket") from error
+                if code not in ("404", "NoSuchBucket"):
                     raise
                 raise StorageError(
                     f"the bucket {self.bucket!r} does not exist: create it (affix storage init "
@@ -283,6 +290,14 @@ class S3BlobStore:
                 # made by another of our commands meanwhile
                 return False
         return True
+
+    def probe(self) -> None:
+        # a name no storage key has: neither gc nor a listing of blobs ever takes it for one
+        key = self.object_key(f".probe-{secrets.token_hex(8)}")
+        with as_storage_errors(f"write a probe object to s3://{self.bucket}/{key}"):
+            self.client.put_object(Bucket=self.bucket, Key=key, Body=PROBE_BYTES)
+        with as_storage_errors(f"remove the probe object s3://{self.bucket}/{key}"):
+            self.client.delete_object(Bucket=self.bucket, Key=key)
 
     def stage(self) -> StagedS3Blob:
         return StagedS3Blob(self)

@@ -8,6 +8,7 @@ import argparse
 import datetime
 import difflib
 import functools
+import importlib.metadata
 import os
 import re
 import secrets
@@ -18,10 +19,12 @@ import peewee
 from gunicorn.app.base import BaseApplication
 
 from affix.app import connect_catalog, create_app, database_exists
+from affix.app.cli.checks import CheckFailed, no_database, run_checks, unreachable
 from affix.app.composition import compose
 from affix.app.accounts.management import (
     AccountError, delete_user, find_user, keys_of, revoke_key, revoke_keys, set_locked,
 )
+from affix.app.accounts import listings
 from affix.app.accounts.auth import issue_api_key
 from affix.app.http.logs import AccessLogger, logging_config
 from affix.app.metrics import mark_worker_dead, use_multiprocess_folder
@@ -52,6 +55,12 @@ DEFAULT_HOST = "127.0.0.1"
 DEFAULT_BIND = f"{DEFAULT_HOST}:8000"
 # --bind: [HOST:]PORT, with an IPv6 host in brackets; an empty HOST is the default one
 _BIND = re.compile(r"(?:(?P<host>\[[0-9a-fA-F:.]+\]|[^\s:\[\]/]*):)?(?P<port>[0-9]{1,5})")
+# a count or an id: 18 digits fit every integer column
+_WHOLE_NUMBER = re.compile(r"[0-9]{1,18}")
+# the longest time a flag may name: a hundred years, well within what datetime counts
+LONGEST_SECONDS = 100 * 365 * 24 * 3600
+# a poll interval: up to a year, to the microsecond
+_SECONDS = re.compile(r"[0-9]{1,8}(?:\.[0-9]{1,6})?")
 # what a command does with the database: makes it where there is none (serve, migrate), needs
 # it there, or never opens it
 MAKES_DATABASE, NEEDS_DATABASE, NO_DATABASE = "makes", "needs", "none"
@@ -116,17 +125,13 @@ def sweep_staging(services, cutoff=None) -> int:
     return services.blob_store.sweep_staging(cutoff, keep=frozenset(in_use))
 
 
-def cmd_serve(args, services, out, server=AffixServer):
+def cmd_serve(args, services, out, environ, server=AffixServer):
     """``server``: gunicorn's, or what stands in for it."""
     settings = services.settings
-    # a broken plugin stops the start here, with one message, rather than in every worker
-    services.plugin_manager  # noqa: B018
-    # before the database is made and the admin's key printed: a store that cannot be used
-    # (a bucket that does not exist) would fail the first upload, after the key scrolled by
-    try:
-        services.blob_store.check_reachable()
-    except StorageError as error:
-        raise SetupError(f"AFFIX_STORAGE_URL: {error}") from None
+    # before the admin's key is printed and the workers fork: a broken plugin stops the start
+    # here, with one message, rather than in every worker; a store that cannot be used (a
+    # bucket that does not exist) would fail the first upload, after the key scrolled by
+    run_checks(services, environ, out, sys.stderr, serving=True)
     catalog = services.catalog
     ensure_admin(catalog, out, args.bind)
     with catalog.database.connection_context():
@@ -161,6 +166,10 @@ def cmd_serve(args, services, out, server=AffixServer):
         options["child_exit"] = lambda arbiter, worker: mark_worker_dead(metrics_folder,
                                                                          worker.pid)
     server(settings, options, metrics_folder).run()
+
+
+def cmd_check(args, services, out, environ):
+    run_checks(services, environ, out, sys.stderr)
 
 
 def cmd_user_add(args, services, out):
@@ -199,10 +208,18 @@ def cmd_user_delete(args, services, out):
           f"now show the author {deleted_user.name!r} (id {deleted_user.id})", file=out)
 
 
+def cmd_user_list(args, services, out):
+    catalog = services.catalog
+    with catalog.database.connection_context():
+        found = listings.users(catalog)
+    for user in found:
+        marks = [mark for mark, holds in (("admin", user.admin), ("locked", user.locked))
+                 if holds]
+        print(f"{user.id}\t{user.login}\t{user.name}\t{', '.join(marks) or '-'}", file=out)
+    print(_plural(len(found), "user"), file=out)
+
+
 def cmd_apikey_create(args, services, out):
-    if args.expires is not None and args.expires <= 0:
-        raise CommandError(f"--expires must be a whole number of days greater than 0, "
-                           f"not {args.expires}")
     catalog = services.catalog
     now = utc_now()
     expires_at = None if args.expires is None else now + datetime.timedelta(days=args.expires)
@@ -262,6 +279,15 @@ def cmd_project_add(args, services, out):
     print(f"created project {project.identifier!r} (id {project.id})", file=out)
 
 
+def cmd_project_list(args, services, out):
+    catalog = services.catalog
+    with catalog.database.connection_context():
+        found = listings.projects(catalog)
+    for project in found:
+        print(f"{project.id}\t{project.identifier}\t{project.name}", file=out)
+    print(_plural(len(found), "project"), file=out)
+
+
 def cmd_role_add(args, services, out):
     catalog = services.catalog
     # before a connection is opened: making the container types ends the ones plugins used
@@ -281,6 +307,15 @@ def cmd_role_add(args, services, out):
             catalog.RolePermission.create(role=role, permission=permission)
     print(f"created role {role.name!r} with {', '.join(dict.fromkeys(args.permissions))}",
           file=out)
+
+
+def cmd_role_list(args, services, out):
+    catalog = services.catalog
+    with catalog.database.connection_context():
+        found = listings.roles(catalog)
+    for role, permissions in found:
+        print(f"{role.id}\t{role.name}\t{', '.join(permissions) or '-'}", file=out)
+    print(_plural(len(found), "role"), file=out)
 
 
 def cmd_member_add(args, services, out):
@@ -311,6 +346,22 @@ def cmd_storage_init(args, services, out):
     except StorageError as error:
         raise CommandError(str(error)) from None
     print(f"created {place}" if made else f"{place} exists already: nothing to do", file=out)
+
+
+def cmd_member_list(args, services, out):
+    catalog = services.catalog
+    with catalog.database.connection_context():
+        found = listings.members(catalog, args.project)
+    for user, roles in found:
+        print(f"{user.id}\t{user.login}\t{', '.join(roles)}", file=out)
+    print(f"{_plural(len(found), 'member')} of {args.project!r}", file=out)
+
+
+def cmd_member_remove(args, services, out):
+    catalog = services.catalog
+    with catalog.database.connection_context():
+        taken = listings.remove_member(catalog, args.project, args.login)
+    print(f"removed {args.login!r} from {args.project!r} (roles: {', '.join(taken)})", file=out)
 
 
 # the kinds of work-package attributes the CLI manages: command, model, its flag and what the
@@ -522,11 +573,6 @@ def cmd_webhooks_remove(args, services, out):
 
 
 def cmd_webhooks_run(args, services, out):
-    for option, value in (("--poll-interval", args.poll_interval),
-                          ("--max-backoff", args.max_backoff),
-                          ("--keep-delivered", args.keep_delivered)):
-        if not value > 0:
-            raise CommandError(f"{option} must be greater than 0, not {value}")
     policy = DeliveryPolicy(
         max_backoff=datetime.timedelta(seconds=args.max_backoff),
         keep_delivered=datetime.timedelta(hours=args.keep_delivered))
@@ -554,10 +600,44 @@ def _size_argument(text):
     return size
 
 
-def _at_least_one(text):
-    if not text.strip().isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"must be a whole number of 1 or more, not {text!r}")
+def _whole_number(text, least=0):
+    """A count, an age, an id of a flag or an argument: what a database stores as an integer
+    (int() alone would take " 3", "1_000", digits of other scripts, and numbers past any
+    column's range)."""
+    if _WHOLE_NUMBER.fullmatch(text) is None:
+        digits = " of at most 18 digits" if text.isascii() and text.isdigit() else ""
+        raise argparse.ArgumentTypeError(
+            f"must be a whole number{digits} of {least} or more, not {text!r}")
+    if int(text) < least:
+        raise argparse.ArgumentTypeError(f"must be a whole number of {least} or more, "
+                                         f"not {text!r}")
     return int(text)
+
+
+def _at_least_one(text):
+    return _whole_number(text, 1)
+
+
+def _time_in(unit, seconds_each, least=1):
+    """The ``type=`` of a flag that names a time in ``unit``s: a whole number from ``least``
+    up to a hundred years (more would overflow datetime: a traceback, not a refusal)."""
+    most = LONGEST_SECONDS // seconds_each
+
+    def time_in_unit(text):
+        number = _whole_number(text, least)
+        if number > most:
+            raise argparse.ArgumentTypeError(
+                f"must be at most {most} {unit} (a hundred years), not {text!r}")
+        return number
+    return time_in_unit
+
+
+def _seconds(text):
+    """A time in seconds greater than 0: 2, 0.05."""
+    if _SECONDS.fullmatch(text) is None or float(text) == 0:
+        raise argparse.ArgumentTypeError(
+            f"must be a number of seconds greater than 0 (2, 0.5), not {text!r}")
+    return float(text)
 
 
 def _bind_address(text):
@@ -589,6 +669,15 @@ def cmd_upload(args, environ, out):
                         chunk_size=args.chunk_size, environ=environ, out=out, err=sys.stderr)
 
 
+def installed_version():
+    """The version of the affix distribution installed; a clone run without installing it
+    has none."""
+    try:
+        return importlib.metadata.version("affix")
+    except importlib.metadata.PackageNotFoundError:
+        return "(not installed: pip install . in affix's folder)"
+
+
 def build_parser():
     parser = OneLineParser(prog="affix", description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -596,6 +685,7 @@ def build_parser():
         help=f"the settings file (default: ${CONFIG_VARIABLE}, else the first of ./affix.toml, "
              "$XDG_CONFIG_HOME/affix/affix.toml, /etc/affix/affix.toml); AFFIX_* variables "
              "win over its keys")
+    parser.add_argument("--version", action="version", version=f"affix {installed_version()}")
     # each command that makes the database, or never opens it, says so
     parser.set_defaults(database=NEEDS_DATABASE)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -609,6 +699,12 @@ def build_parser():
                        help="threads per process (default 8)")
     serve.set_defaults(handler=cmd_serve, database=MAKES_DATABASE)
 
+    check = commands.add_parser(
+        "check", help="check the settings and what they point at (plugins, database, store, "
+                      "clamd, webhook receivers), one line each; makes no database")
+    # it looks for the database itself, as one of its checks
+    check.set_defaults(handler=cmd_check, database=NO_DATABASE)
+
     user = commands.add_parser("user", help="manage users").add_subparsers(
         dest="action", required=True, metavar="ACTION")
     user_add = user.add_parser("add", help="create a user")
@@ -616,6 +712,8 @@ def build_parser():
     user_add.add_argument("--name", help="display name (default: the login)")
     user_add.add_argument("--admin", action="store_true", help="make the user an admin")
     user_add.set_defaults(handler=cmd_user_add)
+    user.add_parser("list", help="every user, tab-separated: id, login, name, admin/locked"
+                    ).set_defaults(handler=cmd_user_list)
     for action, handler, what in (
             ("lock", cmd_user_lock, "refuse every API key of a user, at once, on every node"),
             ("unlock", cmd_user_unlock, "accept a locked user's keys again"),
@@ -629,7 +727,7 @@ def build_parser():
         dest="action", required=True, metavar="ACTION")
     apikey_create = apikey.add_parser("create", help="create a key and print it once")
     apikey_create.add_argument("login", help="the user the key authenticates")
-    apikey_create.add_argument("--expires", type=int, metavar="DAYS",
+    apikey_create.add_argument("--expires", type=_time_in("days", 24 * 3600), metavar="DAYS",
                                help="refuse the key from this many days on (default: never)")
     apikey_create.set_defaults(handler=cmd_apikey_create)
     apikey_list = apikey.add_parser(
@@ -638,7 +736,7 @@ def build_parser():
     apikey_list.set_defaults(handler=cmd_apikey_list)
     apikey_revoke = apikey.add_parser(
         "revoke", help="delete a key (or every key of a user), refused at once on every node")
-    apikey_revoke.add_argument("id", nargs="?", type=int, metavar="KEY_ID",
+    apikey_revoke.add_argument("id", nargs="?", type=_at_least_one, metavar="KEY_ID",
                                help="the key's id, as apikey list shows it")
     apikey_revoke.add_argument("--all", metavar="USER", help="every key of this user")
     apikey_revoke.set_defaults(handler=cmd_apikey_revoke)
@@ -649,6 +747,8 @@ def build_parser():
     project_add.add_argument("identifier", help="the project's identifier, as in its URLs")
     project_add.add_argument("--name", help="display name (default: the identifier)")
     project_add.set_defaults(handler=cmd_project_add)
+    project.add_parser("list", help="every project, tab-separated: id, identifier, name"
+                       ).set_defaults(handler=cmd_project_list)
 
     role = commands.add_parser("role", help="manage roles").add_subparsers(
         dest="action", required=True, metavar="ACTION")
@@ -657,6 +757,8 @@ def build_parser():
     role_add.add_argument("permissions", nargs="+", metavar="PERMISSION",
                           help="a permission the role holds (affix's or a plugin's)")
     role_add.set_defaults(handler=cmd_role_add)
+    role.add_parser("list", help="every role, tab-separated: id, name, permissions"
+                    ).set_defaults(handler=cmd_role_list)
 
     member = commands.add_parser("member", help="manage memberships").add_subparsers(
         dest="action", required=True, metavar="ACTION")
@@ -665,6 +767,14 @@ def build_parser():
     member_add.add_argument("project", help="the project's identifier")
     member_add.add_argument("role", help="the role's name")
     member_add.set_defaults(handler=cmd_member_add)
+    member_list = member.add_parser(
+        "list", help="the members of a project, tab-separated: user id, login, roles")
+    member_list.add_argument("project", help="the project's identifier")
+    member_list.set_defaults(handler=cmd_member_list)
+    member_remove = member.add_parser("remove", help="take every role of a user in a project")
+    member_remove.add_argument("project", help="the project's identifier")
+    member_remove.add_argument("login", metavar="USER", help="the user's login")
+    member_remove.set_defaults(handler=cmd_member_remove)
 
     for command, (_, _, flag_word) in ATTRIBUTE_COMMANDS.items():
         plural = "priorities" if command == "priority" else (
@@ -690,7 +800,8 @@ def build_parser():
     gc = commands.add_parser(
         "gc", help="delete stored blobs that no attachment references (left by a crash)")
     gc.add_argument(
-        "--min-age", type=int, default=DEFAULT_GC_MIN_AGE_MINUTES, metavar="MINUTES",
+        "--min-age", type=_time_in("minutes", 60, least=0), default=DEFAULT_GC_MIN_AGE_MINUTES,
+        metavar="MINUTES",
         help="only blobs older than this, which must exceed the longest upload "
              "(default %(default)s)")
     gc.add_argument("--dry-run", action="store_true", help="list them, delete nothing")
@@ -701,7 +812,8 @@ def build_parser():
                      "or kept unscanned)")
     scan.add_argument("--rescan", action="store_true",
                       help="first mark every scanned attachment for rescan (new signatures)")
-    scan.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE, metavar="ROWS",
+    scan.add_argument("--batch-size", type=_at_least_one, default=DEFAULT_BATCH_SIZE,
+                      metavar="ROWS",
                       help="rows read at a time (default %(default)s)")
     scan.set_defaults(handler=cmd_scan)
 
@@ -711,7 +823,7 @@ def build_parser():
     quarantine.add_parser("list", help="list them, tab-separated").set_defaults(
         handler=cmd_quarantine_list)
     quarantine_delete = quarantine.add_parser("delete", help="delete them, rows and bytes")
-    quarantine_delete.add_argument("ids", nargs="*", type=int, metavar="ID",
+    quarantine_delete.add_argument("ids", nargs="*", type=_at_least_one, metavar="ID",
                                    help="a quarantined attachment's id")
     quarantine_delete.add_argument("--all", action="store_true", help="every one of them")
     quarantine_delete.set_defaults(handler=cmd_quarantine_delete)
@@ -735,17 +847,18 @@ def build_parser():
     webhooks_list.set_defaults(handler=cmd_webhooks_list)
     webhooks_remove = webhooks.add_parser(
         "remove", help="delete a subscription and its undelivered events")
-    webhooks_remove.add_argument("id", type=int, help="the subscription's id, as list shows it")
+    webhooks_remove.add_argument("id", type=_at_least_one,
+                                 help="the subscription's id, as list shows it")
     webhooks_remove.set_defaults(handler=cmd_webhooks_remove)
     webhooks_run = webhooks.add_parser("run", help="deliver the events, until stopped")
     webhooks_run.add_argument(
-        "--poll-interval", type=float, default=1.0, metavar="SECONDS",
+        "--poll-interval", type=_seconds, default=1.0, metavar="SECONDS",
         help="how often to look for new events when idle (default %(default)s)")
     webhooks_run.add_argument(
-        "--max-backoff", type=int, default=3600, metavar="SECONDS",
+        "--max-backoff", type=_time_in("seconds", 1), default=3600, metavar="SECONDS",
         help="the longest wait between two attempts of one delivery (default %(default)s)")
     webhooks_run.add_argument(
-        "--keep-delivered", type=int, default=7 * 24, metavar="HOURS",
+        "--keep-delivered", type=_time_in("hours", 3600), default=7 * 24, metavar="HOURS",
         help="how long delivered events are kept before they are pruned (default %(default)s)")
     webhooks_run.set_defaults(handler=cmd_webhooks_run)
 
@@ -755,7 +868,7 @@ def build_parser():
     upload.add_argument("files", nargs="+", metavar="FILE", help="a file to upload")
     upload.add_argument("--url", required=True,
                         help="the server, e.g. https://openproject.example.com")
-    upload.add_argument("--work-package", type=int, metavar="ID",
+    upload.add_argument("--work-package", type=_at_least_one, metavar="ID",
                         help="attach to this work package (default: upload without a "
                              "container, to claim later)")
     upload.add_argument("--description", metavar="TEXT", help="each file's description")
@@ -785,34 +898,6 @@ def build_parser():
     return parser
 
 
-def no_database(settings, environ) -> str:
-    """Where a command looked for the database it did not find, and how to point it
-    elsewhere; never the URL's password."""
-    source = settings.config_file
-    from_file = set() if source is None else source.variables
-    if settings.database_url.startswith("sqlite:///"):
-        where = settings.database_url.removeprefix("sqlite:///")
-        if "AFFIX_DATABASE_URL" in environ:
-            how = "from AFFIX_DATABASE_URL"
-        elif "AFFIX_DATABASE_URL" in from_file:
-            how = f"database_url of {source.path}"
-        elif environ.get("AFFIX_DATA_DIR"):
-            how = f"AFFIX_DATA_DIR={environ['AFFIX_DATA_DIR']}"
-        elif "AFFIX_DATA_DIR" in from_file:
-            how = f"data_dir of {source.path}"
-        else:
-            how = f"AFFIX_DATA_DIR unset: ./var of {os.getcwd()}"
-        found = f"no database at {where} ({how})"
-    else:
-        url = urllib.parse.urlsplit(settings.database_url)
-        named_by = ("AFFIX_DATABASE_URL" if "AFFIX_DATABASE_URL" not in from_file
-                    else f"database_url of {source.path}")
-        found = f"no affix tables in the database {url.hostname}{url.path} of {named_by}"
-    return (f"{found}: run affix migrate (or affix serve) there first, or set AFFIX_DATA_DIR "
-            "or AFFIX_DATABASE_URL (or data_dir or database_url in affix.toml) to the one "
-            "affix serve uses")
-
-
 def main(argv=None, environ=None, out=None, *, server=AffixServer):
     """``server``: what ``affix serve`` runs, gunicorn's server unless a test stands in.
 
@@ -828,13 +913,21 @@ def main(argv=None, environ=None, out=None, *, server=AffixServer):
         return cmd_upload(args, environ, out)
     try:
         settings = load_settings(environ, args.config)
-        if args.database == NEEDS_DATABASE and not database_exists(settings):
-            raise SetupError(no_database(settings, environ))
+        if args.database == NEEDS_DATABASE:
+            try:
+                found = database_exists(settings)
+            except (peewee.OperationalError, peewee.InterfaceError) as error:
+                raise SetupError(unreachable(settings.database_url, error)) from None
+            if not found:
+                raise SetupError(no_database(settings, environ))
         services = compose(settings)
-        handler = (functools.partial(cmd_serve, server=server) if args.handler is cmd_serve
-                   else args.handler)
+        handler = args.handler
+        if handler is cmd_serve:
+            handler = functools.partial(cmd_serve, environ=environ, server=server)
+        elif handler is cmd_check:
+            handler = functools.partial(cmd_check, environ=environ)
         handler(args, services, out)
-    except (SettingsError, SetupError) as error:
+    except (SettingsError, SetupError, CheckFailed) as error:
         print(f"affix: error: {error}", file=sys.stderr)
         return 2
     except (CommandError, AccountError, PluginError, MigrationError) as error:

@@ -8,13 +8,10 @@ import pytest
 
 from affix.app.cli.commands import build_parser
 from affix.app.settings import Settings
-from support.cli import affix, assert_refused, assert_usage_error, run_ok
+from support.cli import POINT_ELSEWHERE, affix, assert_refused, assert_usage_error, run_ok
 from support.content import MiB
 from support.migrations import APPLIED_ALL
 
-POINT_ELSEWHERE = ("run affix migrate (or affix serve) there first, or set AFFIX_DATA_DIR or "
-                   "AFFIX_DATABASE_URL (or data_dir or database_url in affix.toml) to the one "
-                   "affix serve uses")
 SIZE_FORMS = "bytes (5242880), or K, M, G with or without iB (5M, 5MiB: 1024-based)"
 
 
@@ -144,3 +141,60 @@ def test_a_bad_serve_flag_is_one_line(tmp_path, monkeypatch, capsys, argv, line)
     monkeypatch.chdir(tmp_path)
     assert_usage_error(capsys, {}, ["serve", *argv], f"affix serve: error: {line}")
     assert list(tmp_path.iterdir()) == []
+
+
+def _not_a_number(least):
+    return f"must be a whole number of {least} or more, not"
+
+
+@pytest.mark.parametrize("argv, line", [
+    (["apikey", "create", "ada", "--expires", "0"], f"argument --expires: {_not_a_number(1)} '0'"),
+    (["apikey", "create", "ada", "--expires", "-2"],
+     f"argument --expires: {_not_a_number(1)} '-2'"),
+    (["apikey", "revoke", "x"], f"argument KEY_ID: {_not_a_number(1)} 'x'"),
+    (["gc", "--min-age", "-1"], f"argument --min-age: {_not_a_number(0)} '-1'"),
+    (["gc", "--min-age", "1.5"], f"argument --min-age: {_not_a_number(0)} '1.5'"),
+    (["scan", "--batch-size", "0"], f"argument --batch-size: {_not_a_number(1)} '0'"),
+    (["quarantine", "delete", "3", "1_000"], f"argument ID: {_not_a_number(1)} '1_000'"),
+    (["webhooks", "remove", " 2"], f"argument id: {_not_a_number(1)} ' 2'"),
+    # past what a database column holds: a one-line refusal, not the driver's overflow
+    (["webhooks", "remove", "9" * 19],
+     f"argument id: must be a whole number of at most 18 digits of 1 or more, not '{'9' * 19}'"),
+    (["webhooks", "run", "--poll-interval", "0"],
+     "argument --poll-interval: must be a number of seconds greater than 0 (2, 0.5), not '0'"),
+    (["webhooks", "run", "--poll-interval", "inf"],
+     "argument --poll-interval: must be a number of seconds greater than 0 (2, 0.5), not 'inf'"),
+    (["webhooks", "run", "--max-backoff", "-5"],
+     f"argument --max-backoff: {_not_a_number(1)} '-5'"),
+    (["webhooks", "run", "--keep-delivered", "0"],
+     f"argument --keep-delivered: {_not_a_number(1)} '0'"),
+    # times past what datetime counts: an overflow's traceback before
+    (["apikey", "create", "ada", "--expires", "1000000000"],
+     "argument --expires: must be at most 36500 days (a hundred years), not '1000000000'"),
+    (["gc", "--min-age", "9" * 18],
+     f"argument --min-age: must be at most 52560000 minutes (a hundred years), not '{'9' * 18}'"),
+    (["webhooks", "run", "--max-backoff", "3153600001"],
+     "argument --max-backoff: must be at most 3153600000 seconds (a hundred years), not "
+     "'3153600001'"),
+    (["webhooks", "run", "--keep-delivered", "876001"],
+     "argument --keep-delivered: must be at most 876000 hours (a hundred years), not '876001'"),
+    (["upload", "--url", "http://127.0.0.1:9", "--work-package", "0", "a.bin"],
+     f"argument --work-package: {_not_a_number(1)} '0'"),
+])
+def test_a_bad_number_of_any_command_is_one_line(tmp_path, monkeypatch, capsys, argv, line):
+    monkeypatch.chdir(tmp_path)
+    command = " ".join(argv[:2] if argv[0] in ("apikey", "quarantine", "webhooks") else argv[:1])
+    assert_usage_error(capsys, {}, argv, f"affix {command}: error: {line}")
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("argv, value", [
+    (["gc", "--min-age", "0"], ("min_age", 0)),
+    (["webhooks", "run", "--poll-interval", "0.05"], ("poll_interval", 0.05)),
+    (["apikey", "create", "ada", "--expires", "30"], ("expires", 30)),
+    (["apikey", "create", "ada", "--expires", "36500"], ("expires", 36500)),
+    (["webhooks", "run", "--keep-delivered", "876000"], ("keep_delivered", 876000)),
+])
+def test_a_number_in_range_is_taken(argv, value):
+    name, number = value
+    assert getattr(build_parser().parse_args(argv), name) == number

@@ -11,7 +11,7 @@ from affix.app.cli.commands import main
 from affix.app.composition import compose
 from affix.app.config_file import SYSTEM_FILE
 from affix.app.settings import load_settings
-from support.cli import affix, assert_refused, assert_usage_error, run_ok
+from support.cli import POINT_ELSEWHERE, affix, assert_refused, assert_usage_error, run_ok
 from support.content import MiB
 from support.migrations import APPLIED_ALL
 from support.processes import REPO_ROOT
@@ -74,9 +74,7 @@ def test_a_command_on_the_files_database_never_made_says_where_it_looked(
     config = write_config(tmp_path / "etc", 'data_dir = "data"\n')
     assert_refused(capsys, {"AFFIX_CONFIG": str(config)}, ["user", "add", "carol"],
                    f"no database at {config.parent}/data/affix.sqlite3 (data_dir of {config}): "
-                   "run affix migrate (or affix serve) there first, or set AFFIX_DATA_DIR or "
-                   "AFFIX_DATABASE_URL (or data_dir or database_url in affix.toml) to the one "
-                   "affix serve uses", status=2)
+                   f"{POINT_ELSEWHERE}", status=2)
     assert sorted(path.name for path in config.parent.iterdir()) == ["affix.toml"]
     assert list(elsewhere.iterdir()) == []
 

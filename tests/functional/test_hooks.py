@@ -912,11 +912,15 @@ def test_serve_with_a_plugin_that_fails_to_import_prints_one_line_and_starts_not
     status = cli.main(["serve", "--bind", "127.0.0.1:0"], environ=environ, out=io.StringIO(),
                       server=NeverStarted)
 
-    assert status == 1
-    assert capsys.readouterr() == ("", f"affix: error: {broken}\n")
+    # the line of the failing check, as affix check says it
+    assert status == 2
+    assert capsys.readouterr() == ("", f"affix: error: plugins: {broken}\n")
     assert started == []
     # stopped before the data dir or the database was made
     assert not (tmp_path / "data").exists()
+    assert affix(environ, "check") == (
+        2, f"ok  settings  data folder {environ['AFFIX_DATA_DIR']}\n")
+    assert capsys.readouterr().err == f"affix: error: plugins: {broken}\n"
 
 
 def test_disabling_a_broken_plugin_lets_the_start_proceed(broken, site, environ, settings):

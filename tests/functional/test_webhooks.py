@@ -190,9 +190,6 @@ def test_affix_webhooks_add_with_events_and_a_secret_prints_no_secret(environ, c
      f"unknown event 'attachment.renamed'; known events: {', '.join(ALL)}"),
     (["add", URL, "--secret", "too short"], "a webhook secret has 16 to 255 characters"),
     (["remove", "1"], "no webhook 1"),
-    (["run", "--poll-interval", "0"], "--poll-interval must be greater than 0, not 0.0"),
-    (["run", "--max-backoff", "-5"], "--max-backoff must be greater than 0, not -5"),
-    (["run", "--keep-delivered", "0"], "--keep-delivered must be greater than 0, not 0"),
 ])
 def test_affix_webhooks_refuses_bad_input_and_changes_nothing(
         capsys, environ, cli_catalog, argv, message):

@@ -14,6 +14,11 @@ BUILT_IN_PERMISSIONS = (
     "edit_wiki_pages, edit_work_packages, view_work_packages"
 )
 
+# how the message of a command that found no database ends
+POINT_ELSEWHERE = ("run affix migrate (or affix serve) there first, or set AFFIX_DATA_DIR or "
+                   "AFFIX_DATABASE_URL (or data_dir or database_url in affix.toml) to the one "
+                   "affix serve uses")
+
 
 @pytest.fixture
 def environ(tmp_path, databases):

@@ -41,10 +41,10 @@ def _answers(endpoint_url) -> bool:
 
 
 @contextlib.contextmanager
-def running_moto_server(log_path: Path, **variables):
+def running_moto_server(log_path: Path, **variables: str):
     """The endpoint URL of a moto server running on a free loopback port until the block
-    ends; its output goes to ``log_path``; ``variables`` are moto's own settings
-    (``INITIAL_NO_AUTH_ACTION_COUNT="0"``: a server that checks credentials)."""
+    ends; its output goes to ``log_path``; ``variables``: moto's settings
+    (``INITIAL_NO_AUTH_ACTION_COUNT="0"`` makes it check every key)."""
     port = free_port()
     endpoint_url = f"http://{HOST}:{port}"
     # no AWS settings of the caller's reach it
@@ -122,6 +122,15 @@ def s3_server(tmp_path_factory):
     """The endpoint URL of a moto server shared by the whole session."""
     log_path = tmp_path_factory.mktemp("moto") / "moto.log"
     with running_moto_server(log_path) as endpoint_url:
+        yield endpoint_url
+
+
+@pytest.fixture(scope="session")
+def s3_server_checking_keys(tmp_path_factory):
+    """A moto server that checks every key, as S3 does, against its IAM users: it has none, so
+    it refuses every key."""
+    log_path = tmp_path_factory.mktemp("moto-keys") / "moto.log"
+    with running_moto_server(log_path, INITIAL_NO_AUTH_ACTION_COUNT="0") as endpoint_url:
         yield endpoint_url
 
 

@@ -6,17 +6,9 @@ import uuid
 import pytest
 
 from support.cli import affix, assert_refused
-from support.s3 import running_moto_server, s3_environ
+from support.s3 import s3_environ
 
 pytestmark = pytest.mark.system
-
-
-@pytest.fixture(scope="module")
-def checking_server(tmp_path_factory):
-    """A moto server that checks credentials, as S3 does: it knows none of ours."""
-    log_path = tmp_path_factory.mktemp("moto-auth") / "moto.log"
-    with running_moto_server(log_path, INITIAL_NO_AUTH_ACTION_COUNT="0") as endpoint_url:
-        yield endpoint_url
 
 
 def environ_for(endpoint_url, bucket, data_dir) -> dict:
@@ -51,8 +43,8 @@ def test_storage_init_leaves_an_existing_bucket_and_its_objects(tmp_path, s3_ser
     assert s3_bucket.objects() == {"blobs/kept": b"kept"}
 
 
-def test_storage_init_refused_by_s3_is_one_line(tmp_path, checking_server, capsys):
-    environ = environ_for(checking_server, "affix-refused", tmp_path / "data")
+def test_storage_init_refused_by_s3_is_one_line(tmp_path, s3_server_checking_keys, capsys):
+    environ = environ_for(s3_server_checking_keys, "affix-refused", tmp_path / "data")
     assert_refused(capsys, environ, ["storage", "init"],
                    "could not create the bucket 'affix-refused': An error occurred "
                    "(InvalidAccessKeyId) when calling the CreateBucket operation: The AWS Access "

@@ -1,0 +1,96 @@
+"""The listing commands an operator expects (issue #25): ``affix user list``, ``project list``,
+``role list``, ``member list PROJECT``, tab-separated with a count last, like ``apikey list``; and
+``affix member remove PROJECT USER``, which refuses in one line and changes nothing when there is
+nothing to remove."""
+import pytest
+
+from affix.app import open_catalog
+from affix.app.settings import Settings
+from support.cli import assert_refused, run_ok
+
+
+@pytest.fixture
+def cli_catalog(environ):
+    catalog = open_catalog(Settings.from_environ(environ))
+    yield catalog
+    catalog.database.close()
+
+
+def memberships(catalog):
+    with catalog.database.connection_context():
+        return sorted((m.user.login, m.project.identifier, m.role.name)
+                      for m in catalog.Membership.select())
+
+
+@pytest.fixture
+def team(cli_catalog):
+    """Two projects, two roles; ada holds both roles in apollo, bob one, and carol one in
+    gemini. Written straight to the database: ``test_cli.py`` tests the commands that add
+    them."""
+    catalog = cli_catalog
+    with catalog.database.connection_context(), catalog.write_transaction():
+        ada, bob, carol = (
+            catalog.User.create(login="ada", name="Ada Lovelace", admin=True),
+            catalog.User.create(login="bob", name="bob", locked=True),
+            catalog.User.create(login="carol", name="carol"))
+        apollo, gemini = (catalog.Project.create(identifier="apollo", name="Apollo 11"),
+                          catalog.Project.create(identifier="gemini", name="gemini"))
+        reviewer, developer = (catalog.Role.create(name="reviewer"),
+                               catalog.Role.create(name="developer"))
+        for role, permission in ((reviewer, "view_work_packages"),
+                                 (developer, "view_work_packages"),
+                                 (developer, "add_work_packages")):
+            catalog.RolePermission.create(role=role, permission=permission)
+        for user, project, role in ((ada, apollo, reviewer), (ada, apollo, developer),
+                                    (bob, apollo, reviewer), (carol, gemini, developer)):
+            catalog.Membership.create(user=user, project=project, role=role)
+
+
+def test_the_listings_show_every_row_tab_separated_with_a_count(environ, team):
+    # a deleted user's placeholder is nobody an operator can name: it is not listed
+    run_ok(environ, "user", "add", "dora")
+    run_ok(environ, "user", "delete", "dora")
+    assert run_ok(environ, "user", "list") == (
+        "1\tada\tAda Lovelace\tadmin\n"
+        "2\tbob\tbob\tlocked\n"
+        "3\tcarol\tcarol\t-\n"
+        "3 users\n")
+    assert run_ok(environ, "project", "list") == (
+        "1\tapollo\tApollo 11\n"
+        "2\tgemini\tgemini\n"
+        "2 projects\n")
+    assert run_ok(environ, "role", "list") == (
+        "1\treviewer\tview_work_packages\n"
+        "2\tdeveloper\tadd_work_packages, view_work_packages\n"
+        "2 roles\n")
+    assert run_ok(environ, "member", "list", "apollo") == (
+        "1\tada\tdeveloper, reviewer\n"
+        "2\tbob\treviewer\n"
+        "2 members of 'apollo'\n")
+
+
+def test_the_listings_of_a_fresh_install_are_a_count_of_nothing(environ):
+    assert run_ok(environ, "user", "list") == "0 users\n"
+    assert run_ok(environ, "project", "list") == "0 projects\n"
+    assert run_ok(environ, "role", "list") == "0 roles\n"
+
+
+def test_member_remove_takes_every_role_of_the_user_in_that_project_only(
+        environ, team, cli_catalog):
+    assert run_ok(environ, "member", "remove", "apollo", "ada") == (
+        "removed 'ada' from 'apollo' (roles: developer, reviewer)\n")
+    assert memberships(cli_catalog) == [("bob", "apollo", "reviewer"),
+                                        ("carol", "gemini", "developer")]
+    assert run_ok(environ, "member", "list", "apollo") == "2\tbob\treviewer\n1 member of 'apollo'\n"
+
+
+def test_member_commands_naming_what_is_not_there_refuse_and_change_nothing(
+        environ, team, cli_catalog, capsys):
+    before = memberships(cli_catalog)
+    for argv, message in (
+            (["remove", "apollo", "carol"], "'carol' is no member of 'apollo'"),
+            (["remove", "nowhere", "ada"], "no project 'nowhere'"),
+            (["remove", "apollo", "nobody"], "no user with the login 'nobody'"),
+            (["list", "nowhere"], "no project 'nowhere'")):
+        assert_refused(capsys, environ, ["member", *argv], message)
+        assert memberships(cli_catalog) == before
