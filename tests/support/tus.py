@@ -59,6 +59,15 @@ def head(client, auth, path):
     return client.simulate_head(path, headers={**auth, **TUS})
 
 
+def concat_states(catalog):
+    """(token, Upload-Concat, token joined into, length deferred) of every resumable upload."""
+    with catalog.database.connection_context():
+        return [(token, concat, joined_into, bool(deferred))
+                for token, concat, joined_into, deferred in catalog.database.execute_sql(
+                    'SELECT "token", "concat", "joined_into", "length_deferred" '
+                    'FROM "resumable_uploads" ORDER BY "id"').fetchall()]
+
+
 def uploads(catalog):
     """(token, received, upload length, attachment id) of every resumable upload."""
     with catalog.database.connection_context():
@@ -102,3 +111,24 @@ def attachment_of(link_header) -> int:
     match = re.fullmatch(r'</api/v3/attachments/(\d+)>; rel="attachment"', link_header or "")
     assert match, link_header
     return int(match[1])
+
+
+def attachments(catalog):
+    """(id, file name, size, md5, content type, status, container) of every attachment."""
+    with catalog.database.connection_context():
+        Attachment = catalog.Attachment
+        return [(a.id, a.file_name, a.file_size, a.md5, a.content_type, a.status,
+                 a.container_type, a.container_id)
+                for a in Attachment.select().order_by(Attachment.id)]
+
+
+def blob_files(stored) -> dict:
+    """Every file of the blob folder but the partial uploads."""
+    return {path: data for path, data in stored.files().items() if not path.startswith(".tus/")}
+
+
+def assert_nothing_left(catalog, stored):
+    """No upload, no attachment, no byte anywhere in the store."""
+    assert uploads(catalog) == []
+    assert attachments(catalog) == []
+    assert stored.files() == {}
