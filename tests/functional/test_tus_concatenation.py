@@ -344,3 +344,22 @@ def test_a_partial_upload_of_deferred_length_joins_once_declared(client, people,
     assert patch(client, auth, path, 3, b"", headers={"Upload-Length": "3"}).status_code == 204
     assert final(client, auth, path, filename="abc.txt").status_code == 201
     assert [row[1:4] for row in attachments(catalog)] == [("abc.txt", 3, md5(b"abc"))]
+
+
+def test_options_and_the_spec_describe_both_extensions(client):
+    extensions = client.simulate_options(TUS_PATH).headers["tus-extension"].split(",")
+    assert {"concatenation", "creation-defer-length"} <= set(extensions)
+    paths = client.simulate_get("/api/v3/spec.json").json["paths"]
+
+    def parameters(path, method):
+        return {each["name"]: each.get("required", False)
+                for each in paths[path][method]["parameters"] if each["in"] == "header"}
+
+    assert parameters(TUS_PATH, "post") == {
+        "Tus-Resumable": True, "Upload-Length": False, "Upload-Defer-Length": False,
+        "Upload-Concat": False, "Upload-Metadata": False, "Upload-Checksum": False}
+    assert parameters(f"{TUS_PATH}/{{id}}", "patch") == {
+        "Tus-Resumable": True, "Upload-Offset": True, "Upload-Length": False,
+        "Upload-Checksum": False}
+    assert {"Upload-Concat", "Upload-Defer-Length"} <= set(
+        paths[f"{TUS_PATH}/{{id}}"]["head"]["responses"]["200"]["headers"])
