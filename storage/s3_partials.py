@@ -26,7 +26,7 @@ import dataclasses
 import logging
 from collections.abc import Iterable, Sequence
 
-from affix.storage.partials import PARTIALS_DIR
+from affix.storage.partials import COPY_CHUNK_SIZE, PARTIALS_DIR
 from affix.storage.resumable import Progress
 from affix.storage.s3 import (
     PART_SIZE, S3BlobStore, as_storage_errors, store_errors,
@@ -233,7 +233,8 @@ class S3Partials:
                         progress = self._copy_part(progress, source)
                         continue
                     with store.open(source.storage_key) as stream:
-                        while chunk := stream.read(PART_SIZE - len(buffer)):
+                        while chunk := stream.read(
+                                min(COPY_CHUNK_SIZE, PART_SIZE - len(buffer))):
                             buffer += chunk
                             if len(buffer) == PART_SIZE:
                                 progress = self._upload_part(progress, buffer)

@@ -3,6 +3,7 @@ store: partial uploads joined by a final one into one attachment, every refusal 
 upload with what is stored after it, and uploads whose length the client declares late."""
 import dataclasses
 import datetime
+import tracemalloc
 
 import falcon.testing
 import pytest
@@ -12,12 +13,12 @@ from affix.storage.cleanup import remove_expired_resumable_uploads
 from affix.storage.partials import LocalPartials
 from affix.storage.resumable import ResumableUploads
 from affix.storage.stores import open_blob_store
-from support.content import md5, png_bytes
+from support.content import MiB, md5, png_bytes, random_bytes
 from support.defaults import FROZEN_NOW
 from support.errors import assert_error
 from support.tus import (
     TUS, TUS_PATH, assert_nothing_left, attachments, blob_files, concat_states, created,
-    encode_metadata, head, partial_files, patch, token_of, uploads,
+    encode_metadata, final, head, partial, partial_files, patch, token_of, uploads,
 )
 from support.webhooks import outbox, subscribe
 from support.work_packages import created as created_work_package
@@ -38,25 +39,6 @@ def app_with(settings, plugin_manager, **changes):
     return falcon.testing.TestClient(create_app(
         dataclasses.replace(settings, **changes), plugin_manager=plugin_manager,
         clock=lambda: FROZEN_NOW))
-
-
-def partial(client, auth, data, *, sent=None):
-    """The path of a new partial upload of ``data``, ``sent`` bytes of it sent (all)."""
-    response = client.simulate_post(TUS_PATH, headers={
-        **auth, **TUS, "Upload-Length": str(len(data)), "Upload-Concat": "partial"})
-    assert response.status_code == 201, response.json
-    path = response.headers["location"]
-    sent = len(data) if sent is None else sent
-    if sent:
-        assert patch(client, auth, path, 0, data[:sent]).status_code == 204
-    return path
-
-
-def final(client, auth, *urls, headers=None, **metadata):
-    metadata = metadata or {"filename": "picture.png"}
-    return client.simulate_post(TUS_PATH, headers={
-        **auth, **TUS, "Upload-Concat": "final;" + " ".join(urls),
-        "Upload-Metadata": encode_metadata(**metadata), **(headers or {})})
 
 
 def thirds(data):
@@ -111,6 +93,25 @@ def test_partial_uploads_joined_by_a_final_one_become_one_attachment(
     assert_error(patch(client, auth, path, len(PICTURE), b"more"), 403, "MissingPermission",
                  FINAL_IS_NO_TARGET)
     assert list(blob_files(stored).values()) == [PICTURE]
+
+
+def test_joining_holds_a_chunk_of_the_file_in_memory_not_the_file(
+        settings, plugin_manager, people, catalog, stored):
+    client = app_with(settings, plugin_manager, max_attachment_size=32 * MiB)
+    auth = people.auth("ada")
+    content = random_bytes(24 * MiB, seed=30)
+    paths = [partial(client, auth, content[start:start + 8 * MiB])
+             for start in range(0, len(content), 8 * MiB)]
+    tracemalloc.start()
+    try:
+        response = final(client, auth, *paths)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert response.status_code == 201, response.json
+    assert [row[3] for row in attachments(catalog)] == [md5(content)]
+    # joining copies a MiB at a time, finishing reads a MiB at a time
+    assert peak < 3 * MiB, peak
 
 
 def test_a_final_upload_into_a_work_package_asks_its_permission(client, people, catalog):

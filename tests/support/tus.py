@@ -49,6 +49,26 @@ def created(client, auth, length, **metadata) -> str:
     return response.headers["location"]
 
 
+def partial(client, auth, data, *, sent=None):
+    """The path of a new partial upload of ``data``, ``sent`` bytes of it sent (all)."""
+    response = client.simulate_post(TUS_PATH, headers={
+        **auth, **TUS, "Upload-Length": str(len(data)), "Upload-Concat": "partial"})
+    assert response.status_code == 201, response.json
+    path = response.headers["location"]
+    sent = len(data) if sent is None else sent
+    if sent:
+        assert patch(client, auth, path, 0, data[:sent]).status_code == 204
+    return path
+
+
+def final(client, auth, *urls, headers=None, **metadata):
+    """POST the final upload that joins the partial uploads at ``urls``."""
+    metadata = metadata or {"filename": "joined.bin"}
+    return client.simulate_post(TUS_PATH, headers={
+        **auth, **TUS, "Upload-Concat": "final;" + " ".join(urls),
+        "Upload-Metadata": encode_metadata(**metadata), **(headers or {})})
+
+
 def patch(client, auth, path, offset, data, headers=None):
     return client.simulate_patch(path, body=data, headers={
         **auth, **TUS, "Upload-Offset": str(offset), "Content-Type": OFFSET_OCTET_STREAM,
