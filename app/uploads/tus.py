@@ -153,8 +153,13 @@ class TusUploads:
         ``partial_urls`` ({url as the client wrote it: token}, in order), finished as an
         upload whose last byte arrived: (upload, Finished). Every partial upload is checked
         and leased before a byte is joined; a refusal leaves them as they were. Once joined,
-        their bytes go and their rows remember the final upload until they expire."""
+        their bytes go and their rows remember the final upload until they expire; the same
+        final upload sent again (its answer was lost, or finishing failed for a passing
+        reason) answers the one they were joined into, finished."""
         self.service.require_may_upload(user, kind, container)
+        sent_before = self._final_sent_before(user, partial_urls)
+        if sent_before is not None:
+            return self._finished_again(sent_before)
         leased = []
         try:
             for url, token in partial_urls.items():
@@ -171,6 +176,36 @@ class TusUploads:
         finally:
             for partial, lease in leased:
                 self._table.release_lease(partial, lease)
+
+    def _final_sent_before(self, user, partial_urls):
+        """``user``'s final upload that joined the partial uploads ``partial_urls`` named in
+        the same order, or None."""
+        partials = [self._table.by_token(token) for token in partial_urls.values()]
+        if any(partial is None or partial.author_id != user.id for partial in partials):
+            return None
+        finals = {partial.joined_into for partial in partials}
+        if len(finals) != 1 or None in finals:
+            return None
+        final = self._table.by_token(finals.pop())
+        if (final is None or final.author_id != user.id
+                or final.concat != FINAL + " ".join(partial_urls)):
+            return None
+        return final
+
+    def _finished_again(self, upload):
+        """The complete ``upload`` as a client that sends its last request again finds it:
+        finished now when an earlier try failed for a passing reason or a crash cut it short.
+        (upload, Finished or None), as :meth:`append`."""
+        lease = self._lease(upload)
+        try:
+            current = self._table.reread(upload)
+            if current is None:
+                raise upload_not_found()
+            finished = (None if self.attachment_of(current) is not None
+                        else self._finish(current, lease))
+        finally:
+            self._table.release_lease(upload, lease)
+        return current, finished
 
     def _joinable(self, user, url, token):
         """``user``'s finished partial upload ``token``, named by ``url``, that no final

@@ -9,13 +9,15 @@ import falcon.testing
 import pytest
 
 from affix.app import create_app
+from affix.storage.blob_store import StoreUnavailable
 from affix.storage.cleanup import remove_expired_resumable_uploads
 from affix.storage.partials import LocalPartials
 from affix.storage.resumable import ResumableUploads
 from affix.storage.stores import open_blob_store
 from support.content import MiB, md5, png_bytes, random_bytes
 from support.defaults import FROZEN_NOW
-from support.errors import assert_error
+from support.errors import UNAVAILABLE, assert_error
+from support.inspectors import Inspecting, Recorder
 from support.tus import (
     TUS, TUS_PATH, assert_nothing_left, attachments, blob_files, concat_states, created,
     encode_metadata, final, head, partial, partial_files, patch, token_of, uploads,
@@ -112,6 +114,58 @@ def test_joining_holds_a_chunk_of_the_file_in_memory_not_the_file(
     assert [row[3] for row in attachments(catalog)] == [md5(content)]
     # joining copies a MiB at a time, finishing reads a MiB at a time
     assert peak < 3 * MiB, peak
+
+
+@pytest.mark.on_cue("partials")
+def test_a_final_upload_sent_again_after_a_passing_failure_is_finished_then(
+        client, people, catalog, stored, services):
+    auth = people.auth("ada")
+    paths = [partial(client, auth, part) for part in thirds(PICTURE)]
+    services.partials.fail_once("commit", StoreUnavailable("the disk is away"))
+    assert_error(final(client, auth, *paths), 503, "ServiceUnavailable", UNAVAILABLE)
+    # joined, every byte kept, no attachment yet
+    *joined, (token, concat, *_) = concat_states(catalog)
+    assert [row[2] for row in joined] == [token] * 3
+    assert [row[5] for row in attachments(catalog)] == ["prepared"]
+    assert partial_files(stored.blob_root) == {token: PICTURE}
+
+    # tus-js-client sends the final upload again: it is the one it made, finished now
+    retried = final(client, auth, *paths)
+    assert retried.status_code == 201, retried.json
+    assert token_of(retried.headers["location"]) == token
+    [(attachment_id, *row)] = attachments(catalog)
+    assert row[2:5] == [md5(PICTURE), "image/png", "uploaded"]
+    assert list(blob_files(stored).values()) == [PICTURE]
+    # and once more, as after an answer that got lost: the same attachment
+    again = final(client, auth, *paths)
+    assert (again.status_code, again.headers["link"]) == (201, retried.headers["link"])
+    assert len(attachments(catalog)) == 1
+    # the partial uploads named otherwise are refused
+    assert final(client, auth, *reversed(paths)).status_code == 400
+
+
+def test_inspectors_see_the_joined_bytes_once_in_order(client, people, plugin_manager):
+    recorder = Recorder()
+    plugin = Inspecting(recorder)
+    plugin_manager.register(plugin)
+    auth = people.auth("ada")
+    paths = [partial(client, auth, part) for part in thirds(PICTURE)]
+    assert plugin.asked == []
+    assert final(client, auth, *paths).status_code == 201
+    assert plugin.asked == [("ada", None)]
+    assert b"".join(recorder.chunks) == PICTURE
+    assert [(upload.size, upload.md5) for upload in recorder.judged] == [
+        (len(PICTURE), md5(PICTURE))]
+
+
+def test_a_partial_upload_over_the_limit_is_413_before_anything_is_stored(
+        settings, plugin_manager, people, catalog, stored):
+    client = app_with(settings, plugin_manager, tus_max_size=1000)
+    response = client.simulate_post(TUS_PATH, headers={
+        **people.auth("ada"), **TUS, "Upload-Length": "1001", "Upload-Concat": "partial"})
+    assert_error(response, 413, "PropertyConstraintViolation",
+                 "File is too large (maximum size is 1000 Bytes).")
+    assert_nothing_left(catalog, stored)
 
 
 def test_a_final_upload_into_a_work_package_asks_its_permission(client, people, catalog):
