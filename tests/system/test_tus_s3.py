@@ -97,7 +97,7 @@ def test_parts_go_to_a_multipart_upload_and_the_rest_waits_in_the_bucket(
 
 
 def test_partial_uploads_are_joined_in_the_bucket_a_part_at_a_time_at_most(
-        client, people, catalog, s3_bucket):
+        client, people, catalog, s3_bucket, settings, clock):
     auth = people.auth("ada")
     # a part of its own (copied in the bucket, UploadPartCopy), one smaller than a part, and one
     # after it (both through the worker, a part at a time)
@@ -120,6 +120,18 @@ def test_partial_uploads_are_joined_in_the_bucket_a_part_at_a_time_at_most(
     assert [row[2] for row in concat_states(catalog)] == [final_token] * 3 + [None]
     # one part gathered while joining (8 MiB), and a chunk of what is read
     assert peak < PART_SIZE + 2 * MiB, peak
+
+    # an unfinished partial upload expires as any upload: its multipart upload is aborted
+    partial(client, auth, CONTENT[:10 * MiB], sent=9 * MiB)
+    assert len(s3_bucket.pending_uploads()) == 1
+    clock.advance(datetime.timedelta(days=2))
+    with catalog.database.connection_context():
+        blob_store = open_blob_store(settings.storage_url, settings.s3)
+        assert remove_expired_resumable_uploads(
+            ResumableUploads(catalog), open_partial_store(blob_store), blob_store, clock()) == 5
+    assert uploads(catalog) == []
+    assert s3_bucket.objects() == {f"{PREFIX}/{record.storage_key}": CONTENT}
+    assert s3_bucket.pending_uploads() == []
 
 
 def test_a_file_smaller_than_a_part_is_the_staged_rest_copied(client, people, catalog,
