@@ -163,9 +163,10 @@ class TusUploads:
         leased = []
         try:
             for url, token in partial_urls.items():
-                lease = self._lease(self._joinable(user, url, token))
+                partial = self._joinable(user, url, token)
+                leased.append((partial, self._lease(partial)))
                 # read again under the lease: a PATCH or another final may have come between
-                leased.append((self._joinable(user, url, token), lease))
+                leased[-1] = (self._joinable(user, url, token), leased[-1][1])
             length = sum(partial.upload_length for partial, _ in leased)
             if length > self.max_size:
                 raise too_large(self.max_size)
@@ -188,7 +189,8 @@ class TusUploads:
             return None
         final = self._table.by_token(finals.pop())
         if (final is None or final.author_id != user.id
-                or final.concat != FINAL + " ".join(partial_urls)):
+                or final.concat != FINAL + " ".join(partial_urls)
+                or final.expires_at <= self.service.clock()):
             return None
         return final
 
@@ -230,17 +232,19 @@ class TusUploads:
         leaves them as they were."""
         lease = self._lease(final)
         try:
+            joined = final.progress
             try:
-                progress = self._partials.join(
+                joined = self._partials.join(
                     final.progress, [partial.progress for partial, _ in leased])
-                if not self._table.record_progress(final, lease, progress,
+                if not self._table.record_progress(final, lease, joined,
                                                    self.service.clock() + self._expiry):
                     raise locked()
                 if not self._table.joined(leased, final.token):
                     raise locked()
             except BaseException:
+                # the bytes joined so far, which the row may not name yet (a multipart upload)
                 if self._table.remove(final, lease):
-                    self._partials.discard(final.progress)
+                    self._partials.discard(joined)
                 raise
             for partial, _ in leased:
                 self._partials.remove_joined(partial.progress)

@@ -93,7 +93,7 @@ def parse_final_concat(raw, root_path):
         path = urllib.parse.urlsplit(url).path
         path = path.removeprefix(root_path) if root_path else path
         prefix, _, token = path.rpartition("/")
-        if prefix != TUS_PATH or not token or url in tokens:
+        if prefix != TUS_PATH or not token or token in tokens.values():
             tokens = {}
             break
         tokens[url] = token

@@ -202,6 +202,10 @@ def _refusals(client, people):
                  f"Upload-Concat names {used}, which is part of another final upload already."),
         "twice": ([finished, finished], 400, "Upload-Concat must be partial, or final; and the "
                                              "URLs of partial uploads, each once."),
+        "twice, spelled otherwise": (
+            [finished, f"http://falconframework.org{finished}"], 400,
+            "Upload-Concat must be partial, or final; and the URLs of partial uploads, each "
+            "once."),
         "elsewhere": ([finished, "/api/v3/attachments/1"], 400,
                       "Upload-Concat must be partial, or final; and the URLs of partial "
                       "uploads, each once."),
