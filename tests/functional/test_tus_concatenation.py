@@ -144,6 +144,25 @@ def test_a_final_upload_sent_again_after_a_passing_failure_is_finished_then(
     assert final(client, auth, *reversed(paths)).status_code == 400
 
 
+@pytest.mark.on_cue("partials")
+def test_a_store_failing_after_the_join_wrote_leaves_the_partial_uploads_as_they_were(
+        client, people, catalog, stored, services):
+    auth = people.auth("ada")
+    paths = [partial(client, auth, part) for part in thirds(PICTURE)]
+    before = (uploads(catalog), concat_states(catalog), stored.files())
+
+    def join_then_fail(join, *args):
+        join(*args)
+        raise StoreUnavailable("the disk is away")
+    services.partials.around("join", join_then_fail)
+    assert_error(final(client, auth, *paths), 503, "ServiceUnavailable", UNAVAILABLE)
+    # no final upload, none of its bytes; every partial upload ready for the next try
+    assert (uploads(catalog), concat_states(catalog), stored.files()) == before
+    assert attachments(catalog) == []
+    services.partials.restore("join")
+    assert final(client, auth, *paths).status_code == 201
+
+
 def test_inspectors_see_the_joined_bytes_once_in_order(client, people, plugin_manager):
     recorder = Recorder()
     plugin = Inspecting(recorder)
