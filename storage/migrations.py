@@ -212,6 +212,22 @@ def add_key_expiry_and_deleted_user(database: peewee.Database) -> None:
     run_script(database, SCHEMA_V7, COLUMN_TYPES)
 
 
+# Version 8: the tus extensions concatenation and creation-defer-length. ``concat`` is the
+# upload's Upload-Concat as HEAD answers it ("partial", or "final;" and the partials' URLs);
+# ``joined_into`` the token of the final upload a partial one was joined into (its bytes are
+# gone, its row stays until it expires, so that a second final naming it learns why it is
+# refused); an upload whose length is deferred keeps the size limit in ``upload_length``.
+SCHEMA_V8 = """
+ALTER TABLE "resumable_uploads" ADD COLUMN "concat" TEXT;
+ALTER TABLE "resumable_uploads" ADD COLUMN "joined_into" VARCHAR(64);
+ALTER TABLE "resumable_uploads" ADD COLUMN "length_deferred" {bool} NOT NULL DEFAULT FALSE;
+"""
+
+
+def add_tus_concatenation_and_deferred_length(database: peewee.Database) -> None:
+    run_script(database, SCHEMA_V8, COLUMN_TYPES)
+
+
 @dataclasses.dataclass(frozen=True)
 class Migration:
     version: int
@@ -345,6 +361,8 @@ MIGRATIONS = (
     Migration(6, "resumable (tus) uploads in progress", create_resumable_uploads),
     Migration(7, "API keys that expire and record their last use; the deleted user",
               add_key_expiry_and_deleted_user),
+    Migration(8, "tus: partial and final uploads (concatenation), uploads of deferred length",
+              add_tus_concatenation_and_deferred_length),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 

@@ -10,7 +10,7 @@ upload's storage key; ``discard`` removes every byte of the upload.
 import contextlib
 import dataclasses
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
@@ -21,6 +21,8 @@ from affix.storage.resumable import Progress
 # a folder of the store's own: neither staging (swept when a server starts) nor a fan-out folder
 # (whose files are blobs that affix gc collects)
 PARTIALS_DIR = ".tus"
+# what joining partial uploads holds in memory at a time
+COPY_CHUNK_SIZE = 1024 * 1024
 
 
 class Appended(Protocol):
@@ -55,6 +57,16 @@ class PartialStore(Protocol):
 
     def discard(self, progress: Progress) -> None:
         """Remove every byte of the upload (nothing happens when there is none)."""
+
+    def join(self, target: Progress, sources: Sequence[Progress]) -> Progress:
+        """Write the bytes of the complete uploads ``sources``, in order, as those of the
+        upload ``target``, which has none yet (concatenation), a bounded amount in memory
+        at a time; ``target``'s progress with them, durable. The sources keep their bytes
+        until :meth:`remove_joined`."""
+
+    def remove_joined(self, progress: Progress) -> None:
+        """Remove every byte of an upload whose bytes were joined into another's (what
+        :meth:`join` read them from included)."""
 
 
 @dataclasses.dataclass
@@ -142,3 +154,37 @@ class LocalPartials:
 
     def discard(self, progress: Progress) -> None:
         self._path(progress).unlink(missing_ok=True)
+
+    def join(self, target: Progress, sources: Sequence[Progress]) -> Progress:
+        received = 0
+        with full_disk_as_store_full(), open(self._path(target), "wb") as joined:
+            for source in sources:
+                if source.received == 0:
+                    # an empty upload never had bytes to make its partial file
+                    continue
+                with open(self._path(source), "rb") as part:
+                    if os.fstat(part.fileno()).st_size < source.received:
+                        raise StorageError(f"the partial upload {source.token} lost bytes")
+                    # a copy of the file's first ``received`` bytes, a chunk at a time: bytes
+                    # past them are a PATCH's that was cut short
+                    copied = _copy(part, joined, source.received)
+                received += copied
+            joined.flush()
+            os.fsync(joined.fileno())
+        fsync_directory(self.folder)
+        return dataclasses.replace(target, received=received)
+
+    def remove_joined(self, progress: Progress) -> None:
+        self.discard(progress)
+
+
+def _copy(source: BinaryIO, target: BinaryIO, length: int) -> int:
+    """Copy the first ``length`` bytes of ``source`` to ``target``; how many."""
+    copied = 0
+    while copied < length:
+        chunk = source.read(min(COPY_CHUNK_SIZE, length - copied))
+        if not chunk:
+            break
+        target.write(chunk)
+        copied += len(chunk)
+    return copied

@@ -9,6 +9,8 @@ holds it no longer than a lease lasts. Every change of the state is conditional 
 """
 import dataclasses
 import datetime
+import functools
+import operator
 import secrets
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +27,10 @@ if TYPE_CHECKING:
 LEASE_DURATION = datetime.timedelta(minutes=5)
 # a PATCH still reading renews its lease this often
 LEASE_RENEWAL = datetime.timedelta(minutes=1)
+# what ``concat`` says of a partial upload, and how that of a final one begins (tus's
+# Upload-Concat values)
+PARTIAL = "partial"
+FINAL = "final;"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,9 +70,29 @@ class ResumableUpload(BaseModel):
     expires_at = peewee.DateTimeField()
     lease_token = peewee.CharField(max_length=32, null=True)
     lease_until = peewee.DateTimeField(null=True)
+    # Upload-Concat as HEAD answers it: None, PARTIAL, or "final;" and the partials' URLs
+    concat = peewee.TextField(null=True)
+    # the final upload a partial one was joined into: its bytes are gone, the row stays until
+    # it expires, so that another final naming it is told why it is refused
+    joined_into = peewee.CharField(max_length=64, null=True)
+    # the client declares the length later; until then ``upload_length`` is the size limit
+    length_deferred = peewee.BooleanField(default=False)
 
     class Meta:
         table_name = "resumable_uploads"
+
+    @property
+    def is_partial(self) -> bool:
+        return self.concat == PARTIAL
+
+    @property
+    def is_final(self) -> bool:
+        return self.concat is not None and self.concat.startswith(FINAL)
+
+    @property
+    def complete(self) -> bool:
+        """Whether every byte of the upload has arrived."""
+        return not self.length_deferred and self.received == self.upload_length
 
     @property
     def progress(self) -> Progress:
@@ -165,6 +191,34 @@ class ResumableUploads:
                    .where(self._held(upload, lease)).execute())
         upload.attachment_id = attachment_id
         return bool(updated)
+
+    def declare_length(self, upload: ResumableUpload, lease: str, length: int) -> bool:
+        """Record the length the client declared for ``upload`` (deferred until now), under
+        ``lease``; whether the lease still held it."""
+        with self.catalog.write_transaction():
+            updated = (self.ResumableUpload.update(upload_length=length, length_deferred=False)
+                       .where(self._held(upload, lease)).execute())
+        if updated:
+            upload.upload_length, upload.length_deferred = length, False
+        return bool(updated)
+
+    def joined(self, leased: list[tuple[ResumableUpload, str]], final_token: str) -> bool:
+        """Record that the partial uploads ``leased`` ((upload, its lease)) were joined into
+        the final upload ``final_token``: all of them, or (when a lease no longer held its
+        upload) none; whether it did."""
+        ResumableUpload = self.ResumableUpload
+        held = functools.reduce(operator.or_, (self._held(upload, lease)
+                                               for upload, lease in leased))
+        with self.catalog.write_transaction():
+            updated = ResumableUpload.update(joined_into=final_token).where(held).execute()
+            if updated != len(leased):
+                # the final upload's token is new: what names it is what this call wrote
+                (ResumableUpload.update(joined_into=None)
+                 .where(ResumableUpload.joined_into == final_token).execute())
+                return False
+        for upload, _ in leased:
+            upload.joined_into = final_token
+        return True
 
     def remove(self, upload: ResumableUpload, lease: str) -> bool:
         """Delete ``upload``'s row while ``lease`` holds it; whether it did."""

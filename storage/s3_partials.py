@@ -13,21 +13,29 @@ on (a state never comes back: the bytes received only grow), and every rest with
 worker holds at most one part in memory per PATCH. Nothing is visible at the storage key before
 ``commit`` completes the multipart upload.
 
+Joining partial uploads (concatenation) completes each, then copies it into the final
+upload's multipart upload in the bucket (UploadPartCopy) where it can be a part of its own;
+only a source smaller than a part, and those after it, pass through the worker, a part at a
+time.
+
 A part is numbered by how many parts the upload's row says there are: a part written past that
 (a PATCH cut short, a checksum that did not match) is written over by the next PATCH, and never
 completed, since completion names the parts the row counts.
 """
 import dataclasses
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
-from affix.storage.partials import PARTIALS_DIR
+from affix.storage.partials import COPY_CHUNK_SIZE, PARTIALS_DIR
 from affix.storage.resumable import Progress
 from affix.storage.s3 import (
     PART_SIZE, S3BlobStore, as_storage_errors, store_errors,
 )
 
 log = logging.getLogger(__name__)
+
+# the largest part S3 copies in one UploadPartCopy
+MAX_COPIED_PART = 5 * 1024 ** 3
 
 
 @dataclasses.dataclass
@@ -209,3 +217,55 @@ class S3Partials:
             self.abort(progress)
         with as_storage_errors("remove the upload"):
             self.remove_rests(progress)
+
+    def join(self, target: Progress, sources: Sequence[Progress]) -> Progress:
+        store = self.store
+        progress = target
+        buffer = bytearray()
+        try:
+            for source in sources:
+                # the source as one object to copy or read from (done once: committing a
+                # committed upload does nothing)
+                self.commit(source)
+            with as_storage_errors("join the partial uploads"):
+                for source in sources:
+                    if not buffer and PART_SIZE <= source.received <= MAX_COPIED_PART:
+                        progress = self._copy_part(progress, source)
+                        continue
+                    with store.open(source.storage_key) as stream:
+                        while chunk := stream.read(
+                                min(COPY_CHUNK_SIZE, PART_SIZE - len(buffer))):
+                            buffer += chunk
+                            if len(buffer) == PART_SIZE:
+                                progress = self._upload_part(progress, buffer)
+                                buffer.clear()
+                received = sum(source.received for source in sources)
+                joined = dataclasses.replace(progress, received=received)
+                self.stage_remainder(joined, buffer)
+        except BaseException:
+            if progress.multipart_id is not None:
+                self.abort(progress)
+            raise
+        return joined
+
+    def _copy_part(self, progress: Progress, source: Progress) -> Progress:
+        """``progress`` with the object of the committed ``source`` copied in the bucket as
+        its next part."""
+        store = self.store
+        object_key = store.object_key(progress.storage_key)
+        multipart_id: str | None = progress.multipart_id
+        if multipart_id is None:
+            multipart_id = store.client.create_multipart_upload(
+                Bucket=store.bucket, Key=object_key)["UploadId"]
+        store.client.upload_part_copy(
+            Bucket=store.bucket, Key=object_key, UploadId=multipart_id,
+            PartNumber=progress.part_count + 1,
+            CopySource={"Bucket": store.bucket, "Key": store.object_key(source.storage_key)})
+        return dataclasses.replace(
+            progress, multipart_id=multipart_id, part_count=progress.part_count + 1,
+            parts_size=progress.parts_size + source.received)
+
+    def remove_joined(self, progress: Progress) -> None:
+        # joining committed it: its object goes, and what is left of its rests
+        self.store.delete(progress.storage_key)
+        self.discard(progress)

@@ -37,7 +37,9 @@ from affix.app.config_file import CONFIG_VARIABLE
 from affix.app.settings import SettingsError, load_settings, metrics_port, unknown_variables
 from affix.app.sizes import parse_size
 from affix.app.webhooks.stop_signals import StopSignals
-from affix.app.client.uploads import DEFAULT_CHUNK_SIZE, KEY_VARIABLE, upload_files
+from affix.app.client.uploads import (
+    DEFAULT_CHUNK_SIZE, DEFAULT_PARALLEL, KEY_VARIABLE, upload_files,
+)
 from affix.app.webhooks.delivery import EVENTS, DeliveryPolicy, WebhookWorker
 from affix.plugins.clamav import ScannerUnavailable
 from affix.plugins.manager import PluginError, known_permissions
@@ -666,7 +668,8 @@ def cmd_upload(args, environ, out):
     """A client command: it reads no server settings, and answers its own exit status."""
     return upload_files(args.files, args.url, work_package=args.work_package,
                         description=args.description, as_json=args.json, again=args.again,
-                        chunk_size=args.chunk_size, environ=environ, out=out, err=sys.stderr)
+                        chunk_size=args.chunk_size, parallel=args.parallel, environ=environ,
+                        out=out, err=sys.stderr)
 
 
 def installed_version():
@@ -879,6 +882,11 @@ def build_parser():
         help="bytes per request of a resumable upload, e.g. 512K or 4M: at most this much is "
              "sent again after an interruption; halved while a proxy refuses it as too large "
              "(default 4M)")
+    upload.add_argument(
+        "--parallel", type=_at_least_one, default=DEFAULT_PARALLEL, metavar="N",
+        help="partial uploads of one file sent at once, where the server joins them (tus "
+             "concatenation) and the file has at least 8M per part; 1 sends one at a time "
+             "(default %(default)s)")
     upload.add_argument(
         "--again", action="store_true",
         help="upload the files anew even if the same command uploaded them before (without "

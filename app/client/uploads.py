@@ -22,6 +22,7 @@ import json
 import os
 import secrets
 import shlex
+import threading
 import time
 import tomllib
 import urllib.parse
@@ -42,6 +43,9 @@ API = "/api/v3"
 # deploy/nginx.conf's limit (6m, for the default AFFIX_MAX_ATTACHMENT_SIZE of 5 MiB), with room
 # for the headers, whatever size of file the server is set to take
 DEFAULT_CHUNK_SIZE = 4 * 1024 * 1024
+# how many partial uploads of one large file go at once where the server joins them (tus's
+# concatenation): see docs/guides/tus-parallel.md for the measurement
+DEFAULT_PARALLEL = 4
 # the smallest piece tried after a 413 (a proxy's body limit) for a larger one: a server that
 # refuses even this much takes no tus upload
 SMALLEST_CHUNK_SIZE = 64 * 1024
@@ -342,8 +346,9 @@ class Uploader:
     """Uploads files to one server, each the best way it offers."""
 
     def __init__(self, root, key, state: ResumeState, progress, chunk_size=DEFAULT_CHUNK_SIZE,
-                 wait=time.sleep):
+                 wait=time.sleep, parallel=1):
         self.root = root
+        self._key = key
         # how the uploader waits (seconds) before it tries a locked upload again
         self.wait = wait
         self.session = requests.Session()
@@ -351,8 +356,22 @@ class Uploader:
         self.state = state
         self.progress = progress
         self.chunk_size = chunk_size
+        # how many partial uploads of one file go at once, where the server joins them
+        self.parallel = parallel
         self._tus_offered: bool | None = None
+        self._tus_extensions: set[str] = set()
         self._direct_offered = None
+        # the uploader whose chunk size this one's threads share (see sibling)
+        self._origin = self
+        self._shrinking = threading.Lock()
+
+    def sibling(self) -> "Uploader":
+        """An uploader like this one with a session of its own, for another thread; a chunk
+        a proxy refuses as too large makes the chunks of all of them smaller."""
+        sibling = Uploader(self.root, self._key, self.state, self.progress, self.chunk_size,
+                           self.wait, self.parallel)
+        sibling._origin = self._origin
+        return sibling
 
     def close(self):
         self.session.close()
@@ -360,7 +379,13 @@ class Uploader:
     def upload(self, path: Path, work_package=None, description=None) -> Uploaded:
         size = path.stat().st_size
         if self.tus_offered():
-            uploaded = self.upload_tus(path, size, work_package, description)
+            # here, not at the top: tus_parallel builds on this module
+            from affix.app.client.tus_parallel import ParallelTusUpload, goes_in_parallel
+            if "concatenation" in self._tus_extensions and goes_in_parallel(size, self.parallel):
+                uploaded = ParallelTusUpload(self, self.parallel).upload(
+                    path, size, work_package, description)
+            else:
+                uploaded = self.upload_tus(path, size, work_package, description)
         else:
             container_path = f"{API}/work_packages/{work_package}" if work_package else API
             upload = self.prepare_direct(path, size, container_path, description)
@@ -378,6 +403,8 @@ class Uploader:
                                             timeout=ANSWER_TIMEOUT)
             versions = response.headers.get("Tus-Version", "").split(",")
             self._tus_offered = response.ok and TUS_VERSION in map(str.strip, versions)
+            self._tus_extensions = {
+                each.strip() for each in response.headers.get("Tus-Extension", "").split(",")}
         return self._tus_offered
 
     # --- tus --------------------------------------------------------------------------------
@@ -403,20 +430,21 @@ class Uploader:
                 if last.request.method == "PATCH" and offset == size:
                     raise UploadError("the server finished the upload without naming its "
                                       "attachment")
-                last = self._patch(upload_url, path, size, offset,
-                                   min(self.chunk_size, size - offset), bar)
+                last = self.send_chunk(upload_url, path, size, offset,
+                                       min(self.chunk_size, size - offset), bar)
                 reached = int(last.headers["Upload-Offset"])
                 if reached < offset or reached == offset < size:
                     raise UploadError(f"the server kept none of the bytes from {offset} on")
                 offset = reached
         self.state.forget(key)
-        return self._uploaded(attachment_link(last), "tus")
+        return self.attachment_at(attachment_link(last), "tus")
 
     def _resumable(self, key, size):
         """(upload URL, its HEAD answer) of the upload of this file the server still holds,
         else (None, None)."""
         upload_url = self.state.upload_url(key)
-        if upload_url is None:
+        if not isinstance(upload_url, str):
+            # none, or the partial uploads of a parallel run (tus_parallel)
             return None, None
         response = self.session.head(upload_url, timeout=ANSWER_TIMEOUT,
                                      headers={"Tus-Resumable": TUS_VERSION})
@@ -429,7 +457,10 @@ class Uploader:
             return None, None
         return upload_url, response
 
-    def _patch(self, upload_url, path, size, offset, length, bar):
+    def send_chunk(self, upload_url, path, size, offset, length, bar, file_start=0):
+        """PATCH the ``length`` bytes at ``offset`` of the upload at ``upload_url`` (of
+        ``size`` bytes, read from ``path`` from ``file_start`` on); the answer that says how
+        far the upload is."""
         # no Upload-Checksum: a server drops a PATCH cut short whose checksum fails, and a
         # dropped connection would cost the whole chunk; the md5 of the whole file is checked
         # at the end instead
@@ -439,7 +470,8 @@ class Uploader:
         while True:
             bar.reset_to(offset)
             response = self.session.patch(
-                upload_url, data=Body([FileSlice(path, offset, length)], bar.update),
+                upload_url, data=Body([FileSlice(path, file_start + offset, length)],
+                                      bar.update),
                 headers=headers, timeout=finishing(size))
             if response.status_code == 413 and length > SMALLEST_CHUNK_SIZE:
                 # a proxy's body limit (affix's own is the file's size): tus takes pieces of
@@ -465,11 +497,17 @@ class Uploader:
         return expect(response, 204)
 
     def _smaller_pieces(self, refused, bar) -> int:
-        """Halves the pieces of this and every later upload of the run, and says so."""
-        self.chunk_size = max(SMALLEST_CHUNK_SIZE, refused // 2)
-        bar.note(f"affix: the server refused a piece of {binary_size(refused)} as too large "
-                 f"(413); going on with pieces of {binary_size(self.chunk_size)} "
-                 f"(--chunk-size {self.chunk_size // 1024}K next time)")
+        """Halves the pieces of this and every later upload of the run (and of the threads
+        that upload the same file), and says so once."""
+        origin = self._origin
+        with origin._shrinking:
+            smaller = max(SMALLEST_CHUNK_SIZE, refused // 2)
+            if smaller < origin.chunk_size:
+                origin.chunk_size = smaller
+                bar.note(f"affix: the server refused a piece of {binary_size(refused)} as too "
+                         f"large (413); going on with pieces of {binary_size(smaller)} "
+                         f"(--chunk-size {smaller // 1024}K next time)")
+            self.chunk_size = origin.chunk_size
         return self.chunk_size
 
     # --- direct upload ----------------------------------------------------------------------
@@ -530,7 +568,7 @@ class Uploader:
             return None
         return self._described(expect(response, 200), way)
 
-    def _uploaded(self, attachment_url, way) -> Uploaded:
+    def attachment_at(self, attachment_url, way) -> Uploaded:
         return self._described(
             expect(self.session.get(attachment_url, timeout=ANSWER_TIMEOUT), 200), way)
 
@@ -591,7 +629,8 @@ def progress_bars(stream):
     return lambda name, total, initial: ProgressBar(stream, name, total, initial)
 
 
-def command_line(paths, url, work_package, description, as_json, chunk_size) -> str:
+def command_line(paths, url, work_package, description, as_json, chunk_size,
+                 parallel=DEFAULT_PARALLEL) -> str:
     """The ``affix upload`` of these arguments, as a user runs it again."""
     words = ["affix", "upload", *map(str, paths), "--url", url]
     if work_package is not None:
@@ -602,12 +641,14 @@ def command_line(paths, url, work_package, description, as_json, chunk_size) -> 
         words.append("--json")
     if chunk_size != DEFAULT_CHUNK_SIZE:
         words += ["--chunk-size", str(chunk_size)]
+    if parallel != DEFAULT_PARALLEL:
+        words += ["--parallel", str(parallel)]
     return shlex.join(words)
 
 
 def upload_files(paths, url, *, work_package=None, description=None, as_json=False,
                  again=False, environ, out, err, chunk_size=DEFAULT_CHUNK_SIZE,
-                 wait=time.sleep) -> int:
+                 wait=time.sleep, parallel=DEFAULT_PARALLEL) -> int:
     """``affix upload``: each file in turn, its attachment's URL on ``out`` as it is done (all
     of them as one JSON array with ``as_json``), what went wrong on ``err``. A file the same
     command uploaded before is not uploaded again but reported, unless ``again``. The exit
@@ -631,7 +672,7 @@ def upload_files(paths, url, *, work_package=None, description=None, as_json=Fal
     if again:
         state.forget_command(command)
     earlier = state.uploaded(command)
-    uploader = Uploader(root, key, state, progress_bars(err), chunk_size, wait)
+    uploader = Uploader(root, key, state, progress_bars(err), chunk_size, wait, parallel)
     results: list[dict[str, Any]] = []
     refused, reported = [], []
     left = list(paths)
@@ -686,6 +727,7 @@ def upload_files(paths, url, *, work_package=None, description=None, as_json=Fal
               "same refusal: fix what is said above first", file=err)
     else:
         print(f"{report}; to go on, run the same command again:\n  "
-              + command_line(paths, url, work_package, description, as_json, chunk_size),
+              + command_line(paths, url, work_package, description, as_json, chunk_size,
+                             parallel),
               file=err)
     return 130 if interrupted else 1

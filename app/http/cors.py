@@ -38,7 +38,8 @@ EXPOSED_RESPONSE_HEADERS = (
     # the resumable-upload (tus) protocol's response headers, in one place for when tus is
     # served; a header a response does not carry costs nothing in this list
     "Upload-Offset", "Upload-Length", "Upload-Expires", "Tus-Resumable", "Tus-Version",
-    "Tus-Extension", "Tus-Max-Size", "Tus-Checksum-Algorithm", "Link",
+    "Tus-Extension", "Tus-Max-Size", "Tus-Checksum-Algorithm", "Link", "Upload-Concat",
+    "Upload-Defer-Length",
 )
 # how long a browser may reuse a preflight's answer: Chromium caps it at two hours anyway, and
 # dropping an origin takes effect at once regardless (each actual answer is checked again)

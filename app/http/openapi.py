@@ -450,6 +450,17 @@ TUS_REQUEST_HEADERS = {
                       "schema": {"const": "1.0.0"}},
     "Upload-Length": {"name": "Upload-Length", "in": "header", "required": True,
                       "schema": {"type": "integer", "minimum": 0}},
+    "Upload-Defer-Length": {"name": "Upload-Defer-Length", "in": "header",
+                            "schema": {"const": "1"},
+                            "description": "creation-defer-length: the length comes with a "
+                                           "later PATCH's Upload-Length (instead of "
+                                           "Upload-Length here)"},
+    "Upload-Concat": {"name": "Upload-Concat", "in": "header", "schema": {"type": "string"},
+                      "description": "concatenation: `partial` for a partial upload (no "
+                                     "metadata needed, never an attachment of its own), or "
+                                     "`final;` and the space-separated URLs of finished "
+                                     "partial uploads of the same user, joined in order into "
+                                     "the attachment (no Upload-Length then)"},
     "Upload-Metadata": {"name": "Upload-Metadata", "in": "header",
                         "schema": {"type": "string"},
                         "description": "filename (or name), description, container (an href), "
@@ -477,7 +488,8 @@ def _tus_paths():
     tus_errors = {
         "409": {"description": "Upload-Offset is not the offset the upload has"},
         "412": {"description": "Tus-Resumable is not 1.0.0"},
-        "413": {"description": "More bytes than Upload-Length, or than Tus-Max-Size"},
+        "413": {"description": "More bytes than Upload-Length, or than Tus-Max-Size (an upload "
+                               "of deferred length, or a final upload's partials, in sum)"},
         "423": {"description": "Another PATCH is writing the upload"},
         "460": {"description": "The bytes do not match Upload-Checksum: none stored"},
     }
@@ -497,7 +509,10 @@ def _tus_paths():
                                      **TUS_PROGRESS_HEADERS}},
                  **_errors("400", "403", "404", "422", "503"),
                  **{status: tus_errors[status] for status in ("412", "413", "460")}},
-                [headers["Tus-Resumable"], headers["Upload-Length"],
+                [headers["Tus-Resumable"],
+                 {**headers["Upload-Length"], "required": False, "description":
+                  "The file's size; none with Upload-Defer-Length or a final Upload-Concat"},
+                 headers["Upload-Defer-Length"], headers["Upload-Concat"],
                  headers["Upload-Metadata"], headers["Upload-Checksum"]],
                 {"required": False, **TUS_BYTES},
             ),
@@ -506,15 +521,20 @@ def _tus_paths():
             "head": _operation(
                 "How far an upload is",
                 {"200": {"description": "Its offset and length", "headers": {
-                    "Upload-Length": _header("The file's size", "integer"),
+                    "Upload-Length": _header("The file's size (unless deferred)", "integer"),
+                    "Upload-Defer-Length": _header("1 while the length is not declared"),
+                    "Upload-Concat": _header("`partial`, or `final;` and the URLs joined"),
                     **TUS_PROGRESS_HEADERS}},
                  **_errors("404"), "412": tus_errors["412"]},
                 [token, headers["Tus-Resumable"]]),
             "patch": _operation(
-                "The upload's next bytes, at its offset; the last one makes it an attachment",
+                "The upload's next bytes, at its offset; the last one makes it an attachment "
+                "(403 for a final upload, which takes none)",
                 {"204": {"description": "Stored durably", "headers": TUS_PROGRESS_HEADERS},
                  **_errors("400", "403", "404", "415", "422", "503", "507"), **tus_errors},
                 [token, headers["Tus-Resumable"], headers["Upload-Offset"],
+                 {**headers["Upload-Length"], "required": False, "description":
+                  "The length of an upload created with Upload-Defer-Length, once known"},
                  headers["Upload-Checksum"]],
                 {"required": True, **TUS_BYTES}),
             "post": _operation(

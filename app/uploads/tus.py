@@ -1,5 +1,6 @@
 """Resumable uploads with the tus protocol 1.0 (core, creation, creation-with-upload,
-termination, expiration, checksum), ending in an ordinary attachment.
+termination, expiration, checksum, concatenation, creation-defer-length), ending in an ordinary
+attachment.
 
 An upload's state is a row of ``resumable_uploads`` (:mod:`affix.storage.resumable`), its
 bytes a partial blob of the store (:mod:`affix.storage.partials`): a PATCH may reach any worker
@@ -20,8 +21,9 @@ import io
 import secrets
 
 from affix.app.errors import (
-    ChecksumMismatch, ContentTooLarge, InvalidRequestBody, Locked, UpdateConflict, is_refusal,
-    not_found, property_violation, property_violations,
+    ChecksumMismatch, ContentTooLarge, InvalidRequestBody, Locked, UpdateConflict,
+    invalid_request_body, is_refusal, not_found, not_permitted, property_violation,
+    property_violations,
 )
 from affix.app.uploads.content_types import OCTET_STREAM
 from affix.app.uploads.finishing import Finished
@@ -30,10 +32,13 @@ from affix.app.uploads.multipart import (
 )
 from affix.storage.blob_store import new_storage_key
 from affix.storage.models import PREPARED
-from affix.storage.resumable import LEASE_DURATION, LEASE_RENEWAL, remove_unless_leased
+from affix.storage.resumable import (
+    FINAL, LEASE_DURATION, LEASE_RENEWAL, PARTIAL, remove_unless_leased,
+)
 
 TUS_VERSION = "1.0.0"
-EXTENSIONS = ("creation", "creation-with-upload", "termination", "expiration", "checksum")
+EXTENSIONS = ("creation", "creation-with-upload", "termination", "expiration", "checksum",
+              "concatenation", "creation-defer-length")
 CHECKSUM_ALGORITHMS = {"sha1": hashlib.sha1, "md5": hashlib.md5, "sha256": hashlib.sha256}
 OFFSET_OCTET_STREAM = "application/offset+octet-stream"
 
@@ -59,6 +64,15 @@ def checksum_mismatch():
 
 def upload_not_found():
     return not_found("The upload does not exist, or has expired.")
+
+
+def final_takes_no_bytes():
+    return not_permitted(
+        "This upload is the concatenation of partial uploads: it takes no bytes of its own.")
+
+
+def not_joinable(url, why):
+    return invalid_request_body(f"Upload-Concat names {url}, {why}.")
 
 
 class Declaration:
@@ -98,25 +112,22 @@ class TusUploads:
 
     def create(self, user, length, metadata, declaration, kind=None, container=None, *,
                body=None, checksum=None):
-        """A new upload of ``length`` bytes by ``user`` into ``container`` of ``kind`` (or
-        without one), whose first bytes are ``body`` (creation-with-upload; None for none);
-        the permission is checked before any byte is read. A failure of the first bytes
-        leaves no upload behind: its client never learnt where it was. (upload, Finished or
-        None), as :meth:`append`."""
+        """A new upload of ``length`` bytes (None: the client declares it later) by ``user``
+        into ``container`` of ``kind`` (or without one), whose first bytes are ``body``
+        (creation-with-upload; None for none); the permission is checked before any byte is
+        read. ``declaration`` None makes a partial upload (concatenation): bytes that become
+        no attachment of their own, but part of a final upload's. A failure of the first
+        bytes leaves no upload behind: its client never learnt where it was. (upload,
+        Finished or None), as :meth:`append`."""
         self.service.require_may_upload(user, kind, container)
-        if length > self.max_size:
+        if length is not None and length > self.max_size:
             raise too_large(self.max_size)
-        now = self.service.clock()
-        upload = self._table.add(
-            token=secrets.token_urlsafe(32), author=user, upload_length=length,
-            metadata=metadata or "", file_name=declaration.file_name,
-            description=declaration.description,
-            container_type=kind.name if kind else None,
-            container_id=container.id if container else None,
-            storage_key=new_storage_key(), created_at=now, expires_at=now + self._expiry,
-        )
+        upload = self._add(user, metadata, declaration, kind, container,
+                           upload_length=self.max_size if length is None else length,
+                           length_deferred=length is None,
+                           concat=PARTIAL if declaration is None else None)
         if body is None:
-            if length:
+            if length is None or length:
                 return upload, None
             # an empty file is complete at once: it becomes an attachment now
             body = RequestBody(io.BytesIO(), None, 0)
@@ -125,6 +136,121 @@ class TusUploads:
         except BaseException:
             self._remove(upload)
             raise
+
+    def _add(self, user, metadata, declaration, kind, container, **values):
+        now = self.service.clock()
+        return self._table.add(
+            token=secrets.token_urlsafe(32), author=user, metadata=metadata or "",
+            file_name="" if declaration is None else declaration.file_name,
+            description="" if declaration is None else declaration.description,
+            container_type=kind.name if kind else None,
+            container_id=container.id if container else None,
+            storage_key=new_storage_key(), created_at=now, expires_at=now + self._expiry,
+            **values)
+
+    def create_final(self, user, metadata, declaration, kind, container, partial_urls):
+        """The final upload (concatenation) of ``user``'s finished partial uploads named by
+        ``partial_urls`` ({url as the client wrote it: token}, in order), finished as an
+        upload whose last byte arrived: (upload, Finished). Every partial upload is checked
+        and leased before a byte is joined; a refusal leaves them as they were. Once joined,
+        their bytes go and their rows remember the final upload until they expire; the same
+        final upload sent again (its answer was lost, or finishing failed for a passing
+        reason) answers the one they were joined into, finished."""
+        self.service.require_may_upload(user, kind, container)
+        sent_before = self._final_sent_before(user, partial_urls)
+        if sent_before is not None:
+            return self._finished_again(sent_before)
+        leased = []
+        try:
+            for url, token in partial_urls.items():
+                partial = self._joinable(user, url, token)
+                leased.append((partial, self._lease(partial)))
+                # read again under the lease: a PATCH or another final may have come between
+                leased[-1] = (self._joinable(user, url, token), leased[-1][1])
+            length = sum(partial.upload_length for partial, _ in leased)
+            if length > self.max_size:
+                raise too_large(self.max_size)
+            final = self._add(user, metadata, declaration, kind, container,
+                              upload_length=length,
+                              concat=FINAL + " ".join(partial_urls))
+            return final, self._join(final, leased)
+        finally:
+            for partial, lease in leased:
+                self._table.release_lease(partial, lease)
+
+    def _final_sent_before(self, user, partial_urls):
+        """``user``'s final upload that joined the partial uploads ``partial_urls`` named in
+        the same order, or None."""
+        partials = [self._table.by_token(token) for token in partial_urls.values()]
+        if any(partial is None or partial.author_id != user.id for partial in partials):
+            return None
+        finals = {partial.joined_into for partial in partials}
+        if len(finals) != 1 or None in finals:
+            return None
+        final = self._table.by_token(finals.pop())
+        if (final is None or final.author_id != user.id
+                or final.concat != FINAL + " ".join(partial_urls)
+                or final.expires_at <= self.service.clock()):
+            return None
+        return final
+
+    def _finished_again(self, upload):
+        """The complete ``upload`` as a client that sends its last request again finds it:
+        finished now when an earlier try failed for a passing reason or a crash cut it short.
+        (upload, Finished or None), as :meth:`append`."""
+        lease = self._lease(upload)
+        try:
+            current = self._table.reread(upload)
+            if current is None:
+                raise upload_not_found()
+            finished = (None if self.attachment_of(current) is not None
+                        else self._finish(current, lease))
+        finally:
+            self._table.release_lease(upload, lease)
+        return current, finished
+
+    def _joinable(self, user, url, token):
+        """``user``'s finished partial upload ``token``, named by ``url``, that no final
+        upload took yet; 400 for anything else."""
+        partial = self._table.by_token(token)
+        if (partial is None or partial.author_id != user.id or not partial.is_partial
+                or partial.expires_at <= self.service.clock()):
+            raise not_joinable(url, "which is no partial upload of yours")
+        if partial.joined_into is not None:
+            raise not_joinable(url, "which is part of another final upload already")
+        if not partial.complete:
+            length = ("of a length not yet declared" if partial.length_deferred
+                      else f"of {partial.upload_length}")
+            raise not_joinable(
+                url, f"which is not finished: it has {partial.received} bytes {length}")
+        return partial
+
+    def _join(self, final, leased):
+        """Join the bytes of the partial uploads ``leased`` ((upload, its lease), in order)
+        into the new ``final`` upload, then finish it. Until the partial uploads record that
+        they were joined (all in one transaction), a failure removes the final upload and
+        leaves them as they were."""
+        lease = self._lease(final)
+        try:
+            joined = final.progress
+            try:
+                joined = self._partials.join(
+                    final.progress, [partial.progress for partial, _ in leased])
+                if not self._table.record_progress(final, lease, joined,
+                                                   self.service.clock() + self._expiry):
+                    raise locked()
+                if not self._table.joined(leased, final.token):
+                    raise locked()
+            except BaseException:
+                # the bytes joined so far, which the row may not name yet (a multipart upload)
+                if self._table.remove(final, lease):
+                    self._partials.discard(joined)
+                raise
+            for partial, _ in leased:
+                self._partials.remove_joined(partial.progress)
+            return self._finish(final, lease)
+        finally:
+            self._table.release_lease(final, lease)
 
     def _remove(self, upload) -> bool:
         """Remove ``upload`` and its bytes unless a PATCH holds it, and the attachment it
@@ -170,13 +296,16 @@ class TusUploads:
         if not self._table.renew_lease(upload, lease, self.service.clock() + LEASE_DURATION):
             raise locked()
 
-    def append(self, upload, offset, body, checksum):
+    def append(self, upload, offset, body, checksum, declared_length=None):
         """Write ``body`` (a :class:`~affix.app.uploads.multipart.RequestBody`) to ``upload`` at
         ``offset``; finish it when its last byte has arrived. ``checksum`` is
-        :func:`~affix.app.uploads.tus_resources.parse_checksum`'s. The upload's row, as it is
-        now, and the :class:`~affix.app.uploads.finishing.Finished` upload when this call
-        finished it (None otherwise: a retry of a finished upload's last PATCH finishes
-        nothing again)."""
+        :func:`~affix.app.uploads.tus_resources.parse_checksum`'s; ``declared_length`` the
+        length of an upload that deferred it (creation-defer-length), or None. The upload's
+        row, as it is now, and the :class:`~affix.app.uploads.finishing.Finished` upload when
+        this call finished it (None otherwise: a retry of a finished upload's last PATCH
+        finishes nothing again, and a partial upload never becomes an attachment)."""
+        if upload.is_final:
+            raise final_takes_no_bytes()
         leased = upload
         finished = None
         lease = self._lease(leased)
@@ -187,25 +316,49 @@ class TusUploads:
             upload = self._table.reread(leased)
             if upload is None:
                 raise upload_not_found()
-            if upload.received == upload.upload_length:
-                # every byte is in: a client's retry of the last PATCH, whose answer it never
-                # saw, learns where the attachment is again; or finishing failed for a passing
-                # reason, or a crash cut it short, and the retry (or an empty PATCH at the
-                # end) finishes it, storing nothing of its body
-                if self.attachment_of(upload) is None:
-                    finished = self._finish(upload, lease)
-                return upload, finished
-            if offset != upload.received:
-                raise offset_mismatch(upload.received, offset)
-            remaining = upload.upload_length - upload.received
-            if body.content_length is not None and body.content_length > remaining:
-                raise too_large(upload.upload_length)
-            self._write(upload, lease, body, remaining, checksum)
-            if upload.received == upload.upload_length:
+            try:
+                if declared_length is not None:
+                    self._declare_length(upload, lease, declared_length)
+                if upload.complete:
+                    # every byte is in: a client's retry of the last PATCH, whose answer it
+                    # never saw, learns where the attachment is again; or finishing failed
+                    # for a passing reason, or a crash cut it short, and the retry (or an
+                    # empty PATCH at the end) finishes it, storing nothing of its body
+                    if not upload.is_partial and self.attachment_of(upload) is None:
+                        finished = self._finish(upload, lease)
+                    return upload, finished
+                if offset != upload.received:
+                    raise offset_mismatch(upload.received, offset)
+                remaining = upload.upload_length - upload.received
+                if body.content_length is not None and body.content_length > remaining:
+                    raise too_large(upload.upload_length)
+                self._write(upload, lease, body, remaining, checksum)
+            except ContentTooLarge:
+                if upload.length_deferred and self._table.remove(upload, lease):
+                    # more bytes than any upload may have: this one can never finish
+                    self._partials.discard(upload.progress)
+                raise
+            if upload.complete and not upload.is_partial:
                 finished = self._finish(upload, lease)
         finally:
             self._table.release_lease(leased, lease)
         return upload, finished
+
+    def _declare_length(self, upload, lease, length):
+        """Record the ``length`` the client declares for ``upload``: once, at least the bytes
+        it has, at most the size limit (over it, the upload can never finish and goes)."""
+        if not upload.length_deferred:
+            if length != upload.upload_length:
+                raise invalid_request_body(
+                    f"Upload-Length must stay {upload.upload_length}, as the upload declared.")
+            return
+        if length > self.max_size:
+            raise too_large(self.max_size)
+        if length < upload.received:
+            raise invalid_request_body(
+                f"Upload-Length must be at least the {upload.received} bytes the upload has.")
+        if not self._table.declare_length(upload, lease, length):
+            raise locked()
 
     def _write(self, upload, lease, body, remaining, checksum):
         """Append the PATCH's bytes and record how far the upload is, all under ``lease``.
@@ -232,7 +385,8 @@ class TusUploads:
         # an upload that goes on is let go with its progress: the lease would otherwise
         # outlast the offset it recorded, and a client's next PATCH, sent as soon as it reads
         # that offset, would find it locked (423)
-        finishing = appended.progress.received == upload.upload_length
+        finishing = (appended.progress.received == upload.upload_length
+                     and not upload.length_deferred)
         if not self._table.record_progress(upload, lease, appended.progress,
                                            self.service.clock() + self._expiry,
                                            release=not finishing):

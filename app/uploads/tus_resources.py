@@ -5,6 +5,7 @@ what they say."""
 import base64
 import binascii
 import re
+import urllib.parse
 
 import falcon
 
@@ -19,6 +20,7 @@ from affix.app.uploads.multipart import RequestBody
 from affix.app.uploads.tus import (
     CHECKSUM_ALGORITHMS, EXTENSIONS, OFFSET_OCTET_STREAM, TUS_VERSION, Declaration, too_large,
 )
+from affix.storage.resumable import FINAL, PARTIAL
 
 TUS_PATH = f"{representers.API}/attachments/tus"
 _CONTAINER_HREF = re.compile(rf"{representers.API}/([A-Za-z0-9_-]+)/([0-9]+)")
@@ -56,6 +58,49 @@ def parse_upload_length(raw, max_size):
     if digits is not None and len(digits) > len(str(max_size)):
         raise too_large(max_size)
     return parse_count("Upload-Length", raw, "the size of the file in bytes")
+
+
+def parse_declared_length(raw, max_size):
+    """The ``Upload-Length`` of a PATCH (an upload that deferred its length), or None: one of
+    more digits than ``max_size`` has as ``max_size + 1``, which is too large all the same."""
+    if raw is None:
+        return None
+    digits = _significant_digits(raw)
+    if digits is not None and len(digits) > len(str(max_size)):
+        return max_size + 1
+    return parse_count("Upload-Length", raw, "the size of the file in bytes")
+
+
+def parse_creation_length(req, max_size):
+    """The ``Upload-Length`` of a new upload, or None when it says ``Upload-Defer-Length: 1``
+    (creation-defer-length)."""
+    deferred = req.get_header("Upload-Defer-Length")
+    if deferred is None:
+        return parse_upload_length(req.get_header("Upload-Length"), max_size)
+    if deferred != "1":
+        raise bad_header("Upload-Defer-Length", "1")
+    if req.get_header("Upload-Length") is not None:
+        raise invalid_request_body("Send Upload-Length or Upload-Defer-Length: 1, not both.")
+    return None
+
+
+def parse_final_concat(raw, root_path):
+    """{URL as written: token} of the partial uploads an ``Upload-Concat: final;…`` names, in
+    order; absolute URLs or paths, on this server's tus route."""
+    urls = raw[len(FINAL):].split()
+    tokens = {}
+    for url in urls:
+        path = urllib.parse.urlsplit(url).path
+        path = path.removeprefix(root_path) if root_path else path
+        prefix, _, token = path.rpartition("/")
+        if prefix != TUS_PATH or not token or token in tokens.values():
+            tokens = {}
+            break
+        tokens[url] = token
+    if not tokens:
+        raise bad_header("Upload-Concat",
+                         "partial, or final; and the URLs of partial uploads, each once")
+    return tokens
 
 
 def parse_upload_offset(raw):
@@ -151,19 +196,41 @@ class TusCreationResource:
     def on_post(self, req, resp):
         _speaks_tus(req, resp)
         user = req.context.user
-        length = parse_upload_length(req.get_header("Upload-Length"), self.tus.max_size)
+        concat = req.get_header("Upload-Concat")
         metadata = req.get_header("Upload-Metadata")
-        declaration = Declaration(parse_metadata(metadata))
-        kind, container = self._container(req, user, declaration.container_href)
-        body = request_body(req) if _is_upload_body(req) else None
-        checksum = (None if body is None
-                    else parse_checksum(req.get_header("Upload-Checksum")))
-        upload, finished = self.tus.create(user, length, metadata, declaration, kind,
-                                           container, body=body, checksum=checksum)
+        if concat is not None and concat.startswith(FINAL):
+            upload, finished = self._create_final(req, user, metadata, concat)
+        elif concat not in (None, PARTIAL):
+            raise bad_header("Upload-Concat",
+                             "partial, or final; and the URLs of partial uploads, each once")
+        else:
+            length = parse_creation_length(req, self.tus.max_size)
+            pairs = parse_metadata(metadata)
+            # a partial upload becomes part of a final one, which says what the file is
+            declaration = None if concat == PARTIAL else Declaration(pairs)
+            kind, container = (None, None) if declaration is None else self._container(
+                req, user, declaration.container_href)
+            body = request_body(req) if _is_upload_body(req) else None
+            checksum = (None if body is None
+                        else parse_checksum(req.get_header("Upload-Checksum")))
+            upload, finished = self.tus.create(user, length, metadata, declaration, kind,
+                                               container, body=body, checksum=checksum)
         record_finished(req, finished)
         resp.status = falcon.HTTP_201
         resp.set_header("Location", f"{req.root_path}{TUS_PATH}/{upload.token}")
         _answer_progress(req, resp, self.tus, upload)
+
+    def _create_final(self, req, user, metadata, concat):
+        if (req.get_header("Upload-Length") is not None
+                or req.get_header("Upload-Defer-Length") is not None):
+            raise invalid_request_body(
+                "A final upload's length is the sum of its partial uploads': send no "
+                "Upload-Length.")
+        partial_urls = parse_final_concat(concat, req.root_path)
+        declaration = Declaration(parse_metadata(metadata))
+        kind, container = self._container(req, user, declaration.container_href)
+        return self.tus.create_final(user, metadata, declaration, kind, container,
+                                     partial_urls)
 
     def _container(self, req, user, href):
         """(kind, container) an ``Upload-Metadata`` container href names, as the container's
@@ -203,7 +270,12 @@ class TusUploadResource:
         # as tusd: a HEAD (a browser's, a proxy's check) need not name the version
         _speaks_tus(req, resp, optional=True)
         upload = self.tus.find(req.context.user, token)
-        resp.set_header("Upload-Length", str(upload.upload_length))
+        if upload.length_deferred:
+            resp.set_header("Upload-Defer-Length", "1")
+        else:
+            resp.set_header("Upload-Length", str(upload.upload_length))
+        if upload.concat is not None:
+            resp.set_header("Upload-Concat", upload.concat)
         if upload.metadata:
             resp.set_header("Upload-Metadata", upload.metadata)
         resp.set_header("Cache-Control", "no-store")
@@ -214,10 +286,12 @@ class TusUploadResource:
         if not _is_upload_body(req):
             raise TypeNotSupported(f"Expected CONTENT-TYPE to be {OFFSET_OCTET_STREAM}.")
         offset = parse_upload_offset(req.get_header("Upload-Offset"))
+        declared_length = parse_declared_length(req.get_header("Upload-Length"),
+                                                self.tus.max_size)
         body = request_body(req)
         checksum = parse_checksum(req.get_header("Upload-Checksum"))
         upload, finished = self.tus.append(self.tus.find(req.context.user, token), offset, body,
-                                           checksum)
+                                           checksum, declared_length)
         record_finished(req, finished)
         resp.status = falcon.HTTP_204
         _answer_progress(req, resp, self.tus, upload)

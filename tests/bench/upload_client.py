@@ -1,9 +1,10 @@
 """Measure ``affix upload``, the client, against affix under gunicorn on loopback: its rate and
-its peak memory by tus (4 MiB chunks, the default) and by the plain multipart upload, and what a
-tus upload interrupted in the middle sends again when the same command is run once more.
+its peak memory by tus (4 MiB chunks, the default) with 1, 2 and 4 partial uploads at once
+(``--parallel``, tus's concatenation) and by the plain multipart upload, and what a tus upload
+interrupted in the middle sends again when the same command is run once more.
 
     python -m tests.bench.upload_client                 # a 512 MiB file, 3 runs of each
-    python -m tests.bench.upload_client --size-mib 64 --runs 1
+    python -m tests.bench.upload_client --size-mib 64 --runs 1 --workers 2
 
 The client runs as a user runs it, ``affix upload FILE --url URL``, in a process of its own
 whose peak RSS is its kernel's account (wait4). The interrupted upload goes through a gate
@@ -36,15 +37,20 @@ def client_environ(server, home) -> dict:
                          XDG_CONFIG_HOME=str(home / "config"))
 
 
-def upload_command(path, url):
-    return [sys.executable, "-m", "affix.app.cli.commands", "upload", str(path), "--url", url]
+# the --parallel counts measured by tus
+PARALLEL_COUNTS = (1, 2, 4)
 
 
-def timed_upload(path, url, environ) -> tuple:
+def upload_command(path, url, parallel=1):
+    return [sys.executable, "-m", "affix.app.cli.commands", "upload", str(path), "--url", url,
+            "--parallel", str(parallel)]
+
+
+def timed_upload(path, url, environ, parallel) -> tuple:
     """(seconds, the client's peak RSS in MiB) of one ``affix upload``: ``--again``, since
     every run but the first would only report the first's attachment."""
     started = time.monotonic()
-    process = subprocess.Popen(upload_command(path, url) + ["--again"], cwd=REPO_ROOT,
+    process = subprocess.Popen(upload_command(path, url, parallel) + ["--again"], cwd=REPO_ROOT,
                                env=environ,
                                stdout=subprocess.DEVNULL)
     _, status, usage = os.wait4(process.pid, 0)
@@ -55,8 +61,8 @@ def timed_upload(path, url, environ) -> tuple:
     return seconds, usage.ru_maxrss / 1024
 
 
-def rate_and_memory(way, path, size, server, environ, runs):
-    figures = [timed_upload(path, f"http://127.0.0.1:{server.port}", environ)
+def rate_and_memory(way, path, size, server, environ, runs, parallel=1):
+    figures = [timed_upload(path, f"http://127.0.0.1:{server.port}", environ, parallel)
                for _ in range(runs)]
     seconds = statistics.median(each[0] for each in figures)
     rss = statistics.median(each[1] for each in figures)
@@ -95,12 +101,15 @@ def run(args):
     try:
         path = root / "file.bin"
         written_file(path, size)
-        say(f"file: {size} bytes ({args.size_mib} MiB); affix: 1 worker, 4 threads")
+        say(f"file: {size} bytes ({args.size_mib} MiB); affix: {args.workers} workers, "
+            f"4 threads each")
         for way, tus_limit in (("tus", size), ("multipart", 0)):
-            with affix_server(root / way, 1, 4, size, extra_environ={
+            with affix_server(root / way, args.workers, 4, size, extra_environ={
                     "AFFIX_TUS_MAX_SIZE": str(tus_limit)}) as server:
                 environ = client_environ(server, root / f"home-{way}")
-                rate_and_memory(way, path, size, server, environ, args.runs)
+                for parallel in PARALLEL_COUNTS if way == "tus" else (1,):
+                    rate_and_memory(f"{way} --parallel {parallel}" if way == "tus" else way,
+                                    path, size, server, environ, args.runs, parallel)
                 if way == "tus":
                     interrupted_and_resumed(path, size, server, environ)
     finally:
@@ -112,6 +121,7 @@ def main(argv=None):
                                      description=__doc__.splitlines()[0])
     parser.add_argument("--size-mib", type=int, default=512)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--workers", type=int, default=1, help="affix's gunicorn workers")
     parser.add_argument("--tmpdir", help="where the file and the server's data go")
     run(parser.parse_args(argv))
     return 0

@@ -28,7 +28,7 @@ EXPOSED = (
     "Content-Disposition, Content-Range, Accept-Ranges, Location, ETag, Last-Modified, "
     "X-Request-Id, "
     "Upload-Offset, Upload-Length, Upload-Expires, Tus-Resumable, Tus-Version, Tus-Extension, "
-    "Tus-Max-Size, Tus-Checksum-Algorithm, Link")
+    "Tus-Max-Size, Tus-Checksum-Algorithm, Link, Upload-Concat, Upload-Defer-Length")
 NOT_ALLOWED = "Cross-origin requests from this origin are not allowed."
 # what an answer to PAGE carries, besides what the route itself says
 ANSWER_TO_PAGE = {"access-control-allow-origin": PAGE,

@@ -24,8 +24,8 @@ from support.errors import MAY_NOT_ADD_ATTACHMENTS, NOT_FOUND, UNAVAILABLE, asse
 from support.faults import OnCue
 from support.inspectors import Inspecting, Recorder
 from support.tus import (
-    LOCKED, OFFSET_OCTET_STREAM, TUS, TUS_PATH, checksum, create, created, encode_metadata, head,
-    partial_files, patch, token_of, uploads,
+    LOCKED, OFFSET_OCTET_STREAM, TUS, TUS_PATH, assert_nothing_left, attachments, blob_files,
+    checksum, create, created, encode_metadata, head, partial_files, patch, token_of, uploads,
 )
 from support.webhooks import outbox, subscribe
 from support.work_packages import created as created_work_package
@@ -56,27 +56,6 @@ def other_node(settings, plugin_manager, clock):
     return app_with(settings, plugin_manager, clock=clock)
 
 
-def attachments(catalog):
-    """(id, file name, size, md5, content type, status, container) of every attachment."""
-    with catalog.database.connection_context():
-        Attachment = catalog.Attachment
-        return [(a.id, a.file_name, a.file_size, a.md5, a.content_type, a.status,
-                 a.container_type, a.container_id)
-                for a in Attachment.select().order_by(Attachment.id)]
-
-
-def blob_files(stored) -> dict:
-    """Every file of the blob folder but the partial uploads."""
-    return {path: data for path, data in stored.files().items() if not path.startswith(".tus/")}
-
-
-def assert_nothing_left(catalog, stored):
-    """No upload, no attachment, no byte anywhere in the store."""
-    assert uploads(catalog) == []
-    assert attachments(catalog) == []
-    assert stored.files() == {}
-
-
 def sent_in_parts(client, auth, path, content, part_size):
     offset = 0
     while offset < len(content):
@@ -97,7 +76,8 @@ def test_options_tells_a_client_without_a_key_what_the_server_speaks(client):
         "tus-resumable", "tus-version", "tus-extension", "tus-max-size",
         "tus-checksum-algorithm")} == {
         "tus-resumable": "1.0.0", "tus-version": "1.0.0",
-        "tus-extension": "creation,creation-with-upload,termination,expiration,checksum",
+        "tus-extension": "creation,creation-with-upload,termination,expiration,checksum,"
+                         "concatenation,creation-defer-length",
         "tus-max-size": str(LIMIT), "tus-checksum-algorithm": "sha1,md5,sha256"}
 
 

@@ -23,7 +23,8 @@ builder, ``basic_auth``) lives in affix itself, in ``affix.app.testing``.
 - ``statements``: the SQL statements a request runs, counted
 - ``migrations``: what ``affix migrate`` prints
 - ``direct_uploads``: preparing a direct upload, sending the file to the store with its form
-- ``tus``: resumable uploads through falcon.testing, a PATCH cut short on a real server
+- ``tus``: resumable uploads through falcon.testing (partial and final ones too), a PATCH cut
+  short on a real server; the upload rows and partial files read back
 - ``schemathesis_hooks``: how schemathesis sends a tus upload's bytes (its hooks file)
 - ``cli``: running ``affix <command>`` in this process; the ``environ`` fixture
 - ``disks``: a real, small filesystem, for a full disk
@@ -36,7 +37,8 @@ builder, ``basic_auth``) lives in affix itself, in ``affix.app.testing``.
 - ``scrape``: affix's metrics, scraped and parsed (a real server's, or a falcon.testing app's)
 - ``logs``: a real server's log read back: JSON lines, access lines
 - ``nginx``: Debian's nginx in front of a server, configured as deploy/nginx.conf says
-- ``pages``, ``browser``: pages served from an origin of their own; headless Chromium (Selenium)
+- ``pages``, ``browser``: pages served from an origin of their own (npm's scripts from
+  ``tests/js`` under ``/vendor/``); headless Chromium (Selenium)
 - ``clamd``: a throwaway clamd (Debian's) that knows the EICAR test file; the ``clamd`` fixtures
 - ``slow_clients``: clients that would hold a server's threads, and normal requests beside them
 - ``s3``: moto's S3 server in a process of its own; the ``s3_bucket`` fixtures

@@ -49,6 +49,26 @@ def created(client, auth, length, **metadata) -> str:
     return response.headers["location"]
 
 
+def partial(client, auth, data, *, sent=None):
+    """The path of a new partial upload of ``data``, ``sent`` bytes of it sent (all)."""
+    response = client.simulate_post(TUS_PATH, headers={
+        **auth, **TUS, "Upload-Length": str(len(data)), "Upload-Concat": "partial"})
+    assert response.status_code == 201, response.json
+    path = response.headers["location"]
+    sent = len(data) if sent is None else sent
+    if sent:
+        assert patch(client, auth, path, 0, data[:sent]).status_code == 204
+    return path
+
+
+def final(client, auth, *urls, headers=None, **metadata):
+    """POST the final upload that joins the partial uploads at ``urls``."""
+    metadata = metadata or {"filename": "joined.bin"}
+    return client.simulate_post(TUS_PATH, headers={
+        **auth, **TUS, "Upload-Concat": "final;" + " ".join(urls),
+        "Upload-Metadata": encode_metadata(**metadata), **(headers or {})})
+
+
 def patch(client, auth, path, offset, data, headers=None):
     return client.simulate_patch(path, body=data, headers={
         **auth, **TUS, "Upload-Offset": str(offset), "Content-Type": OFFSET_OCTET_STREAM,
@@ -57,6 +77,15 @@ def patch(client, auth, path, offset, data, headers=None):
 
 def head(client, auth, path):
     return client.simulate_head(path, headers={**auth, **TUS})
+
+
+def concat_states(catalog):
+    """(token, Upload-Concat, token joined into, length deferred) of every resumable upload."""
+    with catalog.database.connection_context():
+        return [(token, concat, joined_into, bool(deferred))
+                for token, concat, joined_into, deferred in catalog.database.execute_sql(
+                    'SELECT "token", "concat", "joined_into", "length_deferred" '
+                    'FROM "resumable_uploads" ORDER BY "id"').fetchall()]
 
 
 def uploads(catalog):
@@ -102,3 +131,24 @@ def attachment_of(link_header) -> int:
     match = re.fullmatch(r'</api/v3/attachments/(\d+)>; rel="attachment"', link_header or "")
     assert match, link_header
     return int(match[1])
+
+
+def attachments(catalog):
+    """(id, file name, size, md5, content type, status, container) of every attachment."""
+    with catalog.database.connection_context():
+        Attachment = catalog.Attachment
+        return [(a.id, a.file_name, a.file_size, a.md5, a.content_type, a.status,
+                 a.container_type, a.container_id)
+                for a in Attachment.select().order_by(Attachment.id)]
+
+
+def blob_files(stored) -> dict:
+    """Every file of the blob folder but the partial uploads."""
+    return {path: data for path, data in stored.files().items() if not path.startswith(".tus/")}
+
+
+def assert_nothing_left(catalog, stored):
+    """No upload, no attachment, no byte anywhere in the store."""
+    assert uploads(catalog) == []
+    assert attachments(catalog) == []
+    assert stored.files() == {}

@@ -5,6 +5,7 @@ was."""
 import dataclasses
 import datetime
 import io
+import tracemalloc
 
 import falcon.testing
 import peewee
@@ -26,7 +27,8 @@ from support.errors import UNAVAILABLE, assert_error
 from support.faults import OnCue
 from support.s3 import s3_environ
 from support.tus import (
-    LOCKED, OFFSET_OCTET_STREAM, TUS, checksum, created, head, patch, token_of, uploads,
+    LOCKED, OFFSET_OCTET_STREAM, TUS, checksum, concat_states, created, final, head, partial,
+    patch, token_of, uploads,
 )
 
 pytestmark = pytest.mark.system
@@ -90,6 +92,44 @@ def test_parts_go_to_a_multipart_upload_and_the_rest_waits_in_the_bucket(
     with catalog.database.connection_context():
         (record,) = catalog.Attachment.select()
     assert (record.file_size, record.md5) == (len(CONTENT), md5(CONTENT))
+    assert s3_bucket.objects() == {f"{PREFIX}/{record.storage_key}": CONTENT}
+    assert s3_bucket.pending_uploads() == []
+
+
+def test_partial_uploads_are_joined_in_the_bucket_a_part_at_a_time_at_most(
+        client, people, catalog, s3_bucket, settings, clock):
+    auth = people.auth("ada")
+    # a part of its own (copied in the bucket, UploadPartCopy), one smaller than a part, and one
+    # after it (both through the worker, a part at a time)
+    bounds = [0, PART_SIZE + MiB, PART_SIZE + 2 * MiB, len(CONTENT)]
+    paths = [partial(client, auth, CONTENT[start:end])
+             for start, end in zip(bounds, bounds[1:])]
+    tracemalloc.start()
+    try:
+        response = final(client, auth, *paths, filename="big.bin")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert response.status_code == 201, response.json
+    with catalog.database.connection_context():
+        (record,) = catalog.Attachment.select()
+    assert (record.file_size, record.md5) == (len(CONTENT), md5(CONTENT))
+    assert s3_bucket.objects() == {f"{PREFIX}/{record.storage_key}": CONTENT}
+    assert s3_bucket.pending_uploads() == []
+    final_token = token_of(response.headers["location"])
+    assert [row[2] for row in concat_states(catalog)] == [final_token] * 3 + [None]
+    # one part gathered while joining (8 MiB), and a chunk of what is read
+    assert peak < PART_SIZE + 2 * MiB, peak
+
+    # an unfinished partial upload expires as any upload: its multipart upload is aborted
+    partial(client, auth, CONTENT[:10 * MiB], sent=9 * MiB)
+    assert len(s3_bucket.pending_uploads()) == 1
+    clock.advance(datetime.timedelta(days=2))
+    with catalog.database.connection_context():
+        blob_store = open_blob_store(settings.storage_url, settings.s3)
+        assert remove_expired_resumable_uploads(
+            ResumableUploads(catalog), open_partial_store(blob_store), blob_store, clock()) == 5
+    assert uploads(catalog) == []
     assert s3_bucket.objects() == {f"{PREFIX}/{record.storage_key}": CONTENT}
     assert s3_bucket.pending_uploads() == []
 

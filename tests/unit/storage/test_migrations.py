@@ -43,7 +43,7 @@ def affix_migrate(environ):
 
 
 def test_latest_version_is_the_last_migration():
-    assert [each.version for each in MIGRATIONS] == [1, 2, 3, 4, 5, 6, 7] and LATEST_VERSION == 7
+    assert [each.version for each in MIGRATIONS] == [1, 2, 3, 4, 5, 6, 7, 8] and LATEST_VERSION == 8
 
 
 def test_a_fresh_database_gets_every_migration_once(settings):
