@@ -33,6 +33,12 @@ ACCESS_KEY_ID = "affix-test-key"
 SECRET_ACCESS_KEY = "affix-test-secret"
 
 
+def missing_bucket(name) -> str:
+    """What affix says of a bucket that is not there."""
+    return (f"the bucket {name!r} does not exist: create it (affix storage init does, where the "
+            "credentials allow), or name another in AFFIX_STORAGE_URL")
+
+
 def _answers(endpoint_url) -> bool:
     try:
         return requests.get(endpoint_url + "/moto-api/", timeout=1).status_code == 200

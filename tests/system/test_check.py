@@ -5,7 +5,7 @@ import re
 import pytest
 
 from support.cli import affix, run_ok
-from support.s3 import s3_environ
+from support.s3 import missing_bucket, s3_environ
 
 PROBED = re.compile(r"ok  store     (\S+): a probe object written and removed\n")
 
@@ -34,9 +34,7 @@ def test_check_names_a_bucket_that_does_not_exist(tmp_path, databases, s3_server
                                 **s3_environ(s3_server))
     run_ok(environ, "migrate")
     assert checked(environ, capsys, 2) == (
-        "affix: error: store: s3://no-such-bucket/affix: the bucket 'no-such-bucket' does not "
-        "exist: create it (affix storage init does, where the credentials allow), or name "
-        "another in AFFIX_STORAGE_URL\n")
+        f"affix: error: store: s3://no-such-bucket/affix: {missing_bucket('no-such-bucket')}\n")
 
 
 def test_check_says_the_keys_are_refused(tmp_path, databases, s3_server_checking_keys, capsys):

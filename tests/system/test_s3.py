@@ -24,7 +24,7 @@ from support.defaults import FROZEN_NOW, SMALL_LIMIT
 from support.errors import UNAVAILABLE, URN, hal_error
 from support.faults import OnCue, catalog_on_cue
 from support.net import REQUEST_TIMEOUT, free_port
-from support.s3 import bucket_settings, s3_environ, s3_options
+from support.s3 import bucket_settings, missing_bucket, s3_environ, s3_options
 from support.servers import HIGH_LIMIT, running_server
 from support.state import STORAGE_KEY, Stored
 
@@ -454,5 +454,4 @@ def test_ready_while_the_bucket_answers_and_not_without_it(client, settings, plu
     assert response.status_code == 503
     assert response.json["errorIdentifier"] == URN + "ServiceUnavailable"
     assert response.json["message"] == (
-        f"Not ready: the blob store is out of reach (the bucket {elsewhere_bucket!r} does not "
-        "exist: create it, or name another in AFFIX_STORAGE_URL).")
+        f"Not ready: the blob store is out of reach ({missing_bucket(elsewhere_bucket)}).")

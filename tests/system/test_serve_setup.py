@@ -3,7 +3,7 @@ before the admin's key is printed."""
 import io
 
 from affix.app.cli.commands import main
-from support.s3 import s3_environ
+from support.s3 import missing_bucket, s3_environ
 
 
 class NeverStarted:
@@ -21,9 +21,7 @@ def test_serve_on_a_bucket_that_does_not_exist_says_so_before_the_admin_key(
     assert main(["serve"], environ=environ, out=out, server=NeverStarted) == 2
     assert out.getvalue() == ""
     assert capsys.readouterr().err == (
-        "affix: error: store: s3://no-such-bucket/affix: the bucket 'no-such-bucket' does not "
-        "exist: create it (affix storage init does, where the credentials allow), or name "
-        "another in AFFIX_STORAGE_URL\n")
+        f"affix: error: store: s3://no-such-bucket/affix: {missing_bucket('no-such-bucket')}\n")
     # neither the SQLite file nor anything else of the data dir; no PostgreSQL tables either
     assert not (tmp_path / "data").exists()
     assert main(["user", "add", "carol"], environ=environ, out=out) == 2
