@@ -24,6 +24,9 @@ DEFAULT_GRACE_PERIOD_MINUTES = 180
 DEFAULT_MAX_JSON_SIZE = 1024 * 1024
 # what OpenProject gives its direct-upload forms since advisory GHSA-c5j2-2mfg-49h7: 4 hours
 DEFAULT_DIRECT_UPLOAD_EXPIRY = 4 * 3600
+# a part URL is asked for just before its part is sent: a quarter of an hour sends 8 MiB over
+# a link of 10 KB/s, and a URL that leaks is of no use for long
+DEFAULT_DIRECT_PART_URL_EXPIRY = 900
 # resumable uploads, unless AFFIX_TUS_MAX_SIZE says otherwise: the size of the largest files
 # people struggle to send in one request (long videos, disk images), still one that finishing
 # (reading the file back once for its digest and the inspectors) does within a PATCH's lease;
@@ -206,6 +209,12 @@ def _direct_upload_settings(environ) -> dict:
         raise SettingsError(f"AFFIX_DIRECT_UPLOAD_EXPIRY must be at most {MAX_URL_EXPIRY} "
                             f"seconds (seven days, what S3 signs for), not "
                             f"{values['direct_upload_expiry']}")
+    values["direct_part_url_expiry"] = _positive_int(
+        environ, "AFFIX_DIRECT_PART_URL_EXPIRY", DEFAULT_DIRECT_PART_URL_EXPIRY)
+    if values["direct_part_url_expiry"] > MAX_URL_EXPIRY:
+        raise SettingsError(f"AFFIX_DIRECT_PART_URL_EXPIRY must be at most {MAX_URL_EXPIRY} "
+                            f"seconds (seven days, what S3 signs for), not "
+                            f"{values['direct_part_url_expiry']}")
     if environ.get("AFFIX_MAX_DIRECT_UPLOAD_SIZE"):
         size = _size(environ, "AFFIX_MAX_DIRECT_UPLOAD_SIZE", None)
         if size > MAX_DIRECT_UPLOAD_SIZE:
@@ -283,6 +292,8 @@ class Settings:
     max_direct_upload_size: int | None = None
     # seconds a direct-upload form lives; a prepared upload is cleaned up after that
     direct_upload_expiry: int = DEFAULT_DIRECT_UPLOAD_EXPIRY
+    # seconds a part URL of a direct upload in parts lives
+    direct_part_url_expiry: int = DEFAULT_DIRECT_PART_URL_EXPIRY
     # bytes of a resumable (tus) upload, lowering max_attachment_size; 0 turns tus off; None:
     # DEFAULT_TUS_MAX_SIZE
     tus_max_size: int | None = None

@@ -13,11 +13,10 @@ from affix.app.uploads.multipart import RequestBody
 
 def _answer_prepared(req, resp, prepared, kind=None, container=None):
     """``container`` of ``kind``: where the upload goes, None without a container."""
-    record, form_url, form_fields = prepared
     resp.status = falcon.HTTP_201
     resp.media = representers.attachment_upload(
-        req.root_path, record, container_link=container_link(req, kind, container),
-        form_url=form_url, form_fields=form_fields,
+        req.root_path, prepared.record, container_link=container_link(req, kind, container),
+        form_url=prepared.form_url, form_fields=prepared.form_fields, plan=prepared.plan,
     )
 
 
