@@ -8,11 +8,12 @@ a failed upload leaves nothing behind, and a crash mid-upload leaves only stagin
 import datetime
 import re
 import secrets
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, BinaryIO, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     from affix.storage.partials import PartialStore
+    from affix.storage.s3_direct_parts import HeldPart, PartPlan
 
 # keys spread over 256 prefixes named by two hex digits (folders in a local store)
 FAN_OUT = tuple(f"{number:02x}" for number in range(256))
@@ -144,14 +145,15 @@ class PartStaging(Protocol):
     def start(self, staged_key: str) -> None:
         """Open the upload at ``staged_key``."""
 
-    def part_urls(self, staged_key: str, plan, numbers) -> dict[int, str]:
+    def part_urls(self, staged_key: str, plan: "PartPlan",
+                  numbers: Iterable[int]) -> dict[int, str]:
         """{number: URL} that uploads exactly part ``number`` of ``plan``; each
         ``FileNotFoundError`` when the upload is not open."""
 
-    def held_parts(self, staged_key: str) -> list:
+    def held_parts(self, staged_key: str) -> "list[HeldPart]":
         """The parts stored so far (``number``, ``size``, ``etag``), by number."""
 
-    def join(self, staged_key: str, parts: list) -> None:
+    def join(self, staged_key: str, parts: "list[HeldPart]") -> None:
         """Make ``parts`` the object at ``staged_key``; the upload is closed from then on."""
 
 

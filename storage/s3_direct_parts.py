@@ -17,6 +17,7 @@ and by ``affix cleanup`` once the upload has expired (:meth:`S3UploadStaging.swe
 """
 import dataclasses
 import secrets
+from collections.abc import Iterable
 
 from affix.storage.s3 import DIRECT_STAGING_FOLDER, S3BlobStore, as_storage_errors
 
@@ -96,7 +97,8 @@ class S3DirectParts:
             raise FileNotFoundError(staged_key)
         return ids[0]
 
-    def part_urls(self, staged_key: str, plan: PartPlan, numbers) -> dict[int, str]:
+    def part_urls(self, staged_key: str, plan: PartPlan,
+                  numbers: Iterable[int]) -> dict[int, str]:
         """{number: URL} that uploads exactly part ``number`` of ``plan``, each."""
         store = self._store
         upload_id = self.upload_id(staged_key)

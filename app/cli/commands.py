@@ -32,7 +32,8 @@ from affix.app.http.serving import HalWorker
 from affix.app.settings import Settings, SettingsError, metrics_port, unknown_variables
 from affix.app.sizes import parse_size
 from affix.app.webhooks.stop_signals import StopSignals
-from affix.app.client.uploads import DEFAULT_CHUNK_SIZE, KEY_VARIABLE, upload_files
+from affix.app.client.direct_parts import DEFAULT_PARALLEL, MAX_PARALLEL
+from affix.app.client.uploads import DEFAULT_CHUNK_SIZE, KEY_VARIABLE, WAYS, upload_files
 from affix.app.webhooks.delivery import EVENTS, DeliveryPolicy, WebhookWorker
 from affix.plugins.clamav import ScannerUnavailable
 from affix.plugins.manager import PluginError, known_permissions
@@ -568,11 +569,35 @@ class OneLineParser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
+def _parallel_argument(text):
+    try:
+        count = int(text)
+    except ValueError:
+        count = 0
+    if not 1 <= count <= MAX_PARALLEL:
+        raise argparse.ArgumentTypeError(
+            f"not a number of parts from 1 to {MAX_PARALLEL}: {text!r}")
+    return count
+
+
+def add_way_arguments(upload):
+    """``affix upload``'s choice of way and parts in flight."""
+    upload.add_argument(
+        "--way", choices=WAYS, default="auto",
+        help="how the files go up: auto (default) takes the fastest the server offers, "
+             "direct-parts (parts straight to the bucket, several at once), direct (one form "
+             "to the bucket), tus (resumable, through the server), multipart (one request)")
+    upload.add_argument(
+        "--parallel", type=_parallel_argument, metavar="N",
+        help=f"parts in flight at once, for the ways in parts (default {DEFAULT_PARALLEL})")
+
+
 def cmd_upload(args, environ, out):
     """A client command: it reads no server settings, and answers its own exit status."""
     return upload_files(args.files, args.url, work_package=args.work_package,
                         description=args.description, as_json=args.json, again=args.again,
-                        chunk_size=args.chunk_size, environ=environ, out=out, err=sys.stderr)
+                        chunk_size=args.chunk_size, way=args.way, parallel=args.parallel,
+                        environ=environ, out=out, err=sys.stderr)
 
 
 def build_parser():
@@ -744,6 +769,7 @@ def build_parser():
         help="bytes per request of a resumable upload, e.g. 512K or 4M: at most this much is "
              "sent again after an interruption; halved while a proxy refuses it as too large "
              "(default 4M)")
+    add_way_arguments(upload)
     upload.add_argument(
         "--again", action="store_true",
         help="upload the files anew even if the same command uploaded them before (without "

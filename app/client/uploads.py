@@ -1,8 +1,10 @@
-"""``affix upload``: the client side of affix's three ways in, for people at a terminal.
+"""``affix upload``: the client side of affix's ways in, for people at a terminal.
 
-For each file it takes the best way the server offers: tus (resumable) when ``OPTIONS`` on the
-tus endpoint says so, else OpenProject's direct upload to object storage when ``prepare``
-answers a form, else the plain multipart upload every OpenProject answers. The same command
+For each file it takes the fastest way the server offers (``--way auto``): a direct upload in
+parts straight to the bucket, several parts at once, where ``prepare`` offers one
+(:mod:`affix.app.client.direct_parts`); else OpenProject's direct upload to object storage where
+it answers a form; else tus (resumable) when ``OPTIONS`` on the tus endpoint says so; else the
+plain multipart upload every OpenProject answers. ``--way`` forces one of them. The same command
 run again after Ctrl-C, a dropped connection or a passing fault goes on where it stopped: a
 state file remembers each tus upload's URL as soon as it exists (the server is asked how far it
 got, and only the rest is sent) and the attachment of each file the command uploaded already;
@@ -70,6 +72,8 @@ FIXES = {
 }
 OTHER_REFUSAL = "the server refuses this file: the same command would be refused again"
 PASSING_STATUSES = (408, 409, 423, 429)
+# --way: the fastest the server offers, or one forced
+WAYS = ("auto", "direct-parts", "direct", "tus", "multipart")
 
 
 class UploadError(Exception):
@@ -80,10 +84,17 @@ class UploadError(Exception):
         super().__init__(message)
         self.status = status
 
+    @property
+    def refused(self) -> bool:
+        """Whether the server refused what the same command would send again (any fault that
+        passes is no refusal)."""
+        return not (self.status is None or self.status >= 500
+                    or self.status in PASSING_STATUSES)
+
     def fix(self, key_origin) -> str | None:
         """What the user must change before the same command can succeed, or None when it may
         succeed as it is (the fault passes)."""
-        if self.status is None or self.status >= 500 or self.status in PASSING_STATUSES:
+        if not self.refused:
             return None
         return FIXES.get(self.status, OTHER_REFUSAL).format(key=key_origin)
 
@@ -345,8 +356,13 @@ class Uploader:
     """Uploads files to one server, each the best way it offers."""
 
     def __init__(self, root, key, state: ResumeState, progress, chunk_size=DEFAULT_CHUNK_SIZE,
-                 wait=time.sleep):
+                 wait=time.sleep, way="auto", parallel=None):
         self.root = root
+        # one of WAYS; parallel: parts in flight (direct_parts.DEFAULT_PARALLEL when None)
+        self.way = way
+        self.parallel = parallel
+        # what a preparation in parts answered when the server offers a form instead
+        self.prepared_form = None
         # how the uploader waits (seconds) before it tries a locked upload again
         self.wait = wait
         self.session = requests.Session()
@@ -362,17 +378,48 @@ class Uploader:
 
     def upload(self, path: Path, work_package=None, description=None) -> Uploaded:
         size = path.stat().st_size
-        if self.tus_offered():
-            uploaded = self.upload_tus(path, size, work_package, description)
-        else:
-            container_path = f"{API}/work_packages/{work_package}" if work_package else API
-            upload = self.prepare_direct(path, size, container_path, description)
-            if upload is not None:
-                uploaded = self.upload_direct(path, size, upload)
-            else:
-                uploaded = self.upload_multipart(path, size, container_path, description)
+        uploaded = self._upload_by_way(path, size, work_package, description)
         check_digest(path, uploaded)
         return uploaded
+
+    def _upload_by_way(self, path, size, work_package, description) -> Uploaded:
+        """The file uploaded the first way of ``self.way``'s that the server offers; a forced
+        way it does not offer is an error."""
+        from affix.app.client.direct_parts import DEFAULT_PARALLEL, upload_in_parts
+        way = self.way
+        container_path = f"{API}/work_packages/{work_package}" if work_package else API
+        self.prepared_form = None
+        if way in ("auto", "direct-parts"):
+            uploaded = upload_in_parts(self, path, size, work_package, container_path,
+                                       description, self.parallel or DEFAULT_PARALLEL)
+            if uploaded is not None:
+                return uploaded
+            if way == "direct-parts":
+                self._discard_prepared()
+                raise UploadError("the server takes no direct uploads in parts (--way "
+                                  "direct-parts): try another --way")
+            if self.prepared_form is not None:
+                return self.upload_direct(path, size, self.prepared_form)
+        if way == "direct":
+            upload = self.prepare_direct(path, size, container_path, description)
+            if upload is None:
+                raise UploadError("the server takes no direct uploads (--way direct): try "
+                                  "another --way")
+            return self.upload_direct(path, size, upload)
+        if way in ("auto", "tus"):
+            if self.tus_offered():
+                return self.upload_tus(path, size, work_package, description)
+            if way == "tus":
+                raise UploadError("the server offers no tus uploads (--way tus): try another "
+                                  "--way")
+        return self.upload_multipart(path, size, container_path, description)
+
+    def _discard_prepared(self):
+        """Delete the form upload a preparation in parts made instead (nobody will send it)."""
+        if self.prepared_form is not None:
+            self.session.delete(urllib.parse.urljoin(
+                self.root + "/", self.prepared_form["_links"]["delete"]["href"]),
+                timeout=ANSWER_TIMEOUT)
 
     def tus_offered(self) -> bool:
         """Whether the server has a tus 1.0 endpoint: asked once."""
@@ -477,15 +524,18 @@ class Uploader:
 
     # --- direct upload ----------------------------------------------------------------------
 
-    def prepare_direct(self, path, size, container_path, description):
-        """The prepared upload (its form and where to complete it), or None when the server
-        uploads nothing directly: a 422 that says so (OpenProject's message), or no route;
-        then it is not asked again."""
+    def prepare_direct(self, path, size, container_path, description, parts=False):
+        """The prepared upload (its form, or with ``parts`` where the server takes them, how
+        the file is cut; and where to complete it), or None when the server uploads nothing
+        directly: a 422 that says so (OpenProject's message), or no route; then it is not
+        asked again."""
         if self._direct_offered is False:
             return None
-        body, content_type = multipart([("metadata", (json.dumps(
-            {"fileName": path.name, "fileSize": size, **described(description)}).encode(),
-            "application/json"))])
+        declared = {"fileName": path.name, "fileSize": size, **described(description)}
+        if parts:
+            declared["parts"] = True
+        body, content_type = multipart([("metadata", (json.dumps(declared).encode(),
+                                                      "application/json"))])
         response = self.session.post(
             f"{self.root}{container_path}/attachments/prepare", data=body,
             headers={"Content-Type": content_type}, timeout=ANSWER_TIMEOUT)
@@ -508,7 +558,7 @@ class Uploader:
         completed = expect(self.session.get(
             urllib.parse.urljoin(self.root + "/", upload["_links"]["completeUpload"]["href"]),
             timeout=finishing(size)), 200)
-        return self._described(completed, "direct")
+        return self.described(completed, "direct")
 
     # --- multipart --------------------------------------------------------------------------
 
@@ -522,7 +572,7 @@ class Uploader:
                 f"{self.root}{container_path}/attachments", data=body,
                 headers={"Content-Type": content_type}, timeout=finishing(size))
         # affix answers 200, as the spec says; OpenProject 201
-        return self._described(expect(response, 200, 201), "multipart")
+        return self.described(expect(response, 200, 201), "multipart")
 
     # --- the attachment ---------------------------------------------------------------------
 
@@ -531,13 +581,13 @@ class Uploader:
         response = self.session.get(url, timeout=ANSWER_TIMEOUT)
         if response.status_code == 404:
             return None
-        return self._described(expect(response, 200), way)
+        return self.described(expect(response, 200), way)
 
     def _uploaded(self, attachment_url, way) -> Uploaded:
-        return self._described(
+        return self.described(
             expect(self.session.get(attachment_url, timeout=ANSWER_TIMEOUT), 200), way)
 
-    def _described(self, response, way) -> Uploaded:
+    def described(self, response, way) -> Uploaded:
         attachment = response.json()
         url = urllib.parse.urljoin(response.url, attachment["_links"]["self"]["href"])
         return Uploaded(url=url, attachment=attachment, way=way)
@@ -594,7 +644,8 @@ def progress_bars(stream):
     return lambda name, total, initial: ProgressBar(stream, name, total, initial)
 
 
-def command_line(paths, url, work_package, description, as_json, chunk_size) -> str:
+def command_line(paths, url, work_package, description, as_json, chunk_size, way="auto",
+                 parallel=None) -> str:
     """The ``affix upload`` of these arguments, as a user runs it again."""
     words = ["affix", "upload", *map(str, paths), "--url", url]
     if work_package is not None:
@@ -605,12 +656,16 @@ def command_line(paths, url, work_package, description, as_json, chunk_size) -> 
         words.append("--json")
     if chunk_size != DEFAULT_CHUNK_SIZE:
         words += ["--chunk-size", str(chunk_size)]
+    if way != "auto":
+        words += ["--way", way]
+    if parallel is not None:
+        words += ["--parallel", str(parallel)]
     return shlex.join(words)
 
 
 def upload_files(paths, url, *, work_package=None, description=None, as_json=False,
                  again=False, environ, out, err, chunk_size=DEFAULT_CHUNK_SIZE,
-                 wait=time.sleep) -> int:
+                 wait=time.sleep, way="auto", parallel=None) -> int:
     """``affix upload``: each file in turn, its attachment's URL on ``out`` as it is done (all
     of them as one JSON array with ``as_json``), what went wrong on ``err``. A file the same
     command uploaded before is not uploaded again but reported, unless ``again``. The exit
@@ -634,7 +689,7 @@ def upload_files(paths, url, *, work_package=None, description=None, as_json=Fal
     if again:
         state.forget_command(command)
     earlier = state.uploaded(command)
-    uploader = Uploader(root, key, state, progress_bars(err), chunk_size, wait)
+    uploader = Uploader(root, key, state, progress_bars(err), chunk_size, wait, way, parallel)
     results: list[dict[str, Any]] = []
     refused, reported = [], []
     left = list(paths)
@@ -689,6 +744,7 @@ def upload_files(paths, url, *, work_package=None, description=None, as_json=Fal
               "same refusal: fix what is said above first", file=err)
     else:
         print(f"{report}; to go on, run the same command again:\n  "
-              + command_line(paths, url, work_package, description, as_json, chunk_size),
+              + command_line(paths, url, work_package, description, as_json, chunk_size, way,
+                           parallel),
               file=err)
     return 130 if interrupted else 1

@@ -102,8 +102,8 @@ class DirectUploads:
     (:class:`~affix.app.uploads.finishing.StoredUploads`); ``staging`` is the store's
     :class:`~affix.storage.s3_staging.S3UploadStaging`, None when the store takes no direct
     uploads; ``parts`` its :class:`~affix.storage.blob_store.PartStaging`, None when it takes
-    no uploads in parts; ``size_limit`` bounds a declared size; ``allowlist`` answers a declared content
-    type early.
+    no uploads in parts; ``size_limit`` bounds a declared size; ``allowlist`` answers a
+    declared content type early.
     """
 
     def __init__(self, *, service, stored, staging, size_limit, allowlist, parts=None):

@@ -330,15 +330,17 @@ def test_files_go_straight_to_s3_when_the_server_offers_it(capsys, tmp_path, dat
         status, out, err = upload(capsys, client_environ(home, server.api_key), path,
                                   "--url", server.url(""), "--json")
         assert (status, err) == (0, "")
+        # --way direct: OpenProject's one form instead of parts
         status, into, err = upload(capsys, client_environ(home, server.api_key), path,
-                                   "--url", server.url(""), "--work-package", str(work_package))
+                                   "--url", server.url(""), "--work-package", str(work_package),
+                                   "--way", "direct")
         assert (status, err) == (0, "")
         rows = server.stored.rows()
         urls = [server.url(f"/api/v3/attachments/{row[0]}") for row in rows]
         # the pre-signed download URL is signed anew, with the second's time, on each request
         assert "X-Amz-Signature=" in json.loads(out)[0]["attachment"]["_links"][
             "downloadLocation"]["href"]
-        assert unsigned(json.loads(out)) == [{"file": path, "url": urls[0], "way": "direct",
+        assert unsigned(json.loads(out)) == [{"file": path, "url": urls[0], "way": "direct-parts",
                                               "attachment": unsigned(fetched(server, urls[0]))}]
         assert into == urls[1] + "\n"
         assert fetched(server, urls[1])["_links"]["container"]["href"] == (
