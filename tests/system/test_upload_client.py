@@ -21,12 +21,12 @@ import requests
 from affix.app.cli.commands import main
 from affix.app.client.uploads import FIXES, OTHER_REFUSAL, ResumeState
 from support.cli import affix
-from support.content import MiB, md5, random_bytes
+from support.content import MiB, md5, png_bytes, random_bytes
 from support.errors import WRONG_CREDENTIALS
-from support.net import REQUEST_TIMEOUT
+from support.net import HOST, REQUEST_TIMEOUT
 from support.nginx import nginx_in_front
 from support.processes import COMMAND_TIMEOUT, REPO_ROOT, environ_without_affix
-from support.relays import CorruptingRelay, Gate
+from support.relays import CorruptingRelay, CountingRelay, Gate
 from support.s3 import s3_environ
 from support.servers import HIGH_LIMIT, running_server
 from support.state import STORAGE_KEY
@@ -626,3 +626,60 @@ def test_a_file_over_the_proxys_limit_is_refused_for_good(capsys, plain_server, 
     assert err == (f"affix: error: {path}: the server answered 413 Request Entity Too Large\n"
                    f"  {FIXES[413]}\n" + refused_in_the_end(0, 1))
     assert plain_server.stored.rows() == []
+
+
+# --- direct uploads in parts: straight to the bucket, several parts at once ----------------------
+
+PARTS_CONTENT = png_bytes(3, 2) + random_bytes(HIGH_LIMIT - len(png_bytes(3, 2)), seed=29)
+PART = 8 * MiB
+
+
+def test_a_killed_upload_in_parts_resumes_with_little_of_it_through_affix(
+        capsys, tmp_path, databases, s3_bucket, clamd, files, home):
+    [path] = files(**{"big.png": PARTS_CONTENT})
+    # the parts' way to the bucket, held once two and a half parts went through
+    gate = Gate(int(s3_bucket.endpoint_url.rsplit(":", 1)[1]), hold_after=PART * 5 // 2)
+    environ = {**s3_environ(gate.url), "AFFIX_STORAGE_URL": s3_bucket.url("blobs"),
+               "AFFIX_SCAN_MODE": "stream", "AFFIX_CLAMD": clamd.socket_path}
+    bucket = s3_bucket.client
+
+    def held_parts():
+        [upload] = bucket.list_multipart_uploads(Bucket=s3_bucket.name)["Uploads"]
+        return bucket.list_parts(Bucket=s3_bucket.name, Key=upload["Key"],
+                                 UploadId=upload["UploadId"]).get("Parts", [])
+    try:
+        with serving(tmp_path, databases, environ=environ) as server:
+            # what the client sends to affix, counted
+            counted = CountingRelay((HOST, server.port))
+            client = environ_without_affix(**client_environ(home, server.api_key))
+            argv = client_command(path, "--url", counted.url, "--parallel", "2")
+            process = subprocess.Popen(argv, cwd=REPO_ROOT, env=client,
+                                       stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            wait_for(gate.holding.is_set, "the client in the middle of the file")
+            wait_for(lambda: held_parts(), "a part in the bucket")
+            process.kill()
+            process.communicate(timeout=COMMAND_TIMEOUT)
+            held = sum(part["Size"] for part in held_parts())
+            gate.release()
+            status, out, err = upload(capsys, client, path, "--url", counted.url, "--json")
+            sent_again = gate.forwarded
+            rows = server.stored.rows()
+            through_affix, _ = counted.counts()
+            counted.close()
+    finally:
+        gate.close()
+    assert (status, err) == (0, "")
+    [result] = json.loads(out)
+    assert result["way"] == "direct-parts"
+    attachment = result["attachment"]
+    assert (attachment["status"], attachment["contentType"], attachment["digest"]["hash"]) == (
+        "scanned", "image/png", md5(PARTS_CONTENT))
+    assert [row[1:4] for row in rows] == [("big.png", len(PARTS_CONTENT), md5(PARTS_CONTENT))]
+    # both runs sent affix requests only, no file bytes
+    assert through_affix < len(PARTS_CONTENT) // 100
+    # the second run sent the parts the bucket lacked, and affix's own requests to the bucket
+    assert len(PARTS_CONTENT) - held <= sent_again < len(PARTS_CONTENT) - held + 256 * 1024
+    assert held >= PART
+    assert s3_bucket.pending_uploads() == []
+    assert [md5(stored) for stored in s3_bucket.objects().values()] == [md5(PARTS_CONTENT)]
+    assert resume_state(home) == remembered(counted.url, [path], [result["url"]], "direct-parts")
