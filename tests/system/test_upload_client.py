@@ -8,6 +8,7 @@ import json
 import os
 import pty
 import re
+import runpy
 import signal
 import struct
 import subprocess
@@ -683,3 +684,30 @@ def test_a_killed_upload_in_parts_resumes_with_little_of_it_through_affix(
     assert s3_bucket.pending_uploads() == []
     assert [md5(stored) for stored in s3_bucket.objects().values()] == [md5(PARTS_CONTENT)]
     assert resume_state(home) == remembered(counted.url, [path], [result["url"]], "direct-parts")
+
+
+def test_the_guide_s_walkthrough_uploads_in_parts_and_resumes(tmp_path, databases, s3_bucket,
+                                                              files):
+    content = random_bytes(PART + 5, seed=30)
+    [path] = files(**{"notes.bin": content})
+    script = REPO_ROOT / "docs" / "examples" / "upload_in_parts.py"
+    environ = {**NO_TUS, **s3_environ(s3_bucket.endpoint_url),
+               "AFFIX_STORAGE_URL": s3_bucket.url("blobs")}
+    with serving(tmp_path, databases, environ=environ) as server:
+        client = environ_without_affix(AFFIX_API_KEY=server.api_key)
+        # a first run that stops after the first part: the second goes on with the parts URL
+        bucket = s3_bucket.client
+        session = requests.Session()
+        session.auth = ("apikey", server.api_key)
+        guide = runpy.run_path(str(script))
+        parts_url = guide["prepare"](session, server.url(""), path)
+        [first] = session.get(f"{parts_url}/urls", params={"partNumbers": "1"}).json()["parts"]
+        guide["put_part"](path, first, PART)
+        ran = subprocess.run([sys.executable, str(script), server.url(""), path, parts_url],
+                             env=client, capture_output=True, timeout=COMMAND_TIMEOUT)
+        rows = server.stored.rows()
+    assert (ran.returncode, ran.stderr) == (0, b"")
+    [(attachment_id, name, size, digest, _)] = rows
+    assert ran.stdout.decode().splitlines() == [parts_url, f"{attachment_id} {md5(content)}"]
+    assert (name, size, digest) == ("notes.bin", len(content), md5(content))
+    assert bucket.list_multipart_uploads(Bucket=s3_bucket.name).get("Uploads", []) == []
