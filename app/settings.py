@@ -202,19 +202,22 @@ def _s3_options(environ) -> S3Options:
     )
 
 
+def _url_lifetime(environ, name, default) -> int:
+    """Seconds a pre-signed URL lives, from ``name``: S3 signs for at most seven days."""
+    seconds = _positive_int(environ, name, default)
+    if seconds > MAX_URL_EXPIRY:
+        raise SettingsError(f"{name} must be at most {MAX_URL_EXPIRY} seconds (seven days, "
+                            f"what S3 signs for), not {seconds}")
+    return seconds
+
+
 def _direct_upload_settings(environ) -> dict:
-    values = {"direct_upload_expiry": _positive_int(
-        environ, "AFFIX_DIRECT_UPLOAD_EXPIRY", DEFAULT_DIRECT_UPLOAD_EXPIRY)}
-    if values["direct_upload_expiry"] > MAX_URL_EXPIRY:
-        raise SettingsError(f"AFFIX_DIRECT_UPLOAD_EXPIRY must be at most {MAX_URL_EXPIRY} "
-                            f"seconds (seven days, what S3 signs for), not "
-                            f"{values['direct_upload_expiry']}")
-    values["direct_part_url_expiry"] = _positive_int(
-        environ, "AFFIX_DIRECT_PART_URL_EXPIRY", DEFAULT_DIRECT_PART_URL_EXPIRY)
-    if values["direct_part_url_expiry"] > MAX_URL_EXPIRY:
-        raise SettingsError(f"AFFIX_DIRECT_PART_URL_EXPIRY must be at most {MAX_URL_EXPIRY} "
-                            f"seconds (seven days, what S3 signs for), not "
-                            f"{values['direct_part_url_expiry']}")
+    values = {
+        "direct_upload_expiry": _url_lifetime(
+            environ, "AFFIX_DIRECT_UPLOAD_EXPIRY", DEFAULT_DIRECT_UPLOAD_EXPIRY),
+        "direct_part_url_expiry": _url_lifetime(
+            environ, "AFFIX_DIRECT_PART_URL_EXPIRY", DEFAULT_DIRECT_PART_URL_EXPIRY),
+    }
     if environ.get("AFFIX_MAX_DIRECT_UPLOAD_SIZE"):
         size = _size(environ, "AFFIX_MAX_DIRECT_UPLOAD_SIZE", None)
         if size > MAX_DIRECT_UPLOAD_SIZE:

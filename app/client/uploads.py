@@ -74,29 +74,32 @@ OTHER_REFUSAL = "the server refuses this file: the same command would be refused
 PASSING_STATUSES = (408, 409, 423, 429)
 # --way: the fastest the server offers, or one forced
 WAYS = ("auto", "direct-parts", "direct", "tus", "multipart")
+OTHER_WAY = "force another --way, or none: the default takes the fastest the server offers"
 
 
 class UploadError(Exception):
     """One file could not be uploaded; the message is what the user reads. ``status``: the
     server's answer, when it refused the request."""
 
-    def __init__(self, message, status=None):
+    def __init__(self, message, status=None, fix=None):
         super().__init__(message)
         self.status = status
+        # what to change, where it is not the server's answer that says it
+        self._fix = fix
 
     @property
     def refused(self) -> bool:
-        """Whether the server refused what the same command would send again (any fault that
-        passes is no refusal)."""
-        return not (self.status is None or self.status >= 500
-                    or self.status in PASSING_STATUSES)
+        """Whether the same command would meet this again (any fault that passes is no
+        refusal)."""
+        return self._fix is not None or not (
+            self.status is None or self.status >= 500 or self.status in PASSING_STATUSES)
 
     def fix(self, key_origin) -> str | None:
         """What the user must change before the same command can succeed, or None when it may
         succeed as it is (the fault passes)."""
         if not self.refused:
             return None
-        return FIXES.get(self.status, OTHER_REFUSAL).format(key=key_origin)
+        return self._fix or FIXES.get(self.status, OTHER_REFUSAL).format(key=key_origin)
 
 
 class NoKey(Exception):
@@ -397,21 +400,20 @@ class Uploader:
             if way == "direct-parts":
                 self._discard_prepared()
                 raise UploadError("the server takes no direct uploads in parts (--way "
-                                  "direct-parts): try another --way")
+                                  "direct-parts)", fix=OTHER_WAY)
             if self.prepared_form is not None:
                 return self.upload_direct(path, size, self.prepared_form)
         if way == "direct":
             upload = self.prepare_direct(path, size, container_path, description)
             if upload is None:
-                raise UploadError("the server takes no direct uploads (--way direct): try "
-                                  "another --way")
+                raise UploadError("the server takes no direct uploads (--way direct)",
+                                  fix=OTHER_WAY)
             return self.upload_direct(path, size, upload)
         if way in ("auto", "tus"):
             if self.tus_offered():
                 return self.upload_tus(path, size, work_package, description)
             if way == "tus":
-                raise UploadError("the server offers no tus uploads (--way tus): try another "
-                                  "--way")
+                raise UploadError("the server offers no tus uploads (--way tus)", fix=OTHER_WAY)
         return self.upload_multipart(path, size, container_path, description)
 
     def _discard_prepared(self):

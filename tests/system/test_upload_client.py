@@ -20,7 +20,7 @@ import pytest
 import requests
 
 from affix.app.cli.commands import main
-from affix.app.client.uploads import FIXES, OTHER_REFUSAL, ResumeState
+from affix.app.client.uploads import FIXES, OTHER_REFUSAL, OTHER_WAY, ResumeState
 from support.cli import affix
 from support.content import MiB, md5, png_bytes, random_bytes
 from support.errors import WRONG_CREDENTIALS
@@ -256,6 +256,36 @@ def test_a_chunk_size_that_is_none_is_a_usage_error(capsys, files, home):
     assert capsys.readouterr().err == (
         "affix upload: error: argument --chunk-size: not a size: '8X'; write bytes (5242880), "
         "or K, M, G with or without iB (5M, 5MiB: 1024-based)\n")
+
+
+@pytest.mark.parametrize("argv, line", [
+    (["--parallel", "0"], "argument --parallel: not a number of parts from 1 to 64: '0'"),
+    (["--parallel", "x"], "argument --parallel: not a number of parts from 1 to 64: 'x'"),
+    (["--way", "fast"], "argument --way: invalid choice: 'fast' (choose from 'auto', "
+                        "'direct-parts', 'direct', 'tus', 'multipart')"),
+])
+def test_a_way_or_parallel_that_is_none_is_a_usage_error(capsys, files, home, argv, line):
+    [path] = files(**{"a.bin": CONTENT})
+    with pytest.raises(SystemExit) as stopped:
+        upload(capsys, client_environ(home, "key"), path, "--url", "http://127.0.0.1:9", *argv)
+    assert stopped.value.code == 2
+    assert capsys.readouterr().err == f"affix upload: error: {line}\n"
+
+
+@pytest.mark.parametrize("way, message", [
+    ("direct-parts", "the server takes no direct uploads in parts (--way direct-parts)"),
+    ("direct", "the server takes no direct uploads (--way direct)"),
+    ("tus", "the server offers no tus uploads (--way tus)"),
+])
+def test_a_forced_way_the_server_lacks_says_so_and_stores_nothing(capsys, plain_server, files,
+                                                                  home, way, message):
+    [path] = files(**{"a.bin": CONTENT})
+    status, out, err = upload(capsys, client_environ(home, plain_server.api_key), path,
+                              "--url", plain_server.url(""), "--way", way)
+    assert (status, out) == (1, "")
+    assert err == (f"affix: error: {path}: {message}\n  {OTHER_WAY}\n"
+                   + refused_in_the_end(0, 1))
+    assert plain_server.stored.rows() == []
 
 
 def test_a_refused_file_says_why_and_the_others_go_up(capsys, tmp_path, databases, files, home):
