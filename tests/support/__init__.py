@@ -23,6 +23,8 @@ builder, ``basic_auth``) lives in affix itself, in ``affix.app.testing``.
 - ``statements``: the SQL statements a request runs, counted
 - ``migrations``: what ``affix migrate`` prints
 - ``direct_uploads``: preparing a direct upload, sending the file to the store with its form
+- ``direct_parts``: a direct upload in parts: preparing it, its part URLs and held parts,
+  sending parts to the bucket
 - ``tus``: resumable uploads through falcon.testing, a PATCH cut short on a real server
 - ``schemathesis_hooks``: how schemathesis sends a tus upload's bytes (its hooks file)
 - ``cli``: running ``affix <command>`` in this process; the ``environ`` fixture
