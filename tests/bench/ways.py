@@ -50,6 +50,10 @@ WAYS_MEASURED = [
 NOT_OFFERED_LOCALLY = ("direct", "direct-parts")
 
 
+class UploadFailed(Exception):
+    """A way failed; the message is the client's reason."""
+
+
 def api_key_of(server) -> str:
     encoded = server.headers["Authorization"].split()[1]
     return base64.b64decode(encoded).decode().partition(":")[2]
@@ -70,7 +74,7 @@ def upload_once(server, path, way, parallel, state_dir) -> tuple[float, float]:
     seconds = time.perf_counter() - started
     cpu = cpu_seconds(pids) - cpu_before
     if status != 0:
-        raise RuntimeError(f"--way {way} failed: {err.getvalue()}")
+        raise UploadFailed(err.getvalue().splitlines()[0].rpartition(": ")[2])
     [result] = json.loads(out.getvalue())
     requests.delete(result["url"], headers=server.headers, timeout=TIMEOUT).raise_for_status()
     return seconds, cpu
@@ -87,7 +91,13 @@ def measure_store(store, server, path, size, runs, state_dir) -> list:
             rows.append((store, name, None, None, "not offered: bytes must pass affix"))
             say(f"{store}, {name}: skipped, a local folder takes no direct uploads")
             continue
-        figures = [upload_once(server, path, way, parallel, state_dir) for _ in range(runs)]
+        try:
+            figures = [upload_once(server, path, way, parallel, state_dir)
+                       for _ in range(runs)]
+        except UploadFailed as failed:
+            rows.append((store, name, None, None, f"failed: {failed}"))
+            say(f"{store}, {name}: failed: {failed}")
+            continue
         seconds = statistics.median(each[0] for each in figures)
         cpu = statistics.median(each[1] for each in figures)
         rows.append((store, name, size / seconds / 1e6, cpu / (size / GiB), ""))
