@@ -3,7 +3,7 @@ way ``--way`` forces, against affix storing in moto's S3 server and in its local
 affix under gunicorn on loopback (two workers, four threads each, as the other benches).
 
     python -m tests.bench.ways                      # 1 GiB, three runs of each way
-    python -m tests.bench.ways --size-mib 64 --runs 1
+    python -m tests.bench.ways --size-mib 1024 256 --runs 1
 
 For each store and way: MB/s (the file's bytes over the seconds from the command's start to
 the attachment's answer, the median of the runs) and the CPU seconds affix's workers spent per
@@ -81,74 +81,82 @@ def upload_once(server, path, way, parallel, state_dir) -> tuple[float, float]:
 
 
 def measure_store(store, server, path, size, runs, state_dir) -> list:
+    """(size, store, way, MB/s, CPU s/GiB, note) of each way."""
     rows = []
     for name, way, parallel in WAYS_MEASURED:
         if way not in WAYS:
-            rows.append((store, name, None, None, "this client has no such way yet"))
+            rows.append((size, store, name, None, None, "this client has no such way yet"))
             say(f"{store}, {name}: skipped, this client has no --way {way} yet")
             continue
         if store == "local folder" and way in NOT_OFFERED_LOCALLY:
-            rows.append((store, name, None, None, "not offered: bytes must pass affix"))
+            rows.append((size, store, name, None, None, "not offered: bytes must pass affix"))
             say(f"{store}, {name}: skipped, a local folder takes no direct uploads")
             continue
         try:
             figures = [upload_once(server, path, way, parallel, state_dir)
                        for _ in range(runs)]
         except UploadFailed as failed:
-            rows.append((store, name, None, None, f"failed: {failed}"))
+            rows.append((size, store, name, None, None, f"failed: {failed}"))
             say(f"{store}, {name}: failed: {failed}")
             continue
         seconds = statistics.median(each[0] for each in figures)
         cpu = statistics.median(each[1] for each in figures)
-        rows.append((store, name, size / seconds / 1e6, cpu / (size / GiB), ""))
+        rows.append((size, store, name, size / seconds / 1e6, cpu / (size / GiB), ""))
         say(f"{store}, {name}: {size / seconds / 1e6:.1f} MB/s, affix CPU "
             f"{cpu / (size / GiB):.2f} s/GiB")
     return rows
 
 
-def table(rows, size, runs, command) -> str:
+def table(rows, runs, command) -> str:
     lines = [
-        f"Measured {datetime.date.today().isoformat()} with `{command}`: a file of "
-        f"{size // MiB} MiB, the median of {runs} run{'s' if runs > 1 else ''} of each way, "
-        f"affix under gunicorn (2 workers, 4 threads) on loopback, parts in flight "
-        f"{DEFAULT_PARALLEL} for the parallel ways.",
+        f"Measured {datetime.date.today().isoformat()} with `{command}`: the median of {runs} "
+        f"run{'s' if runs > 1 else ''} of each way, affix under gunicorn (2 workers, 4 "
+        f"threads) on loopback, {DEFAULT_PARALLEL} parts in flight for the parallel ways.",
         "",
-        "| store | way | MB/s | affix CPU s/GiB | note |",
-        "| --- | --- | ---: | ---: | --- |",
+        "| file | store | way | MB/s | affix CPU s/GiB | note |",
+        "| ---: | --- | --- | ---: | ---: | --- |",
     ]
-    for store, name, rate, cpu, note in rows:
-        lines.append(f"| {store} | {name} | {'' if rate is None else f'{rate:.1f}'} | "
+    for size, store, name, rate, cpu, note in rows:
+        lines.append(f"| {size // MiB} MiB | {store} | {name} | "
+                     f"{'' if rate is None else f'{rate:.1f}'} | "
                      f"{'' if cpu is None else f'{cpu:.2f}'} | {note} |")
     return "\n".join(lines) + "\n"
 
 
-def run(args, command):
-    size = args.size_mib * MiB
-    root = Path(tempfile.mkdtemp(prefix="affix-bench-ways-", dir=args.tmpdir))
+def measure_size(size, runs, root) -> list:
+    """The rows of every store and way for a file of ``size`` bytes, in ``root``."""
     limits = {"AFFIX_TUS_MAX_SIZE": str(size)}
+    path = root / "file.bin"
+    written_file(path, size)
     rows = []
-    try:
-        path = root / "file.bin"
-        written_file(path, size)
-        with running_moto_server(root / "moto.log") as moto_url:
-            s3_client(s3_options(moto_url)).create_bucket(Bucket=BUCKET)
-            environ = {**s3_environ(moto_url), **limits,
-                       "AFFIX_STORAGE_URL": f"s3://{BUCKET}/blobs"}
-            with affix_server(root / "s3", 2, 4, size, extra_environ=environ) as server:
-                rows += measure_store("moto (S3)", server, path, size, args.runs, root / "c1")
-        with affix_server(root / "local", 2, 4, size, extra_environ=limits) as server:
-            rows += measure_store("local folder", server, path, size, args.runs, root / "c2")
-    finally:
-        shutil.rmtree(root, ignore_errors=True)
+    with running_moto_server(root / "moto.log") as moto_url:
+        s3_client(s3_options(moto_url)).create_bucket(Bucket=BUCKET)
+        environ = {**s3_environ(moto_url), **limits, "AFFIX_STORAGE_URL": f"s3://{BUCKET}/blobs"}
+        with affix_server(root / "s3", 2, 4, size, extra_environ=environ) as server:
+            rows += measure_store("moto (S3)", server, path, size, runs, root / "c1")
+    with affix_server(root / "local", 2, 4, size, extra_environ=limits) as server:
+        rows += measure_store("local folder", server, path, size, runs, root / "c2")
+    return rows
+
+
+def run(args, command):
+    rows = []
+    for size_mib in args.size_mib:
+        root = Path(tempfile.mkdtemp(prefix="affix-bench-ways-", dir=args.tmpdir))
+        try:
+            rows += measure_size(size_mib * MiB, args.runs, root)
+        finally:
+            shutil.rmtree(root, ignore_errors=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(table(rows, size, args.runs, command))
+    args.out.write_text(table(rows, args.runs, command))
     say(f"written to {args.out}")
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m tests.bench.ways",
                                      description=__doc__.splitlines()[0])
-    parser.add_argument("--size-mib", type=int, default=1024)
+    parser.add_argument("--size-mib", type=int, nargs="+", default=[1024],
+                        help="the file's size, one run of every way for each (default 1024)")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--out", type=Path, default=OUT)
     parser.add_argument("--tmpdir", help="where the file and the servers' data go")
