@@ -39,7 +39,7 @@ class PartsUpload:
     """One file's upload in parts, by ``uploader`` (an
     :class:`~affix.app.client.uploads.Uploader`, whose session carries the key)."""
 
-    def __init__(self, uploader, path, size, parallel):
+    def __init__(self, uploader, path, size, parallel=1):
         self.uploader = uploader
         self.path, self.size, self.parallel = path, size, parallel
         self._lock = threading.Lock()
@@ -95,26 +95,35 @@ class PartsUpload:
                               f"to part {part['partNumber']}")
 
 
-def upload_in_parts(uploader, path, size, work_package, container_path, description,
-                    parallel) -> Uploaded | None:
-    """The file uploaded in parts, or None when the server takes no uploads in parts (then it
-    has prepared nothing, or a form upload that the caller may use: ``uploader``'s
-    ``prepared_form``)."""
+def offers_parts(prepared) -> bool:
+    """Whether a preparation's answer is an upload in parts (not a form's)."""
+    return prepared is not None and "uploadParts" in prepared["_links"]
+
+
+def prepared_in_parts(uploader, path, size, work_package, container_path, description):
+    """(state key, what the server answered): the upload in parts of this file that an earlier
+    run began and the server still has (its UploadParts), else a new preparation asking for
+    parts: an AttachmentUpload in parts, or a form's where the server has no uploads in parts,
+    or None where it has no direct uploads."""
     key = parts_state_key(uploader.root, path, work_package, description)
-    upload = PartsUpload(uploader, path, size, parallel)
     parts_url = uploader.state.upload_url(key)
-    parts = upload.resume(parts_url) if parts_url else None
-    if parts is None:
+    if parts_url is not None:
+        held = PartsUpload(uploader, path, size).resume(parts_url)
+        if held is not None:
+            return key, held
         uploader.state.forget(key)
-        parts = uploader.prepare_direct(path, size, container_path, description, parts=True)
-        if parts is None or "uploadParts" not in parts["_links"]:
-            uploader.prepared_form = parts
-            return None
-        parts_url = urllib.parse.urljoin(uploader.root + "/",
-                                         parts["_links"]["uploadParts"]["href"])
-        uploader.state.remember(key, parts_url)
+    prepared = uploader.prepare_direct(path, size, container_path, description, parts=True)
+    if offers_parts(prepared):
+        uploader.state.remember(key, urllib.parse.urljoin(
+            uploader.root + "/", prepared["_links"]["uploadParts"]["href"]))
+    return key, prepared
+
+
+def upload_in_parts(uploader, key, path, size, parts, parallel) -> Uploaded:
+    """The file uploaded in parts, ``parallel`` at once, as ``parts`` (what
+    :func:`prepared_in_parts` answered) leaves them to send."""
     try:
-        completed = upload.send(parts)
+        completed = PartsUpload(uploader, path, size, parallel).send(parts)
     except UploadError as error:
         if error.refused:
             # the server ended the upload: the next run starts afresh

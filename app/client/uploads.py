@@ -364,8 +364,6 @@ class Uploader:
         # one of WAYS; parallel: parts in flight (direct_parts.DEFAULT_PARALLEL when None)
         self.way = way
         self.parallel = parallel
-        # what a preparation in parts answered when the server offers a form instead
-        self.prepared_form = None
         # how the uploader waits (seconds) before it tries a locked upload again
         self.wait = wait
         self.session = requests.Session()
@@ -388,21 +386,27 @@ class Uploader:
     def _upload_by_way(self, path, size, work_package, description) -> Uploaded:
         """The file uploaded the first way of ``self.way``'s that the server offers; a forced
         way it does not offer is an error."""
-        from affix.app.client.direct_parts import DEFAULT_PARALLEL, upload_in_parts
+        from affix.app.client.direct_parts import (
+            DEFAULT_PARALLEL, offers_parts, prepared_in_parts, upload_in_parts,
+        )
         way = self.way
         container_path = f"{API}/work_packages/{work_package}" if work_package else API
-        self.prepared_form = None
         if way in ("auto", "direct-parts"):
-            uploaded = upload_in_parts(self, path, size, work_package, container_path,
-                                       description, self.parallel or DEFAULT_PARALLEL)
-            if uploaded is not None:
-                return uploaded
+            key, prepared = prepared_in_parts(self, path, size, work_package, container_path,
+                                              description)
+            if offers_parts(prepared):
+                return upload_in_parts(self, key, path, size, prepared,
+                                       self.parallel or DEFAULT_PARALLEL)
             if way == "direct-parts":
-                self._discard_prepared()
+                if prepared is not None:
+                    # a form nobody will send to
+                    self.session.delete(urllib.parse.urljoin(
+                        self.root + "/", prepared["_links"]["delete"]["href"]),
+                        timeout=ANSWER_TIMEOUT)
                 raise UploadError("the server takes no direct uploads in parts (--way "
                                   "direct-parts)", fix=OTHER_WAY)
-            if self.prepared_form is not None:
-                return self.upload_direct(path, size, self.prepared_form)
+            if prepared is not None:
+                return self.upload_direct(path, size, prepared)
         if way == "direct":
             upload = self.prepare_direct(path, size, container_path, description)
             if upload is None:
@@ -415,13 +419,6 @@ class Uploader:
             if way == "tus":
                 raise UploadError("the server offers no tus uploads (--way tus)", fix=OTHER_WAY)
         return self.upload_multipart(path, size, container_path, description)
-
-    def _discard_prepared(self):
-        """Delete the form upload a preparation in parts made instead (nobody will send it)."""
-        if self.prepared_form is not None:
-            self.session.delete(urllib.parse.urljoin(
-                self.root + "/", self.prepared_form["_links"]["delete"]["href"]),
-                timeout=ANSWER_TIMEOUT)
 
     def tus_offered(self) -> bool:
         """Whether the server has a tus 1.0 endpoint: asked once."""
