@@ -15,9 +15,10 @@ deletes a staged key of parts with its upload, :meth:`~affix.storage.s3.S3BlobSt
 and by ``affix cleanup`` once the upload has expired (:meth:`S3UploadStaging.sweep
 <affix.storage.s3_staging.S3UploadStaging.sweep>`).
 """
+import contextlib
 import dataclasses
 import secrets
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 from affix.storage.s3 import DIRECT_STAGING_FOLDER, S3BlobStore, as_storage_errors
 
@@ -89,6 +90,15 @@ class S3DirectParts:
             store.client.create_multipart_upload(
                 Bucket=store.bucket, Key=store.object_key(staged_key))
 
+    @contextlib.contextmanager
+    def _closed_as_not_found(self, staged_key: str) -> Iterator[None]:
+        """An upload that another request joined or aborted since its id was read is
+        ``FileNotFoundError``, as one that was not open in the first place."""
+        try:
+            yield
+        except self._store.client.exceptions.NoSuchUpload:
+            raise FileNotFoundError(staged_key) from None
+
     def upload_id(self, staged_key: str) -> str:
         """The open multipart upload at ``staged_key``; ``FileNotFoundError`` when there is
         none (completed, aborted)."""
@@ -117,7 +127,7 @@ class S3DirectParts:
         upload_id = self.upload_id(staged_key)
         pages = store.client.get_paginator("list_parts").paginate(
             Bucket=store.bucket, Key=store.object_key(staged_key), UploadId=upload_id)
-        with as_storage_errors("list the uploaded parts"):
+        with as_storage_errors("list the uploaded parts"), self._closed_as_not_found(staged_key):
             return [HeldPart(part["PartNumber"], part["Size"], part["ETag"])
                     for page in pages for part in page.get("Parts", ())]
 
@@ -126,7 +136,7 @@ class S3DirectParts:
         on, and no upload id that a part URL could still write to."""
         store = self._store
         upload_id = self.upload_id(staged_key)
-        with as_storage_errors("join the uploaded parts"):
+        with as_storage_errors("join the uploaded parts"), self._closed_as_not_found(staged_key):
             store.client.complete_multipart_upload(
                 Bucket=store.bucket, Key=store.object_key(staged_key), UploadId=upload_id,
                 MultipartUpload={"Parts": [{"PartNumber": part.number, "ETag": part.etag}

@@ -16,6 +16,7 @@ import pytest
 from affix.app import create_app
 from affix.app.cli.commands import main
 from affix.plugins.clamav import ScanOptions, refusal
+from affix.storage.s3_direct_parts import PartPlan
 from affix.storage.stores import open_blob_store
 from support.clamd import FINDING, eicar
 from support.content import MiB, md5, png_bytes, random_bytes
@@ -25,6 +26,7 @@ from support.direct_parts import (
 )
 from support.direct_uploads import complete, prepare, prepared
 from support.errors import NOT_FOUND, assert_error
+from support.races import RACE_ROUNDS, race
 from support.s3 import bucket_settings, s3_environ
 
 pytestmark = pytest.mark.system
@@ -171,6 +173,43 @@ def test_eicar_sent_in_parts_is_refused_leaving_nothing(
     assert_error(complete(client, people, "bob", upload), 422, "PropertyConstraintViolation",
                  refusal(FINDING), "file")
     assert_nothing_left(catalog, s3_bucket)
+
+
+def test_two_completions_at_once_complete_the_upload_once(client, people, catalog, s3_bucket):
+    for round_number in range(RACE_ROUNDS):
+        upload = prepared_in_parts(client, people, "ada", f"{round_number}.png", len(SMALL))
+        send_parts(client, people, "ada", upload, SMALL)
+        answers = race(*[lambda: complete(client, people, "ada", upload)] * 2)
+        assert [answer.status_code for answer in answers] == [200, 200], answers[0].json
+        assert {answer.json["id"] for answer in answers} == {upload["id"]}
+    completed = rows(catalog)
+    assert [(status, digest) for _, status, _, digest, _ in completed] == [
+        ("uploaded", md5(SMALL))] * RACE_ROUNDS
+    assert s3_bucket.objects() == {f"{PREFIX}/{key}": SMALL for *_, key in completed}
+    assert s3_bucket.pending_uploads() == []
+
+
+def test_an_upload_another_request_joined_meanwhile_is_not_found(settings, s3_bucket):
+    parts = open_blob_store(settings.storage_url, settings.s3).part_staging(60)
+    staged_key = parts.new_key()
+    parts.start(staged_key)
+    read_before = parts.upload_id(staged_key)
+    plan = PartPlan.for_size(len(SMALL))
+    assert put_part(parts.part_urls(staged_key, plan, [1])[1], SMALL).status_code == 200
+    held_parts = parts.held_parts(staged_key)
+    parts.join(staged_key, held_parts)
+
+    class ReadBefore(type(parts)):
+        """Its upload id read before the upload was joined, as a completion running at the
+        same time as another has it."""
+
+        def upload_id(self, staged_key):
+            return read_before
+    late = ReadBefore(parts._store, 60)
+    with pytest.raises(FileNotFoundError):
+        late.held_parts(staged_key)
+    with pytest.raises(FileNotFoundError):
+        late.join(staged_key, held_parts)
 
 
 def test_deleting_an_upload_in_parts_aborts_it(client, people, catalog, s3_bucket):
