@@ -26,7 +26,7 @@ PARTS_FOLDER = f"{DIRECT_STAGING_FOLDER}/parts"
 # S3's rules: every part but the last at least 5 MiB, at most 10,000 parts, 5 GiB a part
 MIN_PART_SIZE = 5 * 1024 * 1024
 MAX_PARTS = 10_000
-# what the AWS CLI sends, and what the benchmark found fastest against moto and S3 alike
+# what the AWS CLI sends: a part lost to an interruption costs at most this much again
 PREFERRED_PART_SIZE = 8 * 1024 * 1024
 MiB = 1024 * 1024
 
