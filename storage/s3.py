@@ -266,11 +266,18 @@ class S3BlobStore:
 
     def open_upload_ids(self, object_key: str) -> list[str]:
         """The ids of the multipart uploads open at exactly ``object_key``."""
-        pages = self.client.get_paginator("list_multipart_uploads").paginate(
-            Bucket=self.bucket, Prefix=object_key)
         with as_storage_errors("list the open multipart uploads"):
-            return [upload["UploadId"] for page in pages for upload in page.get("Uploads", ())
+            return [upload["UploadId"] for upload in self._open_uploads(object_key)
                     if upload["Key"] == object_key]
+
+    def _open_uploads(self, prefix: str) -> Iterator[dict[str, Any]]:
+        """The multipart uploads open under ``prefix`` (an object key's beginning), as
+        ListMultipartUploads describes them."""
+        pages = self.client.get_paginator("list_multipart_uploads").paginate(
+            Bucket=self.bucket, Prefix=prefix,
+            PaginationConfig={"PageSize": self.list_page_size})
+        for page in pages:
+            yield from page.get("Uploads", ())
 
     def _abort(self, object_key: str, upload_id: str) -> bool:
         """Abort one multipart upload; False when it was gone already (completed or
@@ -354,30 +361,17 @@ class S3BlobStore:
         if cutoff is None:
             cutoff = self.clock() - DEFAULT_STAGING_MAX_AGE
         direct_staging = self.object_key(DIRECT_STAGING_FOLDER) + "/"
-        pages = self.client.get_paginator("list_multipart_uploads").paginate(
-            Bucket=self.bucket, Prefix=self._listing_prefix,
-            PaginationConfig={"PageSize": self.list_page_size})
-        aborted = 0
         with as_storage_errors("sweep the pending uploads"):
-            for page in pages:
-                for upload in page.get("Uploads", ()):
-                    if (naive_utc(upload["Initiated"]) >= cutoff
-                            or upload["UploadId"] in keep
-                            or upload["Key"].startswith(direct_staging)):
-                        continue
-                    aborted += self._abort(upload["Key"], upload["UploadId"])
-        return aborted
+            return sum(self._abort(upload["Key"], upload["UploadId"])
+                       for upload in self._open_uploads(self._listing_prefix)
+                       if naive_utc(upload["Initiated"]) < cutoff
+                       and upload["UploadId"] not in keep
+                       and not upload["Key"].startswith(direct_staging))
 
     def abort_stale_uploads(self, prefix: str, cutoff: datetime.datetime) -> int:
         """Abort the multipart uploads under ``prefix`` (an object key's beginning) initiated
         before ``cutoff`` (naive UTC); how many."""
-        pages = self.client.get_paginator("list_multipart_uploads").paginate(
-            Bucket=self.bucket, Prefix=prefix,
-            PaginationConfig={"PageSize": self.list_page_size})
-        aborted = 0
         with as_storage_errors("abort the stale multipart uploads"):
-            for page in pages:
-                for upload in page.get("Uploads", ()):
-                    if naive_utc(upload["Initiated"]) < cutoff:
-                        aborted += self._abort(upload["Key"], upload["UploadId"])
-        return aborted
+            return sum(self._abort(upload["Key"], upload["UploadId"])
+                       for upload in self._open_uploads(prefix)
+                       if naive_utc(upload["Initiated"]) < cutoff)
