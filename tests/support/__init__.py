@@ -42,6 +42,8 @@ builder, ``basic_auth``) lives in affix itself, in ``affix.app.testing``.
 - ``clamd``: a throwaway clamd (Debian's) that knows the EICAR test file; the ``clamd`` fixtures
 - ``slow_clients``: clients that would hold a server's threads, and normal requests beside them
 - ``s3``: moto's S3 server in a process of its own; the ``s3_bucket`` fixtures
+- ``signing_bucket``: a bucket in front of moto that checks pre-signed URLs' signatures and
+  expiry as S3 does, on a clock the test sets
 - ``plugin_packages``: the example plugin package affix-meetings
 - ``openproject_clients``: real OpenProject clients from PyPI (openproject-cli's command, and
   pyopenproject in its own environment through ``pyopenproject_driver``)

@@ -2,9 +2,9 @@
 the parts the bucket holds, completion, and what is left in the bucket after each way out
 (rows, objects and open multipart uploads).
 
-moto checks neither a part URL's signature nor its expiry (DESIGN.md): these tests show what
-the URLs are bound to by what affix signs into them, and that completion checks the parts
-itself."""
+moto checks neither a part URL's signature nor its expiry (DESIGN.md): a bucket that checks
+them as S3 does stands in front of it where that is the point (``support.signing_bucket``), and
+completion checks the parts itself."""
 import dataclasses
 import datetime
 import io
@@ -22,12 +22,14 @@ from support.clamd import FINDING, eicar
 from support.content import MiB, md5, png_bytes, random_bytes
 from support.defaults import FROZEN_NOW
 from support.direct_parts import (
-    ask_part_urls, held, part_urls, prepared_in_parts, put_part, send_parts,
+    ask_part_urls, held, part_of, part_urls, prepared_in_parts, put_part, send_parts,
 )
 from support.direct_uploads import complete, prepare, prepared
+from support.clocks import Clock
 from support.errors import NOT_FOUND, assert_error
 from support.races import RACE_ROUNDS, race
-from support.s3 import bucket_settings, s3_environ
+from support.s3 import bucket_settings, s3_environ, s3_options
+from support.signing_bucket import SigningBucket
 
 pytestmark = pytest.mark.system
 
@@ -121,6 +123,45 @@ def test_part_urls_are_bound_to_the_upload_the_part_and_its_length(
         assert query["X-Amz-Expires"] == [str(settings.direct_part_url_expiry)]
         # the length is signed: the bucket takes no other at this URL
         assert query["X-Amz-SignedHeaders"] == ["content-length;host"]
+
+
+def test_the_bucket_refuses_part_urls_of_another_upload_or_part_and_expired_ones(
+        settings, plugin_manager, people, s3_bucket):
+    clock = Clock(datetime.datetime.now(datetime.UTC).replace(tzinfo=None, microsecond=0))
+    bucket = SigningBucket(s3_bucket.endpoint_url, clock)
+    try:
+        client = falcon.testing.TestClient(create_app(
+            dataclasses.replace(settings, s3=s3_options(bucket.url)),
+            plugin_manager=plugin_manager, clock=clock))
+        upload = prepared_in_parts(client, people, "ada", "data.bin", len(CONTENT))
+        other = prepared_in_parts(client, people, "ada", "other.bin", len(CONTENT))
+        answer = ask_part_urls(client, people, "ada", upload, "partNumbers=1,3").json
+        urls = {part["partNumber"]: part["href"] for part in answer["parts"]}
+        expires_at = datetime.datetime.strptime(answer["expiresAt"], "%Y-%m-%dT%H:%M:%SZ")
+        first = part_of(CONTENT, upload, 1)
+
+        def upload_id(url):
+            return urllib.parse.parse_qs(urllib.parse.urlsplit(url).query)["uploadId"][0]
+        other_id = upload_id(part_urls(client, people, "ada", other, [1])[1])
+        for url, data in [(urls[1].replace(upload_id(urls[1]), other_id), first),
+                          (urls[1].replace("partNumber=1", "partNumber=2"), first),
+                          (urls[3], first)]:
+            refused = put_part(url, data)
+            assert refused.status_code == 403
+            assert "<Code>SignatureDoesNotMatch</Code>" in refused.text
+        # the URL expires when the answer said, on the app's clock (signing took a moment)
+        clock.now = expires_at + datetime.timedelta(seconds=5)
+        refused = put_part(urls[1], first)
+        assert refused.status_code == 403
+        assert "<Message>Request has expired</Message>" in refused.text
+        assert held(client, people, "ada", upload).json["parts"] == []
+        assert held(client, people, "ada", other).json["parts"] == []
+        clock.now = expires_at - datetime.timedelta(seconds=1)
+        assert put_part(urls[1], first).status_code == 200
+        assert [part["partNumber"] for part in held(client, people, "ada", upload).json[
+            "parts"]] == [1]
+    finally:
+        bucket.close()
 
 
 @pytest.mark.parametrize("query, message", [
