@@ -74,6 +74,12 @@ class Services:
         return open_upload_staging(self.blob_store, self.settings.direct_upload_expiry)
 
     @functools.cached_property
+    def part_staging(self):
+        """Where direct uploads in parts are sent, None for a store that takes none."""
+        from affix.storage.stores import open_part_staging
+        return open_part_staging(self.blob_store, self.settings.direct_part_url_expiry)
+
+    @functools.cached_property
     def resumable_uploads(self):
         """The table of resumable uploads under way."""
         from affix.storage.resumable import ResumableUploads
@@ -187,7 +193,7 @@ class Services:
         from affix.app.uploads.direct import DirectUploads
         return DirectUploads(
             service=self.attachments, stored=self.stored_uploads, staging=self.staging,
-            size_limit=self.settings.direct_upload_limit,
+            parts=self.part_staging, size_limit=self.settings.direct_upload_limit,
             allowlist=Allowlist(self.settings.allowlist))
 
     @functools.cached_property

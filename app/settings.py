@@ -27,6 +27,9 @@ DEFAULT_GRACE_PERIOD_MINUTES = 180
 DEFAULT_MAX_JSON_SIZE = 1024 * 1024
 # what OpenProject gives its direct-upload forms since advisory GHSA-c5j2-2mfg-49h7: 4 hours
 DEFAULT_DIRECT_UPLOAD_EXPIRY = 4 * 3600
+# a part URL is asked for just before its part is sent: a quarter of an hour sends 8 MiB over
+# a link of 10 KB/s, and a URL that leaks is of no use for long
+DEFAULT_DIRECT_PART_URL_EXPIRY = 900
 # resumable uploads, unless AFFIX_TUS_MAX_SIZE says otherwise: the size of the largest files
 # people struggle to send in one request (long videos, disk images), still one that finishing
 # (reading the file back once for its digest and the inspectors) does within a PATCH's lease;
@@ -202,13 +205,22 @@ def _s3_options(environ) -> S3Options:
     )
 
 
+def _url_lifetime(environ, name, default) -> int:
+    """Seconds a pre-signed URL lives, from ``name``: S3 signs for at most seven days."""
+    seconds = _positive_int(environ, name, default)
+    if seconds > MAX_URL_EXPIRY:
+        raise SettingsError(f"{name} must be at most {MAX_URL_EXPIRY} seconds (seven days, "
+                            f"what S3 signs for), not {seconds}")
+    return seconds
+
+
 def _direct_upload_settings(environ) -> dict:
-    values = {"direct_upload_expiry": _positive_int(
-        environ, "AFFIX_DIRECT_UPLOAD_EXPIRY", DEFAULT_DIRECT_UPLOAD_EXPIRY)}
-    if values["direct_upload_expiry"] > MAX_URL_EXPIRY:
-        raise SettingsError(f"AFFIX_DIRECT_UPLOAD_EXPIRY must be at most {MAX_URL_EXPIRY} "
-                            f"seconds (seven days, what S3 signs for), not "
-                            f"{values['direct_upload_expiry']}")
+    values = {
+        "direct_upload_expiry": _url_lifetime(
+            environ, "AFFIX_DIRECT_UPLOAD_EXPIRY", DEFAULT_DIRECT_UPLOAD_EXPIRY),
+        "direct_part_url_expiry": _url_lifetime(
+            environ, "AFFIX_DIRECT_PART_URL_EXPIRY", DEFAULT_DIRECT_PART_URL_EXPIRY),
+    }
     if environ.get("AFFIX_MAX_DIRECT_UPLOAD_SIZE"):
         size = _size(environ, "AFFIX_MAX_DIRECT_UPLOAD_SIZE", None)
         if size > MAX_DIRECT_UPLOAD_SIZE:
@@ -327,6 +339,10 @@ class Settings:
         "AFFIX_DIRECT_UPLOAD_EXPIRY", "whole number",
         "seconds a direct-upload form stays valid; `affix cleanup` removes uploads not completed "
         f"by then (at most {MAX_URL_EXPIRY})", DEFAULT_DIRECT_UPLOAD_EXPIRY)
+    direct_part_url_expiry: int = setting(
+        "AFFIX_DIRECT_PART_URL_EXPIRY", "whole number",
+        "seconds a part URL of a direct upload in parts stays valid (at most "
+        f"{MAX_URL_EXPIRY})", DEFAULT_DIRECT_PART_URL_EXPIRY)
     tus_max_size: int | None = setting(
         "AFFIX_TUS_MAX_SIZE", "size",
         "the largest resumable (tus) upload (`Tus-Max-Size`), never above "

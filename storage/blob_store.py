@@ -8,11 +8,12 @@ a failed upload leaves nothing behind, and a crash mid-upload leaves only stagin
 import datetime
 import re
 import secrets
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, BinaryIO, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     from affix.storage.partials import PartialStore
+    from affix.storage.s3_direct_parts import HeldPart, PartPlan
 
 # keys spread over 256 prefixes named by two hex digits (folders in a local store)
 FAN_OUT = tuple(f"{number:02x}" for number in range(256))
@@ -136,3 +137,39 @@ class TakesDirectUploads(BlobStore, Protocol):
 
     def upload_staging(self, form_lifetime: int) -> UploadStaging:
         """Its staging for uploads by forms that live ``form_lifetime`` seconds."""
+
+
+class PartStaging(Protocol):
+    """Where clients upload a file to a store themselves in parts, several at once, each by a
+    URL that lives ``url_lifetime`` seconds (an S3 multipart upload): nothing at a staged key
+    until :meth:`join`, which leaves what :meth:`UploadStaging.promote` takes."""
+
+    url_lifetime: int
+
+    def new_key(self) -> str:
+        """A new staged key (never a storage key) for an upload in parts."""
+
+    def owns(self, staged_key: str) -> bool:
+        """Whether ``staged_key`` is one of :meth:`new_key`'s."""
+
+    def start(self, staged_key: str) -> None:
+        """Open the upload at ``staged_key``."""
+
+    def part_urls(self, staged_key: str, plan: "PartPlan",
+                  numbers: Iterable[int]) -> dict[int, str]:
+        """{number: URL} that uploads exactly part ``number`` of ``plan``; each
+        ``FileNotFoundError`` when the upload is not open."""
+
+    def held_parts(self, staged_key: str) -> "list[HeldPart]":
+        """The parts stored so far (``number``, ``size``, ``etag``), by number."""
+
+    def join(self, staged_key: str, parts: "list[HeldPart]") -> None:
+        """Make ``parts`` the object at ``staged_key``; the upload is closed from then on."""
+
+
+@runtime_checkable
+class TakesDirectPartUploads(TakesDirectUploads, Protocol):
+    """A store that takes direct uploads in parts too."""
+
+    def part_staging(self, url_lifetime: int) -> PartStaging:
+        """Its staging for uploads in parts by URLs that live ``url_lifetime`` seconds."""

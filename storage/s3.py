@@ -28,6 +28,7 @@ from affix.storage.blob_store import (
 from affix.storage.models import utc_now
 
 if TYPE_CHECKING:
+    from affix.storage.s3_direct_parts import S3DirectParts
     from affix.storage.s3_partials import S3Partials
     from affix.storage.s3_staging import S3UploadStaging
 
@@ -80,6 +81,9 @@ MAX_URL_EXPIRY = 7 * 24 * 3600
 ADDRESSING_STYLES = ("path", "virtual")
 # keys per listing request: S3's own maximum
 LIST_PAGE_SIZE = 1000
+# where clients upload to the bucket themselves (:mod:`~affix.storage.s3_staging`): what is
+# there has its own expiry, never the staging sweep's
+DIRECT_STAGING_FOLDER = ".direct-uploads"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -303,8 +307,40 @@ class S3BlobStore:
         return StagedS3Blob(self)
 
     def delete(self, key: str) -> None:
+        """Delete the object ``key``; a staged key of a direct upload in parts
+        (:mod:`~affix.storage.s3_direct_parts`) with its multipart upload, so that deleting
+        the upload's row never leaves one open."""
+        object_key = self.object_key(key)
         with as_storage_errors("delete the object"):
-            self.client.delete_object(Bucket=self.bucket, Key=self.object_key(key))
+            if key.startswith(DIRECT_STAGING_FOLDER + "/"):
+                for upload_id in self.open_upload_ids(object_key):
+                    self._abort(object_key, upload_id)
+            self.client.delete_object(Bucket=self.bucket, Key=object_key)
+
+    def open_upload_ids(self, object_key: str) -> list[str]:
+        """The ids of the multipart uploads open at exactly ``object_key``."""
+        with as_storage_errors("list the open multipart uploads"):
+            return [upload["UploadId"] for upload in self._open_uploads(object_key)
+                    if upload["Key"] == object_key]
+
+    def _open_uploads(self, prefix: str) -> Iterator[dict[str, Any]]:
+        """The multipart uploads open under ``prefix`` (an object key's beginning), as
+        ListMultipartUploads describes them."""
+        pages = self.client.get_paginator("list_multipart_uploads").paginate(
+            Bucket=self.bucket, Prefix=prefix,
+            PaginationConfig={"PageSize": self.list_page_size})
+        for page in pages:
+            yield from page.get("Uploads", ())
+
+    def _abort(self, object_key: str, upload_id: str) -> bool:
+        """Abort one multipart upload; False when it was gone already (completed or
+        aborted by another node meanwhile)."""
+        try:
+            self.client.abort_multipart_upload(
+                Bucket=self.bucket, Key=object_key, UploadId=upload_id)
+        except self.client.exceptions.NoSuchUpload:
+            return False
+        return True
 
     def open(self, key: str) -> BinaryIO:
         """The object's bytes as a stream to read (``affix scan``); ``FileNotFoundError``
@@ -341,6 +377,12 @@ class S3BlobStore:
         from affix.storage.s3_staging import S3UploadStaging
         return S3UploadStaging(self, form_lifetime)
 
+    def part_staging(self, url_lifetime: int) -> "S3DirectParts":
+        """Multipart uploads into the same staging folder, by part URLs that live
+        ``url_lifetime`` seconds."""
+        from affix.storage.s3_direct_parts import S3DirectParts
+        return S3DirectParts(self, url_lifetime)
+
     def stored_blobs(self) -> Iterator[tuple[str, datetime.datetime]]:
         """(key, last modified as naive UTC) of every object under the prefix that is named as
         the store names blobs; nothing else in the bucket is ever listed, so nothing else is
@@ -365,25 +407,24 @@ class S3BlobStore:
         Other nodes may be uploading into the same bucket right now, so unlike a local
         staging folder, only uploads older than any single request lasts are taken. A
         resumable upload's multipart upload lasts as long as the upload goes on, however
-        old: its id is to be in ``keep``.
+        old: its id is to be in ``keep``. A direct upload's in the staging folder lasts until
+        the upload expires: ``affix cleanup`` aborts it then
+        (:meth:`~affix.storage.s3_staging.S3UploadStaging.sweep`).
         """
         if cutoff is None:
             cutoff = self.clock() - DEFAULT_STAGING_MAX_AGE
-        pages = self.client.get_paginator("list_multipart_uploads").paginate(
-            Bucket=self.bucket, Prefix=self._listing_prefix,
-            PaginationConfig={"PageSize": self.list_page_size})
-        aborted = 0
+        direct_staging = self.object_key(DIRECT_STAGING_FOLDER) + "/"
         with as_storage_errors("sweep the pending uploads"):
-            for page in pages:
-                for upload in page.get("Uploads", ()):
-                    if (naive_utc(upload["Initiated"]) >= cutoff
-                            or upload["UploadId"] in keep):
-                        continue
-                    try:
-                        self.client.abort_multipart_upload(
-                            Bucket=self.bucket, Key=upload["Key"], UploadId=upload["UploadId"])
-                    except self.client.exceptions.NoSuchUpload:
-                        # completed or aborted by its own node meanwhile
-                        continue
-                    aborted += 1
-        return aborted
+            return sum(self._abort(upload["Key"], upload["UploadId"])
+                       for upload in self._open_uploads(self._listing_prefix)
+                       if naive_utc(upload["Initiated"]) < cutoff
+                       and upload["UploadId"] not in keep
+                       and not upload["Key"].startswith(direct_staging))
+
+    def abort_stale_uploads(self, prefix: str, cutoff: datetime.datetime) -> int:
+        """Abort the multipart uploads under ``prefix`` (an object key's beginning) initiated
+        before ``cutoff`` (naive UTC); how many."""
+        with as_storage_errors("abort the stale multipart uploads"):
+            return sum(self._abort(upload["Key"], upload["UploadId"])
+                       for upload in self._open_uploads(prefix)
+                       if naive_utc(upload["Initiated"]) < cutoff)

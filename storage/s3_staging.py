@@ -20,10 +20,10 @@ from collections.abc import Iterator
 
 from affix.storage.blob_store import new_storage_key
 from affix.storage.s3 import (
-    S3BlobStore, as_storage_errors, naive_utc, store_errors,
+    DIRECT_STAGING_FOLDER, S3BlobStore, as_storage_errors, naive_utc, store_errors,
 )
 
-STAGING_FOLDER = ".direct-uploads"
+STAGING_FOLDER = DIRECT_STAGING_FOLDER
 # S3 takes at most 5 GiB in one POST, and copies at most 5 GiB in one CopyObject
 MAX_DIRECT_UPLOAD_SIZE = 5 * 1024 ** 3
 # what the form asks S3 to answer a successful upload with (its default is 204)
@@ -97,17 +97,19 @@ class S3UploadStaging:
         return storage_key
 
     def discard(self, staged_key: str) -> None:
-        """Delete a staged object (nothing happens when there is none)."""
-        store = self._store
-        with as_storage_errors("delete the uploaded object"):
-            store.client.delete_object(Bucket=store.bucket, Key=store.object_key(staged_key))
+        """Delete a staged object, and the multipart upload open at its key if any
+        (nothing happens when there is none)."""
+        self._store.delete(staged_key)
 
     def sweep(self, cutoff: datetime.datetime) -> int:
-        """Delete staged objects last modified before ``cutoff`` (naive UTC); returns how
-        many. Every form that could have written one has expired once ``cutoff`` is at least
-        a form's lifetime ago: what is left is a replayed form's, or an abandoned upload's."""
+        """Delete staged objects last modified before ``cutoff`` (naive UTC), and abort the
+        multipart uploads of direct uploads in parts initiated before it; returns how many
+        objects. Every form that could have written one has expired once ``cutoff`` is at
+        least a form's lifetime ago: what is left is a replayed form's, or an abandoned
+        upload's."""
         store = self._store
         prefix = store.object_key(STAGING_FOLDER) + "/"
+        store.abort_stale_uploads(prefix, cutoff)
         pages = store.client.get_paginator("list_objects_v2").paginate(
             Bucket=store.bucket, Prefix=prefix, PaginationConfig={"PageSize": store.list_page_size})
         swept = 0

@@ -1,7 +1,10 @@
 """Choosing the blob store: the one place that knows every kind."""
 from pathlib import Path
 
-from affix.storage.blob_store import BlobStore, StorageError, TakesDirectUploads, UploadStaging
+from affix.storage.blob_store import (
+    BlobStore, PartStaging, StorageError, TakesDirectPartUploads, TakesDirectUploads,
+    UploadStaging,
+)
 from affix.storage.local import LocalBlobStore
 from affix.storage.partials import PartialStore
 from affix.storage.s3 import S3Options
@@ -45,6 +48,14 @@ def open_upload_staging(blob_store: BlobStore, form_lifetime: int) -> UploadStag
     has no URL a client could send bytes to without passing through affix)."""
     if isinstance(blob_store, TakesDirectUploads):
         return blob_store.upload_staging(form_lifetime)
+    return None
+
+
+def open_part_staging(blob_store: BlobStore, url_lifetime: int) -> PartStaging | None:
+    """Where clients upload to ``blob_store`` themselves in parts, by part URLs that live
+    ``url_lifetime`` seconds; None when the store cannot take such uploads."""
+    if isinstance(blob_store, TakesDirectPartUploads):
+        return blob_store.part_staging(url_lifetime)
     return None
 
 

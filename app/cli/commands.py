@@ -38,7 +38,7 @@ from affix.app.settings import SettingsError, load_settings, metrics_port, unkno
 from affix.app.sizes import parse_size
 from affix.app.webhooks.stop_signals import StopSignals
 from affix.app.client.uploads import (
-    DEFAULT_CHUNK_SIZE, DEFAULT_PARALLEL, KEY_VARIABLE, upload_files,
+    DEFAULT_CHUNK_SIZE, DEFAULT_PARALLEL, KEY_VARIABLE, MAX_PARALLEL, WAYS, upload_files,
 )
 from affix.app.webhooks.delivery import EVENTS, DeliveryPolicy, WebhookWorker
 from affix.plugins.clamav import ScannerUnavailable
@@ -664,12 +664,37 @@ class OneLineParser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
+def _parallel_argument(text):
+    try:
+        count = int(text)
+    except ValueError:
+        count = 0
+    if not 1 <= count <= MAX_PARALLEL:
+        raise argparse.ArgumentTypeError(
+            f"not a number of parts from 1 to {MAX_PARALLEL}: {text!r}")
+    return count
+
+
+def add_way_arguments(upload):
+    """``affix upload``'s choice of way and parts in flight."""
+    upload.add_argument(
+        "--way", choices=WAYS, default="auto",
+        help="how the files go up: auto (default) takes the fastest the server offers, "
+             "direct-parts (parts straight to the bucket, several at once), direct (one form "
+             "to the bucket), tus (resumable, through the server), multipart (one request)")
+    upload.add_argument(
+        "--parallel", type=_parallel_argument, default=DEFAULT_PARALLEL, metavar="N",
+        help="parts of one file in flight at once: parts straight to the bucket, or tus "
+             "partial uploads the server joins (concatenation, files of at least 8M a part); "
+             "1 sends one at a time (default %(default)s)")
+
+
 def cmd_upload(args, environ, out):
     """A client command: it reads no server settings, and answers its own exit status."""
     return upload_files(args.files, args.url, work_package=args.work_package,
                         description=args.description, as_json=args.json, again=args.again,
-                        chunk_size=args.chunk_size, parallel=args.parallel, environ=environ,
-                        out=out, err=sys.stderr)
+                        chunk_size=args.chunk_size, way=args.way, parallel=args.parallel,
+                        environ=environ, out=out, err=sys.stderr)
 
 
 def installed_version():
@@ -882,11 +907,7 @@ def build_parser():
         help="bytes per request of a resumable upload, e.g. 512K or 4M: at most this much is "
              "sent again after an interruption; halved while a proxy refuses it as too large "
              "(default 4M)")
-    upload.add_argument(
-        "--parallel", type=_at_least_one, default=DEFAULT_PARALLEL, metavar="N",
-        help="partial uploads of one file sent at once, where the server joins them (tus "
-             "concatenation) and the file has at least 8M per part; 1 sends one at a time "
-             "(default %(default)s)")
+    add_way_arguments(upload)
     upload.add_argument(
         "--again", action="store_true",
         help="upload the files anew even if the same command uploaded them before (without "

@@ -1,8 +1,10 @@
-"""``affix upload``: the client side of affix's three ways in, for people at a terminal.
+"""``affix upload``: the client side of affix's ways in, for people at a terminal.
 
-For each file it takes the best way the server offers: tus (resumable) when ``OPTIONS`` on the
-tus endpoint says so, else OpenProject's direct upload to object storage when ``prepare``
-answers a form, else the plain multipart upload every OpenProject answers. The same command
+For each file it takes the fastest way the server offers (``--way auto``): a direct upload in
+parts straight to the bucket, several parts at once, where ``prepare`` offers one
+(:mod:`affix.app.client.direct_parts`); else OpenProject's direct upload to object storage where
+it answers a form; else tus (resumable) when ``OPTIONS`` on the tus endpoint says so; else the
+plain multipart upload every OpenProject answers. ``--way`` forces one of them. The same command
 run again after Ctrl-C, a dropped connection or a passing fault goes on where it stopped: a
 state file remembers each tus upload's URL as soon as it exists (the server is asked how far it
 got, and only the rest is sent) and the attachment of each file the command uploaded already;
@@ -43,9 +45,12 @@ API = "/api/v3"
 # deploy/nginx.conf's limit (6m, for the default AFFIX_MAX_ATTACHMENT_SIZE of 5 MiB), with room
 # for the headers, whatever size of file the server is set to take
 DEFAULT_CHUNK_SIZE = 4 * 1024 * 1024
-# how many partial uploads of one large file go at once where the server joins them (tus's
-# concatenation): see docs/guides/tus-parallel.md for the measurement
+# parts of one large file in flight at once: tus partial uploads the server joins
+# (concatenation), or parts sent straight to the bucket; docs/guides/tus-parallel.md and
+# docs/guides/direct-parallel-uploads.md give the measurements
 DEFAULT_PARALLEL = 4
+# more threads than this only wait for each other's bandwidth
+MAX_PARALLEL = 64
 # the smallest piece tried after a 413 (a proxy's body limit) for a larger one: a server that
 # refuses even this much takes no tus upload
 SMALLEST_CHUNK_SIZE = 64 * 1024
@@ -76,22 +81,34 @@ FIXES = {
 }
 OTHER_REFUSAL = "the server refuses this file: the same command would be refused again"
 PASSING_STATUSES = (408, 409, 423, 429)
+# --way: the fastest the server offers, or one forced
+WAYS = ("auto", "direct-parts", "direct", "tus", "multipart")
+OTHER_WAY = "force another --way, or none: the default takes the fastest the server offers"
 
 
 class UploadError(Exception):
     """One file could not be uploaded; the message is what the user reads. ``status``: the
     server's answer, when it refused the request."""
 
-    def __init__(self, message, status=None):
+    def __init__(self, message, status=None, fix=None):
         super().__init__(message)
         self.status = status
+        # what to change, where it is not the server's answer that says it
+        self._fix = fix
+
+    @property
+    def refused(self) -> bool:
+        """Whether the same command would meet this again (any fault that passes is no
+        refusal)."""
+        return self._fix is not None or not (
+            self.status is None or self.status >= 500 or self.status in PASSING_STATUSES)
 
     def fix(self, key_origin) -> str | None:
         """What the user must change before the same command can succeed, or None when it may
         succeed as it is (the fault passes)."""
-        if self.status is None or self.status >= 500 or self.status in PASSING_STATUSES:
+        if not self.refused:
             return None
-        return FIXES.get(self.status, OTHER_REFUSAL).format(key=key_origin)
+        return self._fix or FIXES.get(self.status, OTHER_REFUSAL).format(key=key_origin)
 
 
 class NoKey(Exception):
@@ -346,9 +363,12 @@ class Uploader:
     """Uploads files to one server, each the best way it offers."""
 
     def __init__(self, root, key, state: ResumeState, progress, chunk_size=DEFAULT_CHUNK_SIZE,
-                 wait=time.sleep, parallel=1):
+                 wait=time.sleep, way="auto", parallel=DEFAULT_PARALLEL):
         self.root = root
         self._key = key
+        # one of WAYS; parallel: parts (or tus partial uploads) in flight at once
+        self.way = way
+        self.parallel = parallel
         # how the uploader waits (seconds) before it tries a locked upload again
         self.wait = wait
         self.session = requests.Session()
@@ -378,23 +398,49 @@ class Uploader:
 
     def upload(self, path: Path, work_package=None, description=None) -> Uploaded:
         size = path.stat().st_size
-        if self.tus_offered():
-            # here, not at the top: tus_parallel builds on this module
-            from affix.app.client.tus_parallel import ParallelTusUpload, goes_in_parallel
-            if "concatenation" in self._tus_extensions and goes_in_parallel(size, self.parallel):
-                uploaded = ParallelTusUpload(self, self.parallel).upload(
-                    path, size, work_package, description)
-            else:
-                uploaded = self.upload_tus(path, size, work_package, description)
-        else:
-            container_path = f"{API}/work_packages/{work_package}" if work_package else API
-            upload = self.prepare_direct(path, size, container_path, description)
-            if upload is not None:
-                uploaded = self.upload_direct(path, size, upload)
-            else:
-                uploaded = self.upload_multipart(path, size, container_path, description)
+        uploaded = self._upload_by_way(path, size, work_package, description)
         check_digest(path, uploaded)
         return uploaded
+
+    def _upload_by_way(self, path, size, work_package, description) -> Uploaded:
+        """The file uploaded the first way of ``self.way``'s that the server offers; a forced
+        way it does not offer is an error."""
+        from affix.app.client.direct_parts import offers_parts, prepared_in_parts, upload_in_parts
+        way = self.way
+        container_path = f"{API}/work_packages/{work_package}" if work_package else API
+        if way in ("auto", "direct-parts"):
+            key, prepared = prepared_in_parts(self, path, size, work_package, container_path,
+                                              description)
+            if offers_parts(prepared):
+                return upload_in_parts(self, key, path, size, prepared, self.parallel)
+            if way == "direct-parts":
+                if prepared is not None:
+                    # a form nobody will send to
+                    self.session.delete(urllib.parse.urljoin(
+                        self.root + "/", prepared["_links"]["delete"]["href"]),
+                        timeout=ANSWER_TIMEOUT)
+                raise UploadError("the server takes no direct uploads in parts (--way "
+                                  "direct-parts)", fix=OTHER_WAY)
+            if prepared is not None:
+                return self.upload_direct(path, size, prepared)
+        if way == "direct":
+            upload = self.prepare_direct(path, size, container_path, description)
+            if upload is None:
+                raise UploadError("the server takes no direct uploads (--way direct)",
+                                  fix=OTHER_WAY)
+            return self.upload_direct(path, size, upload)
+        if way in ("auto", "tus"):
+            if self.tus_offered():
+                # here, not at the top: tus_parallel builds on this module
+                from affix.app.client.tus_parallel import ParallelTusUpload, goes_in_parallel
+                if ("concatenation" in self._tus_extensions
+                        and goes_in_parallel(size, self.parallel)):
+                    return ParallelTusUpload(self, self.parallel).upload(
+                        path, size, work_package, description)
+                return self.upload_tus(path, size, work_package, description)
+            if way == "tus":
+                raise UploadError("the server offers no tus uploads (--way tus)", fix=OTHER_WAY)
+        return self.upload_multipart(path, size, container_path, description)
 
     def tus_offered(self) -> bool:
         """Whether the server has a tus 1.0 endpoint: asked once."""
@@ -512,15 +558,18 @@ class Uploader:
 
     # --- direct upload ----------------------------------------------------------------------
 
-    def prepare_direct(self, path, size, container_path, description):
-        """The prepared upload (its form and where to complete it), or None when the server
-        uploads nothing directly: a 422 that says so (OpenProject's message), or no route;
-        then it is not asked again."""
+    def prepare_direct(self, path, size, container_path, description, parts=False):
+        """The prepared upload (its form, or with ``parts`` where the server takes them, how
+        the file is cut; and where to complete it), or None when the server uploads nothing
+        directly: a 422 that says so (OpenProject's message), or no route; then it is not
+        asked again."""
         if self._direct_offered is False:
             return None
-        body, content_type = multipart([("metadata", (json.dumps(
-            {"fileName": path.name, "fileSize": size, **described(description)}).encode(),
-            "application/json"))])
+        declared = {"fileName": path.name, "fileSize": size, **described(description)}
+        if parts:
+            declared["parts"] = True
+        body, content_type = multipart([("metadata", (json.dumps(declared).encode(),
+                                                      "application/json"))])
         response = self.session.post(
             f"{self.root}{container_path}/attachments/prepare", data=body,
             headers={"Content-Type": content_type}, timeout=ANSWER_TIMEOUT)
@@ -543,7 +592,7 @@ class Uploader:
         completed = expect(self.session.get(
             urllib.parse.urljoin(self.root + "/", upload["_links"]["completeUpload"]["href"]),
             timeout=finishing(size)), 200)
-        return self._described(completed, "direct")
+        return self.described(completed, "direct")
 
     # --- multipart --------------------------------------------------------------------------
 
@@ -557,7 +606,7 @@ class Uploader:
                 f"{self.root}{container_path}/attachments", data=body,
                 headers={"Content-Type": content_type}, timeout=finishing(size))
         # affix answers 200, as the spec says; OpenProject 201
-        return self._described(expect(response, 200, 201), "multipart")
+        return self.described(expect(response, 200, 201), "multipart")
 
     # --- the attachment ---------------------------------------------------------------------
 
@@ -566,13 +615,13 @@ class Uploader:
         response = self.session.get(url, timeout=ANSWER_TIMEOUT)
         if response.status_code == 404:
             return None
-        return self._described(expect(response, 200), way)
+        return self.described(expect(response, 200), way)
 
     def attachment_at(self, attachment_url, way) -> Uploaded:
-        return self._described(
+        return self.described(
             expect(self.session.get(attachment_url, timeout=ANSWER_TIMEOUT), 200), way)
 
-    def _described(self, response, way) -> Uploaded:
+    def described(self, response, way) -> Uploaded:
         attachment = response.json()
         url = urllib.parse.urljoin(response.url, attachment["_links"]["self"]["href"])
         return Uploaded(url=url, attachment=attachment, way=way)
@@ -629,7 +678,7 @@ def progress_bars(stream):
     return lambda name, total, initial: ProgressBar(stream, name, total, initial)
 
 
-def command_line(paths, url, work_package, description, as_json, chunk_size,
+def command_line(paths, url, work_package, description, as_json, chunk_size, way="auto",
                  parallel=DEFAULT_PARALLEL) -> str:
     """The ``affix upload`` of these arguments, as a user runs it again."""
     words = ["affix", "upload", *map(str, paths), "--url", url]
@@ -641,6 +690,8 @@ def command_line(paths, url, work_package, description, as_json, chunk_size,
         words.append("--json")
     if chunk_size != DEFAULT_CHUNK_SIZE:
         words += ["--chunk-size", str(chunk_size)]
+    if way != "auto":
+        words += ["--way", way]
     if parallel != DEFAULT_PARALLEL:
         words += ["--parallel", str(parallel)]
     return shlex.join(words)
@@ -648,7 +699,7 @@ def command_line(paths, url, work_package, description, as_json, chunk_size,
 
 def upload_files(paths, url, *, work_package=None, description=None, as_json=False,
                  again=False, environ, out, err, chunk_size=DEFAULT_CHUNK_SIZE,
-                 wait=time.sleep, parallel=DEFAULT_PARALLEL) -> int:
+                 wait=time.sleep, way="auto", parallel=DEFAULT_PARALLEL) -> int:
     """``affix upload``: each file in turn, its attachment's URL on ``out`` as it is done (all
     of them as one JSON array with ``as_json``), what went wrong on ``err``. A file the same
     command uploaded before is not uploaded again but reported, unless ``again``. The exit
@@ -672,7 +723,7 @@ def upload_files(paths, url, *, work_package=None, description=None, as_json=Fal
     if again:
         state.forget_command(command)
     earlier = state.uploaded(command)
-    uploader = Uploader(root, key, state, progress_bars(err), chunk_size, wait, parallel)
+    uploader = Uploader(root, key, state, progress_bars(err), chunk_size, wait, way, parallel)
     results: list[dict[str, Any]] = []
     refused, reported = [], []
     left = list(paths)
@@ -727,7 +778,7 @@ def upload_files(paths, url, *, work_package=None, description=None, as_json=Fal
               "same refusal: fix what is said above first", file=err)
     else:
         print(f"{report}; to go on, run the same command again:\n  "
-              + command_line(paths, url, work_package, description, as_json, chunk_size,
+              + command_line(paths, url, work_package, description, as_json, chunk_size, way,
                              parallel),
               file=err)
     return 130 if interrupted else 1

@@ -83,6 +83,10 @@ UPLOAD_BODY = {
         },
     }},
 }
+# how an upload in parts is cut: parts of partSize bytes (at least 5 MiB), the last shorter
+PART_PLAN = {"fileSize": {"type": "integer", "minimum": 0},
+             "partSize": {"type": "integer", "minimum": 5 * 1024 * 1024},
+             "partCount": {"type": "integer", "minimum": 1, "maximum": 10_000}}
 PREPARE_BODY = {
     "required": True,
     "content": {"multipart/form-data": {
@@ -92,7 +96,10 @@ PREPARE_BODY = {
             "properties": {
                 "metadata": {"type": "string", "description": (
                     'JSON: {"fileName": "…", "fileSize": 123, "contentType": "…", '
-                    '"description": "…"}; the only part')},
+                    '"description": "…", "parts": false}; the only part. "parts": true asks '
+                    'for an upload in parts, straight to the bucket (answered with '
+                    'partSize, partCount and the links uploadParts and partUrls, no '
+                    'addAttachment form) where the store takes one')},
             },
         },
     }},
@@ -139,7 +146,7 @@ SCHEMAS = {
             "createdAt": {"type": "string", "format": "date-time"},
             "_links": {
                 "type": "object",
-                "required": ["self", "author", "addAttachment", "completeUpload"],
+                "required": ["self", "author", "completeUpload"],
                 "properties": {
                     "addAttachment": {
                         "type": "object", "required": ["href", "method", "form_fields"],
@@ -152,6 +159,34 @@ SCHEMAS = {
                 },
                 "additionalProperties": _ref("Link"),
             },
+            **PART_PLAN,
+        },
+    },
+    "UploadParts": {
+        "type": "object", "required": ["_type", "parts", "_links", *PART_PLAN],
+        "description": "The parts the bucket holds of an upload in parts (ListParts): a "
+                       "client that resumes sends the others",
+        "properties": {
+            "_type": {"const": "UploadParts"}, **PART_PLAN,
+            "parts": {"type": "array", "items": {
+                "type": "object", "required": ["partNumber", "size"],
+                "properties": {"partNumber": {"type": "integer"},
+                               "size": {"type": "integer"}}}},
+            "_links": {"type": "object", "additionalProperties": _ref("Link")},
+        },
+    },
+    "UploadPartUrls": {
+        "type": "object", "required": ["_type", "expiresAt", "parts", *PART_PLAN],
+        "description": "Pre-signed UploadPart URLs: PUT exactly size bytes of the part to "
+                       "href before expiresAt; each is bound to this upload and part number",
+        "properties": {
+            "_type": {"const": "UploadPartUrls"}, **PART_PLAN,
+            "expiresAt": {"type": "string", "format": "date-time"},
+            "parts": {"type": "array", "items": {
+                "type": "object", "required": ["partNumber", "size", "href", "method"],
+                "properties": {"partNumber": {"type": "integer"}, "size": {"type": "integer"},
+                               "href": {"type": "string"}, "method": {"const": "put"}}}},
+            "_links": {"type": "object", "additionalProperties": _ref("Link")},
         },
     },
     "Collection": {
@@ -336,6 +371,15 @@ def _attachment_paths():
         "/api/v3/attachments/{id}/uploaded": {"get": _operation(
             "Complete a direct upload: its author only, once the file is in the store",
             {"200": _hal("Attachment"), **_errors("403", "404", "422", "503")}, attachment)},
+        "/api/v3/attachments/{id}/parts": {"get": _operation(
+            "The parts the bucket holds of an upload in parts: its author only",
+            {"200": _hal("UploadParts"), **_errors("404", "503")}, attachment)},
+        "/api/v3/attachments/{id}/parts/urls": {"get": _operation(
+            "Pre-signed URLs of parts of an upload in parts: its author only",
+            {"200": _hal("UploadPartUrls"), **_errors("400", "404", "503")},
+            [*attachment, {"name": "partNumbers", "in": "query", "required": True,
+                           "schema": {"type": "string", "pattern": "^[0-9]+(,[0-9]+)*$"},
+                           "description": "Part numbers separated by commas, at most 100"}])},
         "/api/v3/attachments/{id}/download": {"get": content},
         "/api/v3/attachments/{id}/content": {"get": content},
         "/api/v3/users/{id}": {"get": _operation("A user", {"200": _hal("User"),

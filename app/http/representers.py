@@ -224,9 +224,11 @@ def root(base, instance_name, current_user, *, work_packages) -> dict:
     return {"_type": "Root", "instanceName": instance_name, "_links": links}
 
 
-def attachment_upload(base, record, *, container_link, form_url, form_fields) -> dict:
+def attachment_upload(base, record, *, container_link, form_url, form_fields,
+                      plan=None) -> dict:
     """A prepared direct upload (OpenProject's AttachmentUpload): the form that uploads its
-    bytes to the store (``form_url``, ``form_fields``), and where to complete it.
+    bytes to the store (``form_url``, ``form_fields``), or for an upload in parts, how the
+    file is cut (``plan``) and where its parts and their URLs are; and where to complete it.
     ``container_link`` is None for an upload without a container."""
     self_href = attachment_path(base, record.id)
     download = f"{self_href}/download"
@@ -234,7 +236,6 @@ def attachment_upload(base, record, *, container_link, form_url, form_fields) ->
         # OpenProject's path; answered while the upload is pending
         "self": {"href": f"{base}{API}/attachment_upload/{record.id}", "title": record.file_name},
         "author": {"href": user_path(base, record.author.id), "title": record.author.name},
-        "addAttachment": {"href": form_url, "method": "post", "form_fields": form_fields},
         "completeUpload": {"href": f"{self_href}/uploaded", "method": "get"},
         "delete": {"href": self_href, "method": "delete"},
         "staticDownloadLocation": {"href": download},
@@ -242,7 +243,7 @@ def attachment_upload(base, record, *, container_link, form_url, form_fields) ->
     }
     if container_link is not None:
         links["container"] = container_link
-    return {
+    document = {
         "_type": "AttachmentUpload",
         "id": record.id,
         "fileName": record.file_name,
@@ -250,3 +251,16 @@ def attachment_upload(base, record, *, container_link, form_url, form_fields) ->
         "createdAt": timestamp(record.created_at),
         "_links": links,
     }
+    if plan is None:
+        links["addAttachment"] = {"href": form_url, "method": "post", "form_fields": form_fields}
+    else:
+        links.update(upload_parts_links(self_href))
+        document.update(fileSize=plan.size, partSize=plan.part_size, partCount=plan.count)
+    return document
+
+
+def upload_parts_links(self_href) -> dict:
+    """Where an upload in parts lists its parts and gives their URLs."""
+    return {"uploadParts": {"href": f"{self_href}/parts", "method": "get"},
+            "partUrls": {"href": f"{self_href}/parts/urls{{?partNumbers}}", "templated": True,
+                         "method": "get"}}

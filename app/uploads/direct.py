@@ -18,17 +18,24 @@
 
 The store's policy pins the key and the size, but not every S3-compatible server enforces a
 policy (moto does not): completion checks size and content itself, at the key it copied to.
+
+A declaration with ``"parts": true`` asks for an upload in parts instead of the form, where the
+store takes one (:mod:`affix.app.uploads.direct_parts`): the client sends the parts itself, and
+completion first joins the parts the bucket holds into the staged object, then goes on as above.
 """
+import contextlib
 import dataclasses
 from typing import Any
 
 from affix.app.uploads.content_types import OCTET_STREAM
+from affix.app.uploads.direct_parts import join_parts
 from affix.app.errors import is_refusal, not_found, property_violation, property_violations
 from affix.app.http.request_json import parse_json, storable_document
 from affix.app.uploads.finishing import Finished, size_mismatch
 from affix.app.uploads.multipart import description_of, file_too_large, receive_metadata
 from affix.storage.blob_store import is_storage_key
 from affix.storage.models import PREPARED
+from affix.storage.s3_direct_parts import PartPlan
 
 NOT_AVAILABLE = ("Direct file upload is not available due to a system configuration issue. "
                  "Please contact your administrator.")
@@ -42,6 +49,19 @@ class DeclaredUpload:
     file_name: str
     size: int
     description: str
+    # an upload in parts asked for (sent as parts, if the store takes them)
+    parts: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class PreparedUpload:
+    """A prepared upload's row, and how the client sends its bytes: the form's URL and fields,
+    or, for an upload in parts, how the file is cut."""
+
+    record: Any
+    form_url: str | None = None
+    form_fields: dict | None = None
+    plan: PartPlan | None = None
 
 
 def parse_declaration(raw: bytes, size_limit: int, allowlist) -> DeclaredUpload:
@@ -70,9 +90,12 @@ def parse_declaration(raw: bytes, size_limit: int, allowlist) -> DeclaredUpload:
             errors.append(property_violation(
                 "contentType", f"'{content_type}' is not allowed for upload."))
     description = description_of(document, errors)
+    parts = document.get("parts", False)
+    if not isinstance(parts, bool):
+        errors.append(property_violation("parts", "Parts must be true or false."))
     if errors:
         raise property_violations(errors)
-    return DeclaredUpload(file_name=file_name, size=size, description=description)
+    return DeclaredUpload(file_name=file_name, size=size, description=description, parts=parts)
 
 
 class DirectUploads:
@@ -81,16 +104,18 @@ class DirectUploads:
     ``stored`` finishes an upload whose bytes are in the store
     (:class:`~affix.app.uploads.finishing.StoredUploads`); ``staging`` is the store's
     :class:`~affix.storage.s3_staging.S3UploadStaging`, None when the store takes no direct
-    uploads; ``size_limit`` bounds a declared size; ``allowlist`` answers a declared content
-    type early.
+    uploads; ``parts`` its :class:`~affix.storage.blob_store.PartStaging`, None when it takes
+    no uploads in parts; ``size_limit`` bounds a declared size; ``allowlist`` answers a
+    declared content type early.
     """
 
-    def __init__(self, *, service, stored, staging, size_limit, allowlist):
+    def __init__(self, *, service, stored, staging, size_limit, allowlist, parts=None):
         # public: the routes render attachments through it
         self.service = service
         self._stored = stored
         self._catalog = service.catalog
         self._staging = staging
+        self.parts = parts
         self._size_limit = size_limit
         self._allowlist = allowlist
 
@@ -101,17 +126,30 @@ class DirectUploads:
         clients a URL of its own."""
         return self._staging is not None
 
-    def prepare(self, user, body, kind=None, container=None):
+    def prepare(self, user, body, kind=None, container=None) -> PreparedUpload:
         """A prepared upload into ``container`` of ``kind`` (or without a container) from
-        the metadata part of ``body``: (its row, the form's URL, the form's fields). The same
-        permission as an upload's, checked before the body is read; 422 without a store that
-        takes direct uploads."""
+        the metadata part of ``body``. The same permission as an upload's, checked before the
+        body is read; 422 without a store that takes direct uploads."""
         self.service.require_may_upload(user, kind, container)
         if not self.available:
             raise property_violation(None, NOT_AVAILABLE)
         declared = parse_declaration(receive_metadata(body), self._size_limit, self._allowlist)
+        if declared.parts and self.parts is not None:
+            staged_key = self.parts.new_key()
+            self.parts.start(staged_key)
+            try:
+                record = self._add_prepared(user, declared, staged_key, kind, container)
+            except BaseException:
+                # no row names the upload: nothing else would ever abort it
+                self.service.delete_blob(staged_key)
+                raise
+            return PreparedUpload(record, plan=PartPlan.for_size(declared.size))
         staged_key = self._staging.new_key()
         form_url, form_fields = self._staging.form(staged_key, declared.size)
+        record = self._add_prepared(user, declared, staged_key, kind, container)
+        return PreparedUpload(record, form_url=form_url, form_fields=form_fields)
+
+    def _add_prepared(self, user, declared, staged_key, kind, container):
         with self._catalog.write_transaction():
             record = self._catalog.add_attachment(
                 file_name=declared.file_name, file_size=declared.size,
@@ -121,16 +159,16 @@ class DirectUploads:
                 container_id=container.id if container else None,
                 status=PREPARED, storage_key=staged_key, created_at=self.service.clock(),
             )
-        return record, form_url, form_fields
+        return record
 
     def pending(self, user, attachment_id):
-        """The direct upload ``attachment_id`` of ``user`` while it waits for its file: (its
-        row, its kind and container, the form's URL and fields). The form is signed anew but
+        """The direct upload ``attachment_id`` of ``user`` while it waits for its file: its
+        kind and container, and the upload as prepare answered it. A form is signed anew but
         expires when prepare's did. 404 for any other id, another user's upload, one complete
         (an attachment now), one whose form expired, and the row of a tus upload."""
         if not self.available:
             raise not_found()
-        record = self._authored_by(user, attachment_id)
+        record = self.authored_by(user, attachment_id)
         # a tus upload's row is prepared too, but at a storage key: no form writes there
         if record is None or record.status != PREPARED or is_storage_key(record.storage_key):
             raise not_found()
@@ -142,9 +180,13 @@ class DirectUploads:
         lifetime = int(self._staging.form_lifetime - age)
         if lifetime < 1:
             raise not_found()
+        if self.parts is not None and self.parts.owns(record.storage_key):
+            return kind, container, PreparedUpload(record,
+                                                   plan=PartPlan.for_size(record.file_size))
         form_url, form_fields = self._staging.form(record.storage_key, record.file_size,
                                                    lifetime)
-        return record, kind, container, form_url, form_fields
+        return kind, container, PreparedUpload(record, form_url=form_url,
+                                               form_fields=form_fields)
 
     def complete(self, grants, attachment_id):
         """The attachment of the upload ``attachment_id`` of ``grants.user``, completed now or
@@ -155,7 +197,7 @@ class DirectUploads:
         if not self.available:
             raise not_found()
         user = grants.user
-        record = self._authored_by(user, attachment_id)
+        record = self.authored_by(user, attachment_id)
         if record is None:
             raise not_found()
         if record.status != PREPARED:
@@ -166,7 +208,7 @@ class DirectUploads:
         except Exception:
             # a repeat that ran at the same time completed it: the upload stands, and so does
             # its answer
-            now = self._authored_by(user, attachment_id)
+            now = self.authored_by(user, attachment_id)
             if now is None or now.status == PREPARED:
                 raise
             return self.service.find_visible(grants, attachment_id), None
@@ -191,6 +233,10 @@ class DirectUploads:
                 raise not_found()
             self.service.require_may_upload(user, kind, container)
             try:
+                if self.parts is not None and self.parts.owns(staged_key):
+                    # an earlier try joined them, and failed after: the object is there
+                    with contextlib.suppress(FileNotFoundError):
+                        join_parts(self.parts, record)
                 size = self._staging.staged_size(staged_key)
                 if size != record.file_size:
                     raise size_mismatch(size, record.file_size)
@@ -208,8 +254,9 @@ class DirectUploads:
         self._staging.discard(staged_key)
         return record
 
-    def _authored_by(self, user, attachment_id):
-        """The row of attachment ``attachment_id`` if ``user`` is its author; None otherwise."""
+    def authored_by(self, user, attachment_id):
+        """The row of attachment ``attachment_id`` if ``user`` is its author; None otherwise
+        (uploads in parts look their rows up with it too)."""
         Attachment = self._catalog.Attachment
         record = self._catalog.by_id(
             Attachment.select(Attachment, self._catalog.User).join(self._catalog.User),

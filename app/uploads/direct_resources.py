@@ -12,11 +12,11 @@ from affix.app.attachments.resources import (
 from affix.app.uploads.multipart import RequestBody
 
 
-def _render_upload(req, resp, record, form_url, form_fields, kind=None, container=None):
+def _render_upload(req, resp, prepared, kind=None, container=None):
     """``container`` of ``kind``: where the upload goes, None without a container."""
     resp.media = representers.attachment_upload(
-        req.root_path, record, container_link=container_link(req, kind, container),
-        form_url=form_url, form_fields=form_fields,
+        req.root_path, prepared.record, container_link=container_link(req, kind, container),
+        form_url=prepared.form_url, form_fields=prepared.form_fields, plan=prepared.plan,
     )
 
 
@@ -27,10 +27,9 @@ class PrepareUploadResource:
         self.direct_uploads = direct_uploads
 
     def on_post(self, req, resp):
-        record, form_url, form_fields = self.direct_uploads.prepare(
-            req.context.user, RequestBody.of(req))
+        prepared = self.direct_uploads.prepare(req.context.user, RequestBody.of(req))
         resp.status = falcon.HTTP_201
-        _render_upload(req, resp, record, form_url, form_fields)
+        _render_upload(req, resp, prepared)
 
 
 class ContainerPrepareUploadResource:
@@ -44,10 +43,9 @@ class ContainerPrepareUploadResource:
         user = req.context.user
         container = visible_container(self.kind, grants_of(req, self.direct_uploads.service),
                                       container_id)
-        record, form_url, form_fields = self.direct_uploads.prepare(
-            user, RequestBody.of(req), self.kind, container)
+        prepared = self.direct_uploads.prepare(user, RequestBody.of(req), self.kind, container)
         resp.status = falcon.HTTP_201
-        _render_upload(req, resp, record, form_url, form_fields, self.kind, container)
+        _render_upload(req, resp, prepared, self.kind, container)
 
 
 class PendingUploadResource:
@@ -58,9 +56,8 @@ class PendingUploadResource:
         self.direct_uploads = direct_uploads
 
     def on_get(self, req, resp, attachment_id):
-        record, kind, container, form_url, form_fields = self.direct_uploads.pending(
-            req.context.user, attachment_id)
-        _render_upload(req, resp, record, form_url, form_fields, kind, container)
+        kind, container, prepared = self.direct_uploads.pending(req.context.user, attachment_id)
+        _render_upload(req, resp, prepared, kind, container)
 
 
 class CompleteUploadResource:

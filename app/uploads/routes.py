@@ -3,6 +3,8 @@ from affix.app.uploads.direct_resources import (
     CompleteUploadResource, ContainerPrepareUploadResource, PendingUploadResource,
     PrepareUploadResource,
 )
+from affix.app.uploads.direct_parts import DirectPartUploads
+from affix.app.uploads.direct_parts_resources import UploadPartsResource, UploadPartUrlsResource
 from affix.app.uploads.tus_resources import TUS_PATH, TusCreationResource, TusUploadResource
 
 
@@ -13,6 +15,11 @@ def add_routes(app, services):
                   PendingUploadResource(direct_uploads))
     app.add_route("/api/v3/attachments/{attachment_id:id}/uploaded",
                   CompleteUploadResource(direct_uploads))
+    part_uploads = DirectPartUploads(direct_uploads)
+    app.add_route("/api/v3/attachments/{attachment_id:id}/parts",
+                  UploadPartsResource(part_uploads))
+    app.add_route("/api/v3/attachments/{attachment_id:id}/parts/urls",
+                  UploadPartUrlsResource(part_uploads))
     for kind in services.container_types:
         app.add_route(
             f"/api/v3/{kind.segment}/{{container_id:id}}/attachments/prepare",

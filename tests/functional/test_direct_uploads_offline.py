@@ -56,8 +56,11 @@ def test_direct_upload_settings_default_to_four_hours_and_every_upload_s_limit()
 def test_direct_upload_settings_come_from_the_environment():
     settings = Settings.from_environ({"AFFIX_MAX_ATTACHMENT_SIZE": str(3 * GiB),
                                       "AFFIX_MAX_DIRECT_UPLOAD_SIZE": str(2 * GiB),
-                                      "AFFIX_DIRECT_UPLOAD_EXPIRY": "600"})
+                                      "AFFIX_DIRECT_UPLOAD_EXPIRY": "600",
+                                      "AFFIX_DIRECT_PART_URL_EXPIRY": "60"})
     assert (settings.direct_upload_expiry, settings.direct_upload_limit) == (600, 2 * GiB)
+    assert settings.direct_part_url_expiry == 60
+    assert Settings.from_environ({}).direct_part_url_expiry == 900
     # never above every upload's limit, the largest file accepted
     settings = Settings.from_environ({"AFFIX_MAX_DIRECT_UPLOAD_SIZE": str(2 * GiB)})
     assert settings.direct_upload_limit == settings.max_attachment_size == 5 * 1024 * 1024
@@ -79,6 +82,11 @@ def test_direct_upload_settings_come_from_the_environment():
      "AFFIX_DIRECT_UPLOAD_EXPIRY must be greater than 0, not '-5'"),
     ({"AFFIX_DIRECT_UPLOAD_EXPIRY": "604801"},
      "AFFIX_DIRECT_UPLOAD_EXPIRY must be at most 604800 seconds (seven days, what S3 signs "
+     "for), not 604801"),
+    ({"AFFIX_DIRECT_PART_URL_EXPIRY": "0"},
+     "AFFIX_DIRECT_PART_URL_EXPIRY must be greater than 0, not '0'"),
+    ({"AFFIX_DIRECT_PART_URL_EXPIRY": "604801"},
+     "AFFIX_DIRECT_PART_URL_EXPIRY must be at most 604800 seconds (seven days, what S3 signs "
      "for), not 604801"),
 ])
 def test_bad_direct_upload_settings_are_refused_with_the_variable_named(environ, message):

@@ -23,6 +23,8 @@ builder, ``basic_auth``) lives in affix itself, in ``affix.app.testing``.
 - ``statements``: the SQL statements a request runs, counted
 - ``migrations``: what ``affix migrate`` prints
 - ``direct_uploads``: preparing a direct upload, sending the file to the store with its form
+- ``direct_parts``: a direct upload in parts: preparing it, its part URLs and held parts,
+  sending parts to the bucket
 - ``tus``: resumable uploads through falcon.testing (partial and final ones too), a PATCH cut
   short on a real server; the upload rows and partial files read back
 - ``schemathesis_hooks``: how schemathesis sends a tus upload's bytes (its hooks file)
@@ -42,6 +44,8 @@ builder, ``basic_auth``) lives in affix itself, in ``affix.app.testing``.
 - ``clamd``: a throwaway clamd (Debian's) that knows the EICAR test file; the ``clamd`` fixtures
 - ``slow_clients``: clients that would hold a server's threads, and normal requests beside them
 - ``s3``: moto's S3 server in a process of its own; the ``s3_bucket`` fixtures
+- ``signing_bucket``: a bucket in front of moto that checks pre-signed URLs' signatures and
+  expiry as S3 does, on a clock the test sets
 - ``plugin_packages``: the example plugin package affix-meetings
 - ``openproject_clients``: real OpenProject clients from PyPI (openproject-cli's command, and
   pyopenproject in its own environment through ``pyopenproject_driver``)

@@ -159,6 +159,7 @@ def s3_bucket(s3_server):
 
 
 def bucket_settings(databases, data_dir, bucket, **overrides):
-    """conftest's settings (its small size limit), storing in ``bucket`` under ``blobs``."""
-    return databases.settings(data_dir, max_attachment_size=SMALL_LIMIT,
-                              storage_url=bucket.url(), s3=bucket.options, **overrides)
+    """conftest's settings (its small size limit, unless ``overrides`` name another), storing
+    in ``bucket`` under ``blobs``."""
+    return databases.settings(data_dir, **{"max_attachment_size": SMALL_LIMIT, **overrides},
+                              storage_url=bucket.url(), s3=bucket.options)

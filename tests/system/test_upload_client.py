@@ -8,6 +8,7 @@ import json
 import os
 import pty
 import re
+import runpy
 import signal
 import struct
 import subprocess
@@ -19,14 +20,14 @@ import pytest
 import requests
 
 from affix.app.cli.commands import main
-from affix.app.client.uploads import FIXES, OTHER_REFUSAL, ResumeState
+from affix.app.client.uploads import FIXES, OTHER_REFUSAL, OTHER_WAY, ResumeState
 from support.cli import affix
-from support.content import MiB, md5, random_bytes
+from support.content import MiB, md5, png_bytes, random_bytes
 from support.errors import WRONG_CREDENTIALS
-from support.net import REQUEST_TIMEOUT
+from support.net import HOST, REQUEST_TIMEOUT
 from support.nginx import nginx_in_front
 from support.processes import COMMAND_TIMEOUT, REPO_ROOT, environ_without_affix
-from support.relays import CorruptingRelay, Gate
+from support.relays import CorruptingRelay, CountingRelay, Gate
 from support.s3 import s3_environ
 from support.servers import HIGH_LIMIT, running_server
 from support.state import STORAGE_KEY
@@ -257,6 +258,36 @@ def test_a_chunk_size_that_is_none_is_a_usage_error(capsys, files, home):
         "or K, M, G with or without iB (5M, 5MiB: 1024-based)\n")
 
 
+@pytest.mark.parametrize("argv, line", [
+    (["--parallel", "0"], "argument --parallel: not a number of parts from 1 to 64: '0'"),
+    (["--parallel", "x"], "argument --parallel: not a number of parts from 1 to 64: 'x'"),
+    (["--way", "fast"], "argument --way: invalid choice: 'fast' (choose from 'auto', "
+                        "'direct-parts', 'direct', 'tus', 'multipart')"),
+])
+def test_a_way_or_parallel_that_is_none_is_a_usage_error(capsys, files, home, argv, line):
+    [path] = files(**{"a.bin": CONTENT})
+    with pytest.raises(SystemExit) as stopped:
+        upload(capsys, client_environ(home, "key"), path, "--url", "http://127.0.0.1:9", *argv)
+    assert stopped.value.code == 2
+    assert capsys.readouterr().err == f"affix upload: error: {line}\n"
+
+
+@pytest.mark.parametrize("way, message", [
+    ("direct-parts", "the server takes no direct uploads in parts (--way direct-parts)"),
+    ("direct", "the server takes no direct uploads (--way direct)"),
+    ("tus", "the server offers no tus uploads (--way tus)"),
+])
+def test_a_forced_way_the_server_lacks_says_so_and_stores_nothing(capsys, plain_server, files,
+                                                                  home, way, message):
+    [path] = files(**{"a.bin": CONTENT})
+    status, out, err = upload(capsys, client_environ(home, plain_server.api_key), path,
+                              "--url", plain_server.url(""), "--way", way)
+    assert (status, out) == (1, "")
+    assert err == (f"affix: error: {path}: {message}\n  {OTHER_WAY}\n"
+                   + refused_in_the_end(0, 1))
+    assert plain_server.stored.rows() == []
+
+
 def test_a_refused_file_says_why_and_the_others_go_up(capsys, tmp_path, databases, files, home):
     limit = 200 * 1024
     paths = files(**{"small.txt": b"small\n", "big.bin": CONTENT, "last.txt": b"last\n"})
@@ -330,15 +361,17 @@ def test_files_go_straight_to_s3_when_the_server_offers_it(capsys, tmp_path, dat
         status, out, err = upload(capsys, client_environ(home, server.api_key), path,
                                   "--url", server.url(""), "--json")
         assert (status, err) == (0, "")
+        # --way direct: OpenProject's one form instead of parts
         status, into, err = upload(capsys, client_environ(home, server.api_key), path,
-                                   "--url", server.url(""), "--work-package", str(work_package))
+                                   "--url", server.url(""), "--work-package", str(work_package),
+                                   "--way", "direct")
         assert (status, err) == (0, "")
         rows = server.stored.rows()
         urls = [server.url(f"/api/v3/attachments/{row[0]}") for row in rows]
         # the pre-signed download URL is signed anew, with the second's time, on each request
         assert "X-Amz-Signature=" in json.loads(out)[0]["attachment"]["_links"][
             "downloadLocation"]["href"]
-        assert unsigned(json.loads(out)) == [{"file": path, "url": urls[0], "way": "direct",
+        assert unsigned(json.loads(out)) == [{"file": path, "url": urls[0], "way": "direct-parts",
                                               "attachment": unsigned(fetched(server, urls[0]))}]
         assert into == urls[1] + "\n"
         assert fetched(server, urls[1])["_links"]["container"]["href"] == (
@@ -624,3 +657,87 @@ def test_a_file_over_the_proxys_limit_is_refused_for_good(capsys, plain_server, 
     assert err == (f"affix: error: {path}: the server answered 413 Request Entity Too Large\n"
                    f"  {FIXES[413]}\n" + refused_in_the_end(0, 1))
     assert plain_server.stored.rows() == []
+
+
+# --- direct uploads in parts: straight to the bucket, several parts at once ----------------------
+
+PARTS_CONTENT = png_bytes(3, 2) + random_bytes(HIGH_LIMIT - len(png_bytes(3, 2)), seed=29)
+PART = 8 * MiB
+
+
+def test_a_killed_upload_in_parts_resumes_with_little_of_it_through_affix(
+        capsys, tmp_path, databases, s3_bucket, clamd, files, home):
+    [path] = files(**{"big.png": PARTS_CONTENT})
+    # the parts' way to the bucket, held once two and a half parts went through
+    gate = Gate(int(s3_bucket.endpoint_url.rsplit(":", 1)[1]), hold_after=PART * 5 // 2)
+    environ = {**s3_environ(gate.url), "AFFIX_STORAGE_URL": s3_bucket.url("blobs"),
+               "AFFIX_SCAN_MODE": "stream", "AFFIX_CLAMD": clamd.socket_path}
+    bucket = s3_bucket.client
+
+    def held_parts():
+        [upload] = bucket.list_multipart_uploads(Bucket=s3_bucket.name)["Uploads"]
+        return bucket.list_parts(Bucket=s3_bucket.name, Key=upload["Key"],
+                                 UploadId=upload["UploadId"]).get("Parts", [])
+    try:
+        with serving(tmp_path, databases, environ=environ) as server:
+            # what the client sends to affix, counted
+            counted = CountingRelay((HOST, server.port))
+            client = environ_without_affix(**client_environ(home, server.api_key))
+            argv = client_command(path, "--url", counted.url, "--parallel", "2")
+            process = subprocess.Popen(argv, cwd=REPO_ROOT, env=client,
+                                       stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            wait_for(gate.holding.is_set, "the client in the middle of the file")
+            wait_for(lambda: held_parts(), "a part in the bucket")
+            process.kill()
+            process.communicate(timeout=COMMAND_TIMEOUT)
+            held = sum(part["Size"] for part in held_parts())
+            gate.release()
+            status, out, err = upload(capsys, client, path, "--url", counted.url, "--json")
+            sent_again = gate.forwarded
+            rows = server.stored.rows()
+            through_affix, _ = counted.counts()
+            counted.close()
+    finally:
+        gate.close()
+    assert (status, err) == (0, "")
+    [result] = json.loads(out)
+    assert result["way"] == "direct-parts"
+    attachment = result["attachment"]
+    assert (attachment["status"], attachment["contentType"], attachment["digest"]["hash"]) == (
+        "scanned", "image/png", md5(PARTS_CONTENT))
+    assert [row[1:4] for row in rows] == [("big.png", len(PARTS_CONTENT), md5(PARTS_CONTENT))]
+    # both runs sent affix requests only, no file bytes
+    assert through_affix < len(PARTS_CONTENT) // 100
+    # the second run sent the parts the bucket lacked, and affix's own requests to the bucket
+    assert len(PARTS_CONTENT) - held <= sent_again < len(PARTS_CONTENT) - held + 256 * 1024
+    assert held >= PART
+    assert s3_bucket.pending_uploads() == []
+    assert [md5(stored) for stored in s3_bucket.objects().values()] == [md5(PARTS_CONTENT)]
+    assert resume_state(home) == remembered(counted.url, [path], [result["url"]], "direct-parts")
+
+
+def test_the_guide_s_walkthrough_uploads_in_parts_and_resumes(tmp_path, databases, s3_bucket,
+                                                              files):
+    content = random_bytes(PART + 5, seed=30)
+    [path] = files(**{"notes.bin": content})
+    script = REPO_ROOT / "docs" / "examples" / "upload_in_parts.py"
+    environ = {**NO_TUS, **s3_environ(s3_bucket.endpoint_url),
+               "AFFIX_STORAGE_URL": s3_bucket.url("blobs")}
+    with serving(tmp_path, databases, environ=environ) as server:
+        client = environ_without_affix(AFFIX_API_KEY=server.api_key)
+        # a first run that stops after the first part: the second goes on with the parts URL
+        bucket = s3_bucket.client
+        session = requests.Session()
+        session.auth = ("apikey", server.api_key)
+        guide = runpy.run_path(str(script))
+        parts_url = guide["prepare"](session, server.url(""), path)
+        [first] = session.get(f"{parts_url}/urls", params={"partNumbers": "1"}).json()["parts"]
+        guide["put_part"](path, first, PART)
+        ran = subprocess.run([sys.executable, str(script), server.url(""), path, parts_url],
+                             env=client, capture_output=True, timeout=COMMAND_TIMEOUT)
+        rows = server.stored.rows()
+    assert (ran.returncode, ran.stderr) == (0, b"")
+    [(attachment_id, name, size, digest, _)] = rows
+    assert ran.stdout.decode().splitlines() == [parts_url, f"{attachment_id} {md5(content)}"]
+    assert (name, size, digest) == ("notes.bin", len(content), md5(content))
+    assert bucket.list_multipart_uploads(Bucket=s3_bucket.name).get("Uploads", []) == []

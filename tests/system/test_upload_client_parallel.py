@@ -2,7 +2,6 @@
 large file goes up as partial uploads at once, joined by a final upload into one attachment;
 killed in the middle, the same command goes on with each partial upload where it stopped.
 (The client's other ways: test_upload_client.py.)"""
-import io
 import json
 import signal
 import subprocess
@@ -12,7 +11,6 @@ from pathlib import Path
 import pytest
 import requests
 
-from affix.app.cli.commands import main
 from support.content import MiB, md5, random_bytes
 from support.net import REQUEST_TIMEOUT
 from support.processes import COMMAND_TIMEOUT, REPO_ROOT, environ_without_affix
@@ -126,14 +124,3 @@ def test_a_killed_parallel_upload_goes_on_where_each_partial_upload_stopped(
     # what the server held went not again: the rest, and the requests' headers
     assert len(CONTENT) - kept <= sent_again < len(CONTENT) - kept + 64 * 1024
     assert resume_entries(client_environ) == []
-
-
-@pytest.mark.parametrize("value", ["0", "two"])
-def test_a_parallel_count_below_one_is_a_usage_error(capsys, tmp_path, value):
-    with pytest.raises(SystemExit) as stopped:
-        main(["upload", str(tmp_path), "--url", "http://127.0.0.1:9", "--parallel", value],
-             environ={}, out=io.StringIO())
-    assert stopped.value.code == 2
-    assert capsys.readouterr().err == (
-        f"affix upload: error: argument --parallel: must be a whole number of 1 or more, not "
-        f"{value!r}\n")

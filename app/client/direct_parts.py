@@ -1,0 +1,128 @@
+"""``affix upload``'s fastest way to an S3-backed affix: a direct upload in parts
+(:mod:`affix.app.uploads.direct_parts` on the server). The file's parts go straight to the
+bucket, ``parallel`` of them at once, each to a URL affix signs for that part; one progress
+bar counts the file. The state file remembers the upload as soon as it is prepared: the same
+command run again after an interruption (Ctrl-C, a killed process, a dropped connection) asks
+the server which parts the bucket holds and sends only the others.
+"""
+import concurrent.futures
+import json
+import threading
+import urllib.parse
+
+import requests
+
+from affix.app.client.uploads import (
+    ANSWER_TIMEOUT, SEND_TIMEOUT, Body, FileSlice, ResumeState, Uploaded, UploadError, expect,
+    finishing,
+)
+
+# part URLs asked for at once; they are asked for shortly before their parts go, so that
+# none expires waiting
+URL_BATCH = 16
+# what the server answers for an upload it no longer has (completed, cleaned up, deleted)
+GONE = (404, 410)
+
+
+def parts_state_key(root, path, work_package, description) -> str:
+    """The state file's key of this file's upload in parts (not a tus upload's)."""
+    return json.dumps(["direct-parts", ResumeState.upload_key(root, path, work_package,
+                                                             description)])
+
+
+class PartsUpload:
+    """One file's upload in parts, by ``uploader`` (an
+    :class:`~affix.app.client.uploads.Uploader`, whose session carries the key)."""
+
+    def __init__(self, uploader, path, size, parallel=1):
+        self.uploader = uploader
+        self.path, self.size, self.parallel = path, size, parallel
+        self._lock = threading.Lock()
+
+    def resume(self, parts_url):
+        """The server's account of the upload at ``parts_url`` (the UploadParts), or None
+        when it no longer has it."""
+        response = self.uploader.session.get(parts_url, timeout=ANSWER_TIMEOUT)
+        if response.status_code in GONE:
+            return None
+        return expect(response, 200).json()
+
+    def send(self, parts: dict) -> dict:
+        """Send every part the bucket lacks according to ``parts`` (an UploadParts or the
+        AttachmentUpload of the preparation), then complete the upload; the attachment's
+        answer."""
+        held = {part["partNumber"] for part in parts.get("parts", ())
+                if part["size"] == self._length(parts, part["partNumber"])}
+        missing = [number for number in range(1, parts["partCount"] + 1) if number not in held]
+        urls_href = parts["_links"]["partUrls"]["href"].split("{", 1)[0]
+        root = self.uploader.root + "/"
+        done = sum(self._length(parts, number) for number in held)
+        with self.uploader.progress(self.path.name, self.size, done) as bar, \
+                concurrent.futures.ThreadPoolExecutor(self.parallel) as pool:
+            for first in range(0, len(missing), URL_BATCH):
+                batch = missing[first:first + URL_BATCH]
+                signed = expect(self.uploader.session.get(
+                    urllib.parse.urljoin(root, urls_href), timeout=ANSWER_TIMEOUT,
+                    params={"partNumbers": ",".join(map(str, batch))}), 200).json()
+                futures = [pool.submit(self._put, part, parts["partSize"], bar)
+                           for part in signed["parts"]]
+                for future in concurrent.futures.as_completed(futures):
+                    future.result()
+        return expect(self.uploader.session.get(
+            urllib.parse.urljoin(root, parts["_links"]["completeUpload"]["href"]),
+            timeout=finishing(self.size)), 200)
+
+    def _length(self, parts, number):
+        return min(parts["partSize"], self.size - (number - 1) * parts["partSize"])
+
+    def _put(self, part, part_size, bar):
+        offset = (part["partNumber"] - 1) * part_size
+
+        def sent(count):
+            with self._lock:
+                bar.update(count)
+        # the bucket is not affix: no API key goes there
+        answer = requests.put(
+            part["href"], data=Body([FileSlice(self.path, offset, part["size"])], sent),
+            timeout=(ANSWER_TIMEOUT, SEND_TIMEOUT))
+        if not answer.ok:
+            raise UploadError(f"the object store answered {answer.status_code} {answer.reason} "
+                              f"to part {part['partNumber']}")
+
+
+def offers_parts(prepared) -> bool:
+    """Whether a preparation's answer is an upload in parts (not a form's)."""
+    return prepared is not None and "uploadParts" in prepared["_links"]
+
+
+def prepared_in_parts(uploader, path, size, work_package, container_path, description):
+    """(state key, what the server answered): the upload in parts of this file that an earlier
+    run began and the server still has (its UploadParts), else a new preparation asking for
+    parts: an AttachmentUpload in parts, or a form's where the server has no uploads in parts,
+    or None where it has no direct uploads."""
+    key = parts_state_key(uploader.root, path, work_package, description)
+    parts_url = uploader.state.upload_url(key)
+    if parts_url is not None:
+        held = PartsUpload(uploader, path, size).resume(parts_url)
+        if held is not None:
+            return key, held
+        uploader.state.forget(key)
+    prepared = uploader.prepare_direct(path, size, container_path, description, parts=True)
+    if offers_parts(prepared):
+        uploader.state.remember(key, urllib.parse.urljoin(
+            uploader.root + "/", prepared["_links"]["uploadParts"]["href"]))
+    return key, prepared
+
+
+def upload_in_parts(uploader, key, path, size, parts, parallel) -> Uploaded:
+    """The file uploaded in parts, ``parallel`` at once, as ``parts`` (what
+    :func:`prepared_in_parts` answered) leaves them to send."""
+    try:
+        completed = PartsUpload(uploader, path, size, parallel).send(parts)
+    except UploadError as error:
+        if error.refused:
+            # the server ended the upload: the next run starts afresh
+            uploader.state.forget(key)
+        raise
+    uploader.state.forget(key)
+    return uploader.described(completed, "direct-parts")
