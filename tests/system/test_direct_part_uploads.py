@@ -187,6 +187,23 @@ def test_only_the_author_sees_the_parts(client, people, s3_bucket):
                                      headers=people.auth("ada")), 404, "NotFound", NOT_FOUND)
 
 
+def test_an_upload_in_parts_is_at_its_self_link_to_its_author_while_pending(
+        client, people, s3_bucket):
+    upload = prepared_in_parts(client, people, "ada", "data.bin", len(CONTENT))
+    self_href = upload["_links"]["self"]["href"]
+
+    pending = client.simulate_get(self_href, headers=people.auth("ada"))
+
+    assert pending.status_code == 200
+    assert pending.json == upload
+    assert_error(client.simulate_get(self_href, headers=people.auth("bob")), 404, "NotFound",
+                 NOT_FOUND)
+    send_parts(client, people, "ada", upload, CONTENT, [1, 2, 3])
+    assert complete(client, people, "ada", upload).status_code == 200
+    assert_error(client.simulate_get(self_href, headers=people.auth("ada")), 404, "NotFound",
+                 NOT_FOUND)
+
+
 @pytest.mark.parametrize("sent, problem", [
     ({1: CONTENT[:PART], 3: CONTENT[2 * PART:]}, "part 2 of 3 not uploaded"),
     ({1: CONTENT[:PART], 2: CONTENT[PART:2 * PART], 3: CONTENT[2 * PART:] + b"x"},
