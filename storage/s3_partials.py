@@ -25,6 +25,7 @@ completed, since completion names the parts the row counts.
 import dataclasses
 import logging
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 from affix.storage.partials import COPY_CHUNK_SIZE, PARTIALS_DIR
 from affix.storage.resumable import Progress
@@ -93,18 +94,28 @@ class S3Partials:
         answer = store.client.get_object(Bucket=store.bucket, Key=self.remainder_key(progress))
         return bytearray(answer["Body"].read())
 
-    def _upload_part(self, progress: Progress, buffer: bytearray) -> Progress:
+    def _next_part(self, progress: Progress) -> dict[str, Any]:
+        """Where the next part of ``progress`` goes: its object, its multipart upload (begun
+        here for the first part) and its number, as boto3 takes them."""
         store = self.store
         object_key = store.object_key(progress.storage_key)
         multipart_id: str | None = progress.multipart_id
         if multipart_id is None:
             multipart_id = store.client.create_multipart_upload(
                 Bucket=store.bucket, Key=object_key)["UploadId"]
-        store.client.upload_part(Bucket=store.bucket, Key=object_key, UploadId=multipart_id,
-                                 PartNumber=progress.part_count + 1, Body=buffer)
+        return {"Bucket": store.bucket, "Key": object_key, "UploadId": multipart_id,
+                "PartNumber": progress.part_count + 1}
+
+    @staticmethod
+    def _with_part(progress: Progress, part: dict[str, Any], size: int) -> Progress:
         return dataclasses.replace(
-            progress, multipart_id=multipart_id, part_count=progress.part_count + 1,
-            parts_size=progress.parts_size + len(buffer))
+            progress, multipart_id=part["UploadId"], part_count=part["PartNumber"],
+            parts_size=progress.parts_size + size)
+
+    def _upload_part(self, progress: Progress, buffer: bytearray) -> Progress:
+        part = self._next_part(progress)
+        self.store.client.upload_part(**part, Body=buffer)
+        return self._with_part(progress, part, len(buffer))
 
     def append(self, progress: Progress, chunks: Iterable[bytes]) -> _S3Appended:
         before = progress
@@ -252,18 +263,11 @@ class S3Partials:
         """``progress`` with the object of the committed ``source`` copied in the bucket as
         its next part."""
         store = self.store
-        object_key = store.object_key(progress.storage_key)
-        multipart_id: str | None = progress.multipart_id
-        if multipart_id is None:
-            multipart_id = store.client.create_multipart_upload(
-                Bucket=store.bucket, Key=object_key)["UploadId"]
+        part = self._next_part(progress)
         store.client.upload_part_copy(
-            Bucket=store.bucket, Key=object_key, UploadId=multipart_id,
-            PartNumber=progress.part_count + 1,
-            CopySource={"Bucket": store.bucket, "Key": store.object_key(source.storage_key)})
-        return dataclasses.replace(
-            progress, multipart_id=multipart_id, part_count=progress.part_count + 1,
-            parts_size=progress.parts_size + source.received)
+            **part, CopySource={"Bucket": store.bucket,
+                                "Key": store.object_key(source.storage_key)})
+        return self._with_part(progress, part, source.received)
 
     def remove_joined(self, progress: Progress) -> None:
         # joining committed it: its object goes, and what is left of its rests
