@@ -13,6 +13,7 @@ import pytest
 
 from affix.app import create_app
 from affix.app.testing import multipart
+from affix.storage import group_sync
 from support.bodies import upload_body
 from support.client import post
 from support.content import png_bytes
@@ -325,10 +326,10 @@ def test_database_out_of_reach_is_503_before_anything_is_read(
 def test_storage_failing_as_the_blob_is_made_durable_leaves_nothing(
         client, people, stored, earlier, monkeypatch, error_number, status, identifier,
         message):
-    def fsync(fd):
+    def syncfs(fd):
         raise OSError(error_number, os.strerror(error_number))
 
-    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(group_sync, "syncfs", syncfs)
     response = post(client, people, upload_body(file=b"z" * 1000))
     monkeypatch.undo()
     assert_error(response, status, identifier, message)
