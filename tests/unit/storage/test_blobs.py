@@ -176,7 +176,8 @@ def test_a_store_s_abilities_are_what_it_declares_not_its_class(tmp_path):
 
 
 @pytest.mark.parametrize("error_number, error_type, message", [
-    (errno.ENOSPC, StoreFull, "no space left to store the file: [Errno 28] No space left on device"),
+    (errno.ENOSPC, StoreFull,
+     "no space left to store the file: [Errno 28] No space left on device"),
     (errno.EIO, OSError, "[Errno 5] Input/output error"),
 ])
 def test_a_commit_whose_flush_fails_keeps_no_blob(tmp_path, monkeypatch, keys, error_number,
