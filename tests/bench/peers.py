@@ -226,7 +226,7 @@ def details_table(args, medium, figures) -> list:
          *(f"{large[name]['cpu']:.2f}" for name in NAMES)],
         ["one client, 4 KiB: median latency, ms", *(f"{latency[name]:.2f}" for name in NAMES)],
     ]
-    return markdown_table([medium, *NAMES], rows)
+    return markdown_table([medium, *(LABELS[name] for name in NAMES)], rows)
 
 
 def report(args, results, command) -> list:
