@@ -56,10 +56,11 @@ class GroupSync:
     (see the module's docstring)."""
 
     def __init__(self, folder: str | os.PathLike[str]) -> None:
-        # held open: syncfs reports each write-back error once to every descriptor open on the
-        # file system when it happened
-        self._fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-        weakref.finalize(self, os.close, self._fd)
+        self._folder = folder
+        # opened by the first flush, in the process that flushes (not in a server's master,
+        # whose workers would inherit it), then held open: syncfs reports each write-back error
+        # once to every descriptor open on the file system when it happened
+        self._fd: int | None = None
         self._changes = threading.Condition()
         self._running = False
         # the flush that callers arriving now wait for, not started yet
@@ -88,7 +89,7 @@ class GroupSync:
                 self._next = None
         if leading:
             try:
-                syncfs(self._fd)
+                syncfs(self._descriptor())
             except BaseException as error:  # every caller of this flush hears of it
                 flush.failure = error
             with self._changes:
@@ -101,6 +102,14 @@ class GroupSync:
             if leading:
                 raise flush.failure
             raise _failed(flush.failure)
+
+
+    def _descriptor(self) -> int:
+        """The folder's descriptor (only the thread running a flush asks for it)."""
+        if self._fd is None:
+            self._fd = os.open(self._folder, os.O_RDONLY | os.O_DIRECTORY)
+            weakref.finalize(self, os.close, self._fd)
+        return self._fd
 
 
 def _failed(failure: BaseException) -> OSError:
