@@ -1,6 +1,10 @@
 """Blobs as files in a folder on the local disk (a :class:`~affix.storage.blob_store.BlobStore`).
 
-Staged blobs are files in a staging folder; ``commit`` renames one into its fan-out folder.
+Staged blobs are files in a staging folder; ``commit`` renames one into its fan-out folder and
+then makes both its bytes and the rename durable with one flush of the file system, shared with
+the other uploads that commit meanwhile (:mod:`affix.storage.group_sync`). A crash before that
+flush can leave a blob in place whose bytes never reached the disk; no row names it (the row
+is written after the flush), and ``affix gc`` collects it as any unreferenced blob.
 """
 import contextlib
 import datetime
@@ -14,6 +18,7 @@ from typing import TYPE_CHECKING, BinaryIO
 from affix.storage.blob_store import (
     FAN_OUT, PROBE_BYTES, StorageError, StoreFull, is_storage_key, new_storage_key,
 )
+from affix.storage.group_sync import GroupSync
 
 if TYPE_CHECKING:
     from affix.storage.partials import LocalPartials
@@ -57,11 +62,14 @@ class StagedLocalBlob:
     def commit(self) -> str:
         """Make the blob durable and permanent; returns its storage key."""
         with full_disk_as_store_full():
-            self._file.flush()
-            os.fsync(self._file.fileno())
-        self._file.close()
+            self._file.close()
         key = self._store.new_key()
-        self._store.place(self.path, key)
+        try:
+            self._store.place(self.path, key)
+        except BaseException:
+            # renamed maybe, but not durably: no blob is half kept
+            self._store.delete(key)
+            raise
         return key
 
     def discard(self) -> None:
@@ -89,6 +97,7 @@ class LocalBlobStore:
         self.new_key = new_key
         self.staging = self.root / STAGING_DIR
         self.staging.mkdir(parents=True, exist_ok=True)
+        self._flushes = GroupSync(self.root)
         self._durable_folders = {path.name for path in self.root.iterdir()
                                  if path.name in FAN_OUT}
         # the entries found, durable before a blob is renamed into one of their folders: their
@@ -96,8 +105,8 @@ class LocalBlobStore:
         fsync_directory(self.root)
 
     def place(self, source: Path, key: str) -> None:
-        """Rename ``source``, a synced file on this store's file system, to be blob ``key``,
-        durably: the rename, and the entry of a fan-out folder made for it."""
+        """Rename ``source``, a file on this store's file system, to be blob ``key``, durably:
+        its bytes, the rename, and the entry of a fan-out folder made for it."""
         target = self.path_of(key)
         folder = target.parent
         # a new folder, or a new entry in a full folder, needs room of its own
@@ -112,8 +121,8 @@ class LocalBlobStore:
                 # the folder went since (an operator tidied away an empty one): made again
                 self._make_durable_folder(folder)
                 os.rename(source, target)
-            # the rename is durable only once the directory entry is
-            fsync_directory(folder)
+            # the bytes and the rename are durable once the file system was flushed after both
+            self._flushes.sync()
 
     def _make_durable_folder(self, folder: Path) -> None:
         self.make_folder(folder.name)

@@ -39,10 +39,9 @@ class WriteBehind:
         self._staged_blob = staged_blob
         self._digest = digest
         self._direct_left = direct_size
-        # the writer thread is started by the first write that is not direct
-        # None: the end of the blob
-        self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=QUEUE_DEPTH)
-        self._writer: threading.Thread | None = None
+        # the writer thread and the queue it drains (None on it: the end of the blob), made by
+        # the first write that is not direct: most blobs never need them
+        self._writer: tuple[threading.Thread, queue.Queue[bytes | None]] | None = None
         self._failure: BaseException | None = None
 
     def write(self, data: bytes) -> None:
@@ -52,13 +51,15 @@ class WriteBehind:
             self._store(data)
             return
         if self._writer is None:
-            self._writer = threading.Thread(target=self._drain, name="affix-write-behind",
-                                            daemon=True)
-            self._writer.start()
-        self._queue.put(data)
+            chunks: queue.Queue[bytes | None] = queue.Queue(maxsize=QUEUE_DEPTH)
+            thread = threading.Thread(target=self._drain, args=(chunks,),
+                                      name="affix-write-behind", daemon=True)
+            thread.start()
+            self._writer = thread, chunks
+        self._writer[1].put(data)
 
-    def _drain(self) -> None:
-        while (data := self._queue.get()) is not None:
+    def _drain(self, chunks: "queue.Queue[bytes | None]") -> None:
+        while (data := chunks.get()) is not None:
             # after a failure, chunks are still taken (and dropped) so that no put blocks
             if self._failure is None:
                 try:
@@ -72,8 +73,9 @@ class WriteBehind:
 
     def _stop_writer(self) -> None:
         if self._writer is not None:
-            self._queue.put(None)
-            self._writer.join()
+            thread, chunks = self._writer
+            chunks.put(None)
+            thread.join()
             self._writer = None
 
     def _raise_failure(self) -> None:

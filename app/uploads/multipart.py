@@ -142,11 +142,22 @@ class ReceivedUpload:
 
 # RFC 2046: 1 to 70 of these characters, the last not a space
 _BOUNDARY = re.compile(r"[0-9A-Za-z'()+_,\-./:=? ]{0,69}[0-9A-Za-z'()+_,\-./:=?]")
+# the Content-Type that browsers, curl, requests and httpx send, which the email package (a
+# few percent of a small upload's CPU) reads as this expression does
+_PLAIN_FORM_DATA = re.compile(r"multipart/form-data; boundary=([0-9A-Za-z_.-]{1,70})")
 
 
 def multipart_boundary(content_type) -> bytes:
     """The boundary of a multipart/form-data Content-Type: 406 without a Content-Type, 415 for
     anything but multipart/form-data, 400 without a boundary RFC 2046 allows."""
+    plain = _PLAIN_FORM_DATA.fullmatch(content_type) if content_type else None
+    if plain:
+        return plain.group(1).encode("ascii")
+    return boundary_read_by_email_package(content_type)
+
+
+def boundary_read_by_email_package(content_type) -> bytes:
+    """:func:`multipart_boundary` for any Content-Type, read by the email package."""
     if not content_type:
         raise MissingContentType("Missing content-type header.")
     message = Message()

@@ -1,34 +1,39 @@
-"""Benchmark affix against the peers a user would pick instead, side by side in one run.
+"""Benchmark affix against the services a user would write instead, side by side in one run.
 
-    python -m tests.bench.peers            # the full run (about 10 minutes)
-    python -m tests.bench.peers --quick    # a smoke run of about two minutes
+    python -m tests.bench.peers --write docs/_generated/peers.md   # the full run (about 10 min)
+    python -m tests.bench.peers --quick                             # a smoke run of a few minutes
 
-Four servers, each with 2 worker processes on loopback, all started before anything is timed:
+Five servers, each with 2 worker processes on loopback, all started before anything is timed:
 
 - affix (``affix serve``: gunicorn gthread, 2 workers x 8 threads), durable, SQLite;
-- FastAPI + python-multipart (tests/bench/fastapi_peer.py) under ``uvicorn --workers 2``, the way
-  FastAPI's deployment guide runs workers (what ``fastapi run --workers 2`` starts), with uvicorn's
-  standard extras (uvloop, httptools) and without its access log (gunicorn keeps none either);
+- "FastAPI doing affix's work" (tests/bench/fastapi_full_peer.py): the API key looked up in
+  SQLite, the metadata parsed, libmagic, md5, fsync, one row committed, a HAL answer;
+- minimal FastAPI + python-multipart (tests/bench/fastapi_peer.py): parse, write, fsync;
+  both FastAPI peers under ``uvicorn --workers 2``, the way FastAPI's deployment guide runs
+  workers (what ``fastapi run --workers 2`` starts), with uvicorn's standard extras (uvloop,
+  httptools) and without its access log (gunicorn keeps none either);
 - Falcon's built-in multipart parser (tests/bench/falcon_peer.py) under gunicorn gthread 2 x 8;
 - the plain WSGI baseline (tests/bench/baseline.py: md5, write and fsync, no parsing), gunicorn
   gthread 2 x 8.
 
-The peers parse the form, write the file, fsync it and answer; no key, no database. Every server
-keeps its files (and FastAPI its spooled parts: ``TMPDIR``) in a folder of its own, first on tmpfs
-(where fsync costs nothing, so the figures compare the servers' own work), then on disk. On each,
-in this order, every scenario alternating between the servers (ABBA):
+Every server keeps its files (and FastAPI its spooled parts: ``TMPDIR``) in a folder of its own,
+first on tmpfs (where fsync costs nothing, so the figures compare the servers' own work), then on
+disk. On each, in this order, every scenario alternating between the servers (ABBA):
 
 1. 4 KiB uploads from 16 concurrent keep-alive clients -> uploads/s, p50, p99, worker CPU
-2. one 100 MiB upload -> MB/s (MB = 10**6 bytes), median of runs
+2. one 100 MiB upload at a time -> MB/s (MB = 10**6 bytes), median of runs
 3. 4 KiB uploads from one client, one after another -> median latency
 
-and the ratios of affix to each peer, against the targets of issue #15 (on tmpfs). Needs the
-``bench`` extra: ``pip install -e '.[bench]'``.
+and the ratios of affix to each peer, against the targets of issue #28. ``--write`` also writes
+the tables, with the date, the command and the machine, to a Markdown file (the docs include
+``docs/_generated/peers.md``). Needs the ``bench`` extra: ``pip install -e '.[bench]'``.
 """
 import contextlib
+import datetime
 import os
 import platform
 import re
+import secrets
 import shutil
 import statistics
 import sys
@@ -37,18 +42,25 @@ from pathlib import Path
 
 from tests.bench.run import (
     KiB, MiB, POOL_SIZE, BenchError, Payload, Server, _await_ready, _spawn, affix_server,
-    alternating, baseline_server, bench_large_uploads, bench_parser, bench_small_uploads,
-    check_logs, clean_environ, gunicorn_command, percentile, run_bench, run_load, say,
+    alternating, api_key_headers, baseline_server, bench_large_uploads, bench_parser,
+    bench_small_uploads, check_logs, clean_environ, gunicorn_command, percentile, run_bench,
+    run_load, say,
 )
 from tests.support.net import HOST, free_port
 
-NAMES = ("affix", "fastapi", "falcon", "baseline")
-# what affix must reach, as a multiple of each server's figure, on tmpfs
-TARGETS = {
-    "small": {"fastapi": 1.5, "falcon": 0.3},
-    "large": {"fastapi": 1.2, "baseline": 1.0},
+NAMES = ("affix", "fastapi-full", "fastapi", "falcon", "baseline")
+LABELS = {
+    "affix": "affix",
+    "fastapi-full": "FastAPI doing affix's work",
+    "fastapi": "FastAPI minimal",
+    "falcon": "Falcon's multipart",
+    "baseline": "baseline (md5 + write + fsync)",
 }
-LATENCY_TARGET_MS = 4.0
+# what affix must reach, as a multiple of each server's figure, on tmpfs and on disk (issue #28)
+TARGETS = {
+    "small": {"fastapi-full": 1.5, "fastapi": 1.0},
+    "large": {"fastapi": 2.0, "baseline": 1.5},
+}
 # uvicorn's worker processes each log this line once they run
 UVICORN_WORKER_STARTED = re.compile(r"Started server process \[(\d+)\]")
 
@@ -57,18 +69,41 @@ def peer_environ(run_dir: Path, files_dir: Path) -> dict:
     return clean_environ(BENCH_PEER_DIR=str(files_dir), TMPDIR=str(run_dir))
 
 
+def uvicorn_command(app, workers, port) -> list:
+    return [sys.executable, "-m", "uvicorn", app, "--host", HOST, "--port", str(port),
+            "--workers", str(workers), "--no-access-log"]
+
+
 @contextlib.contextmanager
 def fastapi_server(run_dir: Path, workers):
     files_dir = run_dir / "files"
     files_dir.mkdir(parents=True)
     port = free_port()
-    command = [sys.executable, "-m", "uvicorn", "tests.bench.fastapi_peer:app",
-               "--host", HOST, "--port", str(port), "--workers", str(workers), "--no-access-log"]
+    command = uvicorn_command("tests.bench.fastapi_peer:app", workers, port)
     with _spawn("fastapi", command, peer_environ(run_dir, files_dir), run_dir) as (
             process, stdout_path, stderr_path):
         server = Server("fastapi", process, port, workers, stdout_path, stderr_path,
                         ready_path="/", upload_path="/upload", files_dir=files_dir,
                         worker_announcement=UVICORN_WORKER_STARTED, answers_file_size=True)
+        _await_ready(server)
+        yield server
+
+
+@contextlib.contextmanager
+def fastapi_full_server(run_dir: Path, workers):
+    from tests.bench import fastapi_full_peer
+    files_dir = run_dir / "files"
+    files_dir.mkdir(parents=True)
+    api_key = secrets.token_hex(16)
+    fastapi_full_peer.prepare(files_dir, api_key)
+    port = free_port()
+    command = uvicorn_command("tests.bench.fastapi_full_peer:app", workers, port)
+    with _spawn("fastapi-full", command, peer_environ(run_dir, files_dir), run_dir) as (
+            process, stdout_path, stderr_path):
+        server = Server("fastapi-full", process, port, workers, stdout_path, stderr_path,
+                        ready_path="/", upload_path="/upload", files_dir=files_dir,
+                        headers=api_key_headers(api_key),
+                        worker_announcement=UVICORN_WORKER_STARTED, answers_attachment=True)
         _await_ready(server)
         yield server
 
@@ -111,7 +146,7 @@ def one_client_latencies(servers, payload, duration):
                 raise BenchError(f"{server.name}: {errors} failed uploads, e.g. {samples}")
             latencies[server.name] += measured
     for name, measured in latencies.items():
-        say(f"    {name:8} {len(measured):6} uploads  median "
+        say(f"    {name:12} {len(measured):6} uploads  median "
             f"{percentile(measured, 0.5) * 1000:6.2f} ms  "
             f"p99 {percentile(measured, 0.99) * 1000:6.2f} ms")
     return {name: statistics.median(measured) * 1000 for name, measured in latencies.items()}
@@ -125,6 +160,7 @@ def bench_medium(args, medium, folder, pool):
             servers = [
                 stack.enter_context(affix_server(root / "affix", args.workers, args.threads,
                                                  args.size + MiB)),
+                stack.enter_context(fastapi_full_server(root / "fastapi-full", args.workers)),
                 stack.enter_context(fastapi_server(root / "fastapi", args.workers)),
                 stack.enter_context(falcon_server(root / "falcon", args.workers, args.threads)),
                 stack.enter_context(baseline_server(root / "baseline", args.workers,
@@ -145,53 +181,81 @@ def bench_medium(args, medium, folder, pool):
     return {"small": small, "large": large, "latency": latency}
 
 
-def table(rows, headers):
-    widths = [max(len(str(row[column])) for row in [headers, *rows])
-              for column in range(len(headers))]
-
-    def line(row):
-        return "| " + " | ".join(str(cell).ljust(width) for cell, width in zip(row, widths)) + " |"
-    say(line(headers))
-    say("|" + "|".join("-" * (width + 2) for width in widths) + "|")
-    for row in rows:
-        say(line(row))
+def markdown_table(headers, rows) -> list:
+    return ["| " + " | ".join(headers) + " |", "| " + " | ".join("---" for _ in headers) + " |",
+            *("| " + " | ".join(row) + " |" for row in rows)]
 
 
-def verdicts(ratios, targets):
-    return ", ".join(f"{name} {'yes' if ratios[name] >= target else 'NO'} (>= {target})"
-                     for name, target in targets.items())
+def figures_table(args, results) -> list:
+    """One row per server, one column per scenario and medium: what the issue's table shows."""
+    headers = ["server"]
+    columns = []
+    for medium in args.media:
+        figures = results[medium]
+        headers += [f"4 KiB uploads/s, {args.clients} clients, {medium}",
+                    f"{args.size // MiB} MiB MB/s, {medium}"]
+        columns += [{name: f"{figures['small'][name]['rate']:.0f}" for name in NAMES},
+                    {name: f"{figures['large'][name]['mbps']:.0f}" for name in NAMES}]
+    rows = [[LABELS[name], *(column[name] for column in columns)] for name in NAMES]
+    return markdown_table(headers, rows)
 
 
-def report(args, medium, results):
-    small, large, latency = results["small"], results["large"], results["latency"]
-    peers = NAMES[1:]
+def targets_table(args, results) -> list:
+    """affix's ratio to each peer a target names, on each medium, and whether it is met."""
     rows = []
+    for scenario, measure, label in (("small", "rate", "4 KiB uploads/s"),
+                                     ("large", "mbps", f"{args.size // MiB} MiB MB/s")):
+        for name, target in TARGETS[scenario].items():
+            cells = [f"{label}: affix / {LABELS[name]}", f">= {target:g}"]
+            for medium in args.media:
+                figures = results[medium][scenario]
+                ratio = figures["affix"][measure] / figures[name][measure]
+                cells.append(f"{ratio:.2f} ({'met' if ratio >= target else 'not met'})")
+            rows.append(cells)
+    return markdown_table(["ratio", "target", *args.media], rows)
 
-    def add(label, figures, fmt, higher_is_better=True, targets=None):
-        ratios = {name: (figures["affix"] / figures[name] if higher_is_better
-                         else figures[name] / figures["affix"]) for name in peers}
-        rows.append([label, *(fmt.format(figures[name]) for name in NAMES),
-                     *(f"{ratios[name]:.2f}" for name in peers),
-                     verdicts(ratios, targets) if targets and medium == "tmpfs" else ""])
 
-    add(f"4 KiB uploads/s, {args.clients} clients", {n: small[n]["rate"] for n in NAMES}, "{:.1f}",
-        targets=TARGETS["small"])
-    add("  latency p50, ms", {n: small[n]["p50"] for n in NAMES}, "{:.1f}", False)
-    add("  latency p99, ms", {n: small[n]["p99"] for n in NAMES}, "{:.1f}", False)
-    add("  worker CPU ms per upload", {n: small[n]["cpu_ms"] for n in NAMES}, "{:.2f}", False)
-    add(f"{args.size // MiB} MiB upload, MB/s (median of {args.runs})",
-        {n: large[n]["mbps"] for n in NAMES}, "{:.1f}", targets=TARGETS["large"])
-    add("  worker CPU s per GiB", {n: large[n]["cpu"] for n in NAMES}, "{:.2f}", False)
-    add("one client: 4 KiB median latency, ms", latency, "{:.2f}", False)
-    rows[-1][-1] = (f"affix {'yes' if latency['affix'] < LATENCY_TARGET_MS else 'NO'} "
-                    f"(< {LATENCY_TARGET_MS:g} ms)") if medium == "tmpfs" else ""
-    say(f"\n{medium}: ratios are affix's advantage (higher is better for affix; for times, "
-        "the peer's over affix's)")
-    table(rows, ["scenario", *NAMES, *(f"affix/{name}" for name in peers), "target met"])
+def details_table(args, medium, figures) -> list:
+    """Every measure of one medium, for every server."""
+    small, large, latency = figures["small"], figures["large"], figures["latency"]
+    rows = [
+        ["4 KiB: latency p50, ms", *(f"{small[name]['p50']:.1f}" for name in NAMES)],
+        ["4 KiB: latency p99, ms", *(f"{small[name]['p99']:.1f}" for name in NAMES)],
+        ["4 KiB: worker CPU ms per upload", *(f"{small[name]['cpu_ms']:.2f}" for name in NAMES)],
+        [f"{args.size // MiB} MiB: worker CPU s per GiB",
+         *(f"{large[name]['cpu']:.2f}" for name in NAMES)],
+        ["one client, 4 KiB: median latency, ms", *(f"{latency[name]:.2f}" for name in NAMES)],
+    ]
+    return markdown_table([medium, *(LABELS[name] for name in NAMES)], rows)
+
+
+def report(args, results, command) -> list:
+    """The run's results as Markdown lines."""
+    lines = [
+        f"Measured {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC with "
+        f"`{command}`" + (" (a QUICK smoke run: not the targets' sizes)" if args.quick else "")
+        + ".",
+        "",
+        f"Machine: {platform.python_implementation()} {platform.python_version()}, "
+        f"{os.cpu_count()} CPUs (nproc {len(os.sched_getaffinity(0))}), load average at the end "
+        f"{' '.join(f'{value:.2f}' for value in os.getloadavg())}; every server "
+        f"{args.workers} workers; media: "
+        + ", ".join(f"{medium} ({args.folders[medium]}, {file_system_of(args.folders[medium])})"
+                    for medium in args.media) + ".",
+        "",
+        *figures_table(args, results),
+        "",
+        "affix's ratio to the peers, against the targets of issue #28:",
+        "",
+        *targets_table(args, results),
+    ]
+    for medium in args.media:
+        lines += ["", *details_table(args, medium, results[medium])]
+    return lines
 
 
 def parse_args(argv):
-    parser = bench_parser("python -m tests.bench.peers", __doc__, 1800,
+    parser = bench_parser("python -m tests.bench.peers", __doc__, 2400,
                           "smoke run: 32 MiB uploads, 2 runs, 6 s loads")
     parser.add_argument("--size-mib", type=int, help="size of the large upload (default 100)")
     parser.add_argument("--runs", type=int, help="large uploads per server (default 5)")
@@ -207,6 +271,8 @@ def parse_args(argv):
     parser.add_argument("--media", default="tmpfs,disk",
                         help="where to run, in order: tmpfs, disk or both (default %(default)s; "
                              "disk is --tmpdir, or the system's temporary folder)")
+    parser.add_argument("--write", metavar="FILE",
+                        help="also write the results as Markdown to FILE")
     args = parser.parse_args(argv)
     args.size = (args.size_mib or (32 if args.quick else 100)) * MiB
     args.runs = args.runs or (2 if args.quick else 5)
@@ -215,26 +281,33 @@ def parse_args(argv):
     args.media = args.media.split(",")
     if not set(args.media) <= {"tmpfs", "disk"}:
         parser.error("--media takes tmpfs, disk or both")
+    args.folders = {"tmpfs": args.tmpfs_dir, "disk": args.tmpdir or tempfile.gettempdir()}
+    args.command = " ".join(["python -m tests.bench.peers", *(argv or sys.argv[1:])])
     return args
 
 
 def run(args):
-    folders = {"tmpfs": args.tmpfs_dir, "disk": args.tmpdir or tempfile.gettempdir()}
     for medium in args.media:
-        is_tmpfs = file_system_of(folders[medium]) == "tmpfs"
+        folder = args.folders[medium]
+        is_tmpfs = file_system_of(folder) == "tmpfs"
         if is_tmpfs != (medium == "tmpfs"):
-            raise BenchError(f"{folders[medium]} is on {file_system_of(folders[medium])}, "
+            raise BenchError(f"{folder} is on {file_system_of(folder)}, "
                              f"not {'tmpfs' if medium == 'tmpfs' else 'a disk'}")
     say(f"affix peer benchmark: {platform.python_implementation()} {platform.python_version()}, "
         f"{os.cpu_count()} CPUs (nproc {len(os.sched_getaffinity(0))}), load average "
         f"{' '.join(f'{value:.2f}' for value in os.getloadavg())}"
         + (" -- QUICK smoke run" if args.quick else ""))
     pool = os.urandom(POOL_SIZE)
-    results = {medium: bench_medium(args, medium, folders[medium], pool)
+    results = {medium: bench_medium(args, medium, args.folders[medium], pool)
                for medium in args.media}
-    for medium in args.media:
-        report(args, medium, results[medium])
-    say(f"\nload average now {' '.join(f'{value:.2f}' for value in os.getloadavg())}")
+    lines = report(args, results, args.command)
+    say()
+    for line in lines:
+        say(line)
+    if args.write:
+        Path(args.write).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.write).write_text("\n".join(lines) + "\n")
+        say(f"\nwritten to {args.write}")
 
 
 def main(argv=None):

@@ -1,5 +1,6 @@
 """The Create Attachment contract through falcon.testing: success and every refusal, with what
 is stored asserted after each. (Full disks, for real: system/test_full_disks.py.)"""
+import concurrent.futures
 import dataclasses
 import errno
 import hashlib
@@ -13,6 +14,7 @@ import pytest
 
 from affix.app import create_app
 from affix.app.testing import multipart
+from affix.storage import group_sync
 from support.bodies import upload_body
 from support.client import post
 from support.content import png_bytes
@@ -317,6 +319,32 @@ def test_database_out_of_reach_is_503_before_anything_is_read(
     assert stored.snapshot() == earlier
 
 
+def test_a_blob_is_in_place_and_flushed_once_before_its_row_is_written(
+        client, people, stored, monkeypatch):
+    fsynced, flushes = [], []
+    real_fsync, real_syncfs = os.fsync, group_sync.syncfs
+
+    def fsync(fd):
+        fsynced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        real_fsync(fd)
+
+    def syncfs(fd):
+        real_syncfs(fd)
+        # read on a thread of its own: the request's thread holds its own connection
+        with concurrent.futures.ThreadPoolExecutor(1) as reader:
+            flushes.append(reader.submit(stored.snapshot).result())
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(group_sync, "syncfs", syncfs)
+    response = post(client, people, upload_body(file=b"durable"))
+    monkeypatch.undo()
+    assert response.status_code == 200
+    [(_, _, _, _, key)] = stored.rows()
+    # one flush for the bytes and the rename, with no row yet; the only fsync is the new
+    # fan-out folder's entry in the store's root
+    assert (flushes, fsynced) == ([([], {key: b"durable"})], [str(stored.blob_root)])
+
+
 @pytest.mark.parametrize("error_number, status, identifier, message", [
     # a quota cannot be exhausted here for real: the disk's answer is played instead
     (errno.EDQUOT, *FULL),
@@ -325,10 +353,10 @@ def test_database_out_of_reach_is_503_before_anything_is_read(
 def test_storage_failing_as_the_blob_is_made_durable_leaves_nothing(
         client, people, stored, earlier, monkeypatch, error_number, status, identifier,
         message):
-    def fsync(fd):
+    def syncfs(fd):
         raise OSError(error_number, os.strerror(error_number))
 
-    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(group_sync, "syncfs", syncfs)
     response = post(client, people, upload_body(file=b"z" * 1000))
     monkeypatch.undo()
     assert_error(response, status, identifier, message)

@@ -1,9 +1,13 @@
-"""The local blob store's layout and what it makes durable, seen through the fsyncs it asks for."""
+"""The local blob store's layout and what it makes durable, seen through the fsyncs and the
+flushes of its file system that it asks for."""
+import errno
 import os
 from pathlib import Path
 
 import pytest
 
+from affix.storage import group_sync
+from affix.storage.blob_store import StoreFull
 from affix.storage.local import STAGING_DIR, LocalBlobStore
 from affix.storage.partials import PARTIALS_DIR, LocalPartials
 from affix.storage.stores import open_partial_store, open_upload_staging
@@ -19,6 +23,19 @@ def fsynced(monkeypatch):
         paths.append(Path(os.readlink(f"/proc/self/fd/{fd}")))
         real_fsync(fd)
     monkeypatch.setattr(os, "fsync", recording_fsync)
+    return paths
+
+
+@pytest.fixture
+def flushed(monkeypatch):
+    """The folders whose file system syncfs flushes, in order."""
+    paths = []
+    real_syncfs = group_sync.syncfs
+
+    def recording_syncfs(fd):
+        paths.append(Path(os.readlink(f"/proc/self/fd/{fd}")))
+        real_syncfs(fd)
+    monkeypatch.setattr(group_sync, "syncfs", recording_syncfs)
     return paths
 
 
@@ -61,16 +78,18 @@ def test_reopening_a_store_syncs_the_folders_entries_again(tmp_path, fsynced):
     assert fsynced == [tmp_path]
 
 
-def test_the_first_commit_into_a_folder_makes_it_and_syncs_its_entry(tmp_path, fsynced, keys):
+def test_the_first_commit_into_a_folder_makes_it_and_syncs_its_entry(
+        tmp_path, fsynced, flushed, keys):
     store = LocalBlobStore(tmp_path, new_key=keys)
     keys.extend([key_in("ab", 1), key_in("ab", 2)])
     fsynced.clear()
-    first, first_staged = committed(store, b"durable bytes")
-    assert (first, fsynced) == (key_in("ab", 1), [first_staged, tmp_path, tmp_path / "ab"])
+    # the bytes and the rename: one flush of the store's file system after both
+    first, _ = committed(store, b"durable bytes")
+    assert (first, fsynced, flushed) == (key_in("ab", 1), [tmp_path], [tmp_path])
     fsynced.clear()
-    # the folder's entry is known durable now: the next commit into it syncs the folder only
-    second, second_staged = committed(store, b"more bytes")
-    assert (second, fsynced) == (key_in("ab", 2), [second_staged, tmp_path / "ab"])
+    # the folder's entry is known durable now: the next commit into it only flushes
+    second, _ = committed(store, b"more bytes")
+    assert (second, fsynced, flushed) == (key_in("ab", 2), [], [tmp_path, tmp_path])
     assert [(tmp_path / key).read_bytes() for key in (first, second)] == [
         b"durable bytes", b"more bytes"]
     assert list(store.staging.iterdir()) == []
@@ -78,7 +97,7 @@ def test_the_first_commit_into_a_folder_makes_it_and_syncs_its_entry(tmp_path, f
 
 
 def test_a_folder_another_process_made_is_synced_again_by_the_first_commit_here(
-        tmp_path, fsynced, keys):
+        tmp_path, fsynced, flushed, keys):
     # two workers' stores, opened before either made the folder: the one that did may not
     # have synced its entry yet when the other renames a blob into it
     here, elsewhere = (LocalBlobStore(tmp_path, new_key=keys),
@@ -86,17 +105,20 @@ def test_a_folder_another_process_made_is_synced_again_by_the_first_commit_here(
     keys.extend([key_in("cd", 1), key_in("cd", 2)])
     committed(elsewhere, b"first")
     fsynced.clear()
-    key, staged_path = committed(here, b"second")
-    assert (key, fsynced) == (key_in("cd", 2), [staged_path, tmp_path, tmp_path / "cd"])
+    flushed.clear()
+    key, _ = committed(here, b"second")
+    assert (key, fsynced, flushed) == (key_in("cd", 2), [tmp_path], [tmp_path])
 
 
-def test_a_store_opened_after_a_folder_was_made_knows_it_durable(tmp_path, fsynced, keys):
+def test_a_store_opened_after_a_folder_was_made_knows_it_durable(
+        tmp_path, fsynced, flushed, keys):
     keys.extend([key_in("ef", 1), key_in("ef", 2)])
     committed(LocalBlobStore(tmp_path, new_key=keys), b"first")
     reopened = LocalBlobStore(tmp_path, new_key=keys)
     fsynced.clear()
-    key, staged_path = committed(reopened, b"second")
-    assert (key, fsynced) == (key_in("ef", 2), [staged_path, tmp_path / "ef"])
+    flushed.clear()
+    key, _ = committed(reopened, b"second")
+    assert (key, fsynced, flushed) == (key_in("ef", 2), [], [tmp_path])
 
 
 def test_blobs_of_the_earlier_two_level_layout_are_still_served_and_listed(tmp_path):
@@ -111,7 +133,7 @@ def test_blobs_of_the_earlier_two_level_layout_are_still_served_and_listed(tmp_p
     assert not (tmp_path / old_key).exists()
 
 
-def test_a_folder_tidied_away_since_is_made_again(tmp_path, fsynced, keys):
+def test_a_folder_tidied_away_since_is_made_again(tmp_path, fsynced, flushed, keys):
     store = LocalBlobStore(tmp_path, new_key=keys)
     keys.extend([key_in("ab", 1), key_in("ab", 2)])
     first, _ = committed(store, b"gone")
@@ -119,8 +141,9 @@ def test_a_folder_tidied_away_since_is_made_again(tmp_path, fsynced, keys):
     # an operator removes the empty folder while the store still knows it
     (tmp_path / "ab").rmdir()
     fsynced.clear()
-    key, staged_path = committed(store, b"kept")
-    assert (key, fsynced) == (key_in("ab", 2), [staged_path, tmp_path, tmp_path / "ab"])
+    flushed.clear()
+    key, _ = committed(store, b"kept")
+    assert (key, fsynced, flushed) == (key_in("ab", 2), [tmp_path], [tmp_path])
     assert (tmp_path / key).read_bytes() == b"kept"
 
 
@@ -150,3 +173,25 @@ def test_a_store_s_abilities_are_what_it_declares_not_its_class(tmp_path):
     assert open_partial_store(store) == ("partials", store)
     assert open_upload_staging(local, 60) is None
     assert type(open_partial_store(local)) is LocalPartials
+
+
+@pytest.mark.parametrize("error_number, error_type, message", [
+    (errno.ENOSPC, StoreFull,
+     "no space left to store the file: [Errno 28] No space left on device"),
+    (errno.EIO, OSError, "[Errno 5] Input/output error"),
+])
+def test_a_commit_whose_flush_fails_keeps_no_blob(tmp_path, monkeypatch, keys, error_number,
+                                                  error_type, message):
+    store = LocalBlobStore(tmp_path, new_key=keys)
+    keys.extend([key_in("ab", 1)])
+
+    def failing_syncfs(fd):
+        raise OSError(error_number, os.strerror(error_number))
+    monkeypatch.setattr(group_sync, "syncfs", failing_syncfs)
+    staged = store.stage()
+    staged.write(b"never durable")
+    with pytest.raises(error_type) as raised:
+        staged.commit()
+    assert (type(raised.value), str(raised.value)) == (error_type, message)
+    # the blob was renamed into place before the flush: it goes again
+    assert (list(store.stored_blobs()), list(store.staging.iterdir())) == ([], [])
