@@ -32,6 +32,8 @@ from affix.app.client.uploads import DEFAULT_PARALLEL, upload_files
 from affix.storage.s3 import s3_client
 from tests.bench.direct_upload import written_file
 from tests.bench.run import GiB, MiB, affix_server, cpu_seconds, say
+from tests.support.net import HOST
+from tests.support.relays import CountingRelay
 from tests.support.s3 import running_moto_server, s3_environ, s3_options
 
 BUCKET = "affix-bench-ways"
@@ -58,25 +60,33 @@ def api_key_of(server) -> str:
     return base64.b64decode(encoded).decode().partition(":")[2]
 
 
-def upload_once(server, path, way, parallel, state_dir) -> tuple[float, float]:
-    """(seconds, affix's worker CPU seconds) of one ``affix upload --way way``; the attachment
-    is deleted after, so that moto holds one file at a time."""
+def upload_once(server, path, way, parallel, state_dir) -> tuple[float, float, int | None]:
+    """(seconds, affix's worker CPU seconds, bytes the client sent to affix) of one ``affix
+    upload --way way``; the attachment is deleted after, so that moto holds one file at a time.
+    The bytes are counted by a relay in front of affix for the direct ways only (None for the
+    others): the relay's copying would slow the ways whose every byte passes affix."""
     key = api_key_of(server)
     environ = {"AFFIX_API_KEY": key, "XDG_STATE_HOME": str(state_dir),
                "XDG_CONFIG_HOME": str(state_dir), "HOME": str(state_dir)}
     out, err = io.StringIO(), io.StringIO()
     pids = server.worker_pids()
     cpu_before = cpu_seconds(pids)
+    relay = CountingRelay((HOST, server.port)) if way in NOT_OFFERED_LOCALLY else None
+    url = relay.url if relay is not None else f"http://{HOST}:{server.port}"
     started = time.perf_counter()
-    status = upload_files([path], f"http://127.0.0.1:{server.port}", as_json=True, again=True,
-                          environ=environ, out=out, err=err, way=way, parallel=parallel)
+    try:
+        status = upload_files([path], url, as_json=True, again=True, environ=environ, out=out,
+                              err=err, way=way, parallel=parallel)
+    finally:
+        if relay is not None:
+            relay.close()
     seconds = time.perf_counter() - started
     cpu = cpu_seconds(pids) - cpu_before
     if status != 0:
         raise UploadFailed(err.getvalue().splitlines()[0].rpartition(": ")[2])
     [result] = json.loads(out.getvalue())
     requests.delete(result["url"], headers=server.headers, timeout=TIMEOUT).raise_for_status()
-    return seconds, cpu
+    return seconds, cpu, None if relay is None else relay.counts()[0]
 
 
 def measure_store(store, server, path, size, runs, state_dir) -> list:
@@ -96,7 +106,10 @@ def measure_store(store, server, path, size, runs, state_dir) -> list:
             continue
         seconds = statistics.median(each[0] for each in figures)
         cpu = statistics.median(each[1] for each in figures)
-        rows.append((size, store, name, size / seconds / 1e6, cpu / (size / GiB), ""))
+        sent = max(each[2] or 0 for each in figures)
+        note = "" if way not in NOT_OFFERED_LOCALLY else (
+            f"sent to affix: {sent:,} bytes, {100 * sent / size:.3f} % of the file")
+        rows.append((size, store, name, size / seconds / 1e6, cpu / (size / GiB), note))
         say(f"{store}, {name}: {size / seconds / 1e6:.1f} MB/s, affix CPU "
             f"{cpu / (size / GiB):.2f} s/GiB")
     return rows
