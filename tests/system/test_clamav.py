@@ -21,6 +21,7 @@ from affix.plugins.manager import Events, create_plugin_manager
 from affix.storage.outbox import Outbox
 from affix.storage.stores import open_blob_store
 from support import direct_uploads, http, tus
+from support.tus import partial
 from support.cli import affix
 from support.clamd import FINDING, eicar, running_clamd, unreachable_clamd
 from support.client import get, upload
@@ -215,6 +216,26 @@ def test_eicar_sent_by_tus_is_refused_at_its_end_leaving_nothing(
     assert tus.uploads(catalog) == []
     assert stored.snapshot() == ([], {})
     assert tus.head(client, auth, path).status_code == 404
+
+
+def test_eicar_split_into_partial_uploads_is_refused_when_joined_leaving_nothing(
+        settings, plugin_manager, people, catalog, stored, clamd):
+    client = scanning_client(settings, plugin_manager, mode="stream", clamd=clamd.socket_path)
+    auth = people.auth("bob")
+    # neither half is malware on its own: only the joined file is
+    halves = [partial(client, auth, eicar()[:34]), partial(client, auth, eicar()[34:])]
+
+    assert_error(tus.final(client, auth, *halves, filename="eicar.com"), 422,
+                 "PropertyConstraintViolation", INFECTED, "file")
+    assert stored.snapshot() == ([], {})
+    assert tus.partial_files(stored.blob_root) == {}
+    # the partial uploads were joined: their rows say so until they expire, and no final
+    # upload names them again
+    assert [row[2] is not None for row in tus.concat_states(catalog)] == [True, True]
+    assert_error(tus.final(client, auth, *halves, filename="eicar.com"), 400,
+                 "InvalidRequestBody", f"Upload-Concat names {halves[0]}, which is part of "
+                 "another final upload already.")
+    assert stored.snapshot() == ([], {})
 
 
 @pytest.fixture
