@@ -13,7 +13,7 @@ PROSE_PAGES = sorted(
     page for page in DOCS.rglob("*.md")
     if page.relative_to(DOCS).parts[0] not in {"reference", "_generated", "examples"})
 # ```{literalinclude} ../../deploy/nginx.conf  and  ```{include} ../CHANGELOG.md
-INCLUDE = re.compile(r"^```\{(?:literalinclude|include)\} (\S+)$", re.MULTILINE)
+INCLUDE = re.compile(r"^[ \t]*```\{(?:literalinclude|include)\} (\S+)$", re.MULTILINE)
 LONGEST_SENTENCE = 60
 # a fenced block, indented in a list item or not, and its language: ```toml ... ```; a
 # directive (```{literalinclude} ...) has no language of its own
