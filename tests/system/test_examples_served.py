@@ -1,6 +1,6 @@
-"""The guides' client examples against a real ``affix serve``, run as a user runs them: the API
-guide's curl commands (docs/examples/api/), the tuspy and curl scripts of the resumable-uploads guide (docs/examples/tus/tuspy_upload.py and
-curl-upload.sh), and the curl steps of the direct-uploads guide
+"""The guides' client examples against a real ``affix serve``, run as a user runs them: the
+API guide's curl commands (docs/examples/api/), the tuspy and curl scripts of the
+resumable-uploads guide (docs/examples/tus/), and the curl steps of the direct-uploads guide
 (docs/examples/direct-uploads/direct-upload.sh) against moto's S3 server.
 
 The guides' server is on port 8000, which a test run beside others cannot count on: a shell
