@@ -47,17 +47,16 @@ INLINE_ALLOWED = {
         "a transcript of output, whose lines tests/system/test_storage_init_s3.py asserts",
     ("guides/upload-client.md", "$ affix upload a.png big.iso b.png --url http://127.0.0.1:8000"):
         "a transcript of output, whose lines tests/system/test_upload_client.py asserts",
-    ("guides/operating.md", 'affix user add bob --name "Bob Builder"'):
-        "one-line commands, each in the CLI reference",
     ("guides/webhooks.md", "affix webhooks add https://hooks.example.com/affix         # every "
                            "event; prints its secret"):
-        "one-line commands, each in the CLI reference",
+        "one-line commands, each in the CLI reference; tests/functional/test_webhooks.py runs "
+        "add (both forms), list and remove",
     ("guides/configuration-file.md", "[Service]"):
-        "a three-line drop-in that names one setting of the tested deploy/affix.service",
+        "the two lines by which a unit differs from the tested deploy/affix.service",
     ("guides/operating.md", "livenessProbe:  {httpGet: {path: /health, port: 8000}, "
                             "periodSeconds: 10}"):
-        "two lines naming the routes /health and /ready, which tests/functional/test_health.py "
-        "answers",
+        "two lines naming the routes /health and /health/ready, which "
+        "tests/functional/test_health.py asks",
     ("guides/operating.md", "# in the [Service] section of affix.service: the start counts "
                             "once the node is ready"):
         "a two-line addition to the tested deploy/affix.service",
