@@ -39,8 +39,6 @@ INLINE_ALLOWED = {
         "test_backups_postgres_s3.py restore with the same scripts, without systemd",
     ("guides/checking-and-listing.md", "$ affix check"):
         "a transcript of output, whose lines tests/system/test_check.py asserts",
-    ("guides/checking-and-listing.md", "$ affix user list"):
-        "a transcript of output, whose lines tests/functional/test_cli_listing.py asserts",
     ("guides/configuration-file.md", "$ affix cleanup"):
         "a transcript of output, whose lines tests/functional/test_config_file.py asserts",
     ("guides/object-storage-setup.md", "$ affix storage init"):
