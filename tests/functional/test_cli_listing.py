@@ -1,12 +1,16 @@
 """The listing commands an operator expects (issue #25): ``affix user list``, ``project list``,
 ``role list``, ``member list PROJECT``, tab-separated with a count last, like ``apikey list``; and
 ``affix member remove PROJECT USER``, which refuses in one line and changes nothing when there is
-nothing to remove."""
+nothing to remove; and the listings of docs/guides/checking-and-listing.md, run as written."""
 import pytest
 
 from affix.app import open_catalog
 from affix.app.settings import Settings
-from support.cli import assert_refused, run_ok
+from support.cli import assert_refused, run_ok, transcript
+from support.processes import REPO_ROOT
+
+# the page's transcript, which it includes
+LISTINGS = REPO_ROOT / "docs" / "examples" / "cli" / "listings.console"
 
 
 @pytest.fixture
@@ -67,6 +71,29 @@ def test_the_listings_show_every_row_tab_separated_with_a_count(environ, team):
         "1\tada\tdeveloper, reviewer\n"
         "2\tbob\treviewer\n"
         "2 members of 'apollo'\n")
+
+
+def test_the_guide_s_listings_are_what_the_commands_print(environ, cli_catalog):
+    # the page's install: its admin, ada and a locked bob, apollo, two roles
+    catalog = cli_catalog
+    with catalog.database.connection_context(), catalog.write_transaction():
+        catalog.User.create(login="admin", name="Admin", admin=True)
+        ada, bob = (catalog.User.create(login="ada", name="Ada Lovelace"),
+                    catalog.User.create(login="bob", name="bob", locked=True))
+        apollo = catalog.Project.create(identifier="apollo", name="Apollo 11")
+        developer, reviewer = (catalog.Role.create(name="developer"),
+                               catalog.Role.create(name="reviewer"))
+        for role, permission in ((developer, "view_work_packages"),
+                                 (developer, "add_work_packages"),
+                                 (reviewer, "view_work_packages")):
+            catalog.RolePermission.create(role=role, permission=permission)
+        for user, role in ((ada, developer), (ada, reviewer), (bob, reviewer)):
+            catalog.Membership.create(user=user, project=apollo, role=role)
+    steps = transcript(LISTINGS)
+
+    assert [argv for argv, _ in steps] == [
+        ["user", "list"], ["project", "list"], ["role", "list"], ["member", "list", "apollo"]]
+    assert [(argv, run_ok(environ, *argv)) for argv, _ in steps] == steps
 
 
 def test_the_listings_of_a_fresh_install_are_a_count_of_nothing(environ):

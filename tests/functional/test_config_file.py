@@ -222,3 +222,13 @@ def test_the_documented_example_reads_as_the_guide_says(elsewhere):
     assert settings.log_format == "json"
     # an operator's variable wins over the file
     assert load_settings({"AFFIX_LOG_FORMAT": "text"}, str(EXAMPLE)).log_format == "text"
+
+
+def test_the_object_storage_guide_s_settings_load_as_written():
+    # docs/guides/object-storage-setup.md includes the file
+    settings = load_settings({}, str(REPO_ROOT / "docs" / "examples" / "storage" / "s3.toml"))
+
+    assert settings.storage_url == "s3://affix-attachments/blobs"
+    assert (settings.s3.endpoint_url, settings.s3.region, settings.s3.addressing_style,
+            settings.s3.access_key_id, settings.s3.secret_access_key) == (
+        "https://minio.example.com:9000", "eu-central-1", "path", "…", "…")

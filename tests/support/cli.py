@@ -3,6 +3,7 @@
 The ``environ`` fixture (registered by ``tests/conftest.py``) is the AFFIX_* environment of a
 command on the test's data dir and database, which ``affix migrate`` made."""
 import io
+import shlex
 
 import pytest
 
@@ -56,3 +57,18 @@ def assert_usage_error(capsys, environ, argv, line):
         affix(environ, *argv)
     assert stopped.value.code == 2
     assert capsys.readouterr() == ("", line + "\n")
+
+
+def transcript(path) -> list:
+    """The commands of a console transcript of the docs (``$ affix ...`` lines), each with what
+    it printed, the lines up to the next command: [(argv, output)]."""
+    steps: list = []
+    for line in path.read_text().splitlines(keepends=True):
+        if line.startswith("$ "):
+            program, *argv = shlex.split(line[2:])
+            assert program == "affix", line
+            steps.append((argv, ""))
+        else:
+            argv, output = steps[-1]
+            steps[-1] = (argv, output + line)
+    return steps

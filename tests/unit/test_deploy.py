@@ -12,14 +12,15 @@ from pathlib import Path
 import pytest
 from gunicorn.config import GracefulTimeout
 
+from affix.app.settings import load_settings
 from support.processes import COMMAND_TIMEOUT, REPO_ROOT
 
 DEPLOY = REPO_ROOT / "deploy"
 UNITS = sorted(path for path in DEPLOY.iterdir() if path.suffix in {".service", ".timer"})
 DOCKERFILE = REPO_ROOT / "Dockerfile"
 DOCS = REPO_ROOT / "docs"
-# a page's include of a file: ```{literalinclude} ../../deploy/affix.service
-INCLUDE = re.compile(r"^```\{literalinclude\} (\S+)$", re.MULTILINE)
+# a page's include of a file, in a list item or not: ```{literalinclude} ../../deploy/affix.service
+INCLUDE = re.compile(r"^[ \t]*```\{literalinclude\} (\S+)$", re.MULTILINE)
 INSTALLED_AFFIX = "/srv/affix/.venv/bin/affix"
 DATA_DIR = "/srv/affix/var"
 
@@ -48,6 +49,27 @@ def test_the_guides_include_every_file_of_deploy_as_it_is():
     assert all(path.is_file() for path in included), [p for p in included if not p.is_file()]
     assert [path.name for path in UNITS] == [
         "affix-cleanup.service", "affix-cleanup.timer", "affix-webhooks.service", "affix.service"]
+
+
+def environment_file(path) -> dict:
+    """The variables of an ``EnvironmentFile=`` as systemd reads unquoted values: a comment is a
+    line of its own; after ``=``, the rest of the line is the value, a ``#`` in it included."""
+    lines = [line.strip() for line in path.read_text().splitlines()]
+    return dict(line.split("=", 1) for line in lines if line and not line.startswith(("#", ";")))
+
+
+def test_the_nodes_environment_file_gives_affix_the_settings_it_names(tmp_path):
+    # an empty config file: no affix.toml of this machine's may count
+    (tmp_path / "affix.toml").write_text("")
+    settings = load_settings(environment_file(DEPLOY / "affix.env"), str(tmp_path / "affix.toml"))
+
+    assert (settings.data_dir, settings.database_url, settings.storage_url,
+            settings.s3.endpoint_url, settings.s3.region, settings.s3.addressing_style,
+            settings.max_attachment_size) == (
+        Path("/srv/affix/var"),
+        "postgresql://affix:secret@db.internal:5432/affix?sslmode=verify-full&connect_timeout=5",
+        "s3://attachments/affix", "https://s3.internal:9000", "eu-central-1", "path",
+        100 * 1024 * 1024)
 
 
 def test_systemd_accepts_every_unit(tmp_path):
