@@ -24,6 +24,7 @@ import json
 import os
 import secrets
 import shlex
+import ssl
 import threading
 import time
 import tomllib
@@ -109,6 +110,32 @@ class UploadError(Exception):
         if not self.refused:
             return None
         return self._fix or FIXES.get(self.status, OTHER_REFUSAL).format(key=key_origin)
+
+
+# a TLS connection the client cannot make fails the same way every time: what to change
+UNTRUSTED_CERTIFICATE = ("trust the certificate's CA with REQUESTS_CA_BUNDLE=/path/to/ca.pem, "
+                         "or name the host the certificate is for in --url")
+NO_TLS = "check --url: https:// only for a server (or a proxy) that speaks TLS"
+
+
+def tls_error(root, error) -> UploadError:
+    """A refusal that names why no TLS connection to ``root`` was made, from the ``ssl`` error
+    that urllib3 wraps in ``error`` (its own text is a page of urllib3's internals)."""
+    causes, seen = [error], set()
+    while causes:
+        cause = causes.pop()
+        if cause is None or id(cause) in seen:
+            continue
+        seen.add(id(cause))
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            return UploadError(f"{root} sent a certificate this client does not trust: "
+                               f"{cause.verify_message}", fix=UNTRUSTED_CERTIFICATE)
+        if isinstance(cause, ssl.SSLError):
+            return UploadError(f"no TLS connection to {root}: {cause.reason or cause}",
+                               fix=NO_TLS)
+        causes += [cause.__cause__, cause.__context__, getattr(cause, "reason", None),
+                   *(arg for arg in cause.args if isinstance(arg, BaseException))]
+    return UploadError(f"no TLS connection to {root}", fix=NO_TLS)
 
 
 class NoKey(Exception):
@@ -726,6 +753,16 @@ def upload_files(paths, url, *, work_package=None, description=None, as_json=Fal
     uploader = Uploader(root, key, state, progress_bars(err), chunk_size, wait, way, parallel)
     results: list[dict[str, Any]] = []
     refused, reported = [], []
+
+    def report_error(path, error):
+        results.append({"file": str(path), "error": str(error)})
+        fix = error.fix(key_origin)
+        if fix is not None:
+            results[-1]["fix"] = fix
+            refused.append(path)
+        print(f"affix: error: {path}: {error}" + (f"\n  {fix}" if fix else ""),
+              file=err, flush=True)
+
     left = list(paths)
     try:
         while left:
@@ -738,19 +775,15 @@ def upload_files(paths, url, *, work_package=None, description=None, as_json=Fal
                     state.record_uploaded(command, path, uploaded.url, uploaded.way)
                 else:
                     reported.append(path)
+            except requests.exceptions.SSLError as error:
+                report_error(path, tls_error(root, error))
             except requests.RequestException as error:
                 # the exception's text is a page of urllib3's internals
                 results.append({"file": str(path),
                                 "error": f"no answer from {root} ({type(error).__name__})"})
                 print(f"affix: error: {path}: {results[-1]['error']}", file=err, flush=True)
             except UploadError as error:
-                results.append({"file": str(path), "error": str(error)})
-                fix = error.fix(key_origin)
-                if fix is not None:
-                    results[-1]["fix"] = fix
-                    refused.append(path)
-                print(f"affix: error: {path}: {error}" + (f"\n  {fix}" if fix else ""),
-                      file=err, flush=True)
+                report_error(path, error)
             else:
                 results.append({"file": str(path), "url": uploaded.url, "way": uploaded.way,
                                 "attachment": uploaded.attachment})

@@ -20,11 +20,13 @@ import pytest
 import requests
 
 from affix.app.cli.commands import main
-from affix.app.client.uploads import FIXES, OTHER_REFUSAL, OTHER_WAY, ResumeState
+from affix.app.client.uploads import (
+    FIXES, NO_TLS, OTHER_REFUSAL, OTHER_WAY, UNTRUSTED_CERTIFICATE, ResumeState,
+)
 from support.cli import affix
 from support.content import MiB, md5, png_bytes, random_bytes
 from support.errors import WRONG_CREDENTIALS
-from support.net import HOST, REQUEST_TIMEOUT
+from support.net import HOST, REQUEST_TIMEOUT, free_port
 from support.nginx import nginx_in_front
 from support.processes import COMMAND_TIMEOUT, REPO_ROOT, environ_without_affix
 from support.relays import CorruptingRelay, CountingRelay, Gate
@@ -245,6 +247,31 @@ def test_an_unreadable_config_file_or_a_wrong_url_is_one_line(capsys, files, hom
     assert (status, out) == (1, "")
     assert err == ("affix: error: --url is http://host/... or https://host/..., not "
                    "'example.com'\n")
+
+
+def test_what_stops_tls_is_named_and_running_again_is_not_offered(
+        capsys, files, home, monkeypatch):
+    """As a newcomer met it: the nginx recipe's self-signed certificate, not yet trusted, and
+    https:// for a port that speaks plain HTTP (the recipe's redirecting one). Neither gets as
+    far as nginx's upstream, so none runs."""
+    for variable in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
+        monkeypatch.delenv(variable, raising=False)
+    [path] = files(**{"a.bin": CONTENT})
+    redirect_port = free_port()
+    with nginx_in_front(home / "nginx", free_port(), tls=True,
+                        redirect_port=redirect_port) as base_url:
+        untrusted = upload(capsys, client_environ(home, "key"), path, "--url", base_url)
+        plain = upload(capsys, client_environ(home, "key"), path,
+                       "--url", f"https://{HOST}:{redirect_port}")
+
+    refused = ("affix: uploaded 0 of 1 files; the server refused the rest, and the same command "
+               "would meet the same refusal: fix what is said above first\n")
+    assert untrusted == (1, "", (
+        f"affix: error: {path}: {base_url} sent a certificate this client does not trust: "
+        f"self-signed certificate\n  {UNTRUSTED_CERTIFICATE}\n{refused}"))
+    assert plain == (1, "", (
+        f"affix: error: {path}: no TLS connection to https://{HOST}:{redirect_port}: "
+        f"WRONG_VERSION_NUMBER\n  {NO_TLS}\n{refused}"))
 
 
 def test_a_chunk_size_that_is_none_is_a_usage_error(capsys, files, home):
