@@ -799,9 +799,10 @@ def build_parser():
         "list", help="the members of a project, tab-separated: user id, login, roles")
     member_list.add_argument("project", help="the project's identifier")
     member_list.set_defaults(handler=cmd_member_list)
+    # in add's order, which a user who just added a member has in their fingers
     member_remove = member.add_parser("remove", help="take every role of a user in a project")
+    member_remove.add_argument("login", help="the user's login")
     member_remove.add_argument("project", help="the project's identifier")
-    member_remove.add_argument("login", metavar="USER", help="the user's login")
     member_remove.set_defaults(handler=cmd_member_remove)
 
     for command, (_, _, flag_word) in ATTRIBUTE_COMMANDS.items():
