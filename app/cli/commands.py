@@ -661,6 +661,10 @@ class OneLineParser(argparse.ArgumentParser):
     """argparse's errors in one line, without the usage before them (``--help`` shows it)."""
 
     def error(self, message):
+        if message.startswith("unrecognized arguments: ") and any(
+                word == "--config" or word.startswith("--config=") for word in message.split()):
+            # the guide's cron line, typed the way most commands take their options
+            message += "; --config goes before the command: affix --config PATH COMMAND ..."
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
