@@ -35,6 +35,7 @@ from typing import Any
 import requests
 from tqdm import tqdm
 
+from affix.app.sizes import size_text
 from affix.app.xdg import xdg_folder
 
 KEY_VARIABLE = "AFFIX_API_KEY"
@@ -579,7 +580,7 @@ class Uploader:
                 origin.chunk_size = smaller
                 bar.note(f"affix: the server refused a piece of {binary_size(refused)} as too "
                          f"large (413); going on with pieces of {binary_size(smaller)} "
-                         f"(--chunk-size {smaller // 1024}K next time)")
+                         f"(--chunk-size {size_text(smaller)} next time)")
             self.chunk_size = origin.chunk_size
         return self.chunk_size
 
@@ -716,7 +717,7 @@ def command_line(paths, url, work_package, description, as_json, chunk_size, way
     if as_json:
         words.append("--json")
     if chunk_size != DEFAULT_CHUNK_SIZE:
-        words += ["--chunk-size", str(chunk_size)]
+        words += ["--chunk-size", size_text(chunk_size)]
     if way != "auto":
         words += ["--way", way]
     if parallel != DEFAULT_PARALLEL:

@@ -274,6 +274,18 @@ def test_what_stops_tls_is_named_and_running_again_is_not_offered(
         f"WRONG_VERSION_NUMBER\n  {NO_TLS}\n{refused}"))
 
 
+def test_the_command_to_run_again_writes_the_chunk_size_as_a_person_would(
+        capsys, files, home):
+    [path] = files(**{"a.bin": CONTENT})
+    status, out, err = upload(capsys, client_environ(home, "key"), path,
+                              "--url", "http://127.0.0.1:9", "--chunk-size", "8MiB")
+    assert (status, out) == (1, "")
+    assert err == (
+        f"affix: error: {path}: no answer from http://127.0.0.1:9 (ConnectionError)\n"
+        "affix: uploaded 0 of 1 files; to go on, run the same command again:\n"
+        f"  affix upload {path} --url http://127.0.0.1:9 --chunk-size 8M\n")
+
+
 def test_a_chunk_size_that_is_none_is_a_usage_error(capsys, files, home):
     [path] = files(**{"a.bin": CONTENT})
     with pytest.raises(SystemExit) as stopped:
@@ -585,7 +597,7 @@ def test_an_interrupted_tus_upload_resumes_where_it_stopped(tus_server, files, h
         out, err = process.communicate(timeout=COMMAND_TIMEOUT)
         assert (process.returncode, out) == (130 if interruption == "ctrl-c" else 1, b"")
         again = (" 0 of 1 files; to go on, run the same command again:\n"
-                 f"  affix upload {path} --url {gate.url} --chunk-size {CHUNK}\n")
+                 f"  affix upload {path} --url {gate.url} --chunk-size 128K\n")
         assert err.decode() == (
             "affix: interrupted; uploaded" + again if interruption == "ctrl-c" else
             f"affix: error: {path}: no answer from {gate.url} (ConnectionError)\n"
@@ -659,7 +671,7 @@ LARGE = random_bytes(20 * MiB, seed=25)
     (None, ""),
     # a piece the proxy refuses (413) is sent again in halves, and the client says so
     ("8M", "affix: the server refused a piece of 8.0MiB as too large (413); going on with "
-           "pieces of 4.0MiB (--chunk-size 4096K next time)\n")])
+           "pieces of 4.0MiB (--chunk-size 4M next time)\n")])
 def test_a_large_file_goes_up_by_tus_through_the_nginx_recipe(capsys, tus_server, files, home,
                                                           tmp_path, chunk_size, notice):
     [path] = files(**{"large.bin": LARGE})
