@@ -731,20 +731,26 @@ def upload_files(paths, url, *, work_package=None, description=None, as_json=Fal
     """``affix upload``: each file in turn, its attachment's URL on ``out`` as it is done (all
     of them as one JSON array with ``as_json``), what went wrong on ``err``. A file the same
     command uploaded before is not uploaded again but reported, unless ``again``. The exit
-    status is 0 when every file was uploaded, 1 when one was not, 130 on Ctrl-C; every way out
+    status is 0 when every file was uploaded, 1 when one was not (or there is no key), 2 for a
+    bad ``url`` or a path that is no readable file, 130 on Ctrl-C; every way out
     but the first says which files were uploaded, and either that the same command goes on
     from there, or, when the server refused what the same command would send again, what to
     fix."""
+    # a URL or a FILE that is none is bad usage, as argparse's own refusals are
     try:
         root = server_root(url)
-        key, key_origin = api_key(environ, root)
-    except (UploadError, NoKey) as error:
+    except UploadError as error:
         print(f"affix: error: {error}", file=err)
-        return 1
+        return 2
     paths = [Path(path) for path in paths]
     unreadable = [path for path in paths if not path.is_file() or not os.access(path, os.R_OK)]
     if unreadable:
         print(f"affix: error: not a readable file: {unreadable[0]}", file=err)
+        return 2
+    try:
+        key, key_origin = api_key(environ, root)
+    except NoKey as error:
+        print(f"affix: error: {error}", file=err)
         return 1
     state = ResumeState(xdg_folder(environ, "XDG_STATE_HOME", ".local", "state") / STATE_FILE)
     command = ResumeState.command_key(root, paths, work_package, description)

@@ -244,9 +244,12 @@ def test_an_unreadable_config_file_or_a_wrong_url_is_one_line(capsys, files, hom
     assert err.startswith(f"affix: error: cannot read {config}: ")
     assert err.count("\n") == 1 and err.endswith("\n")
     status, out, err = upload(capsys, client_environ(home, "key"), path, "--url", "example.com")
-    assert (status, out) == (1, "")
+    assert (status, out) == (2, "")
     assert err == ("affix: error: --url is http://host/... or https://host/..., not "
                    "'example.com'\n")
+    status, out, err = upload(capsys, client_environ(home, "key"), str(home / "nope.bin"),
+                              "--url", "http://127.0.0.1:9")
+    assert (status, out, err) == (2, "", f"affix: error: not a readable file: {home}/nope.bin\n")
 
 
 def test_what_stops_tls_is_named_and_running_again_is_not_offered(
