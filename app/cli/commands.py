@@ -20,6 +20,7 @@ from gunicorn.app.base import BaseApplication
 
 from affix.app import connect_catalog, create_app, database_exists
 from affix.app.cli.checks import CheckFailed, no_database, run_checks, unreachable
+from affix.app.cli.listening import check_address_free
 from affix.app.composition import compose
 from affix.app.accounts.management import (
     AccountError, delete_user, find_user, keys_of, revoke_key, revoke_keys, set_locked,
@@ -84,6 +85,8 @@ class AffixServer(BaseApplication):
     of a slow upload. The app is created in each worker, after the fork."""
 
     def __init__(self, settings, options, metrics_folder=None):
+        for bind in options["bind"]:
+            check_address_free(bind)
         self.settings = settings
         self.options = options
         self.metrics_folder = metrics_folder
@@ -134,17 +137,6 @@ def cmd_serve(args, services, out, environ, server=AffixServer):
     # here, with one message, rather than in every worker; a store that cannot be used (a
     # bucket that does not exist) would fail the first upload, after the key scrolled by
     run_checks(services, environ, out, sys.stderr, serving=True)
-    catalog = services.catalog
-    ensure_admin(catalog, out, args.bind)
-    with catalog.database.connection_context():
-        swept = sweep_staging(services)
-    if swept:
-        print(f"affix: removed {swept} partial upload{'' if swept == 1 else 's'} left in staging "
-              "by an earlier stop", file=out, flush=True)
-    for lowered in settings.lowered_limits():
-        print(f"affix: {lowered}", file=out, flush=True)
-    # the workers fork from this process: none may inherit its database connection or lock file
-    release_connections(catalog.database)
     options = {
         "bind": [args.bind],
         "workers": args.workers,
@@ -167,7 +159,20 @@ def cmd_serve(args, services, out, environ, server=AffixServer):
         options["bind"].append(settings.metrics_bind)
         options["child_exit"] = lambda arbiter, worker: mark_worker_dead(metrics_folder,
                                                                          worker.pid)
-    server(settings, options, metrics_folder).run()
+    # made before the key is printed: it refuses an address it could not listen on
+    serving = server(settings, options, metrics_folder)
+    catalog = services.catalog
+    ensure_admin(catalog, out, args.bind)
+    with catalog.database.connection_context():
+        swept = sweep_staging(services)
+    if swept:
+        print(f"affix: removed {swept} partial upload{'' if swept == 1 else 's'} left in staging "
+              "by an earlier stop", file=out, flush=True)
+    for lowered in settings.lowered_limits():
+        print(f"affix: {lowered}", file=out, flush=True)
+    # the workers fork from this process: none may inherit its database connection or lock file
+    release_connections(catalog.database)
+    serving.run()
 
 
 def cmd_check(args, services, out, environ):
