@@ -15,3 +15,12 @@ def parse_size(text: str) -> int:
         raise ValueError(f"not a size: {text!r}; write {SIZE_FORMS}")
     unit = (match["unit"] or "").upper()
     return int(match["number"]) * 1024 ** " KMG".index(unit or " ")
+
+
+def size_text(size: int) -> str:
+    """``size`` as a person would write it for :func:`parse_size`: in the largest unit that
+    holds it whole (``4M``, ``1536K``), else in bytes."""
+    for unit, factor in (("G", 1024 ** 3), ("M", 1024 ** 2), ("K", 1024)):
+        if size and size % factor == 0:
+            return f"{size // factor}{unit}"
+    return str(size)

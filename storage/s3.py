@@ -272,7 +272,7 @@ class S3BlobStore:
                 raise StorageError(
                     f"the bucket {self.bucket!r} does not exist: create it (affix storage init "
                     f"does, where the credentials allow), or name another in "
-                    f"AFFIX_STORAGE_URL") from error
+                    f"AFFIX_STORAGE_URL (storage_url in affix.toml)") from error
 
     def create_bucket(self) -> bool:
         """Make the bucket unless it is there (``affix storage init``); whether this call made

@@ -20,6 +20,7 @@ from gunicorn.app.base import BaseApplication
 
 from affix.app import connect_catalog, create_app, database_exists
 from affix.app.cli.checks import CheckFailed, no_database, run_checks, unreachable
+from affix.app.cli.listening import check_address_free
 from affix.app.composition import compose
 from affix.app.accounts.management import (
     AccountError, delete_user, find_user, keys_of, revoke_key, revoke_keys, set_locked,
@@ -84,6 +85,8 @@ class AffixServer(BaseApplication):
     of a slow upload. The app is created in each worker, after the fork."""
 
     def __init__(self, settings, options, metrics_folder=None):
+        for bind in options["bind"]:
+            check_address_free(bind)
         self.settings = settings
         self.options = options
         self.metrics_folder = metrics_folder
@@ -134,17 +137,6 @@ def cmd_serve(args, services, out, environ, server=AffixServer):
     # here, with one message, rather than in every worker; a store that cannot be used (a
     # bucket that does not exist) would fail the first upload, after the key scrolled by
     run_checks(services, environ, out, sys.stderr, serving=True)
-    catalog = services.catalog
-    ensure_admin(catalog, out, args.bind)
-    with catalog.database.connection_context():
-        swept = sweep_staging(services)
-    if swept:
-        print(f"affix: removed {swept} partial upload{'' if swept == 1 else 's'} left in staging "
-              "by an earlier stop", file=out, flush=True)
-    for lowered in settings.lowered_limits():
-        print(f"affix: {lowered}", file=out, flush=True)
-    # the workers fork from this process: none may inherit its database connection or lock file
-    release_connections(catalog.database)
     options = {
         "bind": [args.bind],
         "workers": args.workers,
@@ -167,7 +159,20 @@ def cmd_serve(args, services, out, environ, server=AffixServer):
         options["bind"].append(settings.metrics_bind)
         options["child_exit"] = lambda arbiter, worker: mark_worker_dead(metrics_folder,
                                                                          worker.pid)
-    server(settings, options, metrics_folder).run()
+    # made before the key is printed: it refuses an address it could not listen on
+    serving = server(settings, options, metrics_folder)
+    catalog = services.catalog
+    ensure_admin(catalog, out, args.bind)
+    with catalog.database.connection_context():
+        swept = sweep_staging(services)
+    if swept:
+        print(f"affix: removed {swept} partial upload{'' if swept == 1 else 's'} left in staging "
+              "by an earlier stop", file=out, flush=True)
+    for lowered in settings.lowered_limits():
+        print(f"affix: {lowered}", file=out, flush=True)
+    # the workers fork from this process: none may inherit its database connection or lock file
+    release_connections(catalog.database)
+    serving.run()
 
 
 def cmd_check(args, services, out, environ):
@@ -661,6 +666,10 @@ class OneLineParser(argparse.ArgumentParser):
     """argparse's errors in one line, without the usage before them (``--help`` shows it)."""
 
     def error(self, message):
+        if message.startswith("unrecognized arguments: ") and any(
+                word == "--config" or word.startswith("--config=") for word in message.split()):
+            # the guide's cron line, typed the way most commands take their options
+            message += "; --config goes before the command: affix --config PATH COMMAND ..."
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
@@ -799,9 +808,10 @@ def build_parser():
         "list", help="the members of a project, tab-separated: user id, login, roles")
     member_list.add_argument("project", help="the project's identifier")
     member_list.set_defaults(handler=cmd_member_list)
+    # in add's order, which a user who just added a member has in their fingers
     member_remove = member.add_parser("remove", help="take every role of a user in a project")
+    member_remove.add_argument("login", help="the user's login")
     member_remove.add_argument("project", help="the project's identifier")
-    member_remove.add_argument("login", metavar="USER", help="the user's login")
     member_remove.set_defaults(handler=cmd_member_remove)
 
     for command, (_, _, flag_word) in ATTRIBUTE_COMMANDS.items():

@@ -24,6 +24,7 @@ import json
 import os
 import secrets
 import shlex
+import ssl
 import threading
 import time
 import tomllib
@@ -34,6 +35,7 @@ from typing import Any
 import requests
 from tqdm import tqdm
 
+from affix.app.sizes import size_text
 from affix.app.xdg import xdg_folder
 
 KEY_VARIABLE = "AFFIX_API_KEY"
@@ -109,6 +111,32 @@ class UploadError(Exception):
         if not self.refused:
             return None
         return self._fix or FIXES.get(self.status, OTHER_REFUSAL).format(key=key_origin)
+
+
+# a TLS connection the client cannot make fails the same way every time: what to change
+UNTRUSTED_CERTIFICATE = ("trust the certificate's CA with REQUESTS_CA_BUNDLE=/path/to/ca.pem, "
+                         "or name the host the certificate is for in --url")
+NO_TLS = "check --url: https:// only for a server (or a proxy) that speaks TLS"
+
+
+def tls_error(root, error) -> UploadError:
+    """A refusal that names why no TLS connection to ``root`` was made, from the ``ssl`` error
+    that urllib3 wraps in ``error`` (its own text is a page of urllib3's internals)."""
+    causes, seen = [error], set()
+    while causes:
+        cause = causes.pop()
+        if cause is None or id(cause) in seen:
+            continue
+        seen.add(id(cause))
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            return UploadError(f"{root} sent a certificate this client does not trust: "
+                               f"{cause.verify_message}", fix=UNTRUSTED_CERTIFICATE)
+        if isinstance(cause, ssl.SSLError):
+            return UploadError(f"no TLS connection to {root}: {cause.reason or cause}",
+                               fix=NO_TLS)
+        causes += [cause.__cause__, cause.__context__, getattr(cause, "reason", None),
+                   *(arg for arg in cause.args if isinstance(arg, BaseException))]
+    return UploadError(f"no TLS connection to {root}", fix=NO_TLS)
 
 
 class NoKey(Exception):
@@ -552,7 +580,7 @@ class Uploader:
                 origin.chunk_size = smaller
                 bar.note(f"affix: the server refused a piece of {binary_size(refused)} as too "
                          f"large (413); going on with pieces of {binary_size(smaller)} "
-                         f"(--chunk-size {smaller // 1024}K next time)")
+                         f"(--chunk-size {size_text(smaller)} next time)")
             self.chunk_size = origin.chunk_size
         return self.chunk_size
 
@@ -689,7 +717,7 @@ def command_line(paths, url, work_package, description, as_json, chunk_size, way
     if as_json:
         words.append("--json")
     if chunk_size != DEFAULT_CHUNK_SIZE:
-        words += ["--chunk-size", str(chunk_size)]
+        words += ["--chunk-size", size_text(chunk_size)]
     if way != "auto":
         words += ["--way", way]
     if parallel != DEFAULT_PARALLEL:
@@ -703,20 +731,26 @@ def upload_files(paths, url, *, work_package=None, description=None, as_json=Fal
     """``affix upload``: each file in turn, its attachment's URL on ``out`` as it is done (all
     of them as one JSON array with ``as_json``), what went wrong on ``err``. A file the same
     command uploaded before is not uploaded again but reported, unless ``again``. The exit
-    status is 0 when every file was uploaded, 1 when one was not, 130 on Ctrl-C; every way out
+    status is 0 when every file was uploaded, 1 when one was not (or there is no key), 2 for a
+    bad ``url`` or a path that is no readable file, 130 on Ctrl-C; every way out
     but the first says which files were uploaded, and either that the same command goes on
     from there, or, when the server refused what the same command would send again, what to
     fix."""
+    # a URL or a FILE that is none is bad usage, as argparse's own refusals are
     try:
         root = server_root(url)
-        key, key_origin = api_key(environ, root)
-    except (UploadError, NoKey) as error:
+    except UploadError as error:
         print(f"affix: error: {error}", file=err)
-        return 1
+        return 2
     paths = [Path(path) for path in paths]
     unreadable = [path for path in paths if not path.is_file() or not os.access(path, os.R_OK)]
     if unreadable:
         print(f"affix: error: not a readable file: {unreadable[0]}", file=err)
+        return 2
+    try:
+        key, key_origin = api_key(environ, root)
+    except NoKey as error:
+        print(f"affix: error: {error}", file=err)
         return 1
     state = ResumeState(xdg_folder(environ, "XDG_STATE_HOME", ".local", "state") / STATE_FILE)
     command = ResumeState.command_key(root, paths, work_package, description)
@@ -726,6 +760,16 @@ def upload_files(paths, url, *, work_package=None, description=None, as_json=Fal
     uploader = Uploader(root, key, state, progress_bars(err), chunk_size, wait, way, parallel)
     results: list[dict[str, Any]] = []
     refused, reported = [], []
+
+    def report_error(path, error):
+        results.append({"file": str(path), "error": str(error)})
+        fix = error.fix(key_origin)
+        if fix is not None:
+            results[-1]["fix"] = fix
+            refused.append(path)
+        print(f"affix: error: {path}: {error}" + (f"\n  {fix}" if fix else ""),
+              file=err, flush=True)
+
     left = list(paths)
     try:
         while left:
@@ -738,19 +782,15 @@ def upload_files(paths, url, *, work_package=None, description=None, as_json=Fal
                     state.record_uploaded(command, path, uploaded.url, uploaded.way)
                 else:
                     reported.append(path)
+            except requests.exceptions.SSLError as error:
+                report_error(path, tls_error(root, error))
             except requests.RequestException as error:
                 # the exception's text is a page of urllib3's internals
                 results.append({"file": str(path),
                                 "error": f"no answer from {root} ({type(error).__name__})"})
                 print(f"affix: error: {path}: {results[-1]['error']}", file=err, flush=True)
             except UploadError as error:
-                results.append({"file": str(path), "error": str(error)})
-                fix = error.fix(key_origin)
-                if fix is not None:
-                    results[-1]["fix"] = fix
-                    refused.append(path)
-                print(f"affix: error: {path}: {error}" + (f"\n  {fix}" if fix else ""),
-                      file=err, flush=True)
+                report_error(path, error)
             else:
                 results.append({"file": str(path), "url": uploaded.url, "way": uploaded.way,
                                 "attachment": uploaded.attachment})

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from affix.app.cli.commands import main
+from affix.app.cli.commands import AffixServer, main
+from affix.app.cli.listening import ADDRESS_TAKEN
 from affix.app.settings import Settings
 from affix.storage.database import open_database
 from affix.storage.migrations import LATEST_VERSION
@@ -228,6 +229,34 @@ def test_serve_warns_of_the_services_outside_and_starts(tmp_path, databases, cap
         f"affix: warning: clamd: clamd at {address} cannot be reached: [Errno 2] No such file "
         "or directory\n")
     assert run_ok(environ, "user", "list") == "1\tadmin\tAdmin\tadmin\n1 user\n"
+
+
+class NeverRun(AffixServer):
+    """gunicorn's server, as serve makes it, that must not get as far as listening."""
+
+    def run(self):
+        raise AssertionError("the server was started")
+
+
+def test_serve_on_an_address_in_use_says_so_before_the_key(tmp_path, databases, capsys):
+    """As a newcomer met it: another program on port 8000. gunicorn would find it only after
+    the key was printed, and retry for five seconds: the key scrolled by, never shown again."""
+    environ = databases.environ(tmp_path / "data")
+    with socket.socket() as taken:
+        taken.bind((HOST, 0))
+        taken.listen()
+        bind = f"{HOST}:{taken.getsockname()[1]}"
+        out = io.StringIO()
+        assert main(["serve", "--bind", bind], environ=environ, out=out, server=NeverRun) == 2
+
+    assert (out.getvalue(), capsys.readouterr().err) == (
+        "", f"affix: error: bind: cannot listen on {bind}: Address already in use: "
+            f"{ADDRESS_TAKEN}\n")
+    assert run_ok(environ, "user", "list") == "0 users\n"
+    # once the address is free, the first start that gets as far prints the key
+    out = io.StringIO()
+    assert main(["serve", "--bind", bind], environ=environ, out=out, server=Started) == 0
+    assert out.getvalue().startswith("affix: created the admin user 'admin'.")
 
 
 def test_version_is_the_installed_distributions(capsys):

@@ -1,7 +1,8 @@
 """The listing commands an operator expects (issue #25): ``affix user list``, ``project list``,
 ``role list``, ``member list PROJECT``, tab-separated with a count last, like ``apikey list``; and
-``affix member remove PROJECT USER``, which refuses in one line and changes nothing when there is
-nothing to remove; and the listings of docs/guides/checking-and-listing.md, run as written."""
+``affix member remove LOGIN PROJECT`` (in ``member add``'s order), which refuses in one line and
+changes nothing when there is nothing to remove; and the listings of
+docs/guides/checking-and-listing.md, run as written."""
 import pytest
 
 from affix.app import open_catalog
@@ -104,7 +105,7 @@ def test_the_listings_of_a_fresh_install_are_a_count_of_nothing(environ):
 
 def test_member_remove_takes_every_role_of_the_user_in_that_project_only(
         environ, team, cli_catalog):
-    assert run_ok(environ, "member", "remove", "apollo", "ada") == (
+    assert run_ok(environ, "member", "remove", "ada", "apollo") == (
         "removed 'ada' from 'apollo' (roles: developer, reviewer)\n")
     assert memberships(cli_catalog) == [("bob", "apollo", "reviewer"),
                                         ("carol", "gemini", "developer")]
@@ -115,9 +116,21 @@ def test_member_commands_naming_what_is_not_there_refuse_and_change_nothing(
         environ, team, cli_catalog, capsys):
     before = memberships(cli_catalog)
     for argv, message in (
-            (["remove", "apollo", "carol"], "'carol' is no member of 'apollo'"),
-            (["remove", "nowhere", "ada"], "no project 'nowhere'"),
-            (["remove", "apollo", "nobody"], "no user with the login 'nobody'"),
+            (["remove", "carol", "apollo"], "'carol' is no member of 'apollo'"),
+            (["remove", "ada", "nowhere"], "no project 'nowhere'"),
+            (["remove", "nobody", "apollo"], "no user with the login 'nobody'"),
             (["list", "nowhere"], "no project 'nowhere'")):
         assert_refused(capsys, environ, ["member", *argv], message)
         assert memberships(cli_catalog) == before
+
+
+def test_member_remove_takes_its_arguments_in_the_order_member_add_does(environ, cli_catalog):
+    """As getting started adds a member, and then as a newcomer undoes it."""
+    run_ok(environ, "project", "add", "demo")
+    run_ok(environ, "role", "add", "member", "view_work_packages")
+    run_ok(environ, "user", "add", "bob")
+    run_ok(environ, "member", "add", "bob", "demo", "member")
+
+    assert run_ok(environ, "member", "remove", "bob", "demo") == (
+        "removed 'bob' from 'demo' (roles: member)\n")
+    assert memberships(cli_catalog) == []

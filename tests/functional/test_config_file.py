@@ -199,6 +199,16 @@ def test_affix_config_is_no_unknown_variable(tmp_path, elsewhere, capsys):
     assert capsys.readouterr().err == ""
 
 
+def test_config_after_the_command_says_where_it_goes(tmp_path, elsewhere, capsys):
+    config = write_config(tmp_path / "etc", 'data_dir = "data"\n')
+    for argv, unrecognized in ((["cleanup", "--config", str(config)], f"--config {config}"),
+                               (["user", "list", f"--config={config}"], f"--config={config}")):
+        assert_usage_error(capsys, {}, argv, (
+            f"affix: error: unrecognized arguments: {unrecognized}; "
+            "--config goes before the command: affix --config PATH COMMAND ..."))
+    assert list(elsewhere.iterdir()) == []
+
+
 def test_config_needs_a_path(capsys):
     assert_usage_error(capsys, {}, ["--config"],
                        "affix: error: argument --config: expected one argument")

@@ -36,7 +36,7 @@ SECRET_ACCESS_KEY = "affix-test-secret"
 def missing_bucket(name) -> str:
     """What affix says of a bucket that is not there."""
     return (f"the bucket {name!r} does not exist: create it (affix storage init does, where the "
-            "credentials allow), or name another in AFFIX_STORAGE_URL")
+            "credentials allow), or name another in AFFIX_STORAGE_URL (storage_url in affix.toml)")
 
 
 def _answers(endpoint_url) -> bool:
