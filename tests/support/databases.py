@@ -47,4 +47,4 @@ class Databases:
 
     def drop(self):
         for url in self.urls.values():
-            self.postgres_server.drop_database(url)
+            self.postgres_server.drop_later(url)
