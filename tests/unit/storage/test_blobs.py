@@ -13,30 +13,29 @@ from affix.storage.partials import PARTIALS_DIR, LocalPartials
 from affix.storage.stores import open_partial_store, open_upload_staging
 
 
+def recording(monkeypatch, module, name) -> list:
+    """The paths of the descriptors ``module.name`` is called on, in order; each call is still
+    made."""
+    paths = []
+    real = getattr(module, name)
+
+    def record(fd):
+        paths.append(Path(os.readlink(f"/proc/self/fd/{fd}")))
+        real(fd)
+    monkeypatch.setattr(module, name, record)
+    return paths
+
+
 @pytest.fixture
 def fsynced(monkeypatch):
     """The paths os.fsync is called on, in order."""
-    paths = []
-    real_fsync = os.fsync
-
-    def recording_fsync(fd):
-        paths.append(Path(os.readlink(f"/proc/self/fd/{fd}")))
-        real_fsync(fd)
-    monkeypatch.setattr(os, "fsync", recording_fsync)
-    return paths
+    return recording(monkeypatch, os, "fsync")
 
 
 @pytest.fixture
 def flushed(monkeypatch):
     """The folders whose file system syncfs flushes, in order."""
-    paths = []
-    real_syncfs = group_sync.syncfs
-
-    def recording_syncfs(fd):
-        paths.append(Path(os.readlink(f"/proc/self/fd/{fd}")))
-        real_syncfs(fd)
-    monkeypatch.setattr(group_sync, "syncfs", recording_syncfs)
-    return paths
+    return recording(monkeypatch, group_sync, "syncfs")
 
 
 class UpcomingKeys(list):
