@@ -28,19 +28,14 @@ def test_the_permission_comes_before_the_storage_is_considered(client, people, e
     assert stored.snapshot() == earlier
 
 
-def test_local_storage_has_no_upload_to_complete(client, people, earlier, stored):
+# an attachment uploaded whole is at /api/v3/attachments/{id}: never an upload to complete,
+# nor one pending
+@pytest.mark.parametrize("path", ["/api/v3/attachments/{id}/uploaded",
+                                  "/api/v3/attachment_upload/{id}"])
+def test_local_storage_has_no_upload_to_complete_nor_pending(client, people, earlier, stored,
+                                                             path):
     [(attachment_id, *_)] = stored.rows()
-    response = client.simulate_get(f"/api/v3/attachments/{attachment_id}/uploaded",
-                                   headers=people.auth("ada"))
-    assert_error(response, 404, "NotFound", NOT_FOUND)
-    assert stored.snapshot() == earlier
-
-
-def test_local_storage_has_no_pending_upload(client, people, earlier, stored):
-    # an attachment uploaded whole is at /api/v3/attachments/{id}, never an upload pending
-    [(attachment_id, *_)] = stored.rows()
-    response = client.simulate_get(f"/api/v3/attachment_upload/{attachment_id}",
-                                   headers=people.auth("ada"))
+    response = client.simulate_get(path.format(id=attachment_id), headers=people.auth("ada"))
     assert_error(response, 404, "NotFound", NOT_FOUND)
     assert stored.snapshot() == earlier
 
