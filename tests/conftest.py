@@ -73,19 +73,25 @@ def pytest_configure(config):
         config.addinivalue_line(
             "markers", f"{kind}_only(reason): checks what only {kind} has; not run on the other")
     config.addinivalue_line(
+        "markers", "one_database(reason): the database plays no part in what it checks (a "
+                   "client's compatibility, a parser's property): run on SQLite only")
+    config.addinivalue_line(
         "markers", "on_cue(*parts): the app's parts so named are OnCue (support.faults)")
 
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config, items):
-    """A test marked for one database is not collected for the other at all: there is nothing
-    it could check there, so it is neither run nor reported as skipped. Every test below
+    """A test marked for one database (or for ``one_database``: SQLite, the default) is not
+    collected for the other at all: there is nothing it could check there, so it is neither run
+    nor reported as skipped. Every test below
     ``system/``, and every test that runs on PostgreSQL, is of the ``system`` tier. (First, so
     that ``-m`` sees the mark.)"""
     kept, dropped = [], []
     for item in items:
         kind = getattr(item, "callspec", None) and item.callspec.params.get("databases")
         only = [each for each in DATABASE_KINDS if item.get_closest_marker(f"{each}_only")]
+        if item.get_closest_marker("one_database"):
+            only.append("sqlite")
         (dropped if kind and only and kind not in only else kept).append(item)
         if kind == "postgresql" or item.path.is_relative_to(SYSTEM_TESTS):
             item.add_marker(pytest.mark.system)

@@ -683,6 +683,7 @@ def content_type_case(boundary, header):
     return boundary, b"x", body, header, True
 
 
+@pytest.mark.one_database("the multipart parser's: refused before anything is stored")
 @FUZZ
 @given(case=content_type_cases())
 # RFC 2045 token characters, unquoted: correct headers
@@ -720,6 +721,7 @@ def well_formed_bodies(draw, epilogue=False):
     return body, file_data
 
 
+@pytest.mark.one_database("the multipart parser's: refused before anything is stored")
 @FUZZ
 @given(data=st.data())
 def test_short_reads_with_content_length(client, people, snapshots, data):
@@ -755,6 +757,7 @@ def _leading_dash_case():
     return body, [start, 1, 1 << 20]
 
 
+@pytest.mark.one_database("the multipart parser's: refused before anything is stored")
 @FUZZ
 @pytest.mark.long
 @given(case=read_size_cases())
@@ -778,6 +781,7 @@ def test_the_answer_does_not_depend_on_read_sizes(client, people, snapshots, cas
         assert split == whole, f"read whole: {whole[:2]}; in reads of {reads}: {split[:2]}"
 
 
+@pytest.mark.one_database("the multipart parser's: refused before anything is stored")
 @FUZZ
 @given(data=st.data())
 def test_a_body_cut_anywhere_is_refused(client, people, snapshots, data):

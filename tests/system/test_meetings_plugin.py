@@ -436,6 +436,7 @@ def test_a_meeting_editor_uploads_into_a_meeting_and_no_executable_is_kept(insta
             assert_error(get(server, key, meeting_attachments(missing)), 404, NO_ROUTE)
 
 
+@pytest.mark.one_database("pip installing and removing a plugin package")
 def test_a_disabled_plugin_authorises_nothing(installed, site):
     disabled = {"AFFIX_DISABLE_PLUGINS": "meetings"}
     with serving(installed, site, **disabled) as server:
@@ -446,6 +447,7 @@ def test_a_disabled_plugin_authorises_nothing(installed, site):
     assert_permission_unknown(installed, site, **disabled)
 
 
+@pytest.mark.one_database("pip installing and removing a plugin package")
 def test_after_pip_uninstalls_the_plugin_the_same_member_may_upload_nothing(
         installed, site):
     with serving(installed, site) as server:

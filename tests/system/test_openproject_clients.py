@@ -170,6 +170,7 @@ def test_pyopenproject_creates_through_the_form(server, pyopenproject, project_i
     assert containers(stored.catalog) == {upload["id"]: ("WorkPackage", created["id"])}
 
 
+@pytest.mark.one_database("what a real client sends and reads, the same on both")
 def test_pyopenproject_work_package_flow(server, pyopenproject, project_id, tmp_path):
     """Upload, create a work package claiming the upload, find it, list its attachments, claim
     another with update, download them, and delete it all."""
@@ -267,6 +268,7 @@ def cli(server, api_key, tmp_path):
     return OpenProjectCli(tmp_path / "home", server.url(""), api_key)
 
 
+@pytest.mark.one_database("what a real client sends and reads, the same on both")
 @pytest.mark.long
 def test_openproject_cli_attachment_flow(server, cli, project_id, tmp_path):
     """Create a work package, upload into it, list, download, delete the attachment, then the
