@@ -23,6 +23,7 @@ HOOKS = Path(__file__).parents[1] / "support" / "schemathesis_hooks.py"
 
 
 @pytest.mark.long
+@pytest.mark.one_database("the API's contract (statuses, types, schemas), the same on both")
 def test_no_request_schemathesis_makes_gets_a_server_error(server, tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "schemathesis.cli", "run", server.url("/api/v3/spec.json"),

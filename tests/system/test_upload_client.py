@@ -35,7 +35,8 @@ from support.servers import HIGH_LIMIT, running_server
 from support.state import STORAGE_KEY
 from support.waiting import wait_for
 
-pytestmark = pytest.mark.system
+pytestmark = [pytest.mark.system, pytest.mark.one_database(
+    "the client's behaviour: the server's storing is tested on both elsewhere")]
 
 # tus off, where a server would offer it: what these tests check is the way after it
 NO_TUS = {"AFFIX_TUS_MAX_SIZE": "0"}

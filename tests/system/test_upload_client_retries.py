@@ -18,7 +18,8 @@ from support.net import REQUEST_TIMEOUT
 from support.servers import HIGH_LIMIT, running_server
 from support.tus import LOCKED, OFFSET_OCTET_STREAM, TUS, token_of
 
-pytestmark = pytest.mark.system
+pytestmark = [pytest.mark.system, pytest.mark.one_database(
+    "the client's behaviour: the server's storing is tested on both elsewhere")]
 
 CHUNK = 100 * 1024
 CONTENT = random_bytes(3 * CHUNK + 1234, seed=23)
