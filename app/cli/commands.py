@@ -674,13 +674,10 @@ class OneLineParser(argparse.ArgumentParser):
 
 
 def _parallel_argument(text):
-    try:
-        count = int(text)
-    except ValueError:
-        count = 0
-    if not 1 <= count <= MAX_PARALLEL:
-        raise argparse.ArgumentTypeError(
-            f"not a number of parts from 1 to {MAX_PARALLEL}: {text!r}")
+    """Parts in flight: a whole number from 1 to MAX_PARALLEL."""
+    count = _whole_number(text, 1)
+    if count > MAX_PARALLEL:
+        raise argparse.ArgumentTypeError(f"must be at most {MAX_PARALLEL}, not {text!r}")
     return count
 
 

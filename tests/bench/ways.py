@@ -48,7 +48,7 @@ WAYS_MEASURED = [
     ("direct", "direct", 1),
     ("direct parallel", "direct-parts", DEFAULT_PARALLEL),
 ]
-NOT_OFFERED_LOCALLY = ("direct", "direct-parts")
+DIRECT_WAYS = ("direct", "direct-parts")
 
 
 class UploadFailed(Exception):
@@ -71,7 +71,7 @@ def upload_once(server, path, way, parallel, state_dir) -> tuple[float, float, i
     out, err = io.StringIO(), io.StringIO()
     pids = server.worker_pids()
     cpu_before = cpu_seconds(pids)
-    relay = CountingRelay((HOST, server.port)) if way in NOT_OFFERED_LOCALLY else None
+    relay = CountingRelay((HOST, server.port)) if way in DIRECT_WAYS else None
     url = relay.url if relay is not None else f"http://{HOST}:{server.port}"
     started = time.perf_counter()
     try:
@@ -93,7 +93,7 @@ def measure_store(store, server, path, size, runs, state_dir) -> list:
     """(size, store, way, MB/s, CPU s/GiB, note) of each way."""
     rows = []
     for name, way, parallel in WAYS_MEASURED:
-        if store == "local folder" and way in NOT_OFFERED_LOCALLY:
+        if store == "local folder" and way in DIRECT_WAYS:
             rows.append((size, store, name, None, None, "not offered: bytes must pass affix"))
             say(f"{store}, {name}: skipped, a local folder takes no direct uploads")
             continue
@@ -107,7 +107,7 @@ def measure_store(store, server, path, size, runs, state_dir) -> list:
         seconds = statistics.median(each[0] for each in figures)
         cpu = statistics.median(each[1] for each in figures)
         sent = max(each[2] or 0 for each in figures)
-        note = "" if way not in NOT_OFFERED_LOCALLY else (
+        note = "" if way not in DIRECT_WAYS else (
             f"sent to affix: {sent:,} bytes, {100 * sent / size:.3f} % of the file")
         rows.append((size, store, name, size / seconds / 1e6, cpu / (size / GiB), note))
         say(f"{store}, {name}: {size / seconds / 1e6:.1f} MB/s, affix CPU "

@@ -302,8 +302,10 @@ def test_a_chunk_size_that_is_none_is_a_usage_error(capsys, files, home):
 
 
 @pytest.mark.parametrize("argv, line", [
-    (["--parallel", "0"], "argument --parallel: not a number of parts from 1 to 64: '0'"),
-    (["--parallel", "x"], "argument --parallel: not a number of parts from 1 to 64: 'x'"),
+    (["--parallel", "0"], "argument --parallel: must be a whole number of 1 or more, not '0'"),
+    (["--parallel", "x"], "argument --parallel: must be a whole number of 1 or more, not 'x'"),
+    (["--parallel", " 3"], "argument --parallel: must be a whole number of 1 or more, not ' 3'"),
+    (["--parallel", "65"], "argument --parallel: must be at most 64, not '65'"),
     (["--way", "fast"], "argument --way: invalid choice: 'fast' (choose from 'auto', "
                         "'direct-parts', 'direct', 'tus', 'multipart')"),
 ])
