@@ -331,6 +331,8 @@ def test_a_forced_way_the_server_lacks_says_so_and_stores_nothing(capsys, plain_
     assert err == (f"affix: error: {path}: {message}\n  {OTHER_WAY}\n"
                    + refused_in_the_end(0, 1))
     assert plain_server.stored.rows() == []
+    assert plain_server.stored.files() == {}
+    assert list(plain_server.staging.iterdir()) == []
 
 
 def test_a_refused_file_says_why_and_the_others_go_up(capsys, tmp_path, databases, files, home):
