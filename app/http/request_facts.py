@@ -11,6 +11,8 @@ import os
 import re
 import time
 
+from affix.app.http.socket_body import request_body
+
 REQUEST_ID_HEADER = "X-Request-Id"
 # where gunicorn's access logger (affix.app.http.logs) finds the facts once the app has answered
 ENVIRON_KEY = "affix.request"
@@ -100,7 +102,7 @@ class RequestFactsMiddleware:
                              time.perf_counter())
         req.context.facts = facts
         req.context.request_id_token = current_request_id.set(facts.request_id)
-        req.stream = req.context.counted_stream = CountingStream(req.stream)
+        req.stream = req.context.counted_stream = CountingStream(request_body(req.env))
         req.env[ENVIRON_KEY] = facts
         resp.set_header(REQUEST_ID_HEADER, facts.request_id)
         if self.metrics is not None:

@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from affix.app.testing import upload_form
+from affix.app.testing import multipart, upload_form
 from support.content import KiB, MiB, md5, random_bytes
 from support.errors import hal_error
 from support.http import (
@@ -142,6 +142,38 @@ def test_a_body_cut_short_by_a_half_close_is_answered_400(server):
     assert_error(response, 400, "InvalidRequestBody",
                  f"The request body ended after {sent} of {len(body)} bytes.")
     assert server.stored.snapshot() == ([], {})
+    assert_no_errors_logged(server)
+
+
+def test_uploads_on_one_kept_alive_connection_each_get_their_own_body(server):
+    """affix reads a body from gunicorn's socket itself (app/http/socket_body.py): an upload
+    refused half-way leaves gunicorn the rest to discard, and the next request on the
+    connection is read from where that body ended."""
+    first = random_bytes(2 * MiB + 3, seed=11)
+    second = random_bytes(300 * KiB, seed=12)
+    first_body, first_type = upload_form("first.bin", first)
+    refused_body, refused_type = multipart([
+        ("metadata", b'{"fileName": "refused.bin"}', {"Content-Type": "application/json"}),
+        ("surprise", random_bytes(MiB, seed=13), {}),
+        ("file", b"never read", {"Content-Type": "application/octet-stream"}),
+    ])
+    second_body, second_type = upload_form("second.bin", second)
+
+    with socket.create_connection((HOST, server.port), timeout=REQUEST_TIMEOUT) as sock:
+        answers = []
+        for body, content_type in [(first_body, first_type), (refused_body, refused_type),
+                                   (second_body, second_type)]:
+            sock.sendall(request_head(server, content_type, len(body)) + body)
+            answers.append(read_response(sock))
+
+    assert [answer.status for answer in answers] == [200, 400, 200]
+    assert_error(answers[1], 400, "InvalidRequestBody",
+                 "The part 'surprise' is not expected: send exactly the parts 'metadata' "
+                 "and 'file'.")
+    ids = [answers[0].document["id"], answers[2].document["id"]]
+    assert_stored_exactly(server, {ids[0]: ("first.bin", first), ids[1]: ("second.bin", second)})
+    assert_downloads_as(server, ids[0], first)
+    assert_downloads_as(server, ids[1], second)
     assert_no_errors_logged(server)
 
 
