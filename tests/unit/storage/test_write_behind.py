@@ -123,3 +123,49 @@ def test_the_digest_is_of_every_byte_written_in_order(direct_size):
     assert staged.commit() == "the-key"
     assert blob.events == [("commit", 200)]
 
+
+
+class RecordingDigest:
+    """md5, recording on which threads it is fed."""
+
+    def __init__(self):
+        self._md5 = hashlib.md5()
+        self.threads = set()
+
+    def update(self, data):
+        self.threads.add(threading.get_ident())
+        self._md5.update(data)
+
+    def hexdigest(self):
+        return self._md5.hexdigest()
+
+
+def test_past_the_direct_size_hashing_and_writing_run_on_two_threads_of_their_own():
+    blob = RecordingBlob()
+    digest = RecordingDigest()
+    staged = WriteBehind(blob, direct_size=0, digest=digest)
+    chunks = [bytes([n]) * 5 for n in range(50)]
+    for chunk in chunks:
+        staged.write(chunk)
+
+    assert staged.hexdigest() == hashlib.md5(b"".join(chunks)).hexdigest()
+    assert blob.chunks == chunks
+    assert len(digest.threads) == len(blob.threads) == 1
+    assert digest.threads.isdisjoint(blob.threads | {threading.get_ident()})
+    assert threading.get_ident() not in blob.threads
+
+
+def test_a_failure_of_the_digest_is_raised_and_nothing_is_committed():
+    class FailingDigest(RecordingDigest):
+        def update(self, data):
+            raise MemoryError("no room to hash")
+
+    blob = RecordingBlob()
+    staged = WriteBehind(blob, direct_size=0, digest=FailingDigest())
+    staged.write(b"a")
+
+    with pytest.raises(MemoryError, match="no room to hash"):
+        staged.commit()
+    assert blob.events == []
+    staged.discard()
+    assert blob.events == [("discard", 1)]
