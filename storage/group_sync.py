@@ -23,10 +23,12 @@ import weakref
 from collections.abc import Callable
 
 
+_LIBC = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+
+
 def _libc_syncfs() -> Callable[[int], None]:
     """``syncfs(fd)`` raising OSError; ``os.sync()`` where the C library has none."""
-    libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
-    native = getattr(libc, "syncfs", None)
+    native = getattr(_LIBC, "syncfs", None)
     if native is None:
         return lambda fd: os.sync()
 
@@ -39,6 +41,30 @@ def _libc_syncfs() -> Callable[[int], None]:
 
 # flushes the file system that the descriptor is open on (looked up at each call, as os.fsync is)
 syncfs = _libc_syncfs()
+
+# sync_file_range's flag that starts writing the range out and returns without waiting
+_SYNC_FILE_RANGE_WRITE = 2
+
+
+def _libc_start_writeback() -> Callable[[int, int, int], None]:
+    """``sync_file_range(fd, offset, length, SYNC_FILE_RANGE_WRITE)``; nothing where the C
+    library has none (not Linux)."""
+    native = getattr(_LIBC, "sync_file_range", None)
+    if native is None:
+        return lambda fd, offset, length: None
+    native.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
+
+    def start(fd: int, offset: int, length: int) -> None:
+        # only a head start for the flush that makes the bytes durable, which reports any
+        # failure of the disk's: its own result says nothing more
+        native(fd, offset, length, _SYNC_FILE_RANGE_WRITE)
+    return start
+
+
+# starts writing a file's range to the disk in the background: the kernel would otherwise wait
+# until gigabytes are dirty, and the flush of a large blob would write all of it after the last
+# byte arrived, instead of the disk writing it while the rest arrives
+start_writeback = _libc_start_writeback()
 
 
 class _Flush:

@@ -18,12 +18,16 @@ from typing import TYPE_CHECKING, BinaryIO
 from affix.storage.blob_store import (
     FAN_OUT, PROBE_BYTES, StorageError, StoreFull, is_storage_key, new_storage_key,
 )
+from affix.storage import group_sync
 from affix.storage.group_sync import GroupSync
 
 if TYPE_CHECKING:
     from affix.storage.partials import LocalPartials
 
 STAGING_DIR = ".staging"
+# a staged blob's bytes are given to the disk in steps of this size as they come (see
+# group_sync.start_writeback): the flush at commit then writes less than one step
+WRITEBACK_STEP = 8 * 1024 * 1024
 # what a full disk or an exhausted quota answers
 _FULL = (errno.ENOSPC, errno.EDQUOT)
 
@@ -54,10 +58,17 @@ class StagedLocalBlob:
         self.path = store.staging / secrets.token_hex(16)
         with full_disk_as_store_full():
             self._file = open(self.path, "xb")
+        self._written = 0
+        self._written_back = 0  # where the range the disk was last asked to write ends
 
     def write(self, data: bytes) -> None:
         with full_disk_as_store_full():
             self._file.write(data)
+        self._written += len(data)
+        if self._written - self._written_back >= WRITEBACK_STEP:
+            group_sync.start_writeback(self._file.fileno(), self._written_back,
+                                       self._written - self._written_back)
+            self._written_back = self._written
 
     def commit(self) -> str:
         """Make the blob durable and permanent; returns its storage key."""

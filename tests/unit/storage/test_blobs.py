@@ -8,7 +8,7 @@ import pytest
 
 from affix.storage import group_sync
 from affix.storage.blob_store import StoreFull
-from affix.storage.local import STAGING_DIR, LocalBlobStore
+from affix.storage.local import STAGING_DIR, WRITEBACK_STEP, LocalBlobStore
 from affix.storage.partials import PARTIALS_DIR, LocalPartials
 from affix.storage.stores import open_partial_store, open_upload_staging
 
@@ -194,3 +194,39 @@ def test_a_commit_whose_flush_fails_keeps_no_blob(tmp_path, monkeypatch, keys, e
     assert (type(raised.value), str(raised.value)) == (error_type, message)
     # the blob was renamed into place before the flush: it goes again
     assert (list(store.stored_blobs()), list(store.staging.iterdir())) == ([], [])
+
+
+def test_a_large_blob_is_given_to_the_disk_in_steps_as_it_is_written(tmp_path, monkeypatch,
+                                                                      flushed, keys):
+    """sync_file_range starts each step's writeback as the bytes come; the flush at commit
+    still makes them durable."""
+    started = []
+    real = group_sync.start_writeback
+
+    def record(fd, offset, length):
+        started.append((Path(os.readlink(f"/proc/self/fd/{fd}")), offset, length))
+        real(fd, offset, length)
+    monkeypatch.setattr(group_sync, "start_writeback", record)
+    store = LocalBlobStore(tmp_path, new_key=keys)
+    keys.append(key_in("ab", 1))
+    chunk = os.urandom(1024 * 1024)
+    staged = store.stage()
+    for _ in range(20):
+        staged.write(chunk)
+
+    assert staged.commit() == key_in("ab", 1)
+    step = WRITEBACK_STEP
+    assert started == [(staged.path, 0, step), (staged.path, step, step)]
+    assert flushed == [tmp_path]
+    assert store.path_of(key_in("ab", 1)).read_bytes() == chunk * 20
+
+
+def test_a_blob_smaller_than_a_step_is_only_flushed_at_commit(tmp_path, monkeypatch, flushed,
+                                                              keys):
+    started = []
+    monkeypatch.setattr(group_sync, "start_writeback", lambda *call: started.append(call))
+    store = LocalBlobStore(tmp_path, new_key=keys)
+    keys.append(key_in("ab", 2))
+
+    assert committed(store, b"x" * (WRITEBACK_STEP - 1))[0] == key_in("ab", 2)
+    assert (started, flushed) == ([], [tmp_path])
