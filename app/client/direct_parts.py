@@ -125,4 +125,4 @@ def upload_in_parts(uploader, key, path, size, parts, parallel) -> Uploaded:
             uploader.state.forget(key)
         raise
     uploader.state.forget(key)
-    return uploader.described(completed, "direct-parts")
+    return uploader.uploaded_from(completed, "direct-parts")

@@ -346,7 +346,7 @@ def binary_size(count) -> str:
     return f"{count:.1f}{unit}"
 
 
-def described(description) -> dict:
+def description_metadata(description) -> dict:
     """The metadata's ``description``, as OpenProject takes it, when there is one."""
     return {} if description is None else {"description": {"raw": description}}
 
@@ -593,7 +593,7 @@ class Uploader:
         asked again."""
         if self._direct_offered is False:
             return None
-        declared = {"fileName": path.name, "fileSize": size, **described(description)}
+        declared = {"fileName": path.name, "fileSize": size, **description_metadata(description)}
         if parts:
             declared["parts"] = True
         body, content_type = multipart([("metadata", (json.dumps(declared).encode(),
@@ -620,12 +620,12 @@ class Uploader:
         completed = expect(self.session.get(
             urllib.parse.urljoin(self.root + "/", upload["_links"]["completeUpload"]["href"]),
             timeout=finishing(size)), 200)
-        return self.described(completed, "direct")
+        return self.uploaded_from(completed, "direct")
 
     # --- multipart --------------------------------------------------------------------------
 
     def upload_multipart(self, path, size, container_path, description) -> Uploaded:
-        metadata = {"fileName": path.name, **described(description)}
+        metadata = {"fileName": path.name, **description_metadata(description)}
         with self.progress(path.name, size, 0) as bar:
             body, content_type = multipart(
                 [("metadata", (json.dumps(metadata).encode(), "application/json"))],
@@ -634,7 +634,7 @@ class Uploader:
                 f"{self.root}{container_path}/attachments", data=body,
                 headers={"Content-Type": content_type}, timeout=finishing(size))
         # affix answers 200, as the spec says; OpenProject 201
-        return self.described(expect(response, 200, 201), "multipart")
+        return self.uploaded_from(expect(response, 200, 201), "multipart")
 
     # --- the attachment ---------------------------------------------------------------------
 
@@ -643,13 +643,13 @@ class Uploader:
         response = self.session.get(url, timeout=ANSWER_TIMEOUT)
         if response.status_code == 404:
             return None
-        return self.described(expect(response, 200), way)
+        return self.uploaded_from(expect(response, 200), way)
 
     def attachment_at(self, attachment_url, way) -> Uploaded:
-        return self.described(
+        return self.uploaded_from(
             expect(self.session.get(attachment_url, timeout=ANSWER_TIMEOUT), 200), way)
 
-    def described(self, response, way) -> Uploaded:
+    def uploaded_from(self, response, way) -> Uploaded:
         attachment = response.json()
         url = urllib.parse.urljoin(response.url, attachment["_links"]["self"]["href"])
         return Uploaded(url=url, attachment=attachment, way=way)
@@ -812,7 +812,7 @@ def upload_files(paths, url, *, work_package=None, description=None, as_json=Fal
         return 0
     listed = f" ({', '.join(done)})" if done else ""
     report = (f"affix: {'interrupted; ' if interrupted else ''}uploaded {len(done)} of "
-              f"{len(paths)} files{listed}")
+              f"{len(paths)} file{'' if len(paths) == 1 else 's'}{listed}")
     if len(done) + len(refused) == len(paths):
         print(f"{report}; the server refused the rest, and the same command would meet the "
               "same refusal: fix what is said above first", file=err)

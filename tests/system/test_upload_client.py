@@ -100,9 +100,10 @@ def remembered(root, paths, urls, way, work_package=None, description=None) -> d
 
 
 def refused_in_the_end(done, total, listed=()) -> str:
-    """The last line after the server refused every file not uploaded, for good."""
+    """The last line after the server refused every file not uploaded, for good; ``total``
+    as it is written ("1 file", "3 files")."""
     files = f" ({', '.join(listed)})" if listed else ""
-    return (f"affix: uploaded {done} of {total} files{files}; the server refused the rest, and "
+    return (f"affix: uploaded {done} of {total}{files}; the server refused the rest, and "
             "the same command would meet the same refusal: fix what is said above first\n")
 
 
@@ -209,7 +210,7 @@ def test_the_key_comes_from_the_config_file(capsys, plain_server, files, home):
     assert (status, out) == (1, "")
     assert err == (f"affix: error: {path}: {WRONG_CREDENTIALS}\n"
                    f"  the server refused the key: check api_key in {config} (the top level)\n"
-                   + refused_in_the_end(0, 1))
+                   + refused_in_the_end(0, "1 file"))
     assert len(plain_server.stored.rows()) == 1
 
 
@@ -220,7 +221,7 @@ def test_a_refused_key_names_where_it_came_from(capsys, plain_server, files, hom
     assert (status, out) == (1, "")
     assert err == "".join(f"affix: error: {path}: {WRONG_CREDENTIALS}\n"
                           "  the server refused the key: check AFFIX_API_KEY\n"
-                          for path in paths) + refused_in_the_end(0, 2)
+                          for path in paths) + refused_in_the_end(0, "2 files")
     assert plain_server.stored.rows() == []
 
 
@@ -268,7 +269,7 @@ def test_what_stops_tls_is_named_and_running_again_is_not_offered(
         plain = upload(capsys, client_environ(home, "key"), path,
                        "--url", f"https://{HOST}:{redirect_port}")
 
-    refused = ("affix: uploaded 0 of 1 files; the server refused the rest, and the same command "
+    refused = ("affix: uploaded 0 of 1 file; the server refused the rest, and the same command "
                "would meet the same refusal: fix what is said above first\n")
     assert untrusted == (1, "", (
         f"affix: error: {path}: {base_url} sent a certificate this client does not trust: "
@@ -286,7 +287,7 @@ def test_the_command_to_run_again_writes_the_chunk_size_as_a_person_would(
     assert (status, out) == (1, "")
     assert err == (
         f"affix: error: {path}: no answer from http://127.0.0.1:9 (ConnectionError)\n"
-        "affix: uploaded 0 of 1 files; to go on, run the same command again:\n"
+        "affix: uploaded 0 of 1 file; to go on, run the same command again:\n"
         f"  affix upload {path} --url http://127.0.0.1:9 --chunk-size 8M\n")
 
 
@@ -329,7 +330,7 @@ def test_a_forced_way_the_server_lacks_says_so_and_stores_nothing(capsys, plain_
                               "--url", plain_server.url(""), "--way", way)
     assert (status, out) == (1, "")
     assert err == (f"affix: error: {path}: {message}\n  {OTHER_WAY}\n"
-                   + refused_in_the_end(0, 1))
+                   + refused_in_the_end(0, "1 file"))
     assert plain_server.stored.rows() == []
     assert plain_server.stored.files() == {}
     assert list(plain_server.staging.iterdir()) == []
@@ -359,7 +360,7 @@ def test_a_refused_file_says_why_and_the_others_go_up(capsys, tmp_path, database
     assert out.splitlines() == [server.url(f"/api/v3/attachments/{row[0]}") for row in rows]
     assert err == (
         f"affix: error: {paths[1]}: File is too large (maximum size is {limit} Bytes).\n"
-        f"  {OTHER_REFUSAL}\n" + refused_in_the_end(2, 3, [paths[0], paths[2]]))
+        f"  {OTHER_REFUSAL}\n" + refused_in_the_end(2, "3 files", [paths[0], paths[2]]))
     assert again == (status, out, err)
 
 
@@ -376,7 +377,7 @@ def test_a_file_goes_into_a_work_package(capsys, plain_server, files, home, data
                               "--url", plain_server.url(""), "--work-package", "999")
     assert (status, out) == (1, "")
     assert err == (f"affix: error: {path}: The requested resource could not be found.\n"
-                   f"  {FIXES[404]}\n" + refused_in_the_end(0, 1))
+                   f"  {FIXES[404]}\n" + refused_in_the_end(0, "1 file"))
     assert len(plain_server.stored.rows()) == 1
 
 
@@ -394,7 +395,7 @@ def test_a_user_without_the_permission_is_told_so(capsys, plain_server, files, h
                               "--url", plain_server.url(""), "--work-package", str(work_package))
     assert (status, out) == (1, "")
     assert err.startswith(f"affix: error: {path}: ")
-    assert err.endswith(f"\n  {FIXES[403]}\n" + refused_in_the_end(0, 1))
+    assert err.endswith(f"\n  {FIXES[403]}\n" + refused_in_the_end(0, "1 file"))
     assert plain_server.stored.rows() == []
 
 
@@ -443,7 +444,7 @@ def test_bytes_damaged_on_the_way_are_reported(capsys, plain_server, files, home
     assert err == (
         f"affix: error: {path}: the server stored other bytes than the file holds (md5 "
         f"{digest}, the file's {md5(CONTENT)}): {relay.url}/api/v3/attachments/{attachment_id}\n"
-        "affix: uploaded 0 of 1 files; to go on, run the same command again:\n"
+        "affix: uploaded 0 of 1 file; to go on, run the same command again:\n"
         f"  affix upload {path} --url {relay.url}\n")
 
 
@@ -604,7 +605,7 @@ def test_an_interrupted_tus_upload_resumes_where_it_stopped(tus_server, files, h
             gate.cut()
         out, err = process.communicate(timeout=COMMAND_TIMEOUT)
         assert (process.returncode, out) == (130 if interruption == "ctrl-c" else 1, b"")
-        again = (" 0 of 1 files; to go on, run the same command again:\n"
+        again = (" 0 of 1 file; to go on, run the same command again:\n"
                  f"  affix upload {path} --url {gate.url} --chunk-size 128K\n")
         assert err.decode() == (
             "affix: interrupted; uploaded" + again if interruption == "ctrl-c" else
@@ -662,7 +663,7 @@ def test_a_file_over_the_tus_limit_gets_the_servers_message(capsys, tmp_path, da
     assert (status, name) == (1, "small.txt")
     assert err == (
         f"affix: error: {paths[0]}: {too_large}\n"
-        f"  {FIXES[413]}\n" + refused_in_the_end(1, 2, [paths[1]]))
+        f"  {FIXES[413]}\n" + refused_in_the_end(1, "2 files", [paths[1]]))
     # no tus upload to resume (the refused file's was never created), and what the command
     # uploaded, for when it runs again
     command = ResumeState.command_key(server.url(""), [Path(each) for each in paths], None, None)
@@ -702,7 +703,7 @@ def test_a_file_over_the_proxys_limit_is_refused_for_good(capsys, plain_server, 
     assert (status, out) == (1, "")
     # nginx's own page, HTML: its status line is all the client can tell
     assert err == (f"affix: error: {path}: the server answered 413 Request Entity Too Large\n"
-                   f"  {FIXES[413]}\n" + refused_in_the_end(0, 1))
+                   f"  {FIXES[413]}\n" + refused_in_the_end(0, "1 file"))
     assert plain_server.stored.rows() == []
 
 
