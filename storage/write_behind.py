@@ -34,9 +34,9 @@ class _Worker:
         self.failure: BaseException | None = None
         self._consume = consume
         self._chunks: queue.Queue[bytes | None] = queue.Queue(maxsize=QUEUE_DEPTH)
+        self._stopped = False
         self._thread = threading.Thread(target=self._drain, name=name, daemon=True)
         self._thread.start()
-        self._stopped = False
 
     def put(self, data: bytes) -> None:
         self._chunks.put(data)

@@ -102,6 +102,7 @@ class RequestFactsMiddleware:
                              time.perf_counter())
         req.context.facts = facts
         req.context.request_id_token = current_request_id.set(facts.request_id)
+        # the body as the app reads it (from gunicorn's socket where it can), counted
         req.stream = req.context.counted_stream = CountingStream(request_body(req.env))
         req.env[ENVIRON_KEY] = facts
         resp.set_header(REQUEST_ID_HEADER, facts.request_id)
