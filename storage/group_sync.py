@@ -47,17 +47,17 @@ _SYNC_FILE_RANGE_WRITE = 2
 
 
 def _libc_start_writeback() -> Callable[[int, int, int], None]:
-    """``sync_file_range(fd, offset, length, SYNC_FILE_RANGE_WRITE)``; nothing where the C
-    library has none (not Linux)."""
+    """``sync_file_range(fd, offset, length, SYNC_FILE_RANGE_WRITE)`` raising OSError; nothing
+    where the C library has none (not Linux)."""
     native = getattr(_LIBC, "sync_file_range", None)
     if native is None:
         return lambda fd, offset, length: None
     native.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
 
     def start(fd: int, offset: int, length: int) -> None:
-        # only a head start for the flush that makes the bytes durable, which reports any
-        # failure of the disk's: its own result says nothing more
-        native(fd, offset, length, _SYNC_FILE_RANGE_WRITE)
+        if native(fd, offset, length, _SYNC_FILE_RANGE_WRITE) != 0:
+            number = ctypes.get_errno()
+            raise OSError(number, f"sync_file_range: {os.strerror(number)}")
     return start
 
 

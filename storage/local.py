@@ -66,8 +66,11 @@ class StagedLocalBlob:
             self._file.write(data)
         self._written += len(data)
         if self._written - self._written_back >= WRITEBACK_STEP:
-            group_sync.start_writeback(self._file.fileno(), self._written_back,
-                                       self._written - self._written_back)
+            # only a head start for the flush at commit, which makes the bytes durable and
+            # reports any failure of the disk's: a failure here says nothing more
+            with contextlib.suppress(OSError):
+                group_sync.start_writeback(self._file.fileno(), self._written_back,
+                                           self._written - self._written_back)
             self._written_back = self._written
 
     def commit(self) -> str:

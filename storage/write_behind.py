@@ -74,9 +74,13 @@ class WriteBehind:
         self._direct_left = direct_size
         # made by the first write that is not direct: most blobs never need them
         self._workers: tuple[_Worker, _Worker] | None = None
+        self._finished = False  # hexdigest, commit or discard began: no more writes
 
     def write(self, data: bytes) -> None:
         self._raise_failure()
+        if self._finished:
+            # its threads are gone: what went to them now would be lost
+            raise ValueError("a write after the staged blob was hashed, committed or discarded")
         if self._workers is None and self._direct_left > 0:
             self._direct_left -= len(data)
             self._digest.update(data)
@@ -89,6 +93,7 @@ class WriteBehind:
             worker.put(data)
 
     def _stop_workers(self) -> None:
+        self._finished = True
         if self._workers is not None:
             for worker in self._workers:
                 worker.stop()

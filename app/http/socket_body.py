@@ -32,18 +32,19 @@ def request_body(environ: dict):
     reader = stream.reader
     if type(reader) is not LengthReader or type(reader.unreader) is not SocketUnreader:
         return stream
-    return SocketBody(reader, sock)
+    return SocketBody(stream, sock)
 
 
 class SocketBody:
     """The file-like body of one request (``read``, ``readline``, ``readlines``, iteration),
-    its bytes taken from ``reader``'s (gunicorn's ``LengthReader``) buffer, then from ``sock``.
-    ``read(size)`` returns ``size`` bytes unless the body ends (or the client stops sending)
-    first, as ``wsgi.input`` does."""
+    its bytes taken from the buffer of ``body``'s reader (gunicorn's ``Body`` and
+    ``LengthReader``), then from ``sock``. ``read(size)`` returns ``size`` bytes unless the
+    body ends (or the client stops sending) first, as ``wsgi.input`` does."""
 
-    def __init__(self, reader: LengthReader, sock) -> None:
-        self._reader = reader
-        self._unreader = reader.unreader
+    def __init__(self, body: Body, sock) -> None:
+        self._body = body
+        self._reader = body.reader
+        self._unreader = body.reader.unreader
         self._sock = sock
 
     def _take(self, size: int) -> bytes:
@@ -56,7 +57,13 @@ class SocketBody:
         if data:
             data = self._give_back(data, size)
         else:
-            data = self._sock.recv(min(size, MAX_RECV))
+            try:
+                data = self._sock.recv(min(size, MAX_RECV))
+            except BaseException:
+                # as gunicorn's own reader does: where the next request would start is
+                # unknown now, so gunicorn closes the connection instead of reading on
+                self._body.failed = True
+                raise
         self._reader.length -= len(data)
         return data
 
@@ -78,14 +85,17 @@ class SocketBody:
 
     def readline(self, size: int | None = -1) -> bytes:
         limit = self._reader.length if size is None or size < 0 else size
-        line = b""
-        while len(line) < limit and (piece := self._take(min(LINE_STEP, limit - len(line)))):
+        pieces = []
+        got = 0
+        while got < limit and (piece := self._take(min(LINE_STEP, limit - got))):
             end = piece.find(b"\n")
             if end >= 0:
                 self._reader.length += len(piece) - end - 1
-                return line + self._give_back(piece, end + 1)
-            line += piece
-        return line
+                pieces.append(self._give_back(piece, end + 1))
+                break
+            pieces.append(piece)
+            got += len(piece)
+        return b"".join(pieces)
 
     def readlines(self, hint: int | None = -1) -> list[bytes]:
         lines = []

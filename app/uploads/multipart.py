@@ -351,7 +351,8 @@ def receive_upload(body: RequestBody, blob_store, max_attachment_size,
     caller owns the staged blob and must commit or discard it.
     """
     boundary = multipart_boundary(body.content_type)
-    # md5 on the writer thread too: it releases the GIL, and the next chunk is read meanwhile
+    # md5 and the writes on threads of their own: both release the GIL, and the next chunk is
+    # read meanwhile
     staged_blob = WriteBehind(blob_store.stage(), direct_size=READ_CHUNK_SIZE,
                               digest=hashlib.md5())
     try:

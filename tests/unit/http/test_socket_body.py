@@ -126,3 +126,26 @@ def test_another_servers_body_is_its_own_stream():
     stream = io.BytesIO(BODY)
 
     assert request_body({"wsgi.input": stream}) is stream
+
+
+def test_a_read_that_fails_marks_the_body_failed_so_gunicorn_closes_the_connection(connection):
+    body, sock = connection
+    stream = request_body(environ_of(body, sock))
+    assert stream.read(READ_AHEAD) == BODY[:READ_AHEAD]
+    sock.close()  # the socket's read now fails (EBADF)
+
+    with pytest.raises(OSError):
+        stream.read(10)
+    assert body.failed is True
+
+
+def test_a_line_longer_than_a_step_of_the_search_is_read_whole():
+    long_line = b"x" * 20_000 + b"\n"
+    server, client = socket.socketpair()
+    with server, client:
+        client.sendall(long_line + b"end" + NEXT_REQUEST)
+        body = Body(LengthReader(SocketUnreader(server), len(long_line) + 3))
+        stream = request_body(environ_of(body, server))
+
+        assert (stream.readline(), stream.readline()) == (long_line, b"end")
+        assert left_to_gunicorn(body) == (b"", NEXT_REQUEST)

@@ -230,3 +230,31 @@ def test_a_blob_smaller_than_a_step_is_only_flushed_at_commit(tmp_path, monkeypa
 
     assert committed(store, b"x" * (WRITEBACK_STEP - 1))[0] == key_in("ab", 2)
     assert (started, flushed) == ([], [tmp_path])
+
+
+def test_starting_writeback_asks_the_kernel_for_the_range_and_says_when_it_refuses(tmp_path):
+    path = tmp_path / "blob"
+    path.write_bytes(b"x" * 65536)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        assert group_sync.start_writeback(fd, 0, 65536) is None
+        with pytest.raises(OSError) as refused:
+            group_sync.start_writeback(fd, -1, 65536)  # a negative offset is EINVAL
+    finally:
+        os.close(fd)
+    assert refused.value.errno == errno.EINVAL
+    assert path.read_bytes() == b"x" * 65536
+
+
+def test_a_writeback_the_kernel_refuses_leaves_the_flush_at_commit_to_do_it(tmp_path, monkeypatch,
+                                                                             flushed, keys):
+    def refuse(fd, offset, length):
+        raise OSError(errno.EIO, "sync_file_range: Input/output error")
+    monkeypatch.setattr(group_sync, "start_writeback", refuse)
+    store = LocalBlobStore(tmp_path, new_key=keys)
+    keys.append(key_in("ab", 3))
+    content = os.urandom(WRITEBACK_STEP + 1)
+
+    assert committed(store, content)[0] == key_in("ab", 3)
+    assert flushed == [tmp_path]
+    assert store.path_of(key_in("ab", 3)).read_bytes() == content

@@ -169,3 +169,17 @@ def test_a_failure_of_the_digest_is_raised_and_nothing_is_committed():
     assert blob.events == []
     staged.discard()
     assert blob.events == [("discard", 1)]
+
+
+@pytest.mark.parametrize("direct_size", [0, 1000])
+def test_a_write_after_the_digest_was_taken_is_refused_not_lost(direct_size):
+    blob = RecordingBlob()
+    staged = WriteBehind(blob, direct_size=direct_size, digest=hashlib.md5())
+    staged.write(b"a")
+    digest = staged.hexdigest()
+
+    with pytest.raises(ValueError, match="a write after the staged blob was hashed"):
+        staged.write(b"b")
+    assert (digest, blob.chunks) == (hashlib.md5(b"a").hexdigest(), [b"a"])
+    assert staged.commit() == "the-key"
+    assert blob.events == [("commit", 1)]
