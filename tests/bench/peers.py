@@ -75,37 +75,37 @@ def uvicorn_command(app, workers, port) -> list:
 
 
 @contextlib.contextmanager
-def fastapi_server(run_dir: Path, workers):
+def uvicorn_server(name, module, run_dir: Path, workers, headers=None, prepare=None,
+                   **server_options):
+    """The FastAPI app of ``module`` (tests.bench.<module>:app) under uvicorn, its files in a
+    folder of its own, which ``prepare(folder)`` fills first when given."""
     files_dir = run_dir / "files"
     files_dir.mkdir(parents=True)
+    if prepare is not None:
+        prepare(files_dir)
     port = free_port()
-    command = uvicorn_command("tests.bench.fastapi_peer:app", workers, port)
-    with _spawn("fastapi", command, peer_environ(run_dir, files_dir), run_dir) as (
+    command = uvicorn_command(f"tests.bench.{module}:app", workers, port)
+    with _spawn(name, command, peer_environ(run_dir, files_dir), run_dir) as (
             process, stdout_path, stderr_path):
-        server = Server("fastapi", process, port, workers, stdout_path, stderr_path,
+        server = Server(name, process, port, workers, stdout_path, stderr_path,
                         ready_path="/", upload_path="/upload", files_dir=files_dir,
-                        worker_announcement=UVICORN_WORKER_STARTED, answers_file_size=True)
+                        headers=headers or {}, worker_announcement=UVICORN_WORKER_STARTED,
+                        **server_options)
         _await_ready(server)
         yield server
 
 
-@contextlib.contextmanager
+def fastapi_server(run_dir: Path, workers):
+    return uvicorn_server("fastapi", "fastapi_peer", run_dir, workers, answers_file_size=True)
+
+
 def fastapi_full_server(run_dir: Path, workers):
     from tests.bench import fastapi_full_peer
-    files_dir = run_dir / "files"
-    files_dir.mkdir(parents=True)
     api_key = secrets.token_hex(16)
-    fastapi_full_peer.prepare(files_dir, api_key)
-    port = free_port()
-    command = uvicorn_command("tests.bench.fastapi_full_peer:app", workers, port)
-    with _spawn("fastapi-full", command, peer_environ(run_dir, files_dir), run_dir) as (
-            process, stdout_path, stderr_path):
-        server = Server("fastapi-full", process, port, workers, stdout_path, stderr_path,
-                        ready_path="/", upload_path="/upload", files_dir=files_dir,
-                        headers=api_key_headers(api_key),
-                        worker_announcement=UVICORN_WORKER_STARTED, answers_attachment=True)
-        _await_ready(server)
-        yield server
+    return uvicorn_server("fastapi-full", "fastapi_full_peer", run_dir, workers,
+                          headers=api_key_headers(api_key),
+                          prepare=lambda folder: fastapi_full_peer.prepare(folder, api_key),
+                          answers_attachment=True)
 
 
 @contextlib.contextmanager
