@@ -84,6 +84,14 @@ UPLOAD_BODY = {
     }},
 }
 # how an upload in parts is cut: parts of partSize bytes (at least 5 MiB), the last shorter
+def _parts(**more_properties):
+    """An array of an upload's parts: each its number and size, and ``more_properties``."""
+    properties = {"partNumber": {"type": "integer"}, "size": {"type": "integer"},
+                  **more_properties}
+    return {"type": "array", "items": {"type": "object", "required": list(properties),
+                                       "properties": properties}}
+
+
 PART_PLAN = {"fileSize": {"type": "integer", "minimum": 0},
              "partSize": {"type": "integer", "minimum": 5 * 1024 * 1024},
              "partCount": {"type": "integer", "minimum": 1, "maximum": 10_000}}
@@ -168,10 +176,7 @@ SCHEMAS = {
                        "client that resumes sends the others",
         "properties": {
             "_type": {"const": "UploadParts"}, **PART_PLAN,
-            "parts": {"type": "array", "items": {
-                "type": "object", "required": ["partNumber", "size"],
-                "properties": {"partNumber": {"type": "integer"},
-                               "size": {"type": "integer"}}}},
+            "parts": _parts(),
             "_links": {"type": "object", "additionalProperties": _ref("Link")},
         },
     },
@@ -182,10 +187,7 @@ SCHEMAS = {
         "properties": {
             "_type": {"const": "UploadPartUrls"}, **PART_PLAN,
             "expiresAt": {"type": "string", "format": "date-time"},
-            "parts": {"type": "array", "items": {
-                "type": "object", "required": ["partNumber", "size", "href", "method"],
-                "properties": {"partNumber": {"type": "integer"}, "size": {"type": "integer"},
-                               "href": {"type": "string"}, "method": {"const": "put"}}}},
+            "parts": _parts(href={"type": "string"}, method={"const": "put"}),
             "_links": {"type": "object", "additionalProperties": _ref("Link")},
         },
     },
