@@ -155,10 +155,10 @@ class PartStaging(Protocol):
     def start(self, staged_key: str) -> None:
         """Open the upload at ``staged_key``."""
 
-    def part_urls(self, staged_key: str, plan: "PartPlan",
-                  numbers: Iterable[int]) -> dict[int, str]:
-        """{number: URL} that uploads exactly part ``number`` of ``plan``; each
-        ``FileNotFoundError`` when the upload is not open."""
+    def part_urls(self, staged_key: str, plan: "PartPlan", numbers: Iterable[int],
+                  lifetime: int) -> dict[int, str]:
+        """{number: URL} that uploads exactly part ``number`` of ``plan``, each living
+        ``lifetime`` seconds; ``FileNotFoundError`` when the upload is not open."""
 
     def held_parts(self, staged_key: str) -> "list[HeldPart]":
         """The parts stored so far (``number``, ``size``, ``etag``), by number."""

@@ -107,9 +107,10 @@ class S3DirectParts:
             raise FileNotFoundError(staged_key)
         return ids[0]
 
-    def part_urls(self, staged_key: str, plan: PartPlan,
-                  numbers: Iterable[int]) -> dict[int, str]:
-        """{number: URL} that uploads exactly part ``number`` of ``plan``, each."""
+    def part_urls(self, staged_key: str, plan: PartPlan, numbers: Iterable[int],
+                  lifetime: int) -> dict[int, str]:
+        """{number: URL} that uploads exactly part ``number`` of ``plan``, each living
+        ``lifetime`` seconds."""
         store = self._store
         upload_id = self.upload_id(staged_key)
         with as_storage_errors("sign part URLs"):
@@ -119,7 +120,7 @@ class S3DirectParts:
                     "UploadId": upload_id, "PartNumber": number,
                     # signed: the bucket takes no other length at this URL
                     "ContentLength": plan.length(number)},
-                ExpiresIn=self.url_lifetime) for number in numbers}
+                ExpiresIn=lifetime) for number in numbers}
 
     def held_parts(self, staged_key: str) -> list[HeldPart]:
         """The parts the bucket holds of the upload at ``staged_key``, by number."""

@@ -59,6 +59,8 @@ class PreparedUpload:
     or, for an upload in parts, how the file is cut."""
 
     record: Any
+    # seconds until prepare's answer expires: nothing signed for it may outlive that
+    lifetime: int
     form_url: str | None = None
     form_fields: dict | None = None
     plan: PartPlan | None = None
@@ -143,11 +145,13 @@ class DirectUploads:
                 # no row names the upload: nothing else would ever abort it
                 self.service.delete_blob(staged_key)
                 raise
-            return PreparedUpload(record, plan=PartPlan.for_size(declared.size))
+            return PreparedUpload(record, self._staging.form_lifetime,
+                                  plan=PartPlan.for_size(declared.size))
         staged_key = self._staging.new_key()
         form_url, form_fields = self._staging.form(staged_key, declared.size)
         record = self._add_prepared(user, declared, staged_key, kind, container)
-        return PreparedUpload(record, form_url=form_url, form_fields=form_fields)
+        return PreparedUpload(record, self._staging.form_lifetime, form_url=form_url,
+                              form_fields=form_fields)
 
     def _add_prepared(self, user, declared, staged_key, kind, container):
         with self._catalog.write_transaction():
@@ -181,11 +185,11 @@ class DirectUploads:
         if lifetime < 1:
             raise not_found()
         if self.parts is not None and self.parts.owns(record.storage_key):
-            return kind, container, PreparedUpload(record,
+            return kind, container, PreparedUpload(record, lifetime,
                                                    plan=PartPlan.for_size(record.file_size))
         form_url, form_fields = self._staging.form(record.storage_key, record.file_size,
                                                    lifetime)
-        return kind, container, PreparedUpload(record, form_url=form_url,
+        return kind, container, PreparedUpload(record, lifetime, form_url=form_url,
                                                form_fields=form_fields)
 
     def complete(self, grants, attachment_id):

@@ -20,9 +20,9 @@ prepared or was not prepared in parts).
 """
 import dataclasses
 import datetime
+from typing import Any
 
 from affix.app.errors import InvalidQuery, not_found, property_violation
-from affix.storage.models import PREPARED
 from affix.storage.s3_direct_parts import PartPlan
 
 # part URLs per request: a client asks again for the next ones as it goes
@@ -101,31 +101,31 @@ class DirectPartUploads:
         self._parts = direct_uploads.parts
 
     def part_urls(self, user, attachment_id, part_numbers) -> PartUrls:
-        record = self._prepared_in_parts(user, attachment_id)
-        plan = PartPlan.for_size(record.file_size)
+        record, plan, upload_lifetime = self._prepared_in_parts(user, attachment_id)
         numbers = parse_part_numbers(part_numbers, plan)
+        # no URL outlives the upload it is for
+        lifetime = min(self._parts.url_lifetime, upload_lifetime)
         # the moment of signing, on the app's clock: the URLs expire that long after it
         signed_at = self.service.clock()
         try:
-            urls = self._parts.part_urls(record.storage_key, plan, numbers)
+            urls = self._parts.part_urls(record.storage_key, plan, numbers, lifetime)
         except FileNotFoundError:
             raise not_found() from None
-        return PartUrls(record, plan, urls,
-                        signed_at + datetime.timedelta(seconds=self._parts.url_lifetime))
+        return PartUrls(record, plan, urls, signed_at + datetime.timedelta(seconds=lifetime))
 
     def held(self, user, attachment_id) -> HeldParts:
-        record = self._prepared_in_parts(user, attachment_id)
+        record, plan, _ = self._prepared_in_parts(user, attachment_id)
         try:
             held = self._parts.held_parts(record.storage_key)
         except FileNotFoundError:
             raise not_found() from None
-        return HeldParts(record, PartPlan.for_size(record.file_size), held)
+        return HeldParts(record, plan, held)
 
-    def _prepared_in_parts(self, user, attachment_id):
-        if self._parts is None:
+    def _prepared_in_parts(self, user, attachment_id) -> tuple[Any, PartPlan, int]:
+        """(row, plan, seconds left) of the author's upload in parts while it waits for its
+        file, as :meth:`~affix.app.uploads.direct.DirectUploads.pending` finds it (not
+        expired, and its author still may upload); 404 for anything else."""
+        _, _, prepared = self.direct_uploads.pending(user, attachment_id)
+        if prepared.plan is None:
             raise not_found()
-        record = self.direct_uploads.authored_by(user, attachment_id)
-        if (record is None or record.status != PREPARED
-                or not self._parts.owns(record.storage_key)):
-            raise not_found()
-        return record
+        return prepared.record, prepared.plan, prepared.lifetime

@@ -176,6 +176,31 @@ def test_unusable_part_numbers_are_400(client, people, s3_bucket, query, message
                  message)
 
 
+def test_part_urls_never_outlive_their_upload_and_an_expired_one_has_none(
+        client, people, catalog, s3_bucket, clock, settings):
+    upload = prepared_in_parts(client, people, "ada", "data.bin", len(CONTENT))
+    before = (rows(catalog), s3_bucket.pending_uploads())
+    # 100 s left of the upload: less than a part URL would live
+    left = 100
+    assert left < settings.direct_part_url_expiry
+    clock.now = FROZEN_NOW + datetime.timedelta(seconds=settings.direct_upload_expiry - left)
+
+    response = ask_part_urls(client, people, "ada", upload, "partNumbers=1")
+
+    assert response.status_code == 200
+    assert response.json["expiresAt"] == (
+        FROZEN_NOW + datetime.timedelta(seconds=settings.direct_upload_expiry)
+    ).strftime("%Y-%m-%dT%H:%M:%SZ")
+    query = urllib.parse.parse_qs(urllib.parse.urlsplit(response.json["parts"][0]["href"]).query)
+    assert query["X-Amz-Expires"] == [str(left)]
+    clock.now = FROZEN_NOW + datetime.timedelta(seconds=settings.direct_upload_expiry)
+    assert_error(ask_part_urls(client, people, "ada", upload, "partNumbers=1"), 404,
+                 "NotFound", NOT_FOUND)
+    assert_error(held(client, people, "ada", upload), 404, "NotFound", NOT_FOUND)
+    # refused, and nothing touched: affix cleanup aborts it
+    assert (rows(catalog), s3_bucket.pending_uploads()) == before
+
+
 def test_only_the_author_sees_the_parts(client, people, s3_bucket):
     upload = prepared_in_parts(client, people, "ada", "data.bin", len(SMALL))
     assert_error(held(client, people, "bob", upload), 404, "NotFound", NOT_FOUND)
@@ -253,7 +278,8 @@ def test_an_upload_another_request_joined_meanwhile_is_not_found(settings, s3_bu
     parts.start(staged_key)
     read_before = parts.upload_id(staged_key)
     plan = PartPlan.for_size(len(SMALL))
-    assert put_part(parts.part_urls(staged_key, plan, [1])[1], SMALL).status_code == 200
+    url = parts.part_urls(staged_key, plan, [1], parts.url_lifetime)[1]
+    assert put_part(url, SMALL).status_code == 200
     held_parts = parts.held_parts(staged_key)
     parts.join(staged_key, held_parts)
 
