@@ -84,6 +84,13 @@ LIST_PAGE_SIZE = 1000
 # where clients upload to the bucket themselves (:mod:`~affix.storage.s3_staging`): what is
 # there has its own expiry, never the staging sweep's
 DIRECT_STAGING_FOLDER = ".direct-uploads"
+# where those in parts are (:mod:`~affix.storage.s3_direct_parts`): open multipart uploads
+PARTS_FOLDER = f"{DIRECT_STAGING_FOLDER}/parts"
+
+
+def is_parts_key(staged_key: str) -> bool:
+    """Whether ``staged_key`` is that of a direct upload in parts."""
+    return staged_key.startswith(PARTS_FOLDER + "/")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -312,7 +319,8 @@ class S3BlobStore:
         the upload's row never leaves one open."""
         object_key = self.object_key(key)
         with as_storage_errors("delete the object"):
-            if key.startswith(DIRECT_STAGING_FOLDER + "/"):
+            # only an upload in parts has a multipart upload to end: a form's has none
+            if is_parts_key(key):
                 for upload_id in self.open_upload_ids(object_key):
                     self._abort(object_key, upload_id)
             self.client.delete_object(Bucket=self.bucket, Key=object_key)

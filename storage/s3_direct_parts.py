@@ -20,19 +20,14 @@ import dataclasses
 import secrets
 from collections.abc import Iterable, Iterator
 
-from affix.storage.s3 import DIRECT_STAGING_FOLDER, S3BlobStore, as_storage_errors
+from affix.storage.s3 import PARTS_FOLDER, S3BlobStore, as_storage_errors, is_parts_key
 
-PARTS_FOLDER = f"{DIRECT_STAGING_FOLDER}/parts"
 # S3's rules: every part but the last at least 5 MiB, at most 10,000 parts, 5 GiB a part
 MIN_PART_SIZE = 5 * 1024 * 1024
 MAX_PARTS = 10_000
 # what the AWS CLI sends: a part lost to an interruption costs at most this much again
 PREFERRED_PART_SIZE = 8 * 1024 * 1024
 MiB = 1024 * 1024
-
-
-def is_parts_key(staged_key: str) -> bool:
-    return staged_key.startswith(PARTS_FOLDER + "/")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -455,3 +455,22 @@ def test_ready_while_the_bucket_answers_and_not_without_it(client, settings, plu
     assert response.json["errorIdentifier"] == URN + "ServiceUnavailable"
     assert response.json["message"] == (
         f"Not ready: the blob store is out of reach ({missing_bucket(elsewhere_bucket)}).")
+
+
+def test_deleting_a_staged_key_ends_a_multipart_upload_only_where_one_can_be(s3_bucket):
+    """A form's staged object has no multipart upload: its deletion asks for no listing of
+    them (one per direct upload completed); an upload in parts' staged key has one, ended."""
+    store = S3BlobStore(s3_bucket.url(PREFIX), s3_bucket.options)
+    listed = []
+    store.client.meta.events.register("provide-client-params.s3.ListMultipartUploads",
+                                      lambda params, **_: listed.append(params["Prefix"]))
+    form_key, parts_key = ".direct-uploads/form-upload", ".direct-uploads/parts/in-parts"
+    s3_bucket.client.put_object(Bucket=s3_bucket.name, Key=f"{PREFIX}/{form_key}", Body=b"x")
+    s3_bucket.client.create_multipart_upload(Bucket=s3_bucket.name, Key=f"{PREFIX}/{parts_key}")
+
+    store.delete(form_key)
+    assert (listed, s3_bucket.objects(), s3_bucket.pending_uploads()) == (
+        [], {}, [f"{PREFIX}/{parts_key}"])
+    store.delete(parts_key)
+    assert (listed, s3_bucket.objects(), s3_bucket.pending_uploads()) == (
+        [f"{PREFIX}/{parts_key}"], {}, [])
