@@ -23,8 +23,7 @@ def _texts(browser, selector) -> list:
     return [element.text for element in browser.find_elements(By.CSS_SELECTOR, selector)]
 
 
-# nothing is stored: the database kind does not matter here
-@pytest.mark.parametrize("databases", ["sqlite"], indirect=True)
+@pytest.mark.one_database("the browser's rendering of the API; nothing is stored")
 def test_the_explorer_renders_the_api_and_tries_an_operation_with_a_key(tmp_path, databases):
     with running_server(tmp_path, databases, HIGH_LIMIT) as server, \
             headless_chromium(tmp_path / "chromium") as browser:

@@ -19,7 +19,7 @@ from support.pages import NODE_MODULES, serving_pages
 from support.servers import HIGH_LIMIT, running_server
 from support.tus import TUS_PATH, attachment_of, concat_states
 
-pytestmark = [pytest.mark.system, pytest.mark.sqlite_only("the client is the point")]
+pytestmark = [pytest.mark.system, pytest.mark.one_database("the client is the point")]
 
 TUS_JS = Path(__file__).parent.parent / "js"
 BROWSER_BUNDLE = NODE_MODULES / "tus-js-client" / "dist" / "tus.min.js"

@@ -19,7 +19,7 @@ from support.servers import HIGH_LIMIT, running_server
 from support.tus import concat_states
 from support.waiting import wait_for
 
-pytestmark = [pytest.mark.system, pytest.mark.sqlite_only("the client is the point")]
+pytestmark = [pytest.mark.system, pytest.mark.one_database("the client is the point")]
 
 # three partial uploads of 8 MiB (the least a part has) and a byte
 CONTENT = random_bytes(24 * MiB + 1, seed=31)
