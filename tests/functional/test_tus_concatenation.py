@@ -16,7 +16,7 @@ from affix.storage.resumable import ResumableUploads
 from affix.storage.stores import open_blob_store
 from support.content import MiB, md5, png_bytes, random_bytes
 from support.defaults import FROZEN_NOW
-from support.errors import UNAVAILABLE, assert_error
+from support.errors import MAY_NOT_ADD_ATTACHMENTS, UNAVAILABLE, assert_error
 from support.inspectors import Inspecting, Recorder
 from support.tus import (
     TUS, TUS_PATH, assert_nothing_left, attachments, blob_files, concat_states, created,
@@ -196,6 +196,23 @@ def test_a_final_upload_into_a_work_package_asks_its_permission(client, people, 
     assert response.status_code == 201, response.json
     [row] = attachments(catalog)
     assert row[-2:] == ("WorkPackage", work_package)
+
+
+def test_a_final_upload_into_a_work_package_one_may_not_add_to_is_403_and_keeps_everything(
+        client, people, catalog, stored):
+    work_package = created_work_package(client, people, "ada")
+    # Adam may upload, and sees the work package, but may not add to it
+    people.add("adam", permissions=["view_work_packages", "add_work_packages"])
+    adam = people.auth("adam")
+    paths = [partial(client, adam, part) for part in thirds(PICTURE)]
+    before = (uploads(catalog), concat_states(catalog), attachments(catalog), stored.files())
+
+    response = final(client, adam, *paths, filename="picture.png",
+                     container=f"/api/v3/work_packages/{work_package}")
+
+    assert_error(response, 403, "MissingPermission", MAY_NOT_ADD_ATTACHMENTS)
+    assert (uploads(catalog), concat_states(catalog), attachments(catalog),
+            stored.files()) == before
 
 
 def _refusals(client, people):
@@ -441,3 +458,4 @@ def test_options_and_the_spec_describe_both_extensions(client):
         "Upload-Checksum": False}
     assert {"Upload-Concat", "Upload-Defer-Length"} <= set(
         paths[f"{TUS_PATH}/{{id}}"]["head"]["responses"]["200"]["headers"])
+
