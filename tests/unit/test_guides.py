@@ -6,6 +6,7 @@ import re
 
 import pytest
 
+from affix.storage.migrations import LATEST_VERSION
 from support.processes import REPO_ROOT
 
 DOCS = REPO_ROOT / "docs"
@@ -132,3 +133,11 @@ def test_ci_runs_the_test_command_the_development_page_shows():
     assert lines[-1] == ".venv/bin/python -m pytest"
     assert clients in lines
     assert f"\n{shown}\n" in (DOCS / "development.md").read_text()
+
+
+def test_the_checking_guide_names_the_migration_this_affix_is_at():
+    # its transcript is written by hand (a PostgreSQL, a bucket and clamd of a real install):
+    # the one figure that changes with affix itself is held to it here
+    page = (REPO_ROOT / "docs" / "guides" / "checking-and-listing.md").read_text()
+    assert re.findall(r"at migration (\d+)\n", page) == [str(LATEST_VERSION)]
+    assert re.findall(r"this affix needs (\d+)", page) == [str(LATEST_VERSION)]
