@@ -1,7 +1,7 @@
 """What the listing commands show (``affix user list``, ``project list``, ``role list``,
 ``member list``) and ``affix member remove``: rows in the order they were made, each listing
 read in a bounded number of queries whatever the number of rows."""
-from affix.app.accounts.management import AccountError, find_user
+from affix.app.accounts.management import AccountError, find_project, find_user
 
 
 def users(catalog):
@@ -22,13 +22,6 @@ def roles(catalog):
     for grant in RolePermission.select().order_by(RolePermission.permission):
         held.setdefault(grant.role_id, []).append(grant.permission)
     return [(role, held.get(role.id, [])) for role in Role.select().order_by(Role.id)]
-
-
-def find_project(catalog, identifier):
-    project = catalog.Project.get_or_none(catalog.Project.identifier == identifier)
-    if project is None:
-        raise AccountError(f"no project {identifier!r}")
-    return project
 
 
 def _memberships(catalog, project):

@@ -32,6 +32,14 @@ def find_user(catalog, login):
     return user
 
 
+def find_project(catalog, identifier):
+    """The project with ``identifier``."""
+    project = catalog.Project.get_or_none(catalog.Project.identifier == identifier)
+    if project is None:
+        raise AccountError(f"no project {identifier!r}")
+    return project
+
+
 def keys_of(catalog, user):
     """The API keys of ``user``, oldest first."""
     ApiKey = catalog.ApiKey

@@ -23,7 +23,8 @@ from affix.app.cli.checks import CheckFailed, no_database, run_checks, unreachab
 from affix.app.cli.listening import check_address_free
 from affix.app.composition import compose
 from affix.app.accounts.management import (
-    AccountError, delete_user, find_user, keys_of, revoke_key, revoke_keys, set_locked,
+    AccountError, delete_user, find_project, find_user, keys_of, revoke_key, revoke_keys,
+    set_locked,
 )
 from affix.app.accounts import listings
 from affix.app.accounts.auth import issue_api_key
@@ -329,9 +330,7 @@ def cmd_member_add(args, services, out):
     catalog = services.catalog
     with catalog.database.connection_context(), catalog.write_transaction():
         user = find_user(catalog, args.login)
-        project = catalog.Project.get_or_none(catalog.Project.identifier == args.project)
-        if project is None:
-            raise CommandError(f"no project {args.project!r}")
+        project = find_project(catalog, args.project)
         role = catalog.Role.get_or_none(catalog.Role.name == args.role)
         if role is None:
             raise CommandError(f"no role {args.role!r}")
