@@ -1,6 +1,6 @@
 """Benchmark affix against the services a user would write instead, side by side in one run.
 
-    python -m tests.bench.peers --write docs/_generated/peers.md   # the full run (about 10 min)
+    python -m tests.bench.peers --write docs/_generated/peers.md   # the full run
     python -m tests.bench.peers --quick                             # a smoke run of a few minutes
 
 Five servers, each with 2 worker processes on loopback, all started before anything is timed:
@@ -24,9 +24,10 @@ disk. On each, in this order, every scenario alternating between the servers (AB
 2. one 100 MiB upload at a time -> MB/s (MB = 10**6 bytes), median of runs
 3. 4 KiB uploads from one client, one after another -> median latency
 
-and the ratios of affix to each peer, against the targets of issue #28. ``--write`` also writes
-the tables, with the date, the command and the machine, to a Markdown file (the docs include
-``docs/_generated/peers.md``). Needs the ``bench`` extra: ``pip install -e '.[bench]'``.
+and, on the console only, affix's ratios to the peers against the targets of issue #28.
+``--write`` also writes the figures, with the date, the command and the machine, to a Markdown
+file (the docs include ``docs/_generated/peers.md``). Needs the ``bench`` extra:
+``pip install -e '.[bench]'``.
 """
 import contextlib
 import datetime
@@ -229,8 +230,9 @@ def details_table(args, medium, figures) -> list:
     return markdown_table([medium, *(LABELS[name] for name in NAMES)], rows)
 
 
-def report(args, results, command) -> list:
-    """The run's results as Markdown lines."""
+def report(args, results, command, targets=False) -> list:
+    """The run's results as Markdown lines; with ``targets``, affix's ratios against the
+    targets it is measured for (the console's, not the docs': a user has no use for them)."""
     lines = [
         f"Measured {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC with "
         f"`{command}`" + (" (a QUICK smoke run: not the targets' sizes)" if args.quick else "")
@@ -244,11 +246,10 @@ def report(args, results, command) -> list:
                     for medium in args.media) + ".",
         "",
         *figures_table(args, results),
-        "",
-        "affix's ratio to the peers, against the targets of issue #28:",
-        "",
-        *targets_table(args, results),
     ]
+    if targets:
+        lines += ["", "affix's ratio to the peers, against the targets of issue #28:", "",
+                  *targets_table(args, results)]
     for medium in args.media:
         lines += ["", *details_table(args, medium, results[medium])]
     return lines
@@ -300,13 +301,12 @@ def run(args):
     pool = os.urandom(POOL_SIZE)
     results = {medium: bench_medium(args, medium, args.folders[medium], pool)
                for medium in args.media}
-    lines = report(args, results, args.command)
     say()
-    for line in lines:
+    for line in report(args, results, args.command, targets=True):
         say(line)
     if args.write:
         Path(args.write).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.write).write_text("\n".join(lines) + "\n")
+        Path(args.write).write_text("\n".join(report(args, results, args.command)) + "\n")
         say(f"\nwritten to {args.write}")
 
 
