@@ -404,8 +404,6 @@ class Uploader:
         self.state = state
         self.progress = progress
         self.chunk_size = chunk_size
-        # how many partial uploads of one file go at once, where the server joins them
-        self.parallel = parallel
         self._tus_offered: bool | None = None
         self._tus_extensions: set[str] = set()
         self._direct_offered = None
@@ -417,7 +415,7 @@ class Uploader:
         """An uploader like this one with a session of its own, for another thread; a chunk
         a proxy refuses as too large makes the chunks of all of them smaller."""
         sibling = Uploader(self.root, self._key, self.state, self.progress, self.chunk_size,
-                           self.wait, self.parallel)
+                           self.wait, way=self.way, parallel=self.parallel)
         sibling._origin = self._origin
         return sibling
 
