@@ -153,9 +153,12 @@ def check_clamd(services, environ, serving):
 
 def check_webhooks(services, environ, serving):
     catalog = services.catalog
-    with catalog.database.connection_context():
-        receivers = services.outbox.receivers()
-    release_connections(catalog.database)
+    try:
+        with catalog.database.connection_context():
+            receivers = services.outbox.receivers()
+    finally:
+        # serve forks its workers after the checks: none may inherit a pooled connection
+        release_connections(catalog.database)
     # one look-up a host, named by its first subscription
     hosts: dict[str, int] = {}
     for subscription_id, url in receivers:
