@@ -86,8 +86,6 @@ class AffixServer(BaseApplication):
     of a slow upload. The app is created in each worker, after the fork."""
 
     def __init__(self, settings, options, metrics_folder=None):
-        for bind in options["bind"]:
-            check_address_free(bind)
         self.settings = settings
         self.options = options
         self.metrics_folder = metrics_folder
@@ -134,6 +132,10 @@ def sweep_staging(services, cutoff=None) -> int:
 def cmd_serve(args, services, out, environ, server=AffixServer):
     """``server``: gunicorn's, or what stands in for it."""
     settings = services.settings
+    # first: the checks below make the database and write to the store
+    for bind in (args.bind, settings.metrics_bind):
+        if bind:
+            check_address_free(bind)
     # before the admin's key is printed and the workers fork: a broken plugin stops the start
     # here, with one message, rather than in every worker; a store that cannot be used (a
     # bucket that does not exist) would fail the first upload, after the key scrolled by

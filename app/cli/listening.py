@@ -1,4 +1,4 @@
-"""serve's look at the address it is to listen on, before it makes anything: gunicorn finds an
+"""serve's look at the addresses it is to listen on, before it makes anything: gunicorn finds an
 address taken only after the database and the first admin's key were made, and then retries
 for five seconds in ten lines of log, so the key scrolls by for a server that never started."""
 import errno
