@@ -19,8 +19,8 @@ from gunicorn.http.body import Body, LengthReader
 from gunicorn.http.unreader import SocketUnreader
 
 from affix.app.http.socket_body import request_body
+from tests.bench.run import MiB
 
-MiB = 1024 * 1024
 READ_SIZE = MiB  # as app/uploads/multipart.py reads
 
 

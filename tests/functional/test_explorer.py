@@ -55,7 +55,10 @@ def test_the_page_and_everything_it_loads_are_served_without_a_key(client, root_
 
 
 def test_a_trailing_slash_is_the_same_page(client):
-    assert client.simulate_get(PAGE + "/").content == client.simulate_get(PAGE).content
+    slashed, page = client.simulate_get(PAGE + "/"), client.simulate_get(PAGE)
+
+    assert (slashed.status_code, page.status_code) == (200, 200)
+    assert slashed.content == page.content
 
 
 @pytest.mark.parametrize("path", [

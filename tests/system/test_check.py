@@ -7,8 +7,6 @@ import pytest
 from support.cli import affix, run_ok
 from support.s3 import missing_bucket, s3_environ
 
-PROBED = re.compile(r"ok  store     (\S+): a probe object written and removed\n")
-
 
 def checked(environ, capsys, status):
     """The store's line of ``affix check`` (status 0) or its error (status 2)."""

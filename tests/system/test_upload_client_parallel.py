@@ -9,14 +9,12 @@ import sys
 from pathlib import Path
 
 import pytest
-import requests
 
 from support.content import MiB, md5, random_bytes
-from support.net import REQUEST_TIMEOUT
 from support.processes import COMMAND_TIMEOUT, REPO_ROOT, environ_without_affix
 from support.relays import Gate
 from support.servers import HIGH_LIMIT, running_server
-from support.tus import concat_states
+from support.tus import concat_states, offset_of
 from support.waiting import wait_for
 
 pytestmark = [pytest.mark.system, pytest.mark.one_database("the client is the point")]
@@ -49,13 +47,6 @@ def resume_entries(environ) -> list:
     """The uploads the client's resume state remembers."""
     path = Path(environ["XDG_STATE_HOME"], "affix", "uploads.json")
     return list(json.loads(path.read_text()).get("uploads", {}).values()) if path.exists() else []
-
-
-def offset_of(server, url) -> int:
-    response = requests.head(url, headers={**server.auth, "Tus-Resumable": "1.0.0"},
-                             timeout=REQUEST_TIMEOUT)
-    assert response.status_code == 200, response.status_code
-    return int(response.headers["Upload-Offset"])
 
 
 def leases_held(server) -> bool:
@@ -110,7 +101,7 @@ def test_a_killed_parallel_upload_goes_on_where_each_partial_upload_stopped(
                                    [16 * MiB + 2, 24 * MiB + 1]]
         urls = [url.replace(gate.url, tus_server.url("")) for url in entry["partials"]]
         wait_for(lambda: not leases_held(tus_server), "the server done with the cut chunks")
-        kept = sum(offset_of(tus_server, url) for url in urls)
+        kept = sum(offset_of(url, tus_server.auth) for url in urls)
         assert 4 * MiB <= kept <= 12 * MiB
         assert tus_server.stored.rows() == []
 

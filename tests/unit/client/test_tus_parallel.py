@@ -2,8 +2,7 @@
 import pytest
 
 from affix.app.client.tus_parallel import MIN_PART_SIZE, part_bounds
-
-MiB = 1024 * 1024
+from support.content import MiB
 
 
 @pytest.mark.parametrize("size, parallel, bounds", [

@@ -4,8 +4,8 @@ import pytest
 
 from affix.app.uploads.direct_parts import held_as_planned
 from affix.storage.s3_direct_parts import HeldPart, PartPlan
+from support.content import MiB
 
-MiB = 1024 * 1024
 GiB = 1024 * MiB
 
 
