@@ -19,6 +19,7 @@ from affix.plugins.clamav import ScanOptions, refusal
 from affix.storage.s3_direct_parts import PartPlan
 from affix.storage.stores import open_blob_store
 from support.clamd import FINDING, eicar
+from support.client import uploaded
 from support.content import MiB, md5, png_bytes, random_bytes
 from support.defaults import FROZEN_NOW
 from support.direct_parts import (
@@ -343,11 +344,15 @@ def test_a_store_without_direct_uploads_answers_as_for_a_form(
     client = falcon.testing.TestClient(create_app(
         dataclasses.replace(settings, storage_url=str(tmp_path / "blobs")),
         plugin_manager=plugin_manager))
+    attachment_id = uploaded(client, people, "ada", name="cat.png", content=SMALL)
+    before = rows(catalog)
     response = prepare(client, people, "ada",
                        {"fileName": "a.bin", "fileSize": 3, "parts": True})
     assert_error(response, 422, "PropertyConstraintViolation", NOT_AVAILABLE)
-    assert_error(client.simulate_get("/api/v3/attachments/1/parts", headers=people.auth("ada")),
-                 404, "NotFound", NOT_FOUND)
+    assert rows(catalog) == before
+    # an attachment there is has no parts on a local store
+    assert_error(client.simulate_get(f"/api/v3/attachments/{attachment_id}/parts",
+                                     headers=people.auth("ada")), 404, "NotFound", NOT_FOUND)
 
 
 def test_parts_that_are_no_yes_or_no_are_422(client, people, catalog, s3_bucket):
