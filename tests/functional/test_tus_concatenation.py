@@ -140,8 +140,13 @@ def test_a_final_upload_sent_again_after_a_passing_failure_is_finished_then(
     again = final(client, auth, *paths)
     assert (again.status_code, again.headers["link"]) == (201, retried.headers["link"])
     assert len(attachments(catalog)) == 1
-    # the partial uploads named otherwise are refused
-    assert final(client, auth, *reversed(paths)).status_code == 400
+    # the partial uploads named otherwise are refused, and nothing changes
+    before = (uploads(catalog), concat_states(catalog), attachments(catalog), stored.files())
+    assert_error(final(client, auth, *reversed(paths)), 400, "InvalidRequestBody",
+                 f"Upload-Concat names {paths[-1]}, which is part of another final upload "
+                 "already.")
+    assert (uploads(catalog), concat_states(catalog), attachments(catalog),
+            stored.files()) == before
 
 
 @pytest.mark.on_cue("partials")
@@ -274,21 +279,27 @@ def test_a_final_upload_over_the_size_limit_is_413_before_a_byte_is_joined(
 
 
 @pytest.mark.parametrize("headers", [{"Upload-Length": "5"}, {"Upload-Defer-Length": "1"}])
-def test_a_final_upload_takes_no_length(client, people, catalog, headers):
+def test_a_final_upload_takes_no_length(client, people, catalog, stored, headers):
     auth = people.auth("ada")
     path = partial(client, auth, b"12345")
+    before = (uploads(catalog), concat_states(catalog), stored.files())
     assert_error(final(client, auth, path, headers=headers), 400, "InvalidRequestBody",
                  "A final upload's length is the sum of its partial uploads': send no "
                  "Upload-Length.")
     assert concat_states(catalog) == [(token_of(path), "partial", None, False)]
+    assert (uploads(catalog), concat_states(catalog), stored.files()) == before
+    assert attachments(catalog) == []
 
 
-def test_a_final_upload_needs_a_file_name(client, people, catalog):
+def test_a_final_upload_needs_a_file_name(client, people, catalog, stored):
     auth = people.auth("ada")
     path = partial(client, auth, b"12345")
+    before = (uploads(catalog), concat_states(catalog), stored.files())
     assert_error(final(client, auth, path, description="nameless"), 422,
                  "PropertyConstraintViolation", "File name can't be blank.", "fileName")
     assert concat_states(catalog) == [(token_of(path), "partial", None, False)]
+    assert (uploads(catalog), concat_states(catalog), stored.files()) == before
+    assert attachments(catalog) == []
 
 
 def test_a_refused_type_removes_the_joined_upload_and_the_partial_uploads_bytes(
@@ -305,12 +316,12 @@ def test_a_refused_type_removes_the_joined_upload_and_the_partial_uploads_bytes(
     assert [row[2] is not None for row in concat_states(catalog)] == [True] * 3
 
 
-def test_unknown_upload_concat_is_400(client, people, catalog):
+def test_unknown_upload_concat_is_400(client, people, catalog, stored):
     response = client.simulate_post(TUS_PATH, headers={
         **people.auth("ada"), **TUS, "Upload-Length": "3", "Upload-Concat": "partly"})
     assert_error(response, 400, "InvalidRequestBody", "Upload-Concat must be partial, or "
                  "final; and the URLs of partial uploads, each once.")
-    assert uploads(catalog) == []
+    assert_nothing_left(catalog, stored)
 
 
 def test_partial_uploads_expire_and_are_cleaned_up_like_any(
