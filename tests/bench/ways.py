@@ -14,7 +14,6 @@ to ``docs/_generated/ways.md`` (``--out``), a Markdown table with the date and t
 which the guide on direct uploads in parts includes.
 """
 import argparse
-import base64
 import datetime
 import io
 import json
@@ -32,6 +31,7 @@ from affix.app.client.uploads import DEFAULT_PARALLEL, upload_files
 from affix.storage.s3 import s3_client
 from tests.bench.direct_upload import written_file
 from tests.bench.run import GiB, MiB, affix_server, cpu_seconds, say
+from tests.bench.upload_client import client_environ
 from tests.support.net import HOST
 from tests.support.relays import CountingRelay
 from tests.support.s3 import running_moto_server, s3_environ, s3_options
@@ -55,19 +55,12 @@ class UploadFailed(Exception):
     """A way failed; the message is the client's reason."""
 
 
-def api_key_of(server) -> str:
-    encoded = server.headers["Authorization"].split()[1]
-    return base64.b64decode(encoded).decode().partition(":")[2]
-
-
 def upload_once(server, path, way, parallel, state_dir) -> tuple[float, float, int | None]:
     """(seconds, affix's worker CPU seconds, bytes the client sent to affix) of one ``affix
     upload --way way``; the attachment is deleted after, so that moto holds one file at a time.
     The bytes are counted by a relay in front of affix for the direct ways only (None for the
     others): the relay's copying would slow the ways whose every byte passes affix."""
-    key = api_key_of(server)
-    environ = {"AFFIX_API_KEY": key, "XDG_STATE_HOME": str(state_dir),
-               "XDG_CONFIG_HOME": str(state_dir), "HOME": str(state_dir)}
+    environ = client_environ(server, state_dir)
     out, err = io.StringIO(), io.StringIO()
     pids = server.worker_pids()
     cpu_before = cpu_seconds(pids)
