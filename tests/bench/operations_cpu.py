@@ -40,16 +40,21 @@ class Sent:
     sent = 700
 
 
-def make_app(root, name, metrics_folder):
-    settings = Settings.for_data_dir(
-        root / name, metrics_bind="127.0.0.1:9464" if metrics_folder else None)
-    app = create_app(settings, metrics_folder=metrics_folder)
+def bench_user_headers(settings) -> dict:
+    """The headers of a new admin's API key in ``settings``' database (made if need be)."""
     catalog = open_catalog(settings)
     with catalog.database.connection_context():
         user = catalog.User.create(login="bench", name="bench", admin=True)
         key = issue_api_key(catalog, user, utc_now())
     catalog.database.close()
-    return app, {"Authorization": basic_auth(key)}
+    return {"Authorization": basic_auth(key)}
+
+
+def make_app(root, name, metrics_folder):
+    settings = Settings.for_data_dir(
+        root / name, metrics_bind="127.0.0.1:9464" if metrics_folder else None)
+    app = create_app(settings, metrics_folder=metrics_folder)
+    return app, bench_user_headers(settings)
 
 
 def access_logger(path):

@@ -26,15 +26,12 @@ import tempfile
 from pathlib import Path
 
 from affix import create_app
-from affix.app import open_catalog
-from affix.app.accounts.auth import issue_api_key
 from affix.app.composition import compose
 from affix.app.settings import Settings
-from affix.app.testing import basic_auth, upload_form
+from affix.app.testing import upload_form
 from affix.app.uploads.content_types import OCTET_STREAM, Sniffed
 from affix.storage.blob_store import new_storage_key
-from affix.storage.models import utc_now
-from tests.bench.operations_cpu import post_upload, upload_cpu_ms
+from tests.bench.operations_cpu import bench_user_headers, post_upload, upload_cpu_ms
 
 
 class ConstantSniffer:
@@ -81,13 +78,10 @@ def without_rows(catalog):
 
 def make_app(root, name, change):
     settings = Settings.for_data_dir(root / name)
-    catalog = open_catalog(settings)
-    with catalog.database.connection_context():
-        user = catalog.User.create(login="bench", name="bench", admin=True)
-        key = issue_api_key(catalog, user, utc_now())
+    headers = bench_user_headers(settings)
     services = compose(settings)
     change(services)
-    return create_app(services=services), {"Authorization": basic_auth(key)}
+    return create_app(services=services), headers
 
 
 CONFIGURATIONS = {
