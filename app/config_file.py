@@ -23,8 +23,6 @@ CONFIG_VARIABLE = "AFFIX_CONFIG"
 FILE_NAME = "affix.toml"
 SYSTEM_FILE = Path("/etc/affix", FILE_NAME)
 PREFIX = "AFFIX_"
-# the settings that are lists: the file may write them as TOML arrays
-LIST_KEYS = frozenset({"allowlist", "cors_origins", "disable_plugins"})
 
 
 class ConfigFileError(ValueError):
@@ -79,9 +77,10 @@ def find(environ: Mapping[str, str], named: str | None = None) -> Path | None:
     return None
 
 
-def read(path: Path, known_variables: frozenset) -> dict[str, str]:
+def read(path: Path, known_variables: frozenset, list_variables: frozenset) -> dict[str, str]:
     """The file's settings, each as its environment variable would hold it; a relative path
-    made absolute from the file's folder, so that the data do not move with the shell."""
+    made absolute from the file's folder, so that the data do not move with the shell. The
+    settings of ``list_variables`` may be written as TOML arrays."""
     try:
         with open(path, "rb") as file:
             document = tomllib.load(file)
@@ -90,12 +89,13 @@ def read(path: Path, known_variables: frozenset) -> dict[str, str]:
     except OSError as error:
         raise ConfigFileError(f"{path}: cannot be read: {error.strerror}") from None
     known_keys = sorted(key_of(variable) for variable in known_variables)
+    list_keys = {key_of(variable) for variable in list_variables}
     variables = {}
     for key, value in document.items():
         if key not in known_keys:
             raise ConfigFileError(f"{path}: {key} is none of affix's settings"
                                   f"{_hint(key, value, known_keys)}")
-        variables[PREFIX + key.upper()] = _as_variable(path, key, value)
+        variables[PREFIX + key.upper()] = _as_variable(path, key, value, key in list_keys)
     return _absolute_paths(variables, path.parent)
 
 
@@ -106,16 +106,16 @@ def _hint(key, value, known_keys) -> str:
     return f": did you mean {close[0]}?" if close else ""
 
 
-def _as_variable(path, key, value) -> str:
+def _as_variable(path, key, value, may_be_list) -> str:
     """A TOML value written as an environment variable would hold it."""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, (str, int, float)):
         return str(value)
-    if key in LIST_KEYS and isinstance(value, list) and all(
+    if may_be_list and isinstance(value, list) and all(
             isinstance(entry, str) for entry in value):
         return ",".join(value)
-    wanted = ("a string or a list of strings" if key in LIST_KEYS
+    wanted = ("a string or a list of strings" if may_be_list
               else "a string, a number, or true or false")
     raise ConfigFileError(f"{path}: {key} must be {wanted}, not {_toml_kind(value)}")
 

@@ -257,6 +257,12 @@ def known_variables() -> frozenset:
     return frozenset(asked.names)
 
 
+def list_variables() -> frozenset:
+    """The variables whose settings are lists (``setting(..., "list", ...)``)."""
+    return frozenset(field.metadata["variable"] for field in dataclasses.fields(Settings)
+                     if field.metadata.get("form") == "list")
+
+
 def unknown_variables(environ, also=()) -> list:
     """A warning for each ``AFFIX_*`` variable of ``environ`` that neither the settings nor
     ``also`` know, naming the closest known one: a misspelt setting is otherwise silently
@@ -463,7 +469,8 @@ def load_settings(environ=None, config=None) -> Settings:
     environ = os.environ if environ is None else environ
     try:
         path = config_file.find(environ, config)
-        from_file = {} if path is None else config_file.read(path, known_variables())
+        from_file = {} if path is None else config_file.read(path, known_variables(),
+                                                             list_variables())
     except config_file.ConfigFileError as error:
         raise SettingsError(str(error)) from None
     if path is None:
