@@ -49,11 +49,21 @@ def _field(options, path):
 
 def test_each_documented_default_is_what_an_unset_variable_gives():
     read = Settings.from_environ({})
+    checked = 0
     for variable in settings_reference.variables():
         field = next(each for each in dataclasses.fields(type(_field(read, variable.path[:-1])))
                      if each.name == variable.path[-1])
-        if "unset" not in field.metadata:
-            assert _field(read, variable.path) == field.default, variable.name
+        if "unset" in field.metadata:
+            continue
+        assert _field(read, variable.path) == field.default, variable.name
+        # what the reference shows, set as the variable's value, reads as leaving it unset
+        if variable.unset.startswith("`"):
+            shown = variable.unset.strip("`")
+            assert _field(Settings.from_environ({variable.name: shown}), variable.path) == (
+                _field(read, variable.path)), variable.name
+            checked += 1
+    # the defaults shown as values (not "none" or "empty"): the loop did look at them
+    assert checked >= 13
 
 
 # a value of each form, and what the settings make of it
