@@ -26,6 +26,10 @@ from .state import Stored
 from .waiting import POLL_INTERVAL
 
 WORKERS = 2
+# starts of a server whose port another process took meanwhile, before the test fails
+PORT_ATTEMPTS = 3
+# what serve says of an address it cannot listen on (app/cli/listening.py)
+BIND_REFUSED = "affix: error: bind: cannot listen on "
 STARTUP_TIMEOUT = 30
 # for the tests that are not about the limit: far above every file they send
 HIGH_LIMIT = 64 * MiB
@@ -126,6 +130,13 @@ def stop_expecting_it_running(process, stderr_path):
                     f"stderr:\n{stderr_path.read_text(errors='replace')}")
 
 
+def _refused_its_port(process, stderr_path) -> bool:
+    """Whether serve, which did not start, stopped because its address was taken (it looks
+    before it makes anything) rather than for another reason."""
+    return (process.poll() == 2
+            and BIND_REFUSED in stderr_path.read_text(errors="replace"))
+
+
 @contextlib.contextmanager
 def running_server(run_dir: Path, databases, max_attachment_size, extra_environ=None,
                    api_key=None):
@@ -134,19 +145,30 @@ def running_server(run_dir: Path, databases, max_attachment_size, extra_environ=
     data folder that has one already (no first start announces it)."""
     data_dir = run_dir / "data"
     stdout_path, stderr_path = run_dir / "server.stdout", run_dir / "server.stderr"
-    port = free_port()
     # only the settings chosen here: nothing from the caller's environment leaks in
     environ = environ_without_affix(**databases.environ(
         data_dir, AFFIX_MAX_ATTACHMENT_SIZE=str(max_attachment_size), **(extra_environ or {})))
-    with open(stdout_path, "wb") as stdout, open(stderr_path, "wb") as stderr:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "affix.app.cli.commands", "serve", "--bind", f"{HOST}:{port}",
-             "--workers", str(WORKERS), "--threads", "4"],
-            cwd=REPO_ROOT, env=environ, stdin=subprocess.DEVNULL, stdout=stdout, stderr=stderr,
-            start_new_session=True,
-        )
+    for attempt in range(1, PORT_ATTEMPTS + 1):
+        # free when asked, but another process may take it (as a connection's own port) before
+        # the server binds it: serve then refuses it before it makes anything, and another does
+        port = free_port()
+        with open(stdout_path, "wb") as stdout, open(stderr_path, "wb") as stderr:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "affix.app.cli.commands", "serve",
+                 "--bind", f"{HOST}:{port}", "--workers", str(WORKERS), "--threads", "4"],
+                cwd=REPO_ROOT, env=environ, stdin=subprocess.DEVNULL, stdout=stdout,
+                stderr=stderr, start_new_session=True,
+            )
+        try:
+            started_key = await_startup(process, port, stdout_path, stderr_path, api_key)
+            break
+        except pytest.fail.Exception:
+            if attempt < PORT_ATTEMPTS and _refused_its_port(process, stderr_path):
+                continue
+            stop(process)
+            raise
+    api_key = started_key
     try:
-        api_key = await_startup(process, port, stdout_path, stderr_path, api_key)
         settings = databases.settings(data_dir)
         catalog = open_catalog(settings)
         blob_root = Path(settings.storage_url)

@@ -19,8 +19,10 @@ from support.errors import hal_error
 from support.http import (
     SEND_CHUNK_SIZE, assert_downloads_as, assert_uploaded, download, request_head, upload,
 )
-from support.net import HOST, REQUEST_TIMEOUT
+from support import servers
+from support.net import HOST, REQUEST_TIMEOUT, free_port
 from support.processes import open_files_below
+from support.servers import HIGH_LIMIT
 from support.waiting import wait_for
 
 # every test here starts a real server (the server and start_server fixtures of support.servers)
@@ -267,3 +269,20 @@ def test_the_content_path_serves_the_same_bytes_as_download(server):
     assert by_content.content == by_download.content == content
     for header in ("Content-Type", "Content-Length", "Content-Disposition"):
         assert by_content.headers[header] == by_download.headers[header]
+
+
+def test_a_server_whose_port_was_taken_before_it_bound_starts_on_another(
+        tmp_path, databases, monkeypatch):
+    """support.servers picks a free port, which another process may take before the server
+    binds it: serve refuses it before it makes anything, and the next start takes another."""
+    with socket.socket() as taken:
+        taken.bind((HOST, 0))
+        taken.listen()
+        ports = iter([taken.getsockname()[1], free_port()])
+        monkeypatch.setattr(servers, "free_port", lambda: next(ports))
+        with servers.running_server(tmp_path, databases, HIGH_LIMIT) as server:
+            assert server.port != taken.getsockname()[1]
+            content = random_bytes(KiB, seed=14)
+            attachment_id = assert_uploaded(upload(server, "after.bin", content), "after.bin",
+                                            content)
+            assert_stored_exactly(server, {attachment_id: ("after.bin", content)})
