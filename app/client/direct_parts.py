@@ -13,12 +13,12 @@ import urllib.parse
 import requests
 
 from affix.app.client.uploads import (
-    ANSWER_TIMEOUT, SEND_TIMEOUT, Body, FileSlice, ResumeState, Uploaded, UploadError, expect,
-    finishing,
+    ANSWER_TIMEOUT, SEND_TIMEOUT, Body, FileSlice, ResumeState, Stopped, Uploaded, UploadError,
+    expect, finishing,
 )
 
-# part URLs asked for at once; they are asked for shortly before their parts go, so that
-# none expires waiting
+# part URLs asked for at once (more when more parts go at once); they are asked for shortly
+# before their parts go, so that none expires waiting
 URL_BATCH = 16
 # what the server answers for an upload it no longer has (completed, cleaned up, deleted)
 GONE = (404, 410)
@@ -38,6 +38,8 @@ class PartsUpload:
         self.uploader = uploader
         self.path, self.size, self.parallel = path, size, parallel
         self._lock = threading.Lock()
+        # set when the parts in flight are to end: one failed, or the user stopped the command
+        self._stopping = threading.Event()
 
     def resume(self, parts_url):
         """The server's account of the upload at ``parts_url`` (the UploadParts), or None
@@ -49,28 +51,51 @@ class PartsUpload:
 
     def send(self, parts: dict) -> dict:
         """Send every part the bucket lacks according to ``parts`` (an UploadParts or the
-        AttachmentUpload of the preparation), then complete the upload; the attachment's
-        answer."""
+        AttachmentUpload of the preparation), ``parallel`` at a time, then complete the
+        upload; the attachment's answer. The first failed part (or Ctrl-C) stops the others
+        after the block they are sending, and starts no more; it is raised."""
         held = {part["partNumber"] for part in parts.get("parts", ())
                 if part["size"] == self._length(parts, part["partNumber"])}
         missing = [number for number in range(1, parts["partCount"] + 1) if number not in held]
-        urls_href = parts["_links"]["partUrls"]["href"].split("{", 1)[0]
-        root = self.uploader.root + "/"
         done = sum(self._length(parts, number) for number in held)
+        self._stopping.clear()
         with self.uploader.progress(self.path.name, self.size, done) as bar, \
                 concurrent.futures.ThreadPoolExecutor(self.parallel) as pool:
-            for first in range(0, len(missing), URL_BATCH):
-                batch = missing[first:first + URL_BATCH]
-                signed = expect(self.uploader.session.get(
-                    urllib.parse.urljoin(root, urls_href), timeout=ANSWER_TIMEOUT,
-                    params={"partNumbers": ",".join(map(str, batch))}), 200).json()
-                futures = [pool.submit(self._put, part, parts["partSize"], bar)
-                           for part in signed["parts"]]
-                for future in concurrent.futures.as_completed(futures):
-                    future.result()
+            in_flight: set[concurrent.futures.Future] = set()
+            try:
+                for part in self._signed(parts, missing):
+                    if len(in_flight) == self.parallel:
+                        in_flight = self._one_finished(in_flight)
+                    in_flight.add(pool.submit(self._put, part, parts["partSize"], bar))
+                while in_flight:
+                    in_flight = self._one_finished(in_flight)
+            finally:
+                self._stopping.set()
         return expect(self.uploader.session.get(
-            urllib.parse.urljoin(root, parts["_links"]["completeUpload"]["href"]),
+            urllib.parse.urljoin(self.uploader.root + "/",
+                                 parts["_links"]["completeUpload"]["href"]),
             timeout=finishing(self.size)), 200)
+
+    @staticmethod
+    def _one_finished(in_flight):
+        """The parts still in flight once one has ended; its failure raised."""
+        finished, in_flight = concurrent.futures.wait(
+            in_flight, return_when=concurrent.futures.FIRST_COMPLETED)
+        for future in finished:
+            future.result()
+        return in_flight
+
+    def _signed(self, parts, numbers):
+        """The signed UploadPart of each of ``numbers``, asked for shortly before it goes (so
+        that none expires waiting), enough at a time to keep ``parallel`` parts in flight."""
+        urls_href = parts["_links"]["partUrls"]["href"].split("{", 1)[0]
+        batch_size = max(URL_BATCH, self.parallel)
+        for first in range(0, len(numbers), batch_size):
+            batch = numbers[first:first + batch_size]
+            yield from expect(self.uploader.session.get(
+                urllib.parse.urljoin(self.uploader.root + "/", urls_href),
+                timeout=ANSWER_TIMEOUT, params={"partNumbers": ",".join(map(str, batch))}),
+                200).json()["parts"]
 
     def _length(self, parts, number):
         return min(parts["partSize"], self.size - (number - 1) * parts["partSize"])
@@ -79,6 +104,10 @@ class PartsUpload:
         offset = (part["partNumber"] - 1) * part_size
 
         def sent(count):
+            # raised in the middle of the body: the request is abandoned and its connection
+            # closed, and the bucket keeps nothing of the part
+            if self._stopping.is_set():
+                raise Stopped()
             with self._lock:
                 bar.update(count)
         # the bucket is not affix: no API key goes there

@@ -13,18 +13,14 @@ import threading
 import urllib.parse
 
 from affix.app.client.uploads import (
-    ANSWER_TIMEOUT, API, TUS_VERSION, ResumeState, Uploaded, UploadError, attachment_link,
-    expect, finishing, tus_metadata,
+    ANSWER_TIMEOUT, API, TUS_VERSION, ResumeState, Stopped, Uploaded, UploadError,
+    attachment_link, expect, finishing, tus_metadata,
 )
 
 # no partial upload is smaller: a file smaller than two of them goes up as one upload, where
 # the requests a partial upload costs more than the parallel sending gains
 MIN_PART_SIZE = 8 * 1024 * 1024
 WAY = "tus-parallel"
-
-
-class Stopped(Exception):
-    """A partial upload's thread ended early, as another failed or the user stopped it."""
 
 
 def part_bounds(size, parallel) -> list[tuple[int, int]]:

@@ -113,6 +113,11 @@ class UploadError(Exception):
         return self._fix or FIXES.get(self.status, OTHER_REFUSAL).format(key=key_origin)
 
 
+class Stopped(Exception):
+    """A thread sending one piece of a file beside others (a partial upload, a part) ended
+    early, as another failed or the user stopped the command."""
+
+
 # a TLS connection the client cannot make fails the same way every time: what to change
 UNTRUSTED_CERTIFICATE = ("trust the certificate's CA with REQUESTS_CA_BUNDLE=/path/to/ca.pem, "
                          "or name the host the certificate is for in --url")

@@ -21,6 +21,8 @@ class Relay:
         self.target = target
         self._lock = threading.Lock()
         self._sockets = []
+        # connections accepted so far
+        self.accepted = 0
         self._listener = socket.create_server((HOST, 0))
         self.port = self._listener.getsockname()[1]
         threading.Thread(target=self._accept, daemon=True).start()
@@ -38,6 +40,7 @@ class Relay:
             upstream = socket.create_connection(self.target)
             with self._lock:
                 self._sockets += [client, upstream]
+                self.accepted += 1
             threading.Thread(target=self._pump, args=(client, upstream, True),
                              daemon=True).start()
             threading.Thread(target=self._pump, args=(upstream, client, False),

@@ -20,6 +20,7 @@ import pytest
 import requests
 
 from affix.app.cli.commands import main
+from affix.app.client.direct_parts import URL_BATCH
 from affix.app.client.uploads import (
     FIXES, NO_TLS, OTHER_REFUSAL, OTHER_WAY, UNTRUSTED_CERTIFICATE, ResumeState,
 )
@@ -762,6 +763,89 @@ def test_a_killed_upload_in_parts_resumes_with_little_of_it_through_affix(
     assert s3_bucket.pending_uploads() == []
     assert [md5(stored) for stored in s3_bucket.objects().values()] == [md5(PARTS_CONTENT)]
     assert resume_state(home) == remembered(counted.url, [path], [result["url"]], "direct-parts")
+
+
+def parts_through(gate, s3_bucket) -> dict:
+    """A direct-parts server's settings, with the bucket (and so the parts' URLs) behind
+    ``gate``."""
+    return {**s3_environ(gate.url), "AFFIX_STORAGE_URL": s3_bucket.url("blobs")}
+
+
+def test_a_failed_part_stops_the_parts_in_flight_and_starts_no_more(
+        tmp_path, databases, s3_bucket, files, home):
+    content = random_bytes(6 * PART, seed=31)
+    [path] = files(**{"six.bin": content})
+    # two parts in flight, held once a part and a half went through
+    gate = Gate(int(s3_bucket.endpoint_url.rsplit(":", 1)[1]), hold_after=PART * 3 // 2)
+    try:
+        with serving(tmp_path, databases, environ=parts_through(gate, s3_bucket)) as server:
+            environ = environ_without_affix(**client_environ(home, server.api_key))
+            argv = client_command(path, "--url", server.url(""), "--parallel", "2")
+            process = subprocess.Popen(argv, cwd=REPO_ROOT, env=environ,
+                                       stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            wait_for(gate.holding.is_set, "two parts in the middle")
+            # the held parts' connections dropped, as a network that went away; the way to
+            # the bucket open again for whatever the client sends next
+            gate.release()
+            out, err = process.communicate(timeout=COMMAND_TIMEOUT)
+            sent_after_the_failure = gate.forwarded
+            rows_after_the_failure = server.stored.rows()
+            [pending] = s3_bucket.client.list_multipart_uploads(Bucket=s3_bucket.name)["Uploads"]
+            parts_held = s3_bucket.client.list_parts(
+                Bucket=s3_bucket.name, Key=pending["Key"],
+                UploadId=pending["UploadId"]).get("Parts", [])
+            again = subprocess.run(argv, cwd=REPO_ROOT, env=environ, capture_output=True,
+                                   timeout=COMMAND_TIMEOUT)
+            rows = server.stored.rows()
+    finally:
+        gate.close()
+    assert process.returncode == 1
+    assert out == b""
+    assert err.decode() == (
+        f"affix: error: {path}: no answer from {server.url('')} (ConnectionError)\n"
+        f"affix: uploaded 0 of 1 file; to go on, run the same command again:\n"
+        f"  affix upload {path} --url {server.url('')} --parallel 2\n")
+    # no part began after the failure: nothing went to the bucket once the gate opened
+    assert sent_after_the_failure == 0
+    # the upload prepared and waiting; in the bucket at most the one part that may have gone
+    # through whole before the gate held
+    [(_, name, size, digest, *_)] = rows_after_the_failure
+    assert (name, size, digest) == ("six.bin", len(content), "")
+    assert [part["Size"] for part in parts_held] in ([], [PART])
+    # and the same command sends the rest of the file
+    assert (again.returncode, again.stderr) == (0, b"")
+    assert [row[1:4] for row in rows] == [("six.bin", len(content), md5(content))]
+    assert s3_bucket.pending_uploads() == []
+    assert s3_bucket.objects() == {f"blobs/{rows[0][4]}": content}
+
+
+def test_more_parts_than_one_batch_of_urls_go_at_once(tmp_path, databases, s3_bucket, home):
+    parallel = URL_BATCH + 4
+    # a part for each, the last of one byte; sparse: only the parts' first bytes are read
+    path = tmp_path / "files" / "wide.bin"
+    path.parent.mkdir()
+    with open(path, "wb") as sparse:
+        sparse.truncate((parallel - 1) * PART + 1)
+    gate = Gate(int(s3_bucket.endpoint_url.rsplit(":", 1)[1]))
+    try:
+        with serving(tmp_path, databases, limit=parallel * PART,
+                     environ=parts_through(gate, s3_bucket)) as server:
+            # every connection from here on holds once a few bytes went through
+            gate.release(hold_after=64 * 1024)
+            accepted_before = gate.accepted
+            environ = environ_without_affix(**client_environ(home, server.api_key))
+            process = subprocess.Popen(
+                client_command(str(path), "--url", server.url(""), "--parallel", str(parallel)),
+                cwd=REPO_ROOT, env=environ, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            try:
+                wait_for(lambda: gate.accepted - accepted_before >= parallel,
+                         f"{parallel} parts in flight")
+            finally:
+                process.kill()
+                process.wait(timeout=COMMAND_TIMEOUT)
+                process.wait(timeout=COMMAND_TIMEOUT)
+    finally:
+        gate.close()
 
 
 def test_the_guide_s_walkthrough_uploads_in_parts_and_resumes(tmp_path, databases, s3_bucket,
