@@ -30,14 +30,14 @@ def http_date(value: str | None) -> datetime.datetime | None:
         return None
 
 
-def not_modified(req, etag: falcon.ETag, modified: datetime.datetime) -> bool:
+def not_modified(req, etag: falcon.ETag, modified: datetime.datetime | None = None) -> bool:
     """Whether the client's copy is current: a 304. ``If-None-Match`` is compared weakly and
     wins over ``If-Modified-Since``, which is read only without it (RFC 9110, 13.1.3), even
-    when it names no tag affix can read."""
+    when it names no tag affix can read; without ``modified``, only the tag counts."""
     if req.get_header("If-None-Match") is not None:
         return any(tag == "*" or tag == etag for tag in req.if_none_match or ())
     since = http_date(req.get_header("If-Modified-Since"))
-    return since is not None and modified <= since
+    return since is not None and modified is not None and modified <= since
 
 
 def range_applies(req, etag: falcon.ETag, modified: datetime.datetime) -> bool:

@@ -1,12 +1,17 @@
 """The API explorer at /api/v3/docs: a page that loads Swagger UI from affix itself (the
 swagger-ui-bundle package), never from another host, and points it at affix's own OpenAPI
 document, under whatever prefix the app is mounted at."""
+import hashlib
 import re
+import shutil
 import urllib.parse
 
+import falcon
+import falcon.testing
 import pytest
 from swagger_ui_bundle import swagger_ui_path
 
+from affix.app.http.explorer import EXPLORER_ROUTE, ExplorerSink
 from support.errors import NOT_FOUND, assert_error
 
 PAGE = "/api/v3/docs"
@@ -84,3 +89,33 @@ def test_head_answers_the_headers_of_get(client):
     assert head.content == b""
     assert head.headers["content-length"] == str(len((swagger_ui_path / "swagger-ui.css")
                                                      .read_bytes()))
+
+
+@pytest.mark.parametrize("name", ["", "/swagger-ui-bundle.js", "/explorer.js"])
+def test_a_browser_revalidates_what_it_has_and_gets_a_304(client, name):
+    first = client.simulate_get(PAGE + name)
+    etag = f'"{hashlib.md5(first.content).hexdigest()}"'
+    assert (first.status_code, first.headers["etag"], first.headers["cache-control"]) == (
+        200, etag, "no-cache")
+
+    again = client.simulate_get(PAGE + name, headers={"If-None-Match": etag})
+    assert (again.status_code, again.content, again.headers["etag"]) == (304, b"", etag)
+    other = client.simulate_get(PAGE + name, headers={"If-None-Match": '"something-else"'})
+    assert (other.status_code, other.content) == (200, first.content)
+
+
+def test_each_file_of_the_bundle_is_read_at_its_first_request_only(tmp_path):
+    bundle = tmp_path / "bundle"
+    shutil.copytree(swagger_ui_path, bundle)
+    app = falcon.App()
+    app.add_sink(ExplorerSink(bundle), EXPLORER_ROUTE)
+    client = falcon.testing.TestClient(app)
+    css = (bundle / "swagger-ui.css").read_bytes()
+
+    assert client.simulate_get(PAGE + "/swagger-ui.css").content == css
+    (bundle / "swagger-ui.css").write_bytes(b"changed")
+    (bundle / "favicon-32x32.png").write_bytes(b"changed before its first request")
+
+    assert client.simulate_get(PAGE + "/swagger-ui.css").content == css
+    assert client.simulate_get(PAGE + "/favicon-32x32.png").content == (
+        b"changed before its first request")
