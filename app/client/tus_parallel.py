@@ -111,14 +111,8 @@ class ParallelTusUpload:
     def _resumable(self, url, length):
         """(URL, offset) of the partial upload the server still holds at ``url``, else
         (None, 0)."""
-        if url is None:
-            return None, 0
-        response = self.uploader.session.head(url, timeout=ANSWER_TIMEOUT,
-                                              headers={"Tus-Resumable": TUS_VERSION})
-        if response.status_code in (403, 404, 410):
-            return None, 0
-        expect(response, 200, 204)
-        if response.headers.get("Upload-Length") != str(length):
+        response = None if url is None else self.uploader.held_tus_upload(url, length)
+        if response is None:
             return None, 0
         return url, int(response.headers["Upload-Offset"])
 

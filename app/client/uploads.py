@@ -523,16 +523,23 @@ class Uploader:
         if not isinstance(upload_url, str):
             # none, or the partial uploads of a parallel run (tus_parallel)
             return None, None
-        response = self.session.head(upload_url, timeout=ANSWER_TIMEOUT,
-                                     headers={"Tus-Resumable": TUS_VERSION})
-        if response.status_code in (403, 404, 410):
-            self.state.forget(key)
-            return None, None
-        expect(response, 200, 204)
-        if response.headers.get("Upload-Length") != str(size):
+        response = self.held_tus_upload(upload_url, size)
+        if response is None:
             self.state.forget(key)
             return None, None
         return upload_url, response
+
+    def held_tus_upload(self, upload_url, size):
+        """The HEAD answer of the tus upload at ``upload_url`` while the server holds it with
+        a length of ``size``; None when it is gone, not the key's, or of another length."""
+        response = self.session.head(upload_url, timeout=ANSWER_TIMEOUT,
+                                     headers={"Tus-Resumable": TUS_VERSION})
+        if response.status_code in (403, 404, 410):
+            return None
+        expect(response, 200, 204)
+        if response.headers.get("Upload-Length") != str(size):
+            return None
+        return response
 
     def send_chunk(self, upload_url, path, size, offset, length, bar, file_start=0):
         """PATCH the ``length`` bytes at ``offset`` of the upload at ``upload_url`` (of
