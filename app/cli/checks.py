@@ -124,6 +124,23 @@ def check_database(services, environ, serving):
     return f"{shown} at migration {version}"
 
 
+def reach_database_server(services, environ, serving):
+    """A connection to the database server, made and closed (it makes nothing there); nothing
+    for SQLite, whose file is the database that serve makes."""
+    url = services.settings.database_url
+    if url.startswith("sqlite:"):
+        return None
+    database = open_database(url)
+    try:
+        with database.connection_context():
+            pass
+    except (peewee.OperationalError, peewee.InterfaceError) as error:
+        raise CheckFailed("database", unreachable(url, error)) from None
+    finally:
+        release_connections(database)
+    return None
+
+
 def check_store(services, environ, serving):
     url = services.settings.storage_url
     try:
@@ -180,9 +197,11 @@ def run_checks(services, environ, out, err, *, serving=False):
     :class:`CheckFailed` at the first that fails.
 
     serve makes nothing before the store is known usable: a start refused for a missing bucket
-    leaves no database whose admin key scrolled by unseen. Any other command looks at the
-    database before the store, so that, run from the wrong folder, it makes no blob folder."""
-    database_and_store = ((("store", check_store), ("database", check_database)) if serving
+    leaves no database whose admin key scrolled by unseen; and it makes no blob folder before
+    a database server answers. Any other command looks at the database before the store, so
+    that, run from the wrong folder, it makes no blob folder."""
+    database_and_store = ((("database", reach_database_server), ("store", check_store),
+                           ("database", check_database)) if serving
                           else (("database", check_database), ("store", check_store)))
     for part, check in (("settings", check_settings), ("plugins", check_plugins),
                         *database_and_store, ("clamd", check_clamd),

@@ -118,11 +118,12 @@ def test_a_database_server_that_does_not_answer_is_one_line(tmp_path, capsys):
     assert capsys.readouterr().err == f"affix: error: database: {reason}\n"
     # every command that needs the database says the same, rather than a traceback
     assert_refused(capsys, environ, ["user", "list"], reason, status=2)
-    # and serve stops at its database check, no key printed
+    # and serve stops at its database check, no key printed, no blob folder made
     out = io.StringIO()
     assert main(["serve"], environ=environ, out=out, server=NeverStarted) == 2
     assert (out.getvalue(), capsys.readouterr().err) == (
         "", f"affix: error: database: {reason}\n")
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_a_bad_setting_is_the_one_line_before_any_part(tmp_path, monkeypatch, capsys):
