@@ -27,28 +27,37 @@ def memberships(catalog):
                       for m in catalog.Membership.select())
 
 
+def install(catalog, users, projects, roles, members):
+    """Written straight to the database (``test_cli.py`` tests the commands that add them):
+    ``users`` (login, name, flags for the User), ``projects`` (identifier, name), ``roles``
+    (name, its permissions), ``members`` (login, project, role), each in order."""
+    with catalog.database.connection_context(), catalog.write_transaction():
+        made_users = {login: catalog.User.create(login=login, name=name, **flags)
+                      for login, name, flags in users}
+        made_projects = {identifier: catalog.Project.create(identifier=identifier, name=name)
+                         for identifier, name in projects}
+        made_roles = {}
+        for name, permissions in roles:
+            made_roles[name] = catalog.Role.create(name=name)
+            for permission in permissions:
+                catalog.RolePermission.create(role=made_roles[name], permission=permission)
+        for login, project, role in members:
+            catalog.Membership.create(user=made_users[login], project=made_projects[project],
+                                      role=made_roles[role])
+
+
 @pytest.fixture
 def team(cli_catalog):
     """Two projects, two roles; ada holds both roles in apollo, bob one, and carol one in
-    gemini. Written straight to the database: ``test_cli.py`` tests the commands that add
-    them."""
-    catalog = cli_catalog
-    with catalog.database.connection_context(), catalog.write_transaction():
-        ada, bob, carol = (
-            catalog.User.create(login="ada", name="Ada Lovelace", admin=True),
-            catalog.User.create(login="bob", name="bob", locked=True),
-            catalog.User.create(login="carol", name="carol"))
-        apollo, gemini = (catalog.Project.create(identifier="apollo", name="Apollo 11"),
-                          catalog.Project.create(identifier="gemini", name="gemini"))
-        reviewer, developer = (catalog.Role.create(name="reviewer"),
-                               catalog.Role.create(name="developer"))
-        for role, permission in ((reviewer, "view_work_packages"),
-                                 (developer, "view_work_packages"),
-                                 (developer, "add_work_packages")):
-            catalog.RolePermission.create(role=role, permission=permission)
-        for user, project, role in ((ada, apollo, reviewer), (ada, apollo, developer),
-                                    (bob, apollo, reviewer), (carol, gemini, developer)):
-            catalog.Membership.create(user=user, project=project, role=role)
+    gemini."""
+    install(cli_catalog,
+            users=[("ada", "Ada Lovelace", {"admin": True}), ("bob", "bob", {"locked": True}),
+                   ("carol", "carol", {})],
+            projects=[("apollo", "Apollo 11"), ("gemini", "gemini")],
+            roles=[("reviewer", ["view_work_packages"]),
+                   ("developer", ["view_work_packages", "add_work_packages"])],
+            members=[("ada", "apollo", "reviewer"), ("ada", "apollo", "developer"),
+                     ("bob", "apollo", "reviewer"), ("carol", "gemini", "developer")])
 
 
 def test_the_listings_show_every_row_tab_separated_with_a_count(environ, team):
@@ -76,20 +85,14 @@ def test_the_listings_show_every_row_tab_separated_with_a_count(environ, team):
 
 def test_the_guide_s_listings_are_what_the_commands_print(environ, cli_catalog):
     # the page's install: its admin, ada and a locked bob, apollo, two roles
-    catalog = cli_catalog
-    with catalog.database.connection_context(), catalog.write_transaction():
-        catalog.User.create(login="admin", name="Admin", admin=True)
-        ada, bob = (catalog.User.create(login="ada", name="Ada Lovelace"),
-                    catalog.User.create(login="bob", name="bob", locked=True))
-        apollo = catalog.Project.create(identifier="apollo", name="Apollo 11")
-        developer, reviewer = (catalog.Role.create(name="developer"),
-                               catalog.Role.create(name="reviewer"))
-        for role, permission in ((developer, "view_work_packages"),
-                                 (developer, "add_work_packages"),
-                                 (reviewer, "view_work_packages")):
-            catalog.RolePermission.create(role=role, permission=permission)
-        for user, role in ((ada, developer), (ada, reviewer), (bob, reviewer)):
-            catalog.Membership.create(user=user, project=apollo, role=role)
+    install(cli_catalog,
+            users=[("admin", "Admin", {"admin": True}), ("ada", "Ada Lovelace", {}),
+                   ("bob", "bob", {"locked": True})],
+            projects=[("apollo", "Apollo 11")],
+            roles=[("developer", ["view_work_packages", "add_work_packages"]),
+                   ("reviewer", ["view_work_packages"])],
+            members=[("ada", "apollo", "developer"), ("ada", "apollo", "reviewer"),
+                     ("bob", "apollo", "reviewer")])
     steps = transcript(LISTINGS)
 
     assert [argv for argv, _ in steps] == [
