@@ -13,6 +13,8 @@ the bytes still to come is kept up to date at every read. So whatever this leave
 request on the connection is read as before. Under another server, or for a chunked body,
 the body is the server's own stream.
 """
+import socket
+
 from gunicorn.http.body import Body, LengthReader
 from gunicorn.http.unreader import SocketUnreader
 
@@ -47,9 +49,11 @@ class SocketBody:
         self._unreader = body.reader.unreader
         self._sock = sock
 
-    def _take(self, size: int) -> bytes:
-        """Up to ``size`` bytes of what is left of the body (fewer when the socket has fewer
-        now), b"" at its end or when the client stopped sending."""
+    def _take(self, size: int, whole: bool = False) -> bytes:
+        """Up to ``size`` bytes of what is left of the body, b"" at its end or when the client
+        stopped sending: fewer when the socket has fewer now, unless ``whole``, when one
+        ``recv`` waits for them all (``MSG_WAITALL``) instead of the caller joining a ``recv``
+        of each segment that arrived (half the reading thread's CPU per MiB)."""
         size = min(size, self._reader.length)
         if size <= 0:
             return b""
@@ -58,7 +62,7 @@ class SocketBody:
             data = self._give_back(data, size)
         else:
             try:
-                data = self._sock.recv(min(size, MAX_RECV))
+                data = self._sock.recv(min(size, MAX_RECV), socket.MSG_WAITALL if whole else 0)
             except BaseException:
                 # as gunicorn's own reader does: where the next request would start is
                 # unknown now, so gunicorn closes the connection instead of reading on
@@ -78,7 +82,7 @@ class SocketBody:
         wanted = self._reader.length if size is None or size < 0 else size
         pieces = []
         got = 0
-        while got < wanted and (piece := self._take(wanted - got)):
+        while got < wanted and (piece := self._take(wanted - got, whole=True)):
             pieces.append(piece)
             got += len(piece)
         return pieces[0] if len(pieces) == 1 else b"".join(pieces)
