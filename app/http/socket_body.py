@@ -14,6 +14,7 @@ request on the connection is read as before. Under another server, or for a chun
 the body is the server's own stream.
 """
 import socket
+import ssl
 
 from gunicorn.http.body import Body, LengthReader
 from gunicorn.http.unreader import SocketUnreader
@@ -48,12 +49,15 @@ class SocketBody:
         self._reader = body.reader
         self._unreader = body.reader.unreader
         self._sock = sock
+        # a whole read in one recv, where the socket takes the flag: a TLS socket takes none
+        self._wait_all = 0 if isinstance(sock, ssl.SSLSocket) else socket.MSG_WAITALL
 
     def _take(self, size: int, whole: bool = False) -> bytes:
         """Up to ``size`` bytes of what is left of the body, b"" at its end or when the client
         stopped sending: fewer when the socket has fewer now, unless ``whole``, when one
-        ``recv`` waits for them all (``MSG_WAITALL``) instead of the caller joining a ``recv``
-        of each segment that arrived (half the reading thread's CPU per MiB)."""
+        ``recv`` waits for them all (``MSG_WAITALL``, on a plain socket) instead of the caller
+        joining a ``recv`` of each segment that arrived (half the reading thread's CPU per
+        MiB)."""
         size = min(size, self._reader.length)
         if size <= 0:
             return b""
@@ -62,7 +66,7 @@ class SocketBody:
             data = self._give_back(data, size)
         else:
             try:
-                data = self._sock.recv(min(size, MAX_RECV), socket.MSG_WAITALL if whole else 0)
+                data = self._sock.recv(min(size, MAX_RECV), self._wait_all if whole else 0)
             except BaseException:
                 # as gunicorn's own reader does: where the next request would start is
                 # unknown now, so gunicorn closes the connection instead of reading on

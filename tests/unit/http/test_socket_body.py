@@ -3,12 +3,16 @@ gunicorn's reader would, in the same order, and leaves gunicorn's count and buff
 as its own reads would have; any other body is the server's own stream."""
 import io
 import socket
+import ssl
+import threading
 
 import pytest
 from gunicorn.http.body import Body, ChunkedReader, LengthReader
 from gunicorn.http.unreader import SocketUnreader
 
 from affix.app.http.socket_body import SocketBody, request_body
+from support.net import HOST
+from support.nginx import CERTIFICATE, PRIVATE_KEY, write_self_signed_certificate
 
 BODY = b"first line\nsecond line\n" + bytes(range(256)) * 40 + b"\nlast"
 # what gunicorn read ahead with the headers: the body's start, and the next request's
@@ -149,3 +153,36 @@ def test_a_line_longer_than_a_step_of_the_search_is_read_whole():
 
         assert (stream.readline(), stream.readline()) == (long_line, b"end")
         assert left_to_gunicorn(body) == (b"", NEXT_REQUEST)
+
+
+def tls_pair(folder):
+    """(server's end, client's end) of a connection over TLS, as gunicorn's ``--certfile``
+    wraps it."""
+    write_self_signed_certificate(folder)
+    serving = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    serving.load_cert_chain(folder / CERTIFICATE, folder / PRIVATE_KEY)
+    trusting = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    trusting.load_verify_locations(folder / CERTIFICATE)
+    server, client = socket.socketpair()
+    wrapped = {}
+    # the handshake needs both ends at once
+    handshake = threading.Thread(target=lambda: wrapped.setdefault(
+        "client", trusting.wrap_socket(client, server_hostname=HOST)))
+    handshake.start()
+    wrapped["server"] = serving.wrap_socket(server, server_side=True)
+    handshake.join()
+    return wrapped["server"], wrapped["client"]
+
+
+def test_a_body_over_tls_is_read_whole(tmp_path):
+    server, client = tls_pair(tmp_path)
+    try:
+        client.sendall(BODY + NEXT_REQUEST)
+        body = Body(LengthReader(SocketUnreader(server), len(BODY)))
+        stream = request_body(environ_of(body, server))
+
+        assert [stream.read(1000), stream.read()] == [BODY[:1000], BODY[1000:]]
+        assert left_to_gunicorn(body) == (b"", NEXT_REQUEST)
+    finally:
+        server.close()
+        client.close()
