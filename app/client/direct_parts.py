@@ -104,19 +104,25 @@ class PartsUpload:
         offset = (part["partNumber"] - 1) * part_size
 
         def sent(count):
-            # raised in the middle of the body: the request is abandoned and its connection
-            # closed, and the bucket keeps nothing of the part
+            # raised between two blocks of the body: the request is abandoned, its connection
+            # closed, and the bucket keeps nothing of a part cut short
             if self._stopping.is_set():
                 raise Stopped()
             with self._lock:
                 bar.update(count)
-        # the bucket is not affix: no API key goes there
-        answer = requests.put(
-            part["href"], data=Body([FileSlice(self.path, offset, part["size"])], sent),
-            timeout=(ANSWER_TIMEOUT, SEND_TIMEOUT))
-        if not answer.ok:
-            raise UploadError(f"the object store answered {answer.status_code} {answer.reason} "
-                              f"to part {part['partNumber']}")
+        try:
+            # the bucket is not affix: no API key goes there
+            answer = requests.put(
+                part["href"], data=Body([FileSlice(self.path, offset, part["size"])], sent),
+                timeout=(ANSWER_TIMEOUT, SEND_TIMEOUT))
+            if not answer.ok:
+                raise UploadError(f"the object store answered {answer.status_code} "
+                                  f"{answer.reason} to part {part['partNumber']}")
+        except BaseException:
+            # the other parts stop now, not once the main thread hears of this one (it may be
+            # waiting for the next batch of URLs)
+            self._stopping.set()
+            raise
 
 
 def offers_parts(prepared) -> bool:

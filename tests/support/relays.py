@@ -21,8 +21,8 @@ class Relay:
         self.target = target
         self._lock = threading.Lock()
         self._sockets = []
-        # connections accepted so far
-        self.accepted = 0
+        # the first line each client sent on its connection (a request line), in order
+        self.request_lines = []
         self._listener = socket.create_server((HOST, 0))
         self.port = self._listener.getsockname()[1]
         threading.Thread(target=self._accept, daemon=True).start()
@@ -40,15 +40,19 @@ class Relay:
             upstream = socket.create_connection(self.target)
             with self._lock:
                 self._sockets += [client, upstream]
-                self.accepted += 1
             threading.Thread(target=self._pump, args=(client, upstream, True),
                              daemon=True).start()
             threading.Thread(target=self._pump, args=(upstream, client, False),
                              daemon=True).start()
 
     def _pump(self, source, destination, from_client):
+        first = from_client
         try:
             while data := source.recv(BLOCK):
+                if first:
+                    with self._lock:
+                        self.request_lines.append(data.partition(b"\r\n")[0].decode("latin-1"))
+                    first = False
                 self._forward(source, destination, data, from_client)
         except OSError:
             pass

@@ -771,7 +771,7 @@ def parts_through(gate, s3_bucket) -> dict:
     return {**s3_environ(gate.url), "AFFIX_STORAGE_URL": s3_bucket.url("blobs")}
 
 
-def test_a_failed_part_stops_the_parts_in_flight_and_starts_no_more(
+def test_after_a_failed_part_no_other_begins_and_the_same_command_finishes_the_file(
         tmp_path, databases, s3_bucket, files, home):
     content = random_bytes(6 * PART, seed=31)
     [path] = files(**{"six.bin": content})
@@ -827,25 +827,31 @@ def test_more_parts_than_one_batch_of_urls_go_at_once(tmp_path, databases, s3_bu
     with open(path, "wb") as sparse:
         sparse.truncate((parallel - 1) * PART + 1)
     gate = Gate(int(s3_bucket.endpoint_url.rsplit(":", 1)[1]))
+
+    def parts_begun():
+        # a part's PUT to its pre-signed URL (the server's own PUT, its probe, names no part)
+        return [line for line in gate.request_lines
+                if line.startswith("PUT ") and "partNumber=" in line]
     try:
         with serving(tmp_path, databases, limit=parallel * PART,
                      environ=parts_through(gate, s3_bucket)) as server:
-            # every connection from here on holds once a few bytes went through
+            # every connection from here on holds once a few bytes went through: no part ends
             gate.release(hold_after=64 * 1024)
-            accepted_before = gate.accepted
             environ = environ_without_affix(**client_environ(home, server.api_key))
             process = subprocess.Popen(
                 client_command(str(path), "--url", server.url(""), "--parallel", str(parallel)),
                 cwd=REPO_ROOT, env=environ, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             try:
-                wait_for(lambda: gate.accepted - accepted_before >= parallel,
-                         f"{parallel} parts in flight")
+                wait_for(lambda: len(parts_begun()) >= parallel, f"{parallel} parts in flight")
             finally:
                 process.kill()
                 process.wait(timeout=COMMAND_TIMEOUT)
-                process.wait(timeout=COMMAND_TIMEOUT)
+            begun = parts_begun()
     finally:
         gate.close()
+    # each part once, and no more than --parallel while none ended
+    assert sorted(int(re.search(r"partNumber=(\d+)", line).group(1)) for line in begun) == (
+        list(range(1, parallel + 1)))
 
 
 def test_the_guide_s_walkthrough_uploads_in_parts_and_resumes(tmp_path, databases, s3_bucket,
