@@ -6,6 +6,7 @@ A check answers the line of a part that works, or raises :class:`CheckFailed` wi
 receivers): at boot they may come up after affix, and an upload service that refused to start
 for them would be down for a reason that fixes itself.
 """
+import contextlib
 import os
 import socket
 import urllib.parse
@@ -97,19 +98,14 @@ def check_database(services, environ, serving):
     settings = services.settings
     shown = database_shown(settings.database_url)
     try:
-        if serving:
-            database = services.catalog.database
-        elif not database_exists(settings):
-            raise CheckFailed("database", no_database(settings, environ))
-        else:
-            database = open_database(settings.database_url)
-        try:
-            with database.connection_context():
-                version = schema_version(database)
-        finally:
-            release_connections(database)
-    except (peewee.OperationalError, peewee.InterfaceError) as error:
-        raise CheckFailed("database", unreachable(settings.database_url, error)) from None
+        with _unreachable_fails(settings.database_url):
+            if serving:
+                database = services.catalog.database
+            elif not database_exists(settings):
+                raise CheckFailed("database", no_database(settings, environ))
+            else:
+                database = open_database(settings.database_url)
+            version = _in_connection(database, schema_version)
     except peewee.DatabaseError as error:
         # reached, and not a database: a file of something else at the SQLite file's path
         raise CheckFailed("database", f"cannot read {shown}: {_first_line(error)}") from None
@@ -128,17 +124,28 @@ def reach_database_server(services, environ, serving):
     """A connection to the database server, made and closed (it makes nothing there); nothing
     for SQLite, whose file is the database that serve makes."""
     url = services.settings.database_url
-    if url.startswith("sqlite:"):
-        return None
-    database = open_database(url)
+    if not url.startswith("sqlite:"):
+        with _unreachable_fails(url):
+            _in_connection(open_database(url), lambda database: None)
+    return None
+
+
+@contextlib.contextmanager
+def _unreachable_fails(url):
+    """A database at ``url`` that cannot be reached fails the check, in one line."""
     try:
-        with database.connection_context():
-            pass
+        yield
     except (peewee.OperationalError, peewee.InterfaceError) as error:
         raise CheckFailed("database", unreachable(url, error)) from None
+
+
+def _in_connection(database, read):
+    """``read(database)`` in a connection; every connection of the pool closed after."""
+    try:
+        with database.connection_context():
+            return read(database)
     finally:
         release_connections(database)
-    return None
 
 
 def check_store(services, environ, serving):

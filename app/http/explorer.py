@@ -15,7 +15,7 @@ from importlib.resources.abc import Traversable
 import falcon
 
 from affix.app.errors import not_found
-from affix.app.http.conditional import not_modified
+from affix.app.http.conditional import entity_tag, not_modified
 
 EXPLORER_PATH = "/api/v3/docs"
 # the page, or one of its assets: nothing deeper
@@ -59,7 +59,7 @@ class Asset(typing.NamedTuple):
 
     @classmethod
     def of(cls, content_type: str, data: bytes) -> "Asset":
-        return cls(content_type, data, falcon.ETag(hashlib.md5(data).hexdigest()))
+        return cls(content_type, data, entity_tag(hashlib.md5(data).hexdigest()))
 
 
 class ExplorerSink:
