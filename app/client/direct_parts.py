@@ -78,11 +78,17 @@ class PartsUpload:
 
     @staticmethod
     def _one_finished(in_flight):
-        """The parts still in flight once one has ended; its failure raised."""
+        """The parts still in flight once one has ended. When one failed, the others (told to
+        stop by the failed part) are waited for, and the failure that stopped them is raised,
+        not one of theirs."""
         finished, in_flight = concurrent.futures.wait(
             in_flight, return_when=concurrent.futures.FIRST_COMPLETED)
-        for future in finished:
-            future.result()
+        if any(future.exception() is not None for future in finished):
+            concurrent.futures.wait(in_flight)
+            failures = [future.exception() for future in (*finished, *in_flight)
+                        if future.exception() is not None]
+            raise next((failure for failure in failures if not isinstance(failure, Stopped)),
+                       failures[0])
         return in_flight
 
     def _signed(self, parts, numbers):
