@@ -12,7 +12,7 @@ import dataclasses
 import hashlib
 import logging
 
-from affix.app.errors import is_refusal, not_found, property_violation
+from affix.app.errors import Locked, is_refusal, not_found, property_violation
 from affix.app.uploads.multipart import SNIFF_SIZE
 from affix.storage.models import PREPARED
 
@@ -117,6 +117,11 @@ class StoredUploads:
                     record.content_type, record.charset = sniffed.content_type, sniffed.charset
                     self.service.record_created(record, author, acceptance)
             if not updated:
+                if Attachment.select().where(Attachment.id == record.id).exists():
+                    # another request (a client's retry) finished it meanwhile: asked again,
+                    # the upload answers with that attachment
+                    raise Locked("Another request finished this upload meanwhile. Ask again "
+                                 "for its attachment.")
                 # cleaned up, or deleted by its author, since it was read
                 raise not_found()
         except BaseException as error:
@@ -130,16 +135,20 @@ class StoredUploads:
         return record
 
     def abandon(self, record, object_key):
-        """Delete a failed upload's row (while still prepared) and its object. Best effort:
-        the error that says why the upload failed is on its way and must not be replaced;
-        what is left, ``affix cleanup`` removes once the upload has expired."""
+        """Delete a failed upload's row (while still prepared) and its object, unless a row
+        names that object: a resumable upload's tries share one, which another try may have
+        made an attachment's meanwhile. Best effort: the error that says why the upload failed
+        is on its way and must not be replaced; what is left, ``affix cleanup`` removes once
+        the upload has expired."""
         Attachment = self._catalog.Attachment
         try:
             with self._catalog.write_transaction():
                 (Attachment.delete()
                  .where((Attachment.id == record.id) & (Attachment.status == PREPARED))
                  .execute())
-            self._blob_store.delete(object_key)
+                named = Attachment.select().where(Attachment.storage_key == object_key).exists()
+            if not named:
+                self._blob_store.delete(object_key)
         except Exception:
             log.exception("could not remove the failed upload %s", record.id)
 

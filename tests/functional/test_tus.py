@@ -1017,6 +1017,40 @@ def test_a_patch_that_lost_its_lease_is_423_and_leaves_the_new_holder_s_bytes_al
     assert list(blob_files(stored).values()) == [data]
 
 
+FINISHED_MEANWHILE = "Another request finished this upload meanwhile. Ask again for its attachment."
+
+
+@pytest.mark.on_cue("stored_uploads")
+def test_a_finish_past_its_lease_that_a_retry_overtook_is_423_and_keeps_the_attachment_s_bytes(
+        client, people, catalog, stored, services, clock, other_node):
+    auth = people.auth("ada")
+    path = created(client, auth, 10, filename="notes.txt")
+    assert patch(client, auth, path, 0, b"hello").status_code == 204
+    retries = []
+
+    def outlasts_its_lease(finish, record, storage_key):
+        if not retries:
+            # reading a large file back (and clamd scanning it) took longer than the lease;
+            # the client timed out and retried its last PATCH on another node, which took the
+            # upload over and finished it
+            clock.advance(LEASE_DURATION + datetime.timedelta(seconds=1))
+            retries.append(patch(other_node, auth, path, 5, b"world"))
+        return finish(record, storage_key)
+
+    services.stored_uploads.around("finish", outlasts_its_lease)
+    first = patch(client, auth, path, 5, b"world")
+
+    [retry] = retries
+    [attachment] = attachments(catalog)
+    assert (retry.status_code, retry.headers["link"]) == (
+        204, f'</api/v3/attachments/{attachment[0]}>; rel="attachment"')
+    assert_error(first, 423, "Locked", FINISHED_MEANWHILE)
+    assert attachment[5] == "uploaded"
+    assert list(blob_files(stored).values()) == [b"helloworld"]
+    # asked again, the upload answers with its attachment
+    assert head(client, auth, path).headers["link"] == retry.headers["link"]
+
+
 @pytest.mark.on_cue("resumable_uploads")
 def test_a_late_patch_is_409_when_the_upload_moved_on_before_it_got_the_lease(
         client, people, catalog, stored, other_node, services):
