@@ -3,7 +3,6 @@ POST to create) and ``/api/v3/attachments/tus/{token}`` (HEAD, PATCH, DELETE, or
 stands for one of them). The tus headers are read here; :mod:`affix.app.uploads.tus` is given
 what they say."""
 import base64
-import binascii
 import re
 import urllib.parse
 
@@ -90,7 +89,12 @@ def parse_final_concat(raw, root_path):
     urls = raw[len(FINAL):].split()
     tokens = {}
     for url in urls:
-        path = urllib.parse.urlsplit(url).path
+        try:
+            path = urllib.parse.urlsplit(url).path
+        except ValueError:
+            # not a URL at all (an unclosed IPv6 address)
+            tokens = {}
+            break
         path = path.removeprefix(root_path) if root_path else path
         prefix, _, token = path.rpartition("/")
         if prefix != TUS_PATH or not token or token in tokens.values():
@@ -126,7 +130,7 @@ def parse_checksum(raw):
                          f"one of {', '.join(CHECKSUM_ALGORITHMS)} and a Base64 digest")
     try:
         expected = base64.b64decode(encoded.strip(), validate=True)
-    except binascii.Error:
+    except ValueError:  # binascii.Error, or a character past ASCII
         raise bad_header("Upload-Checksum", "an algorithm and a Base64 digest") from None
     return CHECKSUM_ALGORITHMS[name.lower()](), expected
 
@@ -141,7 +145,7 @@ def parse_metadata(raw) -> dict:
         key, _, encoded = entry.strip().partition(" ")
         try:
             value = base64.b64decode(encoded.strip(), validate=True).decode("utf-8")
-        except (binascii.Error, UnicodeDecodeError):
+        except ValueError:  # not Base64 (a character past ASCII too), or not UTF-8
             raise bad_header("Upload-Metadata", "keys with Base64 values of UTF-8 text") from None
         if key in pairs:
             raise bad_header("Upload-Metadata", "free of repeated keys")

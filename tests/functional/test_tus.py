@@ -431,13 +431,18 @@ def test_a_wrong_checksum_is_460_and_drops_the_patch_s_bytes(client, people, cat
     assert list(blob_files(stored).values()) == [CONTENT]
 
 
-@pytest.mark.parametrize("value", ["crc32 AAAA", "sha1 not-base64!", "sha1"])
-def test_an_unusable_checksum_header_is_400(client, people, catalog, stored, value):
+@pytest.mark.parametrize("value, message", [
+    ("crc32 AAAA", "one of sha1, md5, sha256 and a Base64 digest"),
+    ("sha1 not-base64!", "an algorithm and a Base64 digest"),
+    ("sha1", "one of sha1, md5, sha256 and a Base64 digest"),
+    # a byte past ASCII, as gunicorn passes on in a header's value
+    ("sha1 \u00e9", "an algorithm and a Base64 digest"),
+])
+def test_an_unusable_checksum_header_is_400(client, people, catalog, stored, value, message):
     auth = people.auth("ada")
     path = created(client, auth, len(CONTENT))
     response = patch(client, auth, path, 0, CONTENT[:10], headers={"Upload-Checksum": value})
-    assert response.status_code == 400
-    assert response.json["errorIdentifier"].endswith("InvalidRequestBody")
+    assert_error(response, 400, "InvalidRequestBody", f"Upload-Checksum must be {message}.")
     assert uploads(catalog) == [(token_of(path), 0, len(CONTENT), None)]
     assert partial_files(stored.blob_root) == {}
 
@@ -500,6 +505,9 @@ def test_a_patch_without_its_content_type_is_415(client, people, catalog):
 @pytest.mark.parametrize("headers, message", [
     ({"Upload-Length": "-1"}, "Upload-Length must be the size of the file in bytes."),
     ({"Upload-Metadata": "filename !!"},
+     "Upload-Metadata must be keys with Base64 values of UTF-8 text."),
+    # a byte past ASCII, as gunicorn passes on in a header's value
+    ({"Upload-Metadata": "filename \u00e9"},
      "Upload-Metadata must be keys with Base64 values of UTF-8 text."),
 ])
 def test_an_unusable_creation_header_is_400(client, people, catalog, headers, message):

@@ -252,6 +252,9 @@ def _refusals(client, people):
                       "uploads, each once."),
         "none": ([], 400, "Upload-Concat must be partial, or final; and the URLs of partial "
                           "uploads, each once."),
+        "no URL": ([finished, f"http://[x{TUS_PATH}/abc"], 400,
+                   "Upload-Concat must be partial, or final; and the URLs of partial uploads, "
+                   "each once."),
     }
 
 
