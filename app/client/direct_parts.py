@@ -143,7 +143,7 @@ def prepared_in_parts(uploader, path, size, work_package, container_path, descri
     or None where it has no direct uploads."""
     key = parts_state_key(uploader.root, path, work_package, description)
     parts_url = uploader.state.upload_url(key)
-    if parts_url is not None:
+    if isinstance(parts_url, str):
         held = PartsUpload(uploader, path, size).resume(parts_url)
         if held is not None:
             return key, held

@@ -70,6 +70,18 @@ class PartBar:
             self.shared.bar.note(text)
 
 
+def run_entry(entry, bounds) -> dict:
+    """What the resume state remembers of a parallel run that cut the file into ``bounds``:
+    ``entry`` when it is one, else a new one (for none, a run that cut the file otherwise with
+    another --parallel, or an entry of another shape)."""
+    if (isinstance(entry, dict) and entry.get("bounds") == bounds
+            and isinstance(entry.get("partials"), list)
+            and len(entry["partials"]) == len(bounds)
+            and all(url is None or isinstance(url, str) for url in entry["partials"])):
+        return entry
+    return {"bounds": bounds, "partials": [None] * len(bounds)}
+
+
 class ParallelTusUpload:
     """Uploads files through ``uploader`` (an :class:`~affix.app.client.uploads.Uploader`)
     as ``parallel`` partial uploads each, joined by a final one."""
@@ -78,8 +90,6 @@ class ParallelTusUpload:
         self.uploader = uploader
         self.parallel = parallel
         self.endpoint = f"{uploader.root}{API}/attachments/tus"
-        # the threads' changes of the one entry of the resume state
-        self._state_lock = threading.Lock()
         # set when one partial upload failed or the user stopped the command: the others
         # send no further chunk
         self._stopping = threading.Event()
@@ -88,10 +98,9 @@ class ParallelTusUpload:
         uploader = self.uploader
         key = ResumeState.upload_key(uploader.root, path, work_package, description)
         bounds = [list(each) for each in part_bounds(size, self.parallel)]
-        remembered = uploader.state.upload_url(key)
-        if not (isinstance(remembered, dict) and remembered.get("bounds") == bounds):
-            # none, or of a run that cut the file otherwise (another --parallel)
-            remembered = {"bounds": bounds, "partials": [None] * len(bounds)}
+        found = uploader.state.upload_url(key)
+        remembered = run_entry(found, bounds)
+        if remembered is not found:
             uploader.state.remember(key, remembered)
         resumed = [self._resumable(url, end - start)
                    for url, (start, end) in zip(remembered["partials"], bounds)]
@@ -121,9 +130,9 @@ class ParallelTusUpload:
         The first failure stops the others after their chunk in flight, and is raised."""
         self._stopping.clear()
         with concurrent.futures.ThreadPoolExecutor(len(bounds)) as pool:
-            futures = [pool.submit(self._send_part, key, index, path, bound, url, offset,
+            futures = [pool.submit(self._send_part, key, index, path, bounds, url, offset,
                                    shared.of_part(index))
-                       for index, (bound, url, offset) in enumerate(zip(bounds, urls, offsets))]
+                       for index, (url, offset) in enumerate(zip(urls, offsets))]
             try:
                 concurrent.futures.wait(futures,
                                         return_when=concurrent.futures.FIRST_EXCEPTION)
@@ -136,8 +145,8 @@ class ParallelTusUpload:
                 raise failure
         return [future.result() for future in futures]
 
-    def _send_part(self, key, index, path, bound, url, offset, bar) -> str:
-        start, end = bound
+    def _send_part(self, key, index, path, bounds, url, offset, bar) -> str:
+        start, end = bounds[index]
         length = end - start
         sender = self.uploader.sibling()
         try:
@@ -147,7 +156,7 @@ class ParallelTusUpload:
                     "Tus-Resumable": TUS_VERSION, "Upload-Length": str(length),
                     "Upload-Concat": "partial"}), 201)
                 url = urllib.parse.urljoin(created.url, created.headers["Location"])
-                self._remember(key, index, url)
+                self._remember(key, bounds, index, url)
             while offset < length:
                 if self._stopping.is_set():
                     raise Stopped()
@@ -163,8 +172,10 @@ class ParallelTusUpload:
         finally:
             sender.close()
 
-    def _remember(self, key, index, url):
-        with self._state_lock:
-            entry = self.uploader.state.upload_url(key)
+    def _remember(self, key, bounds, index, url):
+        def with_partial(entry):
+            # another run of the command may have finished (and forgotten it) meanwhile
+            entry = run_entry(entry, bounds)
             entry["partials"][index] = url
-            self.uploader.state.remember(key, entry)
+            return entry
+        self.uploader.state.change(key, with_partial)

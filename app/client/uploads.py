@@ -216,15 +216,21 @@ class ResumeState:
         with self._section("uploads") as uploads:
             uploads.pop(key, None)
 
+    def change(self, key, change):
+        """Remember ``change(what is remembered at key, or None)`` instead, in one hold of
+        the file's lock (which threads of one run hold in turn, as other runs do)."""
+        with self._section("uploads") as uploads:
+            uploads[key] = change(uploads.get(key))
+
     def uploaded(self, command) -> dict:
         """{file as given: {"url", "way"}} of what ``command`` uploaded before it stopped."""
         with self._section("commands") as commands:
-            return dict(commands.get(command, {}))
+            return _well_formed(commands.get(command))
 
     def record_uploaded(self, command, path, url, way):
         with self._section("commands") as commands:
             # the latest command last: the oldest go first once there are too many
-            uploaded = commands.pop(command, {})
+            uploaded = _well_formed(commands.pop(command, None))
             commands[command] = {**uploaded, str(path): {"url": url, "way": way}}
             for oldest in list(commands)[:-FINISHED_COMMANDS_KEPT]:
                 del commands[oldest]
@@ -241,17 +247,33 @@ class ResumeState:
             try:
                 document = json.loads(self.path.read_text())
             except (FileNotFoundError, ValueError):
-                # a lost state costs a fresh upload, never a failed command
                 document = {}
+            # a lost state costs a fresh upload, never a failed command: so does one of
+            # another shape
+            if not isinstance(document, dict):
+                document = {}
+            found = document.get(name)
+            if not isinstance(found, dict):
+                found = {}
             # a copy to the bottom: a change to a command's entries is a change to write
-            section = copy.deepcopy(document.get(name, {}))
+            section = copy.deepcopy(found)
             yield section
-            if section != document.get(name, {}):
+            if section != found:
                 document[name] = section
                 written = self.path.with_suffix(".tmp")
                 written.write_text(json.dumps(
                     {key: value for key, value in document.items() if value}, indent=1))
                 os.replace(written, self.path)
+
+
+def _well_formed(entries) -> dict:
+    """A command's entries ({file: {"url", "way"}}) as the state file holds them, without any
+    of another shape (the file edited by hand): a lost entry costs a fresh upload."""
+    if not isinstance(entries, dict):
+        return {}
+    return {path: {"url": entry["url"], "way": entry["way"]} for path, entry in entries.items()
+            if isinstance(entry, dict) and isinstance(entry.get("url"), str)
+            and isinstance(entry.get("way"), str)}
 
 
 def file_identity(path: Path) -> list:
@@ -801,6 +823,12 @@ def upload_files(paths, url, *, work_package=None, description=None, as_json=Fal
                 print(f"affix: error: {path}: {results[-1]['error']}", file=err, flush=True)
             except UploadError as error:
                 report_error(path, error)
+            except OSError as error:
+                if error.filename is None or Path(error.filename).resolve() != path.resolve():
+                    raise
+                # the file went, or became unreadable, after the command began: the next run
+                # says so before it sends anything
+                report_error(path, UploadError(f"the file could not be read: {error.strerror}"))
             else:
                 results.append({"file": str(path), "url": uploaded.url, "way": uploaded.way,
                                 "attachment": uploaded.attachment})

@@ -110,10 +110,12 @@ class Gate(Relay):
         self._released = threading.Event()
         super().__init__((HOST, upstream_port))
 
-    def release(self, hold_after=None):
-        """Drop the connections of the clients held so far (they are gone by now) and let
-        the next ones through (up to ``hold_after`` bytes), counting afresh."""
-        self.cut()
+    def release(self, hold_after=None, cut=True):
+        """Drop the connections of the clients held so far (they are gone by now; or, without
+        ``cut``, let them go on) and let the next bytes through (up to ``hold_after``),
+        counting afresh."""
+        if cut:
+            self.cut()
         with self._lock:
             self.forwarded = 0
             self.hold_after = hold_after

@@ -365,6 +365,31 @@ def test_a_refused_file_says_why_and_the_others_go_up(capsys, tmp_path, database
     assert again == (status, out, err)
 
 
+def test_a_file_that_went_away_during_the_command_is_reported_and_the_others_go_up(
+        plain_server, files, home):
+    paths = files(**{"first.bin": CONTENT, "gone.txt": b"gone\n", "last.txt": b"last\n"})
+    # the first file in the middle of its upload
+    gate = Gate(plain_server.port, hold_after=len(CONTENT) // 2)
+    try:
+        environ = environ_without_affix(**client_environ(home, plain_server.api_key))
+        process = subprocess.Popen(client_command(*paths, "--url", gate.url), cwd=REPO_ROOT,
+                                   env=environ, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        wait_for(gate.holding.is_set, "the client in the middle of the first file")
+        os.unlink(paths[1])
+        gate.release(cut=False)
+        out, err = process.communicate(timeout=COMMAND_TIMEOUT)
+    finally:
+        gate.close()
+    rows = plain_server.stored.rows()
+    assert process.returncode == 1
+    assert [row[1] for row in rows] == ["first.bin", "last.txt"]
+    assert out.decode().splitlines() == [f"{gate.url}/api/v3/attachments/{row[0]}" for row in rows]
+    assert err.decode() == (
+        f"affix: error: {paths[1]}: the file could not be read: No such file or directory\n"
+        f"affix: uploaded 2 of 3 files ({paths[0]}, {paths[2]}); to go on, run the same command "
+        f"again:\n  affix upload {' '.join(paths)} --url {gate.url}\n")
+
+
 def test_a_file_goes_into_a_work_package(capsys, plain_server, files, home, databases, tmp_path):
     work_package = new_work_package(plain_server, databases, tmp_path)
     [path] = files(**{"plan.txt": b"roof plan\n"})

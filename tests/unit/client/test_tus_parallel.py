@@ -1,7 +1,9 @@
-"""How ``affix upload --parallel`` cuts a file into partial uploads."""
+"""How ``affix upload --parallel`` cuts a file into partial uploads, and what of them the resume
+state remembers."""
 import pytest
 
-from affix.app.client.tus_parallel import MIN_PART_SIZE, part_bounds
+from affix.app.client.tus_parallel import MIN_PART_SIZE, ParallelTusUpload, part_bounds, run_entry
+from affix.app.client.uploads import ResumeState, Uploader
 from support.content import MiB
 
 
@@ -18,3 +20,29 @@ from support.content import MiB
 ])
 def test_parts_cover_the_file_in_order_none_smaller_than_the_least(size, parallel, bounds):
     assert part_bounds(size, parallel) == bounds
+
+
+BOUNDS = [[0, 8 * MiB], [8 * MiB, 16 * MiB]]
+
+
+@pytest.mark.parametrize("entry", [
+    None,
+    "http://127.0.0.1:1/api/v3/attachments/tus/a",
+    {"bounds": [[0, 16 * MiB]], "partials": [None]},
+    {"bounds": BOUNDS, "partials": [None]},
+    {"bounds": BOUNDS, "partials": [None, 5]},
+    {"bounds": BOUNDS},
+])
+def test_a_remembered_run_of_another_cut_or_shape_is_a_new_one(entry):
+    assert run_entry(entry, BOUNDS) == {"bounds": BOUNDS, "partials": [None, None]}
+
+
+def test_a_partial_upload_made_after_another_run_forgot_the_file_is_remembered_anew(tmp_path):
+    # the other run of the same command finished and forgot the entry in the meantime
+    state = ResumeState(tmp_path / "uploads.json")
+    uploader = Uploader("http://127.0.0.1:1/api/v3", "key", state, progress=None)
+
+    ParallelTusUpload(uploader, 2)._remember("file", BOUNDS, 1, "http://127.0.0.1:1/p/2")
+
+    assert state.upload_url("file") == {"bounds": BOUNDS,
+                                        "partials": [None, "http://127.0.0.1:1/p/2"]}
