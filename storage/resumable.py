@@ -163,20 +163,27 @@ class ResumableUploads:
                         .where(self._held(upload, lease)).execute())
 
     def record_progress(self, upload: ResumableUpload, lease: str, progress: Progress,
-                        expires_at: datetime.datetime, release: bool = False) -> bool:
+                        expires_at: datetime.datetime, release: bool = False,
+                        declared_length: int | None = None) -> bool:
         """Store how far ``upload`` is, under ``lease``, and with ``release`` give the lease
         up in the same write (a client that reads the new offset may send the next PATCH at
-        once); whether the lease still held it."""
+        once), and with ``declared_length`` the length it deferred until now; whether the
+        lease still held it."""
         released = {"lease_token": None, "lease_until": None} if release else {}
+        declared = ({} if declared_length is None
+                    else {"upload_length": declared_length, "length_deferred": False})
         with self.catalog.write_transaction():
             updated = (self.ResumableUpload.update(
                 received=progress.received, part_count=progress.part_count,
                 parts_size=progress.parts_size, multipart_id=progress.multipart_id,
-                expires_at=expires_at, **released).where(self._held(upload, lease)).execute())
+                expires_at=expires_at, **released, **declared)
+                .where(self._held(upload, lease)).execute())
         if updated:
             upload.received, upload.part_count = progress.received, progress.part_count
             upload.parts_size, upload.multipart_id = progress.parts_size, progress.multipart_id
             upload.expires_at = expires_at
+            if declared_length is not None:
+                upload.upload_length, upload.length_deferred = declared_length, False
         return bool(updated)
 
     def release_lease(self, upload: ResumableUpload, lease: str) -> None:
@@ -190,16 +197,6 @@ class ResumableUploads:
         updated = (self.ResumableUpload.update(attachment_id=attachment_id)
                    .where(self._held(upload, lease)).execute())
         upload.attachment_id = attachment_id
-        return bool(updated)
-
-    def declare_length(self, upload: ResumableUpload, lease: str, length: int) -> bool:
-        """Record the length the client declared for ``upload`` (deferred until now), under
-        ``lease``; whether the lease still held it."""
-        with self.catalog.write_transaction():
-            updated = (self.ResumableUpload.update(upload_length=length, length_deferred=False)
-                       .where(self._held(upload, lease)).execute())
-        if updated:
-            upload.upload_length, upload.length_deferred = length, False
         return bool(updated)
 
     def joined(self, leased: list[tuple[ResumableUpload, str]], final_token: str) -> bool:

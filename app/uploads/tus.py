@@ -308,6 +308,9 @@ class TusUploads:
             raise final_takes_no_bytes()
         leased = upload
         finished = None
+        # the length this PATCH declares for an upload that deferred it: recorded with the
+        # PATCH's bytes, so that a PATCH refused leaves the upload as it was
+        declaring = None
         lease = self._lease(leased)
         try:
             # what was read before the lease may be stale: a PATCH that held it since (a
@@ -318,7 +321,7 @@ class TusUploads:
                 raise upload_not_found()
             try:
                 if declared_length is not None:
-                    self._declare_length(upload, lease, declared_length)
+                    declaring = self._declared_length(upload, declared_length)
                 if upload.complete:
                     # every byte is in: a client's retry of the last PATCH, whose answer it
                     # never saw, learns where the attachment is again; or finishing failed
@@ -329,12 +332,14 @@ class TusUploads:
                     return upload, finished
                 if offset != upload.received:
                     raise offset_mismatch(upload.received, offset)
-                remaining = upload.upload_length - upload.received
+                length = upload.upload_length if declaring is None else declaring
+                remaining = length - upload.received
                 if body.content_length is not None and body.content_length > remaining:
-                    raise too_large(upload.upload_length)
-                self._write(upload, lease, body, remaining, checksum)
+                    raise too_large(length)
+                self._write(upload, lease, body, remaining, checksum, declaring)
             except ContentTooLarge:
-                if upload.length_deferred and self._table.remove(upload, lease):
+                if (upload.length_deferred and declaring is None
+                        and self._table.remove(upload, lease)):
                     # more bytes than any upload may have: this one can never finish
                     self._partials.discard(upload.progress)
                 raise
@@ -344,23 +349,23 @@ class TusUploads:
             self._table.release_lease(leased, lease)
         return upload, finished
 
-    def _declare_length(self, upload, lease, length):
-        """Record the ``length`` the client declares for ``upload``: once, at least the bytes
-        it has, at most the size limit (over it, the upload can never finish and goes)."""
+    def _declared_length(self, upload, length):
+        """The ``length`` the client declares for ``upload``, to record with its bytes when
+        the upload deferred it (None when it did not): once, at least the bytes it has, at
+        most the size limit (over it, the upload can never finish and goes)."""
         if not upload.length_deferred:
             if length != upload.upload_length:
                 raise invalid_request_body(
                     f"Upload-Length must stay {upload.upload_length}, as the upload declared.")
-            return
+            return None
         if length > self.max_size:
             raise too_large(self.max_size)
         if length < upload.received:
             raise invalid_request_body(
                 f"Upload-Length must be at least the {upload.received} bytes the upload has.")
-        if not self._table.declare_length(upload, lease, length):
-            raise locked()
+        return length
 
-    def _write(self, upload, lease, body, remaining, checksum):
+    def _write(self, upload, lease, body, remaining, checksum, declaring=None):
         """Append the PATCH's bytes and record how far the upload is, all under ``lease``.
         Bytes are kept only while the lease is confirmed: a request that lost it (another
         took the upload over) must not touch what the new holder writes. A failure gives up
@@ -385,11 +390,14 @@ class TusUploads:
         # an upload that goes on is let go with its progress: the lease would otherwise
         # outlast the offset it recorded, and a client's next PATCH, sent as soon as it reads
         # that offset, would find it locked (423)
-        finishing = (appended.progress.received == upload.upload_length
-                     and not upload.length_deferred)
+        if declaring is None:
+            finishing = (appended.progress.received == upload.upload_length
+                         and not upload.length_deferred)
+        else:
+            finishing = appended.progress.received == declaring
         if not self._table.record_progress(upload, lease, appended.progress,
                                            self.service.clock() + self._expiry,
-                                           release=not finishing):
+                                           release=not finishing, declared_length=declaring):
             raise locked()
         appended.recorded()
 

@@ -19,7 +19,7 @@ from support.defaults import FROZEN_NOW
 from support.errors import MAY_NOT_ADD_ATTACHMENTS, UNAVAILABLE, assert_error
 from support.inspectors import Inspecting, Recorder
 from support.tus import (
-    TUS, TUS_PATH, assert_nothing_left, attachments, blob_files, concat_states, created,
+    TUS, TUS_PATH, assert_nothing_left, attachments, blob_files, checksum, concat_states, created,
     encode_metadata, final, head, partial, partial_files, patch, token_of, uploads,
 )
 from support.webhooks import outbox, subscribe
@@ -418,6 +418,33 @@ def test_a_length_declared_below_the_bytes_received_is_400_and_changes_nothing(
                  "has.")
     assert concat_states(catalog) == [(token_of(path), None, None, True)]
     assert partial_files(stored.blob_root) == {token_of(path): b"a" * 10}
+
+
+@pytest.mark.parametrize("refused, status, identifier, message", [
+    ({"offset": 3}, 409, "UpdateConflict",
+     "The upload has 0 bytes: a PATCH continues at Upload-Offset 0, not 3."),
+    ({"data": b"hello world"}, 413, "PropertyConstraintViolation",
+     "File is too large (maximum size is 5 Bytes)."),
+    ({"headers": {"Upload-Checksum": checksum("sha1", b"something else")}}, 460,
+     "ChecksumMismatch", "The bytes sent do not match Upload-Checksum: none of them were "
+     "stored."),
+])
+def test_a_refused_patch_declares_no_length(client, people, catalog, stored, refused, status,
+                                            identifier, message):
+    auth = people.auth("ada")
+    path = deferred(client, auth, filename="notes.txt")
+    response = patch(client, auth, path, refused.get("offset", 0), refused.get("data", b"hello"),
+                     headers={"Upload-Length": "5", **refused.get("headers", {})})
+    assert_error(response, status, identifier, message)
+    # as it was: its length still to come, no bytes
+    assert concat_states(catalog) == [(token_of(path), None, None, True)]
+    assert head(client, auth, path).headers["upload-defer-length"] == "1"
+    # none of the PATCH's bytes (a checksum's refusal leaves the file it began, empty)
+    assert set(partial_files(stored.blob_root).values()) <= {b""}
+    # and the client's corrected PATCH is the upload's
+    response = patch(client, auth, path, 0, b"hello world", headers={"Upload-Length": "11"})
+    assert response.status_code == 204, response.json
+    assert list(blob_files(stored).values()) == [b"hello world"]
 
 
 def test_an_upload_s_declared_length_cannot_change(client, people, catalog, stored):
