@@ -6,6 +6,7 @@ command run again after an interruption (Ctrl-C, a killed process, a dropped con
 the server which parts the bucket holds and sends only the others.
 """
 import concurrent.futures
+import dataclasses
 import json
 import threading
 import urllib.parse
@@ -165,5 +166,4 @@ def upload_in_parts(uploader, key, path, size, parts, parallel) -> Uploaded:
             # the server ended the upload: the next run starts afresh
             uploader.state.forget(key)
         raise
-    uploader.state.forget(key)
-    return uploader.uploaded_from(completed, "direct-parts")
+    return dataclasses.replace(uploader.uploaded_from(completed, "direct-parts"), state_key=key)

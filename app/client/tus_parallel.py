@@ -9,6 +9,7 @@ after an interruption, asks the server how far each got and sends only the rest.
 bar counts the bytes of all of them.
 """
 import concurrent.futures
+import dataclasses
 import threading
 import urllib.parse
 
@@ -114,8 +115,8 @@ class ParallelTusUpload:
             "Upload-Metadata": tus_metadata([("filename", path.name),
                                              ("description", description),
                                              ("container", container)])}), 201)
-        uploader.state.forget(key)
-        return uploader.attachment_at(attachment_link(final), WAY)
+        return dataclasses.replace(uploader.attachment_at(attachment_link(final), WAY),
+                                   state_key=key)
 
     def _resumable(self, url, length):
         """(URL, offset) of the partial upload the server still holds at ``url``, else

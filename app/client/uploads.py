@@ -235,6 +235,13 @@ class ResumeState:
             for oldest in list(commands)[:-FINISHED_COMMANDS_KEPT]:
                 del commands[oldest]
 
+    def forget_uploaded(self, command, path):
+        with self._section("commands") as commands:
+            uploaded = _well_formed(commands.pop(command, None))
+            uploaded.pop(str(path), None)
+            if uploaded:
+                commands[command] = uploaded
+
     def forget_command(self, command):
         with self._section("commands") as commands:
             commands.pop(command, None)
@@ -412,6 +419,9 @@ class Uploaded:
     url: str
     attachment: dict
     way: str
+    # the resume state's key of the upload that made it: forgotten once the command recorded
+    # the attachment (a run stopped in between resumes that upload, which names it again)
+    state_key: str | None = None
 
 
 class Uploader:
@@ -450,14 +460,10 @@ class Uploader:
         self.session.close()
 
     def upload(self, path: Path, work_package=None, description=None) -> Uploaded:
-        size = path.stat().st_size
-        uploaded = self._upload_by_way(path, size, work_package, description)
-        check_digest(path, uploaded)
-        return uploaded
-
-    def _upload_by_way(self, path, size, work_package, description) -> Uploaded:
         """The file uploaded the first way of ``self.way``'s that the server offers; a forced
-        way it does not offer is an error."""
+        way it does not offer is an error. Its md5 is not checked yet, nor its upload's
+        resume state forgotten (``state_key``): the command records the attachment first."""
+        size = path.stat().st_size
         from affix.app.client.direct_parts import offers_parts, prepared_in_parts, upload_in_parts
         way = self.way
         container_path = f"{API}/work_packages/{work_package}" if work_package else API
@@ -535,8 +541,8 @@ class Uploader:
                 if reached < offset or reached == offset < size:
                     raise UploadError(f"the server kept none of the bytes from {offset} on")
                 offset = reached
-        self.state.forget(key)
-        return self.attachment_at(attachment_link(last), "tus")
+        return dataclasses.replace(self.attachment_at(attachment_link(last), "tus"),
+                                   state_key=key)
 
     def _resumable(self, key, size):
         """(upload URL, its HEAD answer) of the upload of this file the server still holds,
@@ -811,9 +817,20 @@ def upload_files(paths, url, *, work_package=None, description=None, as_json=Fal
                 uploaded = uploader.earlier(**before) if before else None
                 if uploaded is None:
                     uploaded = uploader.upload(path, work_package, description)
+                    # before the upload's own state goes, and before the file is read again
+                    # for its md5: a run stopped in between reports this attachment rather
+                    # than making another
                     state.record_uploaded(command, path, uploaded.url, uploaded.way)
+                    if uploaded.state_key is not None:
+                        state.forget(uploaded.state_key)
                 else:
                     reported.append(path)
+                try:
+                    check_digest(path, uploaded)
+                except UploadError:
+                    # damaged on the way: the next run uploads the file anew
+                    state.forget_uploaded(command, path)
+                    raise
             except requests.exceptions.SSLError as error:
                 report_error(path, tls_error(root, error))
             except requests.RequestException as error:

@@ -20,6 +20,7 @@ import pytest
 import requests
 
 from affix.app.cli.commands import main
+from affix.app.client import uploads as client_uploads
 from affix.app.client.direct_parts import URL_BATCH
 from affix.app.client.uploads import (
     FIXES, NO_TLS, OTHER_REFUSAL, OTHER_WAY, UNTRUSTED_CERTIFICATE, ResumeState,
@@ -390,6 +391,26 @@ def test_a_file_that_went_away_during_the_command_is_reported_and_the_others_go_
         f"again:\n  affix upload {' '.join(paths)} --url {gate.url}\n")
 
 
+@pytest.mark.parametrize("way", ["multipart", "tus"])
+def test_a_run_stopped_once_the_server_made_the_attachment_is_reported_not_repeated(
+        capsys, tmp_path, databases, files, home, monkeypatch, way):
+    [path] = files(**{"notes.bin": CONTENT})
+    with serving(tmp_path, databases, environ=TUS if way == "tus" else NO_TUS) as server:
+        environ = client_environ(home, server.api_key)
+        # Ctrl-C while the client reads the file again for its md5, after the server's answer
+        with monkeypatch.context() as stopped:
+            stopped.setattr(client_uploads, "check_digest", interrupt)
+            first = upload(capsys, environ, path, "--url", server.url(""), "--way", way)
+        again = upload(capsys, environ, path, "--url", server.url(""), "--way", way)
+        rows = server.stored.rows()
+    [(attachment_id, *_)] = rows
+    url = server.url(f"/api/v3/attachments/{attachment_id}")
+    assert first[:2] == (130, "")
+    assert again == (0, url + "\n", "affix: this command ran to the end before: these are the "
+                                     "attachments it made (--again uploads the files anew)\n")
+    assert resume_state(home) == remembered(server.url(""), [path], [url], way)
+
+
 def test_a_file_goes_into_a_work_package(capsys, plain_server, files, home, databases, tmp_path):
     work_package = new_work_package(plain_server, databases, tmp_path)
     [path] = files(**{"plan.txt": b"roof plan\n"})
@@ -475,6 +496,10 @@ def test_bytes_damaged_on_the_way_are_reported(capsys, plain_server, files, home
 
 
 # --- the client as a user runs it: a terminal, a pipe, Ctrl-C ----------------------------------
+
+def interrupt(*args):
+    raise KeyboardInterrupt
+
 
 def client_command(*argv):
     return [sys.executable, "-m", "affix.app.cli.commands", "upload", *argv]
