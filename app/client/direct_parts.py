@@ -40,7 +40,7 @@ class PartsUpload:
         self.path, self.size, self.parallel = path, size, parallel
         self._lock = threading.Lock()
         # set when the parts in flight are to end: one failed, or the user stopped the command
-        self._stopping = threading.Event()
+        self.stopping = threading.Event()
 
     def resume(self, parts_url):
         """The server's account of the upload at ``parts_url`` (the UploadParts), or None
@@ -59,7 +59,7 @@ class PartsUpload:
                 if part["size"] == self._length(parts, part["partNumber"])}
         missing = [number for number in range(1, parts["partCount"] + 1) if number not in held]
         done = sum(self._length(parts, number) for number in held)
-        self._stopping.clear()
+        self.stopping.clear()
         with self.uploader.progress(self.path.name, self.size, done) as bar, \
                 concurrent.futures.ThreadPoolExecutor(self.parallel) as pool:
             in_flight: set[concurrent.futures.Future] = set()
@@ -71,7 +71,7 @@ class PartsUpload:
                 while in_flight:
                     in_flight = self._one_finished(in_flight)
             finally:
-                self._stopping.set()
+                self.stopping.set()
         return expect(self.uploader.session.get(
             urllib.parse.urljoin(self.uploader.root + "/",
                                  parts["_links"]["completeUpload"]["href"]),
@@ -113,7 +113,7 @@ class PartsUpload:
         def sent(count):
             # raised between two blocks of the body: the request is abandoned, its connection
             # closed, and the bucket keeps nothing of a part cut short
-            if self._stopping.is_set():
+            if self.stopping.is_set():
                 raise Stopped()
             with self._lock:
                 bar.update(count)
@@ -128,7 +128,7 @@ class PartsUpload:
         except BaseException:
             # the other parts stop now, not once the main thread hears of this one (it may be
             # waiting for the next batch of URLs)
-            self._stopping.set()
+            self.stopping.set()
             raise
 
 

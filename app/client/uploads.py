@@ -463,7 +463,10 @@ class Uploader:
         """The file uploaded the first way of ``self.way``'s that the server offers; a forced
         way it does not offer is an error. Its md5 is not checked yet, nor its upload's
         resume state forgotten (``state_key``): the command records the attachment first."""
-        size = path.stat().st_size
+        # opened before anything is sent: a file gone or unreadable is said to be so, not met
+        # in the middle of a request (where it would read as the connection's failure)
+        with open(path, "rb") as source:
+            size = os.fstat(source.fileno()).st_size
         from affix.app.client.direct_parts import offers_parts, prepared_in_parts, upload_in_parts
         way = self.way
         container_path = f"{API}/work_packages/{work_package}" if work_package else API

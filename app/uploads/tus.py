@@ -420,7 +420,8 @@ class TusUploads:
                 return
             read += len(chunk)
             if read > remaining:
-                raise too_large(upload.upload_length)
+                # the length declared, or deferred (the most any upload may have)
+                raise too_large(upload.received + remaining)
             if hasher is not None:
                 hasher.update(chunk)
             now = self.service.clock()

@@ -3,6 +3,7 @@ store: partial uploads joined by a final one into one attachment, every refusal 
 upload with what is stored after it, and uploads whose length the client declares late."""
 import dataclasses
 import datetime
+import io
 import tracemalloc
 
 import falcon.testing
@@ -445,6 +446,19 @@ def test_a_refused_patch_declares_no_length(client, people, catalog, stored, ref
     response = patch(client, auth, path, 0, b"hello world", headers={"Upload-Length": "11"})
     assert response.status_code == 204, response.json
     assert list(blob_files(stored).values()) == [b"hello world"]
+
+
+def test_a_body_without_a_length_past_the_length_it_declares_is_413_naming_it(
+        client, people, catalog, stored):
+    auth = people.auth("ada")
+    path = deferred(client, auth, filename="notes.txt")
+    response = client.simulate_patch(path, headers={
+        **auth, **TUS, "Upload-Offset": "0", "Upload-Length": "5",
+        "Content-Type": "application/offset+octet-stream"},
+        extras={"wsgi.input": io.BytesIO(b"hello world")})
+    assert_error(response, 413, "PropertyConstraintViolation",
+                 "File is too large (maximum size is 5 Bytes).")
+    assert concat_states(catalog) == [(token_of(path), None, None, True)]
 
 
 def test_an_upload_s_declared_length_cannot_change(client, people, catalog, stored):

@@ -391,23 +391,32 @@ def test_a_file_that_went_away_during_the_command_is_reported_and_the_others_go_
         f"again:\n  affix upload {' '.join(paths)} --url {gate.url}\n")
 
 
-@pytest.mark.parametrize("way", ["multipart", "tus"])
+@pytest.mark.parametrize("way, stopped_in", [
+    # Ctrl-C while the client reads the file again for its md5, after the server's answer
+    ("multipart", "check_digest"), ("tus", "check_digest"),
+    # or while it records the attachment: the tus upload, not forgotten yet, names it again
+    ("tus", "record_uploaded"),
+])
 def test_a_run_stopped_once_the_server_made_the_attachment_is_reported_not_repeated(
-        capsys, tmp_path, databases, files, home, monkeypatch, way):
+        capsys, tmp_path, databases, files, home, monkeypatch, way, stopped_in):
     [path] = files(**{"notes.bin": CONTENT})
     with serving(tmp_path, databases, environ=TUS if way == "tus" else NO_TUS) as server:
         environ = client_environ(home, server.api_key)
-        # Ctrl-C while the client reads the file again for its md5, after the server's answer
         with monkeypatch.context() as stopped:
-            stopped.setattr(client_uploads, "check_digest", interrupt)
+            if stopped_in == "check_digest":
+                stopped.setattr(client_uploads, "check_digest", interrupt)
+            else:
+                stopped.setattr(client_uploads.ResumeState, "record_uploaded", interrupt)
             first = upload(capsys, environ, path, "--url", server.url(""), "--way", way)
         again = upload(capsys, environ, path, "--url", server.url(""), "--way", way)
         rows = server.stored.rows()
     [(attachment_id, *_)] = rows
     url = server.url(f"/api/v3/attachments/{attachment_id}")
     assert first[:2] == (130, "")
-    assert again == (0, url + "\n", "affix: this command ran to the end before: these are the "
-                                     "attachments it made (--again uploads the files anew)\n")
+    # recorded: reported as the command's; not recorded yet: the upload found again
+    assert again == (0, url + "\n", "" if stopped_in == "record_uploaded" else (
+        "affix: this command ran to the end before: these are the attachments it made "
+        "(--again uploads the files anew)\n"))
     assert resume_state(home) == remembered(server.url(""), [path], [url], way)
 
 
@@ -493,6 +502,8 @@ def test_bytes_damaged_on_the_way_are_reported(capsys, plain_server, files, home
         f"{digest}, the file's {md5(CONTENT)}): {relay.url}/api/v3/attachments/{attachment_id}\n"
         "affix: uploaded 0 of 1 file; to go on, run the same command again:\n"
         f"  affix upload {path} --url {relay.url}\n")
+    # the damaged attachment is not the command's: the next run uploads the file anew
+    assert resume_state(home) == {}
 
 
 # --- the client as a user runs it: a terminal, a pipe, Ctrl-C ----------------------------------
