@@ -202,7 +202,9 @@ class DirectUploads:
             raise not_found()
         user = grants.user
         record = self.authored_by(user, attachment_id)
-        if record is None:
+        # a tus upload's row is prepared too (its finishing failed, waiting for the retry),
+        # at a storage key: a completion would take it for a direct upload and abandon it
+        if record is None or (record.status == PREPARED and is_storage_key(record.storage_key)):
             raise not_found()
         if record.status != PREPARED:
             return self.service.find_visible(grants, attachment_id), None

@@ -23,7 +23,7 @@ from affix.storage.stores import open_blob_store, open_partial_store
 from support.clocks import Clock
 from support.content import MiB, md5, random_bytes
 from support.defaults import FROZEN_NOW
-from support.errors import UNAVAILABLE, assert_error
+from support.errors import NOT_FOUND, UNAVAILABLE, assert_error
 from support.faults import OnCue
 from support.s3 import s3_environ
 from support.tus import (
@@ -458,6 +458,26 @@ def test_an_upload_waiting_for_its_retry_outlives_the_direct_uploads_expiry(
         (record,) = catalog.Attachment.select()
     assert (record.status, record.file_size, record.md5) == ("uploaded", len(SMALL), md5(SMALL))
     assert s3_bucket.objects() == {f"{PREFIX}/{record.storage_key}": SMALL}
+
+
+def test_a_direct_upload_s_completion_does_not_take_an_upload_waiting_for_its_retry(
+        settings, plugin_manager, people, catalog, s3_bucket):
+    client, auth, clock, path = finishing_failed_once(
+        settings, plugin_manager, people, catalog, started=datetime.timedelta(0))
+    stored = s3_bucket.objects()
+    with catalog.database.connection_context():
+        (record,) = catalog.Attachment.select()
+
+    # its prepared attachment's id, asked to complete as a direct upload's
+    answer = client.simulate_get(f"/api/v3/attachments/{record.id}/uploaded", headers=auth)
+    assert_error(answer, 404, "NotFound", NOT_FOUND)
+    with catalog.database.connection_context():
+        assert [(row.id, row.status) for row in catalog.Attachment.select()] == [
+            (record.id, "prepared")]
+    assert s3_bucket.objects() == stored
+    # and the client's retry finishes it
+    assert patch(client, auth, path, 5, SMALL[5:]).status_code == 204
+    assert list(s3_bucket.objects().values()) == [SMALL]
 
 
 def test_an_upload_whose_finishing_failed_goes_entirely_once_it_expires(
