@@ -10,6 +10,13 @@ STREAM_CHUNK_SIZE = 1024 * 1024
 _RANGE = re.compile(r"^\s*bytes\s*=\s*(\d*)\s*-\s*(\d*)\s*$")
 
 
+def _before(last_digits: str, first_digits: str) -> bool:
+    """Whether the position ``last_digits`` names comes before ``first_digits``'s, compared
+    as written (never converted: either may be of any length)."""
+    last, first = last_digits.lstrip("0"), first_digits.lstrip("0")
+    return (len(last), last) < (len(first), first)
+
+
 def _position(digits: str, size: int) -> int:
     """A byte position of a Range header. One of more digits than ``size`` has lies past the
     end whatever it is: it stands as the smallest number of that many digits, and is never
@@ -37,10 +44,11 @@ def requested_range(header, size):
         if suffix == 0 or size == 0:
             raise _unsatisfiable(size)
         return max(size - suffix, 0), size - 1
-    first = _position(first_text, size)
-    if last_text and _position(last_text, size) < first:
-        # "bytes=5-3" is not a valid range: ignored, like any unreadable header
+    if last_text and _before(last_text, first_text):
+        # "bytes=5-3" is not a valid range, whatever the positions' sizes: ignored, like any
+        # unreadable header
         return None
+    first = _position(first_text, size)
     if first >= size:
         raise _unsatisfiable(size)
     last = size - 1 if not last_text else min(_position(last_text, size), size - 1)

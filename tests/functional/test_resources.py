@@ -245,6 +245,9 @@ RANGES = {
     "suffix longer than the file": ("bytes=-100", 206, "bytes 0-9/10", DIGITS),
     "several ranges": ("bytes=0-1,3-4", 200, None, DIGITS),
     "last before first": ("bytes=5-3", 200, None, DIGITS),
+    # both past the end, as positions of more digits than the size has
+    "last before first, both past the end": ("bytes=150-120", 200, None, DIGITS),
+    "last before first, in leading zeros": ("bytes=0150-00120", 200, None, DIGITS),
     "unknown unit": ("items=0-4", 200, None, DIGITS),
 }
 
