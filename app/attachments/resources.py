@@ -7,7 +7,7 @@ from affix.app.uploads.content_types import presentation
 from affix.app.http.downloads import send_blob
 from affix.app.errors import not_found
 from affix.app.http.request_facts import record_stored
-from affix.app.http.request_json import attachment_ids, json_document, links_of
+from affix.app.http.request_json import attachment_ids, json_document, links_of, media_type_of
 from affix.app.uploads.multipart import RequestBody
 
 
@@ -130,8 +130,7 @@ class ContainerAttachmentsResource:
     def on_post(self, req, resp, container_id):
         user, grants = req.context.user, grants_of(req, self.service)
         container = visible_container(self.kind, grants, container_id)
-        if self.claims_by_json and req.content_type and (
-                req.content_type.split(";")[0].strip() == "application/json"):
+        if self.claims_by_json and media_type_of(req) == "application/json":
             self.service.require_may_add(user, self.kind, container)
             claims = attachment_ids(links_of(json_document(req))) or []
             self.service.claim_for(user, claims, self.kind, lambda: container, container)

@@ -167,11 +167,12 @@ def folder_link(folder_id=1) -> dict:
     return {"href": f"/api/v3/folders/{folder_id}", "title": FOLDERS[folder_id].title}
 
 
-def claim(client, people, login, attachment_ids, folder_id=1):
+def claim(client, people, login, attachment_ids, folder_id=1, content_type="application/json"):
     """Claim attachments for a folder with the JSON form of POST on its attachments."""
     return client.simulate_post(
-        folder_path(folder_id), json={"_links": {"attachments": [link(i) for i in attachment_ids]}},
-        headers=people.auth(login),
+        folder_path(folder_id), body=json.dumps(
+            {"_links": {"attachments": [link(i) for i in attachment_ids]}}),
+        headers={**people.auth(login), "Content-Type": content_type},
     )
 
 
@@ -238,11 +239,13 @@ def test_the_attachments_of_a_folder_are_a_hal_collection(folders_client, crew):
     }
 
 
-def test_claiming_for_a_folder(folders_client, crew, catalog):
+# a media type's case is no matter (RFC 9110, 8.3.1)
+@pytest.mark.parametrize("content_type", ["application/json", "Application/JSON; charset=UTF-8"])
+def test_claiming_for_a_folder(folders_client, crew, catalog, content_type):
     first = uploaded(folders_client, crew, "fay", name="a.txt")
     second = uploaded(folders_client, crew, "fay", name="b.txt")
 
-    response = claim(folders_client, crew, "fay", [first, second])
+    response = claim(folders_client, crew, "fay", [first, second], content_type=content_type)
 
     assert response.status_code == 200
     assert response.json == get(folders_client, crew, "fay", folder_path()).json

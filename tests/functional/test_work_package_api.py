@@ -369,6 +369,13 @@ def test_form_is_no_work_package_id_for_other_methods(client, people, method):
     assert_error(response, 404, "NotFound", "The requested resource could not be found.")
 
 
+def test_a_json_media_type_in_any_case_is_json(client, people):
+    response = client.simulate_post("/api/v3/work_packages", body=json.dumps(document("Roof")),
+                                    headers={**people.auth("ada"),
+                                             "Content-Type": "APPLICATION/JSON"})
+    assert (response.status_code, response.json["subject"]) == (201, "Roof")
+
+
 def test_who_may_add_but_not_see_work_packages_gets_the_one_they_created(client, people):
     people.add("adam", name="Adam Adder", permissions=["add_work_packages"])
     response = create(client, people, "adam", document("Roof"))
