@@ -274,19 +274,36 @@ class AttachmentService:
             # refused only where the container decides: its kind says what would allow it
             raise missing_permission(view.kind.delete,
                                      "You are not allowed to delete this attachment.")
+        Attachment = self.catalog.Attachment
         record = view.record
         with self.catalog.write_transaction():
-            deleted = record.delete_instance()
-            if deleted and record.status != PREPARED:
+            # the row as it was read: an upload finished since (a completion, a tus retry)
+            # is an attachment now, with events of its own and maybe other bytes
+            if self._delete_as_read(record):
+                current = record
+            else:
+                current = Attachment.get_or_none(Attachment.id == record.id)
+                if current is not None:
+                    current.delete_instance()
+            if current is not None and current.status != PREPARED:
                 # nobody heard of an upload that was only prepared
-                self.webhooks.deleted(record, user)
-        if not deleted:
+                self.webhooks.deleted(current, user)
+        if current is None:
             # another request deleted it since it was read: that one answers 204
             raise not_found(NOT_FOUND_MESSAGE)
+        record = current
         self.delete_blob(record.storage_key)
         if record.status != PREPARED:
             # plugins never heard of an upload that was only prepared
             self._events.deleted(record, user)
+
+    def _delete_as_read(self, record) -> bool:
+        """Delete ``record``'s row if it is still as read (its status and bytes); whether it
+        was."""
+        Attachment = self.catalog.Attachment
+        return bool(Attachment.delete().where(
+            (Attachment.id == record.id) & (Attachment.status == record.status)
+            & (Attachment.storage_key == record.storage_key)).execute())
 
     def delete_with_container(self, user, kind, container, delete_container):
         """Delete ``container`` of ``kind`` (``delete_container()``, which raises when the row is

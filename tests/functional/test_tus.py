@@ -325,6 +325,36 @@ def test_a_passing_failure_while_finishing_keeps_the_upload_for_the_retried_patc
     assert list(blob_files(stored).values()) == [b"helloworld"]
 
 
+@pytest.mark.on_cue("partials", "attachments")
+def test_a_delete_that_read_the_upload_before_its_retry_finished_it_deletes_the_attachment(
+        client, people, catalog, stored, services, other_node):
+    auth = people.auth("ada")
+    path = created(client, auth, 10, filename="notes.txt")
+    assert patch(client, auth, path, 0, b"hello").status_code == 204
+    services.partials.fail_once("commit", StoreUnavailable("the disk is away"))
+    assert patch(client, auth, path, 5, b"world").status_code == 503
+    [(attachment_id, *_)] = attachments(catalog)
+    subscription = subscribe(catalog, "http://127.0.0.1:9/hooks",
+                             ["attachment.created", "attachment.deleted"], FROZEN_NOW)
+
+    def finished_meanwhile(delete, user, view):
+        # the author's retry of the last PATCH, on another node, finished the upload after
+        # the DELETE read it
+        assert view.record.status == "prepared"
+        assert patch(other_node, auth, path, 5, b"world").status_code == 204
+        return delete(user, view)
+
+    services.attachments.around("delete", finished_meanwhile)
+    response = client.simulate_delete(f"/api/v3/attachments/{attachment_id}", headers=auth)
+
+    assert response.status_code == 204
+    assert attachments(catalog) == []
+    assert blob_files(stored) == {}
+    # the attachment it had become was deleted as one: its subscribers hear of it
+    assert outbox(catalog) == [(subscription, "attachment.created", attachment_id, False),
+                               (subscription, "attachment.deleted", attachment_id, False)]
+
+
 @pytest.mark.on_cue("stored_uploads")
 def test_terminating_an_upload_whose_finishing_failed_removes_what_it_prepared(
         client, people, catalog, stored, services):
