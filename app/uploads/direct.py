@@ -260,6 +260,10 @@ class DirectUploads:
         self._staging.discard(staged_key)
         return record
 
+    def staged_size(self, staged_key) -> int:
+        """The size of the file at ``staged_key``; ``FileNotFoundError`` when there is none."""
+        return self._staging.staged_size(staged_key)
+
     def authored_by(self, user, attachment_id):
         """The row of attachment ``attachment_id`` if ``user`` is its author; None otherwise
         (uploads in parts look their rows up with it too)."""

@@ -23,7 +23,7 @@ import datetime
 from typing import Any
 
 from affix.app.errors import InvalidQuery, not_found, property_violation
-from affix.storage.s3_direct_parts import PartPlan
+from affix.storage.s3_direct_parts import HeldPart, PartPlan
 
 # part URLs per request: a client asks again for the next ones as it goes
 MAX_URLS_PER_REQUEST = 100
@@ -122,8 +122,20 @@ class DirectPartUploads:
         try:
             held = self._parts.held_parts(record.storage_key)
         except FileNotFoundError:
-            raise not_found() from None
+            held = self._joined(record, plan)
         return HeldParts(record, plan, held)
+
+    def _joined(self, record, plan) -> list:
+        """Every part, held, when a completion that failed after joining them left the whole
+        file at the staged key (the upload waits for the completion's repeat); 404 when there
+        is neither an open upload nor that file."""
+        try:
+            size = self.direct_uploads.staged_size(record.storage_key)
+        except FileNotFoundError:
+            raise not_found() from None
+        if size != record.file_size:
+            raise not_found()
+        return [HeldPart(number, plan.length(number), "") for number in range(1, plan.count + 1)]
 
     def _prepared_in_parts(self, user, attachment_id) -> tuple[Any, PartPlan, int]:
         """(row, plan, seconds left) of the author's upload in parts while it waits for its

@@ -16,6 +16,7 @@ import pytest
 from affix.app import create_app
 from affix.app.cli.commands import main
 from affix.plugins.clamav import ScanOptions, refusal
+from affix.storage.blob_store import StoreUnavailable
 from affix.storage.s3_direct_parts import PartPlan
 from affix.storage.stores import open_blob_store
 from support.clamd import FINDING, eicar
@@ -27,7 +28,7 @@ from support.direct_parts import (
 )
 from support.direct_uploads import complete, prepare, prepared
 from support.clocks import Clock
-from support.errors import NOT_FOUND, assert_error
+from support.errors import NOT_FOUND, UNAVAILABLE, assert_error
 from support.races import RACE_ROUNDS, race
 from support.s3 import bucket_settings, s3_environ, s3_options
 from support.signing_bucket import SigningBucket
@@ -163,6 +164,29 @@ def test_the_bucket_refuses_part_urls_of_another_upload_or_part_and_expired_ones
             "parts"]] == [1]
     finally:
         bucket.close()
+
+
+@pytest.mark.on_cue("stored_uploads")
+def test_parts_a_failed_completion_joined_are_all_held_and_its_repeat_finishes(
+        client, people, catalog, s3_bucket, services):
+    upload = prepared_in_parts(client, people, "ada", "data.bin", len(CONTENT))
+    send_parts(client, people, "ada", upload, CONTENT)
+    # the completion joins the parts, then fails for a passing reason
+    services.stored_uploads.fail_once("finish", StoreUnavailable("the store is away"))
+    assert_error(complete(client, people, "ada", upload), 503, "ServiceUnavailable",
+                 UNAVAILABLE)
+    assert s3_bucket.pending_uploads() == []
+
+    # a client resuming asks which parts the bucket holds: all of them
+    answer = held(client, people, "ada", upload)
+    plan = PartPlan.for_size(len(CONTENT))
+    assert answer.status_code == 200
+    assert [(part["partNumber"], part["size"]) for part in answer.json["parts"]] == [
+        (number, plan.length(number)) for number in range(1, plan.count + 1)]
+    # so it sends none, and repeats the completion, which finishes the upload
+    assert complete(client, people, "ada", upload).status_code == 200
+    [(_, status, size, digest, _)] = rows(catalog)
+    assert (status, size, digest) == ("uploaded", len(CONTENT), md5(CONTENT))
 
 
 @pytest.mark.parametrize("query, message", [
