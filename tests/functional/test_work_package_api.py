@@ -4,6 +4,7 @@ priorities, forms, lockVersion, deletion with attachments, slashes, and 415 on a
 upload endpoint."""
 import datetime
 import errno
+import io
 import json
 import os
 
@@ -374,6 +375,17 @@ def test_a_json_media_type_in_any_case_is_json(client, people):
                                     headers={**people.auth("ada"),
                                              "Content-Type": "APPLICATION/JSON"})
     assert (response.status_code, response.json["subject"]) == (201, "Roof")
+
+
+def test_a_json_body_without_a_length_is_400_saying_so(client, people, catalog):
+    response = client.simulate_post("/api/v3/work_packages", headers={
+        **people.auth("ada"), "Content-Type": "application/json",
+        "Transfer-Encoding": "chunked"},
+        extras={"wsgi.input": io.BytesIO(json.dumps(document("Roof")).encode())})
+    assert_error(response, 400, "InvalidRequestBody", "A JSON body needs a Content-Length "
+                 "header; chunked transfer coding is for uploads.")
+    with catalog.database.connection_context():
+        assert list(catalog.WorkPackage.select()) == []
 
 
 def test_who_may_add_but_not_see_work_packages_gets_the_one_they_created(client, people):
