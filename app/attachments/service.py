@@ -279,12 +279,11 @@ class AttachmentService:
         with self.catalog.write_transaction():
             # the row as it was read: an upload finished since (a completion, a tus retry)
             # is an attachment now, with events of its own and maybe other bytes
-            if self._delete_as_read(record):
-                current = record
-            else:
+            current = record
+            # each read of a changed row deleted only as it was read: on PostgreSQL, nothing
+            # holds the row between the read and the delete
+            while current is not None and not self._delete_as_read(current):
                 current = Attachment.get_or_none(Attachment.id == record.id)
-                if current is not None:
-                    current.delete_instance()
             if current is not None and current.status != PREPARED:
                 # nobody heard of an upload that was only prepared
                 self.webhooks.deleted(current, user)

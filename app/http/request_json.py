@@ -62,10 +62,7 @@ def json_document(req) -> dict:
     """The request's body, parsed by the media handler of its Content-Type. Falcon finds that
     handler by the type as written; media types are case-insensitive (RFC 9110, 8.3.1), so
     ``Application/JSON`` finds it too."""
-    if req.content_length is None and req.get_header("Transfer-Encoding"):
-        # Falcon reads no body without a Content-Length: the JSON would read as missing
-        raise invalid_request_body("A JSON body needs a Content-Length header; chunked "
-                                   "transfer coding is for uploads.")
+    refuse_chunked_json(req)
     handlers = req.options.media_handlers
     media_type = media_type_of(req)
     try:
@@ -77,6 +74,14 @@ def json_document(req) -> dict:
     except RecursionError:
         raise not_json() from None
     return storable_document(document)
+
+
+def refuse_chunked_json(req) -> None:
+    """400 for a JSON body sent in chunks: Falcon reads no body without a Content-Length, so
+    the JSON would read as missing."""
+    if req.content_length is None and req.get_header("Transfer-Encoding"):
+        raise invalid_request_body("A JSON body needs a Content-Length header; chunked "
+                                   "transfer coding is for uploads.")
 
 
 def media_type_of(req) -> str:

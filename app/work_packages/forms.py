@@ -12,7 +12,7 @@ from affix.app.http import representers
 from affix.app.errors import DomainError, missing_permission
 from affix.app.http.errors import hal_error
 from affix.app.accounts.projects import visible_project
-from affix.app.http.request_json import json_document, links_of
+from affix.app.http.request_json import json_document, links_of, refuse_chunked_json
 from affix.app.work_packages.service import (
     ADD, ATTRIBUTES, SUBJECT_LIMIT, lock_version_of, project_of_document, read_change,
     update_conflict,
@@ -107,6 +107,7 @@ def _form(req, work_packages, document, change, *, project, work_package, commit
 def form_document(req) -> dict:
     """The payload to check: none at all is an empty one, as OpenProject takes a form request
     without a body (clients ask for the empty form to fill it in)."""
+    refuse_chunked_json(req)
     if not req.content_length:
         return {}
     return json_document(req)

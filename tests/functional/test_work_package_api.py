@@ -377,8 +377,9 @@ def test_a_json_media_type_in_any_case_is_json(client, people):
     assert (response.status_code, response.json["subject"]) == (201, "Roof")
 
 
-def test_a_json_body_without_a_length_is_400_saying_so(client, people, catalog):
-    response = client.simulate_post("/api/v3/work_packages", headers={
+@pytest.mark.parametrize("path", ["/api/v3/work_packages", "/api/v3/work_packages/form"])
+def test_a_json_body_without_a_length_is_400_saying_so(client, people, catalog, path):
+    response = client.simulate_post(path, headers={
         **people.auth("ada"), "Content-Type": "application/json",
         "Transfer-Encoding": "chunked"},
         extras={"wsgi.input": io.BytesIO(json.dumps(document("Roof")).encode())})
