@@ -26,6 +26,14 @@ from collections.abc import Callable
 _LIBC = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
 
 
+def _checked(name: str, result: int) -> None:
+    """OSError for the C library's ``name`` that answered ``result``, as Python's own calls
+    raise it: nothing for 0."""
+    if result != 0:
+        number = ctypes.get_errno()
+        raise OSError(number, f"{name}: {os.strerror(number)}")
+
+
 def _libc_syncfs() -> Callable[[int], None]:
     """``syncfs(fd)`` raising OSError; ``os.sync()`` where the C library has none."""
     native = getattr(_LIBC, "syncfs", None)
@@ -33,9 +41,7 @@ def _libc_syncfs() -> Callable[[int], None]:
         return lambda fd: os.sync()
 
     def flush(fd: int) -> None:
-        if native(fd) != 0:
-            number = ctypes.get_errno()
-            raise OSError(number, f"syncfs: {os.strerror(number)}")
+        _checked("syncfs", native(fd))
     return flush
 
 
@@ -55,9 +61,7 @@ def _libc_start_writeback() -> Callable[[int, int, int], None]:
     native.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
 
     def start(fd: int, offset: int, length: int) -> None:
-        if native(fd, offset, length, _SYNC_FILE_RANGE_WRITE) != 0:
-            number = ctypes.get_errno()
-            raise OSError(number, f"sync_file_range: {os.strerror(number)}")
+        _checked("sync_file_range", native(fd, offset, length, _SYNC_FILE_RANGE_WRITE))
     return start
 
 

@@ -15,7 +15,7 @@ import requests
 
 from affix.app.client.uploads import (
     ANSWER_TIMEOUT, SEND_TIMEOUT, Body, FileSlice, ResumeState, Stopped, Uploaded, UploadError,
-    expect, finishing,
+    expect, finishing, raise_failure,
 )
 
 # part URLs asked for at once (more when more parts go at once); they are asked for shortly
@@ -86,10 +86,7 @@ class PartsUpload:
             in_flight, return_when=concurrent.futures.FIRST_COMPLETED)
         if any(future.exception() is not None for future in finished):
             concurrent.futures.wait(in_flight)
-            failures = [future.exception() for future in (*finished, *in_flight)
-                        if future.exception() is not None]
-            raise next((failure for failure in failures if not isinstance(failure, Stopped)),
-                       failures[0])
+            raise_failure([*finished, *in_flight])
         return in_flight
 
     def _signed(self, parts, numbers):

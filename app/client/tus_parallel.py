@@ -15,7 +15,7 @@ import urllib.parse
 
 from affix.app.client.uploads import (
     ANSWER_TIMEOUT, API, TUS_VERSION, ResumeState, Stopped, Uploaded, UploadError,
-    attachment_link, expect, finishing, tus_metadata,
+    attachment_link, expect, finishing, raise_failure, tus_metadata,
 )
 
 # no partial upload is smaller: a file smaller than two of them goes up as one upload, where
@@ -140,10 +140,7 @@ class ParallelTusUpload:
             finally:
                 # Ctrl-C, or a failed partial upload: the others end after their chunk
                 self._stopping.set()
-        for future in futures:
-            failure = future.exception()
-            if failure is not None and not isinstance(failure, Stopped):
-                raise failure
+        raise_failure(futures)
         return [future.result() for future in futures]
 
     def _send_part(self, key, index, path, bounds, url, offset, bar) -> str:

@@ -118,6 +118,15 @@ class Stopped(Exception):
     early, as another failed or the user stopped the command."""
 
 
+def raise_failure(futures) -> None:
+    """Raise the first failure of ``futures`` (each done) that is no :class:`Stopped`: the one
+    that stopped the others, not one of theirs."""
+    failures = [future.exception() for future in futures if future.exception() is not None]
+    if failures:
+        raise next((failure for failure in failures if not isinstance(failure, Stopped)),
+                   failures[0])
+
+
 # a TLS connection the client cannot make fails the same way every time: what to change
 UNTRUSTED_CERTIFICATE = ("trust the certificate's CA with REQUESTS_CA_BUNDLE=/path/to/ca.pem, "
                          "or name the host the certificate is for in --url")

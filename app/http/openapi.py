@@ -83,7 +83,8 @@ UPLOAD_BODY = {
         },
     }},
 }
-# how an upload in parts is cut: parts of partSize bytes (at least 5 MiB), the last shorter
+
+
 def _parts(**more_properties):
     """An array of an upload's parts: each its number and size, and ``more_properties``."""
     properties = {"partNumber": {"type": "integer"}, "size": {"type": "integer"},
@@ -92,6 +93,7 @@ def _parts(**more_properties):
                                        "properties": properties}}
 
 
+# how an upload in parts is cut: parts of partSize bytes (at least 5 MiB), the last shorter
 PART_PLAN = {"fileSize": {"type": "integer", "minimum": 0},
              "partSize": {"type": "integer", "minimum": 5 * 1024 * 1024},
              "partCount": {"type": "integer", "minimum": 1, "maximum": 10_000}}
